@@ -1,0 +1,276 @@
+"""The mlthreat command line. Thin: parses arguments, calls the library, prints, maps errors to
+exit codes (0 nothing at or above --fail-on, 1 findings at or above it, 2 bad usage or input,
+3 mlthreat itself failed). Tracebacks only with --debug.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import traceback
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from mlthreat import __version__
+from mlthreat.analysis import Assessment, assess
+from mlthreat.catalog import Catalog, load_catalog
+from mlthreat.errors import InputError, MlthreatError, OutputError
+from mlthreat.examples import REFERENCE, example_spec, list_examples
+from mlthreat.pipeline import PipelineSpec, load_pipeline
+from mlthreat.report import FORMATS
+from mlthreat.report.common import at_least
+from mlthreat.report.terminal import summary
+from mlthreat.vocabulary import Family, RiskLevel
+
+EXIT_OK, EXIT_FINDINGS, EXIT_INPUT, EXIT_TOOL = 0, 1, 2, 3
+DEMO_MARKER = ".mlthreat-demo"
+
+EPILOG = """\
+examples:
+  mlthreat demo                                   threat-model the bundled credit-scoring case
+  mlthreat validate pipeline.yaml                 check a spec; every problem with file:line:col
+  mlthreat model pipeline.yaml                    summary in the terminal
+  mlthreat model pipeline.yaml -f html -o tm.html one self-contained HTML report
+  mlthreat model pipeline.yaml --out-dir reports  JSON, Markdown, SARIF and HTML at once
+  mlthreat model pipeline.yaml -f sarif -o tm.sarif --fail-on high   for CI code scanning
+  mlthreat catalog --family aml                   the adversarial-ML threats mlthreat knows
+  mlthreat schema > pipeline.schema.json          JSON Schema of the spec, for editors
+
+exit codes: 0 no finding at or above --fail-on, 1 findings at or above it,
+            2 bad usage or bad input, 3 mlthreat itself failed
+docs: docs/spec.md (spec format), docs/risk.md (scoring), docs/catalog.md (threats, controls)
+"""
+
+
+class Cli:
+    """Holds the consoles and flags of one invocation."""
+
+    def __init__(self, args: argparse.Namespace) -> None:
+        self.args = args
+        self.out = Console(highlight=False, soft_wrap=False)
+        self.err = Console(stderr=True, highlight=False)
+
+    # ----------------------------------------------------------------- output files
+    def write(self, path: Path, text: str, force: bool) -> None:
+        """Write a report; never overwrite a user's file without asking (or --force)."""
+        if path.exists() and not force and not self._confirm(path):
+            raise OutputError(f"{path}: exists; not overwritten. Use --force to replace it, "
+                              "or choose another -o/--out-dir")
+        if not path.parent.exists():
+            raise OutputError(f"{path}: folder {path.parent} does not exist; create it first")
+        try:
+            path.write_text(text, encoding="utf-8")
+        except OSError as exc:
+            raise OutputError(f"{path}: cannot write ({exc.strerror})") from exc
+
+    def _confirm(self, path: Path) -> bool:
+        if not sys.stdin.isatty() or not sys.stderr.isatty():
+            return False
+        answer = self.err.input(f"{path} exists. Overwrite? [y/N] ")
+        return answer.strip().lower() in ("y", "yes")
+
+    def print_summary(self, assessment: Assessment, to_stderr: bool = False) -> None:
+        console = self.err if to_stderr else self.out
+        for part in summary(assessment):
+            console.print(part)
+        for w in assessment.warnings:
+            self.err.print(Text.assemble(("warning: ", "yellow"), w))
+
+    # ----------------------------------------------------------------- commands
+    def cmd_validate(self) -> int:
+        catalog = load_catalog()
+        pipeline = load_pipeline(self.args.spec, catalog)
+        spec = pipeline.spec
+        controls = set(pipeline.pipeline_controls).union(*pipeline.controls.values())
+        self.out.print(f"[green]OK[/] {self.args.spec}: {len(spec.components)} components, "
+                       f"{len(spec.flows)} flows, {len(controls)} distinct controls")
+        for w in pipeline.warnings:
+            self.err.print(Text.assemble(("warning: ", "yellow"), w))
+        return EXIT_OK
+
+    def cmd_model(self) -> int:
+        args = self.args
+        assessment = self._assess(Path(args.spec))
+        if args.out_dir:
+            self._write_all(assessment, Path(args.out_dir), args.force)
+            self.print_summary(assessment)
+        elif args.format:
+            text = FORMATS[args.format].render(assessment)
+            if args.output:
+                self.write(Path(args.output), text, args.force)
+                self.print_summary(assessment)
+                self.out.print(f"wrote {args.output}")
+            else:
+                sys.stdout.write(text)
+        else:
+            self.print_summary(assessment)
+        return self._exit_for(assessment)
+
+    def cmd_demo(self) -> int:
+        spec = example_spec(self.args.example)
+        if not spec.is_file():
+            raise InputError(f"no example named {self.args.example!r}; "
+                             f"bundled: {', '.join(list_examples())}")
+        out_dir = Path(self.args.out)
+        ours = (out_dir / DEMO_MARKER).exists()
+        if out_dir.exists() and any(out_dir.iterdir()) and not ours and not self.args.force:
+            raise OutputError(f"{out_dir}: exists and was not written by `mlthreat demo`; "
+                              "choose another --out or use --force")
+        out_dir.mkdir(parents=True, exist_ok=True)
+        (out_dir / DEMO_MARKER).write_text("reports written by `mlthreat demo`\n")
+        assessment = self._assess(spec)
+        self.print_summary(assessment)
+        self._write_all(assessment, out_dir, force=True)
+        return EXIT_OK
+
+    def cmd_schema(self) -> int:
+        text = json.dumps(PipelineSpec.model_json_schema(by_alias=True), indent=2) + "\n"
+        if self.args.output:
+            self.write(Path(self.args.output), text, self.args.force)
+        else:
+            sys.stdout.write(text)
+        return EXIT_OK
+
+    def cmd_catalog(self) -> int:
+        catalog = load_catalog()
+        family = Family(self.args.family) if self.args.family else None
+        if self.args.format == "json":
+            items = (catalog.controls if self.args.controls else catalog.by_family(family))
+            data = [i.model_dump(mode="json") for i in items
+                    if family is None or i.family == family]
+            sys.stdout.write(json.dumps(data, indent=2) + "\n")
+        elif self.args.controls:
+            self.out.print(_controls_table(catalog, family))
+        else:
+            self.out.print(_threats_table(catalog, family))
+        return EXIT_OK
+
+    # ----------------------------------------------------------------- helpers
+    def _assess(self, spec: Path) -> Assessment:
+        catalog = load_catalog()
+        with self.err.status(f"threat-modelling {spec} …"):
+            return assess(load_pipeline(spec, catalog), catalog)
+
+    def _write_all(self, assessment: Assessment, out_dir: Path, force: bool) -> None:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        for name, module in FORMATS.items():
+            path = out_dir / f"threat-model.{module.EXTENSION}"
+            self.write(path, module.render(assessment), force)
+            self.out.print(f"wrote {path}  [dim]({name})[/]")
+
+    def _exit_for(self, assessment: Assessment) -> int:
+        if not self.args.fail_on:
+            return EXIT_OK
+        hits = at_least(list(assessment.findings), RiskLevel(self.args.fail_on))
+        if hits:
+            self.err.print(f"{len(hits)} findings at or above {self.args.fail_on}")
+            return EXIT_FINDINGS
+        return EXIT_OK
+
+
+def _threats_table(catalog: Catalog, family: Family | None) -> Table:
+    table = Table(title=f"{len(catalog.by_family(family))} threats", title_justify="left")
+    for col in ("id", "family", "goal · asset", "acts at", "ATLAS"):
+        table.add_column(col)
+    for t in catalog.by_family(family):
+        table.add_row(f"{t.id}\n[dim]{t.name}[/]", t.family.value,
+                      f"{t.goal.value} · {t.asset.value}",
+                      ", ".join(k.value for k in t.acts_at.kinds),
+                      ", ".join(t.references.atlas))
+    return table
+
+
+def _controls_table(catalog: Catalog, family: Family | None) -> Table:
+    controls = [c for c in catalog.controls if family is None or c.family == family]
+    table = Table(title=f"{len(controls)} controls (use the id or an alias in a spec)",
+                  title_justify="left")
+    for col in ("id", "family", "incidental", "aliases", "mitigates"):
+        table.add_column(col)
+    for c in controls:
+        table.add_row(f"{c.id}\n[dim]{c.name}[/]", c.family.value, "yes" if c.incidental else "",
+                      ", ".join(c.aliases), ", ".join(f"{t} ({s.value})"
+                                                      for t, s in c.mitigates.items()))
+    return table
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="mlthreat", formatter_class=argparse.RawDescriptionHelpFormatter, epilog=EPILOG,
+        description="Threat-model a whole machine-learning pipeline: adversarial-ML and "
+                    "classical security threats, kept apart and linked by the asset they aim at.")
+    parser.add_argument("--version", action="version", version=f"mlthreat {__version__}")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("model", help="threat-model a pipeline spec and report the findings",
+                       formatter_class=argparse.RawDescriptionHelpFormatter, epilog=EPILOG)
+    p.add_argument("spec", help="pipeline spec (YAML); see docs/spec.md")
+    p.add_argument("-f", "--format", choices=sorted(FORMATS),
+                   help="report format; to stdout unless -o is given")
+    p.add_argument("-o", "--output", help="write the report to this file (needs -f)")
+    p.add_argument("--out-dir", help="write every format into this folder as threat-model.*")
+    p.add_argument("--fail-on", choices=[lvl.value for lvl in RiskLevel if lvl != "info"],
+                   help="exit 1 if any finding is at or above this risk level (for CI)")
+    p.add_argument("--force", action="store_true", help="overwrite existing output files")
+    p.set_defaults(run=Cli.cmd_model)
+
+    p = sub.add_parser("validate", help="check a pipeline spec and report every problem")
+    p.add_argument("spec", help="pipeline spec (YAML)")
+    p.set_defaults(run=Cli.cmd_validate)
+
+    p = sub.add_parser("demo", help="threat-model a bundled example and write all reports")
+    p.add_argument("--out", default="mlthreat-demo", help="folder for the reports "
+                   "(default: %(default)s)")
+    p.add_argument("--example", default=REFERENCE,
+                   help=f"bundled example (default: %(default)s; others: "
+                        f"{', '.join(e for e in list_examples() if e != REFERENCE)})")
+    p.add_argument("--force", action="store_true", help="write into a folder that has other files")
+    p.set_defaults(run=Cli.cmd_demo)
+
+    p = sub.add_parser("schema", help="print the JSON Schema of the pipeline spec")
+    p.add_argument("-o", "--output", help="write it to this file instead of stdout")
+    p.add_argument("--force", action="store_true", help="overwrite an existing file")
+    p.set_defaults(run=Cli.cmd_schema)
+
+    p = sub.add_parser("catalog", help="list the threats (or controls) mlthreat knows")
+    p.add_argument("--family", choices=[f.value for f in Family])
+    p.add_argument("--controls", action="store_true", help="list controls instead of threats")
+    p.add_argument("-f", "--format", choices=["text", "json"], default="text")
+    p.set_defaults(run=Cli.cmd_catalog)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if getattr(args, "output", None) and getattr(args, "format", "x") is None:
+        parser.error("-o/--output needs -f/--format (or use --out-dir for every format)")
+    cli = Cli(args)
+    run: Callable[[Cli], int] = args.run
+    try:
+        return run(cli)
+    except InputError as exc:
+        if args.debug:
+            traceback.print_exc()
+        cli.err.print(Text.assemble(("error: ", "bold red"), str(exc)))
+        return EXIT_INPUT
+    except KeyboardInterrupt:
+        cli.err.print("interrupted")
+        return 130
+    except Exception as exc:  # noqa: BLE001 - the boundary: everything else is our failure
+        if args.debug:
+            traceback.print_exc()
+        kind = "" if isinstance(exc, MlthreatError) else f"{type(exc).__name__}: "
+        cli.err.print(Text.assemble(
+            ("mlthreat failed: ", "bold red"), f"{kind}{exc}\n",
+            "Run again with --debug for the traceback, and please report it."))
+        return EXIT_TOOL
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,84 @@
+"""HTML: one self-contained file that opens offline (inline CSS, inline SVG, no external loads).
+
+Draws the pipeline with findings marked per component in the two family colours, a component x
+threat heatmap, the asset view, attack paths, integrity paths and what to do first.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import Any
+
+from jinja2 import Environment, PackageLoader, select_autoescape
+
+from mlthreat.analysis.model import Assessment, Finding
+from mlthreat.report.common import (
+    FAMILY_COLOR, FAMILY_LABEL, LEVEL_COLOR, by_family, fmt, reference_url,
+)
+from mlthreat.report.layout import NODE_H, NODE_W, layout
+from mlthreat.vocabulary import RISK_ORDER, Family, Kind
+
+EXTENSION = "html"
+MAX_DRAWN = 400
+# Where each kind usually sits, left to right; flows against this order are drawn as feedback.
+STAGE = {
+    Kind.data_source: 0, Kind.feedback: 0, Kind.code_repository: 0, Kind.labeling: 1,
+    Kind.pretrained_model: 1, Kind.data_store: 2, Kind.ci_cd: 2, Kind.preprocessing: 3,
+    Kind.feature_store: 4, Kind.training: 5, Kind.validation: 6, Kind.model_registry: 7,
+    Kind.serving: 8, Kind.edge_deployment: 8, Kind.client: 9, Kind.monitoring: 9,
+}  # components; beyond this the diagram and heatmap would not be readable
+
+_env = Environment(loader=PackageLoader("mlthreat.report", "templates"),
+                   autoescape=select_autoescape(["html", "j2"]), trim_blocks=True,
+                   lstrip_blocks=True)
+_env.filters["fmt"] = fmt
+
+
+def _worst(findings: list[Finding]) -> str | None:
+    if not findings:
+        return None
+    return max((f.level for f in findings), key=RISK_ORDER.index).value
+
+
+def _diagram(a: Assessment) -> dict[str, Any] | None:
+    if len(a.components) > MAX_DRAWN:
+        return None
+    lay = layout([c.id for c in a.components], [(f.source, f.target) for f in a.flows],
+                 {c.id: STAGE[Kind(c.kind)] for c in a.components})
+    per: dict[str, dict[Family, list[Finding]]] = defaultdict(lambda: defaultdict(list))
+    for f in a.findings:
+        per[f.component][f.family].append(f)
+    nodes = []
+    for c in a.components:
+        box = lay.boxes[c.id]
+        fams = per[c.id]
+        nodes.append({
+            "c": c, "x": box.x, "y": box.y,
+            "aml": len(fams[Family.aml]), "cls": len(fams[Family.classical]),
+            "aml_worst": _worst(fams[Family.aml]), "cls_worst": _worst(fams[Family.classical]),
+        })
+    return {"nodes": nodes, "edges": lay.edges, "width": lay.width, "height": lay.height,
+            "w": NODE_W, "h": NODE_H}
+
+
+def _heatmap(a: Assessment) -> dict[str, Any] | None:
+    if len(a.components) > MAX_DRAWN or not a.findings:
+        return None
+    threats: dict[str, Finding] = {}
+    for f in sorted(a.findings, key=lambda f: (f.family.value, f.threat_id)):
+        threats.setdefault(f.threat_id, f)
+    cells = {(f.component, f.threat_id): f for f in a.findings}
+    rows = [c for c in a.components if any((c.id, t) in cells for t in threats)]
+    return {"threats": list(threats.values()), "rows": rows, "cells": cells}
+
+
+def render(a: Assessment) -> str:
+    template = _env.get_template("report.html.j2")
+    return template.render(
+        a=a, counts=a.counts(), families=list(Family), family_label=FAMILY_LABEL,
+        family_color=FAMILY_COLOR, level_color={k.value: v for k, v in LEVEL_COLOR.items()},
+        levels=[lvl.value for lvl in reversed(RISK_ORDER[1:])],
+        diagram=_diagram(a), heatmap=_heatmap(a),
+        findings_by_family={fam: by_family(a, fam) for fam in Family},
+        reference_url=reference_url, max_drawn=MAX_DRAWN,
+    )

@@ -1,0 +1,13 @@
+"""JSON: the canonical form of an Assessment (schema: docs/assessment.schema.json)."""
+
+from __future__ import annotations
+
+import json
+
+from mlthreat.analysis.model import Assessment
+
+EXTENSION = "json"
+
+
+def render(assessment: Assessment) -> str:
+    return json.dumps(assessment.to_dict(), indent=2, ensure_ascii=False) + "\n"

@@ -1,0 +1,98 @@
+"""Markdown: the assessment as a document for reviews and pull requests."""
+
+from __future__ import annotations
+
+from mlthreat.analysis.model import Assessment, Finding
+from mlthreat.report.common import FAMILY_LABEL, by_family, fmt, path_text, reference_url
+from mlthreat.vocabulary import RiskLevel, Family
+
+EXTENSION = "md"
+
+
+def _cell(text: str) -> str:
+    return text.replace("|", "\\|").replace("\n", " ")
+
+
+def _refs(f: Finding) -> str:
+    parts = []
+    for r in f.references:
+        url = reference_url(r.scheme, r.id)
+        parts.append(f"[{r.id}]({url})" if url else r.id)
+    return ", ".join(parts)
+
+
+def _summary(a: Assessment) -> list[str]:
+    counts = a.counts()
+    lines = ["| family | critical | high | medium | low |", "|---|---|---|---|---|"]
+    for fam in Family:
+        c = counts[fam.value]
+        lines.append(f"| {FAMILY_LABEL[fam]} | {c['critical']} | {c['high']} | {c['medium']} "
+                     f"| {c['low']} |")
+    return lines
+
+
+def _findings(findings: list[Finding]) -> list[str]:
+    lines = ["| risk | threat | acts at | path | likelihood × impact | missing controls | references |",
+             "|---|---|---|---|---|---|---|"]
+    for f in findings:
+        missing = ", ".join(c.control for c in f.controls_missing[:4])
+        lines.append(
+            f"| **{f.level.value}** {fmt(f.score)} | {_cell(f.name)} (`{f.threat_id}`) "
+            f"| `{f.component}` | {path_text(f)} | {fmt(f.likelihood)} × {f.impact} "
+            f"| {missing} | {_refs(f)} |")
+    return lines
+
+
+def _adjustments(findings: list[Finding]) -> list[str]:
+    lines = []
+    for f in findings:
+        if not f.adjustments:
+            continue
+        steps = "; ".join(f"{a.delta:+g} {a.reason}" for a in f.adjustments)
+        lines.append(f"- `{f.id}`: base {fmt(f.base_likelihood)} → {fmt(f.likelihood)} ({steps})")
+    return lines
+
+
+def render(a: Assessment) -> str:
+    out = [f"# Threat model: {a.pipeline_name}", ""]
+    if a.pipeline_description:
+        out += [a.pipeline_description, ""]
+    out += [f"Spec: `{a.spec_file}` · {len(a.components)} components · {len(a.flows)} flows · "
+            f"{len(a.findings)} findings · mlthreat {a.tool_version}, MITRE ATLAS "
+            f"{a.catalog_atlas_version}", "", "## Summary", "", *_summary(a), ""]
+    if a.recommendations:
+        out += ["## What to do first", "",
+                "| # | control | family | where | risk removed | findings |", "|---|---|---|---|---|---|"]
+        out += [f"| {r.rank} | {r.name} (`{r.control}`) | {r.family} | {', '.join(r.where)} "
+                f"| {fmt(r.risk_reduction)} | {r.findings} |" for r in a.recommendations]
+        out.append("")
+    out += ["## Assets: both families side by side", ""]
+    for g in a.asset_groups:
+        link = " — **linked: both families**" if g.linked else ""
+        out += [f"### {g.asset} · {g.goal} (criticality {g.criticality}, worst {g.max_level.value})"
+                f"{link}", "", g.summary, ""]
+        for label, ids in (("Adversarial ML", g.aml), ("Classical security", g.classical)):
+            if ids:
+                out.append(f"- {label}: " + ", ".join(f"`{i}`" for i in ids))
+        out.append("")
+    if a.integrity_paths:
+        out += ["## Pipeline integrity: untrusted data into training", ""]
+        for p in a.integrity_paths:
+            out += [f"- **{p.verdict}** `{' → '.join(p.path)}`: {p.explanation}"]
+        out.append("")
+    if a.incidental_mitigations:
+        out += ["## Defences you already run (incidental mitigations)", ""]
+        out += [f"- **{m.name}** (`{m.control}`): {m.explanation}" for m in a.incidental_mitigations]
+        out.append("")
+    for fam in Family:
+        findings = by_family(a, fam)
+        out += [f"## {FAMILY_LABEL[fam]} findings ({len(findings)})", ""]
+        out += (_findings(findings) if findings else ["None."]) + [""]
+    adjusted = _adjustments(list(a.findings))
+    if adjusted:
+        out += ["## Why each likelihood moved", "", *adjusted, ""]
+    if a.warnings:
+        out += ["## Warnings", "", *[f"- {w}" for w in a.warnings], ""]
+    out += ["---", f"Risk = likelihood (1-5) × impact (1-5); critical ≥ 16, high ≥ 10, "
+            f"medium ≥ 5. Levels: {', '.join(l.value for l in RiskLevel)}. See docs/risk.md.", ""]
+    return "\n".join(out)

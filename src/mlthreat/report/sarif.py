@@ -1,0 +1,99 @@
+"""SARIF 2.1.0 for code-scanning tools: one rule per catalog threat, one result per finding,
+each pointing at the spec line of the component where the attacker acts."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import PurePath
+from typing import Any
+
+from mlthreat.analysis.model import Assessment, Finding
+from mlthreat.report.common import FAMILY_LABEL, fmt, path_text, reference_url
+from mlthreat.vocabulary import RiskLevel
+
+EXTENSION = "sarif"
+SCHEMA_URI = "https://docs.oasis-open.org/sarif/sarif/v2.1.0/errata01/os/schemas/sarif-schema-2.1.0.json"
+LEVEL = {RiskLevel.critical: "error", RiskLevel.high: "error", RiskLevel.medium: "warning",
+         RiskLevel.low: "note", RiskLevel.info: "none"}
+
+
+def _rule(finding: Finding, worst: float) -> dict[str, Any]:
+    refs = "\n".join(
+        f"- {r.scheme} {r.id}: {r.name}" + (f" <{u}>" if (u := reference_url(r.scheme, r.id)) else "")
+        for r in finding.references)
+    tags = ["security", f"family:{finding.family.value}", f"asset:{finding.asset}",
+            *(r.id for r in finding.references if r.scheme != "nist")]
+    return {
+        "id": finding.threat_id,
+        "name": "".join(w.capitalize() for w in finding.threat_id.split("-")),
+        "shortDescription": {"text": finding.name},
+        "fullDescription": {"text": finding.description},
+        "help": {"text": f"{finding.recommendation}\n\nReferences:\n{refs}",
+                 "markdown": f"{finding.recommendation}\n\n**References**\n\n{refs}"},
+        "properties": {"tags": tags, "family": finding.family.value,
+                       "security-severity": f"{worst / 2.5:.1f}"},
+    }
+
+
+def _result(finding: Finding, index: int, uri: str) -> dict[str, Any]:
+    message = (f"[{FAMILY_LABEL[finding.family]}] {finding.name} at '{finding.component}' "
+               f"(risk {finding.level.value}, score {fmt(finding.score)}). "
+               f"Path: {path_text(finding, ' -> ')}.")
+    missing = [c.control for c in finding.controls_missing]
+    if missing:
+        message += f" Missing controls: {', '.join(missing)}."
+    return {
+        "ruleId": finding.threat_id,
+        "ruleIndex": index,
+        "level": LEVEL[finding.level],
+        "message": {"text": message},
+        "locations": [{
+            "physicalLocation": {
+                "artifactLocation": {"uri": uri},
+                "region": {"startLine": finding.spec_line, "startColumn": finding.spec_column},
+            },
+            "logicalLocations": [{"name": finding.component, "kind": "module"}],
+        }],
+        "partialFingerprints": {
+            "mlthreatFinding/v1": hashlib.sha256(finding.id.encode()).hexdigest()[:32]},
+        "properties": {
+            "family": finding.family.value, "asset": finding.asset, "goal": finding.goal,
+            "risk": finding.level.value, "score": finding.score,
+            "likelihood": finding.likelihood, "impact": finding.impact,
+            "path": list(finding.path), "controlsMissing": missing,
+        },
+    }
+
+
+def _uri(spec_file: str) -> str:
+    path = PurePath(spec_file)
+    return path.as_uri() if path.is_absolute() else path.as_posix()
+
+
+def render(assessment: Assessment) -> str:
+    rule_index: dict[str, int] = {}
+    worst: dict[str, float] = {}
+    first: dict[str, Finding] = {}
+    for f in assessment.findings:
+        worst[f.threat_id] = max(worst.get(f.threat_id, 0.0), f.score)
+        first.setdefault(f.threat_id, f)
+    rules = []
+    for threat_id in sorted(first):
+        rule_index[threat_id] = len(rules)
+        rules.append(_rule(first[threat_id], worst[threat_id]))
+    uri = _uri(assessment.spec_file)
+    log = {
+        "$schema": SCHEMA_URI,
+        "version": "2.1.0",
+        "runs": [{
+            "tool": {"driver": {
+                "name": "mlthreat", "version": assessment.tool_version,
+                "semanticVersion": assessment.tool_version,
+                "rules": rules}},
+            "artifacts": [{"location": {"uri": uri}, "roles": ["analysisTarget"]}],
+            "results": [_result(f, rule_index[f.threat_id], uri) for f in assessment.findings],
+            "properties": {"pipeline": assessment.pipeline_name},
+        }],
+    }
+    return json.dumps(log, indent=2, ensure_ascii=False) + "\n"
