@@ -1,0 +1,51 @@
+"""Shared fixtures: the catalog, the bundled examples, and small specs written on the fly."""
+
+from __future__ import annotations
+
+import textwrap
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from mlthreat.analysis import Assessment, assess
+from mlthreat.catalog import Catalog, load_catalog
+from mlthreat.pipeline import Pipeline, load_pipeline
+
+ROOT = Path(__file__).resolve().parents[1]
+EXAMPLES = ROOT / "examples"
+EXAMPLE_NAMES = sorted(p.parent.name for p in EXAMPLES.glob("*/pipeline.yaml"))
+ATLAS_YAML = ROOT.parent / "shared" / "reference" / "atlas" / "ATLAS.yaml"
+
+
+@pytest.fixture(scope="session")
+def catalog() -> Catalog:
+    return load_catalog()
+
+
+@pytest.fixture
+def write_spec(tmp_path: Path) -> Callable[[str], Path]:
+    def write(text: str, name: str = "pipeline.yaml") -> Path:
+        path = tmp_path / name
+        path.write_text(textwrap.dedent(text), encoding="utf-8")
+        return path
+    return write
+
+
+@pytest.fixture
+def model_of(write_spec: Callable[[str], Path], catalog: Catalog
+             ) -> Callable[[str], Assessment]:
+    """Threat-model a spec given as YAML text."""
+    def run(text: str) -> Assessment:
+        return assess(load_pipeline(write_spec(text), catalog), catalog)
+    return run
+
+
+@pytest.fixture(scope="session")
+def example_pipeline(catalog: Catalog) -> Callable[[str], Pipeline]:
+    return lambda name: load_pipeline(EXAMPLES / name / "pipeline.yaml", catalog)
+
+
+@pytest.fixture(scope="session")
+def credit(catalog: Catalog) -> Assessment:
+    return assess(load_pipeline(EXAMPLES / "credit-scoring" / "pipeline.yaml", catalog), catalog)
