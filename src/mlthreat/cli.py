@@ -53,7 +53,7 @@ class Cli:
     def __init__(self, args: argparse.Namespace) -> None:
         self.args = args
         self.out = Console(highlight=False, soft_wrap=False)
-        self.err = Console(stderr=True, highlight=False)
+        self.err = Console(stderr=True, highlight=False, soft_wrap=True)  # file:line:col stays whole
 
     # ----------------------------------------------------------------- output files
     def write(self, path: Path, text: str, force: bool) -> None:
@@ -90,7 +90,7 @@ class Cli:
         self.out.print(f"[green]OK[/] {self.args.spec}: {len(spec.components)} components, "
                        f"{len(spec.flows)} flows, {len(controls)} distinct controls")
         for w in pipeline.warnings:
-            self.err.print(Text.assemble(("warning: ", "yellow"), w))
+            self.err.print(Text.assemble(("warning: ", "yellow"), str(w)))
         return EXIT_OK
 
     def cmd_model(self) -> int:

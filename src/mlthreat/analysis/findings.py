@@ -8,8 +8,13 @@ from dataclasses import dataclass
 from mlthreat.analysis.model import Adjustment, ControlUse, Finding, Reference
 from mlthreat.analysis.paths import HarmTracer
 from mlthreat.analysis.risk import (
-    CONTROL_STEP, NETWORK_EXPOSURE_STEP, PARTNER_ONLY_STEP, clamp_likelihood, impact_for,
-    level_for, score_for,
+    CONTROL_STEP,
+    NETWORK_EXPOSURE_STEP,
+    PARTNER_ONLY_STEP,
+    clamp_likelihood,
+    impact_for,
+    level_for,
+    score_for,
 )
 from mlthreat.catalog import Catalog, Control, Threat
 from mlthreat.pipeline import Component, Pipeline

@@ -7,7 +7,10 @@ from collections import defaultdict
 
 from mlthreat.analysis.findings import PIPELINE_WIDE
 from mlthreat.analysis.model import (
-    AssetGroup, Finding, IncidentalMitigation, Recommendation,
+    AssetGroup,
+    Finding,
+    IncidentalMitigation,
+    Recommendation,
 )
 from mlthreat.analysis.risk import CONTROL_STEP, clamp_likelihood, score_for
 from mlthreat.catalog import Catalog

@@ -13,12 +13,13 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from mlthreat.catalog import Catalog
 from mlthreat.errors import Problem, SpecError
-from mlthreat.pipeline.spec import AssetInfo, Artifacts, Component, Flow, PipelineSpec
-from mlthreat.pipeline.yamlpos import Located, Path as YPath, load_located
+from mlthreat.pipeline.spec import Artifacts, AssetInfo, Component, Flow, PipelineSpec
+from mlthreat.pipeline.yamlpos import Located, load_located
+from mlthreat.pipeline.yamlpos import Path as YPath
 from mlthreat.vocabulary import Asset, Criticality, Exposure, Kind
 
 _ENUMS: dict[str, list[str]] = {
@@ -126,7 +127,7 @@ def _parse_yaml(text: str, file: str) -> Located:
         raise SpecError([Problem(file, None, None, f"not valid YAML: {exc}")]) from exc
 
 
-_MODELS: dict[tuple[str, ...], type] = {
+_MODELS: dict[tuple[str, ...], type[BaseModel]] = {
     (): PipelineSpec, ("components",): Component, ("components", "artifacts"): Artifacts,
     ("flows",): Flow, ("assets",): AssetInfo,
 }

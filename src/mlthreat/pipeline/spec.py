@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 from mlthreat.vocabulary import Asset, Criticality, Exposure, Kind
 
@@ -24,6 +24,10 @@ def _as_list(value: object) -> object:
     return [value] if isinstance(value, str) else value
 
 
+# A list of strings that may also be written as one string.
+StrList = Annotated[list[str], BeforeValidator(_as_list, json_schema_input_type=str | list[str])]
+
+
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -31,16 +35,13 @@ class _Strict(BaseModel):
 class Artifacts(_Strict):
     """Where the component's real things are: paths relative to the spec file, or a URL."""
 
-    data: list[str] = Field(default_factory=list, description="Data files or folders.")
-    model: list[str] = Field(default_factory=list, description="Model files or folders.")
-    code: list[str] = Field(default_factory=list, description="Code, notebooks, configs.")
+    data: StrList = Field(default_factory=list, description="Data files or folders.")
+    model: StrList = Field(default_factory=list, description="Model files or folders.")
+    code: StrList = Field(default_factory=list, description="Code, notebooks, configs.")
     endpoint: str | None = Field(default=None, description="URL of a served endpoint.")
     model_format: Literal["pickle", "joblib", "torch", "safetensors", "onnx", "keras",
                           "xgboost_json", "other"] | None = Field(
         default=None, description="Format of the model files, when the extension does not say.")
-
-    _lists = field_validator("data", "model", "code", mode="before")(
-        lambda cls, v: _as_list(v))
 
 
 class Component(_Strict):
@@ -51,12 +52,10 @@ class Component(_Strict):
         default=Exposure.internal,
         description="Who can reach it: public (anyone), partner, internal, offline.")
     owner: str | None = Field(default=None, description="Team or provider responsible.")
-    controls: list[str] = Field(default_factory=list, description="Control ids from the catalog.")
+    controls: StrList = Field(default_factory=list, description="Control ids from the catalog.")
     artifacts: Artifacts = Field(default_factory=Artifacts)
     personal_data: bool = Field(default=False, description="Holds or handles data about people.")
     notes: str | None = None
-
-    _controls = field_validator("controls", mode="before")(lambda cls, v: _as_list(v))
 
     @property
     def label(self) -> str:
@@ -86,9 +85,7 @@ class PipelineSpec(_Strict):
     owner: str | None = Field(default=None, description="Team that owns the pipeline.")
     assets: dict[Asset, AssetInfo] = Field(
         default_factory=dict, description="How much each asset matters; default medium.")
-    controls: list[str] = Field(
+    controls: StrList = Field(
         default_factory=list, description="Controls that apply to every component.")
     components: list[Component] = Field(min_length=1)
     flows: list[Flow] = Field(default_factory=list)
-
-    _controls = field_validator("controls", mode="before")(lambda cls, v: _as_list(v))

@@ -13,7 +13,12 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 
 from mlthreat.analysis.model import Assessment, Finding
 from mlthreat.report.common import (
-    FAMILY_COLOR, FAMILY_LABEL, LEVEL_COLOR, by_family, fmt, reference_url,
+    FAMILY_COLOR,
+    FAMILY_LABEL,
+    LEVEL_COLOR,
+    by_family,
+    fmt,
+    reference_url,
 )
 from mlthreat.report.layout import NODE_H, NODE_W, layout
 from mlthreat.vocabulary import RISK_ORDER, Family, Kind

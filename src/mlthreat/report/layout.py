@@ -2,8 +2,9 @@
 
 Feedback loops are real, so cycles are broken first by pipeline stage (an edge from a later stage
 to an earlier one, such as serving -> data store, is a feedback edge), then by DFS back edges for
-any cycle left; feedback edges are drawn as dashed return arcs under the diagram. Layers come from longest paths in the remaining DAG (networkx), order within a
-layer from a few barycenter sweeps to reduce crossings.
+any cycle left; feedback edges are drawn as dashed return arcs under the diagram. Layers come
+from longest paths in the remaining DAG (networkx), order within a layer from a few barycenter
+sweeps to reduce crossings.
 """
 
 from __future__ import annotations

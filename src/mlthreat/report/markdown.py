@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from mlthreat.analysis.model import Assessment, Finding
 from mlthreat.report.common import FAMILY_LABEL, by_family, fmt, path_text, reference_url
-from mlthreat.vocabulary import RiskLevel, Family
+from mlthreat.vocabulary import Family, RiskLevel
 
 EXTENSION = "md"
 
@@ -94,5 +94,5 @@ def render(a: Assessment) -> str:
     if a.warnings:
         out += ["## Warnings", "", *[f"- {w}" for w in a.warnings], ""]
     out += ["---", f"Risk = likelihood (1-5) × impact (1-5); critical ≥ 16, high ≥ 10, "
-            f"medium ≥ 5. Levels: {', '.join(l.value for l in RiskLevel)}. See docs/risk.md.", ""]
+            f"medium ≥ 5. Levels: {', '.join(lvl.value for lvl in RiskLevel)}. See docs/risk.md.", ""]
     return "\n".join(out)

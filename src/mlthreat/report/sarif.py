@@ -18,10 +18,13 @@ LEVEL = {RiskLevel.critical: "error", RiskLevel.high: "error", RiskLevel.medium:
          RiskLevel.low: "note", RiskLevel.info: "none"}
 
 
+def _reference_line(scheme: str, ref_id: str, name: str) -> str:
+    url = reference_url(scheme, ref_id)
+    return f"- {scheme} {ref_id}: {name}" + (f" <{url}>" if url else "")
+
+
 def _rule(finding: Finding, worst: float) -> dict[str, Any]:
-    refs = "\n".join(
-        f"- {r.scheme} {r.id}: {r.name}" + (f" <{u}>" if (u := reference_url(r.scheme, r.id)) else "")
-        for r in finding.references)
+    refs = "\n".join(_reference_line(r.scheme, r.id, r.name) for r in finding.references)
     tags = ["security", f"family:{finding.family.value}", f"asset:{finding.asset}",
             *(r.id for r in finding.references if r.scheme != "nist")]
     return {
@@ -78,7 +81,7 @@ def render(assessment: Assessment) -> str:
     for f in assessment.findings:
         worst[f.threat_id] = max(worst.get(f.threat_id, 0.0), f.score)
         first.setdefault(f.threat_id, f)
-    rules = []
+    rules: list[dict[str, Any]] = []
     for threat_id in sorted(first):
         rule_index[threat_id] = len(rules)
         rules.append(_rule(first[threat_id], worst[threat_id]))

@@ -1,0 +1,137 @@
+"""The command line: exit codes 0/1/2/3, files never overwritten silently, no tracebacks."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import jsonschema
+import pytest
+import yaml
+
+from mlthreat import cli
+from tests.conftest import EXAMPLES
+
+CREDIT = str(EXAMPLES / "credit-scoring" / "pipeline.yaml")
+SAFE = """\
+name: safe
+components:
+  - {id: archive, kind: data_store, exposure: offline,
+     controls: [access_control, network_isolation, encryption_at_rest]}
+"""
+
+
+def run(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
+    code = cli.main(argv)
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_validate_good_and_bad(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(["validate", CREDIT], capsys)
+    assert code == 0 and "12 components" in out
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: x\ncomponents:\n  - id: a\n    kind: servng\n")
+    code, out, err = run(["validate", str(bad)], capsys)
+    assert code == 2
+    assert f"{bad}:4:11: 'servng' is not a valid kind" in err
+    assert "Traceback" not in err + out
+
+
+def test_model_fail_on(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert run(["model", CREDIT], capsys)[0] == 0                       # no threshold
+    code, _, err = run(["model", CREDIT, "--fail-on", "critical"], capsys)
+    assert code == 1 and "at or above critical" in err
+    safe = tmp_path / "safe.yaml"
+    safe.write_text(SAFE)
+    assert run(["model", str(safe), "--fail-on", "medium"], capsys)[0] == 0
+    assert run(["model", str(safe), "--fail-on", "low"], capsys)[0] == 1
+
+
+def test_model_json_to_stdout(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(["model", CREDIT, "-f", "json"], capsys)
+    assert code == 0
+    assert json.loads(out)["pipeline_name"] == "credit-scoring"
+
+
+def test_output_never_overwritten_without_force(tmp_path: Path,
+                                                capsys: pytest.CaptureFixture[str]) -> None:
+    target = tmp_path / "report.html"
+    target.write_text("my notes")
+    code, _, err = run(["model", CREDIT, "-f", "html", "-o", str(target)], capsys)
+    assert code == 2 and "not overwritten" in err
+    assert target.read_text() == "my notes"
+    code, _, _ = run(["model", CREDIT, "-f", "html", "-o", str(target), "--force"], capsys)
+    assert code == 0 and target.read_text().startswith("<!DOCTYPE html>")
+
+
+def test_out_dir_writes_every_format(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(["model", CREDIT, "--out-dir", str(tmp_path)], capsys)
+    assert code == 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "threat-model.html", "threat-model.json", "threat-model.md", "threat-model.sarif"]
+
+
+def test_usage_errors_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as info:
+        cli.main(["model", CREDIT, "-o", "x.json"])
+    assert info.value.code == 2
+    with pytest.raises(SystemExit) as info:
+        cli.main(["model", CREDIT, "--fail-on", "severe"])
+    assert info.value.code == 2
+
+
+def test_tool_failure_exit_3(monkeypatch: pytest.MonkeyPatch,
+                             capsys: pytest.CaptureFixture[str]) -> None:
+    def boom(*_: object) -> None:
+        raise RuntimeError("kaput")
+    monkeypatch.setattr(cli, "assess", boom)
+    code, out, err = run(["model", CREDIT], capsys)
+    assert code == 3 and "RuntimeError: kaput" in err and "Traceback" not in err
+    code, out, err = run(["--debug", "model", CREDIT], capsys)
+    assert code == 3 and "Traceback" in err
+
+
+def test_schema_validates_the_examples(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(["schema"], capsys)
+    schema = json.loads(out)
+    assert code == 0
+    for spec in EXAMPLES.glob("*/pipeline.yaml"):
+        jsonschema.Draft202012Validator(schema).validate(yaml.safe_load(spec.read_text()))
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.Draft202012Validator(schema).validate(
+            {"name": "x", "components": [{"id": "a", "kind": "servng"}]})
+
+
+def test_catalog_listing(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(["catalog", "--family", "aml", "-f", "json"], capsys)
+    items = json.loads(out)
+    assert code == 0 and len(items) >= 20 and {i["family"] for i in items} == {"aml"}
+    code, out, _ = run(["catalog", "--controls", "-f", "json"], capsys)
+    assert any(c["id"] == "human_review" and c["incidental"] for c in json.loads(out))
+
+
+def test_demo_writes_reports_and_protects_other_folders(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out_dir = tmp_path / "demo"
+    assert run(["demo", "--out", str(out_dir)], capsys)[0] == 0
+    names = sorted(p.name for p in out_dir.iterdir())
+    assert names == [".mlthreat-demo", "threat-model.html", "threat-model.json",
+                     "threat-model.md", "threat-model.sarif"]
+    assert run(["demo", "--out", str(out_dir)], capsys)[0] == 0       # rerun is fine
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "notes.txt").write_text("keep")
+    code, _, err = run(["demo", "--out", str(mine)], capsys)
+    assert code == 2 and "not written by `mlthreat demo`" in err
+    assert sorted(p.name for p in mine.iterdir()) == ["notes.txt"]
+
+
+def test_console_script_entry_point(tmp_path: Path) -> None:
+    exe = Path(sys.executable).parent / "mlthreat"
+    proc = subprocess.run([str(exe), "validate", str(tmp_path / "missing.yaml")],
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2
+    assert "file not found" in proc.stderr and "Traceback" not in proc.stderr
