@@ -5,7 +5,10 @@ Short on purpose (STYLE.md): placing, tracing and scoring live in their own modu
 
 from __future__ import annotations
 
+import gc
 from collections import defaultdict
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from mlthreat import __version__
 from mlthreat.analysis.findings import Context, build_finding
@@ -33,8 +36,26 @@ def _sort_key(f: Finding) -> tuple[float, str, str, str]:
     return (-f.score, f.family.value, f.threat_id, f.component)
 
 
+@contextmanager
+def _cyclic_gc_paused() -> Iterator[None]:
+    """Findings are acyclic, so reference counting frees them; the cyclic collector would only
+    rescan the growing heap (measured: a third of the time at 10,000 components)."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
 def assess(pipeline: Pipeline, catalog: Catalog) -> Assessment:
     """Threat-model the pipeline. Deterministic: the same spec gives the same Assessment."""
+    with _cyclic_gc_paused():
+        return _assess(pipeline, catalog)
+
+
+def _assess(pipeline: Pipeline, catalog: Catalog) -> Assessment:
     graph = build_graph(pipeline)
     ctx = Context(pipeline, catalog, graph, HarmTracer(graph))
     by_kind: dict[Kind, list[Component]] = defaultdict(list)

@@ -3,7 +3,8 @@ its likelihood, impact and risk with every adjustment explained."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import functools
+from dataclasses import dataclass, field
 
 from mlthreat.analysis.model import Adjustment, ControlUse, Finding, Reference
 from mlthreat.analysis.paths import HarmTracer
@@ -19,9 +20,17 @@ from mlthreat.analysis.risk import (
 from mlthreat.catalog import Catalog, Control, Threat
 from mlthreat.pipeline import Component, Pipeline
 from mlthreat.pipeline.graph import PipelineGraph
-from mlthreat.vocabulary import Attacker, Criticality, Exposure, Kind
+from mlthreat.vocabulary import Attacker, Criticality, Exposure, Strength
 
 PIPELINE_WIDE = "(pipeline-wide)"
+
+
+@dataclass(frozen=True, slots=True)
+class Mitigation:
+    control: Control
+    strength: Strength
+    step: float
+    missing: ControlUse   # the record used wherever this control is absent
 
 
 @dataclass(frozen=True)
@@ -32,13 +41,34 @@ class Context:
     catalog: Catalog
     graph: PipelineGraph
     tracer: HarmTracer
+    _refs: dict[str, tuple[Reference, ...]] = field(default_factory=dict)
+    _mitigations: dict[str, tuple[Mitigation, ...]] = field(default_factory=dict)
+
+    @functools.cached_property
+    def exposure(self) -> dict[str, Exposure]:
+        return {c.id: c.exposure for c in self.pipeline.spec.components}
+
+    def mitigations(self, threat: Threat) -> tuple[Mitigation, ...]:
+        """The threat's mitigating controls, resolved once per assessment."""
+        if threat.id not in self._mitigations:
+            self._mitigations[threat.id] = tuple(
+                Mitigation(c, s, CONTROL_STEP[s],
+                           ControlUse(c.id, s, c.family, c.incidental, ()))
+                for c, s in self.catalog.mitigations(threat.id))
+        return self._mitigations[threat.id]
+
+    def references(self, threat: Threat) -> tuple[Reference, ...]:
+        """The threat's references with their names; the same for every placement."""
+        if threat.id not in self._refs:
+            self._refs[threat.id] = _references(threat, self.catalog)
+        return self._refs[threat.id]
 
     def observers(self, nodes: list[str]) -> list[str]:
         """Monitoring components with a flow to or from any of `nodes`: they watch the path."""
-        g, seen, out = self.graph.graph, set(nodes), []
+        seen, out = set(nodes), []
         for n in nodes:
-            for m in (*g.successors(n), *g.predecessors(n)):
-                if m not in seen and g.nodes[m]["kind"] == Kind.monitoring:
+            for m in self.graph.monitors.get(n, ()):
+                if m not in seen:
                     seen.add(m)
                     out.append(m)
         return out
@@ -65,7 +95,7 @@ def build_finding(threat: Threat, comp: Component, ctx: Context) -> Finding:
         adjustments=tuple(adjustments), base_impact=threat.impact, impact=impact,
         impact_reason=f"asset '{threat.asset.value}' has criticality {criticality.value}",
         score=score, level=level_for(score), controls_present=tuple(present),
-        controls_missing=tuple(missing), references=_references(threat, ctx.catalog),
+        controls_missing=tuple(missing), references=ctx.references(threat),
         description=threat.description, recommendation=threat.recommendation,
         measured_by=threat.measured_by, spec_line=line, spec_column=column,
     )
@@ -78,26 +108,31 @@ def _criticality(pipeline: Pipeline, asset: object) -> Criticality:
 
 def _controls(threat: Threat, approach: list[str], path: list[str], ctx: Context
               ) -> tuple[list[ControlUse], list[ControlUse], list[Adjustment]]:
-    watched = path + ctx.observers(path)
+    on_approach = _controls_on(approach, ctx)
+    on_path = _controls_on(path + ctx.observers(path), ctx)
     present, missing, adjustments = [], [], []
-    for control, strength in ctx.catalog.mitigations(threat.id):
-        where = _where(control, approach if control.scope == "approach" else watched, ctx)
-        use = ControlUse(control.id, strength.value, control.family.value, control.incidental,
-                         tuple(where))
+    for m in ctx.mitigations(threat):
+        if m.control.id in ctx.pipeline.pipeline_controls:
+            where = [PIPELINE_WIDE]
+        else:
+            where = (on_approach if m.control.scope == "approach" else on_path).get(m.control.id, [])
         if not where:
-            missing.append(use)
+            missing.append(m.missing)
             continue
-        present.append(use)
-        adjustments.append(Adjustment(
-            CONTROL_STEP[strength], f"{control.name} ({strength.value}) on {', '.join(where)}",
-            control=control.id, component=where[0]))
+        present.append(ControlUse(m.control.id, m.strength, m.control.family, m.control.incidental,
+                                  tuple(where)))
+        adjustments.append(Adjustment(m.step, f"{m.control.name} ({m.strength}) on {', '.join(where)}",
+                                      control=m.control.id, component=where[0]))
     return present, missing, adjustments
 
 
-def _where(control: Control, nodes: list[str], ctx: Context) -> list[str]:
-    if control.id in ctx.pipeline.pipeline_controls:
-        return [PIPELINE_WIDE]
-    return [n for n in nodes if control.id in ctx.pipeline.controls[n]]
+def _controls_on(nodes: list[str], ctx: Context) -> dict[str, list[str]]:
+    """Control id -> the nodes (in path order) that have it."""
+    out: dict[str, list[str]] = {}
+    for n in nodes:
+        for cid in ctx.pipeline.controls[n]:
+            out.setdefault(cid, []).append(n)
+    return out
 
 
 def _exposure_adjustments(threat: Threat, comp: Component, approach: list[str], ctx: Context
@@ -107,12 +142,11 @@ def _exposure_adjustments(threat: Threat, comp: Component, approach: list[str], 
         if step:
             return [Adjustment(step, f"{comp.id} is {comp.exposure.value}-facing",
                                component=comp.id)]
-    if threat.attacker == Attacker.external:
-        exposures = {ctx.pipeline.component(n).exposure for n in approach}
-        if Exposure.public not in exposures:
-            return [Adjustment(PARTNER_ONLY_STEP,
-                               f"reachable only through a partner-facing component ({approach[0]})",
-                               component=approach[0])]
+    partner_only = all(ctx.exposure[n] != Exposure.public for n in approach)
+    if threat.attacker == Attacker.external and partner_only:
+        return [Adjustment(PARTNER_ONLY_STEP,
+                           f"reachable only through a partner-facing component ({approach[0]})",
+                           component=approach[0])]
     return []
 
 

@@ -45,17 +45,22 @@ def _uses(controls: tuple[str, ...], nodes: list[str], ctx: Context) -> list[Con
 
 
 def integrity_paths(ctx: Context) -> list[IntegrityPath]:
-    out = []
     graph = ctx.graph.graph
+    watchers_at = _watched_served(ctx)
+    # One reverse BFS from every watched served component: next hop towards the nearest one.
+    towards = bfs_parents(graph, list(watchers_at), reverse=True)
+    out = []
     for comp in ctx.pipeline.spec.components:
         if comp.kind != Kind.training or Fact.untrusted_input not in ctx.graph.facts[comp.id]:
             continue
         path = ctx.graph.path_from_entry(comp.id)
-        downstream = [n for n in bfs_parents(graph, [comp.id])
-                      if graph.nodes[n]["kind"] in SERVED]
-        watched = downstream + ctx.observers(downstream)
         gates = _uses(GATES, path, ctx)
-        watchers = _uses(WATCHERS, watched, ctx)
+        watchers: list[ControlUse] = []
+        if comp.id in towards:
+            node = comp.id
+            while (nxt := towards[node]) is not None:
+                node = nxt
+            watchers = watchers_at[node]
         verdict = {(False, False): "open", (False, True): "ungated",
                    (True, False): "unwatched", (True, True): "guarded"}[(bool(gates), bool(watchers))]
         text = _EXPLAIN[verdict].format(
@@ -65,4 +70,15 @@ def integrity_paths(ctx: Context) -> list[IntegrityPath]:
         out.append(IntegrityPath(entry=path[0], training=comp.id, path=tuple(path),
                                  gates=tuple(gates), monitored_by=tuple(watchers),
                                  verdict=verdict, explanation=text))
+    return out
+
+
+def _watched_served(ctx: Context) -> dict[str, list[ControlUse]]:
+    """Served components whose behaviour a drift watcher sees, with those watchers."""
+    out = {}
+    for comp in ctx.pipeline.spec.components:
+        if comp.kind in SERVED:
+            uses = _uses(WATCHERS, [comp.id, *ctx.observers([comp.id])], ctx)
+            if uses:
+                out[comp.id] = uses
     return out

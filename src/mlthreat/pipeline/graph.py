@@ -32,6 +32,7 @@ class PipelineGraph:
     graph: nx.DiGraph
     facts: dict[str, frozenset[Fact]]
     entry_parent: dict[str, str | None]   # BFS tree from every untrusted component
+    monitors: dict[str, tuple[str, ...]]  # monitoring components with a flow to or from each
 
     def path_from_entry(self, node: str) -> list[str]:
         """Shortest flow path from the nearest public/partner component to `node`."""
@@ -104,7 +105,19 @@ def build_graph(pipeline: Pipeline) -> PipelineGraph:
         if c.artifacts.code or c.kind in CODE_KINDS:
             f.add(Fact.has_code)
         facts[c.id] = frozenset(f)
-    return PipelineGraph(graph=graph, facts=facts, entry_parent=entry_parent)
+    return PipelineGraph(graph=graph, facts=facts, entry_parent=entry_parent,
+                         monitors=_monitors(graph))
+
+
+def _monitors(graph: nx.DiGraph) -> dict[str, tuple[str, ...]]:
+    kinds = dict(graph.nodes(data="kind"))
+    out: dict[str, list[str]] = {}
+    for a, b in graph.edges:
+        if kinds[b] == Kind.monitoring:
+            out.setdefault(a, []).append(b)
+        if kinds[a] == Kind.monitoring:
+            out.setdefault(b, []).append(a)
+    return {n: tuple(dict.fromkeys(ms)) for n, ms in out.items()}
 
 
 def _training_cycles(graph: nx.DiGraph) -> set[str]:

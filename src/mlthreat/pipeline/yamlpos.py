@@ -39,13 +39,17 @@ class Located:
         return self.keys.get(path) or self.position(path)
 
 
+# libyaml's parser when PyYAML was built with it (about 5x faster); same nodes and marks.
+_Loader: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
 def _pos(node: Node) -> Position:
     return (node.start_mark.line + 1, node.start_mark.column + 1)
 
 
 def load_located(text: str) -> Located:
     """Parse one YAML document. Raises yaml.YAMLError (with marks) on syntax errors."""
-    loader = yaml.SafeLoader(text)
+    loader = _Loader(text)
     try:
         root = loader.get_single_node()
         located = Located(data=None)
@@ -57,7 +61,7 @@ def load_located(text: str) -> Located:
 
 
 def _walk(node: Node, path: Path, out: Located,
-          construct: Callable[..., Any], loader: yaml.SafeLoader) -> Any:
+          construct: Callable[..., Any], loader: Any) -> Any:
     out.values[path] = _pos(node)
     if isinstance(node, MappingNode):
         loader.flatten_mapping(node)  # resolves YAML merge keys (<<)
