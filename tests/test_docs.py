@@ -1,0 +1,128 @@
+"""The documentation says what the code does: numbers, examples and lists are checked here."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from mlthreat.analysis import Assessment
+from mlthreat.analysis.risk import (
+    CONTROL_STEP,
+    CRITICALITY_STEP,
+    LEVEL_BOUNDS,
+    NETWORK_EXPOSURE_STEP,
+    PARTNER_ONLY_STEP,
+)
+from mlthreat.catalog import Catalog
+from mlthreat.errors import SpecError
+from mlthreat.pipeline import parse_pipeline
+from tests.conftest import ROOT
+
+DOCS = ROOT / "docs"
+
+
+def _rows(text: str) -> dict[str, str]:
+    """First and last cell of every table row."""
+    rows = {}
+    for line in text.splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if line.startswith("|") and len(cells) >= 2:
+            rows[cells[0]] = cells[-1]
+    return rows
+
+
+def _num(cell: str) -> float:
+    return float(cell.replace("≥", "").replace("+", "").strip())
+
+
+def _section(text: str, heading: str) -> str:
+    return text.split(f"## {heading}\n", 1)[1].split("\n## ", 1)[0]
+
+
+def test_risk_doc_matches_code() -> None:
+    text = (DOCS / "risk.md").read_text()
+    rows = _rows(_section(text, "Likelihood"))
+    for strength, step in CONTROL_STEP.items():
+        assert _num(rows[f"control present, strength {strength.value}"]) == step
+    for exposure, step in NETWORK_EXPOSURE_STEP.items():
+        assert _num(rows[f"network attacker, component exposure {exposure.value}"]) == step
+    assert _num(rows["external attacker whose approach crosses no public component "
+                     "(partner only)"]) == PARTNER_ONLY_STEP
+    rows = _rows(_section(text, "Impact"))
+    for criticality, step in CRITICALITY_STEP.items():
+        key = "medium (default)" if criticality.value == "medium" else criticality.value
+        assert _num(rows[key]) == step
+    rows = _rows(_section(text, "Levels"))
+    assert rows["low"] == f"below {LEVEL_BOUNDS[-2][0]:g}"
+    for bound, level in LEVEL_BOUNDS:
+        if bound > 0:
+            assert _num(rows[level.value]) == bound
+
+
+def test_risk_doc_worked_example(model_of: Callable[[str], Assessment]) -> None:
+    a = model_of("""\
+    name: worked
+    assets: {model_behaviour: {criticality: high}}
+    components:
+      - {id: api, kind: serving, exposure: public, controls: [rate_limiting, authentication]}
+    """)
+    (f,) = [f for f in a.findings if f.threat_id == "aml-evasion-blackbox"]
+    assert (f.likelihood, f.impact, f.score, f.level.value) == (2.5, 5, 12.5, "high")
+    assert "likelihood 4 − 1 − 0.5 = 2.5; impact 4 + 1 = 5; score 12.5" in (
+        DOCS / "risk.md").read_text()
+
+
+def _yaml_block(path: Path) -> str:
+    match = re.search(r"```yaml\n(.*?)```", path.read_text(), re.S)
+    assert match
+    return match.group(1)
+
+
+def test_spec_doc_example_is_valid(catalog: Catalog) -> None:
+    pipeline = parse_pipeline(_yaml_block(DOCS / "spec.md"), "spec.md", catalog)
+    assert len(pipeline.spec.components) == 5 and len(pipeline.spec.flows) == 6
+
+
+def test_spec_doc_error_examples_are_real(catalog: Catalog) -> None:
+    text = """\
+name: tiny
+components:
+  - id: api
+    kind: servng
+    exposure: public
+    controls: [rate_limting]
+  - id: train
+    kind: training
+flows:
+  - {from: train, to: apj}
+"""
+    with pytest.raises(SpecError) as info:
+        parse_pipeline(text, "pipeline.yaml", catalog)
+    first = str(info.value.problems[0])
+    assert first.startswith("pipeline.yaml:4:11: 'servng' is not a valid kind "
+                            "(at component #1, field 'kind')")
+    assert first in (DOCS / "spec.md").read_text().replace("…", "") or \
+        first.split("\n")[0] in (DOCS / "spec.md").read_text()
+    fixed = text.replace("servng", "serving")
+    with pytest.raises(SpecError) as info:
+        parse_pipeline(fixed, "pipeline.yaml", catalog)
+    doc = (DOCS / "spec.md").read_text()
+    for problem in info.value.problems:
+        assert str(problem).split("\n")[0] in doc
+
+
+def test_catalog_doc_lists_everything(catalog: Catalog) -> None:
+    doc = (DOCS / "catalog.md").read_text()
+    for t in catalog.threats:
+        assert f"`{t.id}`" in doc, t.id
+    for c in catalog.controls:
+        assert f"`{c.id}`" in doc, c.id
+
+
+def test_readme_starts_with_the_two_commands() -> None:
+    head = (ROOT / "README.md").read_text().splitlines()[:6]
+    assert any(line.startswith("make demo") for line in head)
+    assert any(line.startswith("make test") for line in head)
