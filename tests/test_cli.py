@@ -13,6 +13,7 @@ import yaml
 
 from mlthreat import cli
 from tests.conftest import EXAMPLES
+from tests.pipeline.test_loader import MISTAKES
 
 CREDIT = str(EXAMPLES / "credit-scoring" / "pipeline.yaml")
 SAFE = """\
@@ -135,3 +136,30 @@ def test_console_script_entry_point(tmp_path: Path) -> None:
                           capture_output=True, text=True, timeout=60)
     assert proc.returncode == 2
     assert "file not found" in proc.stderr and "Traceback" not in proc.stderr
+
+
+@pytest.mark.parametrize("mistake", sorted(MISTAKES))
+def test_every_spec_mistake_exits_2_with_location(
+        mistake: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    text, where, fragments = MISTAKES[mistake]
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(text)
+    for command in (["validate", str(spec)], ["model", str(spec)]):
+        code, out, err = run(command, capsys)
+        assert code == 2
+        assert f"{spec}:{where}:" in err and fragments[0] in err
+        assert "Traceback" not in out + err
+
+
+def test_overwrite_asks_at_a_terminal(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                      capsys: pytest.CaptureFixture[str]) -> None:
+    target = tmp_path / "tm.json"
+    target.write_text("mine")
+    monkeypatch.setattr(sys.stdin, "isatty", lambda: True)
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True)
+    answers = iter(["n", "y"])
+    monkeypatch.setattr(cli.Console, "input", lambda self, prompt="": next(answers))
+    assert run(["model", CREDIT, "-f", "json", "-o", str(target)], capsys)[0] == 2
+    assert target.read_text() == "mine"
+    assert run(["model", CREDIT, "-f", "json", "-o", str(target)], capsys)[0] == 0
+    assert json.loads(target.read_text())["pipeline_name"] == "credit-scoring"

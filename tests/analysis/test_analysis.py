@@ -52,8 +52,12 @@ def test_credit_poisoning_travels_the_feedback_loop(credit: Assessment) -> None:
     assert f.path == ("corrections", "loan_db", "feature_pipeline", "train_job",
                       "holdout_check", "model_registry", "scoring_api")
     assert f.harm_at == "scoring_api"
-    missing = {c.control for c in f.controls_missing}
-    assert {"data_validation", "drift_monitoring", "human_review"} <= missing
+    missing = [c.control for c in f.controls_missing]
+    assert {"data_validation", "drift_monitoring", "human_review"} <= set(missing)
+    assert missing[0] == "human_review"   # the only strong one comes first
+    order = {"strong": 0, "medium": 1, "weak": 2}
+    ranks = [order[c.strength] for c in f.controls_missing]
+    assert ranks == sorted(ranks)
 
 
 def test_credit_integrity_path_is_open(credit: Assessment) -> None:

@@ -51,10 +51,11 @@ class Context:
     def mitigations(self, threat: Threat) -> tuple[Mitigation, ...]:
         """The threat's mitigating controls, resolved once per assessment."""
         if threat.id not in self._mitigations:
-            self._mitigations[threat.id] = tuple(
-                Mitigation(c, s, CONTROL_STEP[s],
-                           ControlUse(c.id, s, c.family, c.incidental, ()))
-                for c, s in self.catalog.mitigations(threat.id))
+            # Strongest first, so that every listing of missing controls leads with the best fix.
+            self._mitigations[threat.id] = tuple(sorted(
+                (Mitigation(c, s, CONTROL_STEP[s], ControlUse(c.id, s, c.family, c.incidental, ()))
+                 for c, s in self.catalog.mitigations(threat.id)),
+                key=lambda m: (m.step, m.control.id)))
         return self._mitigations[threat.id]
 
     def references(self, threat: Threat) -> tuple[Reference, ...]:
