@@ -7,6 +7,7 @@ all problems of a file are reported together, so one run shows everything to fix
 from __future__ import annotations
 
 import difflib
+import functools
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -49,13 +50,9 @@ class Pipeline:
     def component(self, component_id: str) -> Component:
         return self._by_id[component_id]
 
-    @property
+    @functools.cached_property
     def _by_id(self) -> dict[str, Component]:
-        cached: dict[str, Component] | None = self.__dict__.get("_by_id_cache")
-        if cached is None:
-            cached = {c.id: c for c in self.spec.components}
-            object.__setattr__(self, "_by_id_cache", cached)
-        return cached
+        return {c.id: c for c in self.spec.components}
 
 
 def load_pipeline(path: str | Path, catalog: Catalog) -> Pipeline:
