@@ -21,6 +21,7 @@ from mlthreat.analysis import Assessment, assess
 from mlthreat.catalog import Catalog, load_catalog
 from mlthreat.errors import InputError, MlthreatError, OutputError
 from mlthreat.examples import REFERENCE, example_spec, list_examples
+from mlthreat.perception.gaps import with_perceptions
 from mlthreat.pipeline import PipelineSpec, load_pipeline
 from mlthreat.report import FORMATS
 from mlthreat.report.common import at_least
@@ -95,7 +96,7 @@ class Cli:
 
     def cmd_model(self) -> int:
         args = self.args
-        assessment = self._assess(Path(args.spec))
+        assessment = self._assess(Path(args.spec), [Path(f) for f in args.perception])
         if args.out_dir:
             self._write_all(assessment, Path(args.out_dir), args.force)
             self.print_summary(assessment)
@@ -151,10 +152,14 @@ class Cli:
         return EXIT_OK
 
     # ----------------------------------------------------------------- helpers
-    def _assess(self, spec: Path) -> Assessment:
+    def _assess(self, spec: Path, perceptions: Sequence[Path] = ()) -> Assessment:
         catalog = load_catalog()
         with self.err.status(f"threat-modelling {spec} …"):
-            return assess(load_pipeline(spec, catalog), catalog)
+            pipeline = load_pipeline(spec, catalog)
+            assessment = assess(pipeline, catalog)
+            if perceptions:
+                assessment = with_perceptions(assessment, pipeline, catalog, perceptions)
+            return assessment
 
     def _write_all(self, assessment: Assessment, out_dir: Path, force: bool) -> None:
         out_dir.mkdir(parents=True, exist_ok=True)
@@ -216,6 +221,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out-dir", help="write every format into this folder as threat-model.*")
     p.add_argument("--fail-on", choices=[lvl.value for lvl in RiskLevel if lvl != "info"],
                    help="exit 1 if any finding is at or above this risk level (for CI)")
+    p.add_argument("--perception", action="append", default=[], metavar="FILE",
+                   help="compare a person's perception file (docs/perception.md) with the "
+                        "findings; repeat for several people")
     p.add_argument("--force", action="store_true", help="overwrite existing output files")
     p.set_defaults(run=Cli.cmd_model)
 

@@ -12,7 +12,7 @@ from typing import Any
 
 from mlthreat.vocabulary import Family, RiskLevel
 
-SCHEMA_VERSION = "1.0"
+SCHEMA_VERSION = "1.1"
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,6 +126,44 @@ class Recommendation:
 
 
 @dataclass(frozen=True, slots=True)
+class Gap:
+    """A difference between what one person believes and what mlthreat finds."""
+
+    kind: str                 # see perception/gaps.py: GAP_KINDS
+    respondent: str
+    component: str            # component id, or "*" for the whole pipeline
+    threat_id: str | None
+    control: str | None
+    level: str                # risk level of the finding concerned, or "info"
+    explanation: str
+    evidence: tuple[dict[str, Any], ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class TextMapping:
+    text: str
+    target: str | None
+    score: float
+    how: str
+
+
+@dataclass(frozen=True, slots=True)
+class PerceptionReport:
+    respondent: str
+    role: str | None
+    team: str | None
+    file: str
+    complete: bool
+    components_answered: tuple[str, ...]
+    components_not_answered: tuple[str, ...]
+    mappings: tuple[TextMapping, ...]
+    gaps: tuple[Gap, ...]
+
+    def count(self, kind: str) -> int:
+        return sum(g.kind == kind for g in self.gaps)
+
+
+@dataclass(frozen=True, slots=True)
 class ComponentInfo:
     id: str
     name: str
@@ -162,8 +200,9 @@ class Assessment:
     catalog_atlas_version: str
     tool_version: str
     warnings: tuple[str, ...] = ()
+    perception: tuple[PerceptionReport, ...] = ()
     schema_version: str = SCHEMA_VERSION
-    _index: dict[str, Finding] = field(default_factory=dict, compare=False, repr=False)
+    _index: dict[str, Finding] = field(default_factory=dict, init=False, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         self._index.update({f.id: f for f in self.findings})

@@ -100,6 +100,7 @@ class Threat(_Strict):
     recommendation: str
     references: References
     measured_by: tuple[Annotated[str, Field(pattern=r"^(probe|scanner):[a-z_-]+$")], ...] = ()
+    keywords: tuple[str, ...] = ()   # how practitioners say it; used to map free text
 
     @field_validator("id")
     @classmethod
@@ -116,6 +117,7 @@ class Control(_Strict):
     incidental: bool = False
     scope: Literal["approach", "path"] = "path"
     aliases: tuple[Slug, ...] = ()
+    keywords: tuple[str, ...] = ()
     description: str
     references: References = References()
     mitigates: dict[str, Strength] = Field(min_length=1)

@@ -21,6 +21,7 @@ from mlthreat.report.common import (
     reference_url,
 )
 from mlthreat.report.layout import NODE_H, NODE_W, layout
+from mlthreat.report.markdown import GAP_TITLES
 from mlthreat.vocabulary import RISK_ORDER, Family, Kind
 
 EXTENSION = "html"
@@ -85,5 +86,5 @@ def render(a: Assessment) -> str:
         levels=[lvl.value for lvl in reversed(RISK_ORDER[1:])],
         diagram=_diagram(a), heatmap=_heatmap(a),
         findings_by_family={fam: by_family(a, fam) for fam in Family},
-        reference_url=reference_url, max_drawn=MAX_DRAWN,
+        reference_url=reference_url, max_drawn=MAX_DRAWN, gap_titles=GAP_TITLES,
     )

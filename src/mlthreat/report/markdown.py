@@ -53,6 +53,40 @@ def _adjustments(findings: list[Finding]) -> list[str]:
     return lines
 
 
+GAP_TITLES = {
+    "blind_spot": "Blind spots", "misattributed_defense": "Misattributed defenses",
+    "overconfidence": "Overconfidence", "externalised_responsibility": "Responsibility pushed away",
+    "attacker_doubt": "Doubt about the attacker", "unnoticed_incidental": "Defenses run without knowing",
+    "linked_concepts": "Linked concepts (observation)",
+}
+
+
+def _perception(a: Assessment) -> list[str]:
+    out: list[str] = []
+    for r in a.perception:
+        who = ", ".join(x for x in (r.role, r.team) if x)
+        out += [f"## Perception gaps: {r.respondent}" + (f" ({who})" if who else ""), ""]
+        if not r.complete:
+            out += ["*Interview not finished: gaps cover the answered components only.*", ""]
+        if r.components_not_answered:
+            out += [f"Not asked about: {', '.join(r.components_not_answered)}.", ""]
+        if r.mappings:
+            out += ["Free text mapped to the catalog:", ""]
+            out += [f"- \u201c{m.text}\u201d → `{m.target}` (similarity {m.score:.2f})" if m.target
+                    else f"- \u201c{m.text}\u201d → not mapped (nearest similarity {m.score:.2f})"
+                    for m in r.mappings]
+            out.append("")
+        for kind, title in GAP_TITLES.items():
+            gaps = [g for g in r.gaps if g.kind == kind]
+            if gaps:
+                out += [f"### {title} ({len(gaps)})", ""]
+                out += [f"- **{g.level}** `{g.component}`: {g.explanation}" for g in gaps]
+                out.append("")
+        if not r.gaps:
+            out += ["No gaps: this view matches the threat model.", ""]
+    return out
+
+
 def render(a: Assessment) -> str:
     out = [f"# Threat model: {a.pipeline_name}", ""]
     if a.pipeline_description:
@@ -88,6 +122,7 @@ def render(a: Assessment) -> str:
         findings = by_family(a, fam)
         out += [f"## {FAMILY_LABEL[fam]} findings ({len(findings)})", ""]
         out += (_findings(findings) if findings else ["None."]) + [""]
+    out += _perception(a)
     adjusted = _adjustments(list(a.findings))
     if adjusted:
         out += ["## Why each likelihood moved", "", *adjusted, ""]

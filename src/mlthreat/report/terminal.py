@@ -9,6 +9,7 @@ from rich.text import Text
 
 from mlthreat.analysis.model import Assessment, Finding
 from mlthreat.report.common import FAMILY_COLOR, FAMILY_LABEL, LEVEL_COLOR, by_family, fmt
+from mlthreat.report.markdown import GAP_TITLES
 from mlthreat.vocabulary import RISK_ORDER, Family, RiskLevel
 
 TOP = 8
@@ -66,6 +67,12 @@ def summary(a: Assessment) -> list[RenderableType]:
     if a.incidental_mitigations:
         names = ", ".join(m.control for m in a.incidental_mitigations)
         out.append(Text(f"Defences you already run without counting them: {names}", style="green"))
+    for r in a.perception:
+        counts = ", ".join(f"{n} {kind.replace('_', ' ')}" for kind in GAP_TITLES
+                           if (n := r.count(kind)))
+        out.append(Text(f"Perception of {r.respondent}: {counts or 'no gaps'}", style="bold"))
+        shown = [g for g in r.gaps if g.kind != "blind_spot"][:4]
+        out += [Text(f"  • [{g.kind.replace('_', ' ')}] {g.explanation}") for g in shown]
     if a.recommendations:
         out.append(Text("What to do first", style="bold"))
         out += [Text(f"  {r.rank}. {r.name} ({r.family}) at {', '.join(r.where[:4])}"

@@ -1,0 +1,161 @@
+"""Each finding of the study (Bieringer et al., SOUPS 2022) is reported for the example
+perception that exhibits it, and not for one that does not."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from mlthreat.analysis import Assessment
+from mlthreat.analysis.model import Finding, PerceptionReport
+from mlthreat.catalog import Catalog
+from mlthreat.errors import SpecError
+from mlthreat.perception import Mappers, analyse, load_perception
+from mlthreat.pipeline import Pipeline
+from tests.conftest import EXAMPLES
+
+PERCEPTIONS = EXAMPLES / "credit-scoring" / "perceptions"
+
+# study finding -> (example that exhibits it, gap kind, something the explanation must say)
+STUDY = {
+    "mingled": ("p01-mingled.yaml", "misattributed_defense",
+                "tls on every hop (classical security) against black-box evasion"),
+    "pushed elsewhere": ("p02-elsewhere.yaml", "externalised_responsibility",
+                         "the spec says your own team (risk-ml) owns scoring_api"),
+    "attacker doubt": ("p03-doubt.yaml", "attacker_doubt",
+                       "what could an attacker gain by fooling our model"),
+    "belief in defenses": ("p04-believer.yaml", "overconfidence",
+                           "adversarial training protects scoring_api, but the spec lists it nowhere"),
+    "defenses without knowing": ("p05-unaware.yaml", "unnoticed_incidental",
+                                 "regular retraining from curated data"),
+    "linked concepts": ("p06-linked.yaml", "linked_concepts",
+                        "model extraction through the query interface with source code"),
+}
+
+
+@pytest.fixture(scope="module")
+def mappers(catalog: Catalog) -> Mappers:
+    return Mappers.for_catalog(catalog)
+
+
+@pytest.fixture(scope="module")
+def credit_pipeline(example_pipeline: Callable[[str], Pipeline]) -> Pipeline:
+    return example_pipeline("credit-scoring")
+
+
+def report(name: str, pipeline: Pipeline, credit: Assessment, catalog: Catalog,
+           mappers: Mappers) -> PerceptionReport:
+    resolved = load_perception(PERCEPTIONS / name, pipeline, catalog, mappers)
+    return analyse(resolved, credit, pipeline, catalog)
+
+
+@pytest.mark.parametrize("finding", sorted(STUDY))
+def test_study_finding_reported(finding: str, credit_pipeline: Pipeline, credit: Assessment,
+                                catalog: Catalog, mappers: Mappers) -> None:
+    name, kind, fragment = STUDY[finding]
+    r = report(name, credit_pipeline, credit, catalog, mappers)
+    gaps = [g for g in r.gaps if g.kind == kind]
+    assert gaps, f"{name} should show {kind}"
+    assert any(fragment in g.explanation for g in gaps), [g.explanation for g in gaps]
+
+
+@pytest.mark.parametrize("kind", sorted({k for _, k, _ in STUDY.values()} | {"blind_spot"}))
+def test_calibrated_respondent_is_silent(kind: str, credit_pipeline: Pipeline,
+                                         credit: Assessment, catalog: Catalog,
+                                         mappers: Mappers) -> None:
+    r = report("p07-calibrated.yaml", credit_pipeline, credit, catalog, mappers)
+    if kind == "linked_concepts":
+        # p07 rightly links concepts; the silent case is someone naming one family only.
+        r = report("p04-believer.yaml", credit_pipeline, credit, catalog, mappers)
+    assert [g.explanation for g in r.gaps if g.kind == kind] == []
+
+
+@pytest.mark.parametrize("name, silent_kinds", [
+    ("p03-doubt.yaml", ["misattributed_defense", "overconfidence", "externalised_responsibility",
+                        "linked_concepts"]),
+    ("p02-elsewhere.yaml", ["attacker_doubt", "misattributed_defense", "overconfidence"]),
+    ("p01-mingled.yaml", ["externalised_responsibility", "attacker_doubt"]),
+])
+def test_examples_show_only_their_own_findings(name: str, silent_kinds: list[str],
+                                               credit_pipeline: Pipeline, credit: Assessment,
+                                               catalog: Catalog, mappers: Mappers) -> None:
+    r = report(name, credit_pipeline, credit, catalog, mappers)
+    assert not [g for g in r.gaps if g.kind in silent_kinds]
+
+
+def test_blind_spots_only_where_asked(credit_pipeline: Pipeline, credit: Assessment,
+                                      catalog: Catalog, mappers: Mappers) -> None:
+    r = report("p05-unaware.yaml", credit_pipeline, credit, catalog, mappers)
+    blind = {(g.component, g.threat_id) for g in r.gaps if g.kind == "blind_spot"}
+    expected = {(f.component, f.threat_id) for f in credit.findings
+                if f.component == "train_job" and f.level.value in ("medium", "high", "critical")
+                and f.threat_id != "aml-model-poisoning-direct"}
+    assert blind == expected and blind
+    assert "loan_db" in r.components_not_answered
+
+
+def test_free_text_mappings_are_shown(credit_pipeline: Pipeline, credit: Assessment,
+                                      catalog: Catalog, mappers: Mappers) -> None:
+    r = report("p01-mingled.yaml", credit_pipeline, credit, catalog, mappers)
+    mapped = {m.text: m.target for m in r.mappings}
+    assert mapped["people copying our model"] == "aml-model-extraction"
+    assert mapped["passwords"] == "authentication"
+    assert mapped["sandboxing"] == "network_isolation"
+    assert mapped["cryptographic keys"] == "cls-secrets-in-code"
+
+
+def test_doubt_is_answered_with_measured_evidence(credit_pipeline: Pipeline,
+                                                  credit: Assessment, catalog: Catalog,
+                                                  mappers: Mappers) -> None:
+    measured = {"probe": "extraction", "metric": "fidelity", "value": 0.93, "succeeded": True,
+                "summary": "a copy agreeing on 93% of inputs after 1,000 label-only queries"}
+
+    def with_evidence(f: Finding) -> Finding:
+        if f.id == "aml-model-extraction@scoring_api":
+            return dataclasses.replace(f, evidence=(measured,))
+        return f
+    a = dataclasses.replace(credit, findings=tuple(with_evidence(f) for f in credit.findings))
+    r = report("p03-doubt.yaml", credit_pipeline, a, catalog, mappers)
+    (doubt,) = [g for g in r.gaps if g.kind == "attacker_doubt" and g.component == "scoring_api"]
+    assert "Measured: a copy agreeing on 93% of inputs" in doubt.explanation
+    assert doubt.evidence == (measured,)
+
+
+def test_control_present_but_probe_succeeds_is_overconfidence(
+        credit_pipeline: Pipeline, credit: Assessment, catalog: Catalog,
+        mappers: Mappers, tmp_path: Path) -> None:
+    measured = {"probe": "evasion", "succeeded": True, "summary": "98% of points evaded"}
+    a = dataclasses.replace(credit, findings=tuple(
+        dataclasses.replace(f, evidence=(measured,)) if f.id == "aml-evasion-blackbox@scoring_api"
+        else f for f in credit.findings))
+    path = tmp_path / "p.yaml"
+    path.write_text("respondent: x\nviews:\n  - component: scoring_api\n    defenses:\n"
+                    "      - {control: input_normalization, against: [aml-evasion-blackbox]}\n")
+    r = analyse(load_perception(path, credit_pipeline, catalog, mappers), a, credit_pipeline,
+                catalog)
+    (gap,) = [g for g in r.gaps if g.kind == "overconfidence"]
+    assert "still succeeds" in gap.explanation and "98% of points evaded" in gap.explanation
+    # Without evidence: no such gap.
+    r = analyse(load_perception(path, credit_pipeline, catalog, mappers), credit,
+                credit_pipeline, catalog)
+    assert not [g for g in r.gaps if g.kind == "overconfidence"]
+
+
+def test_unknown_component_in_perception_is_located(credit_pipeline: Pipeline,
+                                                    catalog: Catalog, tmp_path: Path) -> None:
+    path = tmp_path / "bad.yaml"
+    path.write_text("respondent: x\nviews:\n  - component: scoring_ap\n    attacker_gain: maybe\n")
+    with pytest.raises(SpecError) as info:
+        load_perception(path, credit_pipeline, catalog)
+    text = str(info.value)
+    assert f"{path}:4:20:" in text and "attacker_gain" in text
+    path.write_text("respondent: x\nviews:\n  - component: scoring_ap\n")
+    with pytest.raises(SpecError) as info:
+        load_perception(path, credit_pipeline, catalog)
+    assert f"{path}:3:16: view #1 names unknown component 'scoring_ap'" in str(info.value)
+    assert "did you mean 'scoring_api'" in str(info.value)
+
+
