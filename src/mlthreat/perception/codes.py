@@ -1,0 +1,221 @@
+"""Research mode: coded interview data, as qualitative researchers code it.
+
+Input: a CSV with columns participant, segment, coder, code (one row per code a coder applied
+to a segment), or a REFI-QDA project (.qdpx zip or .qde XML, the exchange format of ATLAS.ti,
+MAXQDA, NVivo and others). Output: per-code frequencies by participant, coder agreement (Cohen's
+kappa per code and overall, scikit-learn; Krippendorff's alpha when there are more coders) and
+the code co-occurrence matrix, counted per participant or per segment.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+import warnings
+import zipfile
+from dataclasses import dataclass
+from itertools import combinations
+from pathlib import Path
+
+import numpy as np
+from defusedxml import ElementTree
+from sklearn.metrics import cohen_kappa_score
+
+from mlthreat.errors import Problem, SpecError
+
+COLUMNS = ("participant", "segment", "coder", "code")
+MAX_XML_BYTES = 200 * 1024 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class Coding:
+    participant: str
+    segment: str
+    coder: str
+    code: str
+
+
+@dataclass(frozen=True)
+class CodeAgreement:
+    code: str
+    coders: tuple[str, str]
+    kappa: float | None
+    segments: int
+
+
+@dataclass(frozen=True)
+class CodesReport:
+    source: str
+    unit: str                                 # participant | segment
+    participants: tuple[str, ...]
+    coders: tuple[str, ...]
+    codes: tuple[str, ...]
+    segments: int
+    frequency: tuple[tuple[int, ...], ...]    # codes x participants: segments coded (any coder)
+    participants_per_code: tuple[int, ...]
+    agreement: tuple[CodeAgreement, ...]      # per code and coder pair
+    overall: tuple[CodeAgreement, ...]        # per coder pair, all codes pooled
+    alpha: float | None                        # Krippendorff's alpha over all coders
+    cooccurrence: tuple[tuple[int, ...], ...]  # codes x codes; diagonal = units with the code
+
+    def together(self, a: str, b: str) -> int:
+        return self.cooccurrence[self.codes.index(a)][self.codes.index(b)]
+
+
+def read_codings(path: str | Path) -> list[Coding]:
+    path = Path(path)
+    if not path.exists():
+        raise SpecError([Problem(str(path), None, None, "file not found")])
+    if path.suffix.lower() in (".qdpx", ".qde"):
+        return _read_refi(path)
+    return _read_csv(path)
+
+
+def _read_csv(path: Path) -> list[Coding]:
+    file = str(path)
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise SpecError([Problem(file, None, None, "not UTF-8 text",
+                                 "export the CSV as UTF-8")]) from exc
+    reader = csv.DictReader(io.StringIO(text))
+    header = {h.strip().lower(): h for h in (reader.fieldnames or [])}
+    missing = [c for c in COLUMNS if c not in header]
+    if missing:
+        raise SpecError([Problem(file, 1, 1, f"missing column(s): {', '.join(missing)}",
+                                 f"the header needs {', '.join(COLUMNS)} (any order, any case)")])
+    out, problems = [], []
+    for row in reader:
+        values = {c: (row.get(header[c]) or "").strip() for c in COLUMNS}
+        empty = [c for c, v in values.items() if not v]
+        if empty:
+            problems.append(Problem(file, reader.line_num, None,
+                                    f"empty {', '.join(empty)}", "every row needs all four"))
+            continue
+        out.append(Coding(**values))
+    if problems:
+        raise SpecError(problems)
+    if not out:
+        raise SpecError([Problem(file, None, None, "no codings in the file")])
+    return out
+
+
+def _read_refi(path: Path) -> list[Coding]:
+    file = str(path)
+    try:
+        if path.suffix.lower() == ".qdpx":
+            with zipfile.ZipFile(path) as z:
+                name = next((n for n in z.namelist() if n.lower().endswith(".qde")), None)
+                if name is None:
+                    raise SpecError([Problem(file, None, None, "no project.qde inside",
+                                             "a .qdpx is a zip holding the project's .qde")])
+                if z.getinfo(name).file_size > MAX_XML_BYTES:
+                    raise SpecError([Problem(file, None, None, "project.qde is too large")])
+                data = z.read(name)
+        else:
+            data = path.read_bytes()
+        root = ElementTree.fromstring(data)
+    except (zipfile.BadZipFile, ElementTree.ParseError) as exc:
+        raise SpecError([Problem(file, None, None, f"not a REFI-QDA project: {exc}")]) from exc
+    return _codings_from_qde(root, file)
+
+
+def _local(tag: str) -> str:
+    return tag.rsplit("}", 1)[-1]
+
+
+def _codings_from_qde(root: object, file: str) -> list[Coding]:
+    elements = list(root.iter())  # type: ignore[attr-defined]
+    codes = {e.get("guid"): e.get("name") for e in elements if _local(e.tag) == "Code"}
+    users = {e.get("guid"): e.get("name") for e in elements if _local(e.tag) == "User"}
+    out = []
+    for source in (e for e in elements if _local(e.tag).endswith("Source")):
+        participant = source.get("name") or source.get("guid") or "?"
+        for sel in (e for e in source.iter() if _local(e.tag).endswith("Selection")):
+            for coding in (e for e in sel if _local(e.tag) == "Coding"):
+                coder = users.get(coding.get("creatingUser"), coding.get("creatingUser") or "?")
+                for ref in (e for e in coding if _local(e.tag) == "CodeRef"):
+                    code = codes.get(ref.get("targetGUID"))
+                    if code:
+                        out.append(Coding(participant, sel.get("guid") or "?", str(coder), code))
+    if not out:
+        raise SpecError([Problem(file, None, None, "the project has no coded segments")])
+    return out
+
+
+def _kappa(x: np.ndarray, y: np.ndarray) -> float | None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        value = float(cohen_kappa_score(x, y))
+    return None if math.isnan(value) else round(value, 4)
+
+
+def analyse_codes(codings: list[Coding], source: str, unit: str = "participant") -> CodesReport:
+    if unit not in ("participant", "segment"):
+        raise ValueError("unit is participant or segment")
+    participants = sorted({c.participant for c in codings})
+    coders = sorted({c.coder for c in codings})
+    codes = sorted({c.code for c in codings})
+    segments = sorted({(c.participant, c.segment) for c in codings})
+    applied = {(c.participant, c.segment, c.code) for c in codings}          # any coder
+    by_coder = {(c.coder, c.participant, c.segment, c.code) for c in codings}
+    frequency = [[len({s for p, s, k in applied if p == part and k == code})
+                  for part in participants] for code in codes]
+    per_code = [sum(1 for n in row if n) for row in frequency]
+    agreement, overall = _agreement(codes, coders, segments, by_coder, codings)
+    units: dict[str, set[str]] = {}
+    for p, s, k in applied:
+        units.setdefault(p if unit == "participant" else f"{p}/{s}", set()).add(k)
+    co = [[sum(1 for u in units.values() if a in u and b in u) for b in codes] for a in codes]
+    return CodesReport(
+        source=source, unit=unit, participants=tuple(participants), coders=tuple(coders),
+        codes=tuple(codes), segments=len(segments),
+        frequency=tuple(tuple(r) for r in frequency), participants_per_code=tuple(per_code),
+        agreement=tuple(agreement), overall=tuple(overall),
+        alpha=_alpha(codes, coders, segments, by_coder, codings),
+        cooccurrence=tuple(tuple(r) for r in co))
+
+
+def _coded_by(coder: str, codings: list[Coding]) -> set[tuple[str, str]]:
+    return {(c.participant, c.segment) for c in codings if c.coder == coder}
+
+
+def _agreement(codes: list[str], coders: list[str], segments: list[tuple[str, str]],
+               by_coder: set[tuple[str, str, str, str]], codings: list[Coding]
+               ) -> tuple[list[CodeAgreement], list[CodeAgreement]]:
+    per_code, overall = [], []
+    for a, b in combinations(coders, 2):
+        # Segments both coders worked on: a code's absence there is a decision, not a gap.
+        shared = sorted(_coded_by(a, codings) & _coded_by(b, codings))
+        if not shared:
+            continue
+        xs, ys = [], []
+        for code in codes:
+            x = np.array([(a, p, s, code) in by_coder for p, s in shared], dtype=int)
+            y = np.array([(b, p, s, code) in by_coder for p, s in shared], dtype=int)
+            per_code.append(CodeAgreement(code, (a, b), _kappa(x, y), len(shared)))
+            xs.append(x)
+            ys.append(y)
+        overall.append(CodeAgreement("*", (a, b), _kappa(np.concatenate(xs), np.concatenate(ys)),
+                                     len(shared)))
+    return per_code, overall
+
+
+def _alpha(codes: list[str], coders: list[str], segments: list[tuple[str, str]],
+           by_coder: set[tuple[str, str, str, str]], codings: list[Coding]) -> float | None:
+    if len(coders) < 2:
+        return None
+    import krippendorff
+    worked = {c: _coded_by(c, codings) for c in coders}
+    rows = []
+    for coder in coders:
+        row = [float((coder, p, s, code) in by_coder) if (p, s) in worked[coder] else np.nan
+               for p, s in segments for code in codes]
+        rows.append(row)
+    matrix = np.array(rows)
+    values = matrix[~np.isnan(matrix)]
+    if np.unique(values).size < 2:
+        return None
+    return round(float(krippendorff.alpha(reliability_data=matrix,
+                                          level_of_measurement="nominal")), 4)
