@@ -119,8 +119,13 @@ def test_demo_writes_reports_and_protects_other_folders(
     out_dir = tmp_path / "demo"
     assert run(["demo", "--out", str(out_dir)], capsys)[0] == 0
     names = sorted(p.name for p in out_dir.iterdir())
-    assert names == [".mlthreat-demo", "threat-model.html", "threat-model.json",
-                     "threat-model.md", "threat-model.sarif"]
+    assert names == [".mlthreat-demo", "team-view.html", "team-view.md", "threat-model.html",
+                     "threat-model.json", "threat-model.md", "threat-model.sarif"]
+    data = json.loads((out_dir / "threat-model.json").read_text())
+    gaps = {g["kind"] for r in data["perception"] for g in r["gaps"]}
+    assert {"misattributed_defense", "externalised_responsibility", "attacker_doubt",
+            "overconfidence", "unnoticed_incidental", "linked_concepts"} <= gaps
+    assert "Perception gaps: p03" in (out_dir / "threat-model.md").read_text()
     assert run(["demo", "--out", str(out_dir)], capsys)[0] == 0       # rerun is fine
     mine = tmp_path / "mine"
     mine.mkdir()

@@ -12,7 +12,7 @@ import traceback
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from rich.console import Console
+from rich.console import Console, RenderableType
 from rich.table import Table
 from rich.text import Text
 
@@ -21,11 +21,23 @@ from mlthreat.analysis import Assessment, assess
 from mlthreat.catalog import Catalog, load_catalog
 from mlthreat.errors import InputError, MlthreatError, OutputError
 from mlthreat.examples import REFERENCE, example_spec, list_examples
+from mlthreat.perception import Mappers, Perception, load_perception
+from mlthreat.perception.codes import analyse_codes, read_codings
+from mlthreat.perception.elicit import AnswersFileIo, Interview, ScriptedIo
+from mlthreat.perception.files import (
+    TerminalIo,
+    answers_io,
+    read_perception,
+    save_perception,
+)
 from mlthreat.perception.gaps import with_perceptions
+from mlthreat.perception.team import team_view
 from mlthreat.pipeline import PipelineSpec, load_pipeline
 from mlthreat.report import FORMATS
 from mlthreat.report.common import at_least
-from mlthreat.report.terminal import summary
+from mlthreat.report.research import FORMATS as FORMATS_RESEARCH
+from mlthreat.report.research import render_codes, render_team
+from mlthreat.report.terminal import codes_summary, summary, team_summary
 from mlthreat.vocabulary import Family, RiskLevel
 
 EXIT_OK, EXIT_FINDINGS, EXIT_INPUT, EXIT_TOOL = 0, 1, 2, 3
@@ -45,6 +57,19 @@ examples:
 exit codes: 0 no finding at or above --fail-on, 1 findings at or above it,
             2 bad usage or bad input, 3 mlthreat itself failed
 docs: docs/spec.md (spec format), docs/risk.md (scoring), docs/catalog.md (threats, controls)
+"""
+
+
+ELICIT_EPILOG = """\
+At each component you pick threats by number or write your own words, and name defenses by
+letter or in words, with what they are against: 'a against 1, 2; our firewall against 3'.
+Answers are saved after every component; run the same command to resume.
+Without a terminal, answers come one per line from standard input, or from --answers FILE:
+  respondent: p08
+  components:
+    scoring_api: {threats: "1, people copying our model", defenses: "a against 1",
+                  responsibility: "other team: platform", attacker_gain: "no",
+                  reason: "never seen it", confidence: medium}
 """
 
 
@@ -124,9 +149,21 @@ class Cli:
                               "choose another --out or use --force")
         out_dir.mkdir(parents=True, exist_ok=True)
         (out_dir / DEMO_MARKER).write_text("reports written by `mlthreat demo`\n")
-        assessment = self._assess(spec)
+        perceptions = sorted((spec.parent / "perceptions").glob("*.yaml"))
+        assessment = self._assess(spec, perceptions)
         self.print_summary(assessment)
         self._write_all(assessment, out_dir, force=True)
+        if len(perceptions) >= 2:
+            catalog = load_catalog()
+            pipeline = load_pipeline(spec, catalog)
+            mappers = Mappers.for_catalog(catalog)
+            view = team_view([load_perception(f, pipeline, catalog, mappers)
+                              for f in perceptions], assessment, catalog)
+            for fmt in ("md", "html"):
+                path = out_dir / f"team-view.{fmt}"
+                self.write(path, render_team(view, fmt), force=True)
+                self.out.print(f"wrote {path}  [dim](team view of {len(perceptions)} "
+                               "perception files)[/]")
         return EXIT_OK
 
     def cmd_schema(self) -> int:
@@ -150,6 +187,89 @@ class Cli:
         else:
             self.out.print(_threats_table(catalog, family))
         return EXIT_OK
+
+    def cmd_team(self) -> int:
+        catalog = load_catalog()
+        pipeline = load_pipeline(self.args.spec, catalog)
+        if len(self.args.perceptions) < 2:
+            raise InputError("a team view needs at least two perception files")
+        with self.err.status("comparing perceptions …"):
+            assessment = assess(pipeline, catalog)
+            mappers = Mappers.for_catalog(catalog)
+            people = [load_perception(f, pipeline, catalog, mappers)
+                      for f in self.args.perceptions]
+            view = team_view(people, assessment, catalog)
+        self._emit(render_team(view, self.args.format or "md"), team_summary(view))
+        return EXIT_OK
+
+    def cmd_codes(self) -> int:
+        report = analyse_codes(read_codings(self.args.file), Path(self.args.file).name,
+                               self.args.unit)
+        self._emit(render_codes(report, self.args.format or "md"), codes_summary(report))
+        return EXIT_OK
+
+    def cmd_elicit(self) -> int:
+        args = self.args
+        catalog = load_catalog()
+        pipeline = load_pipeline(args.spec, catalog)
+        out = Path(args.output)
+        io = self._elicit_io()
+        start = self._elicit_start(out, pipeline.spec.name, io)
+        interview = Interview(pipeline, catalog, assess(pipeline, catalog), io,
+                              save=lambda p: save_perception(p, out))
+        only = io.covers if isinstance(io, AnswersFileIo) else None
+        try:
+            done = interview.run(start, only)
+        except (EOFError, KeyboardInterrupt) as exc:
+            self.err.print(Text(f"interview paused; answers so far are in {out}. Run the same "
+                                "command to resume.", style="yellow"))
+            return 130 if isinstance(exc, KeyboardInterrupt) else EXIT_OK
+        self.out.print(f"wrote {out}: {len(done.views)} components answered. Compare it with "
+                       f"`mlthreat model {args.spec} --perception {out}`")
+        return EXIT_OK
+
+    def _elicit_start(self, out: Path, name: str,
+                      io: AnswersFileIo | ScriptedIo | TerminalIo) -> Perception:
+        """The unfinished file to resume, or a new one for the respondent."""
+        if out.exists():
+            existing = read_perception(out)
+            if not existing.complete:
+                self.err.print(f"resuming the interview in {out} "
+                               f"({len(existing.views)} components answered)")
+                return existing
+            if not (self.args.force or self._confirm(out)):
+                raise OutputError(f"{out}: holds a finished interview; not overwritten. Use "
+                                  "--force or another -o")
+        elif not out.parent.exists():
+            raise OutputError(f"{out}: folder {out.parent} does not exist")
+        given = io.identity if isinstance(io, AnswersFileIo) else {}
+        who = {k: getattr(self.args, k) or given.get(k) for k in ("respondent", "role", "team")}
+        if not who["respondent"]:
+            if not io.interactive:
+                raise InputError("--respondent is required without a terminal "
+                                 "(or set 'respondent:' in the answers file)")
+            who["respondent"] = self.err.input("Your name or id: ").strip() or "anonymous"
+        return Perception(pipeline=name, complete=False, **who)
+
+    def _elicit_io(self) -> AnswersFileIo | ScriptedIo | TerminalIo:
+        if self.args.answers:
+            return answers_io(Path(self.args.answers))
+        if sys.stdin.isatty():
+            return TerminalIo(self.err)
+        return ScriptedIo([line.rstrip("\n") for line in sys.stdin],
+                          say=lambda text: self.err.print(Text(text)))
+
+    def _emit(self, text: str, summary_parts: list[RenderableType]) -> None:
+        if self.args.output:
+            self.write(Path(self.args.output), text, self.args.force)
+            for part in summary_parts:
+                self.out.print(part)
+            self.out.print(f"wrote {self.args.output}")
+        elif self.args.format:
+            sys.stdout.write(text)
+        else:
+            for part in summary_parts:
+                self.out.print(part)
 
     # ----------------------------------------------------------------- helpers
     def _assess(self, spec: Path, perceptions: Sequence[Path] = ()) -> Assessment:
@@ -239,6 +359,38 @@ def build_parser() -> argparse.ArgumentParser:
                         f"{', '.join(e for e in list_examples() if e != REFERENCE)})")
     p.add_argument("--force", action="store_true", help="write into a folder that has other files")
     p.set_defaults(run=Cli.cmd_demo)
+
+    p = sub.add_parser("elicit", help="interview one person about the pipeline, component by "
+                       "component, and write their perception file",
+                       formatter_class=argparse.RawDescriptionHelpFormatter, epilog=ELICIT_EPILOG)
+    p.add_argument("spec", help="pipeline spec (YAML)")
+    p.add_argument("-o", "--output", required=True, help="perception file to write (YAML); "
+                   "an unfinished one is resumed")
+    p.add_argument("--respondent", help="the person's name or id")
+    p.add_argument("--role", help="their role, e.g. 'data scientist'")
+    p.add_argument("--team", help="their team, as component owners are named in the spec")
+    p.add_argument("--answers", help="take the answers from this YAML file instead of asking")
+    p.add_argument("--force", action="store_true", help="start over on a finished file")
+    p.set_defaults(run=Cli.cmd_elicit)
+
+    p = sub.add_parser("team", help="agreement of several people's perceptions, where they "
+                       "disagree, and which concepts they link")
+    p.add_argument("spec", help="pipeline spec (YAML)")
+    p.add_argument("perceptions", nargs="+", help="perception files, one per person")
+    p.add_argument("-f", "--format", choices=FORMATS_RESEARCH)
+    p.add_argument("-o", "--output", help="write the report to this file (needs -f)")
+    p.add_argument("--force", action="store_true", help="overwrite an existing file")
+    p.set_defaults(run=Cli.cmd_team)
+
+    p = sub.add_parser("codes", help="research mode: frequencies, coder agreement and "
+                       "co-occurrence of coded interview data (CSV or REFI-QDA)")
+    p.add_argument("file", help="CSV with participant, segment, coder, code; or .qdpx/.qde")
+    p.add_argument("--unit", choices=["participant", "segment"], default="participant",
+                   help="count co-occurrence per participant (default) or per segment")
+    p.add_argument("-f", "--format", choices=FORMATS_RESEARCH)
+    p.add_argument("-o", "--output", help="write the report to this file (needs -f)")
+    p.add_argument("--force", action="store_true", help="overwrite an existing file")
+    p.set_defaults(run=Cli.cmd_codes)
 
     p = sub.add_parser("schema", help="print the JSON Schema of the pipeline spec")
     p.add_argument("-o", "--output", help="write it to this file instead of stdout")

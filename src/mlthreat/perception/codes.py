@@ -19,7 +19,7 @@ from itertools import combinations
 from pathlib import Path
 
 import numpy as np
-from defusedxml import ElementTree
+from defusedxml import DefusedXmlException, ElementTree
 from sklearn.metrics import cohen_kappa_score
 
 from mlthreat.errors import Problem, SpecError
@@ -118,6 +118,10 @@ def _read_refi(path: Path) -> list[Coding]:
         root = ElementTree.fromstring(data)
     except (zipfile.BadZipFile, ElementTree.ParseError) as exc:
         raise SpecError([Problem(file, None, None, f"not a REFI-QDA project: {exc}")]) from exc
+    except DefusedXmlException as exc:
+        raise SpecError([Problem(file, None, None, "refused: the XML declares entities or "
+                                 "external references (a possible XML bomb)",
+                                 "export the project again from your QDA tool")]) from exc
     return _codings_from_qde(root, file)
 
 
@@ -145,8 +149,8 @@ def _codings_from_qde(root: object, file: str) -> list[Coding]:
 
 
 def _kappa(x: np.ndarray, y: np.ndarray) -> float | None:
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
+    with warnings.catch_warnings():   # undefined kappa is handled below, not warned about
+        warnings.simplefilter("ignore")
         value = float(cohen_kappa_score(x, y))
     return None if math.isnan(value) else round(value, 4)
 

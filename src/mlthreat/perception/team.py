@@ -79,8 +79,8 @@ def _kappa(x: np.ndarray, y: np.ndarray) -> tuple[float | None, int]:
     both = ~np.isnan(x) & ~np.isnan(y)
     if both.sum() == 0:
         return None, 0
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
+    with warnings.catch_warnings():   # undefined kappa is handled below, not warned about
+        warnings.simplefilter("ignore")
         value = float(cohen_kappa_score(x[both].astype(int), y[both].astype(int)))
     return (None if math.isnan(value) else round(value, 4)), int(both.sum())
 

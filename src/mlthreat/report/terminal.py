@@ -8,6 +8,8 @@ from rich.table import Table
 from rich.text import Text
 
 from mlthreat.analysis.model import Assessment, Finding
+from mlthreat.perception.codes import CodesReport
+from mlthreat.perception.team import TeamView
 from mlthreat.report.common import FAMILY_COLOR, FAMILY_LABEL, LEVEL_COLOR, by_family, fmt
 from mlthreat.report.markdown import GAP_TITLES
 from mlthreat.vocabulary import RISK_ORDER, Family, RiskLevel
@@ -78,4 +80,55 @@ def summary(a: Assessment) -> list[RenderableType]:
         out += [Text(f"  {r.rank}. {r.name} ({r.family}) at {', '.join(r.where[:4])}"
                      f"{' …' if len(r.where) > 4 else ''}: removes {fmt(r.risk_reduction)} risk "
                      f"points across {r.findings} findings") for r in a.recommendations[:5]]
+    return out
+
+
+def _k(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.2f}"
+
+
+def team_summary(v: TeamView) -> list[RenderableType]:
+    table = Table(title="Agreement (Cohen's kappa)", title_justify="left")
+    for col in ("respondent", "respondent", "kappa", "items"):
+        table.add_column(col)
+    for p in v.pairs:
+        table.add_row(p.a, p.b, _k(p.kappa), str(p.items))
+    for p in v.model_agreement:
+        table.add_row(p.a, Text("mlthreat", style="dim"), _k(p.kappa), str(p.items))
+    out: list[RenderableType] = [
+        Panel.fit(f"{len(v.respondents)} respondents · Fleiss' kappa {_k(v.fleiss_kappa)} "
+                  f"({v.fleiss_items} items rated by all) · Krippendorff's alpha "
+                  f"{_k(v.krippendorff_alpha)}", title="team view", border_style="blue"),
+        table, Text("Where the team disagrees most", style="bold")]
+    out += [Text(f"  • {d.threat} at {d.component}: {', '.join(d.yes)} see it, "
+                 f"{', '.join(d.no)} do not (mlthreat: {d.level or 'not a finding'})")
+            for d in v.disagreements[:8]]
+    linked = [(a, c, n) for a, row in zip(v.aml_concepts, v.cooccurrence, strict=True)
+              for c, n in zip(v.classical_concepts, row, strict=True) if n]
+    if linked:
+        linked.sort(key=lambda x: (-x[2], x[0], x[1]))
+        out.append(Text("Concepts named together (respondents)", style="bold"))
+        out += [Text(f"  • {a} + {c}: {n}") for a, c, n in linked[:8]]
+    return out
+
+
+def codes_summary(r: CodesReport) -> list[RenderableType]:
+    out: list[RenderableType] = [Panel.fit(
+        f"{r.source}: {len(r.participants)} participants, {r.segments} segments, "
+        f"{len(r.codes)} codes, coders {', '.join(r.coders)}", title="coded interviews",
+        border_style="blue")]
+    table = Table(title="Codes", title_justify="left")
+    for col in ("code", "participants", "segments"):
+        table.add_column(col)
+    for code, n, row in zip(r.codes, r.participants_per_code, r.frequency, strict=True):
+        table.add_row(code, str(n), str(sum(row)))
+    out.append(table)
+    for a in r.overall:
+        out.append(Text(f"Coder agreement {' / '.join(a.coders)}: Cohen's kappa {_k(a.kappa)} "
+                        f"over {a.segments} segments; Krippendorff's alpha {_k(r.alpha)}"))
+    pairs = [(a, b, r.cooccurrence[i][j]) for i, a in enumerate(r.codes)
+             for j, b in enumerate(r.codes) if j > i and r.cooccurrence[i][j]]
+    pairs.sort(key=lambda x: (-x[2], x[0], x[1]))
+    out.append(Text(f"Codes together (per {r.unit})", style="bold"))
+    out += [Text(f"  • {a} + {b}: {n}") for a, b, n in pairs[:10]]
     return out

@@ -1,0 +1,121 @@
+"""Reports for the team view (`mlthreat team`) and the research mode (`mlthreat codes`):
+JSON, Markdown and one self-contained HTML file with heatmaps; `render(view, fmt) -> str`."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+from typing import Any
+
+from jinja2 import Environment, PackageLoader, select_autoescape
+
+from mlthreat.perception.codes import CodesReport
+from mlthreat.perception.team import TeamView
+
+FORMATS = ("json", "md", "html")
+_env = Environment(loader=PackageLoader("mlthreat.report", "templates"),
+                   autoescape=select_autoescape(["html", "j2"]), trim_blocks=True,
+                   lstrip_blocks=True)
+
+
+def _plain(value: Any) -> Any:
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: _plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, tuple | list):
+        return [_plain(v) for v in value]
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    return value
+
+
+def k(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.2f}"
+
+
+def shade(value: float | None, low: float = -1.0, high: float = 1.0) -> str:
+    """Background colour for a heatmap cell: red (low) to green (high), grey when undefined."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "#e2e8f0"
+    t = max(0.0, min(1.0, (value - low) / (high - low))) if high > low else 1.0
+    r, g = int(220 - 150 * t), int(80 + 120 * t)
+    return f"rgb({r},{g},90)"
+
+
+def heat(value: int, top: int) -> str:
+    if not value:
+        return "#f1f5f9"
+    t = value / max(top, 1)
+    return f"rgba(124,58,237,{0.15 + 0.85 * t:.2f})"
+
+
+_env.filters.update(k=k, shade=shade)
+_env.globals.update(heat=heat)
+
+
+def render_team(view: TeamView, fmt: str) -> str:
+    if fmt == "json":
+        return json.dumps(_plain(view), indent=2) + "\n"
+    if fmt == "html":
+        pairs = {(p.a, p.b): p.kappa for p in view.pairs}
+        pairs.update({(p.b, p.a): p.kappa for p in view.pairs})
+        top = max((max(r) for r in view.cooccurrence if r), default=0)
+        return _env.get_template("team.html.j2").render(v=view, pairs=pairs, top=top)
+    return _team_md(view)
+
+
+def _team_md(v: TeamView) -> str:
+    out = [f"# Team view: {len(v.respondents)} respondents", "",
+           f"Fleiss' kappa: {k(v.fleiss_kappa)} over {v.fleiss_items} items every respondent "
+           f"rated · Krippendorff's alpha (nominal): {k(v.krippendorff_alpha)} over "
+           f"{len(v.items)} threat × component items", "", "## Pairwise Cohen's kappa", "",
+           "| a | b | kappa | items |", "|---|---|---|---|"]
+    out += [f"| {p.a} | {p.b} | {k(p.kappa)} | {p.items} |" for p in v.pairs]
+    out += ["", "## Each respondent against mlthreat (findings at medium or above)", "",
+            "| respondent | kappa | items |", "|---|---|---|"]
+    out += [f"| {p.a} | {k(p.kappa)} | {p.items} |" for p in v.model_agreement]
+    out += ["", "## Where the team disagrees most", "",
+            "| component | threat | mlthreat | sees it | does not |", "|---|---|---|---|---|"]
+    out += [f"| {d.component} | {d.threat} | {d.level or '—'} | {', '.join(d.yes)} "
+            f"| {', '.join(d.no)} |" for d in v.disagreements]
+    out += ["", "## Adversarial-ML × classical concepts named by the same respondent", ""]
+    if v.aml_concepts and v.classical_concepts:
+        out += ["| | " + " | ".join(v.classical_concepts) + " |",
+                "|---" * (len(v.classical_concepts) + 1) + "|"]
+        out += [f"| {a} | " + " | ".join(str(n) for n in row) + " |"
+                for a, row in zip(v.aml_concepts, v.cooccurrence, strict=True)]
+    else:
+        out.append("No respondent named concepts of both families.")
+    return "\n".join(out) + "\n"
+
+
+def render_codes(report: CodesReport, fmt: str) -> str:
+    if fmt == "json":
+        return json.dumps(_plain(report), indent=2) + "\n"
+    if fmt == "html":
+        top = max((max(r) for r in report.cooccurrence if r), default=0)
+        ftop = max((max(r) for r in report.frequency if r), default=0)
+        return _env.get_template("codes.html.j2").render(r=report, top=top, ftop=ftop)
+    return _codes_md(report)
+
+
+def _codes_md(r: CodesReport) -> str:
+    out = [f"# Coded interviews: {r.source}", "",
+           f"{len(r.participants)} participants · {r.segments} segments · {len(r.codes)} codes · "
+           f"coders: {', '.join(r.coders)} · co-occurrence counted per {r.unit}", "",
+           "## Codes", "", "| code | participants | segments |", "|---|---|---|"]
+    out += [f"| {c} | {n} | {sum(row)} |"
+            for c, n, row in zip(r.codes, r.participants_per_code, r.frequency, strict=True)]
+    if r.overall:
+        out += ["", "## Coder agreement", "",
+                "| coders | code | Cohen's kappa | segments |", "|---|---|---|---|"]
+        out += [f"| {' / '.join(a.coders)} | all codes | {k(a.kappa)} | {a.segments} |"
+                for a in r.overall]
+        out += [f"| {' / '.join(a.coders)} | {a.code} | {k(a.kappa)} | {a.segments} |"
+                for a in r.agreement]
+        out += ["", f"Krippendorff's alpha over all coders: {k(r.alpha)}"]
+    out += ["", f"## Co-occurrence (per {r.unit}; diagonal: {r.unit}s with the code)", "",
+            "| | " + " | ".join(r.codes) + " |", "|---" * (len(r.codes) + 1) + "|"]
+    out += [f"| {c} | " + " | ".join(str(n) for n in row) + " |"
+            for c, row in zip(r.codes, r.cooccurrence, strict=True)]
+    return "\n".join(out) + "\n"

@@ -1,0 +1,122 @@
+"""The interview, driven by scripted answers: picks, free text, defenses, resuming, and files."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+import yaml
+
+from mlthreat.analysis import Assessment
+from mlthreat.catalog import Catalog
+from mlthreat.errors import InputError
+from mlthreat.perception.elicit import AnswersFileIo, Interview, ScriptedIo
+from mlthreat.perception.model import Perception, Responsibility
+from mlthreat.pipeline import Pipeline
+from tests.conftest import EXAMPLES
+
+CREDIT = EXAMPLES / "credit-scoring" / "pipeline.yaml"
+# One component's answers: threats, defenses, responsibility, gain, reason, confidence.
+PORTAL = ["2, someone steals our model", "a against 2; passwords against model stealing",
+          "other team: platform", "no", "never seen it", "high"]
+
+
+@pytest.fixture(scope="module")
+def pipeline(example_pipeline: Callable[[str], Pipeline]) -> Pipeline:
+    return example_pipeline("credit-scoring")
+
+
+def test_picks_and_free_text(pipeline: Pipeline, catalog: Catalog, credit: Assessment) -> None:
+    io = ScriptedIo(PORTAL)
+    saved: list[Perception] = []
+    with pytest.raises(EOFError):
+        Interview(pipeline, catalog, credit, io, saved.append).run(Perception(respondent="r"))
+    view = saved[-1].views[0]
+    # The portal's list, alphabetically: 1 exploitation, 2 feedback-loop manipulation, ...
+    assert "[1/12] Applicant web portal (client, public, owner web-team)" in io.said[0]
+    assert io.said[2].strip() == "2. Feedback-loop manipulation (model skewing)"
+    assert view.threats == ["aml-feedback-loop-manipulation", "someone steals our model"]
+    assert view.defenses[0].control == "authentication"       # letter a
+    assert view.defenses[0].against == ["aml-feedback-loop-manipulation"]
+    assert view.defenses[1].control == "passwords" and view.defenses[1].against == ["model stealing"]
+    assert view.responsibility == Responsibility.other_team and view.responsible == "platform"
+    assert view.attacker_gain is False and view.confidence == "high"
+    assert saved[-1].complete is False
+
+
+def test_resume_skips_answered_components(pipeline: Pipeline, catalog: Catalog,
+                                          credit: Assessment) -> None:
+    first: list[Perception] = []
+    with pytest.raises(EOFError):
+        Interview(pipeline, catalog, credit, ScriptedIo(PORTAL), first.append).run(
+            Perception(respondent="r"))
+    io = ScriptedIo([""] * 6 * 11)   # Enter everywhere for the eleven remaining components
+    done = Interview(pipeline, catalog, credit, io).run(first[-1])
+    assert done.complete
+    assert [v.component for v in done.views] == [c.id for c in pipeline.spec.components]
+    assert "[2/12]" in io.said[0]   # picked up at the second component
+
+
+def test_bad_answer_without_terminal_is_an_input_error(pipeline: Pipeline, catalog: Catalog,
+                                                        credit: Assessment) -> None:
+    io = ScriptedIo(["", "", "us", "perhaps"])
+    with pytest.raises(InputError, match="attacker_gain: 'perhaps' is not one of"):
+        Interview(pipeline, catalog, credit, io).run(Perception(respondent="r"))
+    with pytest.raises(InputError, match="no number 99"):
+        Interview(pipeline, catalog, credit, ScriptedIo(["99"])).run(Perception(respondent="r"))
+
+
+def test_answers_file_io(pipeline: Pipeline, catalog: Catalog, credit: Assessment) -> None:
+    io = AnswersFileIo({"scoring_api": {"threats": [1, "model stealing"], "attacker_gain": False,
+                                        "responsibility": "us"}})
+    done = Interview(pipeline, catalog, credit, io).run(Perception(respondent="r"), io.covers)
+    assert [v.component for v in done.views] == ["scoring_api"]
+    assert done.views[0].attacker_gain is False and done.views[0].threats[1] == "model stealing"
+
+
+def _cli(args: list[str], stdin: str = "") -> subprocess.CompletedProcess[str]:
+    exe = Path(sys.executable).parent / "mlthreat"
+    return subprocess.run([str(exe), *args], input=stdin, capture_output=True, text=True,
+                          timeout=120)
+
+
+def test_cli_piped_answers_pause_and_resume(tmp_path: Path) -> None:
+    out = tmp_path / "me.yaml"
+    proc = _cli(["elicit", str(CREDIT), "-o", str(out), "--respondent", "p9", "--team", "risk-ml"],
+                "\n".join(PORTAL) + "\n")
+    assert proc.returncode == 0 and "interview paused" in proc.stderr
+    data = yaml.safe_load(out.read_text())
+    assert data["complete"] is False and len(data["views"]) == 1
+    proc = _cli(["elicit", str(CREDIT), "-o", str(out)], "\n" * 6 * 11)
+    assert proc.returncode == 0, proc.stderr
+    data = yaml.safe_load(out.read_text())
+    assert data["complete"] is True and len(data["views"]) == 12 and data["respondent"] == "p9"
+    # The result is a valid perception file that `model` compares.
+    proc = _cli(["model", str(CREDIT), "--perception", str(out), "-f", "json"])
+    assert proc.returncode == 0 and '"attacker_doubt"' in proc.stdout
+    # A finished interview is never overwritten silently.
+    proc = _cli(["elicit", str(CREDIT), "-o", str(out), "--respondent", "x"], "")
+    assert proc.returncode == 2 and "not overwritten" in proc.stderr
+
+
+def test_cli_answers_file(tmp_path: Path) -> None:
+    answers = tmp_path / "answers.yaml"
+    answers.write_text(yaml.safe_dump({"respondent": "p10", "team": "risk-ml", "components": {
+        "scoring_api": {"threats": "model stealing, adversarial examples",
+                        "defenses": "tls against adversarial examples",
+                        "responsibility": "other team", "attacker_gain": "no"}}}))
+    out = tmp_path / "p10.yaml"
+    proc = _cli(["elicit", str(CREDIT), "-o", str(out), "--answers", str(answers)])
+    assert proc.returncode == 0, proc.stderr
+    data = yaml.safe_load(out.read_text())
+    assert data["respondent"] == "p10" and data["views"][0]["component"] == "scoring_api"
+    proc = _cli(["model", str(CREDIT), "--perception", str(out), "-f", "md"])
+    assert "Misattributed defenses" in proc.stdout and "Doubt about the attacker" in proc.stdout
+
+
+def test_cli_requires_respondent_without_terminal(tmp_path: Path) -> None:
+    proc = _cli(["elicit", str(CREDIT), "-o", str(tmp_path / "x.yaml")], "")
+    assert proc.returncode == 2 and "--respondent is required" in proc.stderr
