@@ -120,3 +120,11 @@ def test_cli_answers_file(tmp_path: Path) -> None:
 def test_cli_requires_respondent_without_terminal(tmp_path: Path) -> None:
     proc = _cli(["elicit", str(CREDIT), "-o", str(tmp_path / "x.yaml")], "")
     assert proc.returncode == 2 and "--respondent is required" in proc.stderr
+
+
+def test_question_mark_explains(pipeline: Pipeline, catalog: Catalog, credit: Assessment) -> None:
+    io = ScriptedIo(["?", "1"])
+    with pytest.raises(EOFError):
+        Interview(pipeline, catalog, credit, io).run(Perception(respondent="r"))
+    description = catalog.threat("cls-public-app-exploit").description
+    assert any(description in line for line in io.said)

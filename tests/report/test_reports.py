@@ -146,3 +146,20 @@ def test_large_pipeline_html_skips_diagram(tmp_path: Path) -> None:
     text = html.render(assess(load_pipeline(spec, catalog), catalog))
     assert "more than the 400 a diagram can show" in text
     assert "<svg" not in text
+
+
+def test_json_with_perception_matches_schema(credit: Assessment) -> None:
+    from mlthreat.catalog import load_catalog
+    from mlthreat.perception.gaps import with_perceptions
+    from mlthreat.pipeline import load_pipeline
+    catalog = load_catalog()
+    pipeline = load_pipeline(EXAMPLES / "credit-scoring" / "pipeline.yaml", catalog)
+    files = sorted((EXAMPLES / "credit-scoring" / "perceptions").glob("*.yaml"))
+    a = with_perceptions(credit, pipeline, catalog, files)
+    schema = json.loads((ROOT / "docs" / "assessment.schema.json").read_text())
+    data = json.loads(json_report.render(a))
+    jsonschema.Draft202012Validator(schema).validate(data)
+    assert [r["respondent"] for r in data["perception"]] == [f"p0{i}" for i in range(1, 8)]
+    tags = _tags(html.render(a))
+    kinds = {attrs.get("data-kind") for tag, attrs in tags if tag == "li"} - {None}
+    assert {"misattributed_defense", "attacker_doubt", "linked_concepts"} <= kinds

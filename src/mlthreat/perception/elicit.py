@@ -132,9 +132,14 @@ class Interview:
                          key=lambda t: self.catalog.threat(t).name)
         for n, tid in enumerate(threats, start=1):
             self.io.say(f"  {n:>2}. {self.catalog.threat(tid).name}")
-        seen = self._list(comp.id, "threats", "Which of these, or what else, could an attacker "
-                          "do here? (numbers and/or your own words, comma-separated; Enter: none)",
-                          threats)
+        prompt = ("Which of these, or what else, could an attacker do here? (numbers and/or "
+                  "your own words, comma-separated; ? explains each; Enter: none)")
+        answer = self.io.ask(comp.id, "threats", prompt)
+        if answer.strip() == "?":
+            for n, tid in enumerate(threats, start=1):
+                self.io.say(f"  {n:>2}. {self.catalog.threat(tid).description}")
+            answer = self.io.ask(comp.id, "threats", prompt)
+        seen = [self._item(part, threats, comp.id, "threats") for part in _split(answer, ",")]
         controls = sorted({c.id for t in threats for c, _ in self.catalog.mitigations(t)},
                           key=lambda c: self.catalog.control(c).name)  # type: ignore[union-attr]
         labels = dict(zip(_labels(len(controls)), controls, strict=True))
@@ -151,10 +156,6 @@ class Interview:
         return View(component=comp.id, threats=seen, defenses=defenses, responsibility=who,
                     responsible=responsible, attacker_gain=gain, reason=reason,
                     confidence=confidence)
-
-    def _list(self, comp: str, key: str, prompt: str, numbered: list[str]) -> list[str]:
-        answer = self.io.ask(comp, key, prompt)
-        return [self._item(part, numbered, comp, key) for part in _split(answer, ",")]
 
     def _item(self, part: str, numbered: list[str], comp: str, key: str) -> str:
         if part.isdigit():
