@@ -4,22 +4,20 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-dev
 
-.PHONY: demo test bench lint install clean torch
+.PHONY: demo test bench lint install clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
+# The torch extra is part of the test set-up (real PyTorch checkpoints for the model-file scanner);
+# the CPU pin goes in first, or pip resolves a multi-GB CUDA build.
 $(STAMP): $(BIN)/python pyproject.toml
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet torch==2.13.0
+	$(BIN)/python -m pip install --quiet -e '.[dev,torch]'
 	touch $(STAMP)
 
 install: $(STAMP)
-
-# Optional PyTorch extra: the CPU pin must go in first, or pip resolves a multi-GB CUDA build.
-torch: $(STAMP)
-	$(BIN)/python -m pip install --quiet torch==2.13.0
-	$(BIN)/python -m pip install --quiet -e '.[dev,torch]'
 
 demo: $(STAMP)
 	$(BIN)/mlthreat demo --out demo-report

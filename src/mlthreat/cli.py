@@ -36,8 +36,12 @@ from mlthreat.pipeline import PipelineSpec, load_pipeline
 from mlthreat.report import FORMATS
 from mlthreat.report.common import at_least
 from mlthreat.report.research import FORMATS as FORMATS_RESEARCH
+from mlthreat.report.scan import FORMATS as SCAN_FORMATS
+from mlthreat.report.scan import render as render_scan
+from mlthreat.scanners import SCANNERS, scan_paths
+from mlthreat.scanners.dependencies import load_advisories
 from mlthreat.report.research import render_codes, render_team
-from mlthreat.report.terminal import codes_summary, summary, team_summary
+from mlthreat.report.terminal import codes_summary, scan_summary, summary, team_summary
 from mlthreat.vocabulary import Family, RiskLevel
 
 EXIT_OK, EXIT_FINDINGS, EXIT_INPUT, EXIT_TOOL = 0, 1, 2, 3
@@ -59,6 +63,17 @@ exit codes: 0 no finding at or above --fail-on, 1 findings at or above it,
 docs: docs/spec.md (spec format), docs/risk.md (scoring), docs/catalog.md (threats, controls)
 """
 
+
+SCAN_EPILOG = """\
+Scanners: modelfile (pickle, joblib, PyTorch, numpy, Keras, ONNX, safetensors, archives and
+folders; identified by content, never by extension), secrets (detect-secrets plus model-hub and
+tracking-server tokens, notebooks included), dependencies (requirements, pyproject, conda;
+--advisories for known-vulnerable versions), serving (FastAPI/Flask by syntax tree, TorchServe).
+Nothing scanned is imported or executed.
+examples:
+  mlthreat scan model.joblib
+  mlthreat scan . -f sarif -o scan.sarif --fail-on high
+"""
 
 ELICIT_EPILOG = """\
 At each component you pick threats by number or write your own words, and name defenses by
@@ -186,6 +201,29 @@ class Cli:
             self.out.print(_controls_table(catalog, family))
         else:
             self.out.print(_threats_table(catalog, family))
+        return EXIT_OK
+
+    def cmd_scan(self) -> int:
+        args = self.args
+        paths = [Path(p) for p in args.paths]
+        missing = [str(p) for p in paths if not p.exists()]
+        if missing:
+            raise InputError(f"not found: {', '.join(missing)}")
+        only = [s.strip() for s in args.only.split(",")] if args.only else None
+        unknown = [s for s in only or [] if s not in SCANNERS]
+        if unknown:
+            raise InputError(f"unknown scanner(s) {', '.join(unknown)}; "
+                             f"known: {', '.join(SCANNERS)}")
+        advisories = load_advisories(Path(args.advisories)) if args.advisories else None
+        with self.err.status("scanning …") as status:
+            report = scan_paths(paths, only, advisories,
+                                progress=lambda p: status.update(f"scanning {p}"))
+        self._emit(render_scan(report, args.format or "md"), scan_summary(report))
+        if args.fail_on:
+            hits = [f for f in report.findings if f.at_least(RiskLevel(args.fail_on))]
+            if hits:
+                self.err.print(f"{len(hits)} findings at or above {args.fail_on}")
+                return EXIT_FINDINGS
         return EXIT_OK
 
     def cmd_team(self) -> int:
@@ -346,6 +384,20 @@ def build_parser() -> argparse.ArgumentParser:
                         "findings; repeat for several people")
     p.add_argument("--force", action="store_true", help="overwrite existing output files")
     p.set_defaults(run=Cli.cmd_model)
+
+    p = sub.add_parser("scan", help="scan model files, code, configs and requirements without "
+                       "running any of them", formatter_class=argparse.RawDescriptionHelpFormatter,
+                       epilog=SCAN_EPILOG)
+    p.add_argument("paths", nargs="+", metavar="PATH", help="files or folders")
+    p.add_argument("--only", help=f"comma-separated scanners ({', '.join(SCANNERS)})")
+    p.add_argument("--advisories", help="OSV advisory JSON file or folder, to check versions "
+                   "(offline; without it vulnerable versions are not checked)")
+    p.add_argument("-f", "--format", choices=SCAN_FORMATS)
+    p.add_argument("-o", "--output", help="write the report to this file (needs -f)")
+    p.add_argument("--fail-on", choices=[lvl.value for lvl in RiskLevel if lvl != "info"],
+                   help="exit 1 if any finding is at or above this severity")
+    p.add_argument("--force", action="store_true", help="overwrite an existing file")
+    p.set_defaults(run=Cli.cmd_scan)
 
     p = sub.add_parser("validate", help="check a pipeline spec and report every problem")
     p.add_argument("spec", help="pipeline spec (YAML)")

@@ -10,6 +10,7 @@ from rich.text import Text
 from mlthreat.analysis.model import Assessment, Finding
 from mlthreat.perception.codes import CodesReport
 from mlthreat.perception.team import TeamView
+from mlthreat.scanners import ScanReport
 from mlthreat.report.common import FAMILY_COLOR, FAMILY_LABEL, LEVEL_COLOR, by_family, fmt
 from mlthreat.report.markdown import GAP_TITLES
 from mlthreat.vocabulary import RISK_ORDER, Family, RiskLevel
@@ -131,4 +132,26 @@ def codes_summary(r: CodesReport) -> list[RenderableType]:
     pairs.sort(key=lambda x: (-x[2], x[0], x[1]))
     out.append(Text(f"Codes together (per {r.unit})", style="bold"))
     out += [Text(f"  • {a} + {b}: {n}") for a, b, n in pairs[:10]]
+    return out
+
+
+def scan_summary(r: ScanReport) -> list[RenderableType]:
+    sev = {"critical": 0, "high": 0, "medium": 0, "low": 0}
+    for f in r.findings:
+        sev[f.severity] += 1
+    out: list[RenderableType] = [Panel.fit(
+        f"{r.files} files scanned ({', '.join(r.scanners)}): "
+        + ", ".join(f"{n} {k}" for k, n in sev.items()), title="mlthreat scan",
+        border_style="blue")]
+    if r.findings:
+        table = Table(expand=True)
+        for col, ratio in (("severity", 1), ("where", 3), ("threat", 2), ("finding", 5)):
+            table.add_column(col, ratio=ratio)
+        for f in r.findings[:40]:
+            table.add_row(_level(RiskLevel(f.severity)), Text(f.where, style="cyan"),
+                          Text(f.threat_id), Text(f.message))
+        if len(r.findings) > 40:
+            table.caption = f"… and {len(r.findings) - 40} more in the reports"
+        out.append(table)
+    out += [Text(n, style="yellow") for n in r.notes]
     return out

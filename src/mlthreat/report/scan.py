@@ -1,0 +1,108 @@
+"""Reports of `mlthreat scan`: JSON, Markdown, SARIF 2.1.0 (results at file and line, or byte
+offset in binary files) and self-contained HTML. `render(report, fmt) -> str`."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from pathlib import PurePath
+from typing import Any
+
+from jinja2 import Environment, PackageLoader, select_autoescape
+
+from mlthreat import __version__
+from mlthreat.report.common import LEVEL_COLOR
+from mlthreat.report.sarif import SCHEMA_URI
+from mlthreat.scanners import ScanReport
+from mlthreat.scanners.interface import ScanFinding
+
+FORMATS = ("json", "md", "sarif", "html")
+SARIF_LEVEL = {"critical": "error", "high": "error", "medium": "warning", "low": "note"}
+SECURITY_SEVERITY = {"critical": "9.5", "high": "8.0", "medium": "5.5", "low": "3.0"}
+_env = Environment(loader=PackageLoader("mlthreat.report", "templates"),
+                   autoescape=select_autoescape(["html", "j2"]), trim_blocks=True,
+                   lstrip_blocks=True)
+
+
+def counts(report: ScanReport) -> dict[str, int]:
+    out = {lvl: 0 for lvl in ("critical", "high", "medium", "low")}
+    for f in report.findings:
+        out[f.severity] += 1
+    return out
+
+
+def _json(report: ScanReport) -> str:
+    data: dict[str, Any] = {
+        "tool": f"mlthreat {__version__}", "paths": report.paths, "scanners": report.scanners,
+        "files": report.files, "notes": report.notes, "counts": counts(report),
+        "findings": [dataclasses.asdict(f) for f in report.findings]}
+    return json.dumps(data, indent=2) + "\n"
+
+
+def _md(report: ScanReport) -> str:
+    c = counts(report)
+    out = [f"# mlthreat scan: {', '.join(report.paths)}", "",
+           f"{report.files} files · scanners {', '.join(report.scanners)} · "
+           + " · ".join(f"{n} {lvl}" for lvl, n in c.items()), ""]
+    out += [f"> {n}" for n in report.notes]
+    out += ["", "| severity | where | scanner | threat | finding |", "|---|---|---|---|---|"]
+    out += [f"| **{f.severity}** | `{f.where}` | {f.scanner} | `{f.threat_id}` ({f.family}) "
+            f"| {f.message.replace('|', '/')} |" for f in report.findings]
+    if not report.findings:
+        out.append("| | | | | nothing found |")
+    return "\n".join(out) + "\n"
+
+
+def _uri(path: str) -> str:
+    p = PurePath(path)
+    return p.as_uri() if p.is_absolute() else p.as_posix()
+
+
+def _sarif_result(f: ScanFinding, index: int) -> dict[str, Any]:
+    region: dict[str, Any] = {}
+    if f.line is not None:
+        region["startLine"] = f.line
+    elif f.offset is not None:
+        region["byteOffset"] = f.offset
+    location: dict[str, Any] = {"artifactLocation": {"uri": _uri(f.file)}}
+    if region:
+        location["region"] = region
+    result: dict[str, Any] = {
+        "ruleId": f.rule, "ruleIndex": index, "level": SARIF_LEVEL[f.severity],
+        "message": {"text": f.message + (f" [{f.member}]" if f.member else "")},
+        "locations": [{"physicalLocation": location}],
+        "partialFingerprints": {"mlthreatScan/v1": hashlib.sha256(
+            f"{f.rule}|{f.file}|{f.member}|{f.message}".encode()).hexdigest()[:32]},
+        "properties": {"family": f.family, "threat": f.threat_id, "severity": f.severity,
+                       "scanner": f.scanner, "member": f.member},
+    }
+    return result
+
+
+def _sarif(report: ScanReport) -> str:
+    rules: dict[str, dict[str, Any]] = {}
+    for f in report.findings:
+        rule = rules.setdefault(f.rule, {
+            "id": f.rule, "shortDescription": {"text": f"{f.scanner}: {f.rule}"},
+            "properties": {"tags": ["security", f"family:{f.family}", f.threat_id],
+                           "security-severity": SECURITY_SEVERITY[f.severity]}})
+        if float(SECURITY_SEVERITY[f.severity]) > float(rule["properties"]["security-severity"]):
+            rule["properties"]["security-severity"] = SECURITY_SEVERITY[f.severity]
+    index = {rid: i for i, rid in enumerate(rules)}
+    log = {"$schema": SCHEMA_URI, "version": "2.1.0", "runs": [{
+        "tool": {"driver": {"name": "mlthreat", "version": __version__,
+                            "semanticVersion": __version__, "rules": list(rules.values())}},
+        "results": [_sarif_result(f, index[f.rule]) for f in report.findings],
+        "properties": {"notes": report.notes, "files": report.files}}]}
+    return json.dumps(log, indent=2) + "\n"
+
+
+def _html(report: ScanReport) -> str:
+    return _env.get_template("scan.html.j2").render(r=report, counts=counts(report),
+                                                    level_color={k.value: v for k, v in
+                                                                 LEVEL_COLOR.items()})
+
+
+def render(report: ScanReport, fmt: str) -> str:
+    return {"json": _json, "md": _md, "sarif": _sarif, "html": _html}[fmt](report)

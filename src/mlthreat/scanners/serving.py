@@ -1,0 +1,220 @@
+"""Serving code, read as a syntax tree (never imported): FastAPI and Flask apps, and TorchServe's
+config.properties.
+
+Per route: no authentication dependency; per app: no rate limiting, debug mode, binding to all
+interfaces; per route body: full probability vectors or logits returned; anywhere: models loaded
+with pickle, joblib, dill or torch.load without weights_only=True.
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from mlthreat.scanners.interface import ScanFinding
+
+ROUTE_METHODS = {"get", "post", "put", "patch", "delete", "route", "api_route", "websocket"}
+AUTH_HINTS = re.compile(r"auth|token|api_?key|current_user|verify|login|security|jwt|oauth|"
+                        r"credential|permission|require", re.I)
+LIMIT_HINTS = re.compile(r"limiter|ratelimit|rate_limit|throttl|slowapi|RateLimiter", re.I)
+PROBA_HINTS = re.compile(r"predict_proba|decision_function|softmax|logits|predict_log_proba", re.I)
+UNSAFE_LOADS = {("pickle", "load"), ("pickle", "loads"), ("joblib", "load"), ("dill", "load"),
+                ("dill", "loads"), ("cloudpickle", "load"), ("cloudpickle", "loads"),
+                ("torch", "load"), ("np", "load"), ("numpy", "load"), ("pd", "read_pickle"),
+                ("pandas", "read_pickle"), ("_pickle", "load"), ("cPickle", "load")}
+
+
+@dataclass
+class _App:
+    name: str
+    framework: str
+    line: int
+    app_auth: bool = False
+    limited: bool = False
+    routes: int = 0
+
+
+@dataclass
+class _Visitor(ast.NodeVisitor):
+    path: str
+    source: str
+    apps: dict[str, _App] = field(default_factory=dict)
+    findings: list[ScanFinding] = field(default_factory=list)
+
+    def add(self, node: ast.AST, rule: str, threat: str, family: str, severity: str,
+            message: str) -> None:
+        self.findings.append(ScanFinding("serving", rule, threat, family, severity, self.path,
+                                         getattr(node, "lineno", None), message))
+
+    # -------------------------------------------------------------- apps
+    def visit_Assign(self, node: ast.Assign) -> None:  # noqa: N802 - ast visitor API
+        call = node.value
+        if isinstance(call, ast.Call):
+            ctor = _dotted(call.func).rsplit(".", 1)[-1]
+            if ctor in ("FastAPI", "APIRouter", "Flask", "Blueprint"):
+                for target in node.targets:
+                    if isinstance(target, ast.Name):
+                        app = _App(target.id, "flask" if ctor in ("Flask", "Blueprint")
+                                   else "fastapi", node.lineno)
+                        app.app_auth = any(kw.arg == "dependencies" and
+                                           AUTH_HINTS.search(ast.unparse(kw.value))
+                                           for kw in call.keywords)
+                        self.apps[target.id] = app
+                if ctor == "FastAPI" and _kw_true(call, "debug"):
+                    self.add(node, "SRV-DEBUG", "cls-public-app-exploit", "classical", "high",
+                             "FastAPI(debug=True): tracebacks with code and data go to clients")
+        for target in node.targets:   # app.debug = True / app.config["DEBUG"] = True
+            text = ast.unparse(target)
+            if (text.endswith(".debug") or "DEBUG" in text) and _is_true(node.value):
+                self.add(node, "SRV-DEBUG", "cls-public-app-exploit", "classical", "high",
+                         f"{text} = True: the debugger lets anyone who reaches it run code")
+        self.generic_visit(node)
+
+    def visit_Call(self, node: ast.Call) -> None:  # noqa: N802
+        name = _dotted(node.func)
+        parts = name.split(".")
+        if len(parts) >= 2 and (parts[-2], parts[-1]) in UNSAFE_LOADS:
+            self._unsafe_load(node, parts[-2], parts[-1])
+        if parts[-1] in ("run",) and (parts[0] in self.apps or parts[0] == "uvicorn"):
+            if _kw_true(node, "debug"):
+                self.add(node, "SRV-DEBUG", "cls-public-app-exploit", "classical", "high",
+                         f"{name}(debug=True): the interactive debugger runs code for anyone "
+                         "who can reach it")
+            host = _kw(node, "host")
+            if isinstance(host, ast.Constant) and host.value in ("0.0.0.0", "::"):
+                self.add(node, "SRV-BIND-ALL", "cls-public-app-exploit", "classical", "low",
+                         f"{name}(host={host.value!r}) listens on every interface; put it behind "
+                         "a gateway that authenticates and limits")
+        if parts[-1] in ("add_middleware", "include_router", "before_request") and \
+                AUTH_HINTS.search(ast.unparse(node)) and parts[0] in self.apps:
+            self.apps[parts[0]].app_auth = True
+        if LIMIT_HINTS.search(name):
+            for app in self.apps.values():
+                app.limited = True
+        self.generic_visit(node)
+
+    def _unsafe_load(self, node: ast.Call, module: str, func: str) -> None:
+        if module == "torch":
+            weights_only = _kw(node, "weights_only")
+            if isinstance(weights_only, ast.Constant) and weights_only.value is True:
+                return
+            severity = "high" if isinstance(weights_only, ast.Constant) else "medium"
+            self.add(node, "SRV-TORCH-LOAD", "cls-unsafe-deserialization", "classical", severity,
+                     "torch.load without weights_only=True unpickles the checkpoint: a replaced "
+                     "file runs code here")
+        elif module in ("np", "numpy"):
+            if _kw_true(node, "allow_pickle"):
+                self.add(node, "SRV-NP-PICKLE", "cls-unsafe-deserialization", "classical",
+                         "high", "numpy.load(allow_pickle=True) unpickles object arrays")
+        else:
+            self.add(node, "SRV-PICKLE-LOAD", "cls-unsafe-deserialization", "classical", "high",
+                     f"{module}.{func} runs whatever code the file holds: scan it first "
+                     "(mlthreat scan) or use a code-free format")
+
+    # -------------------------------------------------------------- routes
+    def visit_FunctionDef(self, node: ast.FunctionDef | ast.AsyncFunctionDef) -> None:  # noqa: N802
+        for deco in node.decorator_list:
+            target = deco.func if isinstance(deco, ast.Call) else deco
+            name = _dotted(target)
+            owner, _, method = name.rpartition(".")
+            if owner in self.apps and method in ROUTE_METHODS:
+                self._route(node, self.apps[owner], deco)
+            if LIMIT_HINTS.search(name):
+                for app in self.apps.values():
+                    app.limited = True
+        self.generic_visit(node)
+
+    visit_AsyncFunctionDef = visit_FunctionDef  # noqa: N815
+
+    def _route(self, node: ast.FunctionDef | ast.AsyncFunctionDef, app: _App,
+               deco: ast.expr) -> None:
+        app.routes += 1
+        text = ast.unparse(node.args) + ast.unparse(deco)
+        decorators = " ".join(ast.unparse(d) for d in node.decorator_list)
+        authed = app.app_auth or bool(AUTH_HINTS.search(text)) or bool(
+            re.search(r"login_required|auth", decorators, re.I))
+        if app.framework == "flask":
+            body = ast.unparse(node)
+            authed = authed or bool(re.search(r"request\.headers|authorization", body, re.I))
+        if not authed:
+            self.add(node, "SRV-NO-AUTH", "cls-unauthenticated-api", "classical", "high",
+                     f"route {node.name} has no authentication dependency: anyone who reaches "
+                     "it can query the model")
+        body = ast.unparse(node)
+        if PROBA_HINTS.search(body) and "round(" not in body:
+            self.add(node, "SRV-FULL-SCORES", "aml-model-extraction", "aml", "medium",
+                     f"route {node.name} returns full probability vectors or logits: model "
+                     "extraction and membership inference need far fewer queries; return the "
+                     "label or rounded scores")
+
+
+def _dotted(node: ast.AST) -> str:
+    if isinstance(node, ast.Name):
+        return node.id
+    if isinstance(node, ast.Attribute):
+        return f"{_dotted(node.value)}.{node.attr}"
+    if isinstance(node, ast.Call):
+        return _dotted(node.func)
+    return ""
+
+
+def _kw(call: ast.Call, name: str) -> ast.expr | None:
+    return next((k.value for k in call.keywords if k.arg == name), None)
+
+
+def _is_true(node: ast.AST | None) -> bool:
+    return isinstance(node, ast.Constant) and node.value is True
+
+
+def _kw_true(call: ast.Call, name: str) -> bool:
+    return _is_true(_kw(call, name))
+
+
+def scan_python(path: Path) -> list[ScanFinding]:
+    try:
+        source = path.read_text(encoding="utf-8", errors="replace")
+        tree = ast.parse(source, filename=str(path))
+    except (SyntaxError, ValueError, OSError, RecursionError):
+        return []
+    visitor = _Visitor(str(path), source)
+    visitor.visit(tree)
+    out = visitor.findings
+    for app in visitor.apps.values():
+        if app.routes and not app.limited:
+            out.append(ScanFinding("serving", "SRV-NO-RATE-LIMIT", "cls-missing-rate-limiting",
+                                   "classical", "medium", str(path), app.line,
+                                   f"app {app.name} has no rate limiting (slowapi, "
+                                   "fastapi-limiter, flask-limiter): unlimited queries make "
+                                   "extraction and denial of service cheap"))
+    return sorted(out, key=lambda f: (f.line or 0, f.rule))
+
+
+def serving_apps(path: Path) -> list[str]:
+    """Names of web apps a Python file defines (for `discover`)."""
+    try:
+        tree = ast.parse(path.read_text(encoding="utf-8", errors="replace"))
+    except (SyntaxError, ValueError, OSError, RecursionError):
+        return []
+    visitor = _Visitor(str(path), "")
+    visitor.visit(tree)
+    return [a.name for a in visitor.apps.values() if a.framework]
+
+
+def scan_torchserve(path: Path) -> list[ScanFinding]:
+    out = []
+    for number, line in enumerate(path.read_text(errors="replace").splitlines(), start=1):
+        key, _, value = (p.strip() for p in line.partition("="))
+        if key == "disable_token_authorization" and value.lower() == "true":
+            out.append(ScanFinding("serving", "SRV-NO-AUTH", "cls-unauthenticated-api",
+                                   "classical", "high", str(path), number,
+                                   "TorchServe token authorization is disabled"))
+        if key in ("inference_address", "management_address") and "0.0.0.0" in value:
+            sev = "high" if key == "management_address" else "low"
+            out.append(ScanFinding("serving", "SRV-BIND-ALL", "cls-public-app-exploit",
+                                   "classical", sev, str(path), number,
+                                   f"{key} listens on every interface"
+                                   + (": the management API can register models (code)"
+                                      if key == "management_address" else "")))
+    return out
