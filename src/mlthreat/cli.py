@@ -36,12 +36,12 @@ from mlthreat.pipeline import PipelineSpec, load_pipeline
 from mlthreat.report import FORMATS
 from mlthreat.report.common import at_least
 from mlthreat.report.research import FORMATS as FORMATS_RESEARCH
+from mlthreat.report.research import render_codes, render_team
 from mlthreat.report.scan import FORMATS as SCAN_FORMATS
 from mlthreat.report.scan import render as render_scan
+from mlthreat.report.terminal import codes_summary, scan_summary, summary, team_summary
 from mlthreat.scanners import SCANNERS, scan_paths
 from mlthreat.scanners.dependencies import load_advisories
-from mlthreat.report.research import render_codes, render_team
-from mlthreat.report.terminal import codes_summary, scan_summary, summary, team_summary
 from mlthreat.vocabulary import Family, RiskLevel
 
 EXIT_OK, EXIT_FINDINGS, EXIT_INPUT, EXIT_TOOL = 0, 1, 2, 3

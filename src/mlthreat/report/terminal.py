@@ -10,9 +10,9 @@ from rich.text import Text
 from mlthreat.analysis.model import Assessment, Finding
 from mlthreat.perception.codes import CodesReport
 from mlthreat.perception.team import TeamView
-from mlthreat.scanners import ScanReport
 from mlthreat.report.common import FAMILY_COLOR, FAMILY_LABEL, LEVEL_COLOR, by_family, fmt
 from mlthreat.report.markdown import GAP_TITLES
+from mlthreat.scanners import ScanReport
 from mlthreat.vocabulary import RISK_ORDER, Family, RiskLevel
 
 TOP = 8

@@ -17,8 +17,8 @@ from __future__ import annotations
 
 import io
 import pickletools
-from collections import Counter
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 from functools import cache
 from importlib import resources

@@ -1,0 +1,139 @@
+"""Secrets, dependencies and serving code: what each must find, and stay quiet about."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from mlthreat.scanners.dependencies import scan_dependencies
+from mlthreat.scanners.secrets import scan_secrets
+from mlthreat.scanners.serving import scan_python, scan_torchserve
+
+# Assembled at run time so that no secret-looking literal sits in this repository.
+HF = "hf_" + "aB3dE5gH7jK9mN1pQ3sT5vW7yZ9bC1dE3f"
+AWS = "AKIA" + "IOSFODNN7EXAMPLE"
+
+
+def test_secrets_in_code_config_and_notebook_outputs(tmp_path: Path) -> None:
+    (tmp_path / "train.py").write_text(f'import os\nTOKEN = "{HF}"\nx = 1\n')
+    (tmp_path / "config.yaml").write_text(f"aws:\n  key: {AWS}\n")
+    nb = {"cells": [{"cell_type": "code", "source": ["print(token)"],
+                     "outputs": [{"output_type": "stream", "text": [f"{HF}\n"]}]}]}
+    (tmp_path / "explore.ipynb").write_text(json.dumps(nb, indent=1))
+    (tmp_path / "clean.py").write_text("def f(x):\n    return x + 1\n")
+    py = scan_secrets(tmp_path / "train.py")
+    assert any(f.line == 2 and "Hugging Face" in f.message for f in py)
+    assert any("AWS" in f.message for f in scan_secrets(tmp_path / "config.yaml"))
+    nb_findings = scan_secrets(tmp_path / "explore.ipynb")
+    assert any("notebook" in f.message for f in nb_findings)
+    assert scan_secrets(tmp_path / "clean.py") == []
+    assert all(f.threat_id == "cls-secrets-in-code" for f in py)
+
+
+def test_tracking_uri_with_credentials(tmp_path: Path) -> None:
+    (tmp_path / "mlflow.env").write_text("MLFLOW_TRACKING_URI=https://alice:s3cret@mlflow.corp\n")
+    (tmp_path / "ok.env").write_text("MLFLOW_TRACKING_URI=https://mlflow.corp\n")
+    assert any("tracking" in f.message for f in scan_secrets(tmp_path / "mlflow.env"))
+    assert scan_secrets(tmp_path / "ok.env") == []
+
+
+def test_dependency_pinning(tmp_path: Path) -> None:
+    (tmp_path / "base.txt").write_text("requests==2.31.0\n")
+    (tmp_path / "requirements.txt").write_text(
+        "# ml\nnumpy\nscikit-learn>=1.3\ntorch==2.13.0 --hash=sha256:abc\n-r base.txt\n"
+        "git+https://github.com/x/y.git\n")
+    findings = scan_dependencies(tmp_path / "requirements.txt", None)
+    by_rule = {(f.rule, f.line) for f in findings}
+    assert ("DEP-UNPINNED", 2) in by_rule and ("DEP-LOOSE", 3) in by_rule
+    assert ("DEP-URL", 6) in by_rule
+    assert not any("torch" in f.message or "requests" in f.message for f in findings)
+
+
+def test_pyproject_and_conda(tmp_path: Path) -> None:
+    (tmp_path / "pyproject.toml").write_text(
+        '[project]\nname = "x"\ndependencies = ["pandas", "numpy==2.0.0"]\n'
+        '[tool.poetry.dependencies]\npython = "^3.11"\nxgboost = "^2.0"\n')
+    (tmp_path / "environment.yml").write_text(
+        "dependencies:\n  - python=3.11\n  - numpy=1.26.4\n  - scipy\n  - pip:\n"
+        "    - lightgbm>=4\n")
+    rules = {(f.rule, f.message.split()[0]) for f in scan_dependencies(
+        tmp_path / "pyproject.toml", None)}
+    assert ("DEP-UNPINNED", "pandas") in rules and ("DEP-LOOSE", "xgboost>=2.0") in rules
+    conda = {f.message.split()[0] for f in scan_dependencies(tmp_path / "environment.yml", None)}
+    assert conda == {"scipy", "lightgbm>=4"}
+
+
+def test_known_vulnerable_versions_from_osv(tmp_path: Path) -> None:
+    advisory = {"id": "GHSA-test-0001", "summary": "pickle RCE in loader",
+                "affected": [{"package": {"ecosystem": "PyPI", "name": "Torch"},
+                              "ranges": [{"type": "ECOSYSTEM",
+                                          "events": [{"introduced": "0"}, {"fixed": "2.6.0"}]}]}]}
+    (tmp_path / "requirements.txt").write_text("torch==2.5.1\nnumpy==2.0.0\n")
+    found = scan_dependencies(tmp_path / "requirements.txt", [advisory])
+    vulnerable = [f for f in found if f.rule == "DEP-VULNERABLE"]
+    assert len(vulnerable) == 1 and "GHSA-test-0001" in vulnerable[0].message
+    (tmp_path / "requirements.txt").write_text("torch==2.6.0\n")
+    assert not [f for f in scan_dependencies(tmp_path / "requirements.txt", [advisory])
+                if f.rule == "DEP-VULNERABLE"]
+
+
+FASTAPI = '''
+from fastapi import Depends, FastAPI
+import joblib, pickle, torch
+app = FastAPI(debug=True)
+model = joblib.load("m.joblib")
+net = torch.load("n.pt")
+safe = torch.load("n.pt", weights_only=True)
+
+def verify_api_key(): ...
+
+@app.post("/score")
+def score(x: dict):
+    return {"proba": model.predict_proba([x["f"]]).tolist()}
+
+@app.post("/label")
+def label(x: dict, user=Depends(verify_api_key)):
+    return {"label": int(model.predict([x["f"]])[0])}
+'''
+FLASK = '''
+from flask import Flask
+from flask_limiter import Limiter
+app = Flask(__name__)
+limiter = Limiter(app)
+
+@app.route("/predict")
+def predict():
+    return {"p": round(float(model.predict_proba(x)[0][1]), 1)}
+
+app.run(host="0.0.0.0", debug=True)
+'''
+
+
+def test_fastapi_app(tmp_path: Path) -> None:
+    path = tmp_path / "serve.py"
+    path.write_text(FASTAPI)
+    found = {(f.rule, f.line) for f in scan_python(path)}
+    assert ("SRV-DEBUG", 4) in found
+    assert ("SRV-PICKLE-LOAD", 5) in found and ("SRV-TORCH-LOAD", 6) in found
+    assert not any(rule == "SRV-TORCH-LOAD" and line == 7 for rule, line in found)
+    assert ("SRV-NO-AUTH", 12) in found and ("SRV-FULL-SCORES", 12) in found
+    assert not any(line == 16 for _, line in found)      # authenticated, label only
+    assert ("SRV-NO-RATE-LIMIT", 4) in found
+
+
+def test_flask_app(tmp_path: Path) -> None:
+    path = tmp_path / "app.py"
+    path.write_text(FLASK)
+    found = {(f.rule, f.line) for f in scan_python(path)}
+    assert ("SRV-NO-AUTH", 8) in found
+    assert ("SRV-BIND-ALL", 11) in found and ("SRV-DEBUG", 11) in found
+    assert not any(r == "SRV-NO-RATE-LIMIT" for r, _ in found)   # flask-limiter is there
+    assert not any(r == "SRV-FULL-SCORES" for r, _ in found)     # scores are rounded
+
+
+def test_torchserve_config(tmp_path: Path) -> None:
+    path = tmp_path / "config.properties"
+    path.write_text("inference_address=http://0.0.0.0:8080\nmanagement_address=http://0.0.0.0:8081"
+                    "\ndisable_token_authorization=true\n")
+    found = {(f.rule, f.line, f.severity) for f in scan_torchserve(path)}
+    assert ("SRV-NO-AUTH", 3, "high") in found and ("SRV-BIND-ALL", 2, "high") in found
