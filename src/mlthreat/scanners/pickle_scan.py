@@ -15,6 +15,7 @@ count and container sizes are bounded.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import pickletools
 import time
@@ -258,9 +259,9 @@ class Machine:
             s.append(())
         elif name in ("TUPLE1", "TUPLE2", "TUPLE3"):
             n = int(name[-1])
-            items = tuple(s[-n:])
+            packed = tuple(s[-n:])
             del s[-n:]
-            s.append(items)
+            s.append(packed)
         elif name == "MARK":
             self.meta.append(s)
             self.stack = []
@@ -412,10 +413,8 @@ def _pairs(items: list[Any]) -> dict[Any, Any]:
 
 
 def _setitem(target: dict[Any, Any], key: Any, value: Any) -> None:
-    try:
+    with contextlib.suppress(TypeError):   # an unhashable symbolic key: go on without it
         target[key] = value
-    except TypeError:               # an unhashable symbolic key: keep going without it
-        pass
 
 
 def _dtype_info(dtype: Any) -> tuple[bool, int]:
