@@ -42,6 +42,8 @@ from mlthreat.report.scan import render as render_scan
 from mlthreat.report.terminal import codes_summary, scan_summary, summary, team_summary
 from mlthreat.scanners import SCANNERS, scan_paths
 from mlthreat.scanners.dependencies import load_advisories
+from mlthreat.scanners.discover import discover, to_yaml
+from mlthreat.scanners.evidence import scan_evidence
 from mlthreat.vocabulary import Family, RiskLevel
 
 EXIT_OK, EXIT_FINDINGS, EXIT_INPUT, EXIT_TOOL = 0, 1, 2, 3
@@ -226,6 +228,28 @@ class Cli:
                 return EXIT_FINDINGS
         return EXIT_OK
 
+    def cmd_discover(self) -> int:
+        root = Path(self.args.dir)
+        if not root.is_dir():
+            raise InputError(f"{root}: not a folder; discover drafts a spec from a repository")
+        out = Path(self.args.output) if self.args.output else root / "pipeline.yaml"
+        if out.exists():
+            raise OutputError(f"{out}: exists; discover never overwrites a spec. Choose another "
+                              "-o and compare the two")
+        with self.err.status(f"reading {root} …"):
+            draft = discover(root)
+            text = to_yaml(draft, out.parent.resolve() if out.parent.exists() else root,
+                           root.resolve().name)
+        if self.args.output == "-":
+            sys.stdout.write(text)
+            return EXIT_OK
+        self.write(out, text, force=False)
+        kinds = ", ".join(f"{c['id']} ({c['kind']})" for c in draft.components.values())
+        self.out.print(f"wrote {out}: {len(draft.components)} components ({kinds}), "
+                       f"{len(draft.flows)} flows. Check every 'guessed' note, then "
+                       f"`mlthreat validate {out}`.")
+        return EXIT_OK
+
     def cmd_team(self) -> int:
         catalog = load_catalog()
         pipeline = load_pipeline(self.args.spec, catalog)
@@ -314,7 +338,9 @@ class Cli:
         catalog = load_catalog()
         with self.err.status(f"threat-modelling {spec} …"):
             pipeline = load_pipeline(spec, catalog)
-            assessment = assess(pipeline, catalog)
+            evidence, notes = ({}, []) if getattr(self.args, "no_scan", False) else \
+                scan_evidence(pipeline)
+            assessment = assess(pipeline, catalog, evidence, tuple(notes))
             if perceptions:
                 assessment = with_perceptions(assessment, pipeline, catalog, perceptions)
             return assessment
@@ -379,6 +405,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out-dir", help="write every format into this folder as threat-model.*")
     p.add_argument("--fail-on", choices=[lvl.value for lvl in RiskLevel if lvl != "info"],
                    help="exit 1 if any finding is at or above this risk level (for CI)")
+    p.add_argument("--no-scan", action="store_true",
+                   help="do not scan the artifacts the spec names (model files, code)")
     p.add_argument("--perception", action="append", default=[], metavar="FILE",
                    help="compare a person's perception file (docs/perception.md) with the "
                         "findings; repeat for several people")
@@ -398,6 +426,13 @@ def build_parser() -> argparse.ArgumentParser:
                    help="exit 1 if any finding is at or above this severity")
     p.add_argument("--force", action="store_true", help="overwrite an existing file")
     p.set_defaults(run=Cli.cmd_scan)
+
+    p = sub.add_parser("discover", help="draft a pipeline spec from a repository (data, "
+                       "training code, models, serving apps, DVC, MLflow, CI)")
+    p.add_argument("dir", help="the repository's folder")
+    p.add_argument("-o", "--output", help="where to write the draft (default DIR/pipeline.yaml; "
+                   "'-' for stdout); an existing file is never overwritten")
+    p.set_defaults(run=Cli.cmd_discover)
 
     p = sub.add_parser("validate", help="check a pipeline spec and report every problem")
     p.add_argument("spec", help="pipeline spec (YAML)")

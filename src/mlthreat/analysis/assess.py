@@ -9,6 +9,7 @@ import gc
 from collections import defaultdict
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 from mlthreat import __version__
 from mlthreat.analysis.findings import Context, build_finding
@@ -20,6 +21,8 @@ from mlthreat.catalog import Catalog, Threat
 from mlthreat.pipeline import Component, Pipeline
 from mlthreat.pipeline.graph import build_graph
 from mlthreat.vocabulary import Kind
+
+Evidence = dict[tuple[str, str], list[dict[str, Any]]]
 
 
 def place(threat: Threat, by_kind: dict[Kind, list[Component]], ctx: Context
@@ -49,15 +52,20 @@ def _cyclic_gc_paused() -> Iterator[None]:
             gc.enable()
 
 
-def assess(pipeline: Pipeline, catalog: Catalog) -> Assessment:
-    """Threat-model the pipeline. Deterministic: the same spec gives the same Assessment."""
+def assess(pipeline: Pipeline, catalog: Catalog, evidence: Evidence | None = None,
+           notes: tuple[str, ...] = ()) -> Assessment:
+    """Threat-model the pipeline. Deterministic: the same spec gives the same Assessment.
+
+    `evidence` maps (threat id, component) to measurements (scanners, probes) to attach.
+    """
     with _cyclic_gc_paused():
-        return _assess(pipeline, catalog)
+        return _assess(pipeline, catalog, evidence or {}, notes)
 
 
-def _assess(pipeline: Pipeline, catalog: Catalog) -> Assessment:
+def _assess(pipeline: Pipeline, catalog: Catalog, evidence: Evidence,
+            notes: tuple[str, ...]) -> Assessment:
     graph = build_graph(pipeline)
-    ctx = Context(pipeline, catalog, graph, HarmTracer(graph))
+    ctx = Context(pipeline, catalog, graph, HarmTracer(graph), evidence)
     by_kind: dict[Kind, list[Component]] = defaultdict(list)
     for comp in pipeline.spec.components:
         by_kind[comp.kind].append(comp)
@@ -79,5 +87,5 @@ def _assess(pipeline: Pipeline, catalog: Catalog) -> Assessment:
         incidental_mitigations=tuple(incidental_mitigations(findings, catalog)),
         recommendations=tuple(recommendations(findings, catalog)),
         catalog_atlas_version=catalog.atlas_version, tool_version=__version__,
-        warnings=tuple(str(w) for w in pipeline.warnings),
+        warnings=tuple(str(w) for w in pipeline.warnings) + notes,
     )

