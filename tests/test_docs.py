@@ -12,6 +12,7 @@ from mlthreat.analysis import Assessment
 from mlthreat.analysis.risk import (
     CONTROL_STEP,
     CRITICALITY_STEP,
+    EVIDENCE_STEP,
     LEVEL_BOUNDS,
     NETWORK_EXPOSURE_STEP,
     PARTNER_ONLY_STEP,
@@ -51,6 +52,7 @@ def test_risk_doc_matches_code() -> None:
         assert _num(rows[f"network attacker, component exposure {exposure.value}"]) == step
     assert _num(rows["external attacker whose approach crosses no public component "
                      "(partner only)"]) == PARTNER_ONLY_STEP
+    assert _num(rows["a scanner or probe confirmed the threat at this component"]) == EVIDENCE_STEP
     rows = _rows(_section(text, "Impact"))
     for criticality, step in CRITICALITY_STEP.items():
         key = "medium (default)" if criticality.value == "medium" else criticality.value

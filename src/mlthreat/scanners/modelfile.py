@@ -15,8 +15,10 @@ from __future__ import annotations
 
 import ast
 import bz2
+import io
 import json
 import lzma
+import mmap
 import re
 import struct
 import time
@@ -29,6 +31,7 @@ from mlthreat.scanners.interface import ScanFinding
 from mlthreat.scanners.onnx_wire import onnx_problems
 from mlthreat.scanners.pickle_scan import MAX_SECONDS, Hit, Result, scan_pickle_bytes
 
+Data = bytes | mmap.mmap   # a file's bytes, memory-mapped when read from disk
 MAX_FILE_BYTES = 8 * 1024**3
 MAX_DECOMPRESSED = 8 * 1024**3
 MAX_MEMBERS = 10_000
@@ -88,10 +91,13 @@ def scan_path(path: Path) -> list[ScanFinding]:
         if size > MAX_FILE_BYTES:
             return [finding(str(path), "medium", "MF-TOO-LARGE",
                             f"larger than {MAX_FILE_BYTES >> 30} GiB: not scanned, treat as unsafe")]
-        data = path.read_bytes()
+        if size == 0:
+            return []
+        with path.open("rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as data:
+            # Mapped, not copied: only the bytes a format needs are ever touched.
+            return scan_bytes(data, str(path), root=path.parent, name=path.name)
     except OSError as exc:
         return [finding(str(path), "medium", "MF-UNREADABLE", f"cannot read: {exc.strerror}")]
-    return scan_bytes(data, str(path), root=path.parent, name=path.name)
 
 
 def scan_folder(folder: Path) -> list[ScanFinding]:
@@ -107,7 +113,7 @@ def scan_folder(folder: Path) -> list[ScanFinding]:
     return out
 
 
-def scan_bytes(data: bytes, file: str, member: str = "", root: Path | None = None,
+def scan_bytes(data: Data, file: str, member: str = "", root: Path | None = None,
                name: str = "", depth: int = 0) -> list[ScanFinding]:
     kind = sniff(data[:16])
     handler = _HANDLERS.get(kind)
@@ -148,21 +154,22 @@ PICKLE_NAMES = (".pkl", ".pickle", ".joblib", ".jbl", ".pt", ".pth", ".ckpt", ".
                 ".dill", ".p")
 
 
-def _pickle(data: bytes, file: str, member: str, root: Path | None, name: str,
+def _pickle(data: Data, file: str, member: str, root: Path | None, name: str,
             depth: int) -> list[ScanFinding]:
     result = scan_pickle_bytes(data)
-    looks_like_text = not data.startswith(b"\x80") and not result.hits
+    looks_like_text = data[:1] != b"\x80" and not result.hits
     if result.problems and looks_like_text and not name.lower().endswith(PICKLE_NAMES):
         return []   # a text file whose first byte is also an opcode; no pickle ran anything
     return _pickle_findings(result, file, member)
 
 
 # ---------------------------------------------------------------------- compressed (joblib)
-def _decompress(kind: str, data: bytes) -> bytes:
+def _decompress(kind: str, data: Data) -> bytes:
     if kind == "zlib":
-        body = data[2:] if data.startswith(b"ZF") else data
-        if data.startswith(b"ZF"):            # old joblib: "ZF" + 0x-padded length + zlib stream
-            body = data[data.index(b"x", 2):] if b"x" in data[2:40] else body
+        body = data
+        if data[:2] == b"ZF":   # old joblib: "ZF", a padded length, then the zlib stream
+            head = bytes(data[2:40])
+            body = data[2 + head.index(b"x"):] if b"x" in head else data[2:]
         d = zlib.decompressobj()
         out = d.decompress(body, MAX_DECOMPRESSED)
     elif kind == "gzip":
@@ -177,7 +184,7 @@ def _decompress(kind: str, data: bytes) -> bytes:
     return out
 
 
-def _compressed(data: bytes, file: str, member: str, root: Path | None, name: str,
+def _compressed(data: Data, file: str, member: str, root: Path | None, name: str,
                 depth: int) -> list[ScanFinding]:
     kind = sniff(data[:16])
     try:
@@ -191,11 +198,11 @@ def _compressed(data: bytes, file: str, member: str, root: Path | None, name: st
 
 
 # ---------------------------------------------------------------------- zip: torch, keras, npz
-def _zip(data: bytes, file: str, member: str, root: Path | None, name: str,
+def _zip(data: Data, file: str, member: str, root: Path | None, name: str,
          depth: int) -> list[ScanFinding]:
-    import io
     try:
-        archive = zipfile.ZipFile(io.BytesIO(data))
+        # A mapped top-level file is opened by its path (zipfile wants a seekable() file).
+        archive = zipfile.ZipFile(file if isinstance(data, mmap.mmap) else io.BytesIO(data))
         infos = archive.infolist()
     except (zipfile.BadZipFile, ValueError, OSError) as exc:
         return [finding(file, "high", "MF-UNPARSEABLE", f"broken zip archive ({exc}): treat as "
@@ -204,36 +211,45 @@ def _zip(data: bytes, file: str, member: str, root: Path | None, name: str,
     names = [i.filename for i in infos]
     is_keras = "config.json" in names and any(n.endswith(".weights.h5") or n == "metadata.json"
                                                for n in names)
+    # A PyTorch archive: torch unpickles only the .pkl members; tensor storages are raw bytes.
+    is_torch = any(n.endswith("/data.pkl") or n == "data.pkl" for n in names)
     deadline = time.monotonic() + MAX_SECONDS
     for info in infos[:MAX_MEMBERS]:
         where = f"{member}/{info.filename}" if member else info.filename
         if info.is_dir():
             continue
+        leaf = PurePosixPath(info.filename).name
         if time.monotonic() > deadline:
             out.append(finding(file, "high", "MF-TIMEOUT", "scan time limit reached inside the "
                                "archive: treat as unsafe", member=where))
             break
+        if is_torch and not info.filename.endswith(".pkl"):
+            continue
         if info.file_size > MAX_DECOMPRESSED:
             out.append(finding(file, "medium", "MF-TOO-LARGE", "member too large to scan",
                                member=where))
             continue
         try:
+            with archive.open(info) as stream:
+                head = stream.read(16)
+            if not (info.filename.endswith(".pkl") or (is_keras and leaf == "config.json")
+                    or sniff(head) != "unknown"):
+                continue
             blob = archive.read(info)
         except (zipfile.BadZipFile, OSError, ValueError, RuntimeError, zlib.error,
                 NotImplementedError) as exc:
             out.append(finding(file, "high", "MF-UNPARSEABLE", f"member cannot be read ({exc}): "
                                "treat as unsafe", member=where))
             continue
-        leaf = PurePosixPath(info.filename).name
         if is_keras and leaf == "config.json":
             out += _keras_config(blob, file, where)
-        elif info.filename.endswith(".pkl") or sniff(blob[:16]) != "unknown":
+        else:
             out += scan_bytes(blob, file, where, root, leaf, depth + 1)
     return out
 
 
 # ---------------------------------------------------------------------- numpy
-def _npy(data: bytes, file: str, member: str, root: Path | None, name: str,
+def _npy(data: Data, file: str, member: str, root: Path | None, name: str,
          depth: int) -> list[ScanFinding]:
     try:
         major = data[6]
@@ -290,7 +306,7 @@ def _keras_config(blob: bytes, file: str, member: str) -> list[ScanFinding]:
     return out
 
 
-def _hdf5(data: bytes, file: str, member: str, root: Path | None, name: str,
+def _hdf5(data: Data, file: str, member: str, root: Path | None, name: str,
           depth: int) -> list[ScanFinding]:
     # Legacy Keras .h5 stores its model_config as a JSON string attribute; find the JSON text
     # without an HDF5 library, then judge it as a .keras config.
@@ -321,14 +337,14 @@ _DTYPE_SIZE = {"BOOL": 1, "U8": 1, "I8": 1, "F8_E4M3": 1, "F8_E5M2": 1, "I16": 2
                "F16": 2, "BF16": 2, "I32": 4, "U32": 4, "F32": 4, "I64": 8, "U64": 8, "F64": 8}
 
 
-def _safetensors(data: bytes, file: str, member: str, root: Path | None, name: str,
+def _safetensors(data: Data, file: str, member: str, root: Path | None, name: str,
                  depth: int) -> list[ScanFinding]:
     problems = safetensors_problems(data)
     return [finding(file, "high", "MF-SAFETENSORS", p + ": treat as unsafe", member=member)
             for p in problems]
 
 
-def safetensors_problems(data: bytes) -> list[str]:
+def safetensors_problems(data: Data) -> list[str]:
     n = struct.unpack("<Q", data[:8])[0]
     if 8 + n > len(data):
         return [f"header length {n} runs past the end of the file"]
@@ -367,7 +383,7 @@ def safetensors_problems(data: bytes) -> list[str]:
 
 
 # ---------------------------------------------------------------------- onnx
-def _onnx(data: bytes, file: str, member: str, root: Path | None, name: str,
+def _onnx(data: Data, file: str, member: str, root: Path | None, name: str,
           depth: int) -> list[ScanFinding]:
     out = []
     for severity, message in onnx_problems(data):

@@ -9,6 +9,7 @@ external_data (13) key/value pairs.
 
 from __future__ import annotations
 
+import mmap
 from collections.abc import Iterator
 from pathlib import PurePosixPath
 
@@ -21,7 +22,7 @@ class WireError(ValueError):
     pass
 
 
-def _varint(data: bytes, pos: int) -> tuple[int, int]:
+def _varint(data: bytes | mmap.mmap, pos: int) -> tuple[int, int]:
     result = shift = 0
     while True:
         if pos >= len(data) or shift > 63:
@@ -34,7 +35,7 @@ def _varint(data: bytes, pos: int) -> tuple[int, int]:
         shift += 7
 
 
-def fields(data: bytes) -> Iterator[tuple[int, int, bytes | int]]:
+def fields(data: bytes | mmap.mmap) -> Iterator[tuple[int, int, bytes | int]]:
     """(field number, wire type, value) of one message; length-delimited values as bytes."""
     pos, count = 0, 0
     while pos < len(data):
@@ -64,7 +65,7 @@ def fields(data: bytes) -> Iterator[tuple[int, int, bytes | int]]:
             raise WireError("truncated field")
 
 
-def _sub(data: bytes, number: int) -> Iterator[bytes]:
+def _sub(data: bytes | mmap.mmap, number: int) -> Iterator[bytes]:
     for n, wire, value in fields(data):
         if n == number and wire == 2 and isinstance(value, bytes):
             yield value
@@ -86,7 +87,7 @@ def _graphs(graph: bytes, depth: int = 0) -> Iterator[bytes]:
                 yield from _graphs(sub, depth + 1)
 
 
-def onnx_problems(data: bytes) -> list[tuple[str, str]]:
+def onnx_problems(data: bytes | mmap.mmap) -> list[tuple[str, str]]:
     """(severity, message) for each problem; an unparseable file is one problem."""
     out: list[tuple[str, str]] = []
     try:

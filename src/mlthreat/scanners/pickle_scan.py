@@ -17,13 +17,14 @@ from __future__ import annotations
 
 import contextlib
 import io
+import mmap
 import pickletools
 import time
 from collections import Counter
 from dataclasses import dataclass, field
 from functools import cache
 from importlib import resources
-from typing import Any
+from typing import IO, Any, cast
 
 import yaml
 
@@ -31,6 +32,10 @@ MAX_OPS = 20_000_000
 MAX_SECONDS = 30.0
 MAX_ITEMS = 100_000          # elements kept per container; more are counted, not kept
 MAX_DEPTH = 8                # nested pickles inside pickles
+SKIP_BLOB = 1 << 20          # byte strings longer than this are skipped, not read
+# Length-prefixed opcodes whose payload can be skipped: name -> (length bytes, kind)
+_BLOBS = {"BINBYTES": 4, "BINBYTES8": 8, "BYTEARRAY8": 8, "BINUNICODE": 4, "BINUNICODE8": 8,
+          "BINSTRING": 4}
 CODE_TO_OP = {op.code.encode("latin-1"): op for op in pickletools.opcodes}
 
 
@@ -120,6 +125,7 @@ def _top(module: str) -> str:
     return module.split(".", 1)[0]
 
 
+@cache
 def judge(module: str, name: str) -> tuple[str, str]:
     """The verdict on importing/calling module.name, and why."""
     p = policy()
@@ -143,10 +149,11 @@ def judge(module: str, name: str) -> tuple[str, str]:
 class Machine:
     """Runs the opcode stream of one or more pickles in `data` from `start`."""
 
-    def __init__(self, data: bytes, member: str = "", depth: int = 0,
+    def __init__(self, data: bytes | mmap.mmap, member: str = "", depth: int = 0,
                  deadline: float | None = None) -> None:
         self.data = data
-        self.f = io.BytesIO(data)
+        # A memory-mapped file is read in place (it has read, readline, seek and tell).
+        self.f = data if isinstance(data, mmap.mmap) else io.BytesIO(data)
         self.member = member
         self.depth = depth
         self.deadline = deadline if deadline is not None else time.monotonic() + MAX_SECONDS
@@ -198,7 +205,10 @@ class Machine:
             if op is None:
                 raise _Stop(offset, f"unknown opcode 0x{code[0]:02x}: unparseable, treat as unsafe")
             try:
-                arg = op.arg.reader(self.f) if op.arg is not None else None
+                if op.name in _BLOBS:
+                    arg = self._blob(op.name, offset)
+                else:
+                    arg = op.arg.reader(cast(IO[bytes], self.f)) if op.arg is not None else None
             except (ValueError, EOFError, UnicodeDecodeError, OverflowError) as exc:
                 raise _Stop(offset, f"malformed {op.name} argument ({exc}): treat as unsafe") from exc
             if op.name == "STOP":
@@ -210,6 +220,27 @@ class Machine:
                                     "unparseable, treat as unsafe") from exc
 
     # ------------------------------------------------------------------ helpers
+    def _blob(self, name: str, offset: int) -> Any:
+        """A length-prefixed string or byte string; large ones are skipped, not read."""
+        size = _BLOBS[name]
+        raw = self.f.read(size)
+        if len(raw) < size:
+            raise ValueError("truncated length")
+        n = int.from_bytes(raw, "little", signed=(name == "BINSTRING"))
+        if n < 0:
+            raise ValueError("negative length")
+        if self.f.tell() + n > len(self.data):
+            raise ValueError(f"{n} bytes announced, fewer left")
+        if n > SKIP_BLOB:
+            self.f.seek(n, io.SEEK_CUR)
+            return Unknown("blob")
+        body = self.f.read(n)
+        if name in ("BINUNICODE", "BINUNICODE8"):
+            return body.decode("utf-8", "surrogatepass")
+        if name == "BINSTRING":
+            return body.decode("latin-1")
+        return bytearray(body) if name == "BYTEARRAY8" else body
+
     def _pop_mark(self) -> list[Any]:
         items = self.stack
         self.stack = self.meta.pop()
@@ -433,5 +464,5 @@ def _dtype_info(dtype: Any) -> tuple[bool, int]:
     return bool(base.hasobject or flags & 0x01), int(itemsize)
 
 
-def scan_pickle_bytes(data: bytes, member: str = "") -> Result:
+def scan_pickle_bytes(data: bytes | mmap.mmap, member: str = "") -> Result:
     return Machine(data, member).run()
