@@ -8,13 +8,19 @@ from __future__ import annotations
 
 import dataclasses
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from mlthreat.analysis.model import Assessment, Finding, Gap, PerceptionReport, TextMapping
 from mlthreat.analysis.views import ASSET_LABELS
-from mlthreat.catalog import Catalog
-from mlthreat.perception.loader import Mappers, ResolvedPerception, ResolvedView, load_perception
+from mlthreat.catalog import Catalog, Control
+from mlthreat.perception.loader import (
+    Mappers,
+    ResolvedDefense,
+    ResolvedPerception,
+    ResolvedView,
+    load_perception,
+)
 from mlthreat.perception.mapping import Mapping
 from mlthreat.perception.model import WHOLE_PIPELINE, Responsibility
 from mlthreat.pipeline import Pipeline
@@ -54,48 +60,50 @@ def blind_spots(p: ResolvedPerception, a: Assessment) -> list[Gap]:
     return out
 
 
-def misattributed(p: ResolvedPerception, catalog: Catalog) -> list[Gap]:
-    out = []
+def _believed(p: ResolvedPerception, catalog: Catalog
+              ) -> Iterator[tuple[ResolvedView, ResolvedDefense, Control]]:
+    """Every defense the person names that maps to a catalog control."""
     for v in p.views:
         for d in v.defenses:
             control = catalog.control(d.control.target) if d.control.target else None
-            if control is None:
+            if control is not None:
+                yield v, d, control
+
+
+def misattributed(p: ResolvedPerception, catalog: Catalog) -> list[Gap]:
+    out = []
+    for v, d, control in _believed(p, catalog):
+        for target in d.against:
+            if not target.target or target.target in control.mitigates:
                 continue
-            for target in d.against:
-                if not target.target or target.target in control.mitigates:
-                    continue
-                threat = catalog.threat(target.target)
-                helps = [c.id for c, _ in catalog.mitigations(threat.id)][:3]
-                cross = control.family != threat.family
-                lead = (f"You count {control.name.lower()} ({FAMILY_WORDS[control.family]}) "
-                        f"against {threat.name.lower()} ({FAMILY_WORDS[threat.family]})"
-                        if cross else
-                        f"You count {control.name.lower()} against {threat.name.lower()}")
-                out.append(Gap("misattributed_defense", p.respondent, v.component, threat.id,
-                               control.id, "info",
-                               f"{lead}, but it does not stop that attack: {control.description} "
-                               f"What does help: {', '.join(helps)}."))
+            threat = catalog.threat(target.target)
+            helps = [c.id for c, _ in catalog.mitigations(threat.id)][:3]
+            cross = control.family != threat.family
+            lead = (f"You count {control.name.lower()} ({FAMILY_WORDS[control.family]}) "
+                    f"against {threat.name.lower()} ({FAMILY_WORDS[threat.family]})"
+                    if cross else
+                    f"You count {control.name.lower()} against {threat.name.lower()}")
+            out.append(Gap("misattributed_defense", p.respondent, v.component, threat.id,
+                           control.id, "info",
+                           f"{lead}, but it does not stop that attack: {control.description} "
+                           f"What does help: {', '.join(helps)}."))
     return out
 
 
 def overconfidence(p: ResolvedPerception, a: Assessment, pipeline: Pipeline,
                    catalog: Catalog) -> list[Gap]:
     out = []
-    for v in p.views:
-        for d in v.defenses:
-            control = catalog.control(d.control.target) if d.control.target else None
-            if control is None:
-                continue
-            places = _places(control.id, v.component, pipeline)
-            if not places:
-                where = "anywhere" if v.component == WHOLE_PIPELINE else f"at {v.component}"
-                out.append(Gap("overconfidence", p.respondent, v.component, None, control.id,
-                               "info", f"You believe {control.name.lower()} protects "
-                               f"{'the pipeline' if v.component == WHOLE_PIPELINE else v.component}"
-                               f", but the spec lists it nowhere {where}: an untested belief, or a "
-                               "spec to correct."))
-                continue
-            out += _still_succeeds(p, v, control.id, control.name, d.against, a)
+    for v, d, control in _believed(p, catalog):
+        places = _places(control.id, v.component, pipeline)
+        if not places:
+            where = "anywhere" if v.component == WHOLE_PIPELINE else f"at {v.component}"
+            out.append(Gap("overconfidence", p.respondent, v.component, None, control.id,
+                           "info", f"You believe {control.name.lower()} protects "
+                           f"{'the pipeline' if v.component == WHOLE_PIPELINE else v.component}"
+                           f", but the spec lists it nowhere {where}: an untested belief, or a "
+                           "spec to correct."))
+            continue
+        out += _still_succeeds(p, v, control.id, control.name, d.against, a)
     return out
 
 

@@ -10,7 +10,9 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import BeforeValidator, Field
+
+from mlthreat.fieldtypes import Strict, StrList
 
 WHOLE_PIPELINE = "*"
 
@@ -33,29 +35,18 @@ def _defense(value: object) -> object:
     return {"control": value} if isinstance(value, str) else value
 
 
-def _as_list(value: object) -> object:
-    return [value] if isinstance(value, str) else value
-
-
-TextList = Annotated[list[str], BeforeValidator(_as_list, json_schema_input_type=str | list[str])]
-
-
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class Defense(_Strict):
+class Defense(Strict):
     control: str = Field(min_length=1, description="Catalog control id or alias, or free text.")
-    against: TextList = Field(default_factory=list,
+    against: StrList = Field(default_factory=list,
                               description="Threats it is believed to stop: ids or free text.")
 
 
 DefenseItem = Annotated[Defense, BeforeValidator(_defense, json_schema_input_type=str | Defense)]
 
 
-class View(_Strict):
+class View(Strict):
     component: str = Field(description="Component id from the spec, or '*' for the whole pipeline.")
-    threats: TextList = Field(default_factory=list)
+    threats: StrList = Field(default_factory=list)
     defenses: list[DefenseItem] = Field(default_factory=list)
     responsibility: Responsibility | None = None
     responsible: str | None = Field(default=None, description="Who, when not us.")
@@ -64,7 +55,7 @@ class View(_Strict):
     confidence: Level | None = None
 
 
-class Perception(_Strict):
+class Perception(Strict):
     version: Literal[1] = 1
     respondent: str = Field(min_length=1)
     role: str | None = None

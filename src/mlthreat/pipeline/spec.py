@@ -9,8 +9,9 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import ConfigDict, Field
 
+from mlthreat.fieldtypes import Strict, StrList
 from mlthreat.vocabulary import Asset, Criticality, Exposure, Kind
 
 ComponentId = Annotated[
@@ -20,19 +21,7 @@ ComponentId = Annotated[
 ]
 
 
-def _as_list(value: object) -> object:
-    return [value] if isinstance(value, str) else value
-
-
-# A list of strings that may also be written as one string.
-StrList = Annotated[list[str], BeforeValidator(_as_list, json_schema_input_type=str | list[str])]
-
-
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class Artifacts(_Strict):
+class Artifacts(Strict):
     """Where the component's real things are: paths relative to the spec file, or a URL."""
 
     data: StrList = Field(default_factory=list, description="Data files or folders.")
@@ -44,7 +33,7 @@ class Artifacts(_Strict):
         default=None, description="Format of the model files, when the extension does not say.")
 
 
-class Component(_Strict):
+class Component(Strict):
     id: ComponentId
     kind: Kind
     name: str | None = Field(default=None, description="Human-readable name.")
@@ -62,7 +51,7 @@ class Component(_Strict):
         return self.name or self.id
 
 
-class Flow(_Strict):
+class Flow(Strict):
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
     source: ComponentId = Field(alias="from", description="Component the data leaves.")
@@ -71,12 +60,12 @@ class Flow(_Strict):
     notes: str | None = None
 
 
-class AssetInfo(_Strict):
+class AssetInfo(Strict):
     criticality: Criticality = Criticality.medium
     notes: str | None = None
 
 
-class PipelineSpec(_Strict):
+class PipelineSpec(Strict):
     """A whole ML pipeline. Flows may form cycles: feedback loops are real."""
 
     version: Literal[1] = Field(default=1, description="Spec format version.")

@@ -46,6 +46,9 @@ def _result(finding: Finding, index: int, uri: str) -> dict[str, Any]:
     missing = [c.control for c in finding.controls_missing]
     if missing:
         message += f" Missing controls: {', '.join(missing)}."
+    measured = [str(e.get("summary")) for e in finding.evidence if e.get("summary")]
+    if measured:
+        message += f" Measured: {'; '.join(measured)}."
     return {
         "ruleId": finding.threat_id,
         "ruleIndex": index,
