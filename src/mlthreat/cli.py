@@ -57,12 +57,18 @@ examples:
   mlthreat model pipeline.yaml -f html -o tm.html one self-contained HTML report
   mlthreat model pipeline.yaml --out-dir reports  JSON, Markdown, SARIF and HTML at once
   mlthreat model pipeline.yaml -f sarif -o tm.sarif --fail-on high   for CI code scanning
+  mlthreat scan models/ src/ -f sarif -o scan.sarif  model files, secrets, dependencies, serving
+  mlthreat discover my-repo/                      draft a spec from a repository
+  mlthreat elicit pipeline.yaml -o alice.yaml     interview one person about the pipeline
+  mlthreat model pipeline.yaml --perception alice.yaml   what they believe vs what is found
+  mlthreat team pipeline.yaml alice.yaml bob.yaml agreement across the team
   mlthreat catalog --family aml                   the adversarial-ML threats mlthreat knows
   mlthreat schema > pipeline.schema.json          JSON Schema of the spec, for editors
 
 exit codes: 0 no finding at or above --fail-on, 1 findings at or above it,
             2 bad usage or bad input, 3 mlthreat itself failed
-docs: docs/spec.md (spec format), docs/risk.md (scoring), docs/catalog.md (threats, controls)
+docs: docs/spec.md (spec format), docs/risk.md (scoring), docs/catalog.md (threats, controls),
+      docs/scanning.md (scanners, discover), docs/perception.md (interview, gaps, team, codes)
 """
 
 

@@ -160,3 +160,11 @@ def test_scanner_evidence_reaches_findings(catalog: Catalog) -> None:
     from mlthreat.report import json_report
     jsonschema.Draft202012Validator(schema).validate(json.loads(json_report.render(
         assess(pipeline, catalog, evidence))))
+
+
+def test_bad_advisory_file_is_bad_input(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "requirements.txt").write_text("numpy==2.0.0\n")
+    (tmp_path / "osv.json").write_text("{not json")
+    code, _, err = _run(["scan", str(tmp_path / "requirements.txt"), "--advisories",
+                         str(tmp_path / "osv.json")], capsys)
+    assert code == 2 and "not an OSV JSON advisory file" in err and "Traceback" not in err

@@ -19,6 +19,7 @@ from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 
+from mlthreat.errors import InputError
 from mlthreat.scanners.interface import ScanFinding
 
 THREAT = "cls-dependency-supply-chain"
@@ -170,11 +171,19 @@ def _f(path: Path, dep: Dep, severity: str, rule: str, message: str) -> ScanFind
 
 def load_advisories(path: Path) -> list[dict[str, Any]]:
     """OSV advisories: one JSON file (an object or a list) or a folder of them."""
+    if not path.exists():
+        raise InputError(f"{path}: advisory database not found")
     files = sorted(path.rglob("*.json")) if path.is_dir() else [path]
     out: list[dict[str, Any]] = []
     for f in files:
-        data = json.loads(f.read_text())
-        out += data if isinstance(data, list) else [data]
+        try:
+            data = json.loads(f.read_text(encoding="utf-8"))
+        except (ValueError, OSError) as exc:
+            raise InputError(f"{f}: not an OSV JSON advisory file ({exc})") from exc
+        items = data if isinstance(data, list) else [data]
+        if not all(isinstance(i, dict) for i in items):
+            raise InputError(f"{f}: OSV advisories are JSON objects (or a list of them)")
+        out += items
     return out
 
 
