@@ -46,10 +46,20 @@ class Context:
     evidence: dict[tuple[str, str], list[dict[str, Any]]] = field(default_factory=dict)
     _refs: dict[str, tuple[Reference, ...]] = field(default_factory=dict)
     _mitigations: dict[str, tuple[Mitigation, ...]] = field(default_factory=dict)
+    _impacts: dict[str, tuple[int, str]] = field(default_factory=dict)
 
     @functools.cached_property
     def exposure(self) -> dict[str, Exposure]:
         return {c.id: c.exposure for c in self.pipeline.spec.components}
+
+    def impact(self, threat: Threat) -> tuple[int, str]:
+        """The threat's impact given its asset's declared criticality, and why: one per threat."""
+        if threat.id not in self._impacts:
+            criticality = _criticality(self.pipeline, threat.asset)
+            self._impacts[threat.id] = (
+                impact_for(threat.impact, criticality),
+                f"asset '{threat.asset.value}' has criticality {criticality.value}")
+        return self._impacts[threat.id]
 
     def mitigations(self, threat: Threat) -> tuple[Mitigation, ...]:
         """The threat's mitigating controls, resolved once per assessment."""
@@ -93,8 +103,7 @@ def build_finding(threat: Threat, comp: Component, ctx: Context) -> Finding:
     likelihood = clamp_likelihood(threat.likelihood + sum(a.delta for a in adjustments))
     goal = threat.goal_if_personal_data if (comp.personal_data and threat.goal_if_personal_data) \
         else threat.goal
-    criticality = _criticality(ctx.pipeline, threat.asset)
-    impact = impact_for(threat.impact, criticality)
+    impact, impact_reason = ctx.impact(threat)
     score = score_for(likelihood, impact)
     line, column = ctx.pipeline.component_positions[comp.id]
     return Finding(
@@ -103,7 +112,7 @@ def build_finding(threat: Threat, comp: Component, ctx: Context) -> Finding:
         component=comp.id, entry=path[0], path=tuple(path), harm_at=path[-1],
         base_likelihood=float(threat.likelihood), likelihood=likelihood,
         adjustments=tuple(adjustments), base_impact=threat.impact, impact=impact,
-        impact_reason=f"asset '{threat.asset.value}' has criticality {criticality.value}",
+        impact_reason=impact_reason,
         score=score, level=level_for(score), controls_present=tuple(present),
         controls_missing=tuple(missing), references=ctx.references(threat),
         description=threat.description, recommendation=threat.recommendation,

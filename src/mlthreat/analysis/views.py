@@ -15,7 +15,7 @@ from mlthreat.analysis.model import (
 from mlthreat.analysis.risk import CONTROL_STEP, clamp_likelihood, score_for
 from mlthreat.catalog import Catalog
 from mlthreat.pipeline import Pipeline
-from mlthreat.vocabulary import RISK_ORDER, Asset, Criticality, Family, Strength
+from mlthreat.vocabulary import RISK_ORDER, Asset, Criticality, Family
 
 ASSET_LABELS = {
     Asset.model: "the model as intellectual property",
@@ -95,17 +95,17 @@ def recommendations(findings: list[Finding], catalog: Catalog, top: int = 10
     count: dict[str, int] = defaultdict(int)
     where: dict[str, set[str]] = defaultdict(set)
     threats: dict[str, set[str]] = defaultdict(set)
+    approach = {c.id: c.scope == "approach" for c in catalog.controls}
+    step = {strength.value: delta for strength, delta in CONTROL_STEP.items()}
     for f in findings:
         for use in f.controls_missing:
-            new = clamp_likelihood(f.likelihood + CONTROL_STEP[Strength(use.strength)])
+            new = clamp_likelihood(f.likelihood + step[use.strength])
             delta = f.score - score_for(new, f.impact)
             if delta <= 0:
                 continue
-            control = catalog.control(use.control)
-            assert control is not None
             gain[use.control] += delta
             count[use.control] += 1
-            where[use.control].add(f.entry if control.scope == "approach" else f.component)
+            where[use.control].add(f.entry if approach[use.control] else f.component)
             threats[use.control].add(f.threat_id)
     ranked = sorted(gain, key=lambda c: (-round(gain[c], 6), c))[:top]
     out = []
