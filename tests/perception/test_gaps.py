@@ -159,3 +159,15 @@ def test_unknown_component_in_perception_is_located(credit_pipeline: Pipeline,
     assert "did you mean 'scoring_api'" in str(info.value)
 
 
+
+
+def test_perception_for_another_pipeline_is_warned(credit_pipeline: Pipeline, credit: Assessment,
+                                                   catalog: Catalog, tmp_path: Path) -> None:
+    from mlthreat.perception.gaps import with_perceptions
+    path = tmp_path / "other.yaml"
+    path.write_text("respondent: x\npipeline: fraud-detection\nviews: []\n")
+    a = with_perceptions(credit, credit_pipeline, catalog, [path])
+    assert any("written for pipeline 'fraud-detection'" in w for w in a.warnings)
+    same = tmp_path / "same.yaml"
+    same.write_text("respondent: y\npipeline: credit-scoring\nviews: []\n")
+    assert not with_perceptions(credit, credit_pipeline, catalog, [same]).warnings

@@ -232,6 +232,9 @@ def with_perceptions(a: Assessment, pipeline: Pipeline, catalog: Catalog,
                      files: Iterable[str | Path]) -> Assessment:
     """The assessment with a gap report for each perception file."""
     mappers = Mappers.for_catalog(catalog)
-    reports = tuple(analyse(load_perception(f, pipeline, catalog, mappers), a, pipeline, catalog)
-                    for f in files)
-    return dataclasses.replace(a, perception=reports)
+    people = [load_perception(f, pipeline, catalog, mappers) for f in files]
+    warnings = tuple(f"{p.file}: written for pipeline {p.perception.pipeline!r}, compared with "
+                     f"{pipeline.spec.name!r}" for p in people
+                     if p.perception.pipeline and p.perception.pipeline != pipeline.spec.name)
+    reports = tuple(analyse(p, a, pipeline, catalog) for p in people)
+    return dataclasses.replace(a, perception=reports, warnings=a.warnings + warnings)
