@@ -18,6 +18,14 @@ EXAMPLE_NAMES = sorted(p.parent.name for p in EXAMPLES.glob("*/pipeline.yaml"))
 ATLAS_YAML = ROOT.parent / "shared" / "reference" / "atlas" / "ATLAS.yaml"
 
 
+@pytest.fixture
+def marker(tmp_path: Path) -> Path:
+    """A file that harmless test payloads would create if they ever ran."""
+    path = tmp_path / "PAYLOAD-RAN"
+    assert not path.exists()
+    return path
+
+
 @pytest.fixture(scope="session")
 def catalog() -> Catalog:
     return load_catalog()

@@ -8,8 +8,6 @@ import pickle
 import struct
 from pathlib import Path
 
-import pytest
-
 
 class Payload:
     """Unpickling this calls os.system(f"touch {marker}")."""
@@ -53,13 +51,6 @@ def nested_loads(inner: bytes) -> bytes:
             + b"\x85R.") if len(inner) < 256 else (
         b"\x80\x04\x8c\x07_pickle\x8c\x05loads\x93B" + struct.pack("<I", len(inner)) + inner
         + b"\x85R.")
-
-
-@pytest.fixture
-def marker(tmp_path: Path) -> Path:
-    path = tmp_path / "PAYLOAD-RAN"
-    assert not path.exists()
-    return path
 
 
 def dumps(obj: object, protocol: int = 4) -> bytes:

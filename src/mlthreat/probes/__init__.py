@@ -1,0 +1,16 @@
+"""Probes: empirical attacks on the user's real model that measure how easy a threat is.
+
+This package holds the shared parts (issue #3 builds the attack families on them): the probe
+base class and its Evidence (`interface.py`), model adapters with capability flags
+(`adapters.py`), scanner-gated model loading (`loading.py`) and realisable-record constraints
+(`constraints.py`).
+"""
+
+from mlthreat.probes.adapters import CallableAdapter, Capabilities, ModelAdapter, SklearnAdapter
+from mlthreat.probes.constraints import Constraints
+from mlthreat.probes.interface import Budget, BudgetExceeded, Evidence, Meter, Probe, ProbeError
+from mlthreat.probes.loading import load_model
+
+__all__ = ["Budget", "BudgetExceeded", "CallableAdapter", "Capabilities", "Constraints",
+           "Evidence", "Meter", "ModelAdapter", "Probe", "ProbeError", "SklearnAdapter",
+           "load_model"]

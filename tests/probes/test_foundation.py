@@ -1,0 +1,155 @@
+"""The probe foundation: budgets, seeding and evidence; adapters; scanner-gated loading; and
+constraints that make every perturbed record realisable."""
+
+from __future__ import annotations
+
+import pickle
+from pathlib import Path
+from typing import Any
+
+import joblib
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra.numpy import arrays
+
+from mlthreat.analysis import assess
+from mlthreat.catalog import Catalog
+from mlthreat.errors import InputError
+from mlthreat.pipeline import load_pipeline
+from mlthreat.probes import (
+    Budget,
+    BudgetExceeded,
+    CallableAdapter,
+    Constraints,
+    Meter,
+    Probe,
+    ProbeError,
+    SklearnAdapter,
+    load_model,
+)
+from mlthreat.probes.adapters import RoundedAdapter
+from tests.conftest import EXAMPLES
+from tests.scanners.conftest import Payload
+
+
+class QueryProbe(Probe):
+    """Toy probe: queries `n` random rows and reports the mean top-class probability."""
+
+    name = "toy"
+    threat_ids = ("aml-evasion-blackbox",)
+
+    def _measure(self, model: Any, data: Any, rng: np.random.Generator, meter: Meter
+                 ) -> tuple[str, float, tuple[float, float] | None, bool, str,
+                            dict[str, list[float]]]:
+        x = rng.normal(size=(self.params["n"], 2))
+        p = model.predict_proba(x).max(axis=1)
+        return "mean_confidence", float(p.mean()), None, True, f"{p.mean():.3f}", {}
+
+
+def _logistic(x: Any) -> np.ndarray:
+    z = np.asarray(x) @ np.array([1.0, -2.0])
+    p = 1 / (1 + np.exp(-z))
+    return np.column_stack([1 - p, p])
+
+
+def test_probe_is_seeded_counted_and_budgeted() -> None:
+    model = CallableAdapter(_logistic)
+    first = QueryProbe(n=50).run(model, None, Budget(queries=100, seed=3))
+    again = QueryProbe(n=50).run(model, None, Budget(queries=100, seed=3))
+    other = QueryProbe(n=50).run(model, None, Budget(queries=100, seed=4))
+    assert first.value == again.value and first.value != other.value
+    assert first.queries == 50 and model.queries == 150
+    assert first.budget == {"queries": 100, "seconds": None, "seed": 3}
+    with pytest.raises(BudgetExceeded):
+        QueryProbe(n=101).run(model, None, Budget(queries=100))
+
+
+def test_probe_evidence_moves_a_finding(catalog: Catalog) -> None:
+    pipeline = load_pipeline(EXAMPLES / "credit-scoring" / "pipeline.yaml", catalog)
+    ev = QueryProbe(n=10).run(CallableAdapter(_logistic), None, Budget())
+    evidence = {("aml-evasion-blackbox", "scoring_api"): [ev.as_item()]}
+    plain = {f.id: f for f in assess(pipeline, catalog).findings}
+    measured = {f.id: f for f in assess(pipeline, catalog, evidence).findings}
+    key = "aml-evasion-blackbox@scoring_api"
+    assert measured[key].likelihood == min(5.0, plain[key].likelihood + 1)
+    assert measured[key].evidence[0]["source"] == "probe:toy"
+
+
+def test_sklearn_pipeline_adapter_with_categoricals() -> None:
+    from sklearn.compose import ColumnTransformer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import OneHotEncoder, StandardScaler
+    rng = np.random.default_rng(0)
+    df = pd.DataFrame({"income": rng.normal(50, 10, 200), "home": rng.choice(["rent", "own"], 200)})
+    y = (df["income"] > 50).astype(int)
+    model = make_pipeline(ColumnTransformer([("n", StandardScaler(), ["income"]),
+                                             ("c", OneHotEncoder(), ["home"])]),
+                          LogisticRegression()).fit(df, y)
+    adapter = SklearnAdapter(model)
+    proba = adapter.predict_proba(df.head(5))
+    assert proba.shape == (5, 2) and np.allclose(proba.sum(axis=1), 1)
+    assert list(adapter.predict(df.head(5))) == list(model.predict(df.head(5)))
+    assert adapter.queries == 10 and adapter.capabilities.scores
+    label_only = RoundedAdapter(adapter, None)
+    with pytest.raises(ProbeError, match="labels only"):
+        label_only.predict_proba(df.head(1))
+    coarse = RoundedAdapter(adapter, 1).predict_proba(df.head(3))
+    assert np.allclose(coarse, np.round(coarse, 1))
+    with pytest.raises(ProbeError):
+        SklearnAdapter(object())
+
+
+def test_loading_is_gated_by_the_scanner(tmp_path: Path, marker: Path) -> None:
+    from sklearn.linear_model import LogisticRegression
+    model = LogisticRegression().fit(np.eye(4), [0, 1, 0, 1])
+    joblib.dump(model, tmp_path / "ok.joblib", compress=3)
+    loaded = load_model(tmp_path / "ok.joblib")
+    assert list(loaded.predict(np.eye(4))) == [0, 1, 0, 1]
+    (tmp_path / "evil.joblib").write_bytes(pickle.dumps(Payload(marker)))
+    for trust in (False, True):   # --trust never overrides a scanner finding
+        with pytest.raises(InputError, match="never unpickles a flagged file"):
+            load_model(tmp_path / "evil.joblib", trust=trust)
+    assert not marker.exists()
+    (tmp_path / "weights.onnx").write_bytes(b"\x08\x07")
+    with pytest.raises(InputError, match="--trust"):
+        load_model(tmp_path / "weights.onnx")
+
+
+CREDIT = Constraints(
+    columns=("age", "income", "debt", "seniority", "home_rent", "home_own", "home_other"),
+    immutable=frozenset({"age"}),
+    bounds={"income": (0.0, None), "debt": (0.0, 1e6), "seniority": (0.0, 60.0)},
+    integer=frozenset({"seniority"}),
+    categorical=(("home_rent", "home_own", "home_other"),),
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(arrays(np.float64, (3, 7), elements=st.floats(-1e4, 1e4)),
+       arrays(np.float64, (3, 7), elements=st.floats(-1e4, 1e4)))
+def test_projection_is_always_realisable(candidate: np.ndarray, base: np.ndarray) -> None:
+    original = CREDIT.project(base, base)          # a realisable starting record
+    assert CREDIT.violations(original, original) == []
+    projected = CREDIT.project(candidate, original)
+    assert CREDIT.violations(projected, original) == []
+    assert np.array_equal(projected[:, 0], original[:, 0])   # age untouched
+
+
+def test_violations_name_each_broken_rule() -> None:
+    original = np.array([[40, 100, 0, 3, 1, 0, 0]], dtype=float)
+    bad = np.array([[41, -5, 0, 2.5, 1, 1, 0]], dtype=float)
+    assert CREDIT.violations(bad, original) == [
+        "age changed but is immutable", "income outside [0.0, None]",
+        "seniority is not an integer", "one-hot group home_rent/home_own/home_other is not "
+        "exactly one category"]
+
+
+def test_constraint_mistakes_are_input_errors() -> None:
+    with pytest.raises(InputError, match="unknown feature"):
+        Constraints(columns=("a",), immutable=frozenset({"b"}))
+    with pytest.raises(InputError, match="lower 2 is above upper 1"):
+        Constraints(columns=("a",), bounds={"a": (2, 1)})
