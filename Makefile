@@ -31,6 +31,7 @@ bench: $(STAMP)
 	$(BIN)/python -m pip install --quiet xgboost-cpu lightgbm
 	$(BIN)/python benchmarks/analysis_scale.py
 	$(BIN)/python benchmarks/modelfile_scan.py
+	$(BIN)/python benchmarks/probes.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks

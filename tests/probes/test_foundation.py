@@ -24,6 +24,7 @@ from mlthreat.probes import (
     BudgetExceeded,
     CallableAdapter,
     Constraints,
+    Measurement,
     Meter,
     Probe,
     ProbeError,
@@ -42,11 +43,10 @@ class QueryProbe(Probe):
     threat_ids = ("aml-evasion-blackbox",)
 
     def _measure(self, model: Any, data: Any, rng: np.random.Generator, meter: Meter
-                 ) -> tuple[str, float, tuple[float, float] | None, bool, str,
-                            dict[str, list[float]]]:
+                 ) -> Measurement:
         x = rng.normal(size=(self.params["n"], 2))
         p = model.predict_proba(x).max(axis=1)
-        return "mean_confidence", float(p.mean()), None, True, f"{p.mean():.3f}", {}
+        return Measurement("mean_confidence", float(p.mean()), None, True, f"{p.mean():.3f}")
 
 
 def _logistic(x: Any) -> np.ndarray:

@@ -8,9 +8,17 @@ base class and its Evidence (`interface.py`), model adapters with capability fla
 
 from mlthreat.probes.adapters import CallableAdapter, Capabilities, ModelAdapter, SklearnAdapter
 from mlthreat.probes.constraints import Constraints
-from mlthreat.probes.interface import Budget, BudgetExceeded, Evidence, Meter, Probe, ProbeError
+from mlthreat.probes.interface import (
+    Budget,
+    BudgetExceeded,
+    Evidence,
+    Measurement,
+    Meter,
+    Probe,
+    ProbeError,
+)
 from mlthreat.probes.loading import load_model
 
 __all__ = ["Budget", "BudgetExceeded", "CallableAdapter", "Capabilities", "Constraints",
-           "Evidence", "Meter", "ModelAdapter", "Probe", "ProbeError", "SklearnAdapter",
+           "Evidence", "Measurement", "Meter", "ModelAdapter", "Probe", "ProbeError", "SklearnAdapter",
            "load_model"]

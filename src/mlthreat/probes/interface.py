@@ -38,6 +38,19 @@ class Budget:
 
 
 @dataclass(frozen=True)
+class Measurement:
+    """What a probe's hook returns; `run()` wraps it into Evidence."""
+
+    metric: str
+    value: float
+    interval: tuple[float, float] | None
+    succeeded: bool                   # the attack works well enough to count as confirmed
+    summary: str
+    curves: dict[str, list[float]] = field(default_factory=dict)
+    extra: dict[str, Any] = field(default_factory=dict)   # further metrics
+
+
+@dataclass(frozen=True)
 class Evidence:
     """One measurement: what, how much, how sure, at what cost, on which artifact."""
 
@@ -54,13 +67,14 @@ class Evidence:
     seconds: float = 0.0
     queries: int = 0
     curves: dict[str, list[float]] = field(default_factory=dict)
+    extra: dict[str, Any] = field(default_factory=dict)
 
     def as_item(self) -> dict[str, Any]:
         """The form findings carry (see analysis: `assess(..., evidence=...)`)."""
         return {"source": f"probe:{self.probe}", "metric": self.metric, "value": self.value,
                 "interval": list(self.interval) if self.interval else None,
                 "succeeded": self.succeeded, "summary": self.summary, "budget": self.budget,
-                "parameters": self.parameters, "artifact": self.artifact,
+                "parameters": self.parameters, "extra": self.extra, "artifact": self.artifact,
                 "seconds": round(self.seconds, 3), "queries": self.queries}
 
 
@@ -98,20 +112,19 @@ class Probe(ABC):
         if hasattr(model, "attach"):
             model.attach(meter)
         try:
-            metric, value, interval, succeeded, summary, curves = self._measure(
-                model, data, budget.rng(), meter)
+            m = self._measure(model, data, budget.rng(), meter)
         finally:
             if hasattr(model, "attach"):
                 model.attach(None)
+        shown = {k: v for k, v in self.params.items() if not callable(v)}
         return Evidence(
-            probe=self.name, threat_ids=self.threat_ids, metric=metric, value=float(value),
-            interval=interval, succeeded=succeeded, summary=summary,
+            probe=self.name, threat_ids=self.threat_ids, metric=m.metric, value=float(m.value),
+            interval=m.interval, succeeded=m.succeeded, summary=m.summary,
             budget={"queries": budget.queries, "seconds": budget.seconds, "seed": budget.seed},
-            parameters=dict(self.params), artifact=artifact, seconds=meter.elapsed(),
-            queries=meter.queries, curves=curves)
+            parameters=shown, artifact=artifact, seconds=meter.elapsed(),
+            queries=meter.queries, curves=m.curves, extra=m.extra)
 
     @abstractmethod
     def _measure(self, model: Any, data: Any, rng: np.random.Generator, meter: Meter
-                 ) -> tuple[str, float, tuple[float, float] | None, bool, str,
-                            dict[str, list[float]]]:
-        """Run the attack: (metric, value, interval, succeeded, summary, curves)."""
+                 ) -> Measurement:
+        """Run the attack and say what it measured."""

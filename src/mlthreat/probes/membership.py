@@ -1,0 +1,183 @@
+"""Membership inference: can an attacker tell whether a person's record was in the training data?
+
+Two attacks, both black-box on the model's scores:
+
+- `threshold`: the model's confidence in the true label (a loss threshold; Yeom et al. 2018).
+- `reference` (default): a likelihood-ratio test in the style of LiRA (Carlini et al., 2022).
+  The attacker trains reference models of the same kind on random halves of data it could have,
+  so each record is in about half of them; for each record it fits a Gaussian to the logit-scaled
+  confidences of the models that saw it and of those that did not, and scores the target model's
+  confidence by the log-likelihood ratio.
+
+Members are real training rows and non-members held-out rows. Reported: ROC AUC, TPR at 0.1 %
+and 1 % FPR (the figures that matter: can the attacker be *sure* about *some* people), each with
+a bootstrap interval, and the ROC curve.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from joblib import Parallel, delayed
+from scipy.stats import norm
+from sklearn.metrics import roc_auc_score, roc_curve
+
+from mlthreat.probes.adapters import ModelAdapter
+from mlthreat.probes.interface import Measurement, Meter, Probe, ProbeError
+
+Fit = Callable[[np.ndarray, np.ndarray, int], Callable[[np.ndarray], np.ndarray]]
+SUCCESS_TPR_AT_1PCT = 0.05        # five times what guessing gives at 1 % FPR
+SUCCESS_AUC = 0.6
+CLIP = 1e-4
+
+
+@dataclass(frozen=True)
+class MembershipData:
+    """Candidate records with their true labels, and which were training rows."""
+
+    x: np.ndarray
+    y: np.ndarray
+    member: np.ndarray                  # bool per row
+    population_x: np.ndarray | None = None   # data the attacker could have (default: x)
+    population_y: np.ndarray | None = None
+    population_index: np.ndarray | None = None   # where each candidate is in the population;
+    # None with a population: candidates are outside it, no reference model saw them (offline)
+
+
+def logit_confidence(proba: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """log(p / (1 - p)) of the probability given to the true label, clipped away from 0 and 1."""
+    p = np.clip(proba[np.arange(len(y)), y], CLIP, 1 - CLIP)
+    return np.asarray(np.log(p) - np.log1p(-p), dtype=float)
+
+
+def tpr_at_fpr(scores: np.ndarray, member: np.ndarray, fpr_max: float) -> float:
+    """The highest true-positive rate among thresholds with false-positive rate <= fpr_max."""
+    fpr, tpr, _ = roc_curve(member, scores)
+    ok = fpr <= fpr_max + 1e-12
+    return float(tpr[ok].max()) if ok.any() else 0.0
+
+
+def _metrics(scores: np.ndarray, member: np.ndarray) -> tuple[float, float, float]:
+    return (float(roc_auc_score(member, scores)), tpr_at_fpr(scores, member, 0.01),
+            tpr_at_fpr(scores, member, 0.001))
+
+
+def _bootstrap(scores: np.ndarray, member: np.ndarray, rng: np.random.Generator, n: int
+               ) -> np.ndarray:
+    out = []
+    members, others = np.flatnonzero(member), np.flatnonzero(~member)
+    for _ in range(n):   # stratified: the member share stays that of the sample
+        idx = np.concatenate([rng.choice(members, len(members)), rng.choice(others, len(others))])
+        out.append(_metrics(scores[idx], member[idx]))
+    return np.array(out)
+
+
+def _reference_confidences(fit: Fit, px: np.ndarray, py: np.ndarray, x: np.ndarray,
+                           y: np.ndarray, k: int, seeds: np.ndarray, jobs: int
+                           ) -> tuple[np.ndarray, np.ndarray]:
+    """(in-mask k x n, confidence k x n) of k reference models on the candidates."""
+    masks = [np.random.default_rng(int(s)).random(len(px)) < 0.5 for s in seeds]
+
+    def one(mask: np.ndarray, seed: int) -> np.ndarray:
+        predict = fit(px[mask], py[mask], seed)
+        return logit_confidence(np.asarray(predict(x)), y)
+
+    conf = Parallel(n_jobs=jobs)(delayed(one)(m, int(s)) for m, s in zip(masks, seeds,
+                                                                            strict=True))
+    return np.array(masks), np.array(conf)
+
+
+class MembershipInference(Probe):
+    """Parameters: attack ("reference" or "threshold"), fit (for reference: trains a model of
+    the target's kind and returns its predict_proba), references (32), bootstrap (200), jobs (1)."""
+
+    name = "membership"
+    threat_ids = ("aml-membership-inference", "aml-attribute-inference")
+
+    def _measure(self, model: ModelAdapter, data: MembershipData, rng: np.random.Generator,
+                 meter: Meter) -> Measurement:
+        member = np.asarray(data.member, dtype=bool)
+        if member.all() or not member.any():
+            raise ProbeError("membership inference needs both members and non-members")
+        observed = logit_confidence(model.predict_proba(data.x), data.y)
+        attack = self.params.get("attack", "reference")
+        if attack == "threshold":
+            scores = observed
+        elif attack == "reference":
+            scores = self._likelihood_ratio(observed, data, rng)
+        else:
+            raise ProbeError(f"unknown membership attack {attack!r}")
+        auc, tpr1, tpr01 = _metrics(scores, member)
+        boot = _bootstrap(scores, member, rng, int(self.params.get("bootstrap", 200)))
+        lo, hi = np.percentile(boot, [2.5, 97.5], axis=0)
+        fpr, tpr, _ = roc_curve(member, scores)
+        keep = np.unique(np.geomspace(1, len(fpr), 200).astype(int) - 1)
+        succeeded = tpr1 >= SUCCESS_TPR_AT_1PCT or auc >= SUCCESS_AUC
+        summary = (f"{attack} attack: AUC {auc:.3f} [{lo[0]:.3f}, {hi[0]:.3f}], "
+                   f"TPR {tpr1:.1%} at 1% FPR [{lo[1]:.1%}, {hi[1]:.1%}], {tpr01:.1%} at 0.1% "
+                   f"FPR, on {int(member.sum())} members and {int((~member).sum())} non-members")
+        return Measurement(
+            "roc_auc", auc, (float(lo[0]), float(hi[0])), bool(succeeded), summary,
+            {"fpr": fpr[keep].tolist(), "tpr": tpr[keep].tolist()},
+            {"attack": attack, "tpr_at_1pct_fpr": tpr1, "tpr_at_01pct_fpr": tpr01,
+             "tpr_at_1pct_interval": [float(lo[1]), float(hi[1])],
+             "members": int(member.sum()), "non_members": int((~member).sum())})
+
+    def _likelihood_ratio(self, observed: np.ndarray, data: MembershipData,
+                          rng: np.random.Generator) -> np.ndarray:
+        fit: Fit | None = self.params.get("fit")
+        if fit is None:
+            raise ProbeError("the reference attack needs `fit`: how to train a model of the "
+                             "target's kind")
+        where: np.ndarray | None
+        if data.population_x is None:
+            px, py, where = data.x, data.y, np.arange(len(data.y))
+        elif data.population_y is None:
+            raise ProbeError("population_x needs population_y: the labels of the attacker's data")
+        else:
+            px, py, where = data.population_x, data.population_y, data.population_index
+        k = int(self.params.get("references", 32))
+        seeds = rng.integers(0, 2**31 - 1, size=k)
+        masks, conf = _reference_confidences(fit, px, py, data.x, data.y, k, seeds,
+                                             int(self.params.get("jobs", 1)))
+        # Which reference models saw each candidate; none, for candidates outside the pool.
+        seen = masks[:, where] if where is not None else np.zeros_like(conf, dtype=bool)
+        return _ratio(observed, conf, seen)
+
+
+def _ratio(observed: np.ndarray, conf: np.ndarray, masks: np.ndarray) -> np.ndarray:
+    """Log-likelihood ratio of `observed` under per-record Gaussians of in and out confidences."""
+    eps = 1e-3
+    ins, outs = np.where(masks, conf, np.nan), np.where(~masks, conf, np.nan)
+    # Records no reference model saw (or all saw) give empty slices: filled in below.
+    with np.errstate(invalid="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        mu_out = np.nanmean(outs, axis=0)
+        sd_out = np.nanstd(outs, axis=0) + eps
+        if not masks.any():       # offline: no reference model saw any candidate
+            return np.asarray((observed - mu_out) / sd_out, dtype=float)
+        mu_in = np.nanmean(ins, axis=0)
+        sd_in = np.nanstd(ins, axis=0) + eps
+        fallback_in, fallback_out = np.nanmedian(sd_in), np.nanmedian(sd_out)
+    sd_in = np.where(np.isfinite(sd_in), sd_in, fallback_in)
+    sd_out = np.where(np.isfinite(sd_out), sd_out, fallback_out)
+    mu_in = np.where(np.isfinite(mu_in), mu_in, np.nanmax(conf))
+    mu_out = np.where(np.isfinite(mu_out), mu_out, np.nanmin(conf))
+    return np.asarray(norm.logpdf(observed, mu_in, sd_in) - norm.logpdf(observed, mu_out, sd_out),
+                      dtype=float)
+
+
+def sklearn_fit(estimator: Any) -> Fit:
+    """Reference-model training for a scikit-learn estimator: clone, seed, fit."""
+    from sklearn.base import clone
+
+    def fit(x: np.ndarray, y: np.ndarray, seed: int) -> Callable[[np.ndarray], np.ndarray]:
+        model = clone(estimator)
+        if "random_state" in model.get_params():
+            model.set_params(random_state=seed)
+        return model.fit(x, y).predict_proba  # type: ignore[no-any-return]
+    return fit

@@ -1,0 +1,121 @@
+"""Membership inference against independent answers."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.compose import ColumnTransformer
+from sklearn.datasets import make_classification
+from sklearn.ensemble import RandomForestClassifier
+from sklearn.impute import SimpleImputer
+from sklearn.linear_model import LogisticRegression
+from sklearn.model_selection import train_test_split
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import OneHotEncoder, StandardScaler
+
+from mlthreat.probes import Budget, BudgetExceeded, ProbeError, SklearnAdapter
+from mlthreat.probes.membership import (
+    MembershipData,
+    MembershipInference,
+    logit_confidence,
+    sklearn_fit,
+    tpr_at_fpr,
+)
+from tests.conftest import EXAMPLES
+
+
+def test_tpr_at_fpr_by_hand() -> None:
+    scores = np.array([0.9, 0.8, 0.7, 0.6, 0.5, 0.4])
+    member = np.array([1, 1, 0, 1, 0, 0], dtype=bool)
+    assert tpr_at_fpr(scores, member, 0.0) == pytest.approx(2 / 3)   # 0.9, 0.8 before any FP
+    assert tpr_at_fpr(scores, member, 1 / 3) == pytest.approx(1.0)   # one FP (0.7) lets 0.6 in
+
+
+def test_logit_confidence() -> None:
+    proba = np.array([[0.5, 0.5], [0.1, 0.9], [1.0, 0.0]])
+    out = logit_confidence(proba, np.array([0, 1, 1]))
+    assert out[0] == pytest.approx(0.0) and out[1] == pytest.approx(np.log(9))
+    assert np.isfinite(out[2]) and out[2] < -9       # clipped, not -inf
+
+
+def _split(x: np.ndarray, y: np.ndarray, seed: int = 0
+           ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    return train_test_split(x, y, test_size=0.5, random_state=seed, stratify=y)
+
+
+def _data(x_in: np.ndarray, y_in: np.ndarray, x_out: np.ndarray, y_out: np.ndarray
+          ) -> MembershipData:
+    return MembershipData(np.vstack([x_in, x_out]), np.concatenate([y_in, y_out]),
+                          np.r_[np.ones(len(y_in), bool), np.zeros(len(y_out), bool)])
+
+
+def test_model_that_cannot_overfit_is_near_chance() -> None:
+    x, y = make_classification(4000, n_features=2, n_informative=2, n_redundant=0,
+                               random_state=0)
+    x_in, x_out, y_in, y_out = _split(x, y)
+    est = LogisticRegression()
+    adapter = SklearnAdapter(est.fit(x_in, y_in))
+    data = _data(x_in, y_in, x_out, y_out)
+    for attack in ("threshold", "reference"):
+        ev = MembershipInference(attack=attack, fit=sklearn_fit(est), references=8,
+                                 bootstrap=50).run(adapter, data, Budget(seed=1))
+        # Which half of the data is harder moves the AUC a few points either way; nothing in a
+        # model that cannot memorise lets an attacker do better than that.
+        assert 0.44 < ev.value < 0.56, (attack, ev.value)
+        assert ev.extra["tpr_at_1pct_fpr"] < 0.03 and not ev.succeeded
+        assert ev.queries == len(data.y)
+
+
+def test_memorising_model_is_caught_and_reference_beats_threshold() -> None:
+    x, y = make_classification(2000, n_features=10, flip_y=0.2, random_state=0)
+    x_in, x_out, y_in, y_out = _split(x, y)
+    est = RandomForestClassifier(50, random_state=0)      # fully grown trees memorise
+    adapter = SklearnAdapter(est.fit(x_in, y_in))
+    data = _data(x_in, y_in, x_out, y_out)
+    base = MembershipInference(attack="threshold", bootstrap=50).run(adapter, data, Budget())
+    ref = MembershipInference(attack="reference", fit=sklearn_fit(est), references=8,
+                              bootstrap=50, jobs=2).run(adapter, data, Budget())
+    assert base.value > 0.65 and base.succeeded and ref.value > 0.65
+    # The reference attack's point: confident calls about some people at a low false-positive
+    # rate, where a global threshold identifies no one.
+    assert base.extra["tpr_at_1pct_fpr"] < 0.01 < ref.extra["tpr_at_1pct_fpr"]
+    again = MembershipInference(attack="reference", fit=sklearn_fit(est), references=8,
+                                bootstrap=50, jobs=1).run(adapter, data, Budget())
+    assert again.value == ref.value                        # seeded: jobs do not change results
+    assert "fit" not in ref.parameters and ref.parameters["references"] == 8
+
+
+def test_credit_forest_matches_baselines_loss_threshold() -> None:
+    # BASELINES.md: fully grown random forest on the credit data (1,000 stratified test rows,
+    # seed 0): test accuracy 0.781, loss-threshold membership AUC 0.748.
+    df = pd.read_csv(EXAMPLES / "credit-scoring" / "data" / "credit_data.csv")
+    df = df.drop(columns=["rownames"])
+    y = (df.pop("Status") == "bad").astype(int).to_numpy()
+    num = [c for c in df.columns if pd.api.types.is_numeric_dtype(df[c])]
+    cat = [c for c in df.columns if c not in num]
+    enc = ColumnTransformer([
+        ("n", make_pipeline(SimpleImputer(strategy="median"), StandardScaler()), num),
+        ("c", make_pipeline(SimpleImputer(strategy="most_frequent"),
+                            OneHotEncoder(handle_unknown="ignore", sparse_output=False)), cat)])
+    x = enc.fit_transform(df)
+    tr, te = train_test_split(np.arange(len(y)), test_size=1000, stratify=y, random_state=0)
+    rf = RandomForestClassifier(100, random_state=0, n_jobs=2).fit(x[tr], y[tr])
+    assert rf.score(x[te], y[te]) == pytest.approx(0.781, abs=0.015)
+    data = _data(x[tr], y[tr], x[te], y[te])
+    ev = MembershipInference(attack="threshold", bootstrap=50).run(SklearnAdapter(rf), data,
+                                                                   Budget())
+    assert ev.value == pytest.approx(0.748, abs=0.02)
+
+
+def test_bad_inputs() -> None:
+    x, y = make_classification(200, n_features=4, random_state=0)
+    adapter = SklearnAdapter(LogisticRegression().fit(x, y))
+    only_members = MembershipData(x, y, np.ones(len(y), bool))
+    with pytest.raises(ProbeError, match="both members and non-members"):
+        MembershipInference(attack="threshold").run(adapter, only_members, Budget())
+    data = MembershipData(x, y, np.arange(len(y)) % 2 == 0)
+    with pytest.raises(ProbeError, match="needs `fit`"):
+        MembershipInference(attack="reference").run(adapter, data, Budget())
+    with pytest.raises(BudgetExceeded):
+        MembershipInference(attack="threshold").run(adapter, data, Budget(queries=10))
