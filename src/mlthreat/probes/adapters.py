@@ -108,3 +108,24 @@ class RoundedAdapter(ModelAdapter):
 
     def _labels(self, x: Any) -> Any:
         return self.inner._labels(x)
+
+
+class TorchAdapter(ModelAdapter):
+    """A PyTorch module mapping a float batch to logits (or probabilities with
+    `outputs="probabilities"`). torch is imported only here, when such a model is probed."""
+
+    def __init__(self, module: Any, outputs: str = "logits") -> None:
+        super().__init__()
+        import torch
+        self.torch = torch
+        self.module = module.eval()
+        self.outputs = outputs
+        self.capabilities = Capabilities(scores=True, gradients=True)
+
+    def _proba(self, x: Any) -> Any:
+        torch = self.torch
+        with torch.no_grad():
+            out = self.module(torch.as_tensor(np.asarray(x), dtype=torch.float32))
+            if self.outputs == "logits":
+                out = torch.softmax(out, dim=1)
+        return out.numpy().astype(float)
