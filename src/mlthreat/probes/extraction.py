@@ -142,7 +142,7 @@ class ModelExtraction(Probe):
     def _ask(model: ModelAdapter, x: np.ndarray, labels_only: bool) -> np.ndarray:
         if labels_only:
             return np.asarray(model.predict(x))
-        return np.asarray(model.predict_proba(x)).argmax(axis=1)
+        return np.asarray(np.asarray(model.predict_proba(x)).argmax(axis=1))
 
 
 def _default_learner() -> Any:
