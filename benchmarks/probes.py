@@ -34,16 +34,12 @@ import time
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
-from sklearn.compose import ColumnTransformer
 from sklearn.ensemble import RandomForestClassifier
-from sklearn.impute import SimpleImputer
 from sklearn.metrics import roc_auc_score
 from sklearn.model_selection import train_test_split
-from sklearn.pipeline import make_pipeline
-from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
 from mlthreat.probes import Budget, SklearnAdapter
+from mlthreat.probes.data import load_table
 from mlthreat.probes.membership import (
     MembershipData,
     MembershipInference,
@@ -107,16 +103,9 @@ print(json.dumps(out))
 
 
 def credit() -> tuple[np.ndarray, np.ndarray]:
-    df = pd.read_csv(ROOT / "examples" / "credit-scoring" / "data" / "credit_data.csv")
-    df = df.drop(columns=["rownames"])
-    y = (df.pop("Status") == "bad").astype(int).to_numpy()
-    num = [c for c in df.columns if pd.api.types.is_numeric_dtype(df[c])]
-    cat = [c for c in df.columns if c not in num]
-    enc = ColumnTransformer([
-        ("n", make_pipeline(SimpleImputer(strategy="median"), StandardScaler()), num),
-        ("c", make_pipeline(SimpleImputer(strategy="most_frequent"),
-                            OneHotEncoder(handle_unknown="ignore", sparse_output=False)), cat)])
-    return enc.fit_transform(df), y
+    table = load_table(ROOT / "examples" / "credit-scoring" / "data" / "credit_data.csv",
+                       target="Status", positive="bad", drop=("rownames",))
+    return table.x, table.y
 
 
 def art_python() -> Path | None:

@@ -2,19 +2,17 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
-import pandas as pd
 import pytest
-from sklearn.compose import ColumnTransformer
 from sklearn.datasets import make_classification
 from sklearn.ensemble import RandomForestClassifier
-from sklearn.impute import SimpleImputer
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import train_test_split
-from sklearn.pipeline import make_pipeline
-from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
 from mlthreat.probes import Budget, BudgetExceeded, ProbeError, SklearnAdapter
+from mlthreat.probes.data import load_table
 from mlthreat.probes.membership import (
     MembershipData,
     MembershipInference,
@@ -89,16 +87,9 @@ def test_memorising_model_is_caught_and_reference_beats_threshold() -> None:
 def test_credit_forest_matches_baselines_loss_threshold() -> None:
     # BASELINES.md: fully grown random forest on the credit data (1,000 stratified test rows,
     # seed 0): test accuracy 0.781, loss-threshold membership AUC 0.748.
-    df = pd.read_csv(EXAMPLES / "credit-scoring" / "data" / "credit_data.csv")
-    df = df.drop(columns=["rownames"])
-    y = (df.pop("Status") == "bad").astype(int).to_numpy()
-    num = [c for c in df.columns if pd.api.types.is_numeric_dtype(df[c])]
-    cat = [c for c in df.columns if c not in num]
-    enc = ColumnTransformer([
-        ("n", make_pipeline(SimpleImputer(strategy="median"), StandardScaler()), num),
-        ("c", make_pipeline(SimpleImputer(strategy="most_frequent"),
-                            OneHotEncoder(handle_unknown="ignore", sparse_output=False)), cat)])
-    x = enc.fit_transform(df)
+    table = load_table(EXAMPLES / "credit-scoring" / "data" / "credit_data.csv",
+                       target="Status", positive="bad", drop=("rownames",))
+    x, y = table.x, table.y
     tr, te = train_test_split(np.arange(len(y)), test_size=1000, stratify=y, random_state=0)
     rf = RandomForestClassifier(100, random_state=0, n_jobs=2).fit(x[tr], y[tr])
     assert rf.score(x[te], y[te]) == pytest.approx(0.781, abs=0.015)
@@ -119,3 +110,13 @@ def test_bad_inputs() -> None:
         MembershipInference(attack="reference").run(adapter, data, Budget())
     with pytest.raises(BudgetExceeded):
         MembershipInference(attack="threshold").run(adapter, data, Budget(queries=10))
+
+
+def test_load_table_errors(tmp_path: Path) -> None:
+    from mlthreat.errors import InputError
+    path = tmp_path / "d.csv"
+    path.write_text("a,label\n1,x\n2,x\n")
+    with pytest.raises(InputError, match="no column 'target'"):
+        load_table(path, "target", "y")
+    with pytest.raises(InputError, match="never \\(or always\\) equals 'y'"):
+        load_table(path, "label", "y")
