@@ -1,0 +1,152 @@
+"""Poisoning: how much does a small share of poisoned training data change the model?
+
+The model is retrained through the pipeline's own training entry point (for scikit-learn,
+`clone(estimator).fit`; or any function from (x, y, seed) to a predict function) on training data
+with a share of it poisoned, over several seeds, and compared with the model retrained on clean
+data with the same seeds:
+
+- `label_flip` (random): flip the labels of a random share of the rows. Reported: drop in
+  clean accuracy (clean-trained minus poisoned-trained, on held-out rows).
+- `targeted_flip`: flip labels only in a target slice (rows whose `target_class` the attacker
+  wants to flip, e.g. "bad" applicants relabelled "good"). Reported: the change in how often held-out
+  rows of that class are classified as the attacker wants.
+- `backdoor`: add a trigger (chosen features set to a value, e.g. +4 standard deviations) to a
+  share of rows, labelled with the attacker's class. Reported: backdoor success on held-out rows
+  of other classes with the trigger added, *net of* the clean model's own response to the trigger
+  (a trigger far outside the data already moves many models: BASELINES.md measured 0.215 for
+  gradient-boosted trees without any poison).
+
+Every figure is a mean over seeds with a t-interval.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from joblib import Parallel, delayed
+from scipy import stats
+
+from mlthreat.probes.interface import Measurement, Meter, Probe, ProbeError
+
+Train = Callable[[np.ndarray, np.ndarray, int], Callable[[np.ndarray], np.ndarray]]
+SUCCESS_DROP = 0.02          # two accuracy points lost
+SUCCESS_BACKDOOR = 0.5       # half the triggered rows flip beyond what the clean model does
+
+
+@dataclass(frozen=True)
+class PoisoningData:
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_test: np.ndarray
+    y_test: np.ndarray
+
+
+def _mean_interval(values: list[float]) -> tuple[float, tuple[float, float] | None]:
+    arr = np.asarray(values, dtype=float)
+    mean = float(arr.mean())
+    if len(arr) < 2 or float(arr.std(ddof=1)) == 0.0:
+        return mean, (mean, mean) if len(arr) >= 2 else None
+    half = float(stats.t.ppf(0.975, len(arr) - 1) * arr.std(ddof=1) / np.sqrt(len(arr)))
+    return mean, (mean - half, mean + half)
+
+
+def trigger(x: np.ndarray, features: list[int], value: float) -> np.ndarray:
+    out = np.array(x, dtype=float, copy=True)
+    out[:, features] = value
+    return out
+
+
+class Poisoning(Probe):
+    """Parameters: attack ("label_flip", "targeted_flip", "backdoor"), train (the training entry
+    point), rates ([0.01, 0.05, 0.1]), seeds (3), jobs (1); for targeted_flip and backdoor:
+    target_class (the class the attacker wants; default 0) and, for targeted_flip, source_class
+    (whose labels are flipped; default 1); for backdoor: features ([0, 1]) and value (4.0)."""
+
+    name = "poisoning"
+    threat_ids = ("aml-poisoning-label-flip", "aml-poisoning-targeted",
+                  "aml-poisoning-availability", "aml-backdoor-data",
+                  "aml-feedback-loop-manipulation")
+
+    def _measure(self, model: Any, data: PoisoningData, rng: np.random.Generator,
+                 meter: Meter) -> Measurement:
+        train: Train | None = self.params.get("train")
+        if train is None:
+            raise ProbeError("poisoning needs `train`: the pipeline's training entry point")
+        attack = self.params.get("attack", "label_flip")
+        if attack not in ("label_flip", "targeted_flip", "backdoor"):
+            raise ProbeError(f"unknown poisoning attack {attack!r}")
+        rates = [float(r) for r in self.params.get("rates", [0.01, 0.05, 0.1])]
+        seeds = [int(s) for s in rng.integers(0, 2**31 - 1, size=int(self.params.get("seeds", 3)))]
+        jobs = [(rate, seed) for rate in [0.0, *rates] for seed in seeds]
+        scores = Parallel(n_jobs=int(self.params.get("jobs", 1)))(
+            delayed(self._one)(train, data, attack, rate, seed) for rate, seed in jobs)
+        by = {(rate, seed): score for (rate, seed), score in zip(jobs, scores, strict=True)}
+        sign = -1.0 if attack == "label_flip" else 1.0   # accuracy lost vs. rows turned
+        effects = {rate: [sign * (by[(rate, s)] - by[(0.0, s)]) for s in seeds] for rate in rates}
+        curve = [_mean_interval(effects[r]) for r in rates]
+        worst_rate = max(rates)
+        value, interval = curve[-1]
+        metric, unit = {"label_flip": ("accuracy_drop", "clean accuracy lost"),
+                        "targeted_flip": ("targeted_shift", "more target-class rows turned"),
+                        "backdoor": ("backdoor_success", "backdoor success net of the clean "
+                                                         "model")}[attack]
+        succeeded = value >= (SUCCESS_BACKDOOR if attack == "backdoor" else SUCCESS_DROP)
+        parts = [f"{r:.0%}: {m:+.3f}" for r, (m, _) in zip(rates, curve, strict=True)]
+        summary = (f"{attack.replace('_', ' ')} retrained over {len(seeds)} seeds, {unit} at "
+                   f"poison rates {', '.join(parts)}")
+        clean = _mean_interval([by[(0.0, s)] for s in seeds])[0]
+        poisoned = _mean_interval([by[(worst_rate, s)] for s in seeds])[0]
+        return Measurement(metric, value, interval, bool(succeeded), summary,
+                           {"rates": rates, metric: [m for m, _ in curve]},
+                           {"at_rate": worst_rate, "clean_score": clean,
+                            "poisoned_score": poisoned,
+                            "intervals": [list(i) if i else None for _, i in curve]})
+
+    def _one(self, train: Train, data: PoisoningData, attack: str, rate: float,
+             seed: int) -> float:
+        """One retraining's figure: test accuracy, share of source rows turned, or backdoor
+        success on triggered rows of other classes."""
+        rng = np.random.default_rng(seed)
+        x, y = np.array(data.x_train, dtype=float, copy=True), np.array(data.y_train, copy=True)
+        target = int(self.params.get("target_class", 0))
+        n = int(round(rate * len(y)))
+        if attack == "label_flip" and n:
+            idx = rng.choice(len(y), size=n, replace=False)
+            classes = np.unique(data.y_train)
+            y[idx] = np.array([rng.choice(classes[classes != v]) for v in y[idx]])
+        elif attack == "targeted_flip" and n:
+            source = int(self.params.get("source_class", 1))
+            pool = np.flatnonzero(y == source)
+            y[rng.choice(pool, size=min(n, len(pool)), replace=False)] = target
+        elif attack == "backdoor" and n:
+            feats, value = list(self.params.get("features", [0, 1])), float(
+                self.params.get("value", 4.0))
+            idx = rng.choice(len(y), size=n, replace=False)
+            x[idx] = trigger(x[idx], feats, value)
+            y[idx] = target
+        predict = train(x, y, seed)
+        if attack == "label_flip":
+            return float(np.mean(np.asarray(predict(data.x_test)) == data.y_test))
+        if attack == "targeted_flip":
+            source = int(self.params.get("source_class", 1))
+            rows = data.x_test[data.y_test == source]
+            return float(np.mean(np.asarray(predict(rows)) == target))
+        feats, value = list(self.params.get("features", [0, 1])), float(
+            self.params.get("value", 4.0))
+        others = data.x_test[data.y_test != target]
+        return float(np.mean(np.asarray(predict(trigger(others, feats, value))) == target))
+
+
+def sklearn_train(estimator: Any) -> Train:
+    """The training entry point of a scikit-learn estimator: clone, seed, fit."""
+    from sklearn.base import clone
+
+    def train(x: np.ndarray, y: np.ndarray, seed: int) -> Callable[[np.ndarray], np.ndarray]:
+        model = clone(estimator)
+        if "random_state" in model.get_params():
+            model.set_params(random_state=seed)
+        return model.fit(x, y).predict  # type: ignore[no-any-return]
+    return train

@@ -1,0 +1,64 @@
+"""Poisoning against independent answers: no poison changes nothing; a strong backdoor works."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from sklearn.datasets import make_classification
+from sklearn.model_selection import train_test_split
+from sklearn.tree import DecisionTreeClassifier
+
+from mlthreat.probes import Budget, ProbeError
+from mlthreat.probes.poisoning import Poisoning, PoisoningData, sklearn_train, trigger
+
+
+@pytest.fixture(scope="module")
+def data() -> PoisoningData:
+    x, y = make_classification(1500, n_features=6, n_informative=4, random_state=0)
+    x_tr, x_te, y_tr, y_te = train_test_split(x, y, test_size=0.3, random_state=0, stratify=y)
+    return PoisoningData(x_tr, y_tr, x_te, y_te)
+
+
+def test_no_poison_no_change(data: PoisoningData) -> None:
+    for attack in ("label_flip", "targeted_flip", "backdoor"):
+        ev = Poisoning(attack=attack, train=sklearn_train(DecisionTreeClassifier()), rates=[0.0],
+                       seeds=3).run(None, data, Budget(seed=0))
+        # Same seeds, same data: the retrained models are identical, the effect exactly zero.
+        assert ev.value == 0.0 and ev.interval == (0.0, 0.0) and not ev.succeeded
+
+
+def test_label_flips_cost_accuracy_monotonically(data: PoisoningData) -> None:
+    ev = Poisoning(attack="label_flip", train=sklearn_train(DecisionTreeClassifier()),
+                   rates=[0.05, 0.4], seeds=3, jobs=2).run(None, data, Budget(seed=1))
+    drops = ev.curves["accuracy_drop"]
+    assert drops[1] > drops[0] and drops[1] > 0.1 and ev.succeeded
+    assert 0.5 < ev.extra["clean_score"] <= 1.0          # an accuracy, not its negative
+
+
+def test_strong_backdoor_succeeds_net_of_clean_response(data: PoisoningData) -> None:
+    # Trigger: two features at -8, far from the data; the clean tree has no reason to answer 1.
+    ev = Poisoning(attack="backdoor", train=sklearn_train(DecisionTreeClassifier()),
+                   rates=[0.05], seeds=3, target_class=1, features=[0, 1], value=-8.0
+                   ).run(None, data, Budget(seed=0))
+    # The poisoned models answer the attacker's class on (nearly) every triggered row ...
+    assert ev.extra["poisoned_score"] > 0.95
+    # ... and the figure reported is net of what clean models already do with the trigger.
+    assert ev.value == pytest.approx(ev.extra["poisoned_score"] - ev.extra["clean_score"])
+    assert ev.value > 0.5 and ev.succeeded
+
+
+def test_targeted_flip_turns_the_source_class(data: PoisoningData) -> None:
+    ev = Poisoning(attack="targeted_flip", train=sklearn_train(DecisionTreeClassifier()),
+                   rates=[0.2], seeds=3, source_class=1, target_class=0).run(None, data,
+                                                                              Budget(seed=0))
+    assert ev.value > 0.1
+
+
+def test_trigger_and_errors(data: PoisoningData) -> None:
+    x = trigger(np.zeros((2, 3)), [1], 5.0)
+    assert x.tolist() == [[0, 5, 0], [0, 5, 0]]
+    with pytest.raises(ProbeError, match="needs `train`"):
+        Poisoning().run(None, data, Budget())
+    with pytest.raises(ProbeError, match="unknown poisoning attack"):
+        Poisoning(attack="magic", train=sklearn_train(DecisionTreeClassifier())).run(
+            None, data, Budget())
