@@ -4,7 +4,8 @@ This package holds the shared parts (issue #3 builds the attack families on them
 base class and its Evidence (`interface.py`), model adapters with capability flags
 (`adapters.py`), scanner-gated model loading (`loading.py`) and realisable-record constraints
 (`constraints.py`), tabular data (`data.py`), and the first attack families: membership
-inference (`membership.py`), model extraction (`extraction.py`) and poisoning (`poisoning.py`).
+inference (`membership.py`), model extraction (`extraction.py`), poisoning (`poisoning.py`) and white-box
+evasion (`evasion.py`).
 """
 
 from mlthreat.probes.adapters import CallableAdapter, Capabilities, ModelAdapter, SklearnAdapter

@@ -129,3 +129,20 @@ class TorchAdapter(ModelAdapter):
             if self.outputs == "logits":
                 out = torch.softmax(out, dim=1)
         return out.numpy().astype(float)
+
+
+def torch_gradient(adapter: TorchAdapter, x: np.ndarray, target: np.ndarray) -> np.ndarray:
+    """Gradient of the margin (target logit minus the best other logit) with respect to x."""
+    torch = adapter.torch
+    adapter._count(len(x))
+    xt = torch.as_tensor(np.asarray(x), dtype=torch.float32).requires_grad_(True)
+    out = adapter.module(xt)
+    if adapter.outputs != "logits":
+        out = torch.log(out.clamp_min(1e-12))
+    idx = torch.as_tensor(target, dtype=torch.long)
+    own = out.gather(1, idx[:, None]).squeeze(1)
+    others = out.clone()
+    others[torch.arange(len(idx)), idx] = -float("inf")
+    margin = own - others.max(dim=1).values
+    margin.sum().backward()
+    return np.asarray(xt.grad.detach().numpy(), dtype=float)
