@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
-import textwrap
+import os
+
+# PyTorch and scikit-learn each bring an OpenMP runtime; in one process (as in this test session)
+# their thread pools oversubscribe two cores and small fits slow down several-fold. One thread each.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+import textwrap  # noqa: E402
 from collections.abc import Callable
 from pathlib import Path
 

@@ -11,6 +11,7 @@ import sys
 import traceback
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 from rich.console import Console, RenderableType
 from rich.table import Table
@@ -33,6 +34,7 @@ from mlthreat.perception.files import (
 from mlthreat.perception.gaps import with_perceptions
 from mlthreat.perception.team import team_view
 from mlthreat.pipeline import PipelineSpec, load_pipeline
+from mlthreat.probes.runner import BUDGETS, PROBES, ProbeRun, evidence_for, run_probes
 from mlthreat.report import FORMATS
 from mlthreat.report.common import at_least
 from mlthreat.report.research import FORMATS as FORMATS_RESEARCH
@@ -144,7 +146,9 @@ class Cli:
 
     def cmd_model(self) -> int:
         args = self.args
-        assessment = self._assess(Path(args.spec), [Path(f) for f in args.perception])
+        assessment = self._assess(Path(args.spec), [Path(f) for f in args.perception],
+                                  probes=getattr(args, "probes", False),
+                                  budget=getattr(args, "budget", "standard"))
         if args.out_dir:
             self._write_all(assessment, Path(args.out_dir), args.force)
             self.print_summary(assessment)
@@ -173,7 +177,7 @@ class Cli:
         out_dir.mkdir(parents=True, exist_ok=True)
         (out_dir / DEMO_MARKER).write_text("reports written by `mlthreat demo`\n")
         perceptions = sorted((spec.parent / "perceptions").glob("*.yaml"))
-        assessment = self._assess(spec, perceptions)
+        assessment = self._assess(spec, perceptions, probes=True, budget="quick")
         self.print_summary(assessment)
         self._write_all(assessment, out_dir, force=True)
         if len(perceptions) >= 2:
@@ -254,6 +258,36 @@ class Cli:
         self.out.print(f"wrote {out}: {len(draft.components)} components ({kinds}), "
                        f"{len(draft.flows)} flows. Check every 'guessed' note, then "
                        f"`mlthreat validate {out}`.")
+        return EXIT_OK
+
+    def _probe_runs(self, pipeline: Any, budget: str, update: Callable[[str], None]
+                    ) -> list[ProbeRun]:
+        only = tuple(getattr(self.args, "only", None) or PROBES)
+        return run_probes(pipeline, only, budget, int(getattr(self.args, "jobs", 1) or 1),
+                          bool(getattr(self.args, "trust", False)),
+                          progress=lambda what: update(f"probing: {what} …"))
+
+    def cmd_probe(self) -> int:
+        catalog = load_catalog()
+        pipeline = load_pipeline(self.args.spec, catalog)
+        if not any(c.probe for c in pipeline.spec.components):
+            raise InputError(f"{self.args.spec}: no component has a `probe` block; see "
+                             "docs/probes.md")
+        with self.err.status("probing …") as status:
+            runs = self._probe_runs(pipeline, self.args.budget, status.update)
+        data = [{"component": r.component, "evidence": [e.as_item() for e in r.results],
+                 "skipped": [{"probe": p, "why": w} for p, w in r.skipped]} for r in runs]
+        if self.args.format == "json":
+            sys.stdout.write(json.dumps(data, indent=2) + "\n")
+            return EXIT_OK
+        for r in runs:
+            self.out.print(Text(f"{r.component}", style="bold"))
+            for e in r.results:
+                mark = "confirmed" if e.succeeded else "measured"
+                self.out.print(Text(f"  [{e.probe}, {mark}] {e.summary} ({e.queries} queries, "
+                                    f"{e.seconds:.1f} s)"))
+            for p, why in r.skipped:
+                self.out.print(Text(f"  [{p}, skipped] {why}", style="yellow"))
         return EXIT_OK
 
     def cmd_team(self) -> int:
@@ -340,13 +374,21 @@ class Cli:
                 self.out.print(part)
 
     # ----------------------------------------------------------------- helpers
-    def _assess(self, spec: Path, perceptions: Sequence[Path] = ()) -> Assessment:
+    def _assess(self, spec: Path, perceptions: Sequence[Path] = (), probes: bool = False,
+                budget: str = "standard") -> Assessment:
         catalog = load_catalog()
-        with self.err.status(f"threat-modelling {spec} …"):
+        with self.err.status(f"threat-modelling {spec} …") as status:
             pipeline = load_pipeline(spec, catalog)
             evidence, notes = ({}, []) if getattr(self.args, "no_scan", False) else \
                 scan_evidence(pipeline)
             assessment = assess(pipeline, catalog, evidence, tuple(notes))
+            if probes:
+                runs = self._probe_runs(pipeline, budget, status.update)
+                for key, items in evidence_for(assessment, runs).items():
+                    evidence.setdefault(key, []).extend(items)
+                notes += [f"{r.component}: {name} probe skipped: {why}" for r in runs
+                          for name, why in r.skipped]
+                assessment = assess(pipeline, catalog, evidence, tuple(notes))
             if perceptions:
                 assessment = with_perceptions(assessment, pipeline, catalog, perceptions)
             return assessment
@@ -393,6 +435,16 @@ def _controls_table(catalog: Catalog, family: Family | None) -> Table:
     return table
 
 
+def _probe_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--only", type=lambda v: [x.strip() for x in v.split(",") if x.strip()],
+                   help=f"comma-separated probes ({', '.join(PROBES)})")
+    p.add_argument("--budget", choices=list(BUDGETS), default="standard",
+                   help="how hard the simulated attacker tries (default: %(default)s)")
+    p.add_argument("--jobs", type=int, default=1, help="parallel retrainings (joblib)")
+    p.add_argument("--trust", action="store_true",
+                   help="load model formats the scanner cannot look inside (never a flagged file)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="mlthreat", formatter_class=argparse.RawDescriptionHelpFormatter, epilog=EPILOG,
@@ -419,6 +471,26 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--force", action="store_true", help="overwrite existing output files")
     p.set_defaults(run=Cli.cmd_model)
 
+    for name, helptext in (("assess", "scan the artifacts, run the probes the spec asks for, and "
+                                      "report the threat model with the measurements"),):
+        p = sub.add_parser(name, help=helptext)
+        p.add_argument("spec", help="pipeline spec (YAML)")
+        p.add_argument("-f", "--format", choices=sorted(FORMATS))
+        p.add_argument("-o", "--output", help="write the report to this file (needs -f)")
+        p.add_argument("--out-dir", help="write every format into this folder")
+        p.add_argument("--fail-on", choices=[lvl.value for lvl in RiskLevel if lvl != "info"])
+        p.add_argument("--perception", action="append", default=[], metavar="FILE")
+        _probe_options(p)
+        p.add_argument("--force", action="store_true", help="overwrite existing output files")
+        p.set_defaults(run=Cli.cmd_model, probes=True, no_scan=False)
+
+    p = sub.add_parser("probe", help="measure attacks on the models the spec names (membership "
+                       "inference, extraction, poisoning)")
+    p.add_argument("spec", help="pipeline spec (YAML) with `probe` blocks (docs/probes.md)")
+    p.add_argument("-f", "--format", choices=["text", "json"], default="text")
+    _probe_options(p)
+    p.set_defaults(run=Cli.cmd_probe)
+
     p = sub.add_parser("scan", help="scan model files, code, configs and requirements without "
                        "running any of them", formatter_class=argparse.RawDescriptionHelpFormatter,
                        epilog=SCAN_EPILOG)
@@ -444,7 +516,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("spec", help="pipeline spec (YAML)")
     p.set_defaults(run=Cli.cmd_validate)
 
-    p = sub.add_parser("demo", help="threat-model a bundled example and write all reports")
+    p = sub.add_parser("demo", help="assess a bundled example (scan, quick probes, perceptions) "
+                       "and write all reports")
     p.add_argument("--out", default="mlthreat-demo", help="folder for the reports "
                    "(default: %(default)s)")
     p.add_argument("--example", default=REFERENCE,

@@ -1,6 +1,7 @@
 """Public scoring API of the credit-scoring example (scanned by mlthreat, never run by it)."""
 
 import joblib
+import pandas as pd
 from fastapi import FastAPI
 from pydantic import BaseModel
 
@@ -9,15 +10,24 @@ model = joblib.load("models/credit_model.joblib")
 
 
 class Application(BaseModel):
-    income: float
-    debt: float
-    age: float
-    seniority: float
+    Seniority: int
+    Home: str
+    Time: int
+    Age: int
+    Marital: str
+    Records: str
+    Job: str
+    Expenses: int
+    Income: float | None
+    Assets: float | None
+    Debt: float | None
+    Amount: int
+    Price: int
 
 
 @app.post("/v1/score")
 def score(application: Application) -> dict[str, float | str]:
-    features = [[application.income, application.debt, application.age, application.seniority]]
+    features = pd.DataFrame([application.model_dump()])
     probability = float(model.predict_proba(features)[0][1])
     return {"decision": "reject" if probability > 0.5 else "approve",
             "default_probability": probability}

@@ -33,6 +33,21 @@ class Artifacts(Strict):
         default=None, description="Format of the model files, when the extension does not say.")
 
 
+class ProbeSpec(Strict):
+    """What probes need to measure attacks on the component's model (docs/probes.md)."""
+
+    data: str = Field(description="CSV or Parquet file with the model's features and target.")
+    target: str = Field(description="The target column.")
+    positive: str | int = Field(description="The target value of the positive class.")
+    drop: StrList = Field(default_factory=list, description="Columns that are not features.")
+    test_size: int = Field(default=1000, ge=10,
+                           description="Rows held out when the model was trained (non-members).")
+    seed: int = Field(default=0, description="Seed of that stratified split.")
+    output: Literal["probabilities", "rounded", "label"] = Field(
+        default="probabilities", description="What the interface returns to an attacker.")
+    queries: int = Field(default=1000, ge=10, description="The attacker's query budget.")
+
+
 class Component(Strict):
     id: ComponentId
     kind: Kind
@@ -44,6 +59,8 @@ class Component(Strict):
     controls: StrList = Field(default_factory=list, description="Control ids from the catalog.")
     artifacts: Artifacts = Field(default_factory=Artifacts)
     personal_data: bool = Field(default=False, description="Holds or handles data about people.")
+    probe: ProbeSpec | None = Field(
+        default=None, description="Measure attacks on this component's model (mlthreat probe).")
     notes: str | None = None
 
     @property
