@@ -11,7 +11,6 @@ import sys
 import traceback
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
 
 from rich.console import Console, RenderableType
 from rich.table import Table
@@ -33,7 +32,7 @@ from mlthreat.perception.files import (
 )
 from mlthreat.perception.gaps import with_perceptions
 from mlthreat.perception.team import team_view
-from mlthreat.pipeline import PipelineSpec, load_pipeline
+from mlthreat.pipeline import Pipeline, PipelineSpec, load_pipeline
 from mlthreat.probes.runner import BUDGETS, PROBES, ProbeRun, evidence_for, run_probes
 from mlthreat.report import FORMATS
 from mlthreat.report.common import at_least
@@ -260,7 +259,7 @@ class Cli:
                        f"`mlthreat validate {out}`.")
         return EXIT_OK
 
-    def _probe_runs(self, pipeline: Any, budget: str, update: Callable[[str], None]
+    def _probe_runs(self, pipeline: Pipeline, budget: str, update: Callable[[str], None]
                     ) -> list[ProbeRun]:
         only = tuple(getattr(self.args, "only", None) or PROBES)
         return run_probes(pipeline, only, budget, int(getattr(self.args, "jobs", 1) or 1),

@@ -146,3 +146,17 @@ def torch_gradient(adapter: TorchAdapter, x: np.ndarray, target: np.ndarray) -> 
     margin = own - others.max(dim=1).values
     margin.sum().backward()
     return np.asarray(xt.grad.detach().numpy(), dtype=float)
+
+
+def retrainer(estimator: Any, method: str = "predict_proba"
+              ) -> Callable[[np.ndarray, np.ndarray, int], Callable[[np.ndarray], np.ndarray]]:
+    """How probes retrain a model of the target's kind: clone the scikit-learn estimator, seed it,
+    fit it, and hand back its `method` (predict_proba for scores, predict for labels)."""
+    from sklearn.base import clone
+
+    def fit(x: np.ndarray, y: np.ndarray, seed: int) -> Callable[[np.ndarray], np.ndarray]:
+        model = clone(estimator)
+        if "random_state" in model.get_params():
+            model.set_params(random_state=seed)
+        return getattr(model.fit(x, y), method)  # type: ignore[no-any-return]
+    return fit

@@ -26,7 +26,7 @@ from joblib import Parallel, delayed
 from scipy.stats import norm
 from sklearn.metrics import roc_auc_score, roc_curve
 
-from mlthreat.probes.adapters import ModelAdapter
+from mlthreat.probes.adapters import ModelAdapter, retrainer
 from mlthreat.probes.interface import Measurement, Meter, Probe, ProbeError
 
 Fit = Callable[[np.ndarray, np.ndarray, int], Callable[[np.ndarray], np.ndarray]]
@@ -172,12 +172,5 @@ def _ratio(observed: np.ndarray, conf: np.ndarray, masks: np.ndarray) -> np.ndar
 
 
 def sklearn_fit(estimator: Any) -> Fit:
-    """Reference-model training for a scikit-learn estimator: clone, seed, fit."""
-    from sklearn.base import clone
-
-    def fit(x: np.ndarray, y: np.ndarray, seed: int) -> Callable[[np.ndarray], np.ndarray]:
-        model = clone(estimator)
-        if "random_state" in model.get_params():
-            model.set_params(random_state=seed)
-        return model.fit(x, y).predict_proba  # type: ignore[no-any-return]
-    return fit
+    """Reference-model training for a scikit-learn estimator: clone, seed, fit; scores out."""
+    return retrainer(estimator, "predict_proba")

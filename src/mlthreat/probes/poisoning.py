@@ -29,6 +29,7 @@ import numpy as np
 from joblib import Parallel, delayed
 from scipy import stats
 
+from mlthreat.probes.adapters import retrainer
 from mlthreat.probes.interface import Measurement, Meter, Probe, ProbeError
 
 Train = Callable[[np.ndarray, np.ndarray, int], Callable[[np.ndarray], np.ndarray]]
@@ -141,12 +142,5 @@ class Poisoning(Probe):
 
 
 def sklearn_train(estimator: Any) -> Train:
-    """The training entry point of a scikit-learn estimator: clone, seed, fit."""
-    from sklearn.base import clone
-
-    def train(x: np.ndarray, y: np.ndarray, seed: int) -> Callable[[np.ndarray], np.ndarray]:
-        model = clone(estimator)
-        if "random_state" in model.get_params():
-            model.set_params(random_state=seed)
-        return model.fit(x, y).predict  # type: ignore[no-any-return]
-    return train
+    """The training entry point of a scikit-learn estimator: clone, seed, fit; labels out."""
+    return retrainer(estimator, "predict")
