@@ -10,6 +10,7 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
+from mlthreat.plain import to_plain
 from mlthreat.vocabulary import Family, RiskLevel
 
 SCHEMA_VERSION = "1.1"
@@ -218,19 +219,9 @@ class Assessment:
         return out
 
     def to_dict(self) -> dict[str, Any]:
-        data = {k.name: _plain(getattr(self, k.name)) for k in dataclasses.fields(self)
+        data = {k.name: to_plain(getattr(self, k.name)) for k in dataclasses.fields(self)
                 if not k.name.startswith("_")}
         data["counts"] = self.counts()
         for group, raw in zip(data["asset_groups"], self.asset_groups, strict=True):
             group["linked"] = raw.linked
         return data
-
-
-def _plain(value: Any) -> Any:
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {f.name: _plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
-    if isinstance(value, tuple | list):
-        return [_plain(v) for v in value]
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
-    return value

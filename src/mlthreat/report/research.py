@@ -3,30 +3,19 @@ JSON, Markdown and one self-contained HTML file with heatmaps; `render(view, fmt
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import math
-from typing import Any
 
 from jinja2 import Environment, PackageLoader, select_autoescape
 
 from mlthreat.perception.codes import CodesReport
 from mlthreat.perception.team import TeamView
+from mlthreat.plain import to_plain
 
 FORMATS = ("json", "md", "html")
 _env = Environment(loader=PackageLoader("mlthreat.report", "templates"),
                    autoescape=select_autoescape(["html", "j2"]), trim_blocks=True,
                    lstrip_blocks=True)
-
-
-def _plain(value: Any) -> Any:
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {f.name: _plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
-    if isinstance(value, tuple | list):
-        return [_plain(v) for v in value]
-    if isinstance(value, float) and math.isnan(value):
-        return None
-    return value
 
 
 def k(value: float | None) -> str:
@@ -55,7 +44,7 @@ _env.globals.update(heat=heat)
 
 def render_team(view: TeamView, fmt: str) -> str:
     if fmt == "json":
-        return json.dumps(_plain(view), indent=2) + "\n"
+        return json.dumps(to_plain(view), indent=2) + "\n"
     if fmt == "html":
         pairs = {(p.a, p.b): p.kappa for p in view.pairs}
         pairs.update({(p.b, p.a): p.kappa for p in view.pairs})
@@ -91,7 +80,7 @@ def _team_md(v: TeamView) -> str:
 
 def render_codes(report: CodesReport, fmt: str) -> str:
     if fmt == "json":
-        return json.dumps(_plain(report), indent=2) + "\n"
+        return json.dumps(to_plain(report), indent=2) + "\n"
     if fmt == "html":
         top = max((max(r) for r in report.cooccurrence if r), default=0)
         ftop = max((max(r) for r in report.frequency if r), default=0)
