@@ -28,7 +28,6 @@ test: $(STAMP)
 	$(BIN)/mypy
 
 bench: $(STAMP)
-	$(BIN)/python -m pip install --quiet xgboost-cpu lightgbm
 	$(BIN)/python benchmarks/analysis_scale.py
 	$(BIN)/python benchmarks/modelfile_scan.py
 	$(BIN)/python benchmarks/probes.py

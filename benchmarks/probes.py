@@ -53,7 +53,7 @@ VENV = HERE / ".baselines-venv"
 # torch: ART's "nn" attack model needs it (CPU pin; unpinned pulls a CUDA build); packaging: ART
 # imports it without declaring it.
 ART_PINS = ["torch==2.13.0", "adversarial-robustness-toolbox==1.20.1", "scikit-learn==1.9.1",
-            "packaging"]
+            "packaging", "xgboost-cpu", "lightgbm==4.7.0"]
 
 EXTRACTION_HELPER = r'''
 import json, sys, numpy as np, torch, warnings, logging
@@ -113,7 +113,7 @@ def art_python() -> Path | None:
     try:
         if not python.exists():
             subprocess.run([sys.executable, "-m", "venv", str(VENV)], check=True)
-        probe = subprocess.run([str(python), "-c", "import art"], capture_output=True)
+        probe = subprocess.run([str(python), "-c", "import art, xgboost, lightgbm"], capture_output=True)
         if probe.returncode != 0:
             print(f"installing {', '.join(ART_PINS)} into {VENV} (first run only) …")
             subprocess.run([str(python), "-m", "pip", "install", "--quiet", *ART_PINS],
@@ -128,7 +128,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--references", type=int, default=32)
     parser.add_argument("--no-art", action="store_true")
-    parser.add_argument("--only", default="membership,extraction,poisoning,evasion")
+    parser.add_argument("--only", default="membership,extraction,poisoning,evasion,blackbox")
+    parser.add_argument("--points", type=int, default=100, help="black-box evasion points")
+    parser.add_argument("--rf-points", type=int, default=20,
+                        help="black-box evasion points on the random forest (ART is slow there)")
     args = parser.parse_args()
     only = set(args.only.split(","))
     python = None if args.no_art else art_python()
@@ -140,6 +143,8 @@ def main() -> None:
         poisoning()
     if "evasion" in only:
         evasion()
+    if "blackbox" in only:
+        blackbox(python, args.points, args.rf_points)
 
 
 def membership(args: argparse.Namespace, python: Path | None) -> None:
@@ -297,6 +302,126 @@ def poisoning() -> None:
               f"{' / '.join(f'{d:.3f}' for d in flips.curves['accuracy_drop'])}; backdoor at 1 %: "
               f"clean models already {door.extra['clean_score']:.3f}, poisoned "
               f"{door.extra['poisoned_score']:.3f}, net {door.value:+.3f}")
+
+
+BLACKBOX_HELPER = r'''
+import json, sys, time, numpy as np, joblib, warnings, logging
+warnings.filterwarnings("ignore"); logging.disable(logging.CRITICAL)
+from art.estimators.classification import BlackBoxClassifier
+from art.attacks.evasion import BoundaryAttack, HopSkipJump
+d = np.load(sys.argv[1]); kind, path, n, which = sys.argv[2], sys.argv[3], int(sys.argv[4]), sys.argv[5]
+if kind == "xgboost":
+    import xgboost; model = xgboost.XGBClassifier(n_jobs=1); model.load_model(path)
+elif kind == "lightgbm":
+    import lightgbm; booster = lightgbm.Booster(model_file=path)
+    model = type("M", (), {"predict": lambda self, z: (booster.predict(z) > 0.5).astype(int)})()
+else:
+    model = joblib.load(path)
+calls = [0, 0]
+def labels(z):
+    calls[0] += 1; calls[1] += len(z)
+    return np.eye(2)[np.asarray(model.predict(z)).astype(int)]
+clf = BlackBoxClassifier(labels, input_shape=(d["x"].shape[1],), nb_classes=2)
+x = d["x"][:n].astype(np.float64)
+out = {}
+attacks = {"HopSkipJump": lambda: HopSkipJump(clf, max_iter=10, max_eval=1000, init_eval=100,
+                                              verbose=False),
+           "BoundaryAttack": lambda: BoundaryAttack(clf, targeted=False, max_iter=200,
+                                                    verbose=False)}
+for name in [which]:
+    attack = attacks[name]()
+    calls[:] = [0, 0]; np.random.seed(0); start = time.perf_counter()
+    adv = attack.generate(x)
+    secs = time.perf_counter() - start
+    flipped = labels(adv).argmax(1) != labels(x).argmax(1)
+    dist = np.where(flipped, np.linalg.norm(adv - x, axis=1), np.inf)
+    out[name] = {"dist": [float(v) for v in dist], "rows": (calls[1] - 2 * n) / n,
+                 "seconds": secs / n}
+print(json.dumps(out))
+'''
+
+
+def blackbox(python: Path | None, points: int, rf_points: int) -> None:
+    """Decision-based evasion on the four tree models of BASELINES.md (L2, standardised units):
+    mlthreat's labels-only attack with at most 230 queries per point (a tenth of HopSkipJump's
+    ~2,370) against ART's HopSkipJump and BoundaryAttack on the same models and points."""
+    import lightgbm
+    import xgboost
+    from sklearn.ensemble import HistGradientBoostingClassifier
+
+    from mlthreat.probes.blackbox import BlackBoxEvasion
+    from mlthreat.probes.evasion import EvasionData
+    x, y = credit()
+    tr, te = train_test_split(np.arange(len(y)), test_size=1000, stratify=y, random_state=0)
+    models = {
+        "HistGradientBoosting": HistGradientBoostingClassifier(random_state=0),
+        "XGBoost": xgboost.XGBClassifier(n_jobs=1, random_state=0),
+        "LightGBM": lightgbm.LGBMClassifier(n_jobs=1, random_state=0, verbose=-1),
+        "random forest": RandomForestClassifier(100, random_state=0, n_jobs=1)}
+    print(f"\nblack-box (labels only) evasion, L2 in standardised units; {points} test points "
+          f"({rf_points} for the random forest)")
+    print(f"{'model':<22} {'attack':<28} {'rows/pt':>8} {'s/pt':>7} {'success':>8} "
+          f"{'median L2':>10} {'<=0.5':>6} {'<=1.0':>6}")
+    verdicts = []
+    for name, est in models.items():
+        est.fit(x[tr], y[tr])
+        n = rf_points if name == "random forest" else points
+        pts = x[te][:n]
+        ev = BlackBoxEvasion(method="decision", queries=230, starts=8).run(
+            SklearnAdapter(est), EvasionData(pts, pool=x[tr], pool_y=y[tr]), Budget(seed=0))
+        rows = {"mlthreat decision (<=230 queries)": (
+            np.array(ev.extra["minimal"]), ev.extra["queries_per_point"], ev.seconds / n)}
+        if python:
+            rows.update(_art_blackbox(python, name, est, pts, n))
+        acc = float(np.mean(est.predict(x[te]) == y[te]))
+        for attack, (dist, per_point, secs) in rows.items():
+            print(f"{name + f' ({acc:.3f})':<22} {attack:<28} {per_point:>8.0f} {secs:>7.3f} "
+                  f"{np.mean(np.isfinite(dist)):>8.2f} {np.median(dist):>10.3f} "
+                  f"{np.mean(dist <= 0.5):>6.2f} {np.mean(dist <= 1.0):>6.2f}")
+        if "BoundaryAttack" in rows and "HopSkipJump" in rows:
+            ours, ba, hsj = (rows[k] for k in ("mlthreat decision (<=230 queries)",
+                                                "BoundaryAttack", "HopSkipJump"))
+            ok = (np.median(ours[0]) <= np.median(ba[0]) and
+                  np.mean(ours[0] <= 0.5) >= np.mean(ba[0] <= 0.5) and ours[1] <= hsj[1] / 10)
+            verdicts.append(f"  {name}: median L2 {np.median(ours[0]):.3f} vs BoundaryAttack "
+                            f"{np.median(ba[0]):.3f}, within 0.5 {np.mean(ours[0] <= 0.5):.2f} vs "
+                            f"{np.mean(ba[0] <= 0.5):.2f}, queries {ours[1]:.0f} = "
+                            f"{hsj[1] / ours[1]:.1f}x fewer than HopSkipJump's {hsj[1]:.0f}: "
+                            f"{'goal met' if ok else 'goal NOT met'}")
+    print("\n".join(verdicts))
+
+
+def _art_blackbox(python: Path, name: str, est: object, pts: np.ndarray, n: int,
+                  timeout: float = 900) -> dict[str, tuple[np.ndarray, float, float]]:
+    import joblib
+    with tempfile.TemporaryDirectory() as tmp:
+        arrays, helper = Path(tmp) / "d.npz", Path(tmp) / "art_bb.py"
+        np.savez(arrays, x=pts)
+        helper.write_text(BLACKBOX_HELPER)
+        kind = {"XGBoost": "xgboost", "LightGBM": "lightgbm"}.get(name, "sklearn")
+        path = Path(tmp) / "model"
+        if kind == "xgboost":
+            path = path.with_suffix(".json")
+            est.save_model(path)  # type: ignore[attr-defined]
+        elif kind == "lightgbm":
+            est.booster_.save_model(path)  # type: ignore[attr-defined]
+        else:
+            joblib.dump(est, path)
+        out = {}
+        for attack in ("HopSkipJump", "BoundaryAttack"):
+            try:   # HopSkipJump can loop forever on tree models (BASELINES.md): cap it
+                proc = subprocess.run([str(python), str(helper), str(arrays), kind, str(path),
+                                       str(n), attack], capture_output=True, text=True,
+                                      timeout=timeout)
+            except subprocess.TimeoutExpired:
+                print(f"  ART {attack} on {name}: no result within {timeout} s")
+                continue
+            if proc.returncode != 0:
+                print(f"  ART {attack} on {name} failed: {proc.stderr.strip().splitlines()[-1:]}")
+                continue
+            art = json.loads(proc.stdout.strip().splitlines()[-1])
+            out.update({k: (np.array(v["dist"]), v["rows"], v["seconds"]) for k, v in art.items()})
+    return out
 
 
 def evasion() -> None:

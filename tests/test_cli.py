@@ -32,7 +32,7 @@ def run(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, 
 
 def test_validate_good_and_bad(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     code, out, _ = run(["validate", CREDIT], capsys)
-    assert code == 0 and "12 components" in out
+    assert code == 0 and "14 components" in out
     bad = tmp_path / "bad.yaml"
     bad.write_text("name: x\ncomponents:\n  - id: a\n    kind: servng\n")
     code, out, err = run(["validate", str(bad)], capsys)

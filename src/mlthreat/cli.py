@@ -19,7 +19,7 @@ from rich.text import Text
 from mlthreat import __version__
 from mlthreat.analysis import Assessment, assess
 from mlthreat.catalog import Catalog, load_catalog
-from mlthreat.errors import InputError, MlthreatError, OutputError
+from mlthreat.errors import InputError, Interrupted, MlthreatError, OutputError
 from mlthreat.examples import REFERENCE, example_spec, list_examples
 from mlthreat.perception import Mappers, Perception, load_perception
 from mlthreat.perception.codes import analyse_codes, read_codings
@@ -33,9 +33,17 @@ from mlthreat.perception.files import (
 from mlthreat.perception.gaps import with_perceptions
 from mlthreat.perception.team import team_view
 from mlthreat.pipeline import Pipeline, PipelineSpec, load_pipeline
-from mlthreat.probes.runner import BUDGETS, PROBES, ProbeRun, evidence_for, run_probes
+from mlthreat.probes.runner import (
+    BUDGETS,
+    KINDS,
+    PROBES,
+    ProbeRun,
+    evidence_for,
+    run_probes,
+)
 from mlthreat.report import FORMATS
 from mlthreat.report.common import at_least
+from mlthreat.report.progress import ProbeProgress
 from mlthreat.report.research import FORMATS as FORMATS_RESEARCH
 from mlthreat.report.research import render_codes, render_team
 from mlthreat.report.scan import FORMATS as SCAN_FORMATS
@@ -259,12 +267,26 @@ class Cli:
                        f"`mlthreat validate {out}`.")
         return EXIT_OK
 
-    def _probe_runs(self, pipeline: Pipeline, budget: str, update: Callable[[str], None]
-                    ) -> list[ProbeRun]:
+    def _probe_runs(self, pipeline: Pipeline, budget: str) -> list[ProbeRun]:
+        """Probes with a progress bar; after Ctrl-C, says what finished and stops (exit 130)."""
         only = tuple(getattr(self.args, "only", None) or PROBES)
-        return run_probes(pipeline, only, budget, int(getattr(self.args, "jobs", 1) or 1),
-                          bool(getattr(self.args, "trust", False)),
-                          progress=lambda what: update(f"probing: {what} …"))
+        unknown = sorted(set(only) - set(KINDS))
+        if unknown:
+            raise InputError(f"--only: unknown probe(s) {', '.join(unknown)}; choose from "
+                             f"{', '.join(PROBES)}")
+        picked = getattr(self.args, "component", None) or []
+        total = sum(len(KINDS[o]) for o in only) * sum(
+            1 for c in pipeline.spec.components if c.probe and (not picked or c.id in picked))
+        with ProbeProgress(self.err, total) as bar:
+            runs = run_probes(pipeline, only, budget, int(getattr(self.args, "jobs", 1) or 1),
+                              bool(getattr(self.args, "trust", False)), observer=bar,
+                              components=tuple(getattr(self.args, "component", None) or ()))
+        cut = [f"{k} on {r.component}" for r in runs for k in r.interrupted]
+        if cut:
+            done = [f"{e.probe} on {r.component}" for r in runs for e in r.results]
+            raise Interrupted(f"interrupted: finished {', '.join(done) or 'nothing'}; not run: "
+                              f"{', '.join(cut)}. Nothing was written.")
+        return runs
 
     def cmd_probe(self) -> int:
         catalog = load_catalog()
@@ -272,8 +294,7 @@ class Cli:
         if not any(c.probe for c in pipeline.spec.components):
             raise InputError(f"{self.args.spec}: no component has a `probe` block; see "
                              "docs/probes.md")
-        with self.err.status("probing …") as status:
-            runs = self._probe_runs(pipeline, self.args.budget, status.update)
+        runs = self._probe_runs(pipeline, self.args.budget)
         data = [{"component": r.component, "evidence": [e.as_item() for e in r.results],
                  "skipped": [{"probe": p, "why": w} for p, w in r.skipped]} for r in runs]
         if self.args.format == "json":
@@ -376,18 +397,19 @@ class Cli:
     def _assess(self, spec: Path, perceptions: Sequence[Path] = (), probes: bool = False,
                 budget: str = "standard") -> Assessment:
         catalog = load_catalog()
-        with self.err.status(f"threat-modelling {spec} …") as status:
+        with self.err.status(f"threat-modelling {spec} …"):
             pipeline = load_pipeline(spec, catalog)
             evidence, notes = ({}, []) if getattr(self.args, "no_scan", False) else \
                 scan_evidence(pipeline)
             assessment = assess(pipeline, catalog, evidence, tuple(notes))
-            if probes:
-                runs = self._probe_runs(pipeline, budget, status.update)
-                for key, items in evidence_for(assessment, runs).items():
-                    evidence.setdefault(key, []).extend(items)
-                notes += [f"{r.component}: {name} probe skipped: {why}" for r in runs
-                          for name, why in r.skipped]
-                assessment = assess(pipeline, catalog, evidence, tuple(notes))
+        if probes:
+            runs = self._probe_runs(pipeline, budget)
+            for key, items in evidence_for(assessment, runs).items():
+                evidence.setdefault(key, []).extend(items)
+            notes += [f"{r.component}: {name} probe skipped: {why}" for r in runs
+                      for name, why in r.skipped]
+            assessment = assess(pipeline, catalog, evidence, tuple(notes))
+        with self.err.status("comparing perceptions …"):
             if perceptions:
                 assessment = with_perceptions(assessment, pipeline, catalog, perceptions)
             return assessment
@@ -439,7 +461,11 @@ def _probe_options(p: argparse.ArgumentParser) -> None:
                    help=f"comma-separated probes ({', '.join(PROBES)})")
     p.add_argument("--budget", choices=list(BUDGETS), default="standard",
                    help="how hard the simulated attacker tries (default: %(default)s)")
-    p.add_argument("--jobs", type=int, default=1, help="parallel retrainings (joblib)")
+    p.add_argument("--component", action="append", default=[], metavar="ID",
+                   help="probe only this component (repeat for several; default: every "
+                        "component with a probe block)")
+    p.add_argument("--jobs", type=int, default=1,
+                   help="parallel retrainings (joblib processes; default: %(default)s)")
     p.add_argument("--trust", action="store_true",
                    help="load model formats the scanner cannot look inside (never a flagged file)")
 
@@ -584,6 +610,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             traceback.print_exc()
         cli.err.print(Text.assemble(("error: ", "bold red"), str(exc)))
         return EXIT_INPUT
+    except Interrupted as exc:
+        cli.err.print(Text(str(exc), style="yellow"))
+        return 130
     except KeyboardInterrupt:
         cli.err.print("interrupted")
         return 130

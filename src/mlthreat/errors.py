@@ -6,6 +6,7 @@
     ├── InputError           the user's input is wrong; the CLI exits 2
     │   ├── SpecError        a pipeline spec has problems: each one a Problem with file:line:column
     │   └── OutputError      an output file cannot be written (exists, or its folder is missing)
+    ├── Interrupted          Ctrl-C stopped a long run; says what finished; the CLI exits 130
     └── ToolError            mlthreat itself is broken; the CLI exits 3
         └── CatalogError     the packaged threat/control catalog failed its schema check
 
@@ -66,3 +67,7 @@ class ToolError(MlthreatError):
 
 class CatalogError(ToolError):
     """The threat/control catalog is invalid."""
+
+
+class Interrupted(MlthreatError):
+    """The user stopped a long run (Ctrl-C); the message says what finished and what not."""

@@ -36,7 +36,7 @@ def test_picks_and_free_text(pipeline: Pipeline, catalog: Catalog, credit: Asses
         Interview(pipeline, catalog, credit, io, saved.append).run(Perception(respondent="r"))
     view = saved[-1].views[0]
     # The portal's list, alphabetically: 1 exploitation, 2 feedback-loop manipulation, ...
-    assert "[1/12] Applicant web portal (client, public, owner web-team)" in io.said[0]
+    assert "[1/14] Applicant web portal (client, public, owner web-team)" in io.said[0]
     assert io.said[2].strip() == "2. Feedback-loop manipulation (model skewing)"
     assert view.threats == ["aml-feedback-loop-manipulation", "someone steals our model"]
     assert view.defenses[0].control == "authentication"       # letter a
@@ -53,11 +53,11 @@ def test_resume_skips_answered_components(pipeline: Pipeline, catalog: Catalog,
     with pytest.raises(EOFError):
         Interview(pipeline, catalog, credit, ScriptedIo(PORTAL), first.append).run(
             Perception(respondent="r"))
-    io = ScriptedIo([""] * 6 * 11)   # Enter everywhere for the eleven remaining components
+    io = ScriptedIo([""] * 6 * 13)   # Enter everywhere for the thirteen remaining components
     done = Interview(pipeline, catalog, credit, io).run(first[-1])
     assert done.complete
     assert [v.component for v in done.views] == [c.id for c in pipeline.spec.components]
-    assert "[2/12]" in io.said[0]   # picked up at the second component
+    assert "[2/14]" in io.said[0]   # picked up at the second component
 
 
 def test_bad_answer_without_terminal_is_an_input_error(pipeline: Pipeline, catalog: Catalog,
@@ -90,10 +90,10 @@ def test_cli_piped_answers_pause_and_resume(tmp_path: Path) -> None:
     assert proc.returncode == 0 and "interview paused" in proc.stderr
     data = yaml.safe_load(out.read_text())
     assert data["complete"] is False and len(data["views"]) == 1
-    proc = _cli(["elicit", str(CREDIT), "-o", str(out)], "\n" * 6 * 11)
+    proc = _cli(["elicit", str(CREDIT), "-o", str(out)], "\n" * 6 * 13)
     assert proc.returncode == 0, proc.stderr
     data = yaml.safe_load(out.read_text())
-    assert data["complete"] is True and len(data["views"]) == 12 and data["respondent"] == "p9"
+    assert data["complete"] is True and len(data["views"]) == 14 and data["respondent"] == "p9"
     # The result is a valid perception file that `model` compares.
     proc = _cli(["model", str(CREDIT), "--perception", str(out), "-f", "json"])
     assert proc.returncode == 0 and '"attacker_doubt"' in proc.stdout

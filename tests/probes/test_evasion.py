@@ -55,8 +55,21 @@ def test_adversarial_examples_are_realisable() -> None:
 
 
 def test_needs_gradients() -> None:
-    from sklearn.linear_model import LogisticRegression
+    from sklearn.tree import DecisionTreeClassifier
     x = np.random.default_rng(0).normal(size=(20, 5))
-    adapter = SklearnAdapter(LogisticRegression().fit(x, (x[:, 0] > 0).astype(int)))
+    adapter = SklearnAdapter(DecisionTreeClassifier().fit(x, (x[:, 0] > 0).astype(int)))
     with pytest.raises(ProbeError, match="needs gradients"):
         WhiteBoxEvasion().run(adapter, EvasionData(x), Budget())
+
+
+def test_pgd_on_scikit_learn_logistic_regression_matches_closed_form() -> None:
+    # scikit-learn's own weights give the closed form; the gradient is our backpropagation.
+    from sklearn.linear_model import LogisticRegression
+    rng = np.random.default_rng(2)
+    x = rng.normal(size=(200, 5))
+    model = LogisticRegression().fit(x, (x @ W + B + rng.normal(size=200) > 0).astype(int))
+    w, b = model.coef_[0], model.intercept_[0]
+    ev = WhiteBoxEvasion(norm="l2", max_epsilon=8.0, search=16).run(
+        SklearnAdapter(model), EvasionData(x[:30]), Budget())
+    exact = np.abs(x[:30] @ w + b) / np.linalg.norm(w)
+    assert np.allclose(ev.extra["minimal"], exact, rtol=5e-3, atol=3e-4)

@@ -9,7 +9,8 @@ from sklearn.linear_model import LogisticRegression
 
 from mlthreat.probes import Budget, BudgetExceeded, ProbeError, SklearnAdapter
 from mlthreat.probes.adapters import RoundedAdapter, TorchAdapter
-from mlthreat.probes.extraction import ExtractionData, ModelExtraction, _wilson
+from mlthreat.probes.extraction import ExtractionData, ModelExtraction
+from mlthreat.probes.stats import wilson
 
 
 def test_equation_solving_is_exact_with_d_plus_one_queries() -> None:
@@ -82,5 +83,5 @@ def test_torch_adapter_gives_probabilities() -> None:
 
 
 def test_wilson_interval_by_hand() -> None:
-    lo, hi = _wilson(0.5, 100)
+    lo, hi = wilson(0.5, 100)
     assert lo == pytest.approx(0.4038, abs=1e-3) and hi == pytest.approx(0.5962, abs=1e-3)

@@ -114,9 +114,12 @@ def test_loading_is_gated_by_the_scanner(tmp_path: Path, marker: Path) -> None:
         with pytest.raises(InputError, match="never unpickles a flagged file"):
             load_model(tmp_path / "evil.joblib", trust=trust)
     assert not marker.exists()
-    (tmp_path / "weights.onnx").write_bytes(b"\x08\x07")
+    (tmp_path / "weights.bin").write_bytes(b"\x00\x01 opaque")   # no format the scanner reads
     with pytest.raises(InputError, match="--trust"):
-        load_model(tmp_path / "weights.onnx")
+        load_model(tmp_path / "weights.bin")
+    (tmp_path / "broken.onnx").write_bytes(b"\x08\x07")        # scanned, but not a model
+    with pytest.raises(InputError, match="cannot load"):
+        load_model(tmp_path / "broken.onnx")
 
 
 CREDIT = Constraints(

@@ -6,6 +6,7 @@ import json
 import pickle
 import shutil
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -23,20 +24,57 @@ def _run(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str,
 
 
 def test_probe_json(capsys: pytest.CaptureFixture[str]) -> None:
-    code, out, _ = _run(["probe", CREDIT, "--only", "poisoning,evasion", "--budget", "quick",
-                         "-f", "json"], capsys)
+    code, out, _ = _run(["probe", CREDIT, "--component", "scoring_api", "--only",
+                         "poisoning,evasion", "--budget", "quick", "-f", "json"], capsys)
     assert code == 0
     (run,) = json.loads(out)
     assert run["component"] == "scoring_api"
-    (ev,) = run["evidence"]
-    assert ev["source"] == "probe:poisoning" and ev["artifact"] == "models/credit_model.joblib"
-    assert [s["probe"] for s in run["skipped"]] == ["evasion"]
+    sources = [ev["source"] for ev in run["evidence"]]
+    assert sources == ["probe:poisoning", "probe:evasion-blackbox", "probe:evasion-transfer"]
+    assert all(ev["artifact"] == "models/credit_model.joblib" for ev in run["evidence"])
+    assert [s["probe"] for s in run["skipped"]] == ["evasion-whitebox"]
     assert "needs gradients" in run["skipped"][0]["why"]
+    blackbox = run["evidence"][1]
+    assert blackbox["extra"]["method"] == "score"        # the API returns probabilities
+    assert blackbox["extra"]["max_queries_per_point"] <= 100   # the quick budget per point
+    # The spec's constraints hold in the records the attack produced: age and records never
+    # change, whole numbers stay whole, the loan amount stays within [100, 5000].
+    examples = blackbox["extra"]["examples"]
+    assert examples
+    for ex in examples:
+        changed = ex["changed"]
+        assert "Age" not in changed and "Records" not in changed
+        for column in ("Seniority", "Time", "Expenses", "Amount", "Price"):
+            if column in changed:
+                assert float(changed[column][1]).is_integer()
+        if "Amount" in changed:
+            assert 100 <= changed["Amount"][1] <= 5000
+
+
+def test_white_box_evasion_of_the_shipped_mlp(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = _run(["probe", CREDIT, "--component", "mobile_app", "--only", "evasion",
+                         "--budget", "quick", "-f", "json"], capsys)
+    assert code == 0
+    (run,) = json.loads(out)
+    by_source = {ev["source"]: ev for ev in run["evidence"]}
+    assert set(by_source) == {"probe:evasion-whitebox", "probe:evasion-blackbox",
+                              "probe:evasion-transfer"}
+    white = by_source["probe:evasion-whitebox"]
+    # gradients find changes at least as small as the black-box search does (same points)
+    assert white["extra"]["median_minimal_perturbation"] <= \
+        by_source["probe:evasion-blackbox"]["extra"]["median_minimal_perturbation"] + 1e-9
+
+
+def test_unknown_probe_and_component_are_clear(capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = _run(["probe", CREDIT, "--only", "evasoin"], capsys)
+    assert code == 2 and "unknown probe(s) evasoin" in err
+    code, _, err = _run(["probe", CREDIT, "--component", "loan_db"], capsys)
+    assert code == 2 and "no probe block on component(s) loan_db" in err
 
 
 def test_assess_attaches_probe_evidence_along_paths(capsys: pytest.CaptureFixture[str]) -> None:
-    code, out, _ = _run(["assess", CREDIT, "--only", "poisoning", "--budget", "quick",
-                         "-f", "json"], capsys)
+    code, out, _ = _run(["assess", CREDIT, "--component", "scoring_api", "--only", "poisoning",
+                         "--budget", "quick", "-f", "json"], capsys)
     assert code == 0
     data = json.loads(out)
     poisoned = [f for f in data["findings"] if any(e["source"] == "probe:poisoning"
@@ -62,3 +100,15 @@ def test_flagged_model_is_never_probed(tmp_path: Path, marker: Path,
 def test_probe_needs_probe_blocks(capsys: pytest.CaptureFixture[str]) -> None:
     code, _, err = _run(["probe", str(EXAMPLES / "mobile-app" / "pipeline.yaml")], capsys)
     assert code == 2 and "no component has a `probe` block" in err
+
+
+def test_every_probe_the_catalog_names_exists_and_measures_those_threats(catalog: Any) -> None:
+    from mlthreat.probes.runner import KINDS, REGISTRY
+    named = {m.split(":", 1)[1] for t in catalog.threats for m in t.measured_by
+             if m.startswith("probe:")}
+    assert set(named) == set(REGISTRY)
+    for t in catalog.threats:
+        for m in t.measured_by:
+            if m.startswith("probe:"):
+                assert t.id in REGISTRY[m.split(":", 1)[1]].threat_ids
+    assert {k for kinds in KINDS.values() for k in kinds} == set(REGISTRY)

@@ -7,7 +7,7 @@ control names from the catalog) live in ``loader.py``, which knows where each va
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import ConfigDict, Field
 
@@ -33,6 +33,33 @@ class Artifacts(Strict):
         default=None, description="Format of the model files, when the extension does not say.")
 
 
+class ProbeConstraints(Strict):
+    """What an attacker cannot or may change in a record (docs/probes.md). Categorical columns
+    need no entry: a changed category is always exactly one category."""
+
+    immutable: StrList = Field(default_factory=list,
+                               description="Columns an applicant cannot change (age, records).")
+    bounds: dict[str, tuple[float | None, float | None]] = Field(
+        default_factory=dict, description="Column: [low, high] in the record's units; null "
+                                          "for no bound on that side.")
+    integer: StrList = Field(default_factory=list, description="Whole-number columns.")
+
+
+class ProbeEndpoint(Strict):
+    """A serving API queried over HTTP as the attacker would (black-box probes only)."""
+
+    url: str = Field(description="POST address of the model's JSON API.")
+    request: Any = Field(default_factory=lambda: {"rows": "$rows"},
+                         description='JSON body; the string "$rows" becomes the batch.')
+    response: str = Field(default="predictions",
+                          description="Dotted path to the list of answers, one per row.")
+    records: bool = Field(default=True, description="Send rows as records (column: value) "
+                                                    "rather than as encoded number lists.")
+    batch: int = Field(default=64, ge=1, description="Rows per request.")
+    rate: float | None = Field(default=None, gt=0, description="Requests per second at most.")
+    headers: dict[str, str] = Field(default_factory=dict, description="e.g. an API key.")
+
+
 class ProbeSpec(Strict):
     """What probes need to measure attacks on the component's model (docs/probes.md)."""
 
@@ -46,6 +73,17 @@ class ProbeSpec(Strict):
     output: Literal["probabilities", "rounded", "label"] = Field(
         default="probabilities", description="What the interface returns to an attacker.")
     queries: int = Field(default=1000, ge=10, description="The attacker's query budget.")
+    constraints: ProbeConstraints = Field(default_factory=ProbeConstraints)
+    endpoint: ProbeEndpoint | None = Field(
+        default=None, description="Query this HTTP API instead of loading the model file.")
+    goal: str | int | None = Field(
+        default=None, description="The target value the attacker wants the model to output "
+                                  "(e.g. good: approved); none: any change of decision.")
+    train: str | None = Field(
+        default=None, description="The pipeline's own training entry point, file.py:function, "
+                                  "called as function(x, y, seed) -> fitted model with "
+                                  "predict_proba; used to retrain (poisoning, membership) "
+                                  "models scikit-learn cannot clone.")
 
 
 class Component(Strict):

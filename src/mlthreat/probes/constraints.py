@@ -2,16 +2,20 @@
 perturbed vector back into a record that could exist.
 
 Features are immutable (age, the recorded past), bounded, integer, or categorical (one-hot
-groups). `project(candidate, original)` applies all of it, so every adversarial example a probe
+groups). When the model sees encoded features (standardised numbers), `scale` and `offset` say
+how a column maps back to the record's units (raw = x * scale + offset): bounds and integrality
+are rules about the record, so they are applied in its units. `project(candidate, original)`
+applies all of it, so every adversarial example a probe
 reports is a record the system could really receive.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
+import pandas as pd
 
 from mlthreat.errors import InputError
 
@@ -25,6 +29,8 @@ class Constraints:
     bounds: dict[str, tuple[float | None, float | None]] = field(default_factory=dict)
     integer: frozenset[str] = frozenset()
     categorical: tuple[tuple[str, ...], ...] = ()   # one-hot groups: exactly one column is 1
+    scale: tuple[float, ...] | None = None           # raw = x * scale + offset, per column
+    offset: tuple[float, ...] | None = None
 
     def __post_init__(self) -> None:
         known = set(self.columns)
@@ -37,6 +43,27 @@ class Constraints:
             if low is not None and high is not None and low > high:
                 raise InputError(f"bounds of {name}: lower {low} is above upper {high}")
 
+        for vec in (self.scale, self.offset):
+            if vec is not None and len(vec) != len(self.columns):
+                raise InputError("constraints: scale/offset need one value per column")
+
+    def groups(self) -> list[np.ndarray]:
+        """Column indices an attacker changes together: each one-hot group, every other
+        column alone."""
+        grouped = [np.array(self._index(g)) for g in self.categorical]
+        inside = {int(i) for g in grouped for i in g}
+        return grouped + [np.array([i]) for i in range(len(self.columns)) if i not in inside]
+
+    def _raw(self, x: np.ndarray, i: int) -> np.ndarray:
+        if self.scale is None:
+            return x[..., i]
+        return x[..., i] * self.scale[i] + (self.offset[i] if self.offset else 0.0)
+
+    def _encoded(self, raw: np.ndarray, i: int) -> np.ndarray:
+        if self.scale is None:
+            return raw
+        return (raw - (self.offset[i] if self.offset else 0.0)) / self.scale[i]
+
     def _index(self, names: Sequence[str] | frozenset[str]) -> list[int]:
         return [self.columns.index(n) for n in names]
 
@@ -46,10 +73,10 @@ class Constraints:
         orig = np.asarray(original, dtype=float)
         for name, (low, high) in self.bounds.items():
             i = self.columns.index(name)
-            x[..., i] = np.clip(x[..., i], -np.inf if low is None else low,
-                                np.inf if high is None else high)
+            x[..., i] = self._encoded(np.clip(self._raw(x, i), -np.inf if low is None else low,
+                                              np.inf if high is None else high), i)
         for i in self._index(self.integer):
-            x[..., i] = np.round(x[..., i])
+            x[..., i] = self._encoded(np.round(self._raw(x, i)), i)
         for group in self.categorical:
             idx = self._index(group)
             block = x[..., idx]
@@ -58,6 +85,26 @@ class Constraints:
         for i in self._index(self.immutable):
             x[..., i] = orig[..., i]
         return x
+
+    def records(self, x: np.ndarray) -> list[dict[str, object]]:
+        """Encoded rows back as records in the data's own columns and units (what an API that
+        takes records receives): numbers through scale/offset, one-hot groups as their
+        category (columns named "column=value", as `from_transform` names them)."""
+        rows = np.atleast_2d(np.asarray(x, dtype=float))
+        grouped = {c for g in self.categorical for c in g}
+        out: list[dict[str, object]] = []
+        for row in rows:
+            rec: dict[str, object] = {}
+            for i, name in enumerate(self.columns):
+                if name not in grouped:
+                    value = float(self._raw(row, i))
+                    rec[name] = round(value) if name in self.integer else value
+            for group in self.categorical:
+                winner = group[int(np.argmax(row[self._index(group)]))]
+                column, _, category = winner.partition("=")
+                rec[column] = category
+            out.append(rec)
+        return out
 
     def violations(self, x: np.ndarray, original: np.ndarray, tol: float = 1e-9) -> list[str]:
         """Why `x` is not realisable (empty when it is)."""
@@ -68,13 +115,13 @@ class Constraints:
             if np.any(np.abs(x[:, i] - orig[:, i]) > tol):
                 out.append(f"{name} changed but is immutable")
         for name, (low, high) in self.bounds.items():
-            i = self.columns.index(name)
-            if (low is not None and np.any(x[:, i] < low - tol)) or (
-                    high is not None and np.any(x[:, i] > high + tol)):
+            raw = self._raw(x, self.columns.index(name))
+            if (low is not None and np.any(raw < low - tol)) or (
+                    high is not None and np.any(raw > high + tol)):
                 out.append(f"{name} outside [{low}, {high}]")
         for name in sorted(self.integer):
-            i = self.columns.index(name)
-            if np.any(np.abs(x[:, i] - np.round(x[:, i])) > tol):
+            raw = self._raw(x, self.columns.index(name))
+            if np.any(np.abs(raw - np.round(raw)) > 1e-6):
                 out.append(f"{name} is not an integer")
         for group in self.categorical:
             block = x[:, self._index(group)]
@@ -82,3 +129,68 @@ class Constraints:
                           np.all((np.abs(block) <= tol) | (np.abs(block - 1) <= tol), axis=1)):
                 out.append(f"one-hot group {'/'.join(group)} is not exactly one category")
         return out
+
+
+def from_transform(transform: Callable[[pd.DataFrame], np.ndarray], frame: pd.DataFrame,
+                   immutable: Sequence[str] = (), bounds: dict[str, tuple[float | None,
+                                                                         float | None]] | None = None,
+                   integer: Sequence[str] = ()) -> Constraints:
+    """Constraints over the encoded columns a model sees, from rules about the record's columns.
+
+    Which encoded columns a record column becomes is found by encoding one row with that column
+    changed (any preprocessing works, a scikit-learn ColumnTransformer or a user's own): a number
+    becomes one column with its affine map (standardisation), a category a one-hot group.
+    """
+    bounds = bounds or {}
+    named = set(immutable) | set(bounds) | set(integer)
+    unknown = sorted(named - set(frame.columns))
+    if unknown:
+        raise InputError(f"constraints name unknown column(s): {', '.join(unknown)}; columns: "
+                         f"{', '.join(map(str, frame.columns))}")
+    base = frame.iloc[[0]].copy()
+    for col in frame.columns:   # a row without missing values: imputers must not hide changes
+        if base[col].isna().any():
+            base[col] = frame[col].dropna().iloc[0]
+    encoded = np.asarray(transform(base), dtype=float)[0]
+    width = len(encoded)
+    names = [f"x{i}" for i in range(width)]
+    scale, offset = [1.0] * width, [0.0] * width
+    groups: list[tuple[str, ...]] = []
+    owners: dict[str, list[str]] = {}
+    for col in frame.columns:
+        if pd.api.types.is_numeric_dtype(frame[col]):
+            moved = base.copy()
+            moved[col] = base[col].astype(float) + 1.0
+            diff = np.asarray(transform(moved), dtype=float)[0] - encoded
+            changed = np.flatnonzero(np.abs(diff) > 1e-12)
+            if len(changed) == 1:
+                j = int(changed[0])
+                names[j] = str(col)
+                scale[j] = 1.0 / diff[j]
+                offset[j] = float(base[col].iloc[0]) - encoded[j] * scale[j]
+            owners[str(col)] = [names[int(j)] for j in changed]
+        else:
+            values = frame[col].dropna().unique()[:200]
+            rows = pd.concat([base] * len(values), ignore_index=True)
+            rows[col] = values
+            block = np.asarray(transform(rows), dtype=float)
+            changed = np.flatnonzero(block.std(axis=0) > 1e-12)
+            for k in changed:
+                hot = np.flatnonzero(block[:, k] == 1.0)
+                names[int(k)] = f"{col}={values[hot[0]]}" if len(hot) == 1 else f"{col}#{k}"
+            if len(changed) > 1:
+                groups.append(tuple(names[int(j)] for j in changed))
+            owners[str(col)] = [names[int(j)] for j in changed]
+    for col in integer:
+        if len(owners.get(col, [])) != 1:
+            raise InputError(f"constraints: {col} is declared integer but is not one numeric "
+                             "feature of the model's input")
+    missing = [c for c in bounds if len(owners.get(c, [])) != 1]
+    if missing:
+        raise InputError(f"constraints: bounds need numeric columns; {', '.join(missing)} is not")
+    return Constraints(
+        columns=tuple(names),
+        immutable=frozenset(n for c in immutable for n in owners.get(c, [])),
+        bounds={owners[c][0]: b for c, b in bounds.items()},
+        integer=frozenset(owners[c][0] for c in integer),
+        categorical=tuple(groups), scale=tuple(scale), offset=tuple(offset))

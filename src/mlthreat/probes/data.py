@@ -23,6 +23,7 @@ class Table:
     y: np.ndarray                # 1 for the positive class, else 0
     x: np.ndarray                # encoded features
     encoder: ColumnTransformer
+    values: tuple[str, ...] = ()  # the target's values, as text
 
 
 def load_table(path: Path, target: str, positive: str | int,
@@ -35,11 +36,13 @@ def load_table(path: Path, target: str, positive: str | int,
     if target not in frame.columns:
         raise InputError(f"{path}: no column {target!r}; columns: {', '.join(frame.columns)}")
     frame = frame.drop(columns=[c for c in drop if c in frame.columns])
-    y = (frame.pop(target) == positive).astype(int).to_numpy()
+    raw = frame.pop(target)
+    y = (raw == positive).astype(int).to_numpy()
     if y.min() == y.max():
         raise InputError(f"{path}: {target!r} never (or always) equals {positive!r}")
     encoder = tabular_encoder(frame)
-    return Table(frame, y, np.asarray(encoder.fit_transform(frame), dtype=float), encoder)
+    return Table(frame, y, np.asarray(encoder.fit_transform(frame), dtype=float), encoder,
+                 tuple(sorted(raw.dropna().astype(str).unique())))
 
 
 def tabular_encoder(frame: pd.DataFrame) -> ColumnTransformer:

@@ -14,10 +14,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from mlthreat.probes.adapters import TorchAdapter, torch_gradient
+from mlthreat.probes.adapters import ModelAdapter
 from mlthreat.probes.constraints import Constraints
-from mlthreat.probes.extraction import _wilson
 from mlthreat.probes.interface import Measurement, Meter, Probe, ProbeError
+from mlthreat.probes.stats import wilson
 
 SUCCESS_RATE = 0.5
 
@@ -27,6 +27,8 @@ class EvasionData:
     x: np.ndarray                        # points to attack (the model's input scale)
     constraints: Constraints | None = None
     target: int | None = None            # the class the attacker wants; None: any other class
+    pool: np.ndarray | None = None       # rows the attacker holds (black-box starting points)
+    pool_y: np.ndarray | None = None     # their labels, as the attacker knows them
 
 
 def _project_ball(delta: np.ndarray, eps: np.ndarray, norm: str) -> np.ndarray:
@@ -50,13 +52,14 @@ class WhiteBoxEvasion(Probe):
     search (binary-search steps for the minimal budget, 12), max_epsilon (upper end of the
     search, 4.0)."""
 
-    name = "evasion"
-    threat_ids = ("aml-evasion-whitebox", "aml-evasion-blackbox", "aml-evasion-transfer")
+    name = "evasion-whitebox"
+    threat_ids = ("aml-evasion-whitebox",)
 
-    def _measure(self, model: TorchAdapter, data: EvasionData, rng: np.random.Generator,
+    def _measure(self, model: ModelAdapter, data: EvasionData, rng: np.random.Generator,
                  meter: Meter) -> Measurement:
         if not model.capabilities.gradients:
-            raise ProbeError("white-box evasion needs gradients (a PyTorch model)")
+            raise ProbeError("white-box evasion needs gradients (a PyTorch model, a scikit-learn "
+                             "MLP or linear model)")
         norm = self.params.get("norm", "linf")
         if norm not in ("linf", "l2"):
             raise ProbeError(f"unknown norm {norm!r}")
@@ -70,7 +73,7 @@ class WhiteBoxEvasion(Probe):
         minimal = self.minimal(model, x, start, norm, data)
         found = minimal[np.isfinite(minimal)]
         median = float(np.median(found)) if len(found) else float("inf")
-        lo, hi = _wilson(rates[-1], len(x))
+        lo, hi = wilson(rates[-1], len(x))
         mid = epsilons[len(epsilons) // 2]
         summary = (f"PGD ({norm}): {rates[len(epsilons) // 2]:.0%} of {len(x)} points flipped "
                    f"within {mid}, {rates[-1]:.0%} within {epsilons[-1]}; median smallest "
@@ -78,11 +81,14 @@ class WhiteBoxEvasion(Probe):
         return Measurement("success_rate", rates[-1], (lo, hi), rates[-1] >= SUCCESS_RATE,
                            summary, {"epsilon": epsilons, "success_rate": rates},
                            {"median_minimal_perturbation": median, "norm": norm,
+                            "points": len(x),
                             "minimal": [float(m) for m in minimal]})
 
-    def pgd(self, model: TorchAdapter, x: np.ndarray, start: np.ndarray, eps: np.ndarray,
-            norm: str, data: EvasionData) -> tuple[np.ndarray, np.ndarray]:
-        """(flipped?, adversarial points), each row within its own budget eps[row]."""
+    def pgd(self, model: ModelAdapter, x: np.ndarray, start: np.ndarray, eps: np.ndarray,
+            norm: str, data: EvasionData, early: bool = True) -> tuple[np.ndarray, np.ndarray]:
+        """(flipped?, adversarial points), each row within its own budget eps[row]. With
+        `early`, a row stops moving once it flips (minimal changes); without, every row takes
+        all steps (changes that cross the boundary by a margin, as transfer attacks want)."""
         steps = int(self.params.get("steps", 40))
         size = 2.5 * eps / steps
         adv = x.copy()
@@ -91,19 +97,23 @@ class WhiteBoxEvasion(Probe):
             active = ~flipped
             if not active.any():
                 break
-            grad = torch_gradient(model, adv[active], start[active])   # margin of the start class
+            grad = model.gradient(adv[active], start[active])   # margin of the start class
             moved = adv[active] - _step(grad, size[active], norm)       # descend the margin
             moved = x[active] + _project_ball(moved - x[active], eps[active], norm)
             if data.constraints is not None:
                 moved = data.constraints.project(moved, x[active])
                 moved = x[active] + _project_ball(moved - x[active], eps[active], norm)
             adv[active] = moved
-            now = model.predict(adv[active])
-            hit = (now != start[active]) if data.target is None else (now == data.target)
-            flipped[np.flatnonzero(active)[hit]] = True
+            if early:
+                now = model.predict(adv[active])
+                hit = (now != start[active]) if data.target is None else (now == data.target)
+                flipped[np.flatnonzero(active)[hit]] = True
+        if not early:
+            now = model.predict(adv)
+            flipped = (now != start) if data.target is None else (now == data.target)
         return flipped, adv
 
-    def minimal(self, model: TorchAdapter, x: np.ndarray, start: np.ndarray, norm: str,
+    def minimal(self, model: ModelAdapter, x: np.ndarray, start: np.ndarray, norm: str,
                 data: EvasionData) -> np.ndarray:
         """Per point, the smallest budget (to the search's precision) at which PGD flips it."""
         lo, hi = np.zeros(len(x)), np.full(len(x), float(self.params.get("max_epsilon", 4.0)))

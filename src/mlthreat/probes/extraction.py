@@ -23,6 +23,7 @@ import numpy as np
 
 from mlthreat.probes.adapters import ModelAdapter
 from mlthreat.probes.interface import Measurement, Meter, Probe, ProbeError
+from mlthreat.probes.stats import wilson
 
 SUCCESS_FIDELITY = 0.9
 CLIP = 1e-12
@@ -59,7 +60,7 @@ class ModelExtraction(Probe):
     """Parameters: attack ("surrogate" or "equations"); for surrogate: queries (1000), source
     ("natural" or "gaussian"), output ("labels" or "scores"), learner (a factory of an unfitted
     scikit-learn classifier; default gradient-boosted trees), first (share of the budget spent
-    at random before uncertainty sampling, 0.2) and batches (10); fidelity is recorded after every
+    at random before uncertainty sampling, 0.2) and batches (5); fidelity is recorded after every
     batch."""
 
     name = "extraction"
@@ -100,7 +101,7 @@ class ModelExtraction(Probe):
         learner: Learner = self.params.get("learner") or _default_learner
         reference = model.predict(data.x_eval)           # what the copy must agree with
         first = max(2, int(budget * float(self.params.get("first", 0.2))))
-        batch = max(1, (budget - first) // int(self.params.get("batches", 10)))
+        batch = max(1, (budget - first) // int(self.params.get("batches", 5)))
         chosen = list(rng.choice(len(pool), size=min(first, len(pool)), replace=False))
         answers = self._ask(model, pool[chosen], labels_only)
         curve_q, curve_f = [], []
@@ -119,7 +120,7 @@ class ModelExtraction(Probe):
             chosen += list(nxt)
         accuracy = None if data.y_eval is None else float(np.mean(copy.predict(data.x_eval) ==
                                                                   data.y_eval))
-        lo, hi = _wilson(fidelity, len(reference))
+        lo, hi = wilson(fidelity, len(reference))
         summary = (f"{'label-only' if labels_only else 'score'} copy from {spent} {source} "
                    f"queries agrees with the model on {fidelity:.1%} [{lo:.1%}, {hi:.1%}] of "
                    f"{len(reference)} unseen rows")
@@ -147,7 +148,7 @@ class ModelExtraction(Probe):
 
 def _default_learner() -> Any:
     from sklearn.ensemble import HistGradientBoostingClassifier
-    return HistGradientBoostingClassifier(max_iter=200, early_stopping=False, random_state=0)
+    return HistGradientBoostingClassifier(max_iter=100, early_stopping=False, random_state=0)
 
 
 class _Constant:
@@ -174,13 +175,3 @@ def _least_sure(copy: Any, pool: np.ndarray, taken: set[int], n: int,
     proba = np.sort(copy.predict_proba(pool[free]), axis=1)
     margin = proba[:, -1] - (proba[:, -2] if proba.shape[1] > 1 else 0)
     return free[np.argsort(margin, kind="stable")[:n]]
-
-
-def _wilson(p: float, n: int, z: float = 1.96) -> tuple[float, float]:
-    """Wilson score interval for a proportion."""
-    if n == 0:
-        return (0.0, 1.0)
-    denom = 1 + z * z / n
-    centre = (p + z * z / (2 * n)) / denom
-    half = z * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
-    return (float(centre - half), float(centre + half))

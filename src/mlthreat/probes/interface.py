@@ -75,7 +75,8 @@ class Evidence:
                 "interval": list(self.interval) if self.interval else None,
                 "succeeded": self.succeeded, "summary": self.summary, "budget": self.budget,
                 "parameters": self.parameters, "extra": self.extra, "artifact": self.artifact,
-                "seconds": round(self.seconds, 3), "queries": self.queries}
+                "seconds": round(self.seconds, 3), "queries": self.queries,
+                "curves": self.curves}
 
 
 @dataclass

@@ -69,7 +69,8 @@ class Poisoning(Probe):
     name = "poisoning"
     threat_ids = ("aml-poisoning-label-flip", "aml-poisoning-targeted",
                   "aml-poisoning-availability", "aml-backdoor-data",
-                  "aml-feedback-loop-manipulation")
+                  "aml-feedback-loop-manipulation",
+                  "aml-poisoned-public-dataset")
 
     def _measure(self, model: Any, data: PoisoningData, rng: np.random.Generator,
                  meter: Meter) -> Measurement:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 from sklearn.model_selection import train_test_split
@@ -20,20 +20,37 @@ from sklearn.model_selection import train_test_split
 from mlthreat.analysis import Assessment
 from mlthreat.errors import InputError
 from mlthreat.pipeline import Component, Pipeline
-from mlthreat.probes.adapters import ModelAdapter, RoundedAdapter, SklearnAdapter
-from mlthreat.probes.data import load_table
+from mlthreat.pipeline.spec import ProbeSpec
+from mlthreat.probes.adapters import ModelAdapter, RoundedAdapter, adapter_for
+from mlthreat.probes.blackbox import BlackBoxEvasion
+from mlthreat.probes.constraints import Constraints, from_transform
+from mlthreat.probes.data import Table, load_table
+from mlthreat.probes.evasion import EvasionData, WhiteBoxEvasion
 from mlthreat.probes.extraction import ExtractionData, ModelExtraction
-from mlthreat.probes.interface import Budget, Evidence, ProbeError
+from mlthreat.probes.http import HttpAdapter
+from mlthreat.probes.interface import Budget, Evidence, Probe, ProbeError
 from mlthreat.probes.loading import load_model
-from mlthreat.probes.membership import MembershipData, MembershipInference, sklearn_fit
-from mlthreat.probes.poisoning import Poisoning, PoisoningData, sklearn_train
+from mlthreat.probes.membership import Fit, MembershipData, MembershipInference, sklearn_fit
+from mlthreat.probes.poisoning import Poisoning, PoisoningData
+from mlthreat.probes.training import labels_of, user_fit
+from mlthreat.probes.transfer import TransferEvasion
 
 PROBES = ("membership", "extraction", "poisoning", "evasion")
 BUDGETS: dict[str, dict[str, int]] = {
-    "quick": {"references": 8, "seeds": 2, "bootstrap": 100},
-    "standard": {"references": 32, "seeds": 3, "bootstrap": 200},
-    "thorough": {"references": 64, "seeds": 5, "bootstrap": 500},
+    "quick": {"references": 8, "seeds": 2, "bootstrap": 100, "points": 50, "per_point": 100},
+    "standard": {"references": 16, "seeds": 3, "bootstrap": 200, "points": 100,
+                 "per_point": 200},
+    "thorough": {"references": 64, "seeds": 5, "bootstrap": 500, "points": 200,
+                 "per_point": 400},
 }
+
+
+class Observer(Protocol):
+    """Where progress goes (the CLI draws bars; a web UI could listen the same way)."""
+
+    def begin(self, label: str) -> None: ...
+
+    def end(self, label: str, outcome: str) -> None: ...
 
 
 @dataclass
@@ -41,89 +58,183 @@ class ProbeRun:
     component: str
     results: list[Evidence] = field(default_factory=list)
     skipped: list[tuple[str, str]] = field(default_factory=list)   # (probe, why)
+    interrupted: list[str] = field(default_factory=list)           # probes Ctrl-C cut off
 
 
 @dataclass(frozen=True)
 class _Target:
     adapter: ModelAdapter
-    estimator: Any              # the final scikit-learn estimator (what retraining clones)
-    x: np.ndarray               # all rows, as the estimator sees them
+    x: np.ndarray               # all rows, as the model sees them
     y: np.ndarray
     train: np.ndarray           # indices of training rows (members)
     test: np.ndarray
+    constraints: Constraints
+    fit: Fit | None             # retrains a model of the target's kind (scores out)
+    goal: int | None            # the class the attacker wants
 
 
 def _prepare(pipeline: Pipeline, comp: Component, trust: bool) -> _Target:
     spec = comp.probe
     assert spec is not None
-    if not comp.artifacts.model:
-        raise InputError(f"{comp.id}: a probe block needs a model in artifacts.model")
-    model = load_model(pipeline.base_dir / comp.artifacts.model[0], trust=trust)
     table = load_table(pipeline.base_dir / spec.data, spec.target, spec.positive,
                        tuple(spec.drop))
     train, test = train_test_split(np.arange(len(table.y)), test_size=spec.test_size,
                                    stratify=table.y, random_state=spec.seed)
-    if hasattr(model, "steps") and len(model.steps) > 1:      # a scikit-learn Pipeline
-        x = np.asarray(model[:-1].transform(table.frame), dtype=float)
-        final = model[-1]
-    else:
-        x, final = table.x, model
-    view: ModelAdapter = SklearnAdapter(final)
+    model: Any = None
+    transform: Callable[[Any], np.ndarray] = table.encoder.transform
+    if spec.endpoint is None:
+        if not comp.artifacts.model:
+            raise InputError(f"{comp.id}: a probe block needs a model in artifacts.model (or "
+                             "an endpoint)")
+        model = load_model(pipeline.base_dir / comp.artifacts.model[0], trust=trust)
+        if hasattr(model, "steps") and len(model.steps) > 1:      # a scikit-learn Pipeline
+            transform, model = model[:-1].transform, model[-1]
+    constraints = from_transform(transform, table.frame, spec.constraints.immutable,
+                                 dict(spec.constraints.bounds), spec.constraints.integer)
+    adapter = _view(model, spec, constraints)
+    return _Target(adapter, np.asarray(transform(table.frame), dtype=float), table.y, train,
+                   test, constraints, _fit(pipeline, spec, model), _goal(spec, table))
+
+
+def _view(model: Any, spec: ProbeSpec, constraints: Constraints) -> ModelAdapter:
+    """The model as the interface shows it to an attacker."""
+    if spec.endpoint is not None:
+        e = spec.endpoint
+        return HttpAdapter(e.url, e.request, e.response,
+                           "label" if spec.output == "label" else "probabilities", e.batch,
+                           e.rate, e.headers, constraints.records if e.records else None)
+    view = adapter_for(model)
     if spec.output == "rounded":
-        view = RoundedAdapter(view, 2)
-    elif spec.output == "label":
-        view = RoundedAdapter(view, None)
-    return _Target(view, final, x, table.y, train, test)
+        return RoundedAdapter(view, 2)
+    if spec.output == "label":
+        return RoundedAdapter(view, None)
+    return view
+
+
+def _fit(pipeline: Pipeline, spec: ProbeSpec, model: Any) -> Fit | None:
+    if spec.train:
+        return user_fit(pipeline.base_dir, spec.train)
+    if model is not None and hasattr(model, "get_params") and hasattr(model, "predict_proba"):
+        return sklearn_fit(model)
+    return None
+
+
+def _goal(spec: ProbeSpec, table: Table) -> int | None:
+    """The attacker's wanted class as the probes number it (1: the positive value)."""
+    if spec.goal is None:
+        return None
+    if str(spec.goal) not in table.values:
+        raise InputError(f"{spec.data}: goal {spec.goal!r} is not a value of {spec.target!r} "
+                         f"(values: {', '.join(table.values)})")
+    return 1 if str(spec.goal) == str(spec.positive) else 0
 
 
 def run_probes(pipeline: Pipeline, only: tuple[str, ...] = PROBES, budget: str = "standard",
                jobs: int = 1, trust: bool = False, seed: int = 0,
-               progress: Callable[[str], None] | None = None) -> list[ProbeRun]:
+               observer: Observer | None = None,
+               components: tuple[str, ...] = ()) -> list[ProbeRun]:
+    """Every applicable probe on every component with a probe block. Ctrl-C stops the run
+    between or inside probes; what finished is returned and the rest is listed as
+    interrupted. `components` limits the run to those component ids."""
     settings = BUDGETS[budget]
+    known = {c.id for c in pipeline.spec.components if c.probe}
+    unknown = sorted(set(components) - known)
+    if unknown:
+        raise InputError(f"no probe block on component(s) {', '.join(unknown)}; components "
+                         f"with one: {', '.join(sorted(known))}")
     runs = []
     for comp in pipeline.spec.components:
-        if comp.probe is None:
+        if comp.probe is None or (components and comp.id not in components):
             continue
         target = _prepare(pipeline, comp, trust)
         run = ProbeRun(comp.id)
-        for name in only:
-            if progress:
-                progress(f"{name} probe on {comp.id}")
-            try:
-                run.results.append(_one(name, target, comp, settings, jobs, seed))
-            except ProbeError as exc:
-                run.skipped.append((name, str(exc)))
         runs.append(run)
+        todo = [kind for name in only for kind in KINDS[name]]
+        for i, kind in enumerate(todo):
+            label = f"{kind} on {comp.id}"
+            if observer:
+                observer.begin(label)
+            try:
+                ev = _one(kind, target, comp, settings, jobs, seed)
+                run.results.append(ev)
+                outcome = ev.summary
+            except ProbeError as exc:
+                run.skipped.append((kind, str(exc)))
+                outcome = f"skipped: {exc}"
+            except KeyboardInterrupt:
+                run.interrupted = todo[i:]
+                if observer:
+                    observer.end(label, "interrupted")
+                return runs
+            if observer:
+                observer.end(label, outcome)
     return runs
 
 
-def _one(name: str, t: _Target, comp: Component, settings: dict[str, int], jobs: int,
+REGISTRY: dict[str, type[Probe]] = {cls.name: cls for cls in (
+    MembershipInference, ModelExtraction, Poisoning, WhiteBoxEvasion, BlackBoxEvasion,
+    TransferEvasion)}
+
+KINDS = {"membership": ("membership",), "extraction": ("extraction",),
+         "poisoning": ("poisoning",),
+         "evasion": ("evasion-whitebox", "evasion-blackbox", "evasion-transfer")}
+
+
+def _one(kind: str, t: _Target, comp: Component, settings: dict[str, int], jobs: int,
          seed: int) -> Evidence:
     spec = comp.probe
     assert spec is not None
-    artifact = comp.artifacts.model[0]
+    artifact = spec.endpoint.url if spec.endpoint else comp.artifacts.model[0]
     members = np.isin(np.arange(len(t.y)), t.train)
-    if name == "membership":
+    if kind == "membership":
+        if t.fit is None:
+            raise ProbeError("the reference attack retrains models of this kind: name the "
+                             "training function in the probe block (train: file.py:function)")
         cand = np.concatenate([t.train, t.test])
         candidates = MembershipData(t.x[cand], t.y[cand], members[cand], population_x=t.x,
                                     population_y=t.y, population_index=cand)
-        return MembershipInference(attack="reference", fit=sklearn_fit(t.estimator),
+        return MembershipInference(attack="reference", fit=t.fit,
                                    references=settings["references"],
                                    bootstrap=settings["bootstrap"], jobs=jobs).run(
             t.adapter, candidates, Budget(seed=seed), artifact)
-    if name == "extraction":
+    if kind == "extraction":
         rows = ExtractionData(t.x[t.test], pool=t.x[t.train], y_eval=t.y[t.test])
         return ModelExtraction(queries=spec.queries, output="labels").run(
             t.adapter, rows, Budget(queries=spec.queries + len(t.test), seed=seed), artifact)
-    if name == "poisoning":
+    if kind == "poisoning":
+        if t.fit is None:
+            raise ProbeError("poisoning retrains the model: name the training function in the "
+                             "probe block (train: file.py:function)")
         split = PoisoningData(t.x[t.train], t.y[t.train], t.x[t.test], t.y[t.test])
-        return Poisoning(attack="label_flip", train=sklearn_train(t.estimator),
-                         rates=[0.05, 0.1, 0.2], seeds=settings["seeds"], jobs=jobs).run(
-            None, split, Budget(seed=seed), artifact)
-    if name == "evasion":
-        raise ProbeError("white-box evasion needs gradients and this model has none; "
-                         "black-box evasion is not available yet")
-    raise ProbeError(f"unknown probe {name!r}")
+        return Poisoning(attack="label_flip", train=labels_of(t.fit), rates=[0.05, 0.1, 0.2],
+                         seeds=settings["seeds"], jobs=jobs).run(None, split, Budget(seed=seed),
+                                                                 artifact)
+    return _evasion(kind, t, spec, settings, seed, artifact)
+
+
+def _evasion(kind: str, t: _Target, spec: ProbeSpec, settings: dict[str, int], seed: int,
+             artifact: str) -> Evidence:
+    """Points to attack: held-out rows the model does not already put in the attacker's
+    class; the attacker's own rows are the training rows, with their labels."""
+    x = t.x[t.test]
+    if t.goal is not None:
+        x = x[t.adapter.predict(x) != t.goal]
+    x = x[:settings["points"]]
+    data = EvasionData(x, t.constraints, t.goal, pool=t.x[t.train], pool_y=t.y[t.train])
+    n = len(x)
+    if kind == "evasion-whitebox":
+        if not t.adapter.capabilities.gradients:
+            raise ProbeError("white-box evasion needs gradients; this model has none (the "
+                             "black-box and transfer probes cover it)")
+        return WhiteBoxEvasion(norm="l2", epsilons=[0.25, 0.5, 1.0, 2.0], search=8).run(
+            t.adapter, data, Budget(seed=seed), artifact)
+    if kind == "evasion-blackbox":
+        method = "score" if t.adapter.capabilities.scores else "decision"
+        per_point = settings["per_point"]
+        return BlackBoxEvasion(method=method, queries=per_point).run(
+            t.adapter, data, Budget(queries=per_point * n + n, seed=seed), artifact)
+    return TransferEvasion(queries=spec.queries).run(
+        t.adapter, data, Budget(queries=spec.queries + n * 5, seed=seed), artifact)
 
 
 def evidence_for(assessment: Assessment, runs: list[ProbeRun]

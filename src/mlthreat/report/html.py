@@ -1,7 +1,8 @@
 """HTML: one self-contained file that opens offline (inline CSS, inline SVG, no external loads).
 
 Draws the pipeline with findings marked per component in the two family colours, a component x
-threat heatmap, the asset view, attack paths, integrity paths and what to do first.
+threat heatmap, the asset view, what the probes measured (with charts), attack paths, integrity
+paths and what to do first.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from typing import Any
 from jinja2 import Environment, PackageLoader, select_autoescape
 
 from mlthreat.analysis.model import Assessment, Finding
+from mlthreat.report.charts import chart_for
 from mlthreat.report.common import (
     FAMILY_COLOR,
     FAMILY_LABEL,
@@ -78,6 +80,22 @@ def _heatmap(a: Assessment) -> dict[str, Any] | None:
     return {"threats": list(threats.values()), "rows": rows, "cells": cells}
 
 
+def _measurements(a: Assessment) -> list[dict[str, Any]]:
+    """Each probe's evidence once (findings share it), with its chart."""
+    seen: dict[tuple[str, str, str], dict[str, Any]] = {}
+    for f in a.findings:
+        for e in f.evidence:
+            source = str(e.get("source", ""))
+            if not source.startswith("probe:"):
+                continue
+            key = (str(e.get("component", f.component)), source, str(e.get("artifact", "")))
+            seen.setdefault(key, {"component": key[0], "probe": source[6:], "item": e,
+                                  "chart": chart_for(e), "threats": []})
+            if f.threat_id not in seen[key]["threats"]:
+                seen[key]["threats"].append(f.threat_id)
+    return sorted(seen.values(), key=lambda m: (m["component"], m["probe"]))
+
+
 def render(a: Assessment) -> str:
     template = _env.get_template("report.html.j2")
     return template.render(
@@ -87,4 +105,5 @@ def render(a: Assessment) -> str:
         diagram=_diagram(a), heatmap=_heatmap(a),
         findings_by_family={fam: by_family(a, fam) for fam in Family},
         reference_url=reference_url, max_drawn=MAX_DRAWN, gap_titles=GAP_TITLES,
+        measurements=_measurements(a),
     )

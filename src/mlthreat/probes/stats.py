@@ -1,0 +1,31 @@
+"""Intervals the probes report: Wilson's for proportions, and the distribution-free interval of a
+median from binomial order statistics (no assumption about the distribution of distances)."""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy.stats import binom
+
+
+def wilson(p: float, n: int, z: float = 1.96) -> tuple[float, float]:
+    """Wilson score interval for a proportion."""
+    if n == 0:
+        return (0.0, 1.0)
+    denom = 1 + z * z / n
+    centre = (p + z * z / (2 * n)) / denom
+    half = z * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
+    return (float(centre - half), float(centre + half))
+
+
+def median_interval(values: np.ndarray, level: float = 0.95) -> tuple[float, float]:
+    """The order statistics (x_(r), x_(n-r+1)) that cover the median with probability
+    1 - 2 P(B <= r-1) >= level, B ~ Binomial(n, 1/2), for the largest such r (r = 1 when n is too
+    small to reach the level). Infinite values (points never flipped) stay in the sample."""
+    x = np.sort(np.asarray(values, dtype=float))
+    n = len(x)
+    if n == 0:
+        return (float("nan"), float("nan"))
+    r = 1
+    while r < n // 2 and 2 * binom.cdf(r, n, 0.5) <= 1 - level:
+        r += 1
+    return (float(x[r - 1]), float(x[n - r]))

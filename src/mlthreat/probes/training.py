@@ -1,0 +1,54 @@
+"""How probes retrain a model of the target's kind: scikit-learn's clone-and-fit, or the
+pipeline's own training entry point named in the spec (`train: file.py:function`).
+
+The named function is the user's own training code, declared by them in their spec, so it is
+run; nothing from a scanned artifact ever is. It is called as function(x, y, seed) and returns
+a fitted model with `predict_proba` (or a function from rows to class probabilities).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from mlthreat.errors import InputError
+from mlthreat.probes.membership import Fit
+
+
+def user_fit(base_dir: Path, entry: str) -> Fit:
+    """The `file.py:function` entry point (relative to the spec's folder) as a Fit."""
+    file, sep, name = entry.rpartition(":")
+    if not sep or not file.endswith(".py") or not name.isidentifier():
+        raise InputError(f"train: {entry!r} should look like path/to/train.py:function")
+    path = (base_dir / file).resolve()
+    if not path.is_file():
+        raise InputError(f"train: {path} not found")
+    module_name = f"mlthreat_user_train_{abs(hash(str(path)))}"
+    spec = importlib.util.spec_from_file_location(module_name, path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[module_name] = module    # so parallel workers can find the function again
+    try:
+        spec.loader.exec_module(module)
+    except Exception as exc:  # the user's code: any failure is theirs to see
+        raise InputError(f"train: importing {path} failed: {type(exc).__name__}: {exc}") from exc
+    fn = getattr(module, name, None)
+    if not callable(fn):
+        raise InputError(f"train: {path} has no function {name!r}")
+
+    def fit(x: np.ndarray, y: np.ndarray, seed: int) -> Any:
+        model = fn(x, y, seed)
+        return model.predict_proba if hasattr(model, "predict_proba") else model
+    return fit
+
+
+def labels_of(fit: Fit) -> Fit:
+    """A Fit whose trained model answers labels (argmax of its probabilities)."""
+    def train(x: np.ndarray, y: np.ndarray, seed: int) -> Any:
+        proba = fit(x, y, seed)
+        return lambda rows: np.argmax(np.asarray(proba(rows)), axis=1)
+    return train
