@@ -112,3 +112,38 @@ def test_every_probe_the_catalog_names_exists_and_measures_those_threats(catalog
             if m.startswith("probe:"):
                 assert t.id in REGISTRY[m.split(":", 1)[1]].threat_ids
     assert {k for kinds in KINDS.values() for k in kinds} == set(REGISTRY)
+
+
+def test_ctrl_c_stops_cleanly_and_says_what_finished(monkeypatch: pytest.MonkeyPatch,
+                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    from mlthreat.probes import runner
+    real = runner._one
+    calls: list[str] = []
+
+    def one(kind: str, *args: Any) -> Any:
+        calls.append(kind)
+        if kind == "evasion-blackbox":
+            raise KeyboardInterrupt
+        return real(kind, *args)
+    monkeypatch.setattr(runner, "_one", one)
+    code, out, err = _run(["assess", CREDIT, "--component", "scoring_api", "--only",
+                           "extraction,evasion", "--budget", "quick", "--out-dir", "never"],
+                          capsys)
+    assert code == 130
+    flat = " ".join(err.split())
+    assert "finished evasion-whitebox on scoring_api" not in flat     # it was skipped, not run
+    assert "finished extraction on scoring_api" in flat
+    assert "not run: evasion-blackbox on scoring_api, evasion-transfer on scoring_api" in flat
+    assert calls == ["extraction", "evasion-whitebox", "evasion-blackbox"]
+    assert not Path("never").exists()
+
+
+def test_html_report_draws_each_measurement(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = _run(["assess", CREDIT, "--component", "scoring_api", "--only",
+                         "extraction", "--budget", "quick", "-f", "html"], capsys)
+    assert code == 0
+    section = out[out.index('<section id="measurements">'):]
+    section = section[:section.index("</section>")]
+    # once per probe, however many findings carry the evidence, with its fidelity curve
+    assert section.count('data-probe="extraction"') == 1
+    assert section.count('<svg class="chart"') == 1 and "fidelity" in section
