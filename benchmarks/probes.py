@@ -18,8 +18,15 @@ its weights go to ART's process (loaded with weights_only=True). Queries come fr
 rows (natural; 3,454 of them, so ART's "5,000" is all of them) or Gaussian noise; fidelity is
 agreement with the victim on the 1,000 test rows.
 
-Run: `.venv/bin/python benchmarks/probes.py [--references 32] [--only membership,extraction]`.
-Evasion and poisoning are added here as their probes land.
+Black-box evasion (issue #3 goal: on HistGradientBoosting, XGBoost, LightGBM and a random forest,
+at least BoundaryAttack's strength, median L2 no larger and success within L2 0.5 no smaller,
+with at most a tenth of HopSkipJump's queries per point): mlthreat's labels-only attack with 230
+queries per point against ART's HopSkipJump and BoundaryAttack on the same points, each ART run
+capped at 15 minutes (HopSkipJump can loop forever on trees, BASELINES.md).
+
+The whole `mlthreat assess` of the reference case with the default budget (goal: under 60 s).
+
+Run: `.venv/bin/python benchmarks/probes.py [--references 32] [--only membership,extraction,...]`.
 """
 
 from __future__ import annotations
@@ -128,7 +135,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--references", type=int, default=32)
     parser.add_argument("--no-art", action="store_true")
-    parser.add_argument("--only", default="membership,extraction,poisoning,evasion,blackbox")
+    parser.add_argument("--only",
+                        default="membership,extraction,poisoning,evasion,blackbox,assess")
     parser.add_argument("--points", type=int, default=100, help="black-box evasion points")
     parser.add_argument("--rf-points", type=int, default=20,
                         help="black-box evasion points on the random forest (ART is slow there)")
@@ -145,6 +153,8 @@ def main() -> None:
         evasion()
     if "blackbox" in only:
         blackbox(python, args.points, args.rf_points)
+    if "assess" in only:
+        assess_time()
 
 
 def membership(args: argparse.Namespace, python: Path | None) -> None:
@@ -422,6 +432,25 @@ def _art_blackbox(python: Path, name: str, est: object, pts: np.ndarray, n: int,
             art = json.loads(proc.stdout.strip().splitlines()[-1])
             out.update({k: (np.array(v["dist"]), v["rows"], v["seconds"]) for k, v in art.items()})
     return out
+
+
+def assess_time(goal: float = 60.0) -> None:
+    """Issue #3: the whole `mlthreat assess` of the reference case (three models, every probe,
+    default budget) in under 60 s on this machine; run as a user runs it, in a fresh process."""
+    spec = ROOT / "examples" / "credit-scoring" / "pipeline.yaml"
+    exe = Path(sys.executable).parent / "mlthreat"
+    with tempfile.TemporaryDirectory() as tmp:
+        start = time.perf_counter()
+        proc = subprocess.run([str(exe), "assess", str(spec), "--out-dir", tmp],
+                              capture_output=True, text=True, timeout=1800)
+        seconds = time.perf_counter() - start
+    if proc.returncode not in (0, 1):
+        print(f"assess failed: {proc.stderr.strip().splitlines()[-1:]}")
+        return
+    done = proc.stderr.count("✓ ")
+    print(f"\nmlthreat assess of the reference case (standard budget, {done} probes measured): "
+          f"{seconds:.1f} s = {seconds / goal:.2f} of the {goal:.0f} s goal "
+          f"({'goal met' if seconds < goal else 'goal NOT met'})")
 
 
 def evasion() -> None:
