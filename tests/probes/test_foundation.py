@@ -156,3 +156,17 @@ def test_constraint_mistakes_are_input_errors() -> None:
         Constraints(columns=("a",), immutable=frozenset({"b"}))
     with pytest.raises(InputError, match="lower 2 is above upper 1"):
         Constraints(columns=("a",), bounds={"a": (2, 1)})
+
+
+def test_parquet_and_csv_give_the_same_table(tmp_path: Path) -> None:
+    pytest.importorskip("pyarrow")
+    from mlthreat.probes.data import load_table
+    csv = EXAMPLES / "credit-scoring" / "data" / "credit_data.csv"
+    parquet = tmp_path / "credit.parquet"
+    pd.read_csv(csv).to_parquet(parquet)
+    a = load_table(csv, "Status", "bad", ("rownames",))
+    b = load_table(parquet, "Status", "bad", ("rownames",))
+    assert np.array_equal(a.y, b.y) and np.allclose(a.x, b.x, equal_nan=True)
+    assert a.y.sum() == 1254            # applicants with Status "bad" in credit_data (by count)
+    with pytest.raises(InputError, match="never \\(or always\\) equals 'nobody'"):
+        load_table(parquet, "Status", "nobody", ("rownames",))

@@ -31,6 +31,9 @@ def load_table(path: Path, target: str, positive: str | int,
     """Read `path`, split off `target` (1 where it equals `positive`) and encode the rest."""
     try:
         frame = pd.read_parquet(path) if path.suffix == ".parquet" else pd.read_csv(path)
+    except ImportError as exc:
+        raise InputError(f"{path}: reading Parquet needs pyarrow: pip install "
+                         "'mlthreat[parquet]'") from exc
     except (OSError, ValueError) as exc:
         raise InputError(f"{path}: cannot read the data ({exc})") from exc
     if target not in frame.columns:
