@@ -1,0 +1,222 @@
+"""The mlthreat command line's arguments: every command, its options and the help that teaches
+them. `build_parser()` names each command's handler by its method name on `cli.Cli`."""
+
+from __future__ import annotations
+
+import argparse
+
+from mlthreat import __version__
+from mlthreat.examples import REFERENCE, list_examples
+from mlthreat.probes.runner import BUDGETS, PROBES
+from mlthreat.report import FORMATS
+from mlthreat.report.research import FORMATS as FORMATS_RESEARCH
+from mlthreat.report.scan import FORMATS as SCAN_FORMATS
+from mlthreat.scanners import SCANNERS
+from mlthreat.vocabulary import Family, RiskLevel
+
+EPILOG = """\
+examples:
+  mlthreat demo                                   threat-model the bundled credit-scoring case
+  mlthreat validate pipeline.yaml                 check a spec; every problem with file:line:col
+  mlthreat model pipeline.yaml                    summary in the terminal
+  mlthreat model pipeline.yaml -f html -o tm.html one self-contained HTML report
+  mlthreat model pipeline.yaml --out-dir reports  JSON, Markdown, SARIF and HTML at once
+  mlthreat model pipeline.yaml -f sarif -o tm.sarif --fail-on high   for CI code scanning
+  mlthreat scan models/ src/ -f sarif -o scan.sarif  model files, secrets, dependencies, serving
+  mlthreat discover my-repo/                      draft a spec from a repository
+  mlthreat elicit pipeline.yaml -o alice.yaml     interview one person about the pipeline
+  mlthreat model pipeline.yaml --perception alice.yaml   what they believe vs what is found
+  mlthreat team pipeline.yaml alice.yaml bob.yaml agreement across the team
+  mlthreat catalog --family aml                   the adversarial-ML threats mlthreat knows
+  mlthreat schema > pipeline.schema.json          JSON Schema of the spec, for editors
+
+exit codes: 0 no finding at or above --fail-on, 1 findings at or above it,
+            2 bad usage or bad input, 3 mlthreat itself failed
+docs: docs/spec.md (spec format), docs/risk.md (scoring), docs/catalog.md (threats, controls),
+      docs/scanning.md (scanners, discover), docs/perception.md (interview, gaps, team, codes)
+"""
+
+
+SCAN_EPILOG = """\
+Scanners: modelfile (pickle, joblib, PyTorch, numpy, Keras, ONNX, safetensors, archives and
+folders; identified by content, never by extension), secrets (detect-secrets plus model-hub and
+tracking-server tokens, notebooks included), dependencies (requirements, pyproject, conda;
+--advisories for known-vulnerable versions), serving (FastAPI/Flask by syntax tree, TorchServe).
+Nothing scanned is imported or executed.
+examples:
+  mlthreat scan model.joblib
+  mlthreat scan . -f sarif -o scan.sarif --fail-on high
+"""
+
+PROBE_EPILOG = """\
+probes (--only; evasion runs three kinds):
+  membership  which rows was the model trained on? (reference models, LiRA-style; needs scores)
+  extraction  how faithful a copy do the interface's answers buy? (fidelity vs queries)
+  poisoning   how much accuracy do flipped training labels cost? (retrains the model)
+  evasion     white-box PGD (models with gradients), black-box (labels or scores, per-point
+              query budget), transfer (PGD on a copy); every change respects the spec's
+              constraints and goal
+
+budgets: quick (50 points, 100 queries each, 8 reference models, 2 seeds),
+         standard (100, 200, 16, 3), thorough (200, 400, 64, 5)
+
+examples:
+  mlthreat probe pipeline.yaml --budget quick
+  mlthreat probe pipeline.yaml --only evasion --component scoring_api -f json
+  mlthreat assess pipeline.yaml --out-dir reports     # probes + scan + threat model
+
+Ctrl-C stops cleanly, says which probes finished, and exits 130. See docs/probes.md.
+"""
+
+ELICIT_EPILOG = """\
+At each component you pick threats by number or write your own words, and name defenses by
+letter or in words, with what they are against: 'a against 1, 2; our firewall against 3'.
+Answers are saved after every component; run the same command to resume.
+Without a terminal, answers come one per line from standard input, or from --answers FILE:
+  respondent: p08
+  components:
+    scoring_api: {threats: "1, people copying our model", defenses: "a against 1",
+                  responsibility: "other team: platform", attacker_gain: "no",
+                  reason: "never seen it", confidence: medium}
+"""
+
+
+def _probe_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--only", type=lambda v: [x.strip() for x in v.split(",") if x.strip()],
+                   help=f"comma-separated probes ({', '.join(PROBES)})")
+    p.add_argument("--budget", choices=list(BUDGETS), default="standard",
+                   help="how hard the simulated attacker tries (default: %(default)s)")
+    p.add_argument("--component", action="append", default=[], metavar="ID",
+                   help="probe only this component (repeat for several; default: every "
+                        "component with a probe block)")
+    p.add_argument("--jobs", type=int, default=1,
+                   help="parallel retrainings (joblib processes; default: %(default)s)")
+    p.add_argument("--trust", action="store_true",
+                   help="load model formats the scanner cannot look inside (never a flagged file)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="mlthreat", formatter_class=argparse.RawDescriptionHelpFormatter, epilog=EPILOG,
+        description="Threat-model a whole machine-learning pipeline: adversarial-ML and "
+                    "classical security threats, kept apart and linked by the asset they aim at.")
+    parser.add_argument("--version", action="version", version=f"mlthreat {__version__}")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("model", help="threat-model a pipeline spec and report the findings",
+                       formatter_class=argparse.RawDescriptionHelpFormatter, epilog=EPILOG)
+    p.add_argument("spec", help="pipeline spec (YAML); see docs/spec.md")
+    p.add_argument("-f", "--format", choices=sorted(FORMATS),
+                   help="report format; to stdout unless -o is given")
+    p.add_argument("-o", "--output", help="write the report to this file (needs -f)")
+    p.add_argument("--out-dir", help="write every format into this folder as threat-model.*")
+    p.add_argument("--fail-on", choices=[lvl.value for lvl in RiskLevel if lvl != "info"],
+                   help="exit 1 if any finding is at or above this risk level (for CI)")
+    p.add_argument("--no-scan", action="store_true",
+                   help="do not scan the artifacts the spec names (model files, code)")
+    p.add_argument("--perception", action="append", default=[], metavar="FILE",
+                   help="compare a person's perception file (docs/perception.md) with the "
+                        "findings; repeat for several people")
+    p.add_argument("--force", action="store_true", help="overwrite existing output files")
+    p.set_defaults(run="cmd_model")
+
+    for name, helptext in (("assess", "scan the artifacts, run the probes the spec asks for, and "
+                                      "report the threat model with the measurements"),):
+        p = sub.add_parser(name, help=helptext)
+        p.add_argument("spec", help="pipeline spec (YAML)")
+        p.add_argument("-f", "--format", choices=sorted(FORMATS))
+        p.add_argument("-o", "--output", help="write the report to this file (needs -f)")
+        p.add_argument("--out-dir", help="write every format into this folder")
+        p.add_argument("--fail-on", choices=[lvl.value for lvl in RiskLevel if lvl != "info"])
+        p.add_argument("--perception", action="append", default=[], metavar="FILE")
+        _probe_options(p)
+        p.add_argument("--force", action="store_true", help="overwrite existing output files")
+        p.set_defaults(run="cmd_model", probes=True, no_scan=False)
+
+    p = sub.add_parser("probe", help="measure attacks on the models the spec names (membership "
+                       "inference, extraction, poisoning, evasion)",
+                       formatter_class=argparse.RawDescriptionHelpFormatter, epilog=PROBE_EPILOG)
+    p.add_argument("spec", help="pipeline spec (YAML) with `probe` blocks (docs/probes.md)")
+    p.add_argument("-f", "--format", choices=["text", "json"], default="text")
+    _probe_options(p)
+    p.set_defaults(run="cmd_probe")
+
+    p = sub.add_parser("scan", help="scan model files, code, configs and requirements without "
+                       "running any of them", formatter_class=argparse.RawDescriptionHelpFormatter,
+                       epilog=SCAN_EPILOG)
+    p.add_argument("paths", nargs="+", metavar="PATH", help="files or folders")
+    p.add_argument("--only", help=f"comma-separated scanners ({', '.join(SCANNERS)})")
+    p.add_argument("--advisories", help="OSV advisory JSON file or folder, to check versions "
+                   "(offline; without it vulnerable versions are not checked)")
+    p.add_argument("-f", "--format", choices=SCAN_FORMATS)
+    p.add_argument("-o", "--output", help="write the report to this file (needs -f)")
+    p.add_argument("--fail-on", choices=[lvl.value for lvl in RiskLevel if lvl != "info"],
+                   help="exit 1 if any finding is at or above this severity")
+    p.add_argument("--force", action="store_true", help="overwrite an existing file")
+    p.set_defaults(run="cmd_scan")
+
+    p = sub.add_parser("discover", help="draft a pipeline spec from a repository (data, "
+                       "training code, models, serving apps, DVC, MLflow, CI)")
+    p.add_argument("dir", help="the repository's folder")
+    p.add_argument("-o", "--output", help="where to write the draft (default DIR/pipeline.yaml; "
+                   "'-' for stdout); an existing file is never overwritten")
+    p.set_defaults(run="cmd_discover")
+
+    p = sub.add_parser("validate", help="check a pipeline spec and report every problem")
+    p.add_argument("spec", help="pipeline spec (YAML)")
+    p.set_defaults(run="cmd_validate")
+
+    p = sub.add_parser("demo", help="assess a bundled example (scan, quick probes, perceptions) "
+                       "and write all reports")
+    p.add_argument("--out", default="mlthreat-demo", help="folder for the reports "
+                   "(default: %(default)s)")
+    p.add_argument("--example", default=REFERENCE,
+                   help=f"bundled example (default: %(default)s; others: "
+                        f"{', '.join(e for e in list_examples() if e != REFERENCE)})")
+    p.add_argument("--force", action="store_true", help="write into a folder that has other files")
+    p.set_defaults(run="cmd_demo")
+
+    p = sub.add_parser("elicit", help="interview one person about the pipeline, component by "
+                       "component, and write their perception file",
+                       formatter_class=argparse.RawDescriptionHelpFormatter, epilog=ELICIT_EPILOG)
+    p.add_argument("spec", help="pipeline spec (YAML)")
+    p.add_argument("-o", "--output", required=True, help="perception file to write (YAML); "
+                   "an unfinished one is resumed")
+    p.add_argument("--respondent", help="the person's name or id")
+    p.add_argument("--role", help="their role, e.g. 'data scientist'")
+    p.add_argument("--team", help="their team, as component owners are named in the spec")
+    p.add_argument("--answers", help="take the answers from this YAML file instead of asking")
+    p.add_argument("--force", action="store_true", help="start over on a finished file")
+    p.set_defaults(run="cmd_elicit")
+
+    p = sub.add_parser("team", help="agreement of several people's perceptions, where they "
+                       "disagree, and which concepts they link")
+    p.add_argument("spec", help="pipeline spec (YAML)")
+    p.add_argument("perceptions", nargs="+", help="perception files, one per person")
+    p.add_argument("-f", "--format", choices=FORMATS_RESEARCH)
+    p.add_argument("-o", "--output", help="write the report to this file (needs -f)")
+    p.add_argument("--force", action="store_true", help="overwrite an existing file")
+    p.set_defaults(run="cmd_team")
+
+    p = sub.add_parser("codes", help="research mode: frequencies, coder agreement and "
+                       "co-occurrence of coded interview data (CSV or REFI-QDA)")
+    p.add_argument("file", help="CSV with participant, segment, coder, code; or .qdpx/.qde")
+    p.add_argument("--unit", choices=["participant", "segment"], default="participant",
+                   help="count co-occurrence per participant (default) or per segment")
+    p.add_argument("-f", "--format", choices=FORMATS_RESEARCH)
+    p.add_argument("-o", "--output", help="write the report to this file (needs -f)")
+    p.add_argument("--force", action="store_true", help="overwrite an existing file")
+    p.set_defaults(run="cmd_codes")
+
+    p = sub.add_parser("schema", help="print the JSON Schema of the pipeline spec")
+    p.add_argument("-o", "--output", help="write it to this file instead of stdout")
+    p.add_argument("--force", action="store_true", help="overwrite an existing file")
+    p.set_defaults(run="cmd_schema")
+
+    p = sub.add_parser("catalog", help="list the threats (or controls) mlthreat knows")
+    p.add_argument("--family", choices=[f.value for f in Family])
+    p.add_argument("--controls", action="store_true", help="list controls instead of threats")
+    p.add_argument("-f", "--format", choices=["text", "json"], default="text")
+    p.set_defaults(run="cmd_catalog")
+    return parser
