@@ -147,3 +147,76 @@ def test_html_report_draws_each_measurement(capsys: pytest.CaptureFixture[str]) 
     # once per probe, however many findings carry the evidence, with its fidelity curve
     assert section.count('data-probe="extraction"') == 1
     assert section.count('<svg class="chart"') == 1 and "fidelity" in section
+
+
+def test_probe_block_mistakes_name_the_spec_entry(tmp_path: Path,
+                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    folder = tmp_path / "case"
+    shutil.copytree(EXAMPLES / "credit-scoring", folder)
+    spec = folder / "pipeline.yaml"
+    text = spec.read_text()
+    spec.write_text(text.replace("immutable: [Age, Records]", "immutable: [Age, Recrods]", 1))
+    code, _, err = _run(["probe", str(spec), "--component", "scoring_api"], capsys)
+    flat = " ".join(err.split())
+    line = next(i for i, t in enumerate(text.splitlines(), 1) if "- id: scoring_api" in t)
+    assert code == 2 and f"pipeline.yaml:{line}:" in flat
+    assert "probe block of scoring_api" in flat and "unknown column(s): Recrods" in flat
+    spec.write_text(text.replace("goal: good", "goal: approved", 1))
+    code, _, err = _run(["probe", str(spec), "--component", "scoring_api"], capsys)
+    assert code == 2 and "goal 'approved' is not a value of 'Status' (values: bad, good)" in \
+        " ".join(err.split())
+
+
+def test_probes_query_a_live_http_endpoint_with_records(tmp_path: Path,
+                                                       capsys: pytest.CaptureFixture[str]
+                                                       ) -> None:
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    import joblib
+    import pandas as pd
+    model = joblib.load(EXAMPLES / "credit-scoring" / "models" / "credit_model.joblib")
+    seen: list[dict[str, Any]] = []
+
+    class Api(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:  # noqa: N802 - the http.server hook name
+            body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+            seen.extend(body["instances"])
+            proba = model.predict_proba(pd.DataFrame(body["instances"]))
+            out = json.dumps({"predictions": proba.tolist()}).encode()
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(out)))
+            self.end_headers()
+            self.wfile.write(out)
+
+        def log_message(self, *args: object) -> None:
+            pass
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Api)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_address[1]}/score"
+    try:
+        folder = tmp_path / "case"
+        shutil.copytree(EXAMPLES / "credit-scoring", folder)
+        spec = folder / "pipeline.yaml"
+        text = spec.read_text()
+        anchor = "      goal: good                # what an applicant gaming the API wants"
+        assert anchor in text
+        spec.write_text(text.replace(anchor, f"      endpoint: {{url: '{url}', request: "
+                                             "{instances: $rows}, response: predictions}\n"
+                                             + anchor, 1))
+        code, out, _ = _run(["probe", str(spec), "--component", "scoring_api", "--only",
+                             "extraction,evasion", "--budget", "quick", "-f", "json"], capsys)
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert code == 0
+    (run,) = json.loads(out)
+    by = {ev["source"]: ev for ev in run["evidence"]}
+    assert all(ev["artifact"] == url for ev in run["evidence"])
+    # the API is the model file behind HTTP: the same answers, so a faithful copy
+    assert by["probe:extraction"]["value"] > 0.85
+    assert by["probe:evasion-blackbox"]["extra"]["method"] == "score"
+    # what reached the API were records in the data's own columns and units
+    assert {"Home", "Job", "Age", "Amount"} <= set(seen[0])
+    assert all(r["Home"] in {"ignore", "other", "owner", "parents", "priv", "rent"} for r in seen)
+    assert all(100 <= r["Amount"] <= 5000 and float(r["Amount"]).is_integer() for r in seen)

@@ -159,7 +159,12 @@ def _run_probes(pipeline: Pipeline, only: tuple[str, ...], budget: str, jobs: in
     for comp in pipeline.spec.components:
         if comp.probe is None or (components and comp.id not in components):
             continue
-        target = _prepare(pipeline, comp, trust)
+        try:
+            target = _prepare(pipeline, comp, trust)
+        except InputError as exc:   # say which spec entry the problem comes from
+            line, col = pipeline.component_positions.get(comp.id, (0, 0))
+            raise InputError(f"{pipeline.file}:{line}:{col}: probe block of {comp.id}: {exc}"
+                             ) from exc
         run = ProbeRun(comp.id)
         runs.append(run)
         todo = [kind for name in only for kind in KINDS[name]]
