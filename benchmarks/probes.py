@@ -381,6 +381,10 @@ def blackbox(python: Path | None, points: int, rf_points: int) -> None:
             SklearnAdapter(est), EvasionData(pts, pool=x[tr], pool_y=y[tr]), Budget(seed=0))
         rows = {"mlthreat decision (<=230 queries)": (
             np.array(ev.extra["minimal"]), ev.extra["queries_per_point"], ev.seconds / n)}
+        more = BlackBoxEvasion(method="decision", queries=600, starts=20).run(
+            SklearnAdapter(est), EvasionData(pts, pool=x[tr], pool_y=y[tr]), Budget(seed=0))
+        rows["mlthreat decision (<=600 queries)"] = (
+            np.array(more.extra["minimal"]), more.extra["queries_per_point"], more.seconds / n)
         if python:
             rows.update(_art_blackbox(python, name, est, pts, n))
         acc = float(np.mean(est.predict(x[te]) == y[te]))
