@@ -30,11 +30,16 @@ def test_probe_json(capsys: pytest.CaptureFixture[str]) -> None:
     (run,) = json.loads(out)
     assert run["component"] == "scoring_api"
     sources = [ev["source"] for ev in run["evidence"]]
-    assert sources == ["probe:poisoning", "probe:evasion-blackbox", "probe:evasion-transfer"]
+    assert sources == ["probe:poisoning", "probe:poisoning", "probe:evasion-blackbox",
+                       "probe:evasion-transfer"]
+    flips, door = run["evidence"][0], run["evidence"][1]
+    assert flips["metric"] == "accuracy_drop" and door["metric"] == "backdoor_success"
+    # a trigger in 1-10 % of the training rows teaches the trees to approve triggered "bad" rows
+    assert door["curves"]["rates"] == [0.01, 0.05, 0.1] and door["value"] > 0.5
     assert all(ev["artifact"] == "models/credit_model.joblib" for ev in run["evidence"])
     assert [s["probe"] for s in run["skipped"]] == ["evasion-whitebox"]
     assert "needs gradients" in run["skipped"][0]["why"]
-    blackbox = run["evidence"][1]
+    blackbox = run["evidence"][2]
     assert blackbox["extra"]["method"] == "score"        # the API returns probabilities
     assert blackbox["extra"]["max_queries_per_point"] <= 100   # the quick budget per point
     # The spec's constraints hold in the records the attack produced: age and records never
@@ -103,7 +108,7 @@ def test_probe_needs_probe_blocks(capsys: pytest.CaptureFixture[str]) -> None:
 
 
 def test_every_probe_the_catalog_names_exists_and_measures_those_threats(catalog: Any) -> None:
-    from mlthreat.probes.runner import KINDS, REGISTRY
+    from mlthreat.probes.runner import KIND_PROBE, KINDS, REGISTRY
     named = {m.split(":", 1)[1] for t in catalog.threats for m in t.measured_by
              if m.startswith("probe:")}
     assert set(named) == set(REGISTRY)
@@ -111,7 +116,8 @@ def test_every_probe_the_catalog_names_exists_and_measures_those_threats(catalog
         for m in t.measured_by:
             if m.startswith("probe:"):
                 assert t.id in REGISTRY[m.split(":", 1)[1]].threat_ids
-    assert {k for kinds in KINDS.values() for k in kinds} == set(REGISTRY)
+    assert {k for kinds in KINDS.values() for k in kinds} == set(KIND_PROBE)
+    assert set(KIND_PROBE.values()) == set(REGISTRY)
 
 
 def test_ctrl_c_stops_cleanly_and_says_what_finished(monkeypatch: pytest.MonkeyPatch,

@@ -55,4 +55,7 @@ def test_chart_for_each_probe_kind() -> None:
     # accuracy 0.8 clean, 0.75 at 10 %: the second point sits lower than the first
     (x0, y0), (x1, y1) = _points(svg, "series")
     assert x1 > x0 and y1 > y0
+    backdoor = {"source": "probe:poisoning", "curves": {"rates": [0.01, 0.1],
+                                                        "backdoor_success": [0.3, 0.9]}}
+    assert "backdoor success" in (chart_for(backdoor) or "")
     assert chart_for({"source": "scanner:modelfile"}) is None

@@ -79,6 +79,10 @@ class ProbeSpec(Strict):
     goal: str | int | None = Field(
         default=None, description="The target value the attacker wants the model to output "
                                   "(e.g. good: approved); none: any change of decision.")
+    trigger: StrList = Field(
+        default_factory=list, description="Numeric columns the backdoor probe's trigger sets to "
+                                          "+4 standard deviations (default: the first two "
+                                          "changeable numeric columns).")
     train: str | None = Field(
         default=None, description="The pipeline's own training entry point, file.py:function, "
                                   "called as function(x, y, seed) -> fitted model with "

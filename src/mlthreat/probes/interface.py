@@ -119,11 +119,16 @@ class Probe(ABC):
                 model.attach(None)
         shown = {k: v for k, v in self.params.items() if not callable(v)}
         return Evidence(
-            probe=self.name, threat_ids=self.threat_ids, metric=m.metric, value=float(m.value),
+            probe=self.name, threat_ids=self.measures(), metric=m.metric, value=float(m.value),
             interval=m.interval, succeeded=m.succeeded, summary=m.summary,
             budget={"queries": budget.queries, "seconds": budget.seconds, "seed": budget.seed},
             parameters=shown, artifact=artifact, seconds=meter.elapsed(),
             queries=meter.queries, curves=m.curves, extra=m.extra)
+
+    def measures(self) -> tuple[str, ...]:
+        """The threats this run's evidence speaks to (all of `threat_ids` unless a probe's
+        parameters narrow it)."""
+        return self.threat_ids
 
     @abstractmethod
     def _measure(self, model: Any, data: Any, rng: np.random.Generator, meter: Meter

@@ -72,6 +72,11 @@ class Poisoning(Probe):
                   "aml-feedback-loop-manipulation",
                   "aml-poisoned-public-dataset")
 
+    def measures(self) -> tuple[str, ...]:
+        if self.params.get("attack") == "backdoor":
+            return ("aml-backdoor-data",)
+        return tuple(t for t in self.threat_ids if t != "aml-backdoor-data")
+
     def _measure(self, model: Any, data: PoisoningData, rng: np.random.Generator,
                  meter: Meter) -> Measurement:
         train: Train | None = self.params.get("train")
@@ -99,6 +104,9 @@ class Poisoning(Probe):
         parts = [f"{r:.0%}: {m:+.3f}" for r, (m, _) in zip(rates, curve, strict=True)]
         summary = (f"{attack.replace('_', ' ')} retrained over {len(seeds)} seeds, {unit} at "
                    f"poison rates {', '.join(parts)}")
+        if attack == "backdoor" and self.params.get("names"):
+            summary += (f" (trigger: {' and '.join(self.params['names'])} set to "
+                        f"{float(self.params.get('value', 4.0)):+g} in the model's input units)")
         clean = _mean_interval([by[(0.0, s)] for s in seeds])[0]
         poisoned = _mean_interval([by[(worst_rate, s)] for s in seeds])[0]
         return Measurement(metric, value, interval, bool(succeeded), summary,

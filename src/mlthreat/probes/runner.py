@@ -32,7 +32,7 @@ from mlthreat.probes.http import HttpAdapter
 from mlthreat.probes.interface import Budget, Evidence, Probe, ProbeError
 from mlthreat.probes.loading import load_model
 from mlthreat.probes.membership import Fit, MembershipData, MembershipInference, sklearn_fit
-from mlthreat.probes.poisoning import Poisoning, PoisoningData
+from mlthreat.probes.poisoning import Poisoning, PoisoningData, trigger
 from mlthreat.probes.training import labels_of, user_fit
 from mlthreat.probes.transfer import TransferEvasion
 
@@ -193,8 +193,12 @@ REGISTRY: dict[str, type[Probe]] = {cls.name: cls for cls in (
     MembershipInference, ModelExtraction, Poisoning, WhiteBoxEvasion, BlackBoxEvasion,
     TransferEvasion)}
 
+# what `--only` names -> the kinds of run it means; each kind is one registered probe
+KIND_PROBE = {"membership": "membership", "extraction": "extraction", "poisoning": "poisoning",
+              "backdoor": "poisoning", "evasion-whitebox": "evasion-whitebox",
+              "evasion-blackbox": "evasion-blackbox", "evasion-transfer": "evasion-transfer"}
 KINDS = {"membership": ("membership",), "extraction": ("extraction",),
-         "poisoning": ("poisoning",),
+         "poisoning": ("poisoning", "backdoor"),
          "evasion": ("evasion-whitebox", "evasion-blackbox", "evasion-transfer")}
 
 
@@ -227,7 +231,43 @@ def _one(kind: str, t: _Target, comp: Component, settings: dict[str, int], jobs:
         return Poisoning(attack="label_flip", train=labels_of(t.fit), rates=[0.05, 0.1, 0.2],
                          seeds=settings["seeds"], jobs=jobs).run(None, split, Budget(seed=seed),
                                                                  artifact)
+    if kind == "backdoor":
+        if t.fit is None:
+            raise ProbeError("the backdoor probe retrains the model: name the training "
+                             "function in the probe block (train: file.py:function)")
+        split = PoisoningData(t.x[t.train], t.y[t.train], t.x[t.test], t.y[t.test])
+        features = _trigger(t, spec)
+        return Poisoning(attack="backdoor", train=labels_of(t.fit), rates=[0.01, 0.05, 0.1],
+                         seeds=settings["seeds"], jobs=jobs, features=features,
+                         names=[t.constraints.columns[i] for i in features], value=4.0,
+                         target_class=0 if t.goal is None else t.goal).run(
+            None, split, Budget(seed=seed), artifact)
     return _evasion(kind, t, spec, settings, seed, artifact)
+
+
+def _trigger(t: _Target, spec: ProbeSpec) -> list[int]:
+    """Encoded columns of the backdoor trigger: those the spec names; else, among pairs of the
+    first six numeric columns an attacker can change, the pair whose +4 SD trigger the deployed
+    model least already reads as the attacker's class (so the backdoor, not the trigger, is
+    measured; at most 15 x 100 queries)."""
+    c = t.constraints
+    if spec.trigger:
+        unknown = [n for n in spec.trigger if n not in c.columns]
+        if unknown:
+            raise InputError(f"trigger: {', '.join(unknown)} is not a numeric column of the "
+                             "model's input")
+        return [c.columns.index(n) for n in spec.trigger]
+    grouped = {n for g in c.categorical for n in g}
+    free = [i for i, n in enumerate(c.columns) if n not in grouped and n not in c.immutable][:6]
+    if len(free) < 2:
+        raise ProbeError("no two changeable numeric columns for a backdoor trigger; name them "
+                         "in the probe block (trigger: [a, b])")
+    wanted = 0 if t.goal is None else t.goal
+    rows = t.x[t.test][t.y[t.test] != wanted][:100]
+    pairs = [[a, b] for i, a in enumerate(free) for b in free[i + 1:]]
+    response = [float(np.mean(t.adapter.predict(trigger(rows, pair, 4.0)) == wanted))
+                for pair in pairs]
+    return pairs[int(np.argmin(response))]
 
 
 def _evasion(kind: str, t: _Target, spec: ProbeSpec, settings: dict[str, int], seed: int,

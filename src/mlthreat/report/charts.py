@@ -1,7 +1,7 @@
 """Small inline SVG charts of probe measurements for the HTML report (no script, no external
 loads): robustness curves of evasion, ROC of membership inference on log axes, fidelity of an
-extracted copy against queries, and accuracy against poison rate, each with its interval band
-where the probe measured one."""
+extracted copy against queries, accuracy against poison rate and backdoor success against poison
+rate, each with its interval band where the probe measured one."""
 
 from __future__ import annotations
 
@@ -94,14 +94,15 @@ def line_svg(xs: Sequence[float], ys: Sequence[float], x_label: str, y_label: st
 def chart_for(item: dict[str, Any]) -> str | None:
     """The chart that fits a piece of probe evidence (an `Evidence.as_item()`), if any."""
     curves = item.get("curves") or {}
+    extra = item.get("extra") or {}
     probe = str(item.get("source", "")).removeprefix("probe:")
     if probe.startswith("evasion") and curves.get("epsilon"):
         eps, rate = curves["epsilon"], curves["success_rate"]
-        n = int(item.get("extra", {}).get("points") or 0)
+        n = int(extra.get("points") or 0)
         lo, hi = curves.get("success_low"), curves.get("success_high")
         if lo is None and n:
             lo, hi = zip(*(wilson(r, n) for r in rate), strict=True)
-        norm = str(item.get("extra", {}).get("norm", "l2")).upper()
+        norm = str(extra.get("norm", "l2")).upper()
         return line_svg(eps, rate, f"perturbation budget ({norm})", "success rate", lo=lo, hi=hi,
                         x_range=(0.0, max(eps)))
     if probe == "membership" and curves.get("fpr"):
@@ -116,16 +117,27 @@ def chart_for(item: dict[str, Any]) -> str | None:
     if probe == "extraction" and curves.get("queries"):
         return line_svg(curves["queries"], curves["fidelity"], "queries", "fidelity",
                         x_range=(0.0, max(curves["queries"])), y_range=(0.5, 1.0))
-    if probe == "poisoning" and curves.get("rates") and "accuracy_drop" in curves:
-        clean = float(item.get("extra", {}).get("clean_score", 0.0))
+    if probe == "poisoning" and curves.get("rates"):
+        return _poisoning(curves, extra)
+    return None
+
+
+def _poisoning(curves: dict[str, Any], extra: dict[str, Any]) -> str | None:
+    bounds = extra.get("intervals") or []
+    known = bool(bounds) and all(bounds)
+    if "accuracy_drop" in curves:        # accuracy against the share of labels flipped
+        clean = float(extra.get("clean_score", 0.0))
         rates = [0.0, *curves["rates"]]
         acc = [clean, *[clean - d for d in curves["accuracy_drop"]]]
-        bounds = item.get("extra", {}).get("intervals") or []
-        lo = hi = None
-        if bounds and all(bounds):
-            lo = [clean] + [clean - b[1] for b in bounds]
-            hi = [clean] + [clean - b[0] for b in bounds]
+        lo = [clean] + [clean - b[1] for b in bounds] if known else None
+        hi = [clean] + [clean - b[0] for b in bounds] if known else None
         bottom = max(0.0, math.floor((min(lo or acc) - 0.05) * 10) / 10)
         return line_svg(rates, acc, "share of training labels flipped", "test accuracy",
                         lo=lo, hi=hi, y_range=(bottom, 1.0))
+    if "backdoor_success" in curves:
+        return line_svg(curves["rates"], curves["backdoor_success"],
+                        "share of training rows poisoned", "backdoor success (net)",
+                        lo=[b[0] for b in bounds] if known else None,
+                        hi=[b[1] for b in bounds] if known else None,
+                        x_range=(0.0, max(curves["rates"])))
     return None
