@@ -35,7 +35,7 @@ from mlthreat.probes.adapters import ModelAdapter
 from mlthreat.probes.constraints import Constraints
 from mlthreat.probes.evasion import EvasionData
 from mlthreat.probes.interface import Measurement, Meter, Probe, ProbeError
-from mlthreat.probes.stats import median_interval, wilson
+from mlthreat.probes.stats import median_interval, robustness
 
 SUCCESS_RATE = 0.5
 EPSILONS = (0.1, 0.25, 0.5, 1.0, 2.0)
@@ -306,7 +306,7 @@ class BlackBoxEvasion(Probe):
         used = np.array([q for _, q in results])
         epsilons = [float(e) for e in self.params.get("epsilons", EPSILONS)]
         rates = [float(np.mean(dist <= e)) for e in epsilons]
-        lows, highs = zip(*(wilson(r, n) for r in rates), strict=True)
+        curve = robustness(epsilons, rates, n)
         median, (m_lo, m_hi) = float(np.median(dist)), median_interval(dist)
         at = epsilons.index(0.5) if 0.5 in epsilons else len(epsilons) // 2
         kind = "labels only" if method == "decision" else "scores"
@@ -315,9 +315,8 @@ class BlackBoxEvasion(Probe):
                    f"median smallest flipping change {median:.2f} (95% CI {m_lo:.2f}–{m_hi:.2f}), "
                    f"{used.mean():.0f} queries per point on average")
         return Measurement(
-            "success_rate", rates[at], (lows[at], highs[at]), rates[at] >= SUCCESS_RATE, summary,
-            {"epsilon": epsilons, "success_rate": rates, "success_low": list(lows),
-             "success_high": list(highs)},
+            "success_rate", rates[at], (curve["success_low"][at], curve["success_high"][at]),
+            rates[at] >= SUCCESS_RATE, summary, curve,
             {"median_minimal_perturbation": median, "median_interval": [m_lo, m_hi],
              "norm": "l2", "method": method, "points": n, "queries_per_point": float(used.mean()),
              "max_queries_per_point": int(used.max(initial=0)),

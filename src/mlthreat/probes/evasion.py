@@ -17,7 +17,7 @@ import numpy as np
 from mlthreat.probes.adapters import ModelAdapter
 from mlthreat.probes.constraints import Constraints
 from mlthreat.probes.interface import Measurement, Meter, Probe, ProbeError
-from mlthreat.probes.stats import wilson
+from mlthreat.probes.stats import median_interval, robustness
 
 SUCCESS_RATE = 0.5
 
@@ -73,15 +73,17 @@ class WhiteBoxEvasion(Probe):
         minimal = self.minimal(model, x, start, norm, data)
         found = minimal[np.isfinite(minimal)]
         median = float(np.median(found)) if len(found) else float("inf")
-        lo, hi = wilson(rates[-1], len(x))
+        curve = robustness(epsilons, rates, len(x))
+        median_lo, median_hi = median_interval(minimal)
         mid = epsilons[len(epsilons) // 2]
         summary = (f"PGD ({norm}): {rates[len(epsilons) // 2]:.0%} of {len(x)} points flipped "
                    f"within {mid}, {rates[-1]:.0%} within {epsilons[-1]}; median smallest "
                    f"flipping change {median:.3f} ({len(found)} of {len(x)} flipped at all)")
-        return Measurement("success_rate", rates[-1], (lo, hi), rates[-1] >= SUCCESS_RATE,
-                           summary, {"epsilon": epsilons, "success_rate": rates},
+        return Measurement("success_rate", rates[-1],
+                           (curve["success_low"][-1], curve["success_high"][-1]),
+                           rates[-1] >= SUCCESS_RATE, summary, curve,
                            {"median_minimal_perturbation": median, "norm": norm,
-                            "points": len(x),
+                            "median_interval": [median_lo, median_hi], "points": len(x),
                             "minimal": [float(m) for m in minimal]})
 
     def pgd(self, model: ModelAdapter, x: np.ndarray, start: np.ndarray, eps: np.ndarray,

@@ -29,3 +29,10 @@ def median_interval(values: np.ndarray, level: float = 0.95) -> tuple[float, flo
     while r < n // 2 and 2 * binom.cdf(r, n, 0.5) <= 1 - level:
         r += 1
     return (float(x[r - 1]), float(x[n - r]))
+
+
+def robustness(epsilons: list[float], rates: list[float], n: int) -> dict[str, list[float]]:
+    """A robustness curve as probes report it: success rate at each budget, Wilson bounds."""
+    lows, highs = zip(*(wilson(r, n) for r in rates), strict=True)
+    return {"epsilon": list(epsilons), "success_rate": list(rates), "success_low": list(lows),
+            "success_high": list(highs)}

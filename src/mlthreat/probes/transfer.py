@@ -19,7 +19,7 @@ from sklearn.neural_network import MLPClassifier
 from mlthreat.probes.adapters import ModelAdapter, SklearnAdapter
 from mlthreat.probes.evasion import EvasionData, WhiteBoxEvasion
 from mlthreat.probes.interface import Measurement, Meter, Probe, ProbeError
-from mlthreat.probes.stats import wilson
+from mlthreat.probes.stats import robustness
 
 SUCCESS_RATE = 0.5
 EPSILONS = (0.25, 0.5, 1.0, 2.0)
@@ -48,15 +48,14 @@ class TransferEvasion(Probe):
             now = model.predict(adv)
             hit = (now != start) if data.target is None else (now == data.target)
             rates.append(float(hit.mean()))
-        lows, highs = zip(*(wilson(r, len(x)) for r in rates), strict=True)
+        curve = robustness(epsilons, rates, len(x))
         at = epsilons.index(1.0) if 1.0 in epsilons else len(epsilons) // 2
         summary = (f"transfer evasion from a copy trained on {spent} answers: "
                    f"{rates[at]:.0%} of {len(x)} points flipped within {norm.upper()} "
                    f"{epsilons[at]} (copy agrees with the model on {agree:.0%} of them)")
         return Measurement(
-            "success_rate", rates[at], (lows[at], highs[at]), rates[at] >= SUCCESS_RATE, summary,
-            {"epsilon": epsilons, "success_rate": rates, "success_low": list(lows),
-             "success_high": list(highs)},
+            "success_rate", rates[at], (curve["success_low"][at], curve["success_high"][at]),
+            rates[at] >= SUCCESS_RATE, summary, curve,
             {"norm": norm, "points": len(x), "surrogate_queries": spent, "surrogate_agreement": agree})
 
     def _surrogate(self, model: ModelAdapter, data: EvasionData, rng: np.random.Generator
