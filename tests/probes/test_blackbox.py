@@ -106,3 +106,20 @@ def test_transfer_attack_flips_a_model_through_its_copy() -> None:
     # the boundary is a plane with |normal| = 1.5: within L2 3.0 nearly every point flips
     assert rates[-1] >= 0.9 and rates[0] < rates[-1]
     assert ev.extra["surrogate_queries"] == 500 and ev.extra["surrogate_agreement"] > 0.9
+
+
+def test_decision_attack_with_the_attackers_labels_nears_the_closed_form() -> None:
+    # Labels only, on a linear model: the smallest flipping L2 change is |w.x + b| / ||w||.
+    # A copy trained on the attacker's own labelled rows suggests points near that plane.
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(1500, 5))
+    y = (x @ np.array([1.0, -2.0, 0.5, 0.0, 3.0]) > 0).astype(int)
+    model = LogisticRegression().fit(x, y)
+    coef, b = model.coef_[0], model.intercept_[0]
+    points = x[1000:1040]
+    ev = BlackBoxEvasion(method="decision", queries=200).run(
+        SklearnAdapter(model, output="label"), EvasionData(points, pool=x[:1000],
+                                                           pool_y=y[:1000]), Budget(seed=0))
+    ratio = np.array(ev.extra["minimal"]) / (np.abs(points @ coef + b) / np.linalg.norm(coef))
+    assert np.all(ratio >= 1 - 1e-9)           # never below the optimum
+    assert np.all(np.isfinite(ratio)) and np.median(ratio) < 1.1

@@ -2,9 +2,10 @@
 query (an API), within a budget of queries per point?
 
 Two attacks share one refinement:
-- `decision` (labels only): start from the attacker's own rows of the other class, nearest
-  first (an attacker holds such data; their labels are known to them), as Brendel et al.'s
-  boundary attack starts from an adversarial point.
+- `decision` (labels only): start from adversarial points, as Brendel et al.'s boundary attack
+  does: suggestions of a copy the attacker trains on their own labelled rows (PGD on the copy at
+  a few budgets; no queries to train it), and the attacker's own rows of the other class,
+  nearest first (their labels are known to them); the model's answers decide.
 - `score` (class scores visible): walk from the point itself along coordinates, keeping a step
   when the score of the current class falls (SimBA, Guo et al., 2019), until the label flips.
 The decision attack first tries a few tiny random moves: tree ensembles put split thresholds at
@@ -30,16 +31,19 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+from sklearn.neural_network import MLPClassifier
 
-from mlthreat.probes.adapters import ModelAdapter
+from mlthreat.probes.adapters import ModelAdapter, SklearnAdapter
 from mlthreat.probes.constraints import Constraints
-from mlthreat.probes.evasion import EvasionData
+from mlthreat.probes.evasion import EvasionData, WhiteBoxEvasion
 from mlthreat.probes.interface import Measurement, Meter, Probe, ProbeError
 from mlthreat.probes.stats import median_interval, robustness
 
 SUCCESS_RATE = 0.5
 EPSILONS = (0.1, 0.25, 0.5, 1.0, 2.0)
 POLISH = 30    # queries kept back to sharpen the best change found
+SCALES = (0.2, 0.4, 0.6, 0.8, 1.0, 1.5)   # L2 budgets of the copy's suggestions per point
+GUESS_KEEP = 3  # suggestions that flip the model and are refined
 NUDGES = 16    # tiny random moves tried first: points on a split threshold flip with one
 NUDGE = 1e-3   # size of the first, tiny random moves (in the model's input units)
 
@@ -137,16 +141,21 @@ def shrink(p: _Point, delta: np.ndarray, steps: int
 
 
 def decision_attack(p: _Point, pool: np.ndarray, prefer: np.ndarray, starts: int,
-                    rng: np.random.Generator, batch: int = 8) -> Attack:
-    """Labels only: refine from the nearest of the attacker's rows that the model puts in
-    another class (rows with a small `prefer` first: those the attacker knows to be of the
-    wanted class); keep the smallest change found."""
+                    rng: np.random.Generator, batch: int = 8,
+                    guesses: np.ndarray | None = None) -> Attack:
+    """Labels only: refine from `guesses` (a copy's adversarial suggestions) that flip the
+    model and from the nearest of the attacker's rows that the model puts in another class
+    (rows with a small `prefer` first: those the attacker knows to be of the wanted class);
+    keep the smallest change found."""
     order = np.argsort(np.linalg.norm(pool - p.x, axis=1) + prefer)
     # Trees split at values seen in the data (XGBoost) or just above zero (LightGBM's one-hot
     # splits): points on such a threshold flip with a nudge in the right directions.
     nudges = NUDGE * rng.choice([-1.0, 1.0], size=(NUDGES, len(p.x)))
     hit = yield from p.ask(p.x + nudges)
     found: list[np.ndarray] = [r - p.x for r in p.project(p.x + nudges)[hit]][:1]
+    if guesses is not None and len(guesses):
+        hit = yield from p.ask(guesses)
+        found += [r - p.x for r in p.project(guesses)[hit]][:GUESS_KEEP]
     for i in range(0, min(len(order), 8 * batch), batch):
         if len(found) >= starts or p.left() < batch:
             break
@@ -245,8 +254,9 @@ class BlackBoxEvasion(Probe):
         if method == "decision":
             pool = np.asarray(data.pool, dtype=float)
             starts = int(self.params.get("starts", 5))
-            attacks = [decision_attack(p, pool, self._preference(data, p), starts, rng)
-                       for p in points]
+            guesses = self._guesses(x, data, rng)
+            attacks = [decision_attack(p, pool, self._preference(data, p), starts, rng,
+                                       guesses=g) for p, g in zip(points, guesses, strict=True)]
             results = drive(attacks, model)
         elif method == "score":
             results = self._score(model, points, rng)
@@ -270,6 +280,22 @@ class BlackBoxEvasion(Probe):
             rows = np.atleast_2d(rows)
             return rows if c is None else c.project(rows, np.broadcast_to(x0, rows.shape))
         return _Point(x0, label, budget, flipped, project, groups)
+
+    def _guesses(self, x: np.ndarray, data: EvasionData, rng: np.random.Generator
+                 ) -> list[np.ndarray | None]:
+        """Starting points from a copy the attacker trains on their own labelled rows (no
+        queries to the model): PGD on the copy at a few L2 budgets gives each point candidates
+        near the copy's boundary, realisable like every other row sent."""
+        if data.pool is None or data.pool_y is None or len(np.unique(data.pool_y)) < 2:
+            return [None] * len(x)
+        copy = SklearnAdapter(MLPClassifier((64, 64), max_iter=300, early_stopping=True,
+                                            random_state=int(rng.integers(2**31))).fit(
+            data.pool, data.pool_y))
+        pgd = WhiteBoxEvasion(steps=20)
+        own = copy.predict(x)
+        tried = [pgd.pgd(copy, x, own, np.full(len(x), scale), "l2", data, early=False)[1]
+                 for scale in SCALES]
+        return [np.stack([adv[i] for adv in tried]) for i in range(len(x))]
 
     @staticmethod
     def _preference(data: EvasionData, p: _Point) -> np.ndarray:
