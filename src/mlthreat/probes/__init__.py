@@ -1,11 +1,13 @@
 """Probes: empirical attacks on the user's real model that measure how easy a threat is.
 
-This package holds the shared parts (issue #3 builds the attack families on them): the probe
-base class and its Evidence (`interface.py`), model adapters with capability flags
-(`adapters.py`), scanner-gated model loading (`loading.py`) and realisable-record constraints
-(`constraints.py`), tabular data (`data.py`), and the first attack families: membership
-inference (`membership.py`), model extraction (`extraction.py`), poisoning (`poisoning.py`) and white-box
-evasion (`evasion.py`).
+The shared parts: the probe base class and its Evidence (`interface.py`), model adapters with
+capability flags (`adapters.py`: scikit-learn, PyTorch, XGBoost, LightGBM, ONNX, callables;
+`http.py`: HTTP JSON endpoints), scanner-gated model loading (`loading.py`), realisable-record
+constraints derived from the data's columns (`constraints.py`), tabular data (`data.py`),
+intervals (`stats.py`) and retraining through the team's entry point (`training.py`). The attack
+families: membership inference (`membership.py`), model extraction (`extraction.py`), poisoning
+and backdoors (`poisoning.py`), white-box evasion (`evasion.py`), black-box evasion
+(`blackbox.py`) and transfer evasion (`transfer.py`). `runner.py` runs what a spec asks for.
 """
 
 from mlthreat.probes.adapters import CallableAdapter, Capabilities, ModelAdapter, SklearnAdapter

@@ -1,9 +1,10 @@
 """Running the probes a spec asks for, and turning their Evidence into evidence for findings.
 
 For each component with a `probe` block: the model named in its artifacts is loaded through the
-scanner gate, the data file is read and split as declared (members: the rows the model was
-trained on), and the model is seen as the interface shows it to an attacker (full probabilities,
-rounded scores, or the label only). Each applicable probe runs; one that cannot (no gradients,
+scanner gate (or its HTTP endpoint is queried), the data file is read and split as declared
+(members: the rows the model was trained on), the spec's constraints are mapped onto the model's
+input columns, and the model is seen as the interface shows it to an attacker (full
+probabilities, rounded scores, or the label only). Each applicable probe runs; one that cannot (no gradients,
 label-only interface) is reported as skipped with its reason. Evidence is attached to every
 finding of the probe's threats whose attack path passes through the probed component.
 """
