@@ -146,13 +146,17 @@ def test_ctrl_c_stops_cleanly_and_says_what_finished(monkeypatch: pytest.MonkeyP
 
 def test_html_report_draws_each_measurement(capsys: pytest.CaptureFixture[str]) -> None:
     code, out, _ = _run(["assess", CREDIT, "--component", "scoring_api", "--only",
-                         "extraction", "--budget", "quick", "-f", "html"], capsys)
+                         "extraction,poisoning", "--budget", "quick", "-f", "html"], capsys)
     assert code == 0
     section = out[out.index('<section id="measurements">'):]
     section = section[:section.index("</section>")]
     # once per probe, however many findings carry the evidence, with its fidelity curve
     assert section.count('data-probe="extraction"') == 1
-    assert section.count('<svg class="chart"') == 1 and "fidelity" in section
+    # label flipping and the backdoor are both the poisoning probe, two measurements
+    assert section.count('data-probe="label flipping"') == 1
+    assert section.count('data-probe="backdoor"') == 1
+    assert section.count('<svg class="chart"') == 3 and "fidelity" in section
+    assert "backdoor success (net)" in section and "test accuracy" in section
 
 
 def test_probe_block_mistakes_name_the_spec_entry(tmp_path: Path,

@@ -88,8 +88,11 @@ def _measurements(a: Assessment) -> list[dict[str, Any]]:
             source = str(e.get("source", ""))
             if not source.startswith("probe:"):
                 continue
-            key = (str(e.get("component", f.component)), source, str(e.get("artifact", "")))
-            seen.setdefault(key, {"component": key[0], "probe": source[6:], "item": e,
+            key = (str(e.get("component", f.component)), source, str(e.get("artifact", "")),
+                   str(e.get("metric", "")))
+            label = source[6:] if source != "probe:poisoning" else (
+                "backdoor" if e.get("metric") == "backdoor_success" else "label flipping")
+            seen.setdefault(key, {"component": key[0], "probe": label, "item": e,
                                   "chart": chart_for(e), "threats": []})
             if f.threat_id not in seen[key]["threats"]:
                 seen[key]["threats"].append(f.threat_id)
