@@ -82,7 +82,7 @@ def _heatmap(a: Assessment) -> dict[str, Any] | None:
 
 def _measurements(a: Assessment) -> list[dict[str, Any]]:
     """Each probe's evidence once (findings share it), with its chart."""
-    seen: dict[tuple[str, str, str], dict[str, Any]] = {}
+    seen: dict[tuple[str, str, str, str], dict[str, Any]] = {}
     for f in a.findings:
         for e in f.evidence:
             source = str(e.get("source", ""))
