@@ -123,3 +123,13 @@ def test_decision_attack_with_the_attackers_labels_nears_the_closed_form() -> No
     ratio = np.array(ev.extra["minimal"]) / (np.abs(points @ coef + b) / np.linalg.norm(coef))
     assert np.all(ratio >= 1 - 1e-9)           # never below the optimum
     assert np.all(np.isfinite(ratio)) and np.median(ratio) < 1.1
+
+
+@pytest.mark.parametrize("per_point", [12, 40])
+def test_small_per_point_budgets_are_kept(per_point: int) -> None:
+    x, y = stump_data()
+    ev = BlackBoxEvasion(method="decision", queries=per_point).run(
+        SklearnAdapter(DecisionTreeClassifier(max_depth=3).fit(x, y), output="label"),
+        EvasionData(x[300:320], pool=x[:300], pool_y=y[:300]), Budget(seed=0))
+    assert ev.extra["max_queries_per_point"] <= per_point
+    assert ev.extra["success_any"] > 0.5      # even a few queries find a flipping change

@@ -150,10 +150,12 @@ def decision_attack(p: _Point, pool: np.ndarray, prefer: np.ndarray, starts: int
     order = np.argsort(np.linalg.norm(pool - p.x, axis=1) + prefer)
     # Trees split at values seen in the data (XGBoost) or just above zero (LightGBM's one-hot
     # splits): points on such a threshold flip with a nudge in the right directions.
-    nudges = NUDGE * rng.choice([-1.0, 1.0], size=(NUDGES, len(p.x)))
-    hit = yield from p.ask(p.x + nudges)
-    found: list[np.ndarray] = [r - p.x for r in p.project(p.x + nudges)[hit]][:1]
-    if guesses is not None and len(guesses):
+    found: list[np.ndarray] = []
+    if p.left() >= 2 * NUDGES:
+        nudges = NUDGE * rng.choice([-1.0, 1.0], size=(NUDGES, len(p.x)))
+        hit = yield from p.ask(p.x + nudges)
+        found += [r - p.x for r in p.project(p.x + nudges)[hit]][:1]
+    if guesses is not None and 0 < len(guesses) <= p.left():
         hit = yield from p.ask(guesses)
         found += [r - p.x for r in p.project(guesses)[hit]][:GUESS_KEEP]
     for i in range(0, min(len(order), 8 * batch), batch):
