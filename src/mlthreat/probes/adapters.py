@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+from scipy.special import softmax
 
 from mlthreat.probes.interface import Meter, ProbeError
 
@@ -217,7 +218,7 @@ def retrainer(estimator: Any, method: str = "predict_proba"
     return fit
 
 
-def _two_columns(p: np.ndarray) -> np.ndarray:
+def two_columns(p: np.ndarray) -> np.ndarray:
     """Binary models answer P(class 1) alone; probes want one column per class."""
     p = np.asarray(p, dtype=float)
     return np.column_stack([1.0 - p, p]) if p.ndim == 1 else p
@@ -233,7 +234,7 @@ class XGBoostAdapter(ModelAdapter):
         self.booster = booster
 
     def _proba(self, x: Any) -> Any:
-        return _two_columns(self.booster.predict(self.xgboost.DMatrix(np.asarray(x))))
+        return two_columns(self.booster.predict(self.xgboost.DMatrix(np.asarray(x))))
 
 
 class LightGBMAdapter(ModelAdapter):
@@ -244,7 +245,7 @@ class LightGBMAdapter(ModelAdapter):
         self.booster = booster
 
     def _proba(self, x: Any) -> Any:
-        return _two_columns(self.booster.predict(np.asarray(x, dtype=float)))
+        return two_columns(self.booster.predict(np.asarray(x, dtype=float)))
 
 
 class OnnxAdapter(ModelAdapter):
@@ -266,11 +267,10 @@ class OnnxAdapter(ModelAdapter):
             arr = np.asarray(out)
             if arr.ndim == 2 and arr.dtype.kind == "f":
                 if arr.shape[1] == 1:
-                    return _two_columns(arr[:, 0])
+                    return two_columns(arr[:, 0])
                 if np.allclose(arr.sum(axis=1), 1.0, atol=1e-4) and arr.min() >= 0:
                     return arr.astype(float)
-                z = arr - arr.max(axis=1, keepdims=True)
-                return np.exp(z) / np.exp(z).sum(axis=1, keepdims=True)
+                return softmax(arr.astype(float), axis=1)
         raise ProbeError("the ONNX model has no two-dimensional float output to read as "
                          "class probabilities")
 

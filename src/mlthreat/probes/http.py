@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from mlthreat.probes.adapters import Capabilities, ModelAdapter, _two_columns
+from mlthreat.probes.adapters import Capabilities, ModelAdapter, two_columns
 from mlthreat.probes.interface import ProbeError
 
 PLACEHOLDER = "$rows"
@@ -65,13 +65,13 @@ class HttpAdapter(ModelAdapter):
         self._last = 0.0
 
     def _proba(self, x: Any) -> Any:
-        return _two_columns(np.asarray(self._answers(x), dtype=float))
+        return two_columns(np.asarray(self._answers(x), dtype=float))
 
     def _labels(self, x: Any) -> Any:
         answers = self._answers(x)
         if self.output == "label":
             return np.asarray(answers)
-        return np.argmax(_two_columns(np.asarray(answers, dtype=float)), axis=1)
+        return np.argmax(two_columns(np.asarray(answers, dtype=float)), axis=1)
 
     def _answers(self, x: Any) -> list[Any]:
         rows = np.asarray(x, dtype=float)

@@ -92,8 +92,9 @@ def _measurements(a: Assessment) -> list[dict[str, Any]]:
                    str(e.get("metric", "")))
             label = source[6:] if source != "probe:poisoning" else (
                 "backdoor" if e.get("metric") == "backdoor_success" else "label flipping")
-            seen.setdefault(key, {"component": key[0], "probe": label, "item": e,
-                                  "chart": chart_for(e), "threats": []})
+            if key not in seen:   # many findings share one measurement: draw it once
+                seen[key] = {"component": key[0], "probe": label, "item": e,
+                             "chart": chart_for(e), "threats": []}
             if f.threat_id not in seen[key]["threats"]:
                 seen[key]["threats"].append(f.threat_id)
     return sorted(seen.values(), key=lambda m: (m["component"], m["probe"]))
