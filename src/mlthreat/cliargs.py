@@ -52,7 +52,7 @@ PROBE_EPILOG = """\
 probes (--only; evasion runs three kinds):
   membership  which rows was the model trained on? (reference models, LiRA-style; needs scores)
   extraction  how faithful a copy do the interface's answers buy? (fidelity vs queries)
-  poisoning   how much accuracy do flipped training labels cost? (retrains the model)
+  poisoning   random and targeted label flips, and a backdoor trigger (retrains the model)
   evasion     white-box PGD (models with gradients), black-box (labels or scores, per-point
               query budget), transfer (PGD on a copy); every change respects the spec's
               constraints and goal

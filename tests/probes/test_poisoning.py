@@ -62,3 +62,23 @@ def test_trigger_and_errors(data: PoisoningData) -> None:
     with pytest.raises(ProbeError, match="unknown poisoning attack"):
         Poisoning(attack="magic", train=sklearn_train(DecisionTreeClassifier())).run(
             None, data, Budget())
+
+
+def test_clean_retrainings_are_shared_and_poisoned_ones_are_not() -> None:
+    from mlthreat.probes.training import sharing_clean
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=(50, 3)), rng.integers(0, 2, size=50)
+    calls: list[int] = []
+
+    def fit(a: np.ndarray, b: np.ndarray, seed: int) -> object:
+        calls.append(seed)
+        return lambda rows: np.zeros((len(rows), 2))
+    shared = sharing_clean(fit, x, y)
+    first = shared(x.copy(), y.copy(), 1)
+    assert shared(x.copy(), y.copy(), 1) is first          # same clean data, same seed: reused
+    shared(x.copy(), y.copy(), 2)                            # another seed: trained
+    flipped = y.copy()
+    flipped[0] = 1 - flipped[0]
+    shared(x, flipped, 1)
+    shared(x, flipped, 1)                                    # poisoned data: trained each time
+    assert calls == [1, 2, 1, 1]

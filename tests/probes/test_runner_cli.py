@@ -30,16 +30,20 @@ def test_probe_json(capsys: pytest.CaptureFixture[str]) -> None:
     (run,) = json.loads(out)
     assert run["component"] == "scoring_api"
     sources = [ev["source"] for ev in run["evidence"]]
-    assert sources == ["probe:poisoning", "probe:poisoning", "probe:evasion-blackbox",
-                       "probe:evasion-transfer"]
-    flips, door = run["evidence"][0], run["evidence"][1]
+    assert sources == ["probe:poisoning"] * 3 + ["probe:evasion-blackbox",
+                                                 "probe:evasion-transfer"]
+    flips, targeted, door = run["evidence"][:3]
     assert flips["metric"] == "accuracy_drop" and door["metric"] == "backdoor_success"
+    assert targeted["metric"] == "targeted_shift"
+    # flipping "bad" labels to "good" (the goal) makes the model approve more held-out "bad" rows
+    assert targeted["curves"]["rates"] == [0.05, 0.1, 0.2]
+    assert targeted["curves"]["targeted_shift"][-1] > 0
     # a trigger in 1-10 % of the training rows teaches the trees to approve triggered "bad" rows
     assert door["curves"]["rates"] == [0.01, 0.05, 0.1] and door["value"] > 0.5
     assert all(ev["artifact"] == "models/credit_model.joblib" for ev in run["evidence"])
     assert [s["probe"] for s in run["skipped"]] == ["evasion-whitebox"]
     assert "needs gradients" in run["skipped"][0]["why"]
-    blackbox = run["evidence"][2]
+    blackbox = run["evidence"][3]
     assert blackbox["extra"]["method"] == "score"        # the API returns probabilities
     assert blackbox["extra"]["max_queries_per_point"] <= 100   # the quick budget per point
     # The spec's constraints hold in the records the attack produced: age and records never
@@ -155,7 +159,8 @@ def test_html_report_draws_each_measurement(capsys: pytest.CaptureFixture[str]) 
     # label flipping and the backdoor are both the poisoning probe, two measurements
     assert section.count('data-probe="label flipping"') == 1
     assert section.count('data-probe="backdoor"') == 1
-    assert section.count('<svg class="chart"') == 3 and "fidelity" in section
+    assert section.count('data-probe="targeted flipping"') == 1
+    assert section.count('<svg class="chart"') == 4 and "fidelity" in section
     assert "backdoor success (net)" in section and "test accuracy" in section
 
 

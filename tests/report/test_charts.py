@@ -58,4 +58,7 @@ def test_chart_for_each_probe_kind() -> None:
     backdoor = {"source": "probe:poisoning", "curves": {"rates": [0.01, 0.1],
                                                         "backdoor_success": [0.3, 0.9]}}
     assert "backdoor success" in (chart_for(backdoor) or "")
+    targeted = {"source": "probe:poisoning", "curves": {"rates": [0.1, 0.2],
+                                                        "targeted_shift": [0.2, 0.4]}}
+    assert "more rows turned" in (chart_for(targeted) or "")
     assert chart_for({"source": "scanner:modelfile"}) is None

@@ -73,9 +73,13 @@ class Poisoning(Probe):
                   "aml-poisoned-public-dataset")
 
     def measures(self) -> tuple[str, ...]:
-        if self.params.get("attack") == "backdoor":
+        attack = self.params.get("attack")
+        if attack == "backdoor":
             return ("aml-backdoor-data",)
-        return tuple(t for t in self.threat_ids if t != "aml-backdoor-data")
+        if attack == "targeted_flip":
+            return ("aml-poisoning-targeted",)
+        return tuple(t for t in self.threat_ids
+                     if t not in ("aml-backdoor-data", "aml-poisoning-targeted"))
 
     def _measure(self, model: Any, data: PoisoningData, rng: np.random.Generator,
                  meter: Meter) -> Measurement:

@@ -34,7 +34,7 @@ from mlthreat.probes.interface import Budget, Evidence, Probe, ProbeError
 from mlthreat.probes.loading import load_model
 from mlthreat.probes.membership import Fit, MembershipData, MembershipInference, sklearn_fit
 from mlthreat.probes.poisoning import Poisoning, PoisoningData, trigger
-from mlthreat.probes.training import labels_of, user_fit
+from mlthreat.probes.training import labels_of, sharing_clean, user_fit
 from mlthreat.probes.transfer import TransferEvasion
 
 PROBES = ("membership", "extraction", "poisoning", "evasion")
@@ -94,8 +94,11 @@ def _prepare(pipeline: Pipeline, comp: Component, trust: bool) -> _Target:
     constraints = from_transform(transform, table.frame, spec.constraints.immutable,
                                  dict(spec.constraints.bounds), spec.constraints.integer)
     adapter = _view(model, spec, constraints)
-    return _Target(adapter, np.asarray(transform(table.frame), dtype=float), table.y, train,
-                   test, constraints, _fit(pipeline, spec, model), _goal(spec, table))
+    x = np.asarray(transform(table.frame), dtype=float)
+    fit = _fit(pipeline, spec, model)
+    if fit is not None:
+        fit = sharing_clean(fit, x[train], table.y[train])
+    return _Target(adapter, x, table.y, train, test, constraints, fit, _goal(spec, table))
 
 
 def _view(model: Any, spec: ProbeSpec, constraints: Constraints) -> ModelAdapter:
@@ -196,10 +199,10 @@ REGISTRY: dict[str, type[Probe]] = {cls.name: cls for cls in (
 
 # what `--only` names -> the kinds of run it means; each kind is one registered probe
 KIND_PROBE = {"membership": "membership", "extraction": "extraction", "poisoning": "poisoning",
-              "backdoor": "poisoning", "evasion-whitebox": "evasion-whitebox",
+              "backdoor": "poisoning", "targeted": "poisoning", "evasion-whitebox": "evasion-whitebox",
               "evasion-blackbox": "evasion-blackbox", "evasion-transfer": "evasion-transfer"}
 KINDS = {"membership": ("membership",), "extraction": ("extraction",),
-         "poisoning": ("poisoning", "backdoor"),
+         "poisoning": ("poisoning", "targeted", "backdoor"),
          "evasion": ("evasion-whitebox", "evasion-blackbox", "evasion-transfer")}
 
 
@@ -232,6 +235,15 @@ def _one(kind: str, t: _Target, comp: Component, settings: dict[str, int], jobs:
         return Poisoning(attack="label_flip", train=labels_of(t.fit), rates=[0.05, 0.1, 0.2],
                          seeds=settings["seeds"], jobs=jobs).run(None, split, Budget(seed=seed),
                                                                  artifact)
+    if kind == "targeted":
+        if t.fit is None:
+            raise ProbeError("targeted poisoning retrains the model: name the training "
+                             "function in the probe block (train: file.py:function)")
+        split = PoisoningData(t.x[t.train], t.y[t.train], t.x[t.test], t.y[t.test])
+        wanted = 0 if t.goal is None else t.goal
+        return Poisoning(attack="targeted_flip", train=labels_of(t.fit), rates=[0.05, 0.1, 0.2],
+                         seeds=settings["seeds"], jobs=jobs, target_class=wanted,
+                         source_class=1 - wanted).run(None, split, Budget(seed=seed), artifact)
     if kind == "backdoor":
         if t.fit is None:
             raise ProbeError("the backdoor probe retrains the model: name the training "

@@ -52,3 +52,21 @@ def labels_of(fit: Fit) -> Fit:
         proba = fit(x, y, seed)
         return lambda rows: np.argmax(np.asarray(proba(rows)), axis=1)
     return train
+
+
+def sharing_clean(fit: Fit, x_clean: np.ndarray, y_clean: np.ndarray) -> Fit:
+    """`fit`, remembering the models it trains on exactly the clean training rows: label
+    flipping, targeted flipping and the backdoor each compare with clean retraining under the
+    same seeds, and those clean models are the same ones (a third of the poisoning probes'
+    trainings). Poisoned or resampled data is never remembered."""
+    memo: dict[int, Any] = {}
+
+    def fit_once(x: np.ndarray, y: np.ndarray, seed: int) -> Any:
+        clean = x.shape == x_clean.shape and np.array_equal(y, y_clean) and \
+            np.array_equal(x, x_clean)
+        if not clean:
+            return fit(x, y, seed)
+        if seed not in memo:
+            memo[seed] = fit(x, y, seed)
+        return memo[seed]
+    return fit_once

@@ -134,6 +134,12 @@ def _poisoning(curves: dict[str, Any], extra: dict[str, Any]) -> str | None:
         bottom = max(0.0, math.floor((min(lo or acc) - 0.05) * 10) / 10)
         return line_svg(rates, acc, "share of training labels flipped", "test accuracy",
                         lo=lo, hi=hi, y_range=(bottom, 1.0))
+    if "targeted_shift" in curves:
+        return line_svg([0.0, *curves["rates"]], [0.0, *curves["targeted_shift"]],
+                        "share of the slice's labels flipped", "more rows turned",
+                        lo=[0.0, *[b[0] for b in bounds]] if known else None,
+                        hi=[0.0, *[b[1] for b in bounds]] if known else None,
+                        y_range=(min(0.0, *curves["targeted_shift"]), 1.0))
     if "backdoor_success" in curves:
         return line_svg(curves["rates"], curves["backdoor_success"],
                         "share of training rows poisoned", "backdoor success (net)",

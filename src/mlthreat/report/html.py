@@ -90,8 +90,9 @@ def _measurements(a: Assessment) -> list[dict[str, Any]]:
                 continue
             key = (str(e.get("component", f.component)), source, str(e.get("artifact", "")),
                    str(e.get("metric", "")))
-            label = source[6:] if source != "probe:poisoning" else (
-                "backdoor" if e.get("metric") == "backdoor_success" else "label flipping")
+            label = source[6:] if source != "probe:poisoning" else {
+                "backdoor_success": "backdoor", "targeted_shift": "targeted flipping"}.get(
+                str(e.get("metric")), "label flipping")
             if key not in seen:   # many findings share one measurement: draw it once
                 seen[key] = {"component": key[0], "probe": label, "item": e,
                              "chart": chart_for(e), "threats": []}
