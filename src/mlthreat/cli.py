@@ -34,10 +34,10 @@ from mlthreat.perception.gaps import with_perceptions
 from mlthreat.perception.team import team_view
 from mlthreat.pipeline import Pipeline, PipelineSpec, load_pipeline
 from mlthreat.probes.runner import (
-    KINDS,
     PROBES,
     ProbeRun,
     evidence_for,
+    plan,
     run_probes,
 )
 from mlthreat.report import FORMATS
@@ -219,17 +219,12 @@ class Cli:
     def _probe_runs(self, pipeline: Pipeline, budget: str) -> list[ProbeRun]:
         """Probes with a progress bar; after Ctrl-C, says what finished and stops (exit 130)."""
         only = tuple(getattr(self.args, "only", None) or PROBES)
-        unknown = sorted(set(only) - set(KINDS))
-        if unknown:
-            raise InputError(f"--only: unknown probe(s) {', '.join(unknown)}; choose from "
-                             f"{', '.join(PROBES)}")
-        picked = getattr(self.args, "component", None) or []
-        total = sum(len(KINDS[o]) for o in only) * sum(
-            1 for c in pipeline.spec.components if c.probe and (not picked or c.id in picked))
+        picked = tuple(getattr(self.args, "component", None) or ())
+        total = sum(len(kinds) for _, kinds in plan(pipeline, only, picked))
         with ProbeProgress(self.err, total) as bar:
             runs = run_probes(pipeline, only, budget, int(getattr(self.args, "jobs", 1) or 1),
                               bool(getattr(self.args, "trust", False)), observer=bar,
-                              components=tuple(getattr(self.args, "component", None) or ()))
+                              components=picked)
         cut = [f"{k} on {r.component}" for r in runs for k in r.interrupted]
         if cut:
             done = [f"{e.probe} on {r.component}" for r in runs for e in r.results]

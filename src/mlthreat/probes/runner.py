@@ -150,19 +150,30 @@ def run_probes(pipeline: Pipeline, only: tuple[str, ...] = PROBES, budget: str =
         return _run_probes(pipeline, only, budget, jobs, trust, seed, observer, components)
 
 
+def plan(pipeline: Pipeline, only: tuple[str, ...] = PROBES, components: tuple[str, ...] = ()
+         ) -> list[tuple[Component, tuple[str, ...]]]:
+    """Which kinds of probe run on which component, in order; unknown probe names or
+    components without a probe block are input errors."""
+    unknown = sorted(set(only) - set(KINDS))
+    if unknown:
+        raise InputError(f"unknown probe(s) {', '.join(unknown)}; choose from "
+                         f"{', '.join(PROBES)}")
+    known = {c.id for c in pipeline.spec.components if c.probe}
+    missing = sorted(set(components) - known)
+    if missing:
+        raise InputError(f"no probe block on component(s) {', '.join(missing)}; components "
+                         f"with one: {', '.join(sorted(known))}")
+    kinds = tuple(kind for name in only for kind in KINDS[name])
+    return [(c, kinds) for c in pipeline.spec.components
+            if c.probe is not None and (not components or c.id in components)]
+
+
 def _run_probes(pipeline: Pipeline, only: tuple[str, ...], budget: str, jobs: int, trust: bool,
                 seed: int, observer: Observer | None, components: tuple[str, ...]
                 ) -> list[ProbeRun]:
     settings = BUDGETS[budget]
-    known = {c.id for c in pipeline.spec.components if c.probe}
-    unknown = sorted(set(components) - known)
-    if unknown:
-        raise InputError(f"no probe block on component(s) {', '.join(unknown)}; components "
-                         f"with one: {', '.join(sorted(known))}")
     runs = []
-    for comp in pipeline.spec.components:
-        if comp.probe is None or (components and comp.id not in components):
-            continue
+    for comp, todo in plan(pipeline, only, components):
         try:
             target = _prepare(pipeline, comp, trust)
         except InputError as exc:   # say which spec entry the problem comes from
@@ -171,7 +182,6 @@ def _run_probes(pipeline: Pipeline, only: tuple[str, ...], budget: str, jobs: in
                              ) from exc
         run = ProbeRun(comp.id)
         runs.append(run)
-        todo = [kind for name in only for kind in KINDS[name]]
         for i, kind in enumerate(todo):
             label = f"{kind} on {comp.id}"
             if observer:
@@ -184,7 +194,7 @@ def _run_probes(pipeline: Pipeline, only: tuple[str, ...], budget: str, jobs: in
                 run.skipped.append((kind, str(exc)))
                 outcome = f"skipped: {exc}"
             except KeyboardInterrupt:
-                run.interrupted = todo[i:]
+                run.interrupted = list(todo[i:])
                 if observer:
                     observer.end(label, "interrupted")
                 return runs
@@ -227,35 +237,34 @@ def _one(kind: str, t: _Target, comp: Component, settings: dict[str, int], jobs:
         rows = ExtractionData(t.x[t.test], pool=t.x[t.train], y_eval=t.y[t.test])
         return ModelExtraction(queries=spec.queries, output="labels").run(
             t.adapter, rows, Budget(queries=spec.queries + len(t.test), seed=seed), artifact)
-    if kind == "poisoning":
-        if t.fit is None:
-            raise ProbeError("poisoning retrains the model: name the training function in the "
-                             "probe block (train: file.py:function)")
-        split = PoisoningData(t.x[t.train], t.y[t.train], t.x[t.test], t.y[t.test])
-        return Poisoning(attack="label_flip", train=labels_of(t.fit), rates=[0.05, 0.1, 0.2],
-                         seeds=settings["seeds"], jobs=jobs).run(None, split, Budget(seed=seed),
-                                                                 artifact)
-    if kind == "targeted":
-        if t.fit is None:
-            raise ProbeError("targeted poisoning retrains the model: name the training "
-                             "function in the probe block (train: file.py:function)")
-        split = PoisoningData(t.x[t.train], t.y[t.train], t.x[t.test], t.y[t.test])
-        wanted = 0 if t.goal is None else t.goal
-        return Poisoning(attack="targeted_flip", train=labels_of(t.fit), rates=[0.05, 0.1, 0.2],
-                         seeds=settings["seeds"], jobs=jobs, target_class=wanted,
-                         source_class=1 - wanted).run(None, split, Budget(seed=seed), artifact)
-    if kind == "backdoor":
-        if t.fit is None:
-            raise ProbeError("the backdoor probe retrains the model: name the training "
-                             "function in the probe block (train: file.py:function)")
-        split = PoisoningData(t.x[t.train], t.y[t.train], t.x[t.test], t.y[t.test])
-        features = _trigger(t, spec)
-        return Poisoning(attack="backdoor", train=labels_of(t.fit), rates=[0.01, 0.05, 0.1],
-                         seeds=settings["seeds"], jobs=jobs, features=features,
-                         names=[t.constraints.columns[i] for i in features], value=4.0,
-                         target_class=0 if t.goal is None else t.goal).run(
-            None, split, Budget(seed=seed), artifact)
+    if kind in ("poisoning", "targeted", "backdoor"):
+        return _poisoning(kind, t, spec, settings, jobs, seed, artifact)
     return _evasion(kind, t, spec, settings, seed, artifact)
+
+
+def _poisoning(kind: str, t: _Target, spec: ProbeSpec, settings: dict[str, int], jobs: int,
+               seed: int, artifact: str) -> Evidence:
+    """Random label flips, targeted flips (the other class turned into the goal) or a backdoor,
+    each retrained through the target's training entry point."""
+    wanted = 0 if t.goal is None else t.goal
+    flips = {"rates": [0.05, 0.1, 0.2]}
+    options: dict[str, dict[str, Any]] = {
+        "poisoning": {"attack": "label_flip", **flips},
+        "targeted": {"attack": "targeted_flip", **flips, "target_class": wanted,
+                     "source_class": 1 - wanted},
+        "backdoor": {"attack": "backdoor", "rates": [0.01, 0.05, 0.1], "target_class": wanted,
+                     "value": 4.0}}
+    if t.fit is None:
+        raise ProbeError(f"{options[kind]['attack'].replace('_', ' ')} poisoning retrains the "
+                         "model: name the training function in the probe block "
+                         "(train: file.py:function)")
+    params = dict(options[kind])
+    if kind == "backdoor":
+        features = _trigger(t, spec)
+        params.update(features=features, names=[t.constraints.columns[i] for i in features])
+    split = PoisoningData(t.x[t.train], t.y[t.train], t.x[t.test], t.y[t.test])
+    return Poisoning(train=labels_of(t.fit), seeds=settings["seeds"], jobs=jobs, **params).run(
+        None, split, Budget(seed=seed), artifact)
 
 
 def _trigger(t: _Target, spec: ProbeSpec) -> list[int]:
