@@ -54,6 +54,8 @@ from mlthreat.vocabulary import Family, RiskLevel
 
 EXIT_OK, EXIT_FINDINGS, EXIT_INPUT, EXIT_TOOL = 0, 1, 2, 3
 DEMO_MARKER = ".mlthreat-demo"
+
+
 class Cli:
     """Holds the consoles and flags of one invocation."""
 
