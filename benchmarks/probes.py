@@ -225,7 +225,7 @@ def membership(args: argparse.Namespace, python: Path | None) -> None:
               f"AUC {ours[0]:.3f} vs best ART {best_auc:.3f} (goal: no lower)")
 
 
-def train_mlp(x: np.ndarray, y: np.ndarray, seed: int = 0) -> object:
+def train_mlp(x: np.ndarray, y: np.ndarray, seed: int = 0, epochs: int = 200) -> object:
     import torch
     torch.manual_seed(seed)
     dim = x.shape[1]
@@ -233,7 +233,7 @@ def train_mlp(x: np.ndarray, y: np.ndarray, seed: int = 0) -> object:
                               torch.nn.ReLU(), torch.nn.Linear(64, 2))
     opt = torch.optim.Adam(net.parameters(), 1e-3, weight_decay=1e-4)
     xt, yt = torch.tensor(x, dtype=torch.float32), torch.tensor(y)
-    for _ in range(200):
+    for _ in range(epochs):
         perm = torch.randperm(len(xt))
         for i in range(0, len(xt), 128):
             j = perm[i:i + 128]
@@ -243,23 +243,39 @@ def train_mlp(x: np.ndarray, y: np.ndarray, seed: int = 0) -> object:
     return net
 
 
+# Two credit MLP victims: trained 60 epochs, it reproduces BASELINES.md's victim (test accuracy
+# 0.774; CopycatCNN 0.910 / 0.934); trained 200 epochs it overfits (0.761), the harder case the
+# earlier sessions measured.
+VICTIM_EPOCHS = (60, 200)
+
+
 def extraction(python: Path | None) -> None:
+    x, y = credit()
+    tr, te = train_test_split(np.arange(len(y)), test_size=1000, stratify=y, random_state=0)
+    for epochs in VICTIM_EPOCHS:
+        _extraction_victim(python, x, y, tr, te, epochs)
+
+
+def _extraction_victim(python: Path | None, x: np.ndarray, y: np.ndarray, tr: np.ndarray,
+                       te: np.ndarray, epochs: int) -> None:
     import torch
 
     from mlthreat.probes.adapters import TorchAdapter
     from mlthreat.probes.extraction import ExtractionData, ModelExtraction
-    x, y = credit()
-    tr, te = train_test_split(np.arange(len(y)), test_size=1000, stratify=y, random_state=0)
-    net = train_mlp(x[tr], y[tr])
+    net = train_mlp(x[tr], y[tr], epochs=epochs)
     victim = TorchAdapter(net)
-    print(f"\ncredit MLP victim: test accuracy {np.mean(victim.predict(x[te]) == y[te]):.3f}")
+    print(f"\ncredit MLP victim trained {epochs} epochs: test accuracy "
+          f"{np.mean(victim.predict(x[te]) == y[te]):.3f}")
     rows: list[tuple[str, int, float]] = []
     for source in ("natural", "gaussian"):
         for n in (1000, 5000):
             data = ExtractionData(x[te], pool=x[tr], y_eval=y[te])
+            started = time.perf_counter()
             ev = ModelExtraction(queries=n, source=source).run(victim, data, Budget(seed=0))
-            rows.append((f"mlthreat label-only copy, {source}", ev.extra["queries_used"],
-                         ev.value))
+            copy = ev.extra["copy_learner"]["name"]
+            rows.append((f"mlthreat label-only copy ({copy}), {source}",
+                         ev.extra["queries_used"], ev.value))
+            print(f"  mlthreat {source} {n}: {time.perf_counter() - started:.1f} s")
     if python:
         with tempfile.TemporaryDirectory() as tmp:
             arrays, weights = Path(tmp) / "d.npz", Path(tmp) / "victim.pt"
@@ -275,14 +291,15 @@ def extraction(python: Path | None) -> None:
             art = json.loads(proc.stdout.strip().splitlines()[-1])
             for key, (n_used, fidelity) in art.items():
                 rows.append((f"ART CopycatCNN (labels), {key.split('-')[0]}", n_used, fidelity))
-    print(f"{'attack':<44} {'queries':>8} {'fidelity':>9}")
+    print(f"{'attack':<56} {'queries':>8} {'fidelity':>9}")
     for name, n, f in rows:
-        print(f"{name:<44} {n:>8} {f:>9.3f}")
+        print(f"{name:<56} {n:>8} {f:>9.3f}")
     ours = max(f for name, n, f in rows if name.startswith("mlthreat") and n <= 1000)
     arts = [f for name, n, f in rows if name.startswith("ART")]
     if arts:
+        verdict = "met" if ours >= max(arts) else "NOT met"
         print(f"label-only fidelity: mlthreat with 1,000 queries {ours:.3f} vs ART's best with up "
-              f"to 5,000 {max(arts):.3f} (goal: at least as high)")
+              f"to 5,000 {max(arts):.3f} (goal: at least as high): {verdict}")
 
 
 # Debt and Amount (encoded columns 6 and 7) at +4 SD: clean models read it as "bad", so a

@@ -7,7 +7,7 @@ import pytest
 from sklearn.datasets import make_classification
 from sklearn.linear_model import LogisticRegression
 
-from mlthreat.probes import Budget, BudgetExceeded, ProbeError, SklearnAdapter
+from mlthreat.probes import Budget, BudgetExceeded, CallableAdapter, ProbeError, SklearnAdapter
 from mlthreat.probes.adapters import RoundedAdapter, TorchAdapter
 from mlthreat.probes.extraction import ExtractionData, ModelExtraction
 from mlthreat.probes.stats import wilson
@@ -57,6 +57,30 @@ def test_label_only_surrogate_copies_a_simple_model() -> None:
     again = ModelExtraction(queries=300, learner=lambda: LogisticRegression()).run(
         victim, data, Budget(seed=0))
     assert again.value == ev.value                          # seeded
+
+
+def test_the_copy_learner_is_the_family_that_fits_the_model() -> None:
+    """Without knowing what answers, the attacker picks the copy's learner from the answers
+    alone. By construction an axis-aligned rule is what trees express exactly and a tilted
+    hyperplane what a network (not a stack of axis-aligned splits) follows; each must win its
+    race, and the winner's copy must be close to exact."""
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(4000, 6))
+    w = rng.normal(size=6)
+    victims = {
+        "gradient-boosted trees": lambda z: (((z[:, 0] > 0.5) & (z[:, 1] < 0)) | (z[:, 2] > 1)
+                                             | ((z[:, 3] > 0.2) & (z[:, 4] > 0.4))).astype(int),
+        "neural network": lambda z: (z @ w > 0).astype(int),
+    }
+    for family, rule in victims.items():
+        ev = ModelExtraction(queries=600).run(CallableAdapter(rule, scores=False),
+                                              ExtractionData(x[3000:], pool=x[:3000]),
+                                              Budget(seed=0))
+        race = ev.extra["copy_learner"]
+        assert race["name"] == family, race
+        others = [a for name, a in race["agreement_on_new_answers"].items() if name != family]
+        assert race["agreement_on_new_answers"][family] > max(others)
+        assert ev.value > 0.97 and family in ev.summary
 
 
 def test_gaussian_queries_and_budget() -> None:

@@ -9,8 +9,11 @@
 - `surrogate`: a copy trained on the model's answers (labels only by default) under a query
   budget. Queries come from natural rows the attacker holds, or from Gaussian noise; after a first
   random batch, each further batch goes where the copy is least sure (uncertainty sampling), which
-  is what makes a thousand label-only queries go far. Reported: fidelity (agreement with the model
-  on evaluation rows the attacker never queried) against queries spent.
+  is what makes a thousand label-only queries go far. The attacker does not know what kind of
+  model answers, so the copy's learner (a small neural network or gradient-boosted trees) is
+  chosen by cross-validation on the answers to that first random batch, which are an unbiased
+  sample; no query is spent on the choice. Reported: fidelity (agreement with the model on
+  evaluation rows the attacker never queried) against queries spent.
 """
 
 from __future__ import annotations
@@ -59,9 +62,9 @@ def linear_proba(x: np.ndarray, w: np.ndarray, b: np.ndarray) -> np.ndarray:
 class ModelExtraction(Probe):
     """Parameters: attack ("surrogate" or "equations"); for surrogate: queries (1000), source
     ("natural" or "gaussian"), output ("labels" or "scores"), learner (a factory of an unfitted
-    scikit-learn classifier; default gradient-boosted trees), first (share of the budget spent
-    at random before uncertainty sampling, 0.2) and batches (5); fidelity is recorded after every
-    batch."""
+    scikit-learn classifier; by default the better of a neural network and gradient-boosted trees
+    by cross-validation on the first batch), first (share of the budget spent at random before
+    uncertainty sampling, 0.2) and batches (5); fidelity is recorded after every batch."""
 
     name = "extraction"
     threat_ids = ("aml-model-extraction",)
@@ -98,16 +101,15 @@ class ModelExtraction(Probe):
         source = self.params.get("source", "natural")
         pool = self._pool(data, source, budget, rng)
         labels_only = self.params.get("output", "labels") == "labels"
-        learner: Learner = self.params.get("learner") or _default_learner
         reference = model.predict(data.x_eval)           # what the copy must agree with
         first = max(2, int(budget * float(self.params.get("first", 0.2))))
         batch = max(1, (budget - first) // int(self.params.get("batches", 5)))
         chosen = list(rng.choice(len(pool), size=min(first, len(pool)), replace=False))
         answers = self._ask(model, pool[chosen], labels_only)
+        race = _Race(self.params.get("learner"), pool[chosen], answers)
         curve_q, curve_f = [], []
-        copy = None
         while True:
-            copy = _fit(learner, pool[chosen], answers)
+            copy = race.fit(pool[chosen], answers)
             spent = len(chosen)
             fidelity = float(np.mean(copy.predict(data.x_eval) == reference))
             curve_q.append(spent)
@@ -116,17 +118,20 @@ class ModelExtraction(Probe):
                 break
             take = min(batch, budget - spent)
             nxt = _least_sure(copy, pool, set(chosen), take, rng)
-            answers = np.concatenate([answers, self._ask(model, pool[nxt], labels_only)])
+            fresh = self._ask(model, pool[nxt], labels_only)
+            race.score(pool[nxt], fresh)
+            answers = np.concatenate([answers, fresh])
             chosen += list(nxt)
         accuracy = None if data.y_eval is None else float(np.mean(copy.predict(data.x_eval) ==
                                                                   data.y_eval))
         lo, hi = wilson(fidelity, len(reference))
         summary = (f"{'label-only' if labels_only else 'score'} copy from {spent} {source} "
                    f"queries agrees with the model on {fidelity:.1%} [{lo:.1%}, {hi:.1%}] of "
-                   f"{len(reference)} unseen rows")
+                   f"{len(reference)} unseen rows (copy: {race.leader()})")
         return Measurement("fidelity", fidelity, (lo, hi), fidelity >= SUCCESS_FIDELITY, summary,
                            {"queries": [float(q) for q in curve_q], "fidelity": curve_f},
-                           {"queries_used": spent, "source": source, "copy_accuracy": accuracy})
+                           {"queries_used": spent, "source": source, "copy_accuracy": accuracy,
+                            "copy_learner": race.record()})
 
     def _pool(self, data: ExtractionData, source: str, budget: int,
               rng: np.random.Generator) -> np.ndarray:
@@ -146,9 +151,90 @@ class ModelExtraction(Probe):
         return np.asarray(np.asarray(model.predict_proba(x)).argmax(axis=1))
 
 
-def _default_learner() -> Any:
+def _network() -> Any:
+    from sklearn.neural_network import MLPClassifier
+    return _Quiet(MLPClassifier((64, 64), alpha=1e-3, max_iter=300, random_state=0))
+
+
+def _trees() -> Any:
     from sklearn.ensemble import HistGradientBoostingClassifier
     return HistGradientBoostingClassifier(max_iter=100, early_stopping=False, random_state=0)
+
+
+CANDIDATES: dict[str, Learner] = {"neural network": _network, "gradient-boosted trees": _trees}
+
+
+class _Quiet:
+    """A scikit-learn MLP whose "did not converge" warning stays out of the user's terminal: a
+    copy stopped at its iteration cap is still the copy the attacker would use."""
+
+    def __init__(self, estimator: Any) -> None:
+        self.estimator = estimator
+
+    def fit(self, x: np.ndarray, y: np.ndarray) -> _Quiet:
+        import warnings
+
+        from sklearn.exceptions import ConvergenceWarning
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            self.estimator.fit(x, y)
+        return self
+
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        return np.asarray(self.estimator.predict(x))
+
+    def predict_proba(self, x: np.ndarray) -> np.ndarray:
+        return np.asarray(self.estimator.predict_proba(x))
+
+
+class _Race:
+    """The copy's learner, chosen as the attacker would without knowing the model: every
+    candidate is scored by cross-validation on the first (random) batch of answers and then on
+    each new batch before it trains on it (their answers are spent on the copy anyway, so the
+    choice costs no query); the copy is the leader's. A given learner runs alone."""
+
+    def __init__(self, given: Learner | None, x: np.ndarray, y: np.ndarray) -> None:
+        self.candidates = {"the given learner": given} if given else dict(CANDIDATES)
+        self.hits = {name: 0.0 for name in self.candidates}
+        self.seen = 0
+        self.models: dict[str, Any] = {}
+        if len(self.candidates) > 1:
+            for name, make in self.candidates.items():
+                self.hits[name] = _cv_agreement(make, x, y) * len(y)
+            self.seen = len(y)
+
+    def leader(self) -> str:
+        return max(self.hits, key=lambda name: self.hits[name])   # ties: the first candidate
+
+    def fit(self, x: np.ndarray, y: np.ndarray) -> Any:
+        """Every candidate trained on the answers so far (they are scored on the next batch);
+        the leader's copy is returned."""
+        self.models = {name: _fit(make, x, y) for name, make in self.candidates.items()}
+        return self.models[self.leader()]
+
+    def score(self, x: np.ndarray, y: np.ndarray) -> None:
+        if len(self.candidates) > 1:
+            for name, copy in self.models.items():
+                self.hits[name] += float(np.sum(copy.predict(x) == y))
+            self.seen += len(y)
+
+    def record(self) -> dict[str, Any]:
+        agreement = {name: round(h / self.seen, 4) for name, h in self.hits.items()} \
+            if self.seen else {}
+        return {"name": self.leader(), "agreement_on_new_answers": agreement}
+
+
+def _cv_agreement(make: Learner, x: np.ndarray, y: np.ndarray, folds: int = 5) -> float:
+    """Mean held-out agreement of `make()` with the answers over stratified folds (0.0 when a
+    class has too few answers to fold: the candidate cannot be judged, and the first wins)."""
+    from sklearn.model_selection import StratifiedKFold
+    counts = np.unique(y, return_counts=True)[1]
+    if len(counts) < 2 or counts.min() < folds:
+        return 0.0
+    hits = []
+    for fit_rows, held in StratifiedKFold(folds, shuffle=True, random_state=0).split(x, y):
+        hits.append(np.mean(_fit(make, x[fit_rows], y[fit_rows]).predict(x[held]) == y[held]))
+    return float(np.mean(hits))
 
 
 class _Constant:
