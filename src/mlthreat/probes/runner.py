@@ -6,7 +6,8 @@ scanner gate (or its HTTP endpoint is queried), the data file is read and split 
 input columns, and the model is seen as the interface shows it to an attacker (full
 probabilities, rounded scores, or the label only). Each applicable probe runs; one that cannot (no gradients,
 label-only interface) is reported as skipped with its reason. Evidence is attached to every
-finding of the probe's threats whose attack path passes through the probed component.
+finding of the probe's threats whose attack path passes through the probed component (for
+threats that act through training: through a training step the probed model comes from).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+import networkx as nx
 import numpy as np
 from sklearn.model_selection import train_test_split
 from threadpoolctl import threadpool_limits
@@ -320,13 +322,22 @@ def _evasion(kind: str, t: _Target, spec: ProbeSpec, settings: dict[str, int], s
 def evidence_for(assessment: Assessment, runs: list[ProbeRun]
                  ) -> dict[tuple[str, str], list[dict[str, Any]]]:
     """Evidence keyed by (threat, component of the finding), for every finding of a probe's
-    threats whose attack path passes through the probed component."""
+    threats whose attack path passes through the probed component, or, for threats that act
+    through training (poisoning, backdoors, feedback loops), whose path passes through a
+    training component that the probed model is served from: poisoned records that reach the
+    weekly retraining reach every model trained there, not only the one on the shortest path."""
+    graph = nx.DiGraph([(f.source, f.target) for f in assessment.flows])
+    training = {c.id for c in assessment.components if c.kind == "training"}
+    served_from: dict[str, set[str]] = {}       # probed component -> training steps upstream
     out: dict[tuple[str, str], list[dict[str, Any]]] = {}
     for run in runs:
+        if run.component not in served_from:
+            upstream = nx.ancestors(graph, run.component) if run.component in graph else set()
+            served_from[run.component] = upstream & training
         for ev in run.results:
             for f in assessment.findings:
-                if f.threat_id in ev.threat_ids and run.component in f.path:
+                if f.threat_id in ev.threat_ids and (
+                        run.component in f.path or served_from[run.component] & set(f.path)):
                     out.setdefault((f.threat_id, f.component), []).append(
                         {**ev.as_item(), "component": run.component})
     return out
-
