@@ -65,7 +65,9 @@ examples:
   mlthreat probe pipeline.yaml --only evasion --component scoring_api -f json
   mlthreat assess pipeline.yaml --out-dir reports     # probes + scan + threat model
 
-Ctrl-C stops cleanly, says which probes finished, and exits 130. See docs/probes.md.
+--jobs 2 or more runs probes side by side in worker processes, each loading the models itself
+through the scanner. Ctrl-C stops cleanly, says which probes finished, and exits 130. See
+docs/probes.md.
 """
 
 ELICIT_EPILOG = """\
@@ -90,7 +92,8 @@ def _probe_options(p: argparse.ArgumentParser) -> None:
                    help="probe only this component (repeat for several; default: every "
                         "component with a probe block)")
     p.add_argument("--jobs", type=int, default=1,
-                   help="parallel retrainings (joblib processes; default: %(default)s)")
+                   help="run the probes in N worker processes (joblib); the results do not "
+                        "depend on N (default: %(default)s)")
     p.add_argument("--trust", action="store_true",
                    help="load model formats the scanner cannot look inside (never a flagged file)")
 

@@ -12,6 +12,7 @@ threats that act through training: through a training step the probed model come
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -35,6 +36,7 @@ from mlthreat.probes.http import HttpAdapter
 from mlthreat.probes.interface import Budget, Evidence, Probe, ProbeError
 from mlthreat.probes.loading import load_model
 from mlthreat.probes.membership import Fit, MembershipData, MembershipInference, sklearn_fit
+from mlthreat.probes.parallel import run_parallel, tasks
 from mlthreat.probes.poisoning import Poisoning, PoisoningData, trigger
 from mlthreat.probes.training import labels_of, sharing_clean, user_fit
 from mlthreat.probes.transfer import TransferEvasion
@@ -147,9 +149,38 @@ def run_probes(pipeline: Pipeline, only: tuple[str, ...] = PROBES, budget: str =
     OpenMP runs one thread per runtime here: PyTorch and scikit-learn each bring an OpenMP
     runtime, and two of them spinning on two cores slow the many small fits down (the reference
     case's quick probes: 21.1 s free, 18.1 s limited); parallelism comes from `jobs` (joblib
-    processes) instead."""
-    with threadpool_limits(limits=1, user_api="openmp"):
-        return _run_probes(pipeline, only, budget, jobs, trust, seed, observer, components)
+    processes) instead. PyTorch's own pool of threads ignores an OpenMP limit set after it
+    started, so it is set to one thread too (and restored): its results then do not depend on
+    the machine's cores or on `jobs`."""
+    with OneThread() as limit:
+        return _run_probes(pipeline, only, budget, jobs, trust, seed, observer, components, limit)
+
+
+class OneThread:
+    """OpenMP runtimes (threadpoolctl) and, once it is imported, PyTorch at one thread each
+    while probes run; both are restored on exit."""
+
+    def __init__(self) -> None:
+        self.torch_threads: int | None = None
+        self.limits: Any = None
+
+    def __enter__(self) -> OneThread:
+        self.limits = threadpool_limits(limits=1, user_api="openmp")
+        self.apply()
+        return self
+
+    def apply(self) -> None:
+        """Call before each probe: a model or training file may have imported torch since."""
+        torch = sys.modules.get("torch")
+        if torch is not None and self.torch_threads is None:
+            self.torch_threads = torch.get_num_threads()
+            torch.set_num_threads(1)
+
+    def __exit__(self, *exc: object) -> None:
+        torch = sys.modules.get("torch")
+        if torch is not None and self.torch_threads is not None:
+            torch.set_num_threads(self.torch_threads)
+        self.limits.restore_original_limits()
 
 
 def plan(pipeline: Pipeline, only: tuple[str, ...] = PROBES, components: tuple[str, ...] = ()
@@ -171,23 +202,22 @@ def plan(pipeline: Pipeline, only: tuple[str, ...] = PROBES, components: tuple[s
 
 
 def _run_probes(pipeline: Pipeline, only: tuple[str, ...], budget: str, jobs: int, trust: bool,
-                seed: int, observer: Observer | None, components: tuple[str, ...]
-                ) -> list[ProbeRun]:
+                seed: int, observer: Observer | None, components: tuple[str, ...],
+                limit: OneThread) -> list[ProbeRun]:
     settings = BUDGETS[budget]
+    work = plan(pipeline, only, components)
+    if jobs > 1 and len(tasks(work)) > 1:
+        return run_parallel(pipeline, work, settings, jobs, trust, seed, observer)
     runs = []
-    for comp, todo in plan(pipeline, only, components):
-        try:
-            target = _prepare(pipeline, comp, trust)
-        except InputError as exc:   # say which spec entry the problem comes from
-            line, col = pipeline.component_positions.get(comp.id, (0, 0))
-            raise InputError(f"{pipeline.file}:{line}:{col}: probe block of {comp.id}: {exc}"
-                             ) from exc
+    for comp, todo in work:
+        target = _prepared(pipeline, comp, trust)
         run = ProbeRun(comp.id)
         runs.append(run)
         for i, kind in enumerate(todo):
             label = f"{kind} on {comp.id}"
             if observer:
                 observer.begin(label)
+            limit.apply()
             try:
                 ev = _one(kind, target, comp, settings, jobs, seed)
                 run.results.append(ev)
@@ -203,6 +233,15 @@ def _run_probes(pipeline: Pipeline, only: tuple[str, ...], budget: str, jobs: in
             if observer:
                 observer.end(label, outcome)
     return runs
+
+
+def _prepared(pipeline: Pipeline, comp: Component, trust: bool) -> _Target:
+    try:
+        return _prepare(pipeline, comp, trust)
+    except InputError as exc:   # say which spec entry the problem comes from
+        line, col = pipeline.component_positions.get(comp.id, (0, 0))
+        raise InputError(f"{pipeline.file}:{line}:{col}: probe block of {comp.id}: {exc}"
+                         ) from exc
 
 
 REGISTRY: dict[str, type[Probe]] = {cls.name: cls for cls in (

@@ -1,0 +1,136 @@
+"""Independent probes in parallel: with `jobs` > 1, each probe (the three poisoning kinds of a
+component together, since they share their clean retrainings) is one joblib task, so the
+probes of all components keep every worker busy.
+
+Each worker prepares a component itself, through the same scanner gate as a sequential run (a
+loaded model is never pickled to reach a worker), and keeps it for the rest of the run's tasks
+on that component. Progress and results travel back on a queue as each probe ends, which is
+also how Ctrl-C keeps what finished: the workers stop, and every probe that had not ended is
+listed as interrupted. Inside a task the retrainings run one after the other; the parallelism
+is the tasks'. The backend is joblib's default (loky processes) unless the caller chose another
+with `joblib.parallel_config`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import multiprocessing
+import threading
+import uuid
+from pathlib import Path
+from queue import Queue
+from typing import TYPE_CHECKING, Any
+
+from joblib import Parallel, delayed
+
+from mlthreat.pipeline import Component, Pipeline
+from mlthreat.probes.interface import ProbeError
+
+if TYPE_CHECKING:
+    from mlthreat.probes.runner import Observer, ProbeRun
+
+POISONING = ("poisoning", "targeted", "backdoor")
+
+# per worker process: the run it serves and the components it has prepared for it
+_PREPARED: dict[str, Any] = {}
+
+
+def tasks(work: list[tuple[Component, tuple[str, ...]]]) -> list[tuple[str, tuple[str, ...]]]:
+    """(component id, kinds) per task, in plan order: a component's poisoning kinds form one
+    task, every other kind its own; a live endpoint's probes are all one task, so that its
+    declared rate limit holds (two workers would each keep to it)."""
+    out: list[tuple[str, tuple[str, ...]]] = []
+    for comp, todo in work:
+        if comp.probe is not None and comp.probe.endpoint is not None:
+            out.append((comp.id, todo))
+            continue
+        poisoning = tuple(k for k in todo if k in POISONING)
+        for kind in todo:
+            if kind not in POISONING:
+                out.append((comp.id, (kind,)))
+            elif kind == poisoning[0]:
+                out.append((comp.id, poisoning))
+    return out
+
+
+def run_parallel(pipeline: Pipeline, work: list[tuple[Component, tuple[str, ...]]],
+                 settings: dict[str, int], jobs: int, trust: bool, seed: int,
+                 observer: Observer | None) -> list[ProbeRun]:
+    from mlthreat.probes.runner import ProbeRun
+    runs = {comp.id: ProbeRun(comp.id) for comp, _ in work}
+    ended: dict[tuple[str, str], tuple[str, Any]] = {}
+    # absolute, so that a worker started from another working directory finds the files
+    portable = dataclasses.replace(pipeline, file=str(Path(pipeline.file).resolve()))
+    run_id = uuid.uuid4().hex
+    with multiprocessing.Manager() as manager:
+        queue = manager.Queue()
+        listener = threading.Thread(target=_listen, args=(queue, ended, observer), daemon=True)
+        listener.start()
+        try:
+            Parallel(n_jobs=jobs, batch_size=1)(
+                delayed(_task)(portable, run_id, comp_id, kinds, settings, trust, seed, queue)
+                for comp_id, kinds in tasks(work))
+        except KeyboardInterrupt:
+            pass                        # what ended is in `ended`; the rest is interrupted
+        finally:
+            queue.put(None)
+            listener.join()
+    for comp, todo in work:
+        run = runs[comp.id]
+        for kind in todo:
+            what, value = ended.get((comp.id, kind), ("interrupted", None))
+            if what == "result":
+                run.results.append(value)
+            elif what == "skipped":
+                run.skipped.append((kind, value))
+            else:
+                run.interrupted.append(kind)
+    return list(runs.values())
+
+
+def _listen(queue: Queue[Any], ended: dict[tuple[str, str], tuple[str, Any]],
+            observer: Observer | None) -> None:
+    running: set[str] = set()
+    for event in iter(queue.get, None):
+        what, comp_id, kind, value = event
+        label = f"{kind} on {comp_id}"
+        if what == "begin":
+            running.add(label)
+            if observer:
+                observer.begin(label)
+            continue
+        running.discard(label)
+        ended[(comp_id, kind)] = (what, value)
+        if observer:
+            observer.end(label, value.summary if what == "result" else f"skipped: {value}")
+    if observer:                # Ctrl-C: what was running when the workers stopped
+        for label in sorted(running):
+            observer.end(label, "interrupted")
+
+
+def _task(pipeline: Pipeline, run_id: str, comp_id: str, kinds: tuple[str, ...],
+          settings: dict[str, int], trust: bool, seed: int, queue: Queue[Any]) -> None:
+    """One task in a worker: the component prepared once per run and worker, then its kinds."""
+    from mlthreat.probes import runner
+    comp = pipeline.component(comp_id)
+    with runner.OneThread() as limit:
+        target = _target(pipeline, run_id, comp, trust)
+        for kind in kinds:
+            queue.put(("begin", comp_id, kind, None))
+            limit.apply()
+            try:
+                ev = runner._one(kind, target, comp, settings, 1, seed)
+                queue.put(("result", comp_id, kind, ev))
+            except ProbeError as exc:
+                queue.put(("skipped", comp_id, kind, str(exc)))
+
+
+def _target(pipeline: Pipeline, run_id: str, comp: Component, trust: bool) -> Any:
+    from mlthreat.probes import runner
+    if _PREPARED.get("run") != run_id:
+        _PREPARED.clear()
+        _PREPARED["run"] = run_id
+    key = f"{comp.id} {threading.get_ident()}"    # a threading backend: one target per thread
+    if key not in _PREPARED:
+        _PREPARED[key] = runner._prepared(pipeline, comp, trust)
+    return _PREPARED[key]

@@ -1,0 +1,130 @@
+"""Independent probes in parallel (`--jobs`): the same evidence as one after the other, Ctrl-C
+keeps what ended, and a failing or flagged input still stops the run with its message."""
+
+from __future__ import annotations
+
+import json
+import pickle
+import shutil
+from pathlib import Path
+from typing import Any
+
+import joblib
+import pytest
+
+from mlthreat import cli
+from mlthreat.errors import InputError
+from mlthreat.pipeline import load_pipeline
+from mlthreat.probes import Evidence, runner
+from mlthreat.probes.parallel import tasks
+from tests.conftest import EXAMPLES
+from tests.scanners.conftest import Payload
+
+CREDIT = str(EXAMPLES / "credit-scoring" / "pipeline.yaml")
+
+
+def _run(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
+    code = cli.main(argv)
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_tasks_keep_a_components_poisoning_kinds_together(catalog: Any) -> None:
+    work = runner.plan(load_pipeline(CREDIT, catalog), ("poisoning", "extraction"))
+    got = tasks(work)
+    # by hand: three components, each one extraction task and one task of three poisoning kinds
+    assert len(got) == 6
+    assert ("scoring_api", ("poisoning", "targeted", "backdoor")) in got
+    assert ("mobile_app", ("extraction",)) in got
+
+
+def test_a_live_endpoints_probes_stay_in_one_task(tmp_path: Path, catalog: Any) -> None:
+    """Two workers would each keep to the endpoint's rate limit, doubling it: one task."""
+    folder = tmp_path / "case"
+    shutil.copytree(EXAMPLES / "credit-scoring", folder)
+    spec = folder / "pipeline.yaml"
+    anchor = "      goal: good                # what an applicant gaming the API wants"
+    spec.write_text(spec.read_text().replace(
+        anchor, "      endpoint: {url: 'http://127.0.0.1:9/score', rate: 5}\n" + anchor, 1))
+    got = tasks(runner.plan(load_pipeline(spec, catalog), ("extraction", "evasion")))
+    api = [kinds for comp, kinds in got if comp == "scoring_api"]
+    assert api == [("extraction", "evasion-whitebox", "evasion-blackbox", "evasion-transfer")]
+    assert ("mobile_app", ("extraction",)) in got              # a model file: a task per probe
+
+
+def test_parallel_workers_give_the_sequential_evidence(capsys: pytest.CaptureFixture[str]
+                                                       ) -> None:
+    """Two loky worker processes, each loading the models itself through the scanner gate:
+    every measurement equals the one-after-the-other run's, in the same order."""
+    argv = ["probe", CREDIT, "--component", "scoring_api", "--component", "mobile_app",
+            "--only", "extraction,evasion", "--budget", "quick", "-f", "json"]
+    code, one, _ = _run([*argv, "--jobs", "1"], capsys)
+    assert code == 0
+    code, two, err = _run([*argv, "--jobs", "2"], capsys)
+    assert code == 0
+    assert "extraction on mobile_app" in err                   # progress came back from workers
+    seq, par = json.loads(one), json.loads(two)
+    assert [r["component"] for r in par] == ["scoring_api", "mobile_app"]
+    for a, b in zip(seq, par, strict=True):
+        assert [(e["source"], e["value"], e["summary"]) for e in a["evidence"]] == \
+            [(e["source"], e["value"], e["summary"]) for e in b["evidence"]]
+        assert a["skipped"] == b["skipped"]
+
+
+def _fake(kind: str, *args: Any) -> Evidence:
+    if kind == "evasion-blackbox":
+        raise KeyboardInterrupt
+    return Evidence(kind, (), "m", 0.1, None, False, f"{kind} measured", {}, {})
+
+
+def test_ctrl_c_in_parallel_keeps_what_ended(monkeypatch: pytest.MonkeyPatch,
+                                             capsys: pytest.CaptureFixture[str]) -> None:
+    """Threads stand in for worker processes here (the patched probe must be seen by the
+    workers); the run's bookkeeping is the same."""
+    monkeypatch.setattr(runner, "_one", _fake)
+    with joblib.parallel_config(backend="threading"):
+        code, _, err = _run(["probe", CREDIT, "--jobs", "2", "--budget", "quick"], capsys)
+    assert code == 130
+    flat = " ".join(err.split())
+    assert "finished membership on scoring_api" in flat
+    cut = flat.split("not run: ", 1)[1]
+    assert "evasion-blackbox on scoring_api" in cut
+    assert "Nothing was written." in flat
+
+
+def test_every_planned_probe_is_accounted_for_once(monkeypatch: pytest.MonkeyPatch,
+                                                   catalog: Any) -> None:
+    monkeypatch.setattr(runner, "_one", _fake)
+    pipeline = load_pipeline(CREDIT, catalog)
+    with joblib.parallel_config(backend="threading"):
+        runs = runner.run_probes(pipeline, budget="quick", jobs=2)
+    planned = {(c.id, k) for c, kinds in runner.plan(pipeline) for k in kinds}
+    seen = [(r.component, k) for r in runs for k in
+            [e.probe for e in r.results] + [k for k, _ in r.skipped] + r.interrupted]
+    assert sorted(seen) == sorted(planned)                  # each exactly once
+    assert ("scoring_api", "evasion-blackbox") in {(r.component, k) for r in runs
+                                                   for k in r.interrupted}
+
+
+def test_a_failing_probe_stops_the_run_with_its_message(monkeypatch: pytest.MonkeyPatch,
+                                                        capsys: pytest.CaptureFixture[str]
+                                                        ) -> None:
+    def failing(kind: str, *args: Any) -> Evidence:
+        if kind == "extraction":
+            raise InputError("train: models/mlp.py has no function 'fit'")
+        return _fake("membership")
+    monkeypatch.setattr(runner, "_one", failing)
+    with joblib.parallel_config(backend="threading"):
+        code, _, err = _run(["probe", CREDIT, "--jobs", "2", "--budget", "quick"], capsys)
+    assert code == 2 and "has no function 'fit'" in err
+
+
+def test_flagged_model_is_refused_by_the_worker(tmp_path: Path, marker: Path,
+                                                capsys: pytest.CaptureFixture[str]) -> None:
+    folder = tmp_path / "case"
+    shutil.copytree(EXAMPLES / "credit-scoring", folder)
+    (folder / "models" / "credit_model.joblib").write_bytes(pickle.dumps(Payload(marker)))
+    code, _, err = _run(["probe", str(folder / "pipeline.yaml"), "--budget", "quick",
+                         "--only", "extraction", "--jobs", "2", "--trust"], capsys)
+    assert code == 2 and "never unpickles a flagged file" in err
+    assert not marker.exists()
