@@ -37,6 +37,7 @@ from mlthreat.probes.runner import (
     PROBES,
     ProbeRun,
     evidence_for,
+    kind_of,
     plan,
     run_probes,
 )
@@ -229,7 +230,7 @@ class Cli:
                               components=picked)
         cut = [f"{k} on {r.component}" for r in runs for k in r.interrupted]
         if cut:
-            done = [f"{e.probe} on {r.component}" for r in runs for e in r.results]
+            done = [f"{kind_of(e)} on {r.component}" for r in runs for e in r.results]
             raise Interrupted(f"interrupted: finished {', '.join(done) or 'nothing'}; not run: "
                               f"{', '.join(cut)}. Nothing was written.")
         return runs

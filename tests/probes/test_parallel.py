@@ -74,7 +74,10 @@ def test_parallel_workers_give_the_sequential_evidence(capsys: pytest.CaptureFix
 def _fake(kind: str, *args: Any) -> Evidence:
     if kind == "evasion-blackbox":
         raise KeyboardInterrupt
-    return Evidence(kind, (), "m", 0.1, None, False, f"{kind} measured", {}, {})
+    probe = runner.KIND_PROBE[kind]
+    attack = {v: k for k, v in runner.ATTACK_KIND.items()}.get(kind)
+    return Evidence(probe, (), "m", 0.1, None, False, f"{kind} measured", {},
+                    {"attack": attack} if attack else {})
 
 
 def test_ctrl_c_in_parallel_keeps_what_ended(monkeypatch: pytest.MonkeyPatch,
@@ -100,7 +103,7 @@ def test_every_planned_probe_is_accounted_for_once(monkeypatch: pytest.MonkeyPat
         runs = runner.run_probes(pipeline, budget="quick", jobs=2)
     planned = {(c.id, k) for c, kinds in runner.plan(pipeline) for k in kinds}
     seen = [(r.component, k) for r in runs for k in
-            [e.probe for e in r.results] + [k for k, _ in r.skipped] + r.interrupted]
+            [runner.kind_of(e) for e in r.results] + [k for k, _ in r.skipped] + r.interrupted]
     assert sorted(seen) == sorted(planned)                  # each exactly once
     assert ("scoring_api", "evasion-blackbox") in {(r.component, k) for r in runs
                                                    for k in r.interrupted}

@@ -252,6 +252,16 @@ REGISTRY: dict[str, type[Probe]] = {cls.name: cls for cls in (
 KIND_PROBE = {"membership": "membership", "extraction": "extraction", "poisoning": "poisoning",
               "backdoor": "poisoning", "targeted": "poisoning", "evasion-whitebox": "evasion-whitebox",
               "evasion-blackbox": "evasion-blackbox", "evasion-transfer": "evasion-transfer"}
+ATTACK_KIND = {"label_flip": "poisoning", "targeted_flip": "targeted", "backdoor": "backdoor"}
+
+
+def kind_of(ev: Evidence) -> str:
+    """The kind of run (as `--only` and the progress lines name it) that measured `ev`."""
+    if ev.probe == "poisoning":
+        return ATTACK_KIND.get(str(ev.parameters.get("attack")), ev.probe)
+    return ev.probe
+
+
 KINDS = {"membership": ("membership",), "extraction": ("extraction",),
          "poisoning": ("poisoning", "targeted", "backdoor"),
          "evasion": ("evasion-whitebox", "evasion-blackbox", "evasion-transfer")}
