@@ -23,6 +23,7 @@ from sklearn.model_selection import train_test_split
 from threadpoolctl import threadpool_limits
 
 from mlthreat.analysis import Assessment
+from mlthreat.catalog import load_catalog
 from mlthreat.errors import InputError
 from mlthreat.pipeline import Component, Pipeline
 from mlthreat.pipeline.spec import ProbeSpec
@@ -40,6 +41,7 @@ from mlthreat.probes.parallel import run_parallel, tasks
 from mlthreat.probes.poisoning import Poisoning, PoisoningData, trigger
 from mlthreat.probes.training import labels_of, sharing_clean, user_fit
 from mlthreat.probes.transfer import TransferEvasion
+from mlthreat.vocabulary import Kind
 
 PROBES = ("membership", "extraction", "poisoning", "evasion")
 BUDGETS: dict[str, dict[str, int]] = {
@@ -377,6 +379,7 @@ def evidence_for(assessment: Assessment, runs: list[ProbeRun]
     weekly retraining reach every model trained there, not only the one on the shortest path."""
     graph = nx.DiGraph([(f.source, f.target) for f in assessment.flows])
     training = {c.id for c in assessment.components if c.kind == "training"}
+    through_training = {t.id for t in load_catalog().threats if t.via == Kind.training}
     served_from: dict[str, set[str]] = {}       # probed component -> training steps upstream
     out: dict[tuple[str, str], list[dict[str, Any]]] = {}
     for run in runs:
@@ -385,8 +388,9 @@ def evidence_for(assessment: Assessment, runs: list[ProbeRun]
             served_from[run.component] = upstream & training
         for ev in run.results:
             for f in assessment.findings:
-                if f.threat_id in ev.threat_ids and (
-                        run.component in f.path or served_from[run.component] & set(f.path)):
+                if f.threat_id in ev.threat_ids and (run.component in f.path or (
+                        f.threat_id in through_training and
+                        served_from[run.component] & set(f.path))):
                     out.setdefault((f.threat_id, f.component), []).append(
                         {**ev.as_item(), "component": run.component})
     return out
