@@ -1,10 +1,10 @@
 """Independent probes in parallel (`--jobs`): the same evidence as one after the other, Ctrl-C
-keeps what ended, and a failing or flagged input still stops the run with its message."""
+keeps what ended, and a failing probe still stops the run with its message (a flagged model
+refused inside a worker: tests/probes/test_runner_cli.py)."""
 
 from __future__ import annotations
 
 import json
-import pickle
 import shutil
 from pathlib import Path
 from typing import Any
@@ -18,7 +18,6 @@ from mlthreat.pipeline import load_pipeline
 from mlthreat.probes import Evidence, runner
 from mlthreat.probes.parallel import tasks
 from tests.conftest import EXAMPLES
-from tests.scanners.conftest import Payload
 
 CREDIT = str(EXAMPLES / "credit-scoring" / "pipeline.yaml")
 
@@ -120,14 +119,3 @@ def test_a_failing_probe_stops_the_run_with_its_message(monkeypatch: pytest.Monk
     with joblib.parallel_config(backend="threading"):
         code, _, err = _run(["probe", CREDIT, "--jobs", "2", "--budget", "quick"], capsys)
     assert code == 2 and "has no function 'fit'" in err
-
-
-def test_flagged_model_is_refused_by_the_worker(tmp_path: Path, marker: Path,
-                                                capsys: pytest.CaptureFixture[str]) -> None:
-    folder = tmp_path / "case"
-    shutil.copytree(EXAMPLES / "credit-scoring", folder)
-    (folder / "models" / "credit_model.joblib").write_bytes(pickle.dumps(Payload(marker)))
-    code, _, err = _run(["probe", str(folder / "pipeline.yaml"), "--budget", "quick",
-                         "--only", "extraction", "--jobs", "2", "--trust"], capsys)
-    assert code == 2 and "never unpickles a flagged file" in err
-    assert not marker.exists()

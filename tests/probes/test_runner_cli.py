@@ -95,13 +95,14 @@ def test_assess_attaches_probe_evidence_along_paths(capsys: pytest.CaptureFixtur
     assert not any("probe skipped" in w for w in data["warnings"])   # only poisoning was asked
 
 
-def test_flagged_model_is_never_probed(tmp_path: Path, marker: Path,
+@pytest.mark.parametrize("jobs", ["1", "2"])      # 2: refused inside a worker process
+def test_flagged_model_is_never_probed(tmp_path: Path, marker: Path, jobs: str,
                                        capsys: pytest.CaptureFixture[str]) -> None:
     folder = tmp_path / "case"
     shutil.copytree(EXAMPLES / "credit-scoring", folder)
     (folder / "models" / "credit_model.joblib").write_bytes(pickle.dumps(Payload(marker)))
     code, _, err = _run(["probe", str(folder / "pipeline.yaml"), "--budget", "quick",
-                         "--trust"], capsys)
+                         "--trust", "--jobs", jobs], capsys)
     assert code == 2 and "never unpickles a flagged file" in err
     assert not marker.exists()
 

@@ -10,19 +10,21 @@
   budget. Queries come from natural rows the attacker holds, or from Gaussian noise; after a first
   random batch, each further batch goes where the copy is least sure (uncertainty sampling), which
   is what makes a thousand label-only queries go far. The attacker does not know what kind of
-  model answers, so the copy's learner (a small neural network or gradient-boosted trees) is
-  chosen by cross-validation on the answers to that first random batch, which are an unbiased
-  sample; no query is spent on the choice. Reported: fidelity (agreement with the model on
-  evaluation rows the attacker never queried) against queries spent.
+  model answers, so two learners race for the copy (a small neural network and gradient-boosted
+  trees), scored by cross-validation on that first random batch and then on each new batch
+  before they train on it; no query is spent on the choice. Reported: fidelity (agreement with
+  the model on evaluation rows the attacker never queried) against queries spent.
 """
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+from sklearn.exceptions import ConvergenceWarning
 
 from mlthreat.probes.adapters import ModelAdapter
 from mlthreat.probes.interface import Measurement, Meter, Probe, ProbeError
@@ -62,8 +64,8 @@ def linear_proba(x: np.ndarray, w: np.ndarray, b: np.ndarray) -> np.ndarray:
 class ModelExtraction(Probe):
     """Parameters: attack ("surrogate" or "equations"); for surrogate: queries (1000), source
     ("natural" or "gaussian"), output ("labels" or "scores"), learner (a factory of an unfitted
-    scikit-learn classifier; by default the better of a neural network and gradient-boosted trees
-    by cross-validation on the first batch), first (share of the budget spent at random before
+    scikit-learn classifier; by default the leader of a race between a neural network and
+    gradient-boosted trees, see `_Race`), first (share of the budget spent at random before
     uncertainty sampling, 0.2) and batches (5); fidelity is recorded after every batch."""
 
     name = "extraction"
@@ -109,8 +111,8 @@ class ModelExtraction(Probe):
         race = _Race(self.params.get("learner"), pool[chosen], answers)
         curve_q, curve_f = [], []
         while True:
-            copy = race.fit(pool[chosen], answers)
             spent = len(chosen)
+            copy = race.fit(pool[chosen], answers, last=spent >= budget or spent >= len(pool))
             fidelity = float(np.mean(copy.predict(data.x_eval) == reference))
             curve_q.append(spent)
             curve_f.append(fidelity)
@@ -153,7 +155,7 @@ class ModelExtraction(Probe):
 
 def _network() -> Any:
     from sklearn.neural_network import MLPClassifier
-    return _Quiet(MLPClassifier((64, 64), alpha=1e-3, max_iter=300, random_state=0))
+    return MLPClassifier((64, 64), alpha=1e-3, max_iter=300, random_state=0)
 
 
 def _trees() -> Any:
@@ -162,29 +164,6 @@ def _trees() -> Any:
 
 
 CANDIDATES: dict[str, Learner] = {"neural network": _network, "gradient-boosted trees": _trees}
-
-
-class _Quiet:
-    """A scikit-learn MLP whose "did not converge" warning stays out of the user's terminal: a
-    copy stopped at its iteration cap is still the copy the attacker would use."""
-
-    def __init__(self, estimator: Any) -> None:
-        self.estimator = estimator
-
-    def fit(self, x: np.ndarray, y: np.ndarray) -> _Quiet:
-        import warnings
-
-        from sklearn.exceptions import ConvergenceWarning
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", ConvergenceWarning)
-            self.estimator.fit(x, y)
-        return self
-
-    def predict(self, x: np.ndarray) -> np.ndarray:
-        return np.asarray(self.estimator.predict(x))
-
-    def predict_proba(self, x: np.ndarray) -> np.ndarray:
-        return np.asarray(self.estimator.predict_proba(x))
 
 
 class _Race:
@@ -206,10 +185,11 @@ class _Race:
     def leader(self) -> str:
         return max(self.hits, key=lambda name: self.hits[name])   # ties: the first candidate
 
-    def fit(self, x: np.ndarray, y: np.ndarray) -> Any:
-        """Every candidate trained on the answers so far (they are scored on the next batch);
-        the leader's copy is returned."""
-        self.models = {name: _fit(make, x, y) for name, make in self.candidates.items()}
+    def fit(self, x: np.ndarray, y: np.ndarray, last: bool = False) -> Any:
+        """Every candidate trained on the answers so far (they are scored on the next batch),
+        or on the `last` round the leader alone; the leader's copy is returned."""
+        names = [self.leader()] if last else list(self.candidates)
+        self.models = {name: _fit(self.candidates[name], x, y) for name in names}
         return self.models[self.leader()]
 
     def score(self, x: np.ndarray, y: np.ndarray) -> None:
@@ -248,9 +228,13 @@ class _Constant:
 
 
 def _fit(learner: Learner, x: np.ndarray, y: np.ndarray) -> Any:
+    """A copy trained on the answers. A network stopped at its iteration cap is still the copy
+    the attacker would use: scikit-learn's "did not converge" warning stays out of the terminal."""
     if len(np.unique(y)) < 2:
         return _Constant(y[0])
-    return learner().fit(x, y)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        return learner().fit(x, y)
 
 
 def _least_sure(copy: Any, pool: np.ndarray, taken: set[int], n: int,

@@ -31,8 +31,8 @@ if TYPE_CHECKING:
 
 POISONING = ("poisoning", "targeted", "backdoor")
 
-# per worker process: the run it serves and the components it has prepared for it
-_PREPARED: dict[str, Any] = {}
+# per worker process: (run, component, thread) -> the component prepared for that run
+_PREPARED: dict[tuple[str, str, int], Any] = {}
 
 
 def tasks(work: list[tuple[Component, tuple[str, ...]]]) -> list[tuple[str, tuple[str, ...]]]:
@@ -127,10 +127,9 @@ def _task(pipeline: Pipeline, run_id: str, comp_id: str, kinds: tuple[str, ...],
 
 def _target(pipeline: Pipeline, run_id: str, comp: Component, trust: bool) -> Any:
     from mlthreat.probes import runner
-    if _PREPARED.get("run") != run_id:
-        _PREPARED.clear()
-        _PREPARED["run"] = run_id
-    key = f"{comp.id} {threading.get_ident()}"    # a threading backend: one target per thread
+    key = (run_id, comp.id, threading.get_ident())   # a threading backend: one per thread
     if key not in _PREPARED:
+        for old in [k for k in _PREPARED if k[0] != run_id]:     # an earlier run's
+            del _PREPARED[old]
         _PREPARED[key] = runner._prepared(pipeline, comp, trust)
     return _PREPARED[key]
