@@ -74,7 +74,7 @@ def _fake(kind: str, *args: Any) -> Evidence:
     if kind == "evasion-blackbox":
         raise KeyboardInterrupt
     probe = runner.KIND_PROBE[kind]
-    attack = {v: k for k, v in runner.ATTACK_KIND.items()}.get(kind)
+    attack = runner.POISONING_ATTACK.get(kind)
     return Evidence(probe, (), "m", 0.1, None, False, f"{kind} measured", {},
                     {"attack": attack} if attack else {})
 

@@ -29,8 +29,6 @@ from mlthreat.probes.interface import ProbeError
 if TYPE_CHECKING:
     from mlthreat.probes.runner import Observer, ProbeRun
 
-POISONING = ("poisoning", "targeted", "backdoor")
-
 # per worker process: (run, component, thread) -> the component prepared for that run
 _PREPARED: dict[tuple[str, str, int], Any] = {}
 
@@ -39,14 +37,15 @@ def tasks(work: list[tuple[Component, tuple[str, ...]]]) -> list[tuple[str, tupl
     """(component id, kinds) per task, in plan order: a component's poisoning kinds form one
     task, every other kind its own; a live endpoint's probes are all one task, so that its
     declared rate limit holds (two workers would each keep to it)."""
+    from mlthreat.probes.runner import KINDS
     out: list[tuple[str, tuple[str, ...]]] = []
     for comp, todo in work:
         if comp.probe is not None and comp.probe.endpoint is not None:
             out.append((comp.id, todo))
             continue
-        poisoning = tuple(k for k in todo if k in POISONING)
+        poisoning = tuple(k for k in todo if k in KINDS["poisoning"])
         for kind in todo:
-            if kind not in POISONING:
+            if kind not in poisoning:
                 out.append((comp.id, (kind,)))
             elif kind == poisoning[0]:
                 out.append((comp.id, poisoning))

@@ -254,13 +254,15 @@ REGISTRY: dict[str, type[Probe]] = {cls.name: cls for cls in (
 KIND_PROBE = {"membership": "membership", "extraction": "extraction", "poisoning": "poisoning",
               "backdoor": "poisoning", "targeted": "poisoning", "evasion-whitebox": "evasion-whitebox",
               "evasion-blackbox": "evasion-blackbox", "evasion-transfer": "evasion-transfer"}
-ATTACK_KIND = {"label_flip": "poisoning", "targeted_flip": "targeted", "backdoor": "backdoor"}
+# each poisoning kind of run -> the Poisoning probe's attack it runs
+POISONING_ATTACK = {"poisoning": "label_flip", "targeted": "targeted_flip", "backdoor": "backdoor"}
 
 
 def kind_of(ev: Evidence) -> str:
     """The kind of run (as `--only` and the progress lines name it) that measured `ev`."""
     if ev.probe == "poisoning":
-        return ATTACK_KIND.get(str(ev.parameters.get("attack")), ev.probe)
+        kinds = {attack: kind for kind, attack in POISONING_ATTACK.items()}
+        return kinds.get(str(ev.parameters.get("attack")), ev.probe)
     return ev.probe
 
 
@@ -302,11 +304,11 @@ def _poisoning(kind: str, t: _Target, spec: ProbeSpec, settings: dict[str, int],
     wanted = 0 if t.goal is None else t.goal
     flips = {"rates": [0.05, 0.1, 0.2]}
     options: dict[str, dict[str, Any]] = {
-        "poisoning": {"attack": "label_flip", **flips},
-        "targeted": {"attack": "targeted_flip", **flips, "target_class": wanted,
+        "poisoning": {"attack": POISONING_ATTACK["poisoning"], **flips},
+        "targeted": {"attack": POISONING_ATTACK["targeted"], **flips, "target_class": wanted,
                      "source_class": 1 - wanted},
-        "backdoor": {"attack": "backdoor", "rates": [0.01, 0.05, 0.1], "target_class": wanted,
-                     "value": 4.0}}
+        "backdoor": {"attack": POISONING_ATTACK["backdoor"], "rates": [0.01, 0.05, 0.1],
+                     "target_class": wanted, "value": 4.0}}
     if t.fit is None:
         raise ProbeError(f"{options[kind]['attack'].replace('_', ' ')} poisoning retrains the "
                          "model: name the training function in the probe block "
