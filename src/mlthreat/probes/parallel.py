@@ -29,8 +29,10 @@ from mlthreat.probes.interface import ProbeError
 if TYPE_CHECKING:
     from mlthreat.probes.runner import Observer, ProbeRun
 
-# per worker process: (run, component, thread) -> the component prepared for that run
+# per worker process: (run, component, thread) -> the component prepared for that run; the lock
+# matters under a threading backend, where several threads look up and fill it at once
 _PREPARED: dict[tuple[str, str, int], Any] = {}
+_PREPARED_LOCK = threading.Lock()
 
 
 def tasks(work: list[tuple[Component, tuple[str, ...]]]) -> list[tuple[str, tuple[str, ...]]]:
@@ -127,8 +129,12 @@ def _task(pipeline: Pipeline, run_id: str, comp_id: str, kinds: tuple[str, ...],
 def _target(pipeline: Pipeline, run_id: str, comp: Component, trust: bool) -> Any:
     from mlthreat.probes import runner
     key = (run_id, comp.id, threading.get_ident())   # a threading backend: one per thread
-    if key not in _PREPARED:
+    with _PREPARED_LOCK:
+        target = _PREPARED.get(key)
         for old in [k for k in _PREPARED if k[0] != run_id]:     # an earlier run's
             del _PREPARED[old]
-        _PREPARED[key] = runner._prepared(pipeline, comp, trust)
-    return _PREPARED[key]
+    if target is None:                 # loaded outside the lock: no other thread uses this key
+        target = runner._prepared(pipeline, comp, trust)
+        with _PREPARED_LOCK:
+            _PREPARED[key] = target
+    return target
