@@ -109,3 +109,80 @@ def test_torch_adapter_gives_probabilities() -> None:
 def test_wilson_interval_by_hand() -> None:
     lo, hi = wilson(0.5, 100)
     assert lo == pytest.approx(0.4038, abs=1e-3) and hi == pytest.approx(0.5962, abs=1e-3)
+
+
+def test_the_batched_networks_are_separate_networks_averaged() -> None:
+    """Independent answer: each member rebuilt as its own torch.nn.Sequential from the batched
+    weights gives probabilities whose mean is the ensemble's."""
+    import torch
+
+    from mlthreat.probes.extraction import NetworkEnsemble
+    x, y = make_classification(300, n_features=7, n_informative=5, n_classes=3, random_state=0)
+    ens = NetworkEnsemble(members=3, hidden=8, epochs=5).fit(x, y * 10)
+    assert list(ens.classes_) == [0, 10, 20]
+    w1, b1, w2, b2, w3, b3 = (p.detach() for p in ens.params_)
+    probs = []
+    for k in range(3):
+        net = torch.nn.Sequential(torch.nn.Linear(7, 8), torch.nn.ReLU(), torch.nn.Linear(8, 8),
+                                  torch.nn.ReLU(), torch.nn.Linear(8, 3))
+        with torch.no_grad():
+            for layer, w, b in zip(net[::2], (w1, w2, w3), (b1, b2, b3), strict=True):
+                layer.weight.copy_(w[k].T)
+                layer.bias.copy_(b[k, 0])
+            probs.append(torch.softmax(net(torch.tensor(x, dtype=torch.float32)), 1).numpy())
+    np.testing.assert_allclose(ens.predict_proba(x), np.mean(probs, axis=0), atol=1e-6)
+    assert set(ens.predict(x)) <= {0, 10, 20}
+    # the members start apart: averaging is over different networks
+    assert np.abs(probs[0] - probs[1]).max() > 1e-3
+
+
+def test_input_scaling_leaves_unit_columns_and_standardises_raw_ones() -> None:
+    from mlthreat.probes.extraction import input_scaling
+    pool = np.array([[0.0, 1.0, 1000.0, 2020.0],
+                     [1.0, -1.0, 3000.0, 2021.0],
+                     [0.0, 1.0, 2000.0, 2022.0],
+                     [1.0, -1.0, 2000.0, 2021.0]])
+    center, spread = input_scaling(pool)
+    # by hand: one-hot and standardised columns kept; amounts (std 707.1) and years (mean 2021)
+    # standardised with the pool's own mean and std
+    np.testing.assert_allclose(center, [0.0, 0.0, 2000.0, 2021.0])
+    np.testing.assert_allclose(spread, [1.0, 1.0, np.sqrt(500000.0), np.sqrt(0.5)])
+
+
+def test_a_network_copy_of_a_model_on_raw_amounts() -> None:
+    """Features on a raw scale (amounts in thousands, around a large offset): without the
+    pool's scaling the network's copy cannot follow a tilted boundary; with it, it must."""
+    rng = np.random.default_rng(1)
+    z = rng.normal(size=(4000, 5))
+    w = rng.normal(size=5)
+    x = z * 1000.0 + 50_000.0
+
+    def rule(rows: np.ndarray) -> np.ndarray:
+        return np.asarray(((rows - 50_000.0) / 1000.0) @ w > 0, dtype=int)
+
+    ev = ModelExtraction(queries=600).run(CallableAdapter(rule, scores=False),
+                                          ExtractionData(x[3000:], pool=x[:3000]),
+                                          Budget(seed=0))
+    assert ev.extra["copy_learner"]["name"] == "neural network"
+    assert ev.value > 0.97
+
+
+def test_without_pytorch_the_network_is_scikit_learns(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The torch extra is optional: without it the network candidate is one scikit-learn MLP of
+    the same shape (behind the same input scaling), and it still copies a tilted boundary."""
+    import importlib.util
+
+    from sklearn.pipeline import Pipeline
+
+    from mlthreat.probes import extraction
+    real = importlib.util.find_spec
+    monkeypatch.setattr(extraction.importlib.util, "find_spec",
+                        lambda name, *a: None if name == "torch" else real(name, *a))
+    rng = np.random.default_rng(2)
+    x = rng.normal(size=(3000, 5)) * 50.0
+    w = rng.normal(size=5)
+    assert isinstance(extraction._network(x), Pipeline)
+    ev = ModelExtraction(queries=500).run(
+        CallableAdapter(lambda z: np.asarray(z @ w > 0, dtype=int), scores=False),
+        ExtractionData(x[2000:], pool=x[:2000]), Budget(seed=0))
+    assert ev.extra["copy_learner"]["name"] == "neural network" and ev.value > 0.95
