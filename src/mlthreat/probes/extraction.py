@@ -10,8 +10,8 @@
   budget. Queries come from natural rows the attacker holds, or from Gaussian noise; after a first
   random batch, each further batch goes where the copy is least sure (uncertainty sampling), which
   is what makes a thousand label-only queries go far. The attacker does not know what kind of
-  model answers, so two learners race for the copy (a small neural network and gradient-boosted
-  trees), scored by cross-validation on that first random batch and then on each new batch
+  model answers, so two learners race for the copy (small neural networks, five averaged, and
+  gradient-boosted trees), scored by cross-validation on that first random batch and then on each new batch
   before they train on it; no query is spent on the choice. Reported: fidelity (agreement with
   the model on evaluation rows the attacker never queried) against queries spent.
 """
@@ -66,9 +66,10 @@ def linear_proba(x: np.ndarray, w: np.ndarray, b: np.ndarray) -> np.ndarray:
 class ModelExtraction(Probe):
     """Parameters: attack ("surrogate" or "equations"); for surrogate: queries (1000), source
     ("natural" or "gaussian"), output ("labels" or "scores"), learner (a factory of an unfitted
-    scikit-learn classifier; by default the leader of a race between a neural network and
-    gradient-boosted trees, see `_Race`), first (share of the budget spent at random before
-    uncertainty sampling, 0.1) and batches (5); fidelity is recorded after every batch."""
+    scikit-learn classifier; by default the leader of a race between neural networks
+    (`NetworkEnsemble`) and gradient-boosted trees, see `_Race`), first (share of the budget
+    spent at random before uncertainty sampling, 0.1) and batches (5); fidelity is recorded
+    after every batch."""
 
     name = "extraction"
     threat_ids = ("aml-model-extraction",)
