@@ -116,7 +116,7 @@ def test_the_batched_networks_are_separate_networks_averaged() -> None:
     weights gives probabilities whose mean is the ensemble's."""
     import torch
 
-    from mlthreat.probes.extraction import NetworkEnsemble
+    from mlthreat.probes.copies import NetworkEnsemble
     x, y = make_classification(300, n_features=7, n_informative=5, n_classes=3, random_state=0)
     ens = NetworkEnsemble(members=3, hidden=8, epochs=5).fit(x, y * 10)
     assert list(ens.classes_) == [0, 10, 20]
@@ -137,16 +137,18 @@ def test_the_batched_networks_are_separate_networks_averaged() -> None:
 
 
 def test_input_scaling_leaves_unit_columns_and_standardises_raw_ones() -> None:
-    from mlthreat.probes.extraction import input_scaling
-    pool = np.array([[0.0, 1.0, 1000.0, 2020.0],
-                     [1.0, -1.0, 3000.0, 2021.0],
-                     [0.0, 1.0, 2000.0, 2022.0],
-                     [1.0, -1.0, 2000.0, 2021.0]])
+    from mlthreat.probes.copies import input_scaling
+    pool = np.array([[0.0, 1.0, 1000.0, 2020.0, 0.0],
+                     [1.0, -1.0, 3000.0, 2021.0, 2.9],
+                     [0.0, 1.0, 2000.0, 2022.0, 0.0],
+                     [1.0, -1.0, 2000.0, 2021.0, -2.9]])
     center, spread = input_scaling(pool)
-    # by hand: one-hot and standardised columns kept; amounts (std 707.1) and years (mean 2021)
-    # standardised with the pool's own mean and std
-    np.testing.assert_allclose(center, [0.0, 0.0, 2000.0, 2021.0])
-    np.testing.assert_allclose(spread, [1.0, 1.0, np.sqrt(500000.0), np.sqrt(0.5)])
+    # by hand: one-hot and standardised columns kept, and one of spread 2.05 (std of 0, 2.9,
+    # 0, -2.9) standardised; amounts (std 707.1) and years (mean 2021) standardised with the
+    # pool's own mean and std
+    np.testing.assert_allclose(center, [0.0, 0.0, 2000.0, 2021.0, 0.0])
+    np.testing.assert_allclose(spread, [1.0, 1.0, np.sqrt(500000.0), np.sqrt(0.5),
+                                        np.sqrt(2 * 2.9**2 / 4)])
 
 
 def test_a_network_copy_of_a_model_on_raw_amounts() -> None:
