@@ -133,33 +133,3 @@ def test_small_per_point_budgets_are_kept(per_point: int) -> None:
         EvasionData(x[300:320], pool=x[:300], pool_y=y[:300]), Budget(seed=0))
     assert ev.extra["max_queries_per_point"] <= per_point
     assert ev.extra["success_any"] > 0.5      # even a few queries find a flipping change
-
-
-@pytest.mark.parametrize("torch_installed", [True, False])
-def test_the_attackers_copy_points_across_a_known_plane(torch_installed: bool,
-                                                        monkeypatch: pytest.MonkeyPatch) -> None:
-    """The copy whose gradients suggest starting points (averaged PyTorch networks, or one
-    scikit-learn network without the torch extra), trained on rows labelled by a plane whose
-    normal is known: its decisions follow the plane and its gradient at held-out rows points
-    along the normal, towards the other class."""
-    import importlib.util
-
-    from mlthreat.probes import blackbox
-    from mlthreat.probes.adapters import TorchAdapter
-    real = importlib.util.find_spec
-    if not torch_installed:
-        monkeypatch.setattr(blackbox.importlib.util, "find_spec",
-                            lambda name, *a: None if name == "torch" else real(name, *a))
-    rng = np.random.default_rng(4)
-    w = np.array([1.0, -2.0, 0.5, 0.0, 3.0])
-    x = rng.normal(size=(2000, 5))
-    y = (x @ w > 0).astype(int)
-    copy = blackbox.attacker_copy(x[:1500], y[:1500], seed=0)
-    assert isinstance(copy, TorchAdapter) == torch_installed
-    held = x[1500:]
-    assert np.mean(copy.predict(held) == y[1500:]) > 0.95
-    # gradient of the margin towards the other class: against the normal for class 1 rows
-    grad = copy.gradient(held, 1 - y[1500:])
-    toward = np.where(y[1500:] == 1, -1.0, 1.0)[:, None] * w / np.linalg.norm(w)
-    cosine = np.sum(grad * toward, axis=1) / np.linalg.norm(grad, axis=1).clip(1e-12)
-    assert np.median(cosine) > 0.8

@@ -26,7 +26,6 @@ intervals) and the queries spent per point.
 
 from __future__ import annotations
 
-import importlib.util
 from collections.abc import Callable, Generator, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -34,9 +33,8 @@ from typing import Any
 import numpy as np
 from sklearn.neural_network import MLPClassifier
 
-from mlthreat.probes.adapters import ModelAdapter, SklearnAdapter, TorchAdapter
+from mlthreat.probes.adapters import ModelAdapter, SklearnAdapter
 from mlthreat.probes.constraints import Constraints
-from mlthreat.probes.copies import NetworkEnsemble, input_scaling
 from mlthreat.probes.evasion import EvasionData, WhiteBoxEvasion
 from mlthreat.probes.interface import Measurement, Meter, Probe, ProbeError
 from mlthreat.probes.stats import median_interval, robustness
@@ -236,21 +234,6 @@ def _own_score(own: int) -> Callable[[np.ndarray], np.ndarray]:
     return lambda answer: np.asarray(answer)[:, 1 + own]
 
 
-def attacker_copy(x: np.ndarray, y: np.ndarray, seed: int) -> ModelAdapter:
-    """The copy whose gradients suggest starting points: five networks trained briefly (20
-    epochs) on the attacker's labelled rows and averaged, as one PyTorch model (`copies`);
-    without the torch extra, one scikit-learn network with early stopping. Over 300 credit test
-    points the averaged copy's suggestions found as small changes on the boosted trees as the
-    single network's or smaller (benchmarks/README.md)."""
-    if importlib.util.find_spec("torch") is None:
-        return SklearnAdapter(MLPClassifier((64, 64), max_iter=300, early_stopping=True,
-                                            random_state=seed).fit(x, y))
-    center, spread = input_scaling(x)
-    networks = NetworkEnsemble(epochs=20, random_state=seed, center=center,
-                               spread=spread).fit(x, y)
-    return TorchAdapter(networks.module(), outputs="probabilities")
-
-
 class BlackBoxEvasion(Probe):
     """Parameters: method ("decision" or "score"), queries (per point, 200), starts (natural
     starting points refined, decision method, 5), step (coordinate step of the score method,
@@ -303,11 +286,13 @@ class BlackBoxEvasion(Probe):
     def _guesses(self, x: np.ndarray, data: EvasionData, rng: np.random.Generator
                  ) -> list[np.ndarray | None]:
         """Starting points from a copy the attacker trains on their own labelled rows (no
-        queries to the model, see `attacker_copy`): PGD on the copy at a few L2 budgets gives
-        each point candidates near the copy's boundary, realisable like every other row sent."""
+        queries to the model): PGD on the copy at a few L2 budgets gives each point candidates
+        near the copy's boundary, realisable like every other row sent."""
         if data.pool is None or data.pool_y is None or len(np.unique(data.pool_y)) < 2:
             return [None] * len(x)
-        copy = attacker_copy(data.pool, data.pool_y, int(rng.integers(2**31)))
+        copy = SklearnAdapter(MLPClassifier((64, 64), max_iter=300, early_stopping=True,
+                                            random_state=int(rng.integers(2**31))).fit(
+            data.pool, data.pool_y))
         pgd = WhiteBoxEvasion(steps=20)
         own = copy.predict(x)
         tried = [pgd.pgd(copy, x, own, np.full(len(x), scale), "l2", data, early=False)[1]

@@ -1,7 +1,6 @@
 """The attacker's own copies of a model: small neural networks trained side by side as one
-batched PyTorch model. Extraction races them against trees for its copy; black-box evasion
-takes its starting points from PGD on them (an average of networks transfers to the model
-better than one network, whose gradients follow its random start)."""
+batched PyTorch model, their probabilities averaged. Extraction races them against trees for
+its copy."""
 
 from __future__ import annotations
 
