@@ -11,8 +11,8 @@
   random batch, each further batch goes where the copy is least sure (uncertainty sampling), which
   is what makes a thousand label-only queries go far. The attacker does not know what kind of
   model answers, so two learners race for the copy (small neural networks, five averaged, and
-  gradient-boosted trees), scored by cross-validation on that first random batch and then on each new batch
-  before they train on it; no query is spent on the choice. Reported: fidelity (agreement with
+  gradient-boosted trees), scored by cross-validation on that first random batch and then on
+  each new batch before they train on it; no query is spent on the choice. Reported: fidelity (agreement with
   the model on evaluation rows the attacker never queried) against queries spent.
 """
 
