@@ -177,13 +177,14 @@ def test_without_pytorch_the_network_is_scikit_learns(monkeypatch: pytest.Monkey
     from sklearn.pipeline import Pipeline
 
     from mlthreat.probes import extraction
+    from mlthreat.probes.copies import input_scaling
     real = importlib.util.find_spec
     monkeypatch.setattr(extraction.importlib.util, "find_spec",
                         lambda name, *a: None if name == "torch" else real(name, *a))
     rng = np.random.default_rng(2)
     x = rng.normal(size=(3000, 5)) * 50.0
     w = rng.normal(size=5)
-    assert isinstance(extraction._network(x), Pipeline)
+    assert isinstance(extraction._network(*input_scaling(x)), Pipeline)
     ev = ModelExtraction(queries=500).run(
         CallableAdapter(lambda z: np.asarray(z @ w > 0, dtype=int), scores=False),
         ExtractionData(x[2000:], pool=x[:2000]), Budget(seed=0))

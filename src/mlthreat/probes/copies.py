@@ -79,24 +79,6 @@ class NetworkEnsemble:
     def predict(self, x: np.ndarray) -> np.ndarray:
         return np.asarray(self.classes_[self.predict_proba(x).argmax(axis=1)])
 
-    def module(self) -> Any:
-        """The fitted networks as one torch module from raw rows to averaged probabilities
-        (for `TorchAdapter(..., outputs="probabilities")`: gradients through all members)."""
-        import torch
-        ens = self
-
-        class Averaged(torch.nn.Module):
-            def __init__(self) -> None:
-                super().__init__()
-                self.center = torch.tensor(ens.center_, dtype=torch.float32)
-                self.spread = torch.tensor(ens.spread_, dtype=torch.float32)
-
-            def forward(self, x: Any) -> Any:
-                logits = ens._logits((x - self.center) / self.spread)
-                return torch.softmax(logits, dim=-1).mean(dim=0)
-
-        return Averaged()
-
 
 @contextmanager
 def _one_torch_thread() -> Iterator[None]:

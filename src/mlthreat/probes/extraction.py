@@ -12,8 +12,9 @@
   is what makes a thousand label-only queries go far. The attacker does not know what kind of
   model answers, so two learners race for the copy (small neural networks, five averaged, and
   gradient-boosted trees), scored by cross-validation on that first random batch and then on
-  each new batch before they train on it; no query is spent on the choice. Reported: fidelity (agreement with
-  the model on evaluation rows the attacker never queried) against queries spent.
+  each new batch before they train on it; no query is spent on the choice. Reported: fidelity
+  (agreement with the model on evaluation rows the attacker never queried) against queries
+  spent.
 """
 
 from __future__ import annotations
@@ -156,27 +157,22 @@ class ModelExtraction(Probe):
         return np.asarray(np.asarray(model.predict_proba(x)).argmax(axis=1))
 
 
-def _network(pool: np.ndarray | None = None) -> Any:
+def _network(center: np.ndarray, spread: np.ndarray) -> Any:
     """Five batched PyTorch networks when PyTorch is installed (the `torch` extra), else one
-    scikit-learn network of the same shape."""
-    center, spread = input_scaling(pool) if pool is not None else (None, None)
+    scikit-learn network of the same shape; both see the inputs shifted by `center` and divided
+    by `spread` (`input_scaling`)."""
     if importlib.util.find_spec("torch") is not None:
         return NetworkEnsemble(center=center, spread=spread)
     from sklearn.neural_network import MLPClassifier
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import FunctionTransformer
-    net = MLPClassifier((64, 64), alpha=1e-3, max_iter=300, random_state=0)
-    if center is None:
-        return net
-    return make_pipeline(FunctionTransformer(lambda x: (x - center) / spread), net)
+    return make_pipeline(FunctionTransformer(lambda x: (x - center) / spread),
+                         MLPClassifier((64, 64), alpha=1e-3, max_iter=300, random_state=0))
 
 
 def _trees() -> Any:
     from sklearn.ensemble import HistGradientBoostingClassifier
     return HistGradientBoostingClassifier(max_iter=100, early_stopping=False, random_state=0)
-
-
-CANDIDATES: dict[str, Learner] = {"neural network": _network, "gradient-boosted trees": _trees}
 
 
 class _Race:
@@ -186,10 +182,10 @@ class _Race:
     choice costs no query); the copy is the leader's. A given learner runs alone."""
 
     def __init__(self, given: Learner | None, x: np.ndarray, y: np.ndarray,
-                 pool: np.ndarray | None = None) -> None:
-        self.candidates = {"the given learner": given} if given else dict(CANDIDATES)
-        if not given and pool is not None:     # the network sees the pool's scale
-            self.candidates["neural network"] = lambda: _network(pool)
+                 pool: np.ndarray) -> None:
+        scaling = input_scaling(pool)           # the network sees the pool's scale
+        self.candidates: dict[str, Learner] = {"the given learner": given} if given else {
+            "neural network": lambda: _network(*scaling), "gradient-boosted trees": _trees}
         self.hits = {name: 0.0 for name in self.candidates}
         self.seen = 0
         self.models: dict[str, Any] = {}
