@@ -40,6 +40,7 @@ from mlthreat.probes.runner import (
     kind_of,
     plan,
     run_probes,
+    usable_cores,
 )
 from mlthreat.report import FORMATS
 from mlthreat.report.common import at_least
@@ -225,7 +226,8 @@ class Cli:
         picked = tuple(getattr(self.args, "component", None) or ())
         total = sum(len(kinds) for _, kinds in plan(pipeline, only, picked))
         with ProbeProgress(self.err, total) as bar:
-            runs = run_probes(pipeline, only, budget, int(getattr(self.args, "jobs", 1) or 1),
+            jobs = int(getattr(self.args, "jobs", 0) or usable_cores())   # demo: every core
+            runs = run_probes(pipeline, only, budget, jobs,
                               bool(getattr(self.args, "trust", False)), observer=bar,
                               components=picked)
         cut = [f"{k} on {r.component}" for r in runs for k in r.interrupted]

@@ -7,7 +7,7 @@ import argparse
 
 from mlthreat import __version__
 from mlthreat.examples import REFERENCE, list_examples
-from mlthreat.probes.runner import BUDGETS, PROBES
+from mlthreat.probes.runner import BUDGETS, PROBES, usable_cores
 from mlthreat.report import FORMATS
 from mlthreat.report.research import FORMATS as FORMATS_RESEARCH
 from mlthreat.report.scan import FORMATS as SCAN_FORMATS
@@ -65,9 +65,9 @@ examples:
   mlthreat probe pipeline.yaml --only evasion --component scoring_api -f json
   mlthreat assess pipeline.yaml --out-dir reports     # probes + scan + threat model
 
---jobs 2 or more runs probes side by side in worker processes, each loading the models itself
-through the scanner. Ctrl-C stops cleanly, says which probes finished, and exits 130. See
-docs/probes.md.
+Probes run side by side in worker processes, one per core (--jobs auto, the default), each
+loading the models itself through the scanner; --jobs 1 runs them one after the other in this
+process. Ctrl-C stops cleanly, says which probes finished, and exits 130. See docs/probes.md.
 """
 
 ELICIT_EPILOG = """\
@@ -83,6 +83,20 @@ Without a terminal, answers come one per line from standard input, or from --ans
 """
 
 
+def jobs_arg(value: str) -> int:
+    """`--jobs`: a whole number of at least 1, or `auto` (the cores this process may use)."""
+    if value.strip().lower() == "auto":
+        return usable_cores()
+    try:
+        jobs = int(value)
+    except ValueError:
+        jobs = 0
+    if jobs < 1:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a number of worker processes; "
+                                         "give a whole number of at least 1, or auto")
+    return jobs
+
+
 def _probe_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--only", type=lambda v: [x.strip() for x in v.split(",") if x.strip()],
                    help=f"comma-separated probes ({', '.join(PROBES)})")
@@ -91,9 +105,10 @@ def _probe_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--component", action="append", default=[], metavar="ID",
                    help="probe only this component (repeat for several; default: every "
                         "component with a probe block)")
-    p.add_argument("--jobs", type=int, default=1,
-                   help="run the probes in N worker processes (joblib); the results do not "
-                        "depend on N (default: %(default)s)")
+    p.add_argument("--jobs", type=jobs_arg, default="auto", metavar="N|auto",
+                   help="run the probes in N worker processes (joblib); 1 runs them one after "
+                        "the other in this process; the results do not depend on N (default: "
+                        f"auto, the cores this process may use: {usable_cores()} here)")
     p.add_argument("--trust", action="store_true",
                    help="load model formats the scanner cannot look inside (never a flagged file)")
 

@@ -119,3 +119,33 @@ def test_a_failing_probe_stops_the_run_with_its_message(monkeypatch: pytest.Monk
     with joblib.parallel_config(backend="threading"):
         code, _, err = _run(["probe", CREDIT, "--jobs", "2", "--budget", "quick"], capsys)
     assert code == 2 and "has no function 'fit'" in err
+
+
+def test_jobs_default_to_the_cores_this_process_may_use(monkeypatch: pytest.MonkeyPatch,
+                                                        capsys: pytest.CaptureFixture[str]
+                                                        ) -> None:
+    """`--jobs auto` (the default) is the process's CPU affinity, not the machine's count: a
+    container or `taskset` may allow fewer cores than the machine has."""
+    monkeypatch.setattr(runner.os, "sched_getaffinity", lambda pid: {4, 7, 9}, raising=False)
+    monkeypatch.setattr(runner.os, "cpu_count", lambda: 64)
+    seen: list[int] = []
+
+    def record(pipeline: Any, only: Any, budget: str, jobs: int, *args: Any,
+               **kwargs: Any) -> list[runner.ProbeRun]:
+        seen.append(jobs)
+        return []
+    monkeypatch.setattr(cli, "run_probes", record)
+    for argv, want in ((["probe", CREDIT], 3), (["probe", CREDIT, "--jobs", "auto"], 3),
+                       (["probe", CREDIT, "--jobs", "1"], 1)):
+        seen.clear()
+        code, _, _ = _run(argv, capsys)
+        assert (code, seen) == (0, [want])
+
+
+@pytest.mark.parametrize("value", ["0", "-2", "two"])
+def test_a_bad_jobs_value_is_a_usage_error(value: str, capsys: pytest.CaptureFixture[str]
+                                          ) -> None:
+    with pytest.raises(SystemExit) as stop:
+        cli.main(["probe", CREDIT, "--jobs", value])
+    assert stop.value.code == 2
+    assert f"'{value}' is not a number of worker processes" in capsys.readouterr().err

@@ -137,9 +137,10 @@ def test_ctrl_c_stops_cleanly_and_says_what_finished(monkeypatch: pytest.MonkeyP
             raise KeyboardInterrupt
         return real(kind, *args)
     monkeypatch.setattr(runner, "_one", one)
+    # one process, where the patched probe runs (workers: tests/probes/test_parallel.py)
     code, out, err = _run(["assess", CREDIT, "--component", "scoring_api", "--only",
-                           "extraction,evasion", "--budget", "quick", "--out-dir", "never"],
-                          capsys)
+                           "extraction,evasion", "--budget", "quick", "--out-dir", "never",
+                           "--jobs", "1"], capsys)
     assert code == 130
     flat = " ".join(err.split())
     assert "finished evasion-whitebox on scoring_api" not in flat     # it was skipped, not run

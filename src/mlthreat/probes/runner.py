@@ -12,6 +12,7 @@ threats that act through training: through a training step the probed model come
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -138,6 +139,14 @@ def _goal(spec: ProbeSpec, table: Table) -> int | None:
         raise InputError(f"{spec.data}: goal {spec.goal!r} is not a value of {spec.target!r} "
                          f"(values: {', '.join(table.values)})")
     return 1 if str(spec.goal) == str(spec.positive) else 0
+
+
+def usable_cores() -> int:
+    """The cores this process may run on (its CPU affinity where the system tells it, as in a
+    container or under `taskset`), at least one: what `--jobs auto` uses."""
+    if hasattr(os, "sched_getaffinity"):
+        return max(1, len(os.sched_getaffinity(0)))
+    return max(1, os.cpu_count() or 1)
 
 
 def run_probes(pipeline: Pipeline, only: tuple[str, ...] = PROBES, budget: str = "standard",
