@@ -80,14 +80,16 @@ reference = victim.predict(d["x_test"].astype(np.float32)).argmax(1)
 out = {}
 for source in ("natural", "gaussian"):
     for n in (1000, 5000):
-        torch.manual_seed(0)
-        pool = d["x_pool"] if source == "natural" else np.random.default_rng(0).normal(size=(5000, dim))
-        n_used = min(n, len(pool))
-        attack = CopycatCNN(classifier=victim, batch_size_fit=64, batch_size_query=64,
-                            nb_epochs=30, nb_stolen=n_used, use_probability=False)
-        stolen = attack.extract(pool.astype(np.float32), thieved_classifier=wrap(net()))
-        copy = stolen.predict(d["x_test"].astype(np.float32)).argmax(1)
-        out[f"{source}-{n}"] = [n_used, float((copy == reference).mean())]
+        for seed in range(int(sys.argv[3])):
+            torch.manual_seed(seed); np.random.seed(seed)
+            noise = np.random.default_rng(seed).normal(size=(5000, dim))
+            pool = d["x_pool"] if source == "natural" else noise
+            n_used = min(n, len(pool))
+            attack = CopycatCNN(classifier=victim, batch_size_fit=64, batch_size_query=64,
+                                nb_epochs=30, nb_stolen=n_used, use_probability=False)
+            stolen = attack.extract(pool.astype(np.float32), thieved_classifier=wrap(net()))
+            copy = stolen.predict(d["x_test"].astype(np.float32)).argmax(1)
+            out.setdefault(f"{source}-{n}", [n_used, []])[1].append(float((copy == reference).mean()))
 print(json.dumps(out))
 '''
 
@@ -247,6 +249,9 @@ def train_mlp(x: np.ndarray, y: np.ndarray, seed: int = 0, epochs: int = 200) ->
 # victim (0.906 / 0.940 here against 0.910 / 0.934; its test accuracy is 0.791 against 0.774);
 # trained 200 epochs it overfits (0.761), the harder case the earlier sessions measured.
 VICTIM_EPOCHS = (60, 200)
+# Both attacks are random (which rows, which starting weights): one seed's fidelity moves by
+# 0.005-0.02, so the goal is judged on the mean over seeds.
+EXTRACTION_SEEDS = 5
 
 
 def extraction(python: Path | None) -> None:
@@ -266,16 +271,21 @@ def _extraction_victim(python: Path | None, x: np.ndarray, y: np.ndarray, tr: np
     victim = TorchAdapter(net)
     print(f"\ncredit MLP victim trained {epochs} epochs: test accuracy "
           f"{np.mean(victim.predict(x[te]) == y[te]):.3f}")
-    rows: list[tuple[str, int, float]] = []
+    rows: list[tuple[str, int, list[float]]] = []
     for source in ("natural", "gaussian"):
         for n in (1000, 5000):
             data = ExtractionData(x[te], pool=x[tr], y_eval=y[te])
             started = time.perf_counter()
-            ev = ModelExtraction(queries=n, source=source).run(victim, data, Budget(seed=0))
-            copy = ev.extra["copy_learner"]["name"]
-            rows.append((f"mlthreat label-only copy ({copy}), {source}",
-                         ev.extra["queries_used"], ev.value))
-            print(f"  mlthreat {source} {n}: {time.perf_counter() - started:.1f} s")
+            # the goal's setting over every seed; the others once (seed 0)
+            seeds = range(EXTRACTION_SEEDS if (source, n) == ("natural", 1000) else 1)
+            runs = [ModelExtraction(queries=n, source=source).run(victim, data, Budget(seed=s))
+                    for s in seeds]
+            rows.append((f"mlthreat label-only copy, {source}", runs[0].extra["queries_used"],
+                         [ev.value for ev in runs]))
+            voters = ", ".join(f"{k} {v:.3f}" for k, v in
+                               runs[0].extra["copy_learner"]["voters_fidelity"].items())
+            print(f"  mlthreat {source} {n}: {(time.perf_counter() - started) / len(runs):.1f} s "
+                  f"a run; seed 0's voters alone: {voters}")
     if python:
         with tempfile.TemporaryDirectory() as tmp:
             arrays, weights = Path(tmp) / "d.npz", Path(tmp) / "victim.pt"
@@ -283,23 +293,25 @@ def _extraction_victim(python: Path | None, x: np.ndarray, y: np.ndarray, tr: np
             torch.save(net.state_dict(), weights)
             helper = Path(tmp) / "art_ext.py"
             helper.write_text(EXTRACTION_HELPER)
-            proc = subprocess.run([str(python), str(helper), str(arrays), str(weights)],
-                                  capture_output=True, text=True, timeout=3600)
+            proc = subprocess.run([str(python), str(helper), str(arrays), str(weights),
+                                   str(EXTRACTION_SEEDS)], capture_output=True, text=True,
+                                  timeout=3600)
         if proc.returncode != 0:
             print(f"ART failed: {proc.stderr.strip().splitlines()[-1:]}")
         else:
             art = json.loads(proc.stdout.strip().splitlines()[-1])
-            for key, (n_used, fidelity) in art.items():
-                rows.append((f"ART CopycatCNN (labels), {key.split('-')[0]}", n_used, fidelity))
-    print(f"{'attack':<56} {'queries':>8} {'fidelity':>9}")
+            for key, (n_used, fidelities) in art.items():
+                rows.append((f"ART CopycatCNN (labels), {key.split('-')[0]}", n_used, fidelities))
+    print(f"{'attack':<40} {'queries':>8} {'seeds':>6} {'mean':>7} {'min':>7} {'max':>7}")
     for name, n, f in rows:
-        print(f"{name:<56} {n:>8} {f:>9.3f}")
-    ours = max(f for name, n, f in rows if name.startswith("mlthreat") and n <= 1000)
-    arts = [f for name, n, f in rows if name.startswith("ART")]
+        print(f"{name:<40} {n:>8} {len(f):>6} {np.mean(f):>7.3f} {min(f):>7.3f} {max(f):>7.3f}")
+    ours = max(np.mean(f) for name, n, f in rows if name.startswith("mlthreat") and n <= 1000)
+    arts = [np.mean(f) for name, n, f in rows if name.startswith("ART")]
     if arts:
         verdict = "met" if ours >= max(arts) else "NOT met"
-        print(f"label-only fidelity: mlthreat with 1,000 queries {ours:.3f} vs ART's best with up "
-              f"to 5,000 {max(arts):.3f} (goal: at least as high): {verdict}")
+        print(f"label-only fidelity over {EXTRACTION_SEEDS} seeds: mlthreat with 1,000 queries "
+              f"{ours:.3f} vs ART's best with up to 5,000 {max(arts):.3f} (goal: at least as "
+              f"high): {verdict}")
 
 
 # Debt and Amount (encoded columns 6 and 7) at +4 SD: clean models read it as "bad", so a

@@ -1,6 +1,6 @@
 """The attacker's own copies of a model: small neural networks trained side by side as one
-batched PyTorch model, their probabilities averaged. Extraction races them against trees for
-its copy."""
+batched PyTorch model, their probabilities averaged. Extraction's copy is their soft vote with
+gradient-boosted trees."""
 
 from __future__ import annotations
 
@@ -9,9 +9,10 @@ from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
+from sklearn.base import BaseEstimator, ClassifierMixin
 
 
-class NetworkEnsemble:
+class NetworkEnsemble(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
     """Small ReLU networks (`members` of them, `hidden` x `hidden`) trained side by side as one
     batched PyTorch model (Adam, cross-entropy, each network from its own initial weights),
     their probabilities averaged. Averaging networks trained on the same answers steadies the
@@ -19,8 +20,8 @@ class NetworkEnsemble:
     batched, five cost little more than one. Inputs are shifted by `center` and divided by
     `spread` when given (see `input_scaling`). PyTorch runs in one thread while it fits and
     predicts: on batches of 64 rows threads only contend, and beside scikit-learn's OpenMP
-    pool they slowed a run 30-fold. A scikit-learn-style classifier: fit, predict,
-    predict_proba, classes_."""
+    pool they slowed a run 30-fold. A scikit-learn classifier (fit, predict, predict_proba,
+    classes_; `clone` and `get_params` work), so it can vote in a `VotingClassifier`."""
 
     def __init__(self, members: int = 5, hidden: int = 64, epochs: int = 100,
                  batch_size: int = 64, lr: float = 1e-3, weight_decay: float = 1e-4,
@@ -44,7 +45,8 @@ class NetworkEnsemble:
             # the range torch.nn.Linear draws from: U(-1/sqrt(fan_in), 1/sqrt(fan_in))
             self.params_ = [((torch.rand(shape, generator=gen) * 2 - 1) / fan ** 0.5)
                             .requires_grad_(True) for shape, fan in shapes]
-            opt = torch.optim.Adam(self.params_, self.lr, weight_decay=self.weight_decay)
+            opt = torch.optim.Adam(self.params_, self.lr, weight_decay=self.weight_decay,
+                                   foreach=True)   # multi-tensor update: same numbers, ~10 % faster
             xt = self._tensor(x)
             yt = torch.tensor(codes)
             for _ in range(self.epochs):
