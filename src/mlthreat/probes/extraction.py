@@ -115,7 +115,8 @@ class ModelExtraction(Probe):
         while True:
             spent = len(chosen)
             copy = _fit(learner, pool[chosen], answers)
-            fidelity = float(np.mean(copy.predict(data.x_eval) == reference))
+            predicted = copy.predict(data.x_eval)
+            fidelity = float(np.mean(predicted == reference))
             curve_q.append(spent)
             curve_f.append(fidelity)
             if spent >= budget or spent >= len(pool):
@@ -124,8 +125,7 @@ class ModelExtraction(Probe):
             nxt = _least_sure(copy, pool, set(chosen), take, rng)
             answers = np.concatenate([answers, self._ask(model, pool[nxt], labels_only)])
             chosen += list(nxt)
-        accuracy = None if data.y_eval is None else float(np.mean(copy.predict(data.x_eval) ==
-                                                                  data.y_eval))
+        accuracy = None if data.y_eval is None else float(np.mean(predicted == data.y_eval))
         lo, hi = wilson(fidelity, len(reference))
         described = _describe(copy, data.x_eval, reference)
         summary = (f"{'label-only' if labels_only else 'score'} copy from {spent} {source} "
