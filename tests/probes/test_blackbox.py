@@ -3,6 +3,8 @@ budgets kept, constraints respected, and the batching driver exact."""
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pytest
 from sklearn.linear_model import LogisticRegression
@@ -133,3 +135,97 @@ def test_small_per_point_budgets_are_kept(per_point: int) -> None:
         EvasionData(x[300:320], pool=x[:300], pool_y=y[:300]), Budget(seed=0))
     assert ev.extra["max_queries_per_point"] <= per_point
     assert ev.extra["success_any"] > 0.5      # even a few queries find a flipping change
+
+
+ZERO_SPLIT = 1e-35   # LightGBM's threshold on a mostly-zero column: x <= 1e-35 goes left
+HELP, HARM = [1, 2, 3, 4], [5, 6, 7, 8]
+
+
+def zero_split_scores(rows: np.ndarray) -> np.ndarray:
+    """An additive model of stumps as LightGBM builds them: a ramp of 40 small steps on
+    feature 0 (thresholds 0.05, 0.10, ..., 2.0), four one-hot-like columns that each add 0.25
+    and four that each take 0.25 away once above zero, and a depth-2 tree (+3 when column 9 is
+    above zero and column 10 is not)."""
+    rows = np.atleast_2d(rows)
+    ramp = 0.05 * (rows[:, [0]] > 0.05 * np.arange(1, 41)).sum(axis=1)
+    return np.asarray(-1.0 + ramp + 0.25 * (rows[:, HELP] > ZERO_SPLIT).sum(axis=1)
+                      - 0.25 * (rows[:, HARM] > ZERO_SPLIT).sum(axis=1)
+                      + 3.0 * (rows[:, 9] > ZERO_SPLIT) * (rows[:, 10] <= ZERO_SPLIT))
+
+
+def test_decision_attack_keeps_zero_splits_crossed_with_hair_moves() -> None:
+    # Points at 0 in columns 1-10 and x0 in [-0.6, 0], score -1 (class 0). First half: a hair
+    # on column 9 (column 10 kept at or below zero) flips it, L2 ~ 0. Second half has column 10
+    # at 1, so that tree needs a move of 1.0; the cheapest flip is all four helpful columns a
+    # hair above zero (+1.0), none of the harmful ones, and x0 just past 0.05 (the first step):
+    # L2 = 0.05 - x0 (closed form; any other pattern needs more of the ramp). Random hair
+    # patterns hit the right one of the 2^8 once in 256 tries.
+    rng = np.random.default_rng(0)
+    n = 60
+    points = np.zeros((n, 11))
+    points[:, 0] = rng.uniform(-0.6, 0.0, n)
+    points[n // 2:, 10] = 1.0
+    pool = np.zeros((600, 11))
+    pool[:, 0] = rng.normal(0, 1, 600)
+    pool[:, 1:9] = rng.random((600, 8)) < 0.5
+    pool[:, 9] = rng.random(600) < 0.2
+    pool[:, 10] = rng.random(600) < 0.5
+
+    def labels(rows: np.ndarray) -> np.ndarray:
+        return (zero_split_scores(rows) > 0).astype(int)
+    assert not labels(points).any()
+    ev = BlackBoxEvasion(method="decision", queries=230, starts=8).run(
+        CallableAdapter(labels, scores=False),
+        EvasionData(points, pool=pool, pool_y=labels(pool)), Budget(seed=0))
+    found = np.array(ev.extra["minimal"])
+    easy, hard = found[: n // 2], found[n // 2:]
+    ratio = hard / (0.05 - points[n // 2:, 0])
+    assert np.all(easy < 1e-4)
+    assert np.all(ratio >= 1 - 1e-9)             # never better than possible
+    assert np.median(ratio) < 1.05               # (resetting to zero instead: 1.6)
+    # the attacker learnt from the tiny moves that the model splits at the data's values
+    assert ev.extra["splits_at_data_values"] is True
+    assert ev.extra["tiny_move_flips"] >= 0.5
+
+
+def test_hair_flips_on_lightgbm_match_an_exhaustive_search() -> None:
+    # A real LightGBM model on two one-hot groups (5 + 6 columns) and two continuous
+    # features: which test points flip with one-hot columns a hair above zero and nothing else
+    # is known by trying every subset of their zero columns (2^9 = 512 each). The attack should
+    # find a change of at most a hair for nearly all of those, and for no other point (the
+    # continuous features come from a normal draw: no test value sits on a threshold).
+    lightgbm = pytest.importorskip("lightgbm")
+    rng = np.random.default_rng(2)
+    n = 2000
+    a, b = rng.integers(0, 5, n), rng.integers(0, 6, n)
+    cont = rng.normal(size=(n, 2))
+    x = np.column_stack([cont, np.eye(5)[a], np.eye(6)[b]])
+    logit = (cont[:, 0] - 0.5 * cont[:, 1] + rng.normal(0, 0.6, 5)[a]
+             + rng.normal(0, 0.6, 6)[b])
+    y = (logit + rng.normal(0, 0.5, n) > 0).astype(int)
+    model = lightgbm.LGBMClassifier(n_estimators=80, random_state=0, verbose=-1).fit(
+        x[:1500], y[:1500])
+    points = x[1500:1600]
+    start = model.predict(points)
+    subsets = np.array(list(itertools.product([0.0, 1.0], repeat=11)))
+    flippable = []
+    for p, s in zip(points, start, strict=True):
+        rows = p + np.column_stack([np.zeros((len(subsets), 2)), 1e-6 * subsets * (p[2:] == 0)])
+        flippable.append(bool((model.predict(rows) != s).any()))
+    can = np.array(flippable)
+    assert 5 <= can.sum() <= 95           # both kinds present
+    ev = BlackBoxEvasion(method="decision", queries=230, starts=8).run(
+        SklearnAdapter(model, output="label"),
+        EvasionData(points, pool=x[:1500], pool_y=y[:1500]), Budget(seed=0))
+    hair = np.array(ev.extra["minimal"]) < 1e-4
+    assert not np.any(hair & ~can)
+    assert hair[can].mean() >= 0.9       # 45 of 47 (random moves alone, as before: 37)
+
+
+def test_a_tree_with_midpoint_splits_is_not_taken_for_one_that_splits_at_data_values() -> None:
+    x, y = stump_data()
+    ev = BlackBoxEvasion(method="decision", queries=120).run(
+        SklearnAdapter(DecisionTreeClassifier(max_depth=3).fit(x, y), output="label"),
+        EvasionData(x[300:360], pool=x[:300], pool_y=y[:300]), Budget(seed=0))
+    assert ev.extra["splits_at_data_values"] is False
+    assert ev.extra["tiny_move_flips"] < 0.1

@@ -8,13 +8,17 @@ Two attacks share one refinement:
   nearest first (their labels are known to them); the model's answers decide.
 - `score` (class scores visible): walk from the point itself along coordinates, keeping a step
   when the score of the current class falls (SimBA, Guo et al., 2019), until the label flips.
-The decision attack first tries a few tiny random moves: tree ensembles put split thresholds at
-values seen in the data, and points sitting on one flip with almost no change.
+The decision attack first tries a few tiny random moves: XGBoost and LightGBM put split
+thresholds at values seen in the data (LightGBM splits one-hot and other mostly-zero columns at
+1e-35), and points sitting on one flip with almost no change, if the right coordinates move
+together. If enough points do (`tiny_move_flips` of the evidence), the model splits at the
+data's own values, and the attack spends more on such "hair" moves: more random ones, and near
+the first refined change it asks which hairs tip the label (`helpful_hairs`).
 Refinement (the Pointwise attack of Schott et al., 2019): reset coordinates (or whole one-hot
-groups) to their original values while the label stays flipped, binary-search along the line
-back to the point, then shrink each remaining coordinate by binary search. Tree ensembles cut
-the input space along coordinates, so the sparse, per-coordinate search is where their decision
-boundaries are near; this is what makes a few hundred queries enough.
+groups) to a hair off their original values while the label stays flipped, binary-search along
+the line back to the point, then shrink each remaining coordinate by binary search. Tree
+ensembles cut the input space along coordinates, so the sparse, per-coordinate search is where
+their decision boundaries are near; this is what makes a few hundred queries enough.
 
 Every candidate is projected onto realisable records (`Constraints`) before it is sent. Each
 point's attack is a generator that yields the rows it wants labelled; the driver answers all
@@ -26,6 +30,7 @@ intervals) and the queries spent per point.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable, Generator, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -46,6 +51,10 @@ SCALES = (0.2, 0.4, 0.6, 0.8, 1.0, 1.5)   # L2 budgets of the copy's suggestions
 GUESS_KEEP = 3  # suggestions that flip the model and are refined
 NUDGES = 16    # tiny random moves tried first: points on a split threshold flip with one
 NUDGE = 1e-3   # size of the first, tiny random moves (in the model's input units)
+HAIR = 1e-6   # what a reset coordinate keeps of its move, relative to its value (see `_hair`)
+TIES = 0.05   # a value this share of the attacker's rows hold exactly is a likely split point
+MORE_NUDGES = 32    # more tiny moves for the points still standing, if ...
+EXACT_SPLITS = 0.1  # ... at least this share of points flipped with the first ones
 
 # A point's attack: yields rows to label, receives their labels, returns (best delta or None,
 # queries spent).
@@ -96,17 +105,30 @@ def drive(attacks: list[Attack], model: ModelAdapter) -> list[tuple[np.ndarray |
     return results
 
 
-def refine(p: _Point, delta: np.ndarray, steps: int = 3) -> Attack:
-    """Pointwise refinement of a flipping change `delta`: fewer coordinates, then smaller."""
-    for group in sorted(p.groups, key=lambda g: float(np.abs(delta[g]).sum())):
-        if not np.any(delta[group]) or p.left() < 1:
+def refine(p: _Point, delta: np.ndarray, steps: int = 3, largest_first: bool = True) -> Attack:
+    """Pointwise refinement of a flipping change `delta`: fewer coordinates, then smaller.
+    A coordinate taken back keeps a hair of its move (`_hair`): free for the distance, and a
+    split just off the point's value (LightGBM's at zero) stays crossed."""
+    sign = -1.0 if largest_first else 1.0
+    for group in sorted(p.groups, key=lambda g: sign * float(np.abs(delta[g]).sum())):
+        if not np.any(np.abs(delta[group]) > _hair(p.x[group])) or p.left() < 1:
             continue
         trial = delta.copy()
-        trial[group] = 0.0
+        trial[group] = np.sign(delta[group]) * _hair(p.x[group])
         if (yield from p.ask(p.x + trial))[0]:
             delta = p.project(p.x + trial)[0] - p.x
+    lo, hi = yield from _line(p, delta)
+    delta = p.project(p.x + hi * delta)[0] - p.x
+    delta = yield from shrink(p, delta, steps)
+    return delta, p.used
+
+
+def _line(p: _Point, delta: np.ndarray, steps: int = 8
+          ) -> Generator[np.ndarray, np.ndarray, tuple[float, float]]:
+    """Binary search along the line from the point to the flipping `p.x + delta`: the largest
+    fraction found that does not flip and the smallest that does."""
     lo, hi = 0.0, 1.0
-    for _ in range(8):
+    for _ in range(steps):
         if p.left() < 1:
             break
         mid = (lo + hi) / 2
@@ -114,15 +136,48 @@ def refine(p: _Point, delta: np.ndarray, steps: int = 3) -> Attack:
             hi = mid
         else:
             lo = mid
-    delta = p.project(p.x + hi * delta)[0] - p.x
-    delta = yield from shrink(p, delta, steps)
-    return delta, p.used
+    return lo, hi
+
+
+def helpful_hairs(p: _Point, delta: np.ndarray, moves: np.ndarray
+                  ) -> Generator[np.ndarray, np.ndarray, np.ndarray | None]:
+    """Which hair moves (`moves`, one coordinate and sign each) push towards the other class,
+    given the flipping change `delta`? Far from the boundary none flips the label, so ask just
+    inside it: on the line to `p.x + delta`, at the last fraction that does not flip, toggle
+    each hair (add it where `delta` does not have it, take it away where it does); a helpful
+    toggle tips the label over. Returns the hair pattern with every helpful toggle made (None
+    if none helped, or no budget): one query per move and a line search."""
+    free = np.abs(delta) <= _hair(p.x)       # coordinates `delta` moves by a hair at most
+    j = np.argmax(moves != 0, axis=1)
+    keep = free[j]
+    moves, j = moves[keep], j[keep]
+    if not len(moves) or p.left() < 8 + len(moves) + 1:
+        return None
+    pattern = np.where(free, delta, 0.0)
+    value = moves[np.arange(len(j)), j]
+    value = np.where(pattern[j] == value, 0.0, value)     # toggled: a hair it has goes
+    lo, _ = yield from _line(p, delta)
+    rows = np.repeat((lo * delta)[None], len(j), axis=0)
+    rows[np.arange(len(j)), j] = value
+    hit = yield from p.ask(p.x + rows)
+    if not hit.any():
+        return None
+    pattern[j[hit]] = value[hit]
+    return pattern
+
+
+def _hair(x: np.ndarray) -> np.ndarray:
+    """A move too small to matter for the distance but not for a tree: LightGBM splits one-hot
+    and other sparse columns just above zero (1e-35), XGBoost at values seen in the data, so a
+    coordinate kept a hair off its value can keep a split crossed at no cost. Relative to the
+    value, so that float32 models (XGBoost, ONNX) still see it."""
+    return np.asarray(HAIR * np.maximum(1.0, np.abs(x)), dtype=float)
 
 
 def shrink(p: _Point, delta: np.ndarray, steps: int
            ) -> Generator[np.ndarray, np.ndarray, np.ndarray]:
     """Each non-zero coordinate in turn, binary-searched towards the original value."""
-    for i in np.flatnonzero(delta):
+    for i in np.flatnonzero(np.abs(delta) > _hair(p.x)):
         lo, hi = 0.0, 1.0
         for _ in range(steps):
             if p.left() < 1:
@@ -140,21 +195,34 @@ def shrink(p: _Point, delta: np.ndarray, steps: int
     return delta
 
 
+def nudge(p: _Point, count: int, rng: np.random.Generator) -> Attack:
+    """Tiny random moves in every coordinate (random signs). Trees split at values seen in the
+    data (XGBoost) or just above zero (LightGBM's splits on one-hot and other sparse columns):
+    a point on such a threshold flips when the right coordinates move by almost nothing, and
+    which ones is a combination no single-coordinate search finds."""
+    if count < 1 or p.left() < 2 * count:
+        return None, p.used
+    moves = NUDGE * rng.choice([-1.0, 1.0], size=(count, len(p.x)))
+    hit = yield from p.ask(p.x + moves)
+    found = [r - p.x for r in p.project(p.x + moves)[hit]]
+    return (found[0] if found else None), p.used
+
+
 def decision_attack(p: _Point, pool: np.ndarray, prefer: np.ndarray, starts: int,
                     rng: np.random.Generator, batch: int = 8,
-                    guesses: np.ndarray | None = None) -> Attack:
-    """Labels only: refine from `guesses` (a copy's adversarial suggestions) that flip the
-    model and from the nearest of the attacker's rows that the model puts in another class
-    (rows with a small `prefer` first: those the attacker knows to be of the wanted class);
-    keep the smallest change found."""
+                    guesses: np.ndarray | None = None,
+                    nudged: np.ndarray | None = None,
+                    hairs: np.ndarray | None = None) -> Attack:
+    """Labels only: refine from `nudged` (a tiny flipping move `nudge` found), from `guesses`
+    (a copy's adversarial suggestions) that flip the model and from the nearest of the
+    attacker's rows that the model puts in another class (rows with a small `prefer` first:
+    those the attacker knows to be of the wanted class); keep the smallest change found.
+    Half the starts drop their largest moves first, half their smallest: two kinds of
+    sparse change. `hairs`, for a model that splits at the data's own values (`_nudged`): hair
+    moves (`_hair`) that every start gets a random pattern of, and whose helpful pattern near
+    the first refined change then goes into all the rest (`helpful_hairs`)."""
     order = np.argsort(np.linalg.norm(pool - p.x, axis=1) + prefer)
-    # Trees split at values seen in the data (XGBoost) or just above zero (LightGBM's one-hot
-    # splits): points on such a threshold flip with a nudge in the right directions.
-    found: list[np.ndarray] = []
-    if p.left() >= 2 * NUDGES:
-        nudges = NUDGE * rng.choice([-1.0, 1.0], size=(NUDGES, len(p.x)))
-        hit = yield from p.ask(p.x + nudges)
-        found += [r - p.x for r in p.project(p.x + nudges)[hit]][:1]
+    found: list[np.ndarray] = [] if nudged is None else [nudged]
     if guesses is not None and 0 < len(guesses) <= p.left():
         hit = yield from p.ask(guesses)
         found += [r - p.x for r in p.project(guesses)[hit]][:GUESS_KEEP]
@@ -164,23 +232,60 @@ def decision_attack(p: _Point, pool: np.ndarray, prefer: np.ndarray, starts: int
         rows = pool[order[i:i + batch]]
         hit = yield from p.ask(rows)
         found += [r - p.x for r in p.project(rows)[hit]]
+    queue = found[:starts]
+    if hairs is not None and len(hairs):
+        patterns = (rng.random((len(queue), len(hairs))) < 0.5).astype(float) @ hairs
+        queue = [_with_pattern(p, d, np.where(h != 0, h, d))
+                 for d, h in zip(queue, patterns, strict=True)]
     best: np.ndarray | None = None
-    for delta in found[:starts]:
-        if best is not None and p.left() < 8 + POLISH:
+    for k in itertools.count():
+        if not queue or best is not None and (p.left() < 8 + POLISH or _is_hair(p, best)):
             break
-        delta = yield from _refined(p, delta)
+        delta = yield from _refined(p, queue.pop(0), largest_first=k % 2 == 0)
         if best is None or np.linalg.norm(delta) < np.linalg.norm(best):
             best = delta
-    while best is not None and p.left() > 0:   # what is left sharpens the best change found
-        before = p.used
+        if hairs is not None and len(hairs) and not _is_hair(p, best):
+            pattern = yield from helpful_hairs(p, best, hairs)
+            hairs = None    # once: the first refined change is near the point
+            if pattern is not None:
+                queue = [_with_pattern(p, d, pattern) for d in [best, *queue]]
+    p.budget -= 1   # kept back for `_drop_hairs`
+    while best is not None and p.left() > 0 and not _is_hair(p, best):
+        before = p.used   # what is left sharpens the best change found
         best = yield from shrink(p, best, 8)
         if p.used == before:
             break
+    p.budget += 1
+    if best is not None:
+        best = yield from _drop_hairs(p, best)
     return best, p.used
 
 
-def _refined(p: _Point, delta: np.ndarray) -> Generator[np.ndarray, np.ndarray, np.ndarray]:
-    out, _ = yield from refine(p, delta)
+def _with_pattern(p: _Point, delta: np.ndarray, pattern: np.ndarray) -> np.ndarray:
+    """`delta` with the hair moves of `pattern` (and none other) where it moves by a hair at
+    most; its larger moves stay."""
+    return np.asarray(np.where(np.abs(delta) <= _hair(p.x), pattern, delta), dtype=float)
+
+
+def _is_hair(p: _Point, delta: np.ndarray) -> bool:
+    return bool(np.all(np.abs(delta) <= _hair(p.x)))
+
+
+def _drop_hairs(p: _Point, delta: np.ndarray) -> Generator[np.ndarray, np.ndarray, np.ndarray]:
+    """The coordinates `refine` left a hair off their value, back on it if the change still
+    flips without them (one query): a hair costs next to nothing, but not nothing."""
+    hairs = (delta != 0) & (np.abs(delta) <= _hair(p.x))
+    if not hairs.any() or p.left() < 1:
+        return delta
+    trial = np.where(hairs, 0.0, delta)
+    if (yield from p.ask(p.x + trial))[0]:
+        return np.asarray(p.project(p.x + trial)[0] - p.x, dtype=float)
+    return delta
+
+
+def _refined(p: _Point, delta: np.ndarray, largest_first: bool = True
+             ) -> Generator[np.ndarray, np.ndarray, np.ndarray]:
+    out, _ = yield from refine(p, delta, largest_first=largest_first)
     assert out is not None
     return out
 
@@ -253,18 +358,25 @@ class BlackBoxEvasion(Probe):
             raise ProbeError("decision-based evasion needs rows the attacker holds (a pool)")
         start = model.predict(x)
         points = [self._point(x[i], int(start[i]), per_point, data) for i in range(len(x))]
+        tiny: dict[str, Any] = {}
         if method == "decision":
             pool = np.asarray(data.pool, dtype=float)
             starts = int(self.params.get("starts", 5))
             guesses = self._guesses(x, data, rng)
+            nudged, exact = self._nudged(model, points, rng)
             attacks = [decision_attack(p, pool, self._preference(data, p), starts, rng,
-                                       guesses=g) for p, g in zip(points, guesses, strict=True)]
+                                       guesses=g, nudged=n,
+                                       hairs=self._hairs(p, pool) if exact else None)
+                       for p, g, n in zip(points, guesses, nudged, strict=True)]
             results = drive(attacks, model)
+            tiny = {"tiny_move_flips": float(np.mean([n is not None for n in nudged])),
+                    "splits_at_data_values": exact}
         elif method == "score":
             results = self._score(model, points, rng)
         else:
             raise ProbeError(f"unknown black-box method {method!r}")
         measured = self._summarise(method, results, len(x), per_point)
+        measured.extra.update(tiny)
         if data.constraints is not None:
             measured.extra["examples"] = _examples(x, results, data.constraints)
         return measured
@@ -298,6 +410,38 @@ class BlackBoxEvasion(Probe):
         tried = [pgd.pgd(copy, x, own, np.full(len(x), scale), "l2", data, early=False)[1]
                  for scale in SCALES]
         return [np.stack([adv[i] for adv in tried]) for i in range(len(x))]
+
+    @staticmethod
+    def _nudged(model: ModelAdapter, points: list[_Point], rng: np.random.Generator
+                ) -> tuple[list[np.ndarray | None], bool]:
+        """Tiny random moves for every point; if they flip enough points (the model splits at
+        the data's own values, as XGBoost and LightGBM do), twice as many more for the points
+        still standing. Which kind of model it is, the attacker learns from these answers:
+        also returned, as whether hair moves are worth trying (`helpful_hairs`)."""
+        hits = [d for d, _ in drive([nudge(p, NUDGES, rng) for p in points], model)]
+        exact = bool(np.mean([d is not None for d in hits]) >= EXACT_SPLITS)
+        if exact:
+            more = drive([nudge(p, MORE_NUDGES if d is None else 0, rng)
+                          for p, d in zip(points, hits, strict=True)], model)
+            hits = [d if d is not None else m for d, (m, _) in zip(hits, more, strict=True)]
+        return hits, exact
+
+    @staticmethod
+    def _hairs(p: _Point, pool: np.ndarray) -> np.ndarray:
+        """Hair moves (one coordinate, one sign each) where a split is likely: the point's
+        value is one many of the attacker's rows share exactly (a one-hot column, a zero, a
+        round amount), towards the side where the rows have other values; none that the
+        constraints would undo (a one-hot group or an integer stays what it was)."""
+        hair = _hair(p.x)
+        moves = []
+        for j in np.flatnonzero(np.mean(pool == p.x, axis=0) >= TIES):
+            for sign in (1.0, -1.0):
+                if np.any(sign * (pool[:, j] - p.x[j]) > 0):
+                    move = np.zeros_like(p.x)
+                    move[j] = sign * hair[j]
+                    if p.project(p.x + move)[0, j] != p.x[j]:
+                        moves.append(move)
+        return np.array(moves).reshape(-1, len(p.x))
 
     @staticmethod
     def _preference(data: EvasionData, p: _Point) -> np.ndarray:
