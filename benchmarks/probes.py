@@ -410,6 +410,7 @@ def blackbox(python: Path | None, points: int, rf_points: int) -> None:
             SklearnAdapter(est), EvasionData(pts, pool=x[tr], pool_y=y[tr]), Budget(seed=0))
         rows = {"mlthreat decision (<=230 queries)": (
             np.array(ev.extra["minimal"]), ev.extra["queries_per_point"], ev.seconds / n)}
+        most = ev.extra["max_queries_per_point"]   # the goal is per point: judge the largest
         more = BlackBoxEvasion(method="decision", queries=600, starts=20).run(
             SklearnAdapter(est), EvasionData(pts, pool=x[tr], pool_y=y[tr]), Budget(seed=0))
         rows["mlthreat decision (<=600 queries)"] = (
@@ -425,12 +426,12 @@ def blackbox(python: Path | None, points: int, rf_points: int) -> None:
             ours, ba, hsj = (rows[k] for k in ("mlthreat decision (<=230 queries)",
                                                 "BoundaryAttack", "HopSkipJump"))
             ok = (np.median(ours[0]) <= np.median(ba[0]) and
-                  np.mean(ours[0] <= 0.5) >= np.mean(ba[0] <= 0.5) and ours[1] <= hsj[1] / 10)
+                  np.mean(ours[0] <= 0.5) >= np.mean(ba[0] <= 0.5) and most <= hsj[1] / 10)
             verdicts.append(f"  {name}: median L2 {np.median(ours[0]):.3f} vs BoundaryAttack "
-                            f"{np.median(ba[0]):.3f}, within 0.5 {np.mean(ours[0] <= 0.5):.2f} vs "
-                            f"{np.mean(ba[0] <= 0.5):.2f}, queries {ours[1]:.0f} = "
-                            f"{hsj[1] / ours[1]:.1f}x fewer than HopSkipJump's {hsj[1]:.0f}: "
-                            f"{'goal met' if ok else 'goal NOT met'}")
+                            f"{np.median(ba[0]):.3f}, within 0.5 {np.mean(ours[0] <= 0.5):.3f} vs "
+                            f"{np.mean(ba[0] <= 0.5):.3f}, at most {most} queries a point "
+                            f"(mean {ours[1]:.0f}) = {hsj[1] / most:.1f}x fewer than "
+                            f"HopSkipJump's {hsj[1]:.0f}: {'goal met' if ok else 'goal NOT met'}")
     print("\n".join(verdicts))
 
 

@@ -364,9 +364,10 @@ class BlackBoxEvasion(Probe):
             starts = int(self.params.get("starts", 5))
             guesses = self._guesses(x, data, rng)
             nudged, exact = self._nudged(model, points, rng)
+            sample, low, high = pool[:2000], pool.min(axis=0), pool.max(axis=0)
             attacks = [decision_attack(p, pool, self._preference(data, p), starts, rng,
                                        guesses=g, nudged=n,
-                                       hairs=self._hairs(p, pool) if exact else None)
+                                       hairs=self._hairs(p, sample, low, high) if exact else None)
                        for p, g, n in zip(points, guesses, nudged, strict=True)]
             results = drive(attacks, model)
             tiny = {"tiny_move_flips": float(np.mean([n is not None for n in nudged])),
@@ -427,16 +428,17 @@ class BlackBoxEvasion(Probe):
         return hits, exact
 
     @staticmethod
-    def _hairs(p: _Point, pool: np.ndarray) -> np.ndarray:
+    def _hairs(p: _Point, sample: np.ndarray, low: np.ndarray, high: np.ndarray
+               ) -> np.ndarray:
         """Hair moves (one coordinate, one sign each) where a split is likely: the point's
-        value is one many of the attacker's rows share exactly (a one-hot column, a zero, a
-        round amount), towards the side where the rows have other values; none that the
-        constraints would undo (a one-hot group or an integer stays what it was)."""
+        value is one many of the attacker's rows (`sample`) share exactly (a one-hot column, a
+        zero, a round amount), towards the side where their rows go on (to `low`, `high`);
+        none that the constraints would undo (a one-hot group or an integer stays as it was)."""
         hair = _hair(p.x)
         moves = []
-        for j in np.flatnonzero(np.mean(pool == p.x, axis=0) >= TIES):
-            for sign in (1.0, -1.0):
-                if np.any(sign * (pool[:, j] - p.x[j]) > 0):
+        for j in np.flatnonzero(np.mean(sample == p.x, axis=0) >= TIES):
+            for sign, beyond in ((1.0, high[j] > p.x[j]), (-1.0, low[j] < p.x[j])):
+                if beyond:
                     move = np.zeros_like(p.x)
                     move[j] = sign * hair[j]
                     if p.project(p.x + move)[0, j] != p.x[j]:
