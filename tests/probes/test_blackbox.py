@@ -186,6 +186,7 @@ def test_decision_attack_keeps_zero_splits_crossed_with_hair_moves() -> None:
     # the attacker learnt from the tiny moves that the model splits at the data's values
     assert ev.extra["splits_at_data_values"] is True
     assert ev.extra["tiny_move_flips"] >= 0.5
+    assert "splits at the data's own values" in ev.summary
 
 
 def test_hair_flips_on_lightgbm_match_an_exhaustive_search() -> None:
@@ -229,3 +230,4 @@ def test_a_tree_with_midpoint_splits_is_not_taken_for_one_that_splits_at_data_va
         EvasionData(x[300:360], pool=x[:300], pool_y=y[:300]), Budget(seed=0))
     assert ev.extra["splits_at_data_values"] is False
     assert ev.extra["tiny_move_flips"] < 0.1
+    assert "data's own values" not in ev.summary

@@ -30,6 +30,7 @@ intervals) and the queries spent per point.
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 from collections.abc import Callable, Generator, Sequence
 from dataclasses import dataclass
@@ -378,6 +379,12 @@ class BlackBoxEvasion(Probe):
             raise ProbeError(f"unknown black-box method {method!r}")
         measured = self._summarise(method, results, len(x), per_point)
         measured.extra.update(tiny)
+        if tiny.get("splits_at_data_values"):
+            measured = dataclasses.replace(measured, summary=measured.summary + (
+                f"; {tiny['tiny_move_flips']:.0%} of points flip when coordinates move by "
+                f"{NUDGE:g} or less: the model splits at the data's own values, so inputs "
+                "a hair off a common value (a one-hot column at 1e-6, an amount of 0.000001) "
+                "get another decision"))
         if data.constraints is not None:
             measured.extra["examples"] = _examples(x, results, data.constraints)
         return measured
