@@ -380,6 +380,9 @@ print(json.dumps(out))
 '''
 
 
+HSJ_ROWS = {"HistGradientBoosting": 2371, "XGBoost": 2432, "LightGBM": 2364, "random forest": 2363}
+
+
 def blackbox(python: Path | None, points: int, rf_points: int) -> None:
     """Decision-based evasion on the four tree models of BASELINES.md (L2, standardised units):
     mlthreat's labels-only attack with at most 230 queries per point (a tenth of HopSkipJump's
@@ -422,16 +425,19 @@ def blackbox(python: Path | None, points: int, rf_points: int) -> None:
             print(f"{name + f' ({acc:.3f})':<22} {attack:<28} {per_point:>8.0f} {secs:>7.3f} "
                   f"{np.mean(np.isfinite(dist)):>8.2f} {np.median(dist):>10.3f} "
                   f"{np.mean(dist <= 0.5):>6.2f} {np.mean(dist <= 1.0):>6.2f}")
-        if "BoundaryAttack" in rows and "HopSkipJump" in rows:
-            ours, ba, hsj = (rows[k] for k in ("mlthreat decision (<=230 queries)",
-                                                "BoundaryAttack", "HopSkipJump"))
+        if "BoundaryAttack" in rows:
+            ours, ba = rows["mlthreat decision (<=230 queries)"], rows["BoundaryAttack"]
+            # HopSkipJump can loop for ever on trees (and did on 300 HistGradientBoosting points):
+            # then its rows per point from BASELINES.md, which do not depend on the points
+            hsj, whose = ((rows["HopSkipJump"][1], "HopSkipJump's") if "HopSkipJump" in rows
+                          else (HSJ_ROWS[name], "BASELINES.md's HopSkipJump"))
             ok = (np.median(ours[0]) <= np.median(ba[0]) and
-                  np.mean(ours[0] <= 0.5) >= np.mean(ba[0] <= 0.5) and most <= hsj[1] / 10)
+                  np.mean(ours[0] <= 0.5) >= np.mean(ba[0] <= 0.5) and most <= hsj / 10)
             verdicts.append(f"  {name}: median L2 {np.median(ours[0]):.3f} vs BoundaryAttack "
                             f"{np.median(ba[0]):.3f}, within 0.5 {np.mean(ours[0] <= 0.5):.3f} vs "
                             f"{np.mean(ba[0] <= 0.5):.3f}, at most {most} queries a point "
-                            f"(mean {ours[1]:.0f}) = {hsj[1] / most:.1f}x fewer than "
-                            f"HopSkipJump's {hsj[1]:.0f}: {'goal met' if ok else 'goal NOT met'}")
+                            f"(mean {ours[1]:.0f}) = {hsj / most:.1f}x fewer than "
+                            f"{whose} {hsj:.0f}: {'goal met' if ok else 'goal NOT met'}")
     print("\n".join(verdicts))
 
 
