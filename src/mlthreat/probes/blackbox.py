@@ -371,7 +371,7 @@ class BlackBoxEvasion(Probe):
                                        hairs=self._hairs(p, sample, low, high) if exact else None)
                        for p, g, n in zip(points, guesses, nudged, strict=True)]
             results = drive(attacks, model)
-            tiny = {"tiny_move_flips": float(np.mean([n is not None for n in nudged])),
+            tiny = {"tiny_move_flips": sum(n is not None for n in nudged) / max(len(x), 1),
                     "splits_at_data_values": exact}
         elif method == "score":
             results = self._score(model, points, rng)
@@ -427,7 +427,7 @@ class BlackBoxEvasion(Probe):
         still standing. Which kind of model it is, the attacker learns from these answers:
         also returned, as whether hair moves are worth trying (`helpful_hairs`)."""
         hits = [d for d, _ in drive([nudge(p, NUDGES, rng) for p in points], model)]
-        exact = bool(np.mean([d is not None for d in hits]) >= EXACT_SPLITS)
+        exact = bool(hits) and bool(np.mean([d is not None for d in hits]) >= EXACT_SPLITS)
         if exact:
             more = drive([nudge(p, MORE_NUDGES if d is None else 0, rng)
                           for p, d in zip(points, hits, strict=True)], model)
