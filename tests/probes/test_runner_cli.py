@@ -237,3 +237,20 @@ def test_probes_query_a_live_http_endpoint_with_records(tmp_path: Path,
     assert {"Home", "Job", "Age", "Amount"} <= set(seen[0])
     assert all(r["Home"] in {"ignore", "other", "owner", "parents", "priv", "rent"} for r in seen)
     assert all(100 <= r["Amount"] <= 5000 and float(r["Amount"]).is_integer() for r in seen)
+
+
+@pytest.mark.parametrize("kind", ["evasion-whitebox", "evasion-blackbox", "evasion-transfer"])
+def test_evasion_with_nothing_left_to_attack_is_a_clear_skip(kind: str) -> None:
+    # A model that already approves every row leaves the attacker nothing to change: each
+    # evasion probe says so (and is skipped) instead of failing inside the model library.
+    import numpy as np
+
+    from mlthreat.probes import CallableAdapter, Constraints, ProbeError
+    from mlthreat.probes.runner import ProbeSpec, _evasion, _Target
+    x = np.random.default_rng(0).normal(size=(40, 3))
+    target = _Target(CallableAdapter(lambda rows: np.ones(len(rows), dtype=int), scores=False),
+                     x, np.ones(40, dtype=int), np.arange(30), np.arange(30, 40),
+                     Constraints(columns=("a", "b", "c")), None, goal=1)
+    with pytest.raises(ProbeError, match="no held-out row to attack"):
+        _evasion(kind, target, ProbeSpec.model_construct(queries=10),
+                 {"points": 10, "per_point": 20}, 0, "model")

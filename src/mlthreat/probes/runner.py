@@ -366,6 +366,9 @@ def _evasion(kind: str, t: _Target, spec: ProbeSpec, settings: dict[str, int], s
     x = x[:settings["points"]]
     data = EvasionData(x, t.constraints, t.goal, pool=t.x[t.train], pool_y=t.y[t.train])
     n = len(x)
+    if not n:
+        raise ProbeError("no held-out row to attack: the model already gives every one the "
+                         "attacker's goal")
     if kind == "evasion-whitebox":
         if not t.adapter.capabilities.gradients:
             raise ProbeError("white-box evasion needs gradients; this model has none (the "
