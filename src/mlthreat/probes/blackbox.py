@@ -33,7 +33,7 @@ from __future__ import annotations
 import dataclasses
 import itertools
 from collections.abc import Callable, Generator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -73,6 +73,10 @@ class _Point:
     project: Callable[[np.ndarray], np.ndarray]   # candidate -> realisable record
     groups: Sequence[np.ndarray]
     used: int = 0
+    hair: np.ndarray = field(init=False)        # `_hair(x)`, once
+
+    def __post_init__(self) -> None:
+        self.hair = _hair(self.x)
 
     def left(self) -> int:
         return self.budget - self.used
@@ -112,10 +116,10 @@ def refine(p: _Point, delta: np.ndarray, steps: int = 3, largest_first: bool = T
     split just off the point's value (LightGBM's at zero) stays crossed."""
     sign = -1.0 if largest_first else 1.0
     for group in sorted(p.groups, key=lambda g: sign * float(np.abs(delta[g]).sum())):
-        if not np.any(np.abs(delta[group]) > _hair(p.x[group])) or p.left() < 1:
+        if not np.any(np.abs(delta[group]) > p.hair[group]) or p.left() < 1:
             continue
         trial = delta.copy()
-        trial[group] = np.sign(delta[group]) * _hair(p.x[group])
+        trial[group] = np.sign(delta[group]) * p.hair[group]
         if (yield from p.ask(p.x + trial))[0]:
             delta = p.project(p.x + trial)[0] - p.x
     lo, hi = yield from _line(p, delta)
@@ -148,7 +152,7 @@ def helpful_hairs(p: _Point, delta: np.ndarray, moves: np.ndarray
     each hair (add it where `delta` does not have it, take it away where it does); a helpful
     toggle tips the label over. Returns the hair pattern with every helpful toggle made (None
     if none helped, or no budget): one query per move and a line search."""
-    free = np.abs(delta) <= _hair(p.x)       # coordinates `delta` moves by a hair at most
+    free = np.abs(delta) <= p.hair       # coordinates `delta` moves by a hair at most
     j = np.argmax(moves != 0, axis=1)
     keep = free[j]
     moves, j = moves[keep], j[keep]
@@ -178,7 +182,7 @@ def _hair(x: np.ndarray) -> np.ndarray:
 def shrink(p: _Point, delta: np.ndarray, steps: int
            ) -> Generator[np.ndarray, np.ndarray, np.ndarray]:
     """Each non-zero coordinate in turn, binary-searched towards the original value."""
-    for i in np.flatnonzero(np.abs(delta) > _hair(p.x)):
+    for i in np.flatnonzero(np.abs(delta) > p.hair):
         lo, hi = 0.0, 1.0
         for _ in range(steps):
             if p.left() < 1:
@@ -265,17 +269,17 @@ def decision_attack(p: _Point, pool: np.ndarray, prefer: np.ndarray, starts: int
 def _with_pattern(p: _Point, delta: np.ndarray, pattern: np.ndarray) -> np.ndarray:
     """`delta` with the hair moves of `pattern` (and none other) where it moves by a hair at
     most; its larger moves stay."""
-    return np.asarray(np.where(np.abs(delta) <= _hair(p.x), pattern, delta), dtype=float)
+    return np.asarray(np.where(np.abs(delta) <= p.hair, pattern, delta), dtype=float)
 
 
 def _is_hair(p: _Point, delta: np.ndarray) -> bool:
-    return bool(np.all(np.abs(delta) <= _hair(p.x)))
+    return bool(np.all(np.abs(delta) <= p.hair))
 
 
 def _drop_hairs(p: _Point, delta: np.ndarray) -> Generator[np.ndarray, np.ndarray, np.ndarray]:
     """The coordinates `refine` left a hair off their value, back on it if the change still
     flips without them (one query): a hair costs next to nothing, but not nothing."""
-    hairs = (delta != 0) & (np.abs(delta) <= _hair(p.x))
+    hairs = (delta != 0) & (np.abs(delta) <= p.hair)
     if not hairs.any() or p.left() < 1:
         return delta
     trial = np.where(hairs, 0.0, delta)
@@ -441,7 +445,7 @@ class BlackBoxEvasion(Probe):
         value is one many of the attacker's rows (`sample`) share exactly (a one-hot column, a
         zero, a round amount), towards the side where their rows go on (to `low`, `high`);
         none that the constraints would undo (a one-hot group or an integer stays as it was)."""
-        hair = _hair(p.x)
+        hair = p.hair
         moves = []
         for j in np.flatnonzero(np.mean(sample == p.x, axis=0) >= TIES):
             for sign, beyond in ((1.0, high[j] > p.x[j]), (-1.0, low[j] < p.x[j])):
