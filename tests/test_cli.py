@@ -11,7 +11,7 @@ import jsonschema
 import pytest
 import yaml
 
-from mlthreat import cli
+from mlthreat import assessor, cli
 from tests.conftest import EXAMPLES
 from tests.pipeline.test_loader import MISTAKES
 
@@ -88,7 +88,7 @@ def test_tool_failure_exit_3(monkeypatch: pytest.MonkeyPatch,
                              capsys: pytest.CaptureFixture[str]) -> None:
     def boom(*_: object) -> None:
         raise RuntimeError("kaput")
-    monkeypatch.setattr(cli, "assess", boom)
+    monkeypatch.setattr(assessor, "score", boom)
     code, out, err = run(["model", CREDIT], capsys)
     assert code == 3 and "RuntimeError: kaput" in err and "Traceback" not in err
     code, out, err = run(["--debug", "model", CREDIT], capsys)

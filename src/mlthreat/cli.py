@@ -16,7 +16,8 @@ from rich.console import Console, RenderableType
 from rich.table import Table
 from rich.text import Text
 
-from mlthreat.analysis import Assessment, assess
+from mlthreat.analysis import assess
+from mlthreat.assessor import Assessor
 from mlthreat.catalog import Catalog, load_catalog
 from mlthreat.cliargs import build_parser
 from mlthreat.errors import InputError, Interrupted, MlthreatError, OutputError
@@ -30,28 +31,20 @@ from mlthreat.perception.files import (
     read_perception,
     save_perception,
 )
-from mlthreat.perception.gaps import with_perceptions
 from mlthreat.perception.team import team_view
-from mlthreat.pipeline import Pipeline, PipelineSpec, load_pipeline
-from mlthreat.probes.runner import (
-    PROBES,
-    ProbeRun,
-    evidence_for,
-    kind_of,
-    plan,
-    run_probes,
-    usable_cores,
-)
+from mlthreat.pipeline import PipelineSpec, load_pipeline
+from mlthreat.plain import to_plain
+from mlthreat.probes.runner import usable_cores
 from mlthreat.report import FORMATS
 from mlthreat.report.common import at_least
-from mlthreat.report.progress import ProbeProgress
+from mlthreat.report.progress import TerminalProgress
 from mlthreat.report.research import render_codes, render_team
 from mlthreat.report.scan import render as render_scan
 from mlthreat.report.terminal import codes_summary, scan_summary, summary, team_summary
+from mlthreat.results import Assessment
 from mlthreat.scanners import SCANNERS, scan_paths
 from mlthreat.scanners.dependencies import load_advisories
 from mlthreat.scanners.discover import discover, to_yaml
-from mlthreat.scanners.evidence import scan_evidence
 from mlthreat.vocabulary import Family, RiskLevel
 
 EXIT_OK, EXIT_FINDINGS, EXIT_INPUT, EXIT_TOOL = 0, 1, 2, 3
@@ -220,22 +213,13 @@ class Cli:
                        f"`mlthreat validate {out}`.")
         return EXIT_OK
 
-    def _probe_runs(self, pipeline: Pipeline, budget: str) -> list[ProbeRun]:
-        """Probes with a progress bar; after Ctrl-C, says what finished and stops (exit 130)."""
-        only = tuple(getattr(self.args, "only", None) or PROBES)
-        picked = tuple(getattr(self.args, "component", None) or ())
-        total = sum(len(kinds) for _, kinds in plan(pipeline, only, picked))
-        with ProbeProgress(self.err, total) as bar:
-            jobs = int(getattr(self.args, "jobs", 0) or usable_cores())   # demo: every core
-            runs = run_probes(pipeline, only, budget, jobs,
-                              bool(getattr(self.args, "trust", False)), observer=bar,
-                              components=picked)
-        cut = [f"{k} on {r.component}" for r in runs for k in r.interrupted]
-        if cut:
-            done = [f"{kind_of(e)} on {r.component}" for r in runs for e in r.results]
-            raise Interrupted(f"interrupted: finished {', '.join(done) or 'nothing'}; not run: "
-                              f"{', '.join(cut)}. Nothing was written.")
-        return runs
+    def _assessor(self, probes: bool, budget: str, observer: TerminalProgress) -> Assessor:
+        args = self.args
+        return Assessor(scan=not getattr(args, "no_scan", False), probes=probes,
+                        only=tuple(getattr(args, "only", None) or ()),
+                        components=tuple(getattr(args, "component", None) or ()), budget=budget,
+                        jobs=int(getattr(args, "jobs", 0) or usable_cores()),   # demo: every core
+                        trust=bool(getattr(args, "trust", False)), observer=observer)
 
     def cmd_probe(self) -> int:
         catalog = load_catalog()
@@ -243,20 +227,26 @@ class Cli:
         if not any(c.probe for c in pipeline.spec.components):
             raise InputError(f"{self.args.spec}: no component has a `probe` block; see "
                              "docs/probes.md")
-        runs = self._probe_runs(pipeline, self.args.budget)
-        data = [{"component": r.component, "evidence": [e.as_item() for e in r.results],
-                 "skipped": [{"probe": p, "why": w} for p, w in r.skipped]} for r in runs]
+        with TerminalProgress(self.err) as bar:
+            measured, skipped = self._assessor(True, self.args.budget, bar).measure(pipeline)
+        runs = [c.id for c in pipeline.spec.components
+                if any(e.component == c.id for e in measured)
+                or any(s.component == c.id for s in skipped)]
         if self.args.format == "json":
+            data = [{"component": c, "evidence": [to_plain(e) for e in measured if e.component == c],
+                     "skipped": [{"probe": s.source.removeprefix("probe:"), "why": s.reason}
+                                 for s in skipped if s.component == c]} for c in runs]
             sys.stdout.write(json.dumps(data, indent=2) + "\n")
             return EXIT_OK
-        for r in runs:
-            self.out.print(Text(f"{r.component}", style="bold"))
-            for e in r.results:
-                mark = "confirmed" if e.succeeded else "measured"
-                self.out.print(Text(f"  [{e.probe}, {mark}] {e.summary} ({e.queries} queries, "
+        for c in runs:
+            self.out.print(Text(c, style="bold"))
+            for e in (e for e in measured if e.component == c):
+                mark = "confirmed" if e.confirmed else "measured"
+                self.out.print(Text(f"  [{e.title}, {mark}] {e.summary} ({e.queries} queries, "
                                     f"{e.seconds:.1f} s)"))
-            for p, why in r.skipped:
-                self.out.print(Text(f"  [{p}, skipped] {why}", style="yellow"))
+            for s in (s for s in skipped if s.component == c):
+                self.out.print(Text(f"  [{s.source.removeprefix('probe:')}, skipped] {s.reason}",
+                                    style="yellow"))
         return EXIT_OK
 
     def cmd_team(self) -> int:
@@ -345,23 +335,8 @@ class Cli:
     # ----------------------------------------------------------------- helpers
     def _assess(self, spec: Path, perceptions: Sequence[Path] = (), probes: bool = False,
                 budget: str = "standard") -> Assessment:
-        catalog = load_catalog()
-        with self.err.status(f"threat-modelling {spec} …"):
-            pipeline = load_pipeline(spec, catalog)
-            evidence, notes = ({}, []) if getattr(self.args, "no_scan", False) else \
-                scan_evidence(pipeline)
-            assessment = assess(pipeline, catalog, evidence, tuple(notes))
-        if probes:
-            runs = self._probe_runs(pipeline, budget)
-            for key, items in evidence_for(assessment, runs).items():
-                evidence.setdefault(key, []).extend(items)
-            notes += [f"{r.component}: {name} probe skipped: {why}" for r in runs
-                      for name, why in r.skipped]
-            assessment = assess(pipeline, catalog, evidence, tuple(notes))
-        with self.err.status("comparing perceptions …"):
-            if perceptions:
-                assessment = with_perceptions(assessment, pipeline, catalog, perceptions)
-            return assessment
+        with TerminalProgress(self.err) as bar:
+            return self._assessor(probes, budget, bar).assess(spec, perceptions)
 
     def _write_all(self, assessment: Assessment, out_dir: Path, force: bool) -> None:
         out_dir.mkdir(parents=True, exist_ok=True)

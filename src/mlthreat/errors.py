@@ -1,22 +1,29 @@
-"""The whole exception tree of mlthreat, in one place.
+"""The whole exception tree of mlthreat, in one place. Each class knows the exit code the command
+line gives it (docs/reports.md lists them)::
 
-::
-
-    MlthreatError            base of everything mlthreat raises on purpose
-    ├── InputError           the user's input is wrong; the CLI exits 2
-    │   ├── SpecError        a pipeline spec has problems: each one a Problem with file:line:column
-    │   └── OutputError      an output file cannot be written (exists, or its folder is missing)
-    ├── Interrupted          Ctrl-C stopped a long run; says what finished; the CLI exits 130
-    └── ToolError            mlthreat itself is broken; the CLI exits 3
+    MlthreatError            base of everything mlthreat raises on purpose            exit 3
+    ├── InputError           the user's input is wrong                                exit 2
+    │   ├── SpecError        a pipeline spec has problems: each a Problem, file:line:column
+    │   ├── DataError        a data file cannot be used as the spec says (row, column, what to do)
+    │   ├── ModelError       a model file cannot be loaded, or does not fit its data
+    │   └── OutputError      an output cannot be written (exists, folder missing, clashing options)
+    ├── Interrupted          Ctrl-C stopped a long run; says what finished             exit 130
+    ├── ProbeError           a probe cannot run on this target; the runner records it as a
+    │   │                    Skipped result with this message, so it reaches no user as an error
+    │   └── BudgetExceeded   the simulated attacker's query or time budget ran out
+    └── ToolError            mlthreat itself is broken                                exit 3
         └── CatalogError     the packaged threat/control catalog failed its schema check
 
-Errors from other libraries (PyYAML, pydantic, OS errors) are translated where they enter and keep
-the original as ``__cause__``. The library never prints and never exits: only ``cli.py`` does.
+Errors from other libraries (PyYAML, pydantic, pandas, the ML frameworks, OS errors) are
+translated where they enter and keep the original as ``__cause__``. The library never prints and
+never exits: only the command line (``mlthreat.cli``) does.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+
+EXIT_OK, EXIT_FINDINGS, EXIT_INPUT, EXIT_TOOL, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,9 +51,13 @@ class Problem:
 class MlthreatError(Exception):
     """Base of every error mlthreat raises on purpose."""
 
+    exit_code = EXIT_TOOL
+
 
 class InputError(MlthreatError):
     """The user's input is wrong. Exit code 2."""
+
+    exit_code = EXIT_INPUT
 
 
 class SpecError(InputError):
@@ -57,8 +68,31 @@ class SpecError(InputError):
         super().__init__("\n".join(str(p) for p in problems))
 
 
+class DataError(InputError):
+    """A data file cannot be used as the spec says: which file, row or column, and what to do."""
+
+
+class ModelError(InputError):
+    """A model file cannot be loaded safely, is not a model, or does not fit its data."""
+
+
 class OutputError(InputError):
     """An output cannot be written where the user asked."""
+
+
+class Interrupted(MlthreatError):
+    """The user stopped a long run (Ctrl-C); the message says what finished and what not."""
+
+    exit_code = EXIT_INTERRUPTED
+
+
+class ProbeError(MlthreatError):
+    """A probe cannot run on this target (unusable data, a precondition the planner cannot see
+    in advance); the runner turns it into a Skipped result."""
+
+
+class BudgetExceeded(ProbeError):
+    """The attacker's query or time budget ran out; what was measured so far still counts."""
 
 
 class ToolError(MlthreatError):
@@ -67,7 +101,3 @@ class ToolError(MlthreatError):
 
 class CatalogError(ToolError):
     """The threat/control catalog is invalid."""
-
-
-class Interrupted(MlthreatError):
-    """The user stopped a long run (Ctrl-C); the message says what finished and what not."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from pathlib import Path
 from typing import Any
 
 
@@ -18,3 +19,14 @@ def to_plain(value: Any) -> Any:
     if isinstance(value, float) and math.isnan(value):
         return None
     return value
+
+
+def display_path(path: str | Path) -> str:
+    """How reports name a file the user gave: relative to the working directory where it lies
+    below it, as given where it is relative, else its name alone, so that a report carries no
+    absolute path of the machine it was made on."""
+    given = Path(path)
+    try:
+        return given.resolve().relative_to(Path.cwd().resolve()).as_posix()
+    except (OSError, ValueError):
+        return given.as_posix() if not given.is_absolute() else given.name

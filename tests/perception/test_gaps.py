@@ -10,11 +10,11 @@ from pathlib import Path
 import pytest
 
 from mlthreat.analysis import Assessment
-from mlthreat.analysis.model import Finding, PerceptionReport
 from mlthreat.catalog import Catalog
 from mlthreat.errors import SpecError
 from mlthreat.perception import Mappers, analyse, load_perception
 from mlthreat.pipeline import Pipeline
+from mlthreat.results import Evidence, Finding, PerceptionReport
 from tests.conftest import EXAMPLES
 
 PERCEPTIONS = EXAMPLES / "credit-scoring" / "perceptions"
@@ -110,27 +110,30 @@ def test_free_text_mappings_are_shown(credit_pipeline: Pipeline, credit: Assessm
 def test_doubt_is_answered_with_measured_evidence(credit_pipeline: Pipeline,
                                                   credit: Assessment, catalog: Catalog,
                                                   mappers: Mappers) -> None:
-    measured = {"probe": "extraction", "metric": "fidelity", "value": 0.93, "succeeded": True,
-                "summary": "a copy agreeing on 93% of inputs after 1,000 label-only queries"}
+    measured = Evidence("probe:extraction", ("aml-model-extraction",), "fidelity", 0.93, None,
+                        True, "a copy agreeing on 93% of inputs after 1,000 label-only queries",
+                        component="scoring_api", id="probe:extraction@scoring_api#1")
 
     def with_evidence(f: Finding) -> Finding:
         if f.id == "aml-model-extraction@scoring_api":
-            return dataclasses.replace(f, evidence=(measured,))
+            return dataclasses.replace(f, evidence=(measured.id,))
         return f
-    a = dataclasses.replace(credit, findings=tuple(with_evidence(f) for f in credit.findings))
+    a = dataclasses.replace(credit, findings=tuple(with_evidence(f) for f in credit.findings),
+                            evidence=(measured,))
     r = report("p03-doubt.yaml", credit_pipeline, a, catalog, mappers)
     (doubt,) = [g for g in r.gaps if g.kind == "attacker_doubt" and g.component == "scoring_api"]
     assert "Measured: a copy agreeing on 93% of inputs" in doubt.explanation
-    assert doubt.evidence == (measured,)
+    assert doubt.evidence == (measured.id,)
 
 
 def test_control_present_but_probe_succeeds_is_overconfidence(
         credit_pipeline: Pipeline, credit: Assessment, catalog: Catalog,
         mappers: Mappers, tmp_path: Path) -> None:
-    measured = {"probe": "evasion", "succeeded": True, "summary": "98% of points evaded"}
-    a = dataclasses.replace(credit, findings=tuple(
-        dataclasses.replace(f, evidence=(measured,)) if f.id == "aml-evasion-blackbox@scoring_api"
-        else f for f in credit.findings))
+    measured = Evidence("probe:evasion-blackbox", ("aml-evasion-blackbox",), "success_rate", 0.98,
+                        None, True, "98% of points evaded", component="scoring_api", id="e1")
+    a = dataclasses.replace(credit, evidence=(measured,), findings=tuple(
+        dataclasses.replace(f, evidence=(measured.id,))
+        if f.id == "aml-evasion-blackbox@scoring_api" else f for f in credit.findings))
     path = tmp_path / "p.yaml"
     path.write_text("respondent: x\nviews:\n  - component: scoring_api\n    defenses:\n"
                     "      - {control: input_normalization, against: [aml-evasion-blackbox]}\n")

@@ -104,7 +104,7 @@ def test_transfer_attack_flips_a_model_through_its_copy() -> None:
     victim = MLPClassifier((32,), max_iter=600, random_state=0).fit(x[:800], y[:800])
     ev = TransferEvasion(queries=500, epsilons=[0.1, 1.0, 3.0]).run(
         SklearnAdapter(victim), EvasionData(x[1000:1100], pool=x[:800]), Budget(seed=0))
-    rates = ev.curves["success_rate"]
+    rates = ev.series["success_rate"]
     # the boundary is a plane with |normal| = 1.5: within L2 3.0 nearly every point flips
     assert rates[-1] >= 0.9 and rates[0] < rates[-1]
     assert ev.extra["surrogate_queries"] == 500 and ev.extra["surrogate_agreement"] > 0.9

@@ -34,7 +34,7 @@ def test_minimal_perturbation_matches_closed_form(norm: str, dual: object) -> No
     exact = np.abs(x @ W + B) / dual(W)  # type: ignore[operator]
     assert np.allclose(found, exact, rtol=5e-3, atol=3e-4)
     assert ev.extra["median_minimal_perturbation"] == pytest.approx(np.median(found))
-    rates = ev.curves["success_rate"]
+    rates = ev.series["success_rate"]
     assert rates == sorted(rates)                   # a bigger budget never flips fewer points
     assert rates[-1] == pytest.approx(np.mean(exact <= 1.0), abs=0.03)
 

@@ -22,7 +22,7 @@ def test_equation_solving_is_exact_with_d_plus_one_queries() -> None:
     # Independent answer: the model's own coefficients (log p1 - log p0 = x.coef + intercept).
     assert np.abs(w[:, 1] - lr.coef_[0]).max() < 1e-6
     assert abs(b[1] - lr.intercept_[0]) < 1e-6
-    assert ev.extra["queries_used"] == 13 and ev.value == 1.0 and ev.succeeded
+    assert ev.extra["queries_used"] == 13 and ev.value == 1.0 and ev.confirmed
     assert ev.extra["max_probability_error"] < 1e-6
 
 
@@ -50,9 +50,9 @@ def test_label_only_surrogate_copies_a_simple_model() -> None:
     data = ExtractionData(x[2000:], pool=x[:2000], y_eval=y[2000:])
     ev = ModelExtraction(queries=300, learner=lambda: LogisticRegression()).run(
         victim, data, Budget(seed=0))
-    assert ev.value > 0.95 and ev.succeeded
+    assert ev.value > 0.95 and ev.confirmed
     assert ev.queries == 300 + len(data.x_eval)            # budget spent, plus the reference
-    assert ev.curves["queries"][-1] == 300.0 and len(ev.curves["fidelity"]) > 2
+    assert ev.series["queries"][-1] == 300.0 and len(ev.series["fidelity"]) > 2
     assert ev.interval[0] < ev.value < ev.interval[1]
     again = ModelExtraction(queries=300, learner=lambda: LogisticRegression()).run(
         victim, data, Budget(seed=0))

@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
 from mlthreat.analysis import assess
+from mlthreat.assessor import number
 from mlthreat.catalog import Catalog
 from mlthreat.errors import InputError
 from mlthreat.pipeline import load_pipeline
@@ -69,13 +70,13 @@ def test_probe_is_seeded_counted_and_budgeted() -> None:
 
 def test_probe_evidence_moves_a_finding(catalog: Catalog) -> None:
     pipeline = load_pipeline(EXAMPLES / "credit-scoring" / "pipeline.yaml", catalog)
-    ev = QueryProbe(n=10).run(CallableAdapter(_logistic), None, Budget())
-    evidence = {("aml-evasion-blackbox", "scoring_api"): [ev.as_item()]}
+    ev = QueryProbe(n=10).run(CallableAdapter(_logistic), None, Budget(), component="scoring_api")
     plain = {f.id: f for f in assess(pipeline, catalog).findings}
-    measured = {f.id: f for f in assess(pipeline, catalog, evidence).findings}
+    after = assess(pipeline, catalog, number([ev]))
+    measured = {f.id: f for f in after.findings}
     key = "aml-evasion-blackbox@scoring_api"
     assert measured[key].likelihood == min(5.0, plain[key].likelihood + 1)
-    assert measured[key].evidence[0]["source"] == "probe:toy"
+    assert [e.source for e in after.evidence_of(measured[key])] == ["probe:toy"]
 
 
 def test_sklearn_pipeline_adapter_with_categoricals() -> None:

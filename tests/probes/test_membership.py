@@ -61,7 +61,7 @@ def test_model_that_cannot_overfit_is_near_chance() -> None:
         # Which half of the data is harder moves the AUC a few points either way; nothing in a
         # model that cannot memorise lets an attacker do better than that.
         assert 0.44 < ev.value < 0.56, (attack, ev.value)
-        assert ev.extra["tpr_at_1pct_fpr"] < 0.03 and not ev.succeeded
+        assert ev.extra["tpr_at_1pct_fpr"] < 0.03 and not ev.confirmed
         assert ev.queries == len(data.y)
 
 
@@ -74,7 +74,7 @@ def test_memorising_model_is_caught_and_reference_beats_threshold() -> None:
     base = MembershipInference(attack="threshold", bootstrap=50).run(adapter, data, Budget())
     ref = MembershipInference(attack="reference", fit=sklearn_fit(est), references=8,
                               bootstrap=50, jobs=2).run(adapter, data, Budget())
-    assert base.value > 0.65 and base.succeeded and ref.value > 0.65
+    assert base.value > 0.65 and base.confirmed and ref.value > 0.65
     # The reference attack's point: confident calls about some people at a low false-positive
     # rate, where a global threshold identifies no one.
     assert base.extra["tpr_at_1pct_fpr"] < 0.01 < ref.extra["tpr_at_1pct_fpr"]

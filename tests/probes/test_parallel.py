@@ -75,8 +75,8 @@ def _fake(kind: str, *args: Any) -> Evidence:
         raise KeyboardInterrupt
     probe = runner.KIND_PROBE[kind]
     attack = runner.POISONING_ATTACK.get(kind)
-    return Evidence(probe, (), "m", 0.1, None, False, f"{kind} measured", {},
-                    {"attack": attack} if attack else {})
+    return Evidence(f"probe:{probe}", (), "m", 0.1, None, False, f"{kind} measured",
+                    parameters={"attack": attack} if attack else {})
 
 
 def test_ctrl_c_in_parallel_keeps_what_ended(monkeypatch: pytest.MonkeyPatch,
@@ -134,7 +134,7 @@ def test_jobs_default_to_the_cores_this_process_may_use(monkeypatch: pytest.Monk
                **kwargs: Any) -> list[runner.ProbeRun]:
         seen.append(jobs)
         return []
-    monkeypatch.setattr(cli, "run_probes", record)
+    monkeypatch.setattr(runner, "run_probes", record)
     for argv, want in ((["probe", CREDIT], 3), (["probe", CREDIT, "--jobs", "auto"], 3),
                        (["probe", CREDIT, "--jobs", "1"], 1)):
         seen.clear()

@@ -24,14 +24,14 @@ def test_no_poison_no_change(data: PoisoningData) -> None:
         ev = Poisoning(attack=attack, train=sklearn_train(DecisionTreeClassifier()), rates=[0.0],
                        seeds=3).run(None, data, Budget(seed=0))
         # Same seeds, same data: the retrained models are identical, the effect exactly zero.
-        assert ev.value == 0.0 and ev.interval == (0.0, 0.0) and not ev.succeeded
+        assert ev.value == 0.0 and ev.interval == (0.0, 0.0) and not ev.confirmed
 
 
 def test_label_flips_cost_accuracy_monotonically(data: PoisoningData) -> None:
     ev = Poisoning(attack="label_flip", train=sklearn_train(DecisionTreeClassifier()),
                    rates=[0.05, 0.4], seeds=3, jobs=2).run(None, data, Budget(seed=1))
-    drops = ev.curves["accuracy_drop"]
-    assert drops[1] > drops[0] and drops[1] > 0.1 and ev.succeeded
+    drops = ev.series["accuracy_drop"]
+    assert drops[1] > drops[0] and drops[1] > 0.1 and ev.confirmed
     assert 0.5 < ev.extra["clean_score"] <= 1.0          # an accuracy, not its negative
 
 
@@ -44,7 +44,7 @@ def test_strong_backdoor_succeeds_net_of_clean_response(data: PoisoningData) -> 
     assert ev.extra["poisoned_score"] > 0.95
     # ... and the figure reported is net of what clean models already do with the trigger.
     assert ev.value == pytest.approx(ev.extra["poisoned_score"] - ev.extra["clean_score"])
-    assert ev.value > 0.5 and ev.succeeded
+    assert ev.value > 0.5 and ev.confirmed
 
 
 def test_targeted_flip_turns_the_source_class(data: PoisoningData) -> None:

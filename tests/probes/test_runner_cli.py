@@ -36,10 +36,13 @@ def test_probe_json(capsys: pytest.CaptureFixture[str]) -> None:
     assert flips["metric"] == "accuracy_drop" and door["metric"] == "backdoor_success"
     assert targeted["metric"] == "targeted_shift"
     # flipping "bad" labels to "good" (the goal) makes the model approve more held-out "bad" rows
-    assert targeted["curves"]["rates"] == [0.05, 0.1, 0.2]
-    assert targeted["curves"]["targeted_shift"][-1] > 0
+    assert targeted["series"]["rates"] == [0.05, 0.1, 0.2]
+    assert targeted["series"]["targeted_shift"][-1] > 0
+    assert [ev["title"] for ev in run["evidence"][:3]] == ["label flipping", "targeted flipping",
+                                                           "backdoor"]
+    assert targeted["curves"][0]["x"] == [0.0, 0.05, 0.1, 0.2]      # drawn from 0: no poison
     # a trigger in 1-10 % of the training rows teaches the trees to approve triggered "bad" rows
-    assert door["curves"]["rates"] == [0.01, 0.05, 0.1] and door["value"] > 0.5
+    assert door["series"]["rates"] == [0.01, 0.05, 0.1] and door["value"] > 0.5
     assert all(ev["artifact"] == "models/credit_model.joblib" for ev in run["evidence"])
     assert [s["probe"] for s in run["skipped"]] == ["evasion-whitebox"]
     assert "needs gradients" in run["skipped"][0]["why"]
@@ -86,8 +89,9 @@ def test_assess_attaches_probe_evidence_along_paths(capsys: pytest.CaptureFixtur
                          "--budget", "quick", "-f", "json"], capsys)
     assert code == 0
     data = json.loads(out)
-    poisoned = [f for f in data["findings"] if any(e["source"] == "probe:poisoning"
-                                                  for e in f["evidence"])]
+    poisoning = {e["id"] for e in data["evidence"] if e["source"] == "probe:poisoning"}
+    assert len(poisoning) == 3       # stored once on the assessment, whatever reaches it
+    poisoned = [f for f in data["findings"] if poisoning & set(f["evidence"])]
     # Poisoning enters at the feedback form and the partner feed, and travels through the
     # probed scoring API: the evidence reaches those findings, placed where the attacker acts.
     assert {f["component"] for f in poisoned} >= {"corrections"}

@@ -7,7 +7,12 @@ import re
 
 import pytest
 
-from mlthreat.report.charts import BOTTOM, LEFT, RIGHT, TOP, H, W, chart_for, line_svg
+from mlthreat.probes.blackbox import BlackBoxEvasion
+from mlthreat.probes.extraction import ModelExtraction
+from mlthreat.probes.interface import Measurement
+from mlthreat.probes.membership import MembershipInference
+from mlthreat.probes.poisoning import Poisoning
+from mlthreat.report.charts import BOTTOM, LEFT, RIGHT, TOP, H, W, line_svg, svg
 
 
 def _points(svg: str, cls: str) -> list[tuple[float, float]]:
@@ -38,27 +43,31 @@ def test_band_encloses_the_series() -> None:
         assert yu <= y <= yl          # SVG y grows downwards
 
 
-def test_chart_for_each_probe_kind() -> None:
-    evasion = {"source": "probe:evasion-blackbox", "curves": {
+def _m(series: dict[str, list[float]], **extra: object) -> Measurement:
+    return Measurement("m", 0.5, None, True, "", series, dict(extra))
+
+
+def test_each_probe_draws_its_own_curves_and_charts_know_no_probe() -> None:
+    evasion = BlackBoxEvasion().curves(_m({
         "epsilon": [0.5, 1.0], "success_rate": [0.2, 0.6], "success_low": [0.1, 0.5],
-        "success_high": [0.3, 0.7]}, "extra": {"norm": "l2"}}
-    membership = {"source": "probe:membership", "curves": {"fpr": [0.0, 0.01, 1.0],
-                                                           "tpr": [0.0, 0.1, 1.0]}}
-    extraction = {"source": "probe:extraction", "curves": {"queries": [200, 1000],
-                                                           "fidelity": [0.8, 0.9]}}
-    poisoning = {"source": "probe:poisoning", "curves": {"rates": [0.1], "accuracy_drop": [0.05]},
-                 "extra": {"clean_score": 0.8, "intervals": [[0.03, 0.07]]}}
-    assert "perturbation budget (L2)" in (chart_for(evasion) or "")
-    assert "(log)" in (chart_for(membership) or "")
-    assert "fidelity" in (chart_for(extraction) or "")
-    svg = chart_for(poisoning) or ""
+        "success_high": [0.3, 0.7]}, norm="l2"))
+    assert "perturbation budget (L2)" in svg(evasion[0])
+    assert evasion[0].low == (0.1, 0.5) and evasion[0].high == (0.3, 0.7)
+    (roc,) = MembershipInference().curves(_m({"fpr": [0.0, 0.01, 1.0], "tpr": [0.0, 0.1, 1.0]}))
+    assert roc.x == (0.01, 1.0) and roc.log_x and roc.log_y and roc.diagonal   # fpr 0 dropped
+    assert "(log)" in svg(roc)
+    (copy,) = ModelExtraction().curves(_m({"queries": [200, 1000], "fidelity": [0.8, 0.9]}))
+    assert "fidelity" in svg(copy)
+    (flips,) = Poisoning(attack="label_flip").curves(
+        _m({"rates": [0.1], "accuracy_drop": [0.05]}, clean_score=0.8, intervals=[[0.03, 0.07]]))
     # accuracy 0.8 clean, 0.75 at 10 %: the second point sits lower than the first
-    (x0, y0), (x1, y1) = _points(svg, "series")
+    assert flips.y == pytest.approx((0.8, 0.75)) and flips.low == pytest.approx((0.8, 0.73))
+    (x0, y0), (x1, y1) = _points(svg(flips), "series")
     assert x1 > x0 and y1 > y0
-    backdoor = {"source": "probe:poisoning", "curves": {"rates": [0.01, 0.1],
-                                                        "backdoor_success": [0.3, 0.9]}}
-    assert "backdoor success" in (chart_for(backdoor) or "")
-    targeted = {"source": "probe:poisoning", "curves": {"rates": [0.1, 0.2],
-                                                        "targeted_shift": [0.2, 0.4]}}
-    assert "more rows turned" in (chart_for(targeted) or "")
-    assert chart_for({"source": "scanner:modelfile"}) is None
+    (door,) = Poisoning(attack="backdoor").curves(
+        _m({"rates": [0.01, 0.1], "backdoor_success": [0.3, 0.9]}))
+    assert "backdoor success" in svg(door)
+    (turned,) = Poisoning(attack="targeted_flip").curves(
+        _m({"rates": [0.1, 0.2], "targeted_shift": [0.2, 0.4]}))
+    assert "more rows turned" in svg(turned)
+    assert Poisoning().curves(_m({})) == ()

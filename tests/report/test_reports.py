@@ -40,7 +40,7 @@ def test_json_matches_its_schema(credit: Assessment) -> None:
     schema = json.loads((ROOT / "docs" / "assessment.schema.json").read_text())
     data = json.loads(json_report.render(credit))
     jsonschema.Draft202012Validator(schema).validate(data)
-    assert data["schema_version"] == "1.1"
+    assert data["schema_version"] == "2.0"
     assert len(data["findings"]) == len(credit.findings)
     assert sum(sum(c.values()) for c in data["counts"].values()) == len(credit.findings)
 

@@ -14,8 +14,10 @@ import yaml
 
 from mlthreat import cli
 from mlthreat.analysis import assess
+from mlthreat.assessor import number
 from mlthreat.catalog import Catalog
 from mlthreat.pipeline import load_pipeline
+from mlthreat.report import json_report
 from mlthreat.scanners.discover import discover, to_yaml
 from mlthreat.scanners.evidence import scan_evidence
 from tests.conftest import EXAMPLE_NAMES, EXAMPLES
@@ -149,17 +151,20 @@ def test_scanner_evidence_reaches_findings(catalog: Catalog) -> None:
     pipeline = load_pipeline(EXAMPLES / "credit-scoring" / "pipeline.yaml", catalog)
     evidence, notes = scan_evidence(pipeline)
     plain = {f.id: f for f in assess(pipeline, catalog).findings}
-    measured = {f.id: f for f in assess(pipeline, catalog, evidence).findings}
+    after = assess(pipeline, catalog, number(evidence))
+    measured = {f.id: f for f in after.findings}
     key = "cls-unauthenticated-api@scoring_api"
     assert measured[key].likelihood == plain[key].likelihood + 1     # confirmed by the code scan
-    assert any("no authentication" in e["summary"] for e in measured[key].evidence)
+    found = after.evidence_of(measured[key])
+    assert any("no authentication" in e.summary for e in found)
+    # files are named relative to the spec's folder, not with this machine's absolute path
+    assert {e.location.file for e in found if e.location} == {"serving/app.py"}
+    assert str(EXAMPLES) not in json_report.render(after)
     clean = measured["cls-unsafe-deserialization@model_registry"]
     assert clean.likelihood == plain["cls-unsafe-deserialization@model_registry"].likelihood
-    assert "nothing beyond what real models need" in clean.evidence[0]["summary"]
+    assert "nothing beyond what real models need" in after.evidence_of(clean)[0].summary
     schema = json.loads((EXAMPLES.parent / "docs" / "assessment.schema.json").read_text())
-    from mlthreat.report import json_report
-    jsonschema.Draft202012Validator(schema).validate(json.loads(json_report.render(
-        assess(pipeline, catalog, evidence))))
+    jsonschema.Draft202012Validator(schema).validate(json.loads(json_report.render(after)))
 
 
 def test_bad_advisory_file_is_bad_input(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

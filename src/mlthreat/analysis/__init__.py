@@ -1,6 +1,6 @@
 """Analysis: placing catalog threats on the pipeline, tracing paths, scoring risk."""
 
 from mlthreat.analysis.assess import assess
-from mlthreat.analysis.model import SCHEMA_VERSION, Assessment, AssetGroup, Finding
+from mlthreat.results import SCHEMA_VERSION, Assessment, AssetGroup, Finding
 
 __all__ = ["SCHEMA_VERSION", "Assessment", "AssetGroup", "Finding", "assess"]

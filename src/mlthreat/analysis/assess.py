@@ -1,4 +1,6 @@
-"""The assessment driver: catalog x pipeline graph -> findings and their views.
+"""The analysis of one pipeline against the catalog: place every threat where its attacker can
+act and trace its attack path (once, `place`), attribute evidence to the placements
+(`analysis.attribution`), and score every finding once with all its evidence (`score`).
 
 Short on purpose (STYLE.md): placing, tracing and scoring live in their own modules.
 """
@@ -7,32 +9,58 @@ from __future__ import annotations
 
 import gc
 from collections import defaultdict
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any
+from dataclasses import dataclass
 
 from mlthreat import __version__
-from mlthreat.analysis.findings import Context, build_finding
+from mlthreat.analysis.attribution import attribute
+from mlthreat.analysis.findings import Context, Placement, build_finding
 from mlthreat.analysis.integrity import integrity_paths
-from mlthreat.analysis.model import Assessment, ComponentInfo, Finding, FlowInfo
 from mlthreat.analysis.paths import HarmTracer
 from mlthreat.analysis.views import asset_groups, incidental_mitigations, recommendations
 from mlthreat.catalog import Catalog, Threat
 from mlthreat.pipeline import Component, Pipeline
 from mlthreat.pipeline.graph import build_graph
-from mlthreat.vocabulary import Kind
+from mlthreat.plain import display_path
+from mlthreat.results import Assessment, ComponentInfo, Evidence, Finding, FlowInfo, Skipped
+from mlthreat.vocabulary import Attacker, Kind
 
-Evidence = dict[tuple[str, str], list[dict[str, Any]]]
+
+@dataclass(frozen=True)
+class Placed:
+    """A pipeline's threats placed and traced: the graph is built once per assessment."""
+
+    ctx: Context
+    placements: tuple[Placement, ...]
+
+    def attribute(self, evidence: Sequence[Evidence]) -> dict[tuple[str, str], tuple[str, ...]]:
+        """Evidence ids per (threat, component) of a placement (see analysis.attribution)."""
+        kinds = {c.id: c.kind for c in self.ctx.pipeline.spec.components}
+        return attribute(self.placements, evidence, self.ctx.graph.graph, kinds)
 
 
-def place(threat: Threat, by_kind: dict[Kind, list[Component]], ctx: Context
+def where(threat: Threat, by_kind: dict[Kind, list[Component]], ctx: Context
           ) -> list[Component]:
     """Components where the threat's attacker can act: kind, exposure and facts all hold."""
-    where = threat.acts_at
-    needed = frozenset(where.facts)
-    return [c for kind in where.kinds for c in by_kind.get(kind, ())
-            if (not where.exposure or c.exposure in where.exposure)
+    acts = threat.acts_at
+    needed = frozenset(acts.facts)
+    return [c for kind in acts.kinds for c in by_kind.get(kind, ())
+            if (not acts.exposure or c.exposure in acts.exposure)
             and needed <= ctx.graph.facts[c.id]]
+
+
+def place(pipeline: Pipeline, catalog: Catalog) -> Placed:
+    """Every threat of the catalog at every component where its attacker can act, traced."""
+    graph = build_graph(pipeline)
+    ctx = Context(pipeline, catalog, graph, HarmTracer(graph))
+    by_kind: dict[Kind, list[Component]] = defaultdict(list)
+    for comp in pipeline.spec.components:
+        by_kind[comp.kind].append(comp)
+    return Placed(ctx, tuple(
+        Placement(t, c, tuple(ctx.tracer.attack_path(c.id, t.reaches,
+                                                     t.attacker == Attacker.external, t.via)))
+        for t in catalog.threats for c in where(t, by_kind, ctx)))
 
 
 def _sort_key(f: Finding) -> tuple[float, str, str, str]:
@@ -52,28 +80,30 @@ def _cyclic_gc_paused() -> Iterator[None]:
             gc.enable()
 
 
-def assess(pipeline: Pipeline, catalog: Catalog, evidence: Evidence | None = None,
+def assess(pipeline: Pipeline, catalog: Catalog, evidence: Sequence[Evidence] = (),
            notes: tuple[str, ...] = ()) -> Assessment:
     """Threat-model the pipeline. Deterministic: the same spec gives the same Assessment.
 
-    `evidence` maps (threat id, component) to measurements (scanners, probes) to attach.
-    """
+    `evidence` (probes, scanners; each with a unique id) is attributed to the findings it
+    speaks to and raises the likelihood of those it confirms."""
     with _cyclic_gc_paused():
-        return _assess(pipeline, catalog, evidence or {}, notes)
+        return score(place(pipeline, catalog), evidence, notes)
 
 
-def _assess(pipeline: Pipeline, catalog: Catalog, evidence: Evidence,
-            notes: tuple[str, ...]) -> Assessment:
-    graph = build_graph(pipeline)
-    ctx = Context(pipeline, catalog, graph, HarmTracer(graph), evidence)
-    by_kind: dict[Kind, list[Component]] = defaultdict(list)
-    for comp in pipeline.spec.components:
-        by_kind[comp.kind].append(comp)
-    findings = sorted((build_finding(t, c, ctx) for t in catalog.threats
-                       for c in place(t, by_kind, ctx)), key=_sort_key)
+def score(placed: Placed, evidence: Sequence[Evidence] = (), notes: tuple[str, ...] = (),
+          skipped: Sequence[Skipped] = ()) -> Assessment:
+    """Findings scored once, with the evidence attributed to each; the views built on them."""
+    ids = [e.id for e in evidence]
+    if len(set(ids)) != len(ids) or "" in ids:
+        raise ValueError("every piece of evidence needs a unique id (see assessor.number)")
+    ctx, by_id = placed.ctx, {e.id: e for e in evidence}
+    attributed = placed.attribute(evidence)
+    findings = sorted((build_finding(p, ctx, [by_id[i] for i in attributed.get(
+        (p.threat.id, p.component.id), ())]) for p in placed.placements), key=_sort_key)
+    pipeline, catalog = ctx.pipeline, ctx.catalog
     spec = pipeline.spec
     return Assessment(
-        pipeline_name=spec.name, pipeline_description=spec.description, spec_file=pipeline.file,
+        pipeline_name=spec.name, pipeline_description=spec.description, spec_file=display_path(pipeline.file),
         components=tuple(ComponentInfo(
             c.id, c.label, c.kind.value, c.exposure.value, c.owner,
             tuple(sorted(pipeline.controls[c.id])), c.personal_data,
@@ -88,4 +118,5 @@ def _assess(pipeline: Pipeline, catalog: Catalog, evidence: Evidence,
         recommendations=tuple(recommendations(findings, catalog)),
         catalog_atlas_version=catalog.atlas_version, tool_version=__version__,
         warnings=tuple(str(w) for w in pipeline.warnings) + notes,
+        evidence=tuple(evidence), skipped=tuple(skipped),
     )

@@ -4,10 +4,9 @@ its likelihood, impact and risk with every adjustment explained."""
 from __future__ import annotations
 
 import functools
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
-from mlthreat.analysis.model import Adjustment, ControlUse, Finding, Reference
 from mlthreat.analysis.paths import HarmTracer
 from mlthreat.analysis.risk import (
     CONTROL_STEP,
@@ -22,6 +21,7 @@ from mlthreat.analysis.risk import (
 from mlthreat.catalog import Catalog, Control, Threat
 from mlthreat.pipeline import Component, Pipeline
 from mlthreat.pipeline.graph import PipelineGraph
+from mlthreat.results import Adjustment, ControlUse, Evidence, Finding, Reference
 from mlthreat.vocabulary import Attacker, Criticality, Exposure, Strength
 
 PIPELINE_WIDE = "(pipeline-wide)"
@@ -35,6 +35,15 @@ class Mitigation:
     missing: ControlUse   # the record used wherever this control is absent
 
 
+@dataclass(frozen=True, slots=True)
+class Placement:
+    """One threat placed at one component, with its attack path (entry ... harm)."""
+
+    threat: Threat
+    component: Component
+    path: tuple[str, ...]
+
+
 @dataclass(frozen=True)
 class Context:
     """What every finding of one assessment shares."""
@@ -43,7 +52,6 @@ class Context:
     catalog: Catalog
     graph: PipelineGraph
     tracer: HarmTracer
-    evidence: dict[tuple[str, str], list[dict[str, Any]]] = field(default_factory=dict)
     _refs: dict[str, tuple[Reference, ...]] = field(default_factory=dict)
     _mitigations: dict[str, tuple[Mitigation, ...]] = field(default_factory=dict)
     _impacts: dict[str, tuple[int, str]] = field(default_factory=dict)
@@ -88,16 +96,15 @@ class Context:
         return out
 
 
-def build_finding(threat: Threat, comp: Component, ctx: Context) -> Finding:
-    path = ctx.tracer.attack_path(comp.id, threat.reaches, threat.attacker == Attacker.external,
-                                  threat.via)
+def build_finding(placement: Placement, ctx: Context, evidence: Sequence[Evidence]) -> Finding:
+    """The finding of one placement, scored with the evidence attributed to it."""
+    threat, comp, path = placement.threat, placement.component, list(placement.path)
     approach = path[: path.index(comp.id) + 1]
     present, missing, adjustments = _controls(threat, approach, path, ctx)
     adjustments = _exposure_adjustments(threat, comp, approach, ctx) + adjustments
-    evidence = tuple(ctx.evidence.get((threat.id, comp.id), ()))
-    confirmed = [e for e in evidence if e.get("succeeded")]
+    confirmed = [e for e in evidence if e.confirmed]
     if confirmed:
-        adjustments.append(Adjustment(EVIDENCE_STEP, f"measured: {confirmed[0]['summary']}"
+        adjustments.append(Adjustment(EVIDENCE_STEP, f"measured: {confirmed[0].summary}"
                                       + (f" (+{len(confirmed) - 1} more)" if len(confirmed) > 1
                                          else ""), component=comp.id))
     likelihood = clamp_likelihood(threat.likelihood + sum(a.delta for a in adjustments))
@@ -116,7 +123,8 @@ def build_finding(threat: Threat, comp: Component, ctx: Context) -> Finding:
         score=score, level=level_for(score), controls_present=tuple(present),
         controls_missing=tuple(missing), references=ctx.references(threat),
         description=threat.description, recommendation=threat.recommendation,
-        measured_by=threat.measured_by, spec_line=line, spec_column=column, evidence=evidence,
+        measured_by=threat.measured_by, spec_line=line, spec_column=column,
+        evidence=tuple(e.id for e in evidence),
     )
 
 

@@ -8,8 +8,8 @@ into training, and missing monitoring lets the resulting drift go unseen.
 from __future__ import annotations
 
 from mlthreat.analysis.findings import PIPELINE_WIDE, Context
-from mlthreat.analysis.model import ControlUse, IntegrityPath
 from mlthreat.pipeline.graph import bfs_parents
+from mlthreat.results import ControlUse, IntegrityPath
 from mlthreat.vocabulary import Fact, Kind
 
 GATES = ("data_validation", "data_sanitization", "human_review", "data_provenance",

@@ -6,15 +6,15 @@ from __future__ import annotations
 from collections import defaultdict
 
 from mlthreat.analysis.findings import PIPELINE_WIDE
-from mlthreat.analysis.model import (
+from mlthreat.analysis.risk import CONTROL_STEP, clamp_likelihood, score_for
+from mlthreat.catalog import Catalog
+from mlthreat.pipeline import Pipeline
+from mlthreat.results import (
     AssetGroup,
     Finding,
     IncidentalMitigation,
     Recommendation,
 )
-from mlthreat.analysis.risk import CONTROL_STEP, clamp_likelihood, score_for
-from mlthreat.catalog import Catalog
-from mlthreat.pipeline import Pipeline
 from mlthreat.vocabulary import RISK_ORDER, Asset, Criticality, Family
 
 ASSET_LABELS = {

@@ -17,11 +17,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from mlthreat.analysis.model import Assessment
 from mlthreat.catalog import Catalog
 from mlthreat.errors import InputError
 from mlthreat.perception.model import Defense, Perception, Responsibility, View
 from mlthreat.pipeline import Component, Pipeline
+from mlthreat.results import Assessment
 
 QUESTIONS = ("threats", "defenses", "responsibility", "attacker_gain", "reason", "confidence")
 RESPONSIBILITY = {

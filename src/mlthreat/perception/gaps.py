@@ -11,7 +11,6 @@ import re
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
-from mlthreat.analysis.model import Assessment, Finding, Gap, PerceptionReport, TextMapping
 from mlthreat.analysis.views import ASSET_LABELS
 from mlthreat.catalog import Catalog, Control
 from mlthreat.perception.loader import (
@@ -24,7 +23,9 @@ from mlthreat.perception.loader import (
 from mlthreat.perception.mapping import Mapping
 from mlthreat.perception.model import WHOLE_PIPELINE, Responsibility
 from mlthreat.pipeline import Pipeline
+from mlthreat.plain import display_path
 from mlthreat.report.common import at_least
+from mlthreat.results import Assessment, Finding, Gap, PerceptionReport, TextMapping
 from mlthreat.vocabulary import RISK_ORDER, Asset, Family, RiskLevel
 
 GAP_KINDS = ("blind_spot", "misattributed_defense", "overconfidence",
@@ -41,8 +42,8 @@ def _worst(findings: list[Finding]) -> Finding | None:
     return max(findings, key=lambda f: (RISK_ORDER.index(f.level), f.score), default=None)
 
 
-def _measured(f: Finding) -> str:
-    shown = [str(e.get("summary")) for e in f.evidence if e.get("summary")]
+def _measured(f: Finding, a: Assessment) -> str:
+    shown = [e.summary for e in a.evidence_of(f) if e.summary]
     return f" Measured: {'; '.join(shown)}." if shown else ""
 
 
@@ -123,11 +124,11 @@ def _still_succeeds(p: ResolvedPerception, v: ResolvedView, control: str, name: 
         if (targets and f.threat_id not in targets) or not any(
                 c.control == control for c in f.controls_present):
             continue
-        wins = [e for e in f.evidence if e.get("succeeded")]
+        wins = [e.id for e in a.evidence_of(f) if e.confirmed]
         if wins:
             out.append(Gap("overconfidence", p.respondent, f.component, f.threat_id, control,
                            f.level.value, f"{name} is in place at {f.component}, yet a probe "
-                           f"shows {f.name.lower()} still succeeds.{_measured(f)}", tuple(wins)))
+                           f"shows {f.name.lower()} still succeeds.{_measured(f, a)}", tuple(wins)))
     return out
 
 
@@ -179,7 +180,7 @@ def attacker_doubt(p: ResolvedPerception, a: Assessment) -> list[Gap]:
                        worst.level.value,
                        f"You doubt an attacker gains anything at {v.component}{reason}. Yet "
                        f"{worst.name.lower()} is {worst.level.value} there: "
-                       f"{worst.description.split('. ')[0]}.{_measured(worst)}", worst.evidence))
+                       f"{worst.description.split('. ')[0]}.{_measured(worst, a)}", worst.evidence))
     return out
 
 
@@ -220,7 +221,7 @@ def analyse(p: ResolvedPerception, a: Assessment, pipeline: Pipeline,
     components = [c.id for c in pipeline.spec.components]
     whole = WHOLE_PIPELINE in answered
     return PerceptionReport(
-        respondent=p.respondent, role=p.perception.role, team=p.perception.team, file=p.file,
+        respondent=p.respondent, role=p.perception.role, team=p.perception.team, file=display_path(p.file),
         complete=p.perception.complete,
         components_answered=tuple(c for c in [*components, WHOLE_PIPELINE] if c in answered),
         components_not_answered=() if whole else tuple(c for c in components if c not in answered),

@@ -21,10 +21,10 @@ import numpy as np
 from sklearn.metrics import cohen_kappa_score
 from statsmodels.stats.inter_rater import aggregate_raters, fleiss_kappa
 
-from mlthreat.analysis.model import Assessment
 from mlthreat.catalog import Catalog
 from mlthreat.perception.loader import ResolvedPerception
 from mlthreat.perception.model import WHOLE_PIPELINE
+from mlthreat.results import Assessment
 from mlthreat.vocabulary import Family
 
 Item = tuple[str, str]  # (component, threat id)

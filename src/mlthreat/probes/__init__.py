@@ -10,19 +10,13 @@ and backdoors (`poisoning.py`), white-box evasion (`evasion.py`), black-box evas
 (`blackbox.py`) and transfer evasion (`transfer.py`). `runner.py` runs what a spec asks for.
 """
 
+from mlthreat.errors import BudgetExceeded, ProbeError
 from mlthreat.probes.adapters import CallableAdapter, Capabilities, ModelAdapter, SklearnAdapter
 from mlthreat.probes.constraints import Constraints
 from mlthreat.probes.data import Table, load_table
-from mlthreat.probes.interface import (
-    Budget,
-    BudgetExceeded,
-    Evidence,
-    Measurement,
-    Meter,
-    Probe,
-    ProbeError,
-)
+from mlthreat.probes.interface import Budget, Measurement, Meter, Probe
 from mlthreat.probes.loading import load_model
+from mlthreat.results import Evidence
 
 __all__ = ["Budget", "BudgetExceeded", "CallableAdapter", "Capabilities", "Constraints",
            "Evidence", "Measurement", "Meter", "ModelAdapter", "Probe", "ProbeError", "SklearnAdapter",

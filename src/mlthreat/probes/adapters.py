@@ -14,7 +14,8 @@ from typing import Any
 import numpy as np
 from scipy.special import softmax
 
-from mlthreat.probes.interface import Meter, ProbeError
+from mlthreat.errors import ProbeError
+from mlthreat.probes.interface import Meter
 
 
 @dataclass(frozen=True)

@@ -14,10 +14,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from mlthreat.errors import ProbeError
 from mlthreat.probes.adapters import ModelAdapter
 from mlthreat.probes.constraints import Constraints
-from mlthreat.probes.interface import Measurement, Meter, Probe, ProbeError
-from mlthreat.probes.stats import median_interval, robustness
+from mlthreat.probes.interface import Measurement, Meter, Probe
+from mlthreat.probes.stats import median_interval, robustness, wilson
+from mlthreat.results import Curve
 
 SUCCESS_RATE = 0.5
 
@@ -47,6 +49,22 @@ def _step(grad: np.ndarray, size: np.ndarray, norm: str) -> np.ndarray:
     return np.asarray(size[:, None] * grad / np.maximum(length, 1e-12), dtype=float)
 
 
+def robustness_curves(m: Measurement) -> tuple[Curve, ...]:
+    """Success rate against the perturbation budget, with its Wilson band where measured: the
+    chart every evasion probe draws."""
+    eps, rate = m.series.get("epsilon"), m.series.get("success_rate")
+    if not eps or not rate:
+        return ()
+    lo, hi = m.series.get("success_low"), m.series.get("success_high")
+    n = int(m.extra.get("points") or 0)
+    if lo is None and n:
+        lo, hi = (list(b) for b in zip(*(wilson(r, n) for r in rate), strict=True))
+    norm = str(m.extra.get("norm", "l2")).upper()
+    return (Curve(tuple(eps), tuple(rate), f"perturbation budget ({norm})", "success rate",
+                  tuple(lo) if lo else None, tuple(hi) if hi else None,
+                  x_range=(0.0, max(eps))),)
+
+
 class WhiteBoxEvasion(Probe):
     """Parameters: norm ("linf" or "l2"), epsilons (budgets for the curve), steps (40),
     search (binary-search steps for the minimal budget, 12), max_epsilon (upper end of the
@@ -54,6 +72,9 @@ class WhiteBoxEvasion(Probe):
 
     name = "evasion-whitebox"
     threat_ids = ("aml-evasion-whitebox",)
+
+    def curves(self, m: Measurement) -> tuple[Curve, ...]:
+        return robustness_curves(m)
 
     def _measure(self, model: ModelAdapter, data: EvasionData, rng: np.random.Generator,
                  meter: Meter) -> Measurement:

@@ -27,10 +27,12 @@ from typing import Any
 import numpy as np
 from sklearn.exceptions import ConvergenceWarning
 
+from mlthreat.errors import ProbeError
 from mlthreat.probes.adapters import ModelAdapter
 from mlthreat.probes.copies import NetworkEnsemble, input_scaling
-from mlthreat.probes.interface import Measurement, Meter, Probe, ProbeError
+from mlthreat.probes.interface import Measurement, Meter, Probe
 from mlthreat.probes.stats import wilson
+from mlthreat.results import Curve
 
 SUCCESS_FIDELITY = 0.9
 CLIP = 1e-12
@@ -72,6 +74,13 @@ class ModelExtraction(Probe):
 
     name = "extraction"
     threat_ids = ("aml-model-extraction",)
+
+    def curves(self, m: Measurement) -> tuple[Curve, ...]:
+        q, fid = m.series.get("queries"), m.series.get("fidelity")
+        if not q or not fid:
+            return ()
+        return (Curve(tuple(q), tuple(fid), "queries", "fidelity", x_range=(0.0, max(q)),
+                      y_range=(0.5, 1.0)),)
 
     def _measure(self, model: ModelAdapter, data: ExtractionData, rng: np.random.Generator,
                  meter: Meter) -> Measurement:

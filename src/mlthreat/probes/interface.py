@@ -10,19 +10,12 @@ from __future__ import annotations
 import time
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, final
 
 import numpy as np
 
-from mlthreat.errors import MlthreatError
-
-
-class ProbeError(MlthreatError):
-    """A probe could not run (unsupported model capability, unusable data)."""
-
-
-class BudgetExceeded(ProbeError):
-    """The attacker's query or time budget ran out; what was measured so far still counts."""
+from mlthreat.errors import BudgetExceeded
+from mlthreat.results import Curve, Evidence
 
 
 @dataclass(frozen=True)
@@ -44,39 +37,10 @@ class Measurement:
     metric: str
     value: float
     interval: tuple[float, float] | None
-    succeeded: bool                   # the attack works well enough to count as confirmed
+    confirmed: bool                   # the attack works well enough to count as confirmed
     summary: str
-    curves: dict[str, list[float]] = field(default_factory=dict)
+    series: dict[str, list[float]] = field(default_factory=dict)   # raw measured numbers
     extra: dict[str, Any] = field(default_factory=dict)   # further metrics
-
-
-@dataclass(frozen=True)
-class Evidence:
-    """One measurement: what, how much, how sure, at what cost, on which artifact."""
-
-    probe: str
-    threat_ids: tuple[str, ...]
-    metric: str
-    value: float
-    interval: tuple[float, float] | None
-    succeeded: bool                   # the attack works well enough to count as confirmed
-    summary: str
-    budget: dict[str, Any]
-    parameters: dict[str, Any]
-    artifact: str = ""
-    seconds: float = 0.0
-    queries: int = 0
-    curves: dict[str, list[float]] = field(default_factory=dict)
-    extra: dict[str, Any] = field(default_factory=dict)
-
-    def as_item(self) -> dict[str, Any]:
-        """The form findings carry (see analysis: `assess(..., evidence=...)`)."""
-        return {"source": f"probe:{self.probe}", "metric": self.metric, "value": self.value,
-                "interval": list(self.interval) if self.interval else None,
-                "succeeded": self.succeeded, "summary": self.summary, "budget": self.budget,
-                "parameters": self.parameters, "extra": self.extra, "artifact": self.artifact,
-                "seconds": round(self.seconds, 3), "queries": self.queries,
-                "curves": self.curves}
 
 
 @dataclass
@@ -107,7 +71,9 @@ class Probe(ABC):
     def __init__(self, **params: Any) -> None:
         self.params = params              # stored, not validated here (STYLE: no work in __init__)
 
-    def run(self, model: Any, data: Any, budget: Budget, artifact: str = "") -> Evidence:
+    @final
+    def run(self, model: Any, data: Any, budget: Budget, artifact: str = "",
+            component: str = "") -> Evidence:
         """Seeded, timed and budgeted; the same inputs and seed give the same Evidence."""
         meter = Meter(budget)
         if hasattr(model, "attach"):
@@ -119,16 +85,25 @@ class Probe(ABC):
                 model.attach(None)
         shown = {k: v for k, v in self.params.items() if not callable(v)}
         return Evidence(
-            probe=self.name, threat_ids=self.measures(), metric=m.metric, value=float(m.value),
-            interval=m.interval, succeeded=m.succeeded, summary=m.summary,
+            source=f"probe:{self.name}", threat_ids=self.measures(), metric=m.metric,
+            value=float(m.value), interval=m.interval, confirmed=m.confirmed, summary=m.summary,
+            component=component, artifact=artifact, title=self.title(), reach="path",
             budget={"queries": budget.queries, "seconds": budget.seconds, "seed": budget.seed},
-            parameters=shown, artifact=artifact, seconds=meter.elapsed(),
-            queries=meter.queries, curves=m.curves, extra=m.extra)
+            parameters=shown, seconds=meter.elapsed(), queries=meter.queries, series=m.series,
+            curves=self.curves(m), extra=m.extra)
 
     def measures(self) -> tuple[str, ...]:
         """The threats this run's evidence speaks to (all of `threat_ids` unless a probe's
         parameters narrow it)."""
         return self.threat_ids
+
+    def title(self) -> str:
+        """How reports head this run's measurement."""
+        return self.name
+
+    def curves(self, m: Measurement) -> tuple[Curve, ...]:
+        """What of the measurement is worth drawing (none by default)."""
+        return ()
 
     @abstractmethod
     def _measure(self, model: Any, data: Any, rng: np.random.Generator, meter: Meter

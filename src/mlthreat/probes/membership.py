@@ -26,8 +26,10 @@ from joblib import Parallel, delayed
 from scipy.stats import norm
 from sklearn.metrics import roc_auc_score, roc_curve
 
+from mlthreat.errors import ProbeError
 from mlthreat.probes.adapters import ModelAdapter, retrainer
-from mlthreat.probes.interface import Measurement, Meter, Probe, ProbeError
+from mlthreat.probes.interface import Measurement, Meter, Probe
+from mlthreat.results import Curve
 
 Fit = Callable[[np.ndarray, np.ndarray, int], Callable[[np.ndarray], np.ndarray]]
 SUCCESS_TPR_AT_1PCT = 0.05        # five times what guessing gives at 1 % FPR
@@ -97,6 +99,18 @@ class MembershipInference(Probe):
 
     name = "membership"
     threat_ids = ("aml-membership-inference", "aml-attribute-inference")
+
+    def curves(self, m: Measurement) -> tuple[Curve, ...]:
+        """The ROC on log axes, where the attacks that matter show (low false positives)."""
+        pairs = [(f, t) for f, t in zip(m.series.get("fpr", []), m.series.get("tpr", []),
+                                        strict=True) if f > 0]
+        if not pairs:
+            return ()
+        fpr, tpr = zip(*pairs, strict=True)
+        low = max(min(fpr), 1e-4)
+        return (Curve(tuple(fpr), tuple(max(t, low) for t in tpr), "false positive rate (log)",
+                      "true positive rate (log)", log_x=True, log_y=True, x_range=(low, 1.0),
+                      y_range=(low, 1.0), diagonal=True),)
 
     def _measure(self, model: ModelAdapter, data: MembershipData, rng: np.random.Generator,
                  meter: Meter) -> Measurement:

@@ -23,8 +23,8 @@ from typing import TYPE_CHECKING, Any
 
 from joblib import Parallel, delayed
 
+from mlthreat.errors import ProbeError
 from mlthreat.pipeline import Component, Pipeline
-from mlthreat.probes.interface import ProbeError
 
 if TYPE_CHECKING:
     from mlthreat.probes.runner import Observer, ProbeRun

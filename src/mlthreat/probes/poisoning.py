@@ -21,6 +21,7 @@ Every figure is a mean over seeds with a t-interval.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -29,8 +30,10 @@ import numpy as np
 from joblib import Parallel, delayed
 from scipy import stats
 
+from mlthreat.errors import ProbeError
 from mlthreat.probes.adapters import retrainer
-from mlthreat.probes.interface import Measurement, Meter, Probe, ProbeError
+from mlthreat.probes.interface import Measurement, Meter, Probe
+from mlthreat.results import Curve
 
 Train = Callable[[np.ndarray, np.ndarray, int], Callable[[np.ndarray], np.ndarray]]
 SUCCESS_DROP = 0.02          # two accuracy points lost
@@ -60,6 +63,10 @@ def trigger(x: np.ndarray, features: list[int], value: float) -> np.ndarray:
     return out
 
 
+TITLES = {"label_flip": "label flipping", "targeted_flip": "targeted flipping",
+          "backdoor": "backdoor"}
+
+
 class Poisoning(Probe):
     """Parameters: attack ("label_flip", "targeted_flip", "backdoor"), train (the training entry
     point), rates ([0.01, 0.05, 0.1]), seeds (3), jobs (1); for targeted_flip and backdoor:
@@ -80,6 +87,38 @@ class Poisoning(Probe):
             return ("aml-poisoning-targeted",)
         return tuple(t for t in self.threat_ids
                      if t not in ("aml-backdoor-data", "aml-poisoning-targeted"))
+
+    def title(self) -> str:
+        return TITLES.get(str(self.params.get("attack", "label_flip")), self.name)
+
+    def curves(self, m: Measurement) -> tuple[Curve, ...]:
+        """Accuracy, rows turned or backdoor success against the poison rate, with the band of
+        the retrainings' spread where every rate has one."""
+        rates = m.series.get("rates") or []
+        bounds = m.extra.get("intervals") or []
+        known = bool(bounds) and all(bounds)
+        if "accuracy_drop" in m.series:
+            clean = float(m.extra.get("clean_score", 0.0))
+            acc = (clean, *(clean - d for d in m.series["accuracy_drop"]))
+            lo = (clean, *(clean - b[1] for b in bounds)) if known else None
+            hi = (clean, *(clean - b[0] for b in bounds)) if known else None
+            bottom = max(0.0, math.floor((min(lo or acc) - 0.05) * 10) / 10)
+            return (Curve((0.0, *rates), acc, "share of training labels flipped", "test accuracy",
+                          lo, hi, y_range=(bottom, 1.0)),)
+        if "targeted_shift" in m.series:
+            shift = m.series["targeted_shift"]
+            return (Curve((0.0, *rates), (0.0, *shift), "share of the slice's labels flipped",
+                          "more rows turned",
+                          (0.0, *(b[0] for b in bounds)) if known else None,
+                          (0.0, *(b[1] for b in bounds)) if known else None,
+                          y_range=(min(0.0, *shift), 1.0)),)
+        if "backdoor_success" in m.series and rates:
+            return (Curve(tuple(rates), tuple(m.series["backdoor_success"]),
+                          "share of training rows poisoned", "backdoor success (net)",
+                          tuple(b[0] for b in bounds) if known else None,
+                          tuple(b[1] for b in bounds) if known else None,
+                          x_range=(0.0, max(rates))),)
+        return ()
 
     def _measure(self, model: Any, data: PoisoningData, rng: np.random.Generator,
                  meter: Meter) -> Measurement:

@@ -12,20 +12,18 @@ threats that act through training: through a training step the probed model come
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-import networkx as nx
 import numpy as np
 from sklearn.model_selection import train_test_split
 from threadpoolctl import threadpool_limits
 
-from mlthreat.analysis import Assessment
-from mlthreat.catalog import load_catalog
-from mlthreat.errors import InputError
+from mlthreat.errors import InputError, ProbeError
 from mlthreat.pipeline import Component, Pipeline
 from mlthreat.pipeline.spec import ProbeSpec
 from mlthreat.probes.adapters import ModelAdapter, RoundedAdapter, adapter_for
@@ -35,14 +33,14 @@ from mlthreat.probes.data import Table, load_table
 from mlthreat.probes.evasion import EvasionData, WhiteBoxEvasion
 from mlthreat.probes.extraction import ExtractionData, ModelExtraction
 from mlthreat.probes.http import HttpAdapter
-from mlthreat.probes.interface import Budget, Evidence, Probe, ProbeError
+from mlthreat.probes.interface import Budget, Probe
 from mlthreat.probes.loading import load_model
 from mlthreat.probes.membership import Fit, MembershipData, MembershipInference, sklearn_fit
 from mlthreat.probes.parallel import run_parallel, tasks
 from mlthreat.probes.poisoning import Poisoning, PoisoningData, trigger
 from mlthreat.probes.training import labels_of, sharing_clean, user_fit
 from mlthreat.probes.transfer import TransferEvasion
-from mlthreat.vocabulary import Kind
+from mlthreat.results import Evidence
 
 PROBES = ("membership", "extraction", "poisoning", "evasion")
 BUDGETS: dict[str, dict[str, int]] = {
@@ -269,10 +267,10 @@ POISONING_ATTACK = {"poisoning": "label_flip", "targeted": "targeted_flip", "bac
 
 def kind_of(ev: Evidence) -> str:
     """The kind of run (as `--only` and the progress lines name it) that measured `ev`."""
-    if ev.probe == "poisoning":
+    if ev.kind == "poisoning":
         kinds = {attack: kind for kind, attack in POISONING_ATTACK.items()}
-        return kinds.get(str(ev.parameters.get("attack")), ev.probe)
-    return ev.probe
+        return kinds.get(str(ev.parameters.get("attack")), ev.kind)
+    return ev.kind
 
 
 KINDS = {"membership": ("membership",), "extraction": ("extraction",),
@@ -282,6 +280,12 @@ KINDS = {"membership": ("membership",), "extraction": ("extraction",),
 
 def _one(kind: str, t: _Target, comp: Component, settings: dict[str, int], jobs: int,
          seed: int) -> Evidence:
+    """One kind of run on a prepared component: its evidence, measured there."""
+    return dataclasses.replace(_kind(kind, t, comp, settings, jobs, seed), component=comp.id)
+
+
+def _kind(kind: str, t: _Target, comp: Component, settings: dict[str, int], jobs: int,
+          seed: int) -> Evidence:
     spec = comp.probe
     assert spec is not None
     artifact = spec.endpoint.url if spec.endpoint else comp.artifacts.model[0]
@@ -382,29 +386,3 @@ def _evasion(kind: str, t: _Target, spec: ProbeSpec, settings: dict[str, int], s
             t.adapter, data, Budget(queries=per_point * n + n, seed=seed), artifact)
     return TransferEvasion(queries=spec.queries).run(
         t.adapter, data, Budget(queries=spec.queries + n * 5, seed=seed), artifact)
-
-
-def evidence_for(assessment: Assessment, runs: list[ProbeRun]
-                 ) -> dict[tuple[str, str], list[dict[str, Any]]]:
-    """Evidence keyed by (threat, component of the finding), for every finding of a probe's
-    threats whose attack path passes through the probed component, or, for threats that act
-    through training (poisoning, backdoors, feedback loops), whose path passes through a
-    training component that the probed model is served from: poisoned records that reach the
-    weekly retraining reach every model trained there, not only the one on the shortest path."""
-    graph = nx.DiGraph([(f.source, f.target) for f in assessment.flows])
-    training = {c.id for c in assessment.components if c.kind == "training"}
-    through_training = {t.id for t in load_catalog().threats if t.via == Kind.training}
-    served_from: dict[str, set[str]] = {}       # probed component -> training steps upstream
-    out: dict[tuple[str, str], list[dict[str, Any]]] = {}
-    for run in runs:
-        if run.component not in served_from:
-            upstream = nx.ancestors(graph, run.component) if run.component in graph else set()
-            served_from[run.component] = upstream & training
-        for ev in run.results:
-            for f in assessment.findings:
-                if f.threat_id in ev.threat_ids and (run.component in f.path or (
-                        f.threat_id in through_training and
-                        served_from[run.component] & set(f.path))):
-                    out.setdefault((f.threat_id, f.component), []).append(
-                        {**ev.as_item(), "component": run.component})
-    return out

@@ -16,10 +16,12 @@ from typing import Any
 import numpy as np
 from sklearn.neural_network import MLPClassifier
 
+from mlthreat.errors import ProbeError
 from mlthreat.probes.adapters import ModelAdapter, SklearnAdapter
-from mlthreat.probes.evasion import EvasionData, WhiteBoxEvasion
-from mlthreat.probes.interface import Measurement, Meter, Probe, ProbeError
+from mlthreat.probes.evasion import EvasionData, WhiteBoxEvasion, robustness_curves
+from mlthreat.probes.interface import Measurement, Meter, Probe
 from mlthreat.probes.stats import robustness
+from mlthreat.results import Curve
 
 SUCCESS_RATE = 0.5
 EPSILONS = (0.25, 0.5, 1.0, 2.0)
@@ -31,6 +33,9 @@ class TransferEvasion(Probe):
 
     name = "evasion-transfer"
     threat_ids = ("aml-evasion-transfer", "aml-evasion-blackbox")   # a copy needs only queries
+
+    def curves(self, m: Measurement) -> tuple[Curve, ...]:
+        return robustness_curves(m)
 
     def _measure(self, model: ModelAdapter, data: EvasionData, rng: np.random.Generator,
                  meter: Meter) -> Measurement:

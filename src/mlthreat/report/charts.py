@@ -1,7 +1,6 @@
-"""Small inline SVG charts of probe measurements for the HTML report (no script, no external
-loads): robustness curves of evasion, ROC of membership inference on log axes, fidelity of an
-extracted copy against queries, accuracy against poison rate and backdoor success against poison
-rate, each with its interval band where the probe measured one."""
+"""Small inline SVG charts of measured curves for the HTML report (no script, no external loads):
+one series on linear or log axes, with its interval band and a chance diagonal where the curve
+has them. What to draw is the probe's choice (`Evidence.curves`); this module knows no probe."""
 
 from __future__ import annotations
 
@@ -10,7 +9,7 @@ from collections.abc import Sequence
 from html import escape
 from typing import Any
 
-from mlthreat.probes.stats import wilson
+from mlthreat.results import Curve
 
 W, H = 340, 210
 LEFT, RIGHT, TOP, BOTTOM = 46, 12, 12, 38
@@ -91,59 +90,8 @@ def line_svg(xs: Sequence[float], ys: Sequence[float], x_label: str, y_label: st
     return "".join(parts)
 
 
-def chart_for(item: dict[str, Any]) -> str | None:
-    """The chart that fits a piece of probe evidence (an `Evidence.as_item()`), if any."""
-    curves = item.get("curves") or {}
-    extra = item.get("extra") or {}
-    probe = str(item.get("source", "")).removeprefix("probe:")
-    if probe.startswith("evasion") and curves.get("epsilon"):
-        eps, rate = curves["epsilon"], curves["success_rate"]
-        n = int(extra.get("points") or 0)
-        lo, hi = curves.get("success_low"), curves.get("success_high")
-        if lo is None and n:
-            lo, hi = zip(*(wilson(r, n) for r in rate), strict=True)
-        norm = str(extra.get("norm", "l2")).upper()
-        return line_svg(eps, rate, f"perturbation budget ({norm})", "success rate", lo=lo, hi=hi,
-                        x_range=(0.0, max(eps)))
-    if probe == "membership" and curves.get("fpr"):
-        pairs = [(f, t) for f, t in zip(curves["fpr"], curves["tpr"], strict=True) if f > 0]
-        if not pairs:
-            return None
-        fpr, tpr = zip(*pairs, strict=True)
-        low = max(min(fpr), 1e-4)
-        return line_svg(fpr, [max(t, low) for t in tpr], "false positive rate (log)",
-                        "true positive rate (log)", log_x=True, log_y=True,
-                        x_range=(low, 1.0), y_range=(low, 1.0), diagonal=True)
-    if probe == "extraction" and curves.get("queries"):
-        return line_svg(curves["queries"], curves["fidelity"], "queries", "fidelity",
-                        x_range=(0.0, max(curves["queries"])), y_range=(0.5, 1.0))
-    if probe == "poisoning" and curves.get("rates"):
-        return _poisoning(curves, extra)
-    return None
-
-
-def _poisoning(curves: dict[str, Any], extra: dict[str, Any]) -> str | None:
-    bounds = extra.get("intervals") or []
-    known = bool(bounds) and all(bounds)
-    if "accuracy_drop" in curves:        # accuracy against the share of labels flipped
-        clean = float(extra.get("clean_score", 0.0))
-        rates = [0.0, *curves["rates"]]
-        acc = [clean, *[clean - d for d in curves["accuracy_drop"]]]
-        lo = [clean] + [clean - b[1] for b in bounds] if known else None
-        hi = [clean] + [clean - b[0] for b in bounds] if known else None
-        bottom = max(0.0, math.floor((min(lo or acc) - 0.05) * 10) / 10)
-        return line_svg(rates, acc, "share of training labels flipped", "test accuracy",
-                        lo=lo, hi=hi, y_range=(bottom, 1.0))
-    if "targeted_shift" in curves:
-        return line_svg([0.0, *curves["rates"]], [0.0, *curves["targeted_shift"]],
-                        "share of the slice's labels flipped", "more rows turned",
-                        lo=[0.0, *[b[0] for b in bounds]] if known else None,
-                        hi=[0.0, *[b[1] for b in bounds]] if known else None,
-                        y_range=(min(0.0, *curves["targeted_shift"]), 1.0))
-    if "backdoor_success" in curves:
-        return line_svg(curves["rates"], curves["backdoor_success"],
-                        "share of training rows poisoned", "backdoor success (net)",
-                        lo=[b[0] for b in bounds] if known else None,
-                        hi=[b[1] for b in bounds] if known else None,
-                        x_range=(0.0, max(curves["rates"])))
-    return None
+def svg(curve: Curve) -> str:
+    """A measured curve as an inline SVG chart; nothing here knows which probe measured it."""
+    return line_svg(curve.x, curve.y, curve.x_label, curve.y_label, lo=curve.low, hi=curve.high,
+                    log_x=curve.log_x, log_y=curve.log_y, x_range=curve.x_range,
+                    y_range=curve.y_range, diagonal=curve.diagonal)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from mlthreat.analysis.model import Assessment, Finding
+from mlthreat.results import Assessment, Finding
 from mlthreat.vocabulary import RISK_ORDER, Family, RiskLevel
 
 FAMILY_LABEL = {Family.aml: "Adversarial ML", Family.classical: "Classical security"}

@@ -12,8 +12,7 @@ from typing import Any
 
 from jinja2 import Environment, PackageLoader, select_autoescape
 
-from mlthreat.analysis.model import Assessment, Finding
-from mlthreat.report.charts import chart_for
+from mlthreat.report.charts import svg
 from mlthreat.report.common import (
     FAMILY_COLOR,
     FAMILY_LABEL,
@@ -24,6 +23,7 @@ from mlthreat.report.common import (
 )
 from mlthreat.report.layout import NODE_H, NODE_W, layout
 from mlthreat.report.markdown import GAP_TITLES
+from mlthreat.results import Assessment, Finding
 from mlthreat.vocabulary import RISK_ORDER, Family, Kind
 
 EXTENSION = "html"
@@ -81,24 +81,16 @@ def _heatmap(a: Assessment) -> dict[str, Any] | None:
 
 
 def _measurements(a: Assessment) -> list[dict[str, Any]]:
-    """Each probe's evidence once (findings share it), with its chart."""
-    seen: dict[tuple[str, str, str, str], dict[str, Any]] = {}
+    """Each probe's evidence once, with its charts and the threats of the findings it reaches."""
+    reached: dict[str, list[str]] = defaultdict(list)
     for f in a.findings:
-        for e in f.evidence:
-            source = str(e.get("source", ""))
-            if not source.startswith("probe:"):
-                continue
-            key = (str(e.get("component", f.component)), source, str(e.get("artifact", "")),
-                   str(e.get("metric", "")))
-            label = source[6:] if source != "probe:poisoning" else {
-                "backdoor_success": "backdoor", "targeted_shift": "targeted flipping"}.get(
-                str(e.get("metric")), "label flipping")
-            if key not in seen:   # many findings share one measurement: draw it once
-                seen[key] = {"component": key[0], "probe": label, "item": e,
-                             "chart": chart_for(e), "threats": []}
-            if f.threat_id not in seen[key]["threats"]:
-                seen[key]["threats"].append(f.threat_id)
-    return sorted(seen.values(), key=lambda m: (m["component"], m["probe"]))
+        for i in f.evidence:
+            if f.threat_id not in reached[i]:
+                reached[i].append(f.threat_id)
+    shown = [{"component": e.component, "probe": e.title or e.kind, "item": e,
+              "charts": [svg(c) for c in e.curves], "threats": reached[e.id]}
+             for e in a.evidence if e.source.startswith("probe:")]
+    return sorted(shown, key=lambda m: (m["component"], m["probe"]))
 
 
 def render(a: Assessment) -> str:

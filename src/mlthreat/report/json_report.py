@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from mlthreat.analysis.model import Assessment
+from mlthreat.results import Assessment
 
 EXTENSION = "json"
 

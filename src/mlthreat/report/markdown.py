@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from mlthreat.analysis.model import Assessment, Finding
 from mlthreat.report.common import FAMILY_LABEL, by_family, fmt, path_text, reference_url
+from mlthreat.results import Assessment, Finding
 from mlthreat.vocabulary import Family, RiskLevel
 
 EXTENSION = "md"

@@ -8,8 +8,8 @@ import json
 from pathlib import PurePath
 from typing import Any
 
-from mlthreat.analysis.model import Assessment, Finding
 from mlthreat.report.common import FAMILY_LABEL, fmt, path_text, reference_url
+from mlthreat.results import Assessment, Finding
 from mlthreat.vocabulary import RiskLevel
 
 EXTENSION = "sarif"
@@ -39,14 +39,13 @@ def _rule(finding: Finding, worst: float) -> dict[str, Any]:
     }
 
 
-def _result(finding: Finding, index: int, uri: str) -> dict[str, Any]:
+def _result(finding: Finding, index: int, uri: str, measured: list[str]) -> dict[str, Any]:
     message = (f"[{FAMILY_LABEL[finding.family]}] {finding.name} at '{finding.component}' "
                f"(risk {finding.level.value}, score {fmt(finding.score)}). "
                f"Path: {path_text(finding, ' -> ')}.")
     missing = [c.control for c in finding.controls_missing]
     if missing:
         message += f" Missing controls: {', '.join(missing)}."
-    measured = [str(e.get("summary")) for e in finding.evidence if e.get("summary")]
     if measured:
         message += f" Measured: {'; '.join(measured)}."
     return {
@@ -98,7 +97,9 @@ def render(assessment: Assessment) -> str:
                 "semanticVersion": assessment.tool_version,
                 "rules": rules}},
             "artifacts": [{"location": {"uri": uri}, "roles": ["analysisTarget"]}],
-            "results": [_result(f, rule_index[f.threat_id], uri) for f in assessment.findings],
+            "results": [_result(f, rule_index[f.threat_id], uri,
+                                 [e.summary for e in assessment.evidence_of(f) if e.summary])
+                         for f in assessment.findings],
             "properties": {"pipeline": assessment.pipeline_name},
         }],
     }

@@ -7,11 +7,11 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
-from mlthreat.analysis.model import Assessment, Finding
 from mlthreat.perception.codes import CodesReport
 from mlthreat.perception.team import TeamView
 from mlthreat.report.common import FAMILY_COLOR, FAMILY_LABEL, LEVEL_COLOR, by_family, fmt
 from mlthreat.report.markdown import GAP_TITLES
+from mlthreat.results import Assessment, Finding
 from mlthreat.scanners import ScanReport
 from mlthreat.vocabulary import RISK_ORDER, Family, RiskLevel
 

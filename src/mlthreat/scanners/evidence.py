@@ -1,5 +1,6 @@
 """Scanner results as evidence for the threat model: the artifacts a spec names are scanned, and
-each scanner finding is attached to the finding of the same threat at the same component.
+each scanner finding becomes Evidence for the same threat at the same component (reach
+"component"), with its file named relative to the spec's folder.
 
 Rule (docs/risk.md): a scanner finding of high or critical severity confirms the threat at that
 component and raises its likelihood by one step; lower ones are attached without changing it. A
@@ -10,13 +11,12 @@ format can still carry code if someone replaces the file.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 from mlthreat.pipeline import Pipeline
+from mlthreat.results import Evidence, Location
 from mlthreat.scanners import scan_paths
 from mlthreat.scanners.interface import ScanFinding
 
-Evidence = dict[tuple[str, str], list[dict[str, Any]]]   # (threat id, component) -> items
 CONFIRMING = ("high", "critical")
 
 
@@ -35,32 +35,47 @@ def _local(pipeline: Pipeline, paths: list[str]) -> tuple[list[Path], list[str]]
     return found, missing
 
 
-def _item(f: ScanFinding) -> dict[str, Any]:
-    where = f.where
-    return {"source": f"scanner:{f.scanner}", "rule": f.rule, "severity": f.severity,
-            "file": f.file, "line": f.line, "offset": f.offset, "member": f.member,
-            "succeeded": f.severity in CONFIRMING, "summary": f"{f.message} ({where})"}
+def relative(file: str, root: Path) -> str:
+    """`file` relative to `root` where it lies below it (as reports show it), else as given."""
+    path, base = Path(file).resolve(), root.resolve()
+    return path.relative_to(base).as_posix() if path.is_relative_to(base) else file
 
 
-def scan_evidence(pipeline: Pipeline) -> tuple[Evidence, list[str]]:
-    """Evidence per (threat, component), and notes on what could not be scanned."""
-    evidence: Evidence = {}
+def as_evidence(f: ScanFinding, component: str, root: Path) -> Evidence:
+    """One scanner finding as evidence for its threat at `component`."""
+    where = Location(relative(f.file, root), f.line, f.offset, f.member)
+    shown = f"{where.file}" + (f":{f.line}" if f.line is not None else "") + \
+        (f" [{f.member}]" if f.member else "") + \
+        (f" @byte {f.offset}" if f.offset is not None else "")
+    return Evidence(source=f"scanner:{f.scanner}", threat_ids=(f.threat_id,), metric=f.rule,
+                    value=None, interval=None, confirmed=f.severity in CONFIRMING,
+                    summary=f"{f.message} ({shown})", component=component,
+                    artifact=where.file, title=f.rule, reach="component", severity=f.severity,
+                    location=where)
+
+
+def scan_evidence(pipeline: Pipeline) -> tuple[list[Evidence], list[str]]:
+    """Evidence from scanning each component's artifacts, and notes on what was not scanned."""
+    evidence: list[Evidence] = []
     notes: list[str] = []
+    root = pipeline.base_dir
     for comp in pipeline.spec.components:
         arts = comp.artifacts
         models, missing_m = _local(pipeline, arts.model)
         code, missing_c = _local(pipeline, arts.code)
         notes += [f"{comp.id}: artifact {m} not found, not scanned" for m in missing_m + missing_c]
-        report = scan_paths(models, ["modelfile"]) if models else None
-        if report is not None:
-            for f in report.findings:
-                evidence.setdefault((f.threat_id, comp.id), []).append(_item(f))
+        if models:
+            report = scan_paths(models, ["modelfile"])
+            evidence += [as_evidence(f, comp.id, root) for f in report.findings]
             if not report.findings:
-                evidence.setdefault(("cls-unsafe-deserialization", comp.id), []).append({
-                    "source": "scanner:modelfile", "severity": "info", "succeeded": False,
-                    "summary": f"{report.files} model file(s) scanned: nothing beyond what "
-                               "real models need"})
+                evidence.append(Evidence(
+                    source="scanner:modelfile", threat_ids=("cls-unsafe-deserialization",),
+                    metric="files_scanned", value=float(report.files), interval=None,
+                    confirmed=False, component=comp.id, reach="component", severity="info",
+                    artifact=", ".join(sorted(relative(str(m), root) for m in models)),
+                    summary=f"{report.files} model file(s) scanned: nothing beyond what real "
+                            "models need"))
         if code:
-            for f in scan_paths(code, ["secrets", "serving", "dependencies"]).findings:
-                evidence.setdefault((f.threat_id, comp.id), []).append(_item(f))
+            evidence += [as_evidence(f, comp.id, root)
+                         for f in scan_paths(code, ["secrets", "serving", "dependencies"]).findings]
     return evidence, notes

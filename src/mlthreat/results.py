@@ -1,4 +1,7 @@
-"""The results of an assessment, as frozen dataclasses. Every report renders an Assessment.
+"""Every result type of mlthreat, frozen and without logic: Evidence (from probes and scanners
+alike, with typed curves), Skipped, Finding, Gap and the Assessment that holds them. Every report
+renders an Assessment; each piece of evidence is stored once on it and findings and gaps refer to
+it by id.
 
 ``to_dict`` gives the canonical JSON form, described by docs/assessment.schema.json (version in
 SCHEMA_VERSION); change both together.
@@ -8,12 +11,88 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from mlthreat.plain import to_plain
 from mlthreat.vocabulary import Family, RiskLevel
 
-SCHEMA_VERSION = "1.1"
+SCHEMA_VERSION = "2.0"
+
+
+@dataclass(frozen=True, slots=True)
+class Curve:
+    """A measured series to draw, y against x, with its interval band where one was measured.
+    Report formats draw it knowing nothing of the probe that measured it."""
+
+    x: tuple[float, ...]
+    y: tuple[float, ...]
+    x_label: str
+    y_label: str
+    low: tuple[float, ...] | None = None
+    high: tuple[float, ...] | None = None
+    log_x: bool = False
+    log_y: bool = False
+    x_range: tuple[float, float] | None = None     # None: from the data
+    y_range: tuple[float, float] = (0.0, 1.0)
+    diagonal: bool = False                         # draw y = x (chance, for ROC curves)
+
+
+@dataclass(frozen=True, slots=True)
+class Location:
+    """Where in a file a scanner saw something: a line for text, a byte offset (and an archive
+    member or nested stream) for binary files. `file` is relative to the scanned root."""
+
+    file: str
+    line: int | None = None
+    offset: int | None = None
+    member: str = ""
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """One measurement, from a probe (an attack run on the real model) or a scanner (a static
+    check of an artifact): what, how much, how sure, at what cost, on which artifact.
+
+    `reach` says which findings it speaks to: "component", the findings of its threats placed at
+    the component whose artifact was scanned; "path", every finding of its threats whose attack
+    path passes through the probed component (for threats that act through training, also
+    through a training step the probed model comes from)."""
+
+    source: str                       # "probe:<name>" or "scanner:<name>"
+    threat_ids: tuple[str, ...]
+    metric: str
+    value: float | None
+    interval: tuple[float, float] | None
+    confirmed: bool                   # the attack works / the check found a real problem
+    summary: str
+    component: str = ""               # where it was measured
+    artifact: str = ""                # the model file (relative to the spec) or endpoint URL
+    id: str = ""                      # unique within one Assessment; set by the Assessor
+    title: str = ""                   # e.g. "backdoor", shown as the measurement's heading
+    reach: Literal["component", "path"] = "path"
+    severity: str | None = None       # scanners: low | medium | high | critical | info
+    location: Location | None = None  # scanners
+    budget: dict[str, Any] = field(default_factory=dict)
+    parameters: dict[str, Any] = field(default_factory=dict)
+    seconds: float = 0.0
+    queries: int = 0
+    series: dict[str, list[float]] = field(default_factory=dict)   # raw measured numbers
+    curves: tuple[Curve, ...] = ()
+    extra: dict[str, Any] = field(default_factory=dict)            # further metrics
+
+    @property
+    def kind(self) -> str:
+        """The probe or scanner name, without its family prefix."""
+        return self.source.partition(":")[2]
+
+
+@dataclass(frozen=True, slots=True)
+class Skipped:
+    """A probe or scanner that did not run on a component, and why: a result, not an error."""
+
+    source: str
+    component: str
+    reason: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,7 +150,7 @@ class Finding:
     measured_by: tuple[str, ...]
     spec_line: int
     spec_column: int
-    evidence: tuple[dict[str, Any], ...] = ()
+    evidence: tuple[str, ...] = ()     # ids of Assessment.evidence
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,7 +216,7 @@ class Gap:
     control: str | None
     level: str                # risk level of the finding concerned, or "info"
     explanation: str
-    evidence: tuple[dict[str, Any], ...] = ()
+    evidence: tuple[str, ...] = ()     # ids of Assessment.evidence
 
 
 @dataclass(frozen=True, slots=True)
@@ -202,14 +281,23 @@ class Assessment:
     tool_version: str
     warnings: tuple[str, ...] = ()
     perception: tuple[PerceptionReport, ...] = ()
+    evidence: tuple[Evidence, ...] = ()
+    skipped: tuple[Skipped, ...] = ()
     schema_version: str = SCHEMA_VERSION
     _index: dict[str, Finding] = field(default_factory=dict, init=False, compare=False, repr=False)
+    _evidence: dict[str, Evidence] = field(default_factory=dict, init=False, compare=False,
+                                           repr=False)
 
     def __post_init__(self) -> None:
         self._index.update({f.id: f for f in self.findings})
+        self._evidence.update({e.id: e for e in self.evidence})
 
     def finding(self, finding_id: str) -> Finding:
         return self._index[finding_id]
+
+    def evidence_of(self, item: Finding | Gap) -> list[Evidence]:
+        """The evidence a finding or gap refers to, in the order it names it."""
+        return [self._evidence[i] for i in item.evidence]
 
     def counts(self) -> dict[str, dict[str, int]]:
         """Findings per family and risk level."""

@@ -1,0 +1,109 @@
+"""THE driver of an assessment, for every front end (command line, notebook, board, cluster):
+scan the artifacts → place and trace the threats → probe the models → attribute the evidence →
+score every finding once → compare perceptions. Progress goes to an Observer it is given; it
+knows no terminal, never prints and never exits.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections import Counter
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Protocol
+
+from mlthreat.analysis.assess import place, score
+from mlthreat.catalog import Catalog, load_catalog
+from mlthreat.errors import Interrupted
+from mlthreat.perception.gaps import with_perceptions
+from mlthreat.pipeline import Pipeline, load_pipeline
+from mlthreat.results import Assessment, Evidence, Skipped
+
+
+class Observer(Protocol):
+    """Where progress goes: `stage` as each step starts (with the number of probes for
+    "probe"), `begin`/`end` around each probe run."""
+
+    def stage(self, name: str, total: int = 0) -> None: ...
+
+    def begin(self, label: str) -> None: ...
+
+    def end(self, label: str, outcome: str) -> None: ...
+
+
+class Silent:
+    """The observer that reports nothing (the default)."""
+
+    def stage(self, name: str, total: int = 0) -> None: ...
+
+    def begin(self, label: str) -> None: ...
+
+    def end(self, label: str, outcome: str) -> None: ...
+
+
+def number(evidence: Sequence[Evidence]) -> list[Evidence]:
+    """Evidence with ids unique in the assessment: source@component#n, n counting from 1 in
+    the order given (so the same run gives the same ids)."""
+    seen: Counter[str] = Counter()
+    out = []
+    for e in evidence:
+        base = f"{e.source}@{e.component}"
+        seen[base] += 1
+        out.append(dataclasses.replace(e, id=f"{base}#{seen[base]}"))
+    return out
+
+
+class Assessor:
+    """`Assessor(probes=True, budget="quick").assess("pipeline.yaml")` → Assessment.
+
+    scan: scan the artifacts the spec names; probes: run the probe blocks' attacks (`only`
+    kinds, on `components`, with `budget`, in `jobs` worker processes; `trust` loads formats
+    the scanner cannot look inside); Ctrl-C during probes raises Interrupted naming what ended."""
+
+    def __init__(self, catalog: Catalog | None = None, *, scan: bool = True,
+                 probes: bool = False, only: Sequence[str] = (), components: Sequence[str] = (),
+                 budget: str = "standard", jobs: int = 1, trust: bool = False,
+                 observer: Observer | None = None) -> None:
+        self.catalog, self.scan, self.probes, self.only = catalog, scan, probes, tuple(only)
+        self.components, self.budget, self.jobs = tuple(components), budget, jobs
+        self.trust, self.observer = trust, observer or Silent()
+
+    def assess(self, spec: Pipeline | str | Path, perceptions: Sequence[str | Path] = ()
+               ) -> Assessment:
+        catalog = self.catalog or load_catalog()
+        pipeline = spec if isinstance(spec, Pipeline) else load_pipeline(spec, catalog)
+        self.observer.stage("scan")
+        found, notes = self._scan(pipeline)
+        self.observer.stage("place")
+        placed = place(pipeline, catalog)
+        measured, skipped = self.measure(pipeline) if self.probes else ([], [])
+        self.observer.stage("score")
+        notes += [f"{s.component}: {s.source.removeprefix('probe:')} probe skipped: {s.reason}"
+                  for s in skipped]
+        assessment = score(placed, number(found + measured), tuple(notes), skipped)
+        if perceptions:
+            self.observer.stage("perception")
+            assessment = with_perceptions(assessment, pipeline, catalog, perceptions)
+        return assessment
+
+    def _scan(self, pipeline: Pipeline) -> tuple[list[Evidence], list[str]]:
+        if not self.scan:
+            return [], []
+        from mlthreat.scanners.evidence import scan_evidence
+        return scan_evidence(pipeline)
+
+    def measure(self, pipeline: Pipeline) -> tuple[list[Evidence], list[Skipped]]:
+        """The probes alone: what each measured (ids not yet numbered), and what was skipped."""
+        from mlthreat.probes.runner import PROBES, kind_of, plan, run_probes
+        only = self.only or PROBES
+        self.observer.stage("probe", sum(len(k) for _, k in plan(pipeline, only,
+                                                                  self.components)))
+        runs = run_probes(pipeline, only, self.budget, self.jobs, self.trust,
+                          observer=self.observer, components=self.components)
+        cut = [f"{k} on {r.component}" for r in runs for k in r.interrupted]
+        if cut:
+            done = [f"{kind_of(e)} on {r.component}" for r in runs for e in r.results]
+            raise Interrupted(f"interrupted: finished {', '.join(done) or 'nothing'}; not run: "
+                              f"{', '.join(cut)}. Nothing was written.")
+        return ([e for r in runs for e in r.results],
+                [Skipped(f"probe:{k}", r.component, why) for r in runs for k, why in r.skipped])
