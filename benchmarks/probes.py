@@ -50,9 +50,9 @@ from mlthreat.probes.data import load_table
 from mlthreat.probes.membership import (
     MembershipData,
     MembershipInference,
-    sklearn_fit,
     tpr_at_fpr,
 )
+from mlthreat.probes.training import sklearn_fit
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent

@@ -4,6 +4,7 @@ constraints that make every perturbed record realisable."""
 from __future__ import annotations
 
 import pickle
+import re
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +34,7 @@ from mlthreat.probes import (
     load_model,
 )
 from mlthreat.probes.adapters import RoundedAdapter
+from mlthreat.probes.interface import Param
 from tests.conftest import EXAMPLES
 from tests.scanners.conftest import Payload
 
@@ -42,10 +44,11 @@ class QueryProbe(Probe):
 
     name = "toy"
     threat_ids = ("aml-evasion-blackbox",)
+    parameters = {"n": Param(10, 1, 1000)}
 
     def _measure(self, model: Any, data: Any, rng: np.random.Generator, meter: Meter
                  ) -> Measurement:
-        x = rng.normal(size=(self.params["n"], 2))
+        x = rng.normal(size=(self.param("n"), 2))
         p = model.predict_proba(x).max(axis=1)
         return Measurement("mean_confidence", float(p.mean()), None, True, f"{p.mean():.3f}")
 
@@ -66,6 +69,17 @@ def test_probe_is_seeded_counted_and_budgeted() -> None:
     assert first.budget == {"queries": 100, "seconds": None, "seed": 3}
     with pytest.raises(BudgetExceeded):
         QueryProbe(n=101).run(model, None, Budget(queries=100))
+
+
+@pytest.mark.parametrize(("params", "message"), [
+    ({"n": 0}, "n is 0, outside [1, 1000]"), ({"n": "ten"}, "n is 'ten', not a number"),
+    ({"m": 3}, "m: unknown (declared: n)")])
+def test_declared_parameters_are_checked_before_any_query(params: dict[str, Any],
+                                                          message: str) -> None:
+    model = CallableAdapter(_logistic)
+    with pytest.raises(InputError, match=re.escape(message)):
+        QueryProbe(**params).run(model, None, Budget())
+    assert model.queries == 0
 
 
 def test_probe_evidence_moves_a_finding(catalog: Catalog) -> None:

@@ -17,9 +17,9 @@ from mlthreat.probes.membership import (
     MembershipData,
     MembershipInference,
     logit_confidence,
-    sklearn_fit,
     tpr_at_fpr,
 )
+from mlthreat.probes.training import sklearn_fit
 from tests.conftest import EXAMPLES
 
 

@@ -15,8 +15,9 @@ import pytest
 from mlthreat import cli
 from mlthreat.errors import InputError
 from mlthreat.pipeline import load_pipeline
-from mlthreat.probes import Evidence, runner
+from mlthreat.probes import Evidence, execute, runner
 from mlthreat.probes.parallel import tasks
+from mlthreat.probes.registry import RUNS
 from tests.conftest import EXAMPLES
 
 CREDIT = str(EXAMPLES / "credit-scoring" / "pipeline.yaml")
@@ -73,17 +74,16 @@ def test_parallel_workers_give_the_sequential_evidence(capsys: pytest.CaptureFix
 def _fake(kind: str, *args: Any) -> Evidence:
     if kind == "evasion-blackbox":
         raise KeyboardInterrupt
-    probe = runner.KIND_PROBE[kind]
-    attack = runner.POISONING_ATTACK.get(kind)
-    return Evidence(f"probe:{probe}", (), "m", 0.1, None, False, f"{kind} measured",
-                    parameters={"attack": attack} if attack else {})
+    run = RUNS[kind]
+    return Evidence(f"probe:{run.probe.name}", (), "m", 0.1, None, False, f"{kind} measured",
+                    parameters=dict(run.fixed))
 
 
 def test_ctrl_c_in_parallel_keeps_what_ended(monkeypatch: pytest.MonkeyPatch,
                                              capsys: pytest.CaptureFixture[str]) -> None:
     """Threads stand in for worker processes here (the patched probe must be seen by the
     workers); the run's bookkeeping is the same."""
-    monkeypatch.setattr(runner, "_one", _fake)
+    monkeypatch.setattr(execute, "_one", _fake)
     with joblib.parallel_config(backend="threading"):
         code, _, err = _run(["probe", CREDIT, "--jobs", "2", "--budget", "quick"], capsys)
     assert code == 130
@@ -96,7 +96,7 @@ def test_ctrl_c_in_parallel_keeps_what_ended(monkeypatch: pytest.MonkeyPatch,
 
 def test_every_planned_probe_is_accounted_for_once(monkeypatch: pytest.MonkeyPatch,
                                                    catalog: Any) -> None:
-    monkeypatch.setattr(runner, "_one", _fake)
+    monkeypatch.setattr(execute, "_one", _fake)
     pipeline = load_pipeline(CREDIT, catalog)
     with joblib.parallel_config(backend="threading"):
         runs = runner.run_probes(pipeline, budget="quick", jobs=2)
@@ -115,7 +115,7 @@ def test_a_failing_probe_stops_the_run_with_its_message(monkeypatch: pytest.Monk
         if kind == "extraction":
             raise InputError("train: models/mlp.py has no function 'fit'")
         return _fake("membership")
-    monkeypatch.setattr(runner, "_one", failing)
+    monkeypatch.setattr(execute, "_one", failing)
     with joblib.parallel_config(backend="threading"):
         code, _, err = _run(["probe", CREDIT, "--jobs", "2", "--budget", "quick"], capsys)
     assert code == 2 and "has no function 'fit'" in err

@@ -8,6 +8,7 @@ from sklearn.datasets import make_classification
 from sklearn.model_selection import train_test_split
 from sklearn.tree import DecisionTreeClassifier
 
+from mlthreat.errors import InputError
 from mlthreat.probes import Budget, ProbeError
 from mlthreat.probes.poisoning import Poisoning, PoisoningData, sklearn_train, trigger
 
@@ -59,7 +60,7 @@ def test_trigger_and_errors(data: PoisoningData) -> None:
     assert x.tolist() == [[0, 5, 0], [0, 5, 0]]
     with pytest.raises(ProbeError, match="needs `train`"):
         Poisoning().run(None, data, Budget())
-    with pytest.raises(ProbeError, match="unknown poisoning attack"):
+    with pytest.raises(InputError, match="attack is 'magic'; choose from 'label_flip'"):
         Poisoning(attack="magic", train=sklearn_train(DecisionTreeClassifier())).run(
             None, data, Budget())
 

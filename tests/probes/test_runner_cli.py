@@ -117,7 +117,7 @@ def test_probe_needs_probe_blocks(capsys: pytest.CaptureFixture[str]) -> None:
 
 
 def test_every_probe_the_catalog_names_exists_and_measures_those_threats(catalog: Any) -> None:
-    from mlthreat.probes.runner import KIND_PROBE, KINDS, REGISTRY
+    from mlthreat.probes.registry import GROUPS, REGISTRY, RUNS
     named = {m.split(":", 1)[1] for t in catalog.threats for m in t.measured_by
              if m.startswith("probe:")}
     assert set(named) == set(REGISTRY)
@@ -125,14 +125,14 @@ def test_every_probe_the_catalog_names_exists_and_measures_those_threats(catalog
         for m in t.measured_by:
             if m.startswith("probe:"):
                 assert t.id in REGISTRY[m.split(":", 1)[1]].threat_ids
-    assert {k for kinds in KINDS.values() for k in kinds} == set(KIND_PROBE)
-    assert set(KIND_PROBE.values()) == set(REGISTRY)
+    assert sorted(k for kinds in GROUPS.values() for k in kinds) == sorted(RUNS)
+    assert {r.probe for r in RUNS.values()} == set(REGISTRY.values())
 
 
 def test_ctrl_c_stops_cleanly_and_says_what_finished(monkeypatch: pytest.MonkeyPatch,
                                                     capsys: pytest.CaptureFixture[str]) -> None:
-    from mlthreat.probes import runner
-    real = runner._one
+    from mlthreat.probes import execute
+    real = execute._one
     calls: list[str] = []
 
     def one(kind: str, *args: Any) -> Any:
@@ -140,7 +140,7 @@ def test_ctrl_c_stops_cleanly_and_says_what_finished(monkeypatch: pytest.MonkeyP
         if kind == "evasion-blackbox":
             raise KeyboardInterrupt
         return real(kind, *args)
-    monkeypatch.setattr(runner, "_one", one)
+    monkeypatch.setattr(execute, "_one", one)
     # one process, where the patched probe runs (workers: tests/probes/test_parallel.py)
     code, out, err = _run(["assess", CREDIT, "--component", "scoring_api", "--only",
                            "extraction,evasion", "--budget", "quick", "--out-dir", "never",
@@ -150,7 +150,8 @@ def test_ctrl_c_stops_cleanly_and_says_what_finished(monkeypatch: pytest.MonkeyP
     assert "finished evasion-whitebox on scoring_api" not in flat     # it was skipped, not run
     assert "finished extraction on scoring_api" in flat
     assert "not run: evasion-blackbox on scoring_api, evasion-transfer on scoring_api" in flat
-    assert calls == ["extraction", "evasion-whitebox", "evasion-blackbox"]
+    # the planner skips white-box evasion (no gradients) without starting it
+    assert calls == ["extraction", "evasion-blackbox"]
     assert not Path("never").exists()
 
 
@@ -249,12 +250,14 @@ def test_evasion_with_nothing_left_to_attack_is_a_clear_skip(kind: str) -> None:
     # evasion probe says so (and is skipped) instead of failing inside the model library.
     import numpy as np
 
+    from mlthreat.pipeline.spec import ProbeSpec
     from mlthreat.probes import CallableAdapter, Constraints, ProbeError
-    from mlthreat.probes.runner import ProbeSpec, _evasion, _Target
+    from mlthreat.probes.registry import RUNS
+    from mlthreat.probes.target import Target
     x = np.random.default_rng(0).normal(size=(40, 3))
-    target = _Target(CallableAdapter(lambda rows: np.ones(len(rows), dtype=int), scores=False),
-                     x, np.ones(40, dtype=int), np.arange(30), np.arange(30, 40),
-                     Constraints(columns=("a", "b", "c")), None, goal=1)
+    target = Target("api", ProbeSpec.model_construct(queries=10), "model",
+                    CallableAdapter(lambda rows: np.ones(len(rows), dtype=int), scores=False),
+                    x, np.ones(40, dtype=int), np.arange(30), np.arange(30, 40),
+                    Constraints(columns=("a", "b", "c")), None, goal=1)
     with pytest.raises(ProbeError, match="no held-out row to attack"):
-        _evasion(kind, target, ProbeSpec.model_construct(queries=10),
-                 {"points": 10, "per_point": 20}, 0, "model")
+        RUNS[kind].probe.configure(target, {"points": 10, "per_point": 20}, {}, 0, 1)

@@ -34,7 +34,7 @@ import dataclasses
 import itertools
 from collections.abc import Callable, Generator, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from sklearn.neural_network import MLPClassifier
@@ -42,10 +42,18 @@ from sklearn.neural_network import MLPClassifier
 from mlthreat.errors import ProbeError
 from mlthreat.probes.adapters import ModelAdapter, SklearnAdapter
 from mlthreat.probes.constraints import Constraints
-from mlthreat.probes.evasion import EvasionData, WhiteBoxEvasion, robustness_curves
-from mlthreat.probes.interface import Measurement, Meter, Probe
+from mlthreat.probes.evasion import (
+    EvasionData,
+    WhiteBoxEvasion,
+    points_to_attack,
+    robustness_curves,
+)
+from mlthreat.probes.interface import Budget, Measurement, Meter, Param, Prepared, Probe
 from mlthreat.probes.stats import median_interval, robustness
 from mlthreat.results import Curve
+
+if TYPE_CHECKING:
+    from mlthreat.probes.target import Target
 
 SUCCESS_RATE = 0.5
 EPSILONS = (0.1, 0.25, 0.5, 1.0, 2.0)
@@ -354,13 +362,33 @@ class BlackBoxEvasion(Probe):
     name = "evasion-blackbox"
     threat_ids = ("aml-evasion-blackbox",)
 
+    parameters = {
+        "method": Param("decision", choices=("decision", "score"),
+                        doc="labels only, or walking the class score"),
+        "queries": Param(200, 1, 1_000_000, doc="model calls per point"),
+        "starts": Param(5, 1, 100, doc="starting points per point (decision)"),
+        "step": Param(0.25, 1e-6, 100.0, doc="coordinate step (score)"),
+        "epsilons": Param(list(EPSILONS), 0.0, 1e6, doc="budgets of the robustness curve"),
+    }
+
+    @classmethod
+    def configure(cls, target: Target, settings: dict[str, int], fixed: dict[str, Any],
+                  seed: int, jobs: int) -> Prepared:
+        """Walks the scores where the interface shows them, else works from labels alone."""
+        data = points_to_attack(target, settings)
+        per_point, n = settings["per_point"], len(data.x)
+        method = "score" if target.adapter.capabilities.scores else "decision"
+        probe = cls(**{"method": method, "queries": per_point, **fixed})
+        return Prepared(probe, target.adapter, data,
+                        Budget(queries=per_point * n + n, seed=seed))
+
     def curves(self, m: Measurement) -> tuple[Curve, ...]:
         return robustness_curves(m)
 
     def _measure(self, model: ModelAdapter, data: EvasionData, rng: np.random.Generator,
                  meter: Meter) -> Measurement:
-        method = self.params.get("method", "decision")
-        per_point = int(self.params.get("queries", 200))
+        method = self.param("method")
+        per_point = int(self.param("queries"))
         x = np.asarray(data.x, dtype=float)
         if method == "score" and not model.capabilities.scores:
             raise ProbeError("score-based evasion needs scores; this interface returns labels")
@@ -371,7 +399,7 @@ class BlackBoxEvasion(Probe):
         tiny: dict[str, Any] = {}
         if method == "decision":
             pool = np.asarray(data.pool, dtype=float)
-            starts = int(self.params.get("starts", 5))
+            starts = int(self.param("starts"))
             guesses = self._guesses(x, data, rng)
             nudged, exact = self._nudged(model, points, rng)
             sample, low, high = pool[:2000], pool.min(axis=0), pool.max(axis=0)
@@ -473,7 +501,7 @@ class BlackBoxEvasion(Probe):
 
     def _score(self, model: ModelAdapter, points: list[_Point], rng: np.random.Generator
                ) -> list[tuple[np.ndarray | None, int]]:
-        step = float(self.params.get("step", 0.25))
+        step = float(self.param("step"))
         labels = [p.label for p in points]
 
         class Scored(ModelAdapter):
@@ -494,7 +522,7 @@ class BlackBoxEvasion(Probe):
                    per_point: int) -> Measurement:
         dist = np.array([np.linalg.norm(d) if d is not None else np.inf for d, _ in results])
         used = np.array([q for _, q in results])
-        epsilons = [float(e) for e in self.params.get("epsilons", EPSILONS)]
+        epsilons = [float(e) for e in self.param("epsilons")]
         rates = [float(np.mean(dist <= e)) for e in epsilons]
         curve = robustness(epsilons, rates, n)
         median, (m_lo, m_hi) = float(np.median(dist)), median_interval(dist)

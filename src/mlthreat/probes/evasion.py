@@ -11,15 +11,19 @@ features are on the scale the model sees (for standardised data: standard deviat
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from mlthreat.errors import ProbeError
 from mlthreat.probes.adapters import ModelAdapter
 from mlthreat.probes.constraints import Constraints
-from mlthreat.probes.interface import Measurement, Meter, Probe
+from mlthreat.probes.interface import Budget, Measurement, Meter, Param, Prepared, Probe
 from mlthreat.probes.stats import median_interval, robustness, wilson
 from mlthreat.results import Curve
+
+if TYPE_CHECKING:
+    from mlthreat.probes.target import Target
 
 SUCCESS_RATE = 0.5
 
@@ -49,6 +53,19 @@ def _step(grad: np.ndarray, size: np.ndarray, norm: str) -> np.ndarray:
     return np.asarray(size[:, None] * grad / np.maximum(length, 1e-12), dtype=float)
 
 
+def points_to_attack(t: Target, settings: dict[str, int]) -> EvasionData:
+    """Held-out rows the model does not already put in the attacker's class (at most the
+    budget's number of points); the attacker's own rows are the training rows, with labels."""
+    x = t.x[t.test]
+    if t.goal is not None:
+        x = x[t.adapter.predict(x) != t.goal]
+    x = x[:settings["points"]]
+    if not len(x):
+        raise ProbeError("no held-out row to attack: the model already gives every one the "
+                         "attacker's goal")
+    return EvasionData(x, t.constraints, t.goal, pool=t.x[t.train], pool_y=t.y[t.train])
+
+
 def robustness_curves(m: Measurement) -> tuple[Curve, ...]:
     """Success rate against the perturbation budget, with its Wilson band where measured: the
     chart every evasion probe draws."""
@@ -73,6 +90,24 @@ class WhiteBoxEvasion(Probe):
     name = "evasion-whitebox"
     threat_ids = ("aml-evasion-whitebox",)
 
+    parameters = {
+        "norm": Param("linf", choices=("linf", "l2")),
+        "epsilons": Param([0.05, 0.1, 0.3, 0.5, 1.0], 0.0, 1e6,
+                          doc="perturbation budgets of the robustness curve"),
+        "steps": Param(40, 1, 10_000, doc="PGD steps"),
+        "max_epsilon": Param(4.0, 0.0, 1e6, doc="largest change the minimal search tries"),
+        "search": Param(12, 0, 64, doc="bisection steps of the minimal change per point"),
+    }
+    requires = {"gradients": "white-box evasion needs gradients; this model has none (the "
+                             "black-box and transfer probes cover it)"}
+
+    @classmethod
+    def configure(cls, target: Target, settings: dict[str, int], fixed: dict[str, Any],
+                  seed: int, jobs: int) -> Prepared:
+        data = points_to_attack(target, settings)
+        probe = cls(**{"norm": "l2", "epsilons": [0.25, 0.5, 1.0, 2.0], "search": 8, **fixed})
+        return Prepared(probe, target.adapter, data, Budget(seed=seed))
+
     def curves(self, m: Measurement) -> tuple[Curve, ...]:
         return robustness_curves(m)
 
@@ -81,12 +116,10 @@ class WhiteBoxEvasion(Probe):
         if not model.capabilities.gradients:
             raise ProbeError("white-box evasion needs gradients (a PyTorch model, a scikit-learn "
                              "MLP or linear model)")
-        norm = self.params.get("norm", "linf")
-        if norm not in ("linf", "l2"):
-            raise ProbeError(f"unknown norm {norm!r}")
+        norm = self.param("norm")
         x = np.asarray(data.x, dtype=float)
         start = model.predict(x)
-        epsilons = [float(e) for e in self.params.get("epsilons", [0.05, 0.1, 0.3, 0.5, 1.0])]
+        epsilons = [float(e) for e in self.param("epsilons")]
         rates = []
         for eps in epsilons:
             flipped, _ = self.pgd(model, x, start, np.full(len(x), eps), norm, data)
@@ -112,7 +145,7 @@ class WhiteBoxEvasion(Probe):
         """(flipped?, adversarial points), each row within its own budget eps[row]. With
         `early`, a row stops moving once it flips (minimal changes); without, every row takes
         all steps (changes that cross the boundary by a margin, as transfer attacks want)."""
-        steps = int(self.params.get("steps", 40))
+        steps = int(self.param("steps"))
         size = 2.5 * eps / steps
         adv = x.copy()
         flipped = np.zeros(len(x), dtype=bool)
@@ -139,10 +172,10 @@ class WhiteBoxEvasion(Probe):
     def minimal(self, model: ModelAdapter, x: np.ndarray, start: np.ndarray, norm: str,
                 data: EvasionData) -> np.ndarray:
         """Per point, the smallest budget (to the search's precision) at which PGD flips it."""
-        lo, hi = np.zeros(len(x)), np.full(len(x), float(self.params.get("max_epsilon", 4.0)))
+        lo, hi = np.zeros(len(x)), np.full(len(x), float(self.param("max_epsilon")))
         reachable, _ = self.pgd(model, x, start, hi, norm, data)
         rows = np.flatnonzero(reachable)
-        for _ in range(int(self.params.get("search", 12))):
+        for _ in range(int(self.param("search"))):
             if not len(rows):
                 break
             mid = (lo[rows] + hi[rows]) / 2

@@ -22,7 +22,7 @@ import importlib.util
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from sklearn.exceptions import ConvergenceWarning
@@ -30,9 +30,12 @@ from sklearn.exceptions import ConvergenceWarning
 from mlthreat.errors import ProbeError
 from mlthreat.probes.adapters import ModelAdapter
 from mlthreat.probes.copies import NetworkEnsemble, input_scaling
-from mlthreat.probes.interface import Measurement, Meter, Probe
+from mlthreat.probes.interface import Budget, Measurement, Meter, Param, Prepared, Probe
 from mlthreat.probes.stats import wilson
 from mlthreat.results import Curve
+
+if TYPE_CHECKING:
+    from mlthreat.probes.target import Target
 
 SUCCESS_FIDELITY = 0.9
 CLIP = 1e-12
@@ -75,6 +78,28 @@ class ModelExtraction(Probe):
     name = "extraction"
     threat_ids = ("aml-model-extraction",)
 
+    parameters = {
+        "attack": Param("surrogate", choices=("surrogate", "equations")),
+        "queries": Param(1000, 10, 10_000_000, doc="rows the attacker has the model answer"),
+        "source": Param("natural", choices=("natural", "gaussian"),
+                        doc="where the queried rows come from"),
+        "output": Param("labels", choices=("labels", "probabilities"),
+                        doc="what of the answer the copy learns from"),
+        "first": Param(0.1, 0.01, 0.9, doc="share of the queries spent on random rows first"),
+        "batches": Param(5, 1, 100, doc="rounds of queries picked where the copy is unsure"),
+        "learner": Param(None, doc="a scikit-learn classifier to copy with (default: a vote)"),
+    }
+
+    @classmethod
+    def configure(cls, target: Target, settings: dict[str, int], fixed: dict[str, Any],
+                  seed: int, jobs: int) -> Prepared:
+        """Labels for the spec's number of queries, from the attacker's own (training) rows;
+        fidelity judged on the held-out rows."""
+        t, queries = target, target.spec.queries
+        rows = ExtractionData(t.x[t.test], pool=t.x[t.train], y_eval=t.y[t.test])
+        probe = cls(**{"queries": queries, "output": "labels", **fixed})
+        return Prepared(probe, t.adapter, rows, Budget(queries=queries + len(t.test), seed=seed))
+
     def curves(self, m: Measurement) -> tuple[Curve, ...]:
         q, fid = m.series.get("queries"), m.series.get("fidelity")
         if not q or not fid:
@@ -84,7 +109,7 @@ class ModelExtraction(Probe):
 
     def _measure(self, model: ModelAdapter, data: ExtractionData, rng: np.random.Generator,
                  meter: Meter) -> Measurement:
-        attack = self.params.get("attack", "surrogate")
+        attack = self.param("attack")
         if attack == "equations":
             return self._equations(model, data)
         if attack == "surrogate":
@@ -110,16 +135,16 @@ class ModelExtraction(Probe):
 
     def _surrogate(self, model: ModelAdapter, data: ExtractionData,
                    rng: np.random.Generator) -> Measurement:
-        budget = int(self.params.get("queries", 1000))
-        source = self.params.get("source", "natural")
+        budget = int(self.param("queries"))
+        source = self.param("source")
         pool = self._pool(data, source, budget, rng)
-        labels_only = self.params.get("output", "labels") == "labels"
+        labels_only = self.param("output") == "labels"
         reference = model.predict(data.x_eval)           # what the copy must agree with
-        first = max(2, int(budget * float(self.params.get("first", 0.1))))
-        batch = max(1, (budget - first) // int(self.params.get("batches", 5)))
+        first = max(2, int(budget * float(self.param("first"))))
+        batch = max(1, (budget - first) // int(self.param("batches")))
         chosen = list(rng.choice(len(pool), size=min(first, len(pool)), replace=False))
         answers = self._ask(model, pool[chosen], labels_only)
-        learner: Learner = self.params.get("learner") or _soft_vote(*input_scaling(pool))
+        learner: Learner = self.param("learner") or _soft_vote(*input_scaling(pool))
         curve_q, curve_f = [], []
         while True:
             spent = len(chosen)

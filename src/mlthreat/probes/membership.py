@@ -17,9 +17,8 @@ a bootstrap interval, and the ROC curve.
 from __future__ import annotations
 
 import warnings
-from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from joblib import Parallel, delayed
@@ -27,11 +26,14 @@ from scipy.stats import norm
 from sklearn.metrics import roc_auc_score, roc_curve
 
 from mlthreat.errors import ProbeError
-from mlthreat.probes.adapters import ModelAdapter, retrainer
-from mlthreat.probes.interface import Measurement, Meter, Probe
+from mlthreat.probes.adapters import ModelAdapter
+from mlthreat.probes.interface import Budget, Measurement, Meter, Param, Prepared, Probe
+from mlthreat.probes.training import Fit
 from mlthreat.results import Curve
 
-Fit = Callable[[np.ndarray, np.ndarray, int], Callable[[np.ndarray], np.ndarray]]
+if TYPE_CHECKING:
+    from mlthreat.probes.target import Target
+
 SUCCESS_TPR_AT_1PCT = 0.05        # five times what guessing gives at 1 % FPR
 SUCCESS_AUC = 0.6
 CLIP = 1e-4
@@ -100,6 +102,32 @@ class MembershipInference(Probe):
     name = "membership"
     threat_ids = ("aml-membership-inference", "aml-attribute-inference")
 
+    parameters = {
+        "attack": Param("reference", choices=("reference", "threshold"),
+                        doc="LiRA-style reference models, or the loss threshold"),
+        "fit": Param(None, doc="trains a model of the target's kind (reference attack)"),
+        "references": Param(32, 2, 1024, doc="reference models trained"),
+        "bootstrap": Param(200, 10, 10_000, doc="resamples for the intervals"),
+        "jobs": Param(1, 1, 256, doc="processes for the reference models"),
+    }
+    requires = {"retraining": "the reference attack retrains models of this kind: name the "
+                              "training function in the probe block (train: file.py:function)"}
+
+    @classmethod
+    def configure(cls, target: Target, settings: dict[str, int], fixed: dict[str, Any],
+                  seed: int, jobs: int) -> Prepared:
+        """Candidates: the training rows (members) and the held-out rows; the attacker's
+        reference models are trained on halves of all rows."""
+        t = target
+        members = np.isin(np.arange(len(t.y)), t.train)
+        cand = np.concatenate([t.train, t.test])
+        data = MembershipData(t.x[cand], t.y[cand], members[cand], population_x=t.x,
+                              population_y=t.y, population_index=cand)
+        probe = cls(**{"attack": "reference", "fit": t.fit, "jobs": jobs,
+                       "references": settings["references"],
+                       "bootstrap": settings["bootstrap"], **fixed})
+        return Prepared(probe, t.adapter, data, Budget(seed=seed))
+
     def curves(self, m: Measurement) -> tuple[Curve, ...]:
         """The ROC on log axes, where the attacks that matter show (low false positives)."""
         pairs = [(f, t) for f, t in zip(m.series.get("fpr", []), m.series.get("tpr", []),
@@ -118,7 +146,7 @@ class MembershipInference(Probe):
         if member.all() or not member.any():
             raise ProbeError("membership inference needs both members and non-members")
         observed = logit_confidence(model.predict_proba(data.x), data.y)
-        attack = self.params.get("attack", "reference")
+        attack = self.param("attack")
         if attack == "threshold":
             scores = observed
         elif attack == "reference":
@@ -126,7 +154,7 @@ class MembershipInference(Probe):
         else:
             raise ProbeError(f"unknown membership attack {attack!r}")
         auc, tpr1, tpr01 = _metrics(scores, member)
-        boot = _bootstrap(scores, member, rng, int(self.params.get("bootstrap", 200)))
+        boot = _bootstrap(scores, member, rng, int(self.param("bootstrap")))
         lo, hi = np.percentile(boot, [2.5, 97.5], axis=0)
         fpr, tpr, _ = roc_curve(member, scores)
         keep = np.unique(np.geomspace(1, len(fpr), 200).astype(int) - 1)
@@ -143,7 +171,7 @@ class MembershipInference(Probe):
 
     def _likelihood_ratio(self, observed: np.ndarray, data: MembershipData,
                           rng: np.random.Generator) -> np.ndarray:
-        fit: Fit | None = self.params.get("fit")
+        fit: Fit | None = self.param("fit")
         if fit is None:
             raise ProbeError("the reference attack needs `fit`: how to train a model of the "
                              "target's kind")
@@ -154,10 +182,10 @@ class MembershipInference(Probe):
             raise ProbeError("population_x needs population_y: the labels of the attacker's data")
         else:
             px, py, where = data.population_x, data.population_y, data.population_index
-        k = int(self.params.get("references", 32))
+        k = int(self.param("references"))
         seeds = rng.integers(0, 2**31 - 1, size=k)
         masks, conf = _reference_confidences(fit, px, py, data.x, data.y, k, seeds,
-                                             int(self.params.get("jobs", 1)))
+                                             int(self.param("jobs")))
         # Which reference models saw each candidate; none, for candidates outside the pool.
         seen = masks[:, where] if where is not None else np.zeros_like(conf, dtype=bool)
         return _ratio(observed, conf, seen)
@@ -183,8 +211,3 @@ def _ratio(observed: np.ndarray, conf: np.ndarray, masks: np.ndarray) -> np.ndar
     mu_out = np.where(np.isfinite(mu_out), mu_out, np.nanmin(conf))
     return np.asarray(norm.logpdf(observed, mu_in, sd_in) - norm.logpdf(observed, mu_out, sd_out),
                       dtype=float)
-
-
-def sklearn_fit(estimator: Any) -> Fit:
-    """Reference-model training for a scikit-learn estimator: clone, seed, fit; scores out."""
-    return retrainer(estimator, "predict_proba")

@@ -19,19 +19,18 @@ import threading
 import uuid
 from pathlib import Path
 from queue import Queue
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from joblib import Parallel, delayed
 
-from mlthreat.errors import ProbeError
 from mlthreat.pipeline import Component, Pipeline
-
-if TYPE_CHECKING:
-    from mlthreat.probes.runner import Observer, ProbeRun
+from mlthreat.probes.execute import Observer, OneThread, ProbeRun, attempt
+from mlthreat.probes.registry import GROUPS
+from mlthreat.probes.target import Target, prepare
 
 # per worker process: (run, component, thread) -> the component prepared for that run; the lock
 # matters under a threading backend, where several threads look up and fill it at once
-_PREPARED: dict[tuple[str, str, int], Any] = {}
+_PREPARED: dict[tuple[str, str, int], Target] = {}
 _PREPARED_LOCK = threading.Lock()
 
 
@@ -39,13 +38,12 @@ def tasks(work: list[tuple[Component, tuple[str, ...]]]) -> list[tuple[str, tupl
     """(component id, kinds) per task, in plan order: a component's poisoning kinds form one
     task, every other kind its own; a live endpoint's probes are all one task, so that its
     declared rate limit holds (two workers would each keep to it)."""
-    from mlthreat.probes.runner import KINDS
     out: list[tuple[str, tuple[str, ...]]] = []
     for comp, todo in work:
         if comp.probe is not None and comp.probe.endpoint is not None:
             out.append((comp.id, todo))
             continue
-        poisoning = tuple(k for k in todo if k in KINDS["poisoning"])
+        poisoning = tuple(k for k in todo if k in GROUPS["poisoning"])
         for kind in todo:
             if kind not in poisoning:
                 out.append((comp.id, (kind,)))
@@ -57,7 +55,6 @@ def tasks(work: list[tuple[Component, tuple[str, ...]]]) -> list[tuple[str, tupl
 def run_parallel(pipeline: Pipeline, work: list[tuple[Component, tuple[str, ...]]],
                  settings: dict[str, int], jobs: int, trust: bool, seed: int,
                  observer: Observer | None) -> list[ProbeRun]:
-    from mlthreat.probes.runner import ProbeRun
     runs = {comp.id: ProbeRun(comp.id) for comp, _ in work}
     ended: dict[tuple[str, str], tuple[str, Any]] = {}
     # absolute, so that a worker started from another working directory finds the files
@@ -112,29 +109,25 @@ def _listen(queue: Queue[Any], ended: dict[tuple[str, str], tuple[str, Any]],
 def _task(pipeline: Pipeline, run_id: str, comp_id: str, kinds: tuple[str, ...],
           settings: dict[str, int], trust: bool, seed: int, queue: Queue[Any]) -> None:
     """One task in a worker: the component prepared once per run and worker, then its kinds."""
-    from mlthreat.probes import runner
     comp = pipeline.component(comp_id)
-    with runner.OneThread() as limit:
+    with OneThread() as limit:
         target = _target(pipeline, run_id, comp, trust)
         for kind in kinds:
             queue.put(("begin", comp_id, kind, None))
             limit.apply()
-            try:
-                ev = runner._one(kind, target, comp, settings, 1, seed)
-                queue.put(("result", comp_id, kind, ev))
-            except ProbeError as exc:
-                queue.put(("skipped", comp_id, kind, str(exc)))
+            got = attempt(kind, target, settings, 1, seed)
+            queue.put(("skipped", comp_id, kind, got) if isinstance(got, str)
+                      else ("result", comp_id, kind, got))
 
 
-def _target(pipeline: Pipeline, run_id: str, comp: Component, trust: bool) -> Any:
-    from mlthreat.probes import runner
+def _target(pipeline: Pipeline, run_id: str, comp: Component, trust: bool) -> Target:
     key = (run_id, comp.id, threading.get_ident())   # a threading backend: one per thread
     with _PREPARED_LOCK:
         target = _PREPARED.get(key)
         for old in [k for k in _PREPARED if k[0] != run_id]:     # an earlier run's
             del _PREPARED[old]
     if target is None:                 # loaded outside the lock: no other thread uses this key
-        target = runner._prepared(pipeline, comp, trust)
+        target = prepare(pipeline, comp, trust)
         with _PREPARED_LOCK:
             _PREPARED[key] = target
     return target

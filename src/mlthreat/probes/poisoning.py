@@ -24,16 +24,20 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from joblib import Parallel, delayed
 from scipy import stats
 
-from mlthreat.errors import ProbeError
+from mlthreat.errors import InputError, ProbeError
 from mlthreat.probes.adapters import retrainer
-from mlthreat.probes.interface import Measurement, Meter, Probe
+from mlthreat.probes.interface import Budget, Measurement, Meter, Param, Prepared, Probe
+from mlthreat.probes.training import labels_of
 from mlthreat.results import Curve
+
+if TYPE_CHECKING:
+    from mlthreat.probes.target import Target
 
 Train = Callable[[np.ndarray, np.ndarray, int], Callable[[np.ndarray], np.ndarray]]
 SUCCESS_DROP = 0.02          # two accuracy points lost
@@ -63,6 +67,31 @@ def trigger(x: np.ndarray, features: list[int], value: float) -> np.ndarray:
     return out
 
 
+def trigger_columns(t: Target) -> list[int]:
+    """Encoded columns of the backdoor trigger: those the spec names; else, among pairs of the
+    first six numeric columns an attacker can change, the pair whose +4 SD trigger the deployed
+    model least already reads as the attacker's class (so the backdoor, not the trigger, is
+    measured; at most 15 x 100 queries)."""
+    c = t.constraints
+    if t.spec.trigger:
+        unknown = [n for n in t.spec.trigger if n not in c.columns]
+        if unknown:
+            raise InputError(f"trigger: {', '.join(unknown)} is not a numeric column of the "
+                             "model's input")
+        return [c.columns.index(n) for n in t.spec.trigger]
+    grouped = {n for g in c.categorical for n in g}
+    free = [i for i, n in enumerate(c.columns) if n not in grouped and n not in c.immutable][:6]
+    if len(free) < 2:
+        raise ProbeError("no two changeable numeric columns for a backdoor trigger; name them "
+                         "in the probe block (trigger: [a, b])")
+    wanted = 0 if t.goal is None else t.goal
+    rows = t.x[t.test][t.y[t.test] != wanted][:100]
+    pairs = [[a, b] for i, a in enumerate(free) for b in free[i + 1:]]
+    response = [float(np.mean(t.adapter.predict(trigger(rows, pair, 4.0)) == wanted))
+                for pair in pairs]
+    return pairs[int(np.argmin(response))]
+
+
 TITLES = {"label_flip": "label flipping", "targeted_flip": "targeted flipping",
           "backdoor": "backdoor"}
 
@@ -78,9 +107,42 @@ class Poisoning(Probe):
                   "aml-poisoning-availability", "aml-backdoor-data",
                   "aml-feedback-loop-manipulation",
                   "aml-poisoned-public-dataset")
+    parameters = {
+        "attack": Param("label_flip", choices=tuple(TITLES)),
+        "train": Param(None, doc="the training entry point, labels out"),
+        "rates": Param([0.01, 0.05, 0.1], 0.0, 0.5, doc="shares of training rows poisoned"),
+        "seeds": Param(3, 1, 100, doc="retrainings per rate"),
+        "jobs": Param(1, 1, 256, doc="processes for the retrainings"),
+        "target_class": Param(0, 0, 1, doc="the class the attacker wants"),
+        "source_class": Param(1, 0, 1, doc="whose labels targeted flipping turns"),
+        "features": Param([0, 1], 0, 1e6, doc="encoded columns of the backdoor trigger"),
+        "names": Param(None, doc="the trigger columns' names, for the summary"),
+        "value": Param(4.0, -1e6, 1e6, doc="the trigger's value in the model's input units"),
+    }
+    requires = {"retraining": "poisoning retrains the model: name the training function in the "
+                              "probe block (train: file.py:function)"}
+
+    @classmethod
+    def configure(cls, target: Target, settings: dict[str, int], fixed: dict[str, Any],
+                  seed: int, jobs: int) -> Prepared:
+        """Random label flips, targeted flips (the other class turned into the goal) or a
+        backdoor, each retrained through the target's training entry point."""
+        t = target
+        assert t.fit is not None             # the planner checked `requires`
+        wanted = 0 if t.goal is None else t.goal
+        params: dict[str, Any] = {"attack": "label_flip", "rates": [0.05, 0.1, 0.2], **fixed}
+        if params["attack"] == "targeted_flip":
+            params.update(target_class=wanted, source_class=1 - wanted)
+        if params["attack"] == "backdoor":
+            features = trigger_columns(t)
+            params.update(rates=[0.01, 0.05, 0.1], target_class=wanted, value=4.0,
+                          features=features, names=[t.constraints.columns[i] for i in features])
+        split = PoisoningData(t.x[t.train], t.y[t.train], t.x[t.test], t.y[t.test])
+        probe = cls(train=labels_of(t.fit), seeds=settings["seeds"], jobs=jobs, **params)
+        return Prepared(probe, None, split, Budget(seed=seed))
 
     def measures(self) -> tuple[str, ...]:
-        attack = self.params.get("attack")
+        attack = self.param("attack")
         if attack == "backdoor":
             return ("aml-backdoor-data",)
         if attack == "targeted_flip":
@@ -89,7 +151,7 @@ class Poisoning(Probe):
                      if t not in ("aml-backdoor-data", "aml-poisoning-targeted"))
 
     def title(self) -> str:
-        return TITLES.get(str(self.params.get("attack", "label_flip")), self.name)
+        return TITLES.get(str(self.param("attack")), self.name)
 
     def curves(self, m: Measurement) -> tuple[Curve, ...]:
         """Accuracy, rows turned or backdoor success against the poison rate, with the band of
@@ -122,16 +184,14 @@ class Poisoning(Probe):
 
     def _measure(self, model: Any, data: PoisoningData, rng: np.random.Generator,
                  meter: Meter) -> Measurement:
-        train: Train | None = self.params.get("train")
+        train: Train | None = self.param("train")
         if train is None:
             raise ProbeError("poisoning needs `train`: the pipeline's training entry point")
-        attack = self.params.get("attack", "label_flip")
-        if attack not in ("label_flip", "targeted_flip", "backdoor"):
-            raise ProbeError(f"unknown poisoning attack {attack!r}")
-        rates = [float(r) for r in self.params.get("rates", [0.01, 0.05, 0.1])]
-        seeds = [int(s) for s in rng.integers(0, 2**31 - 1, size=int(self.params.get("seeds", 3)))]
+        attack = self.param("attack")
+        rates = [float(r) for r in self.param("rates")]
+        seeds = [int(s) for s in rng.integers(0, 2**31 - 1, size=int(self.param("seeds")))]
         jobs = [(rate, seed) for rate in [0.0, *rates] for seed in seeds]
-        scores = Parallel(n_jobs=int(self.params.get("jobs", 1)))(
+        scores = Parallel(n_jobs=int(self.param("jobs")))(
             delayed(self._one)(train, data, attack, rate, seed) for rate, seed in jobs)
         by = {(rate, seed): score for (rate, seed), score in zip(jobs, scores, strict=True)}
         sign = -1.0 if attack == "label_flip" else 1.0   # accuracy lost vs. rows turned
@@ -147,9 +207,9 @@ class Poisoning(Probe):
         parts = [f"{r:.0%}: {m:+.3f}" for r, (m, _) in zip(rates, curve, strict=True)]
         summary = (f"{attack.replace('_', ' ')} retrained over {len(seeds)} seeds, {unit} at "
                    f"poison rates {', '.join(parts)}")
-        if attack == "backdoor" and self.params.get("names"):
-            summary += (f" (trigger: {' and '.join(self.params['names'])} set to "
-                        f"{float(self.params.get('value', 4.0)):+g} in the model's input units)")
+        if attack == "backdoor" and self.param("names"):
+            summary += (f" (trigger: {' and '.join(self.param('names'))} set to "
+                        f"{float(self.param('value')):+g} in the model's input units)")
         clean = _mean_interval([by[(0.0, s)] for s in seeds])[0]
         poisoned = _mean_interval([by[(worst_rate, s)] for s in seeds])[0]
         return Measurement(metric, value, interval, bool(succeeded), summary,
@@ -164,19 +224,19 @@ class Poisoning(Probe):
         success on triggered rows of other classes."""
         rng = np.random.default_rng(seed)
         x, y = np.array(data.x_train, dtype=float, copy=True), np.array(data.y_train, copy=True)
-        target = int(self.params.get("target_class", 0))
+        target = int(self.param("target_class"))
         n = int(round(rate * len(y)))
         if attack == "label_flip" and n:
             idx = rng.choice(len(y), size=n, replace=False)
             classes = np.unique(data.y_train)
             y[idx] = np.array([rng.choice(classes[classes != v]) for v in y[idx]])
         elif attack == "targeted_flip" and n:
-            source = int(self.params.get("source_class", 1))
+            source = int(self.param("source_class"))
             pool = np.flatnonzero(y == source)
             y[rng.choice(pool, size=min(n, len(pool)), replace=False)] = target
         elif attack == "backdoor" and n:
-            feats, value = list(self.params.get("features", [0, 1])), float(
-                self.params.get("value", 4.0))
+            feats, value = list(self.param("features")), float(
+                self.param("value"))
             idx = rng.choice(len(y), size=n, replace=False)
             x[idx] = trigger(x[idx], feats, value)
             y[idx] = target
@@ -184,11 +244,11 @@ class Poisoning(Probe):
         if attack == "label_flip":
             return float(np.mean(np.asarray(predict(data.x_test)) == data.y_test))
         if attack == "targeted_flip":
-            source = int(self.params.get("source_class", 1))
+            source = int(self.param("source_class"))
             rows = data.x_test[data.y_test == source]
             return float(np.mean(np.asarray(predict(rows)) == target))
-        feats, value = list(self.params.get("features", [0, 1])), float(
-            self.params.get("value", 4.0))
+        feats, value = list(self.param("features")), float(
+            self.param("value"))
         others = data.x_test[data.y_test != target]
         return float(np.mean(np.asarray(predict(trigger(others, feats, value))) == target))
 

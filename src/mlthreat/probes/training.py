@@ -10,13 +10,17 @@ from __future__ import annotations
 
 import importlib.util
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from mlthreat.errors import InputError
-from mlthreat.probes.membership import Fit
+from mlthreat.probes.adapters import retrainer
+
+# trains a model of the target's kind on (x, y) with a seed; returns its probability function
+Fit = Callable[[np.ndarray, np.ndarray, int], Callable[[np.ndarray], np.ndarray]]
 
 
 def user_fit(base_dir: Path, entry: str) -> Fit:
@@ -70,3 +74,8 @@ def sharing_clean(fit: Fit, x_clean: np.ndarray, y_clean: np.ndarray) -> Fit:
             memo[seed] = fit(x, y, seed)
         return memo[seed]
     return fit_once
+
+
+def sklearn_fit(estimator: Any) -> Fit:
+    """Retraining for a scikit-learn estimator: clone, seed, fit; scores out."""
+    return retrainer(estimator, "predict_proba")

@@ -11,17 +11,25 @@ robustness curve, Wilson intervals) and the queries spent.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from sklearn.neural_network import MLPClassifier
 
 from mlthreat.errors import ProbeError
 from mlthreat.probes.adapters import ModelAdapter, SklearnAdapter
-from mlthreat.probes.evasion import EvasionData, WhiteBoxEvasion, robustness_curves
-from mlthreat.probes.interface import Measurement, Meter, Probe
+from mlthreat.probes.evasion import (
+    EvasionData,
+    WhiteBoxEvasion,
+    points_to_attack,
+    robustness_curves,
+)
+from mlthreat.probes.interface import Budget, Measurement, Meter, Param, Prepared, Probe
 from mlthreat.probes.stats import robustness
 from mlthreat.results import Curve
+
+if TYPE_CHECKING:
+    from mlthreat.probes.target import Target
 
 SUCCESS_RATE = 0.5
 EPSILONS = (0.25, 0.5, 1.0, 2.0)
@@ -34,6 +42,24 @@ class TransferEvasion(Probe):
     name = "evasion-transfer"
     threat_ids = ("aml-evasion-transfer", "aml-evasion-blackbox")   # a copy needs only queries
 
+    parameters = {
+        "queries": Param(1000, 1, 10_000_000, doc="rows labelled by the model for the copy"),
+        "labels": Param("queried", choices=("queried", "own"),
+                        doc="the model's answers, or the attacker's own labels (no queries)"),
+        "norm": Param("l2", choices=("l2", "linf")),
+        "epsilons": Param(list(EPSILONS), 0.0, 1e6, doc="budgets of the robustness curve"),
+        "steps": Param(40, 1, 10_000, doc="PGD steps on the copy"),
+    }
+
+    @classmethod
+    def configure(cls, target: Target, settings: dict[str, int], fixed: dict[str, Any],
+                  seed: int, jobs: int) -> Prepared:
+        data = points_to_attack(target, settings)
+        queries = target.spec.queries
+        probe = cls(**{"queries": queries, **fixed})
+        return Prepared(probe, target.adapter, data,
+                        Budget(queries=queries + len(data.x) * 5, seed=seed))
+
     def curves(self, m: Measurement) -> tuple[Curve, ...]:
         return robustness_curves(m)
 
@@ -44,9 +70,9 @@ class TransferEvasion(Probe):
         surrogate, spent = self._surrogate(model, data, rng)
         x = np.asarray(data.x, dtype=float)
         start = model.predict(x)
-        norm = self.params.get("norm", "l2")
-        epsilons = [float(e) for e in self.params.get("epsilons", EPSILONS)]
-        pgd = WhiteBoxEvasion(steps=int(self.params.get("steps", 40)))
+        norm = self.param("norm")
+        epsilons = [float(e) for e in self.param("epsilons")]
+        pgd = WhiteBoxEvasion(steps=int(self.param("steps")))
         rates, agree = [], float(np.mean(surrogate.predict(x) == start))
         for eps in epsilons:
             _, adv = pgd.pgd(surrogate, x, start, np.full(len(x), eps), norm, data, early=False)
@@ -67,12 +93,12 @@ class TransferEvasion(Probe):
                    ) -> tuple[SklearnAdapter, int]:
         assert data.pool is not None
         pool = np.asarray(data.pool, dtype=float)
-        if self.params.get("labels", "queried") == "own":
+        if self.param("labels") == "own":
             if data.pool_y is None:
                 raise ProbeError("labels='own' needs the attacker's labels of the pool")
             rows, labels, spent = pool, np.asarray(data.pool_y), 0
         else:
-            n = min(int(self.params.get("queries", 1000)), len(pool))
+            n = min(int(self.param("queries")), len(pool))
             rows = pool[rng.choice(len(pool), n, replace=False)]
             labels, spent = model.predict(rows), n
         if len(np.unique(labels)) < 2:

@@ -1,0 +1,86 @@
+"""Executing one kind of probe run on a prepared component, shared by the sequential runner and
+the parallel workers: the planner's capability check (a probe whose `requires` the target lacks
+is skipped with the probe's own reason), the registered probe configuring itself and running,
+and the one-thread limits under which probes run.
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from threadpoolctl import threadpool_limits
+
+from mlthreat.errors import ProbeError
+from mlthreat.probes.registry import RUNS
+from mlthreat.probes.target import Target
+from mlthreat.results import Evidence
+
+
+class Observer(Protocol):
+    """Where progress goes (the CLI draws bars; a web UI could listen the same way)."""
+
+    def begin(self, label: str) -> None: ...
+
+    def end(self, label: str, outcome: str) -> None: ...
+
+
+@dataclass
+class ProbeRun:
+    """What the probes of one component gave: evidence, skips with reasons, and the kinds Ctrl-C
+    cut off."""
+
+    component: str
+    results: list[Evidence] = field(default_factory=list)
+    skipped: list[tuple[str, str]] = field(default_factory=list)   # (kind, why)
+    interrupted: list[str] = field(default_factory=list)           # kinds Ctrl-C cut off
+
+
+class OneThread:
+    """OpenMP runtimes (threadpoolctl) and, once it is imported, PyTorch at one thread each
+    while probes run; both are restored on exit."""
+
+    def __init__(self) -> None:
+        self.torch_threads: int | None = None
+        self.limits: Any = None
+
+    def __enter__(self) -> OneThread:
+        self.limits = threadpool_limits(limits=1, user_api="openmp")
+        self.apply()
+        return self
+
+    def apply(self) -> None:
+        """Call before each probe: a model or training file may have imported torch since."""
+        torch = sys.modules.get("torch")
+        if torch is not None and self.torch_threads is None:
+            self.torch_threads = torch.get_num_threads()
+            torch.set_num_threads(1)
+
+    def __exit__(self, *exc: object) -> None:
+        torch = sys.modules.get("torch")
+        if torch is not None and self.torch_threads is not None:
+            torch.set_num_threads(self.torch_threads)
+        self.limits.restore_original_limits()
+
+
+def attempt(kind: str, target: Target, settings: dict[str, int], jobs: int, seed: int
+            ) -> Evidence | str:
+    """The evidence of one kind of run on a prepared component, or why it was skipped: a
+    capability the probe requires and the target lacks, or a ProbeError of the run itself."""
+    for capability, why in RUNS[kind].probe.requires.items():
+        if capability not in target.capabilities:
+            return why
+    try:
+        return _one(kind, target, settings, jobs, seed)
+    except ProbeError as exc:
+        return str(exc)
+
+
+def _one(kind: str, target: Target, settings: dict[str, int], jobs: int, seed: int
+         ) -> Evidence:
+    """One kind of run: the registered probe configures itself for the target, then runs."""
+    run = RUNS[kind]
+    probe, model, data, budget = run.probe.configure(target, settings, dict(run.fixed), seed,
+                                                     jobs)
+    return probe.run(model, data, budget, target.artifact, component=target.component)

@@ -1,0 +1,58 @@
+"""The one registry of probes: each kind of run (what `--only` and the progress lines name) is a
+registered Probe class with the parameters that kind fixes. Adding a probe is one module, one
+line here, and the catalog's `measured_by: [probe:<name>]` (docs/contributing.md)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from mlthreat.probes.blackbox import BlackBoxEvasion
+from mlthreat.probes.evasion import WhiteBoxEvasion
+from mlthreat.probes.extraction import ModelExtraction
+from mlthreat.probes.interface import Probe
+from mlthreat.probes.membership import MembershipInference
+from mlthreat.probes.poisoning import Poisoning
+from mlthreat.probes.transfer import TransferEvasion
+from mlthreat.results import Evidence
+
+
+@dataclass(frozen=True)
+class Run:
+    """One kind of probe run: its name, the `--only` group that selects it, its probe class and
+    the parameters it fixes."""
+
+    name: str
+    group: str
+    probe: type[Probe]
+    fixed: dict[str, Any] = field(default_factory=dict)
+
+
+RUNS: dict[str, Run] = {r.name: r for r in (
+    Run("membership", "membership", MembershipInference),
+    Run("extraction", "extraction", ModelExtraction),
+    Run("poisoning", "poisoning", Poisoning, {"attack": "label_flip"}),
+    Run("targeted", "poisoning", Poisoning, {"attack": "targeted_flip"}),
+    Run("backdoor", "poisoning", Poisoning, {"attack": "backdoor"}),
+    Run("evasion-whitebox", "evasion", WhiteBoxEvasion),
+    Run("evasion-blackbox", "evasion", BlackBoxEvasion),
+    Run("evasion-transfer", "evasion", TransferEvasion),
+)}
+
+# what `--only` names -> the kinds of run it means, in the order they run
+GROUPS: dict[str, tuple[str, ...]] = {}
+for _run in RUNS.values():
+    GROUPS[_run.group] = (*GROUPS.get(_run.group, ()), _run.name)
+PROBES = tuple(GROUPS)
+
+# probe classes by the name their evidence carries (`probe:<name>`, as the catalog cites them)
+REGISTRY: dict[str, type[Probe]] = {r.probe.name: r.probe for r in RUNS.values()}
+
+
+def kind_of(ev: Evidence) -> str:
+    """The kind of run that measured `ev` (its probe and the parameters the kind fixes)."""
+    for run in RUNS.values():
+        if f"probe:{run.probe.name}" == ev.source and all(
+                ev.parameters.get(k) == v for k, v in run.fixed.items()):
+            return run.name
+    return ev.kind
