@@ -265,7 +265,7 @@ def _extraction_victim(python: Path | None, x: np.ndarray, y: np.ndarray, tr: np
                        te: np.ndarray, epochs: int) -> None:
     import torch
 
-    from mlthreat.probes.adapters import TorchAdapter
+    from mlthreat.adapters.torch import TorchAdapter
     from mlthreat.probes.extraction import ExtractionData, ModelExtraction
     net = train_mlp(x[tr], y[tr], epochs=epochs)
     victim = TorchAdapter(net)
@@ -498,7 +498,7 @@ def evasion() -> None:
     BASELINES.md's white-box table (ART PGD: LR 0.13 / 0.54 and MLP 0.28 / 0.78 at 0.1 / 0.3)."""
     import torch
 
-    from mlthreat.probes.adapters import TorchAdapter
+    from mlthreat.adapters.torch import TorchAdapter
     from mlthreat.probes.evasion import EvasionData, WhiteBoxEvasion
     x, y = credit()
     tr, te = train_test_split(np.arange(len(y)), test_size=1000, stratify=y, random_state=0)

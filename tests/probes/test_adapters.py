@@ -14,18 +14,16 @@ import pandas as pd
 import pytest
 from sklearn.linear_model import LogisticRegression
 
+from mlthreat.adapters import adapter_for
+from mlthreat.adapters.boosters import LightGBMAdapter, XGBoostAdapter
+from mlthreat.adapters.http import HttpAdapter
+from mlthreat.adapters.loading import load_model
+from mlthreat.adapters.onnx import OnnxAdapter
+from mlthreat.adapters.sklearn import SklearnAdapter
+from mlthreat.errors import ModelError
 from mlthreat.probes import ProbeError
-from mlthreat.probes.adapters import (
-    LightGBMAdapter,
-    OnnxAdapter,
-    SklearnAdapter,
-    XGBoostAdapter,
-    adapter_for,
-)
 from mlthreat.probes.constraints import from_transform
 from mlthreat.probes.data import tabular_encoder
-from mlthreat.probes.http import HttpAdapter
-from mlthreat.probes.loading import load_model
 
 
 def data() -> tuple[np.ndarray, np.ndarray]:
@@ -192,6 +190,8 @@ def test_constraints_follow_the_encoder_and_decode_to_records() -> None:
     assert all(float(r["age"]) == round(float(r["age"])) for r in records)
 
 
-def test_unknown_model_object_is_refused() -> None:
-    with pytest.raises(ProbeError, match="no adapter"):
-        adapter_for(object())
+@pytest.mark.parametrize("thing", [object(), {"coef": [1.0, 2.0]}, [1, 2], "model"])
+def test_an_object_that_is_no_model_is_bad_input(thing: object) -> None:
+    with pytest.raises(ModelError, match="not a model: probes take scikit-learn") as info:
+        adapter_for(thing)
+    assert info.value.exit_code == 2

@@ -116,5 +116,5 @@ def _without(target: Target, capability: str) -> Target:
     if capability == "retraining":
         return dataclasses.replace(target, fit=None)
     # an interface that shows labels only: no scores, no gradients
-    from mlthreat.probes.adapters import RoundedAdapter
+    from mlthreat.adapters import RoundedAdapter
     return dataclasses.replace(target, adapter=RoundedAdapter(target.adapter, None))

@@ -14,7 +14,7 @@ B = 0.3
 
 
 def linear_model() -> object:
-    from mlthreat.probes.adapters import TorchAdapter
+    from mlthreat.adapters.torch import TorchAdapter
     lin = torch.nn.Linear(5, 2)
     with torch.no_grad():
         lin.weight[:] = torch.tensor([[0.0] * 5, W.tolist()], dtype=torch.float32)

@@ -7,8 +7,9 @@ import pytest
 from sklearn.datasets import make_classification
 from sklearn.linear_model import LogisticRegression
 
+from mlthreat.adapters import RoundedAdapter
+from mlthreat.adapters.torch import TorchAdapter
 from mlthreat.probes import Budget, BudgetExceeded, CallableAdapter, ProbeError, SklearnAdapter
-from mlthreat.probes.adapters import RoundedAdapter, TorchAdapter
 from mlthreat.probes.extraction import ExtractionData, ModelExtraction
 from mlthreat.probes.stats import wilson
 

@@ -16,10 +16,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
+from mlthreat.adapters import RoundedAdapter
 from mlthreat.analysis import assess
 from mlthreat.assessor import number
 from mlthreat.catalog import Catalog
-from mlthreat.errors import InputError
+from mlthreat.errors import InputError, ModelError
 from mlthreat.pipeline import load_pipeline
 from mlthreat.probes import (
     Budget,
@@ -33,7 +34,6 @@ from mlthreat.probes import (
     SklearnAdapter,
     load_model,
 )
-from mlthreat.probes.adapters import RoundedAdapter
 from mlthreat.probes.interface import Param
 from tests.conftest import EXAMPLES
 from tests.scanners.conftest import Payload
@@ -114,7 +114,7 @@ def test_sklearn_pipeline_adapter_with_categoricals() -> None:
         label_only.predict_proba(df.head(1))
     coarse = RoundedAdapter(adapter, 1).predict_proba(df.head(3))
     assert np.allclose(coarse, np.round(coarse, 1))
-    with pytest.raises(ProbeError):
+    with pytest.raises(ModelError, match="no predict"):
         SklearnAdapter(object())
 
 

@@ -10,12 +10,14 @@ and backdoors (`poisoning.py`), white-box evasion (`evasion.py`), black-box evas
 (`blackbox.py`) and transfer evasion (`transfer.py`). `runner.py` runs what a spec asks for.
 """
 
+from mlthreat.adapters.function import CallableAdapter
+from mlthreat.adapters.interface import Capabilities, ModelAdapter
+from mlthreat.adapters.loading import load_model
+from mlthreat.adapters.sklearn import SklearnAdapter
 from mlthreat.errors import BudgetExceeded, ProbeError
-from mlthreat.probes.adapters import CallableAdapter, Capabilities, ModelAdapter, SklearnAdapter
 from mlthreat.probes.constraints import Constraints
 from mlthreat.probes.data import Table, load_table
 from mlthreat.probes.interface import Budget, Measurement, Meter, Probe
-from mlthreat.probes.loading import load_model
 from mlthreat.results import Evidence
 
 __all__ = ["Budget", "BudgetExceeded", "CallableAdapter", "Capabilities", "Constraints",

@@ -15,8 +15,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from mlthreat.adapters.interface import ModelAdapter
 from mlthreat.errors import ProbeError
-from mlthreat.probes.adapters import ModelAdapter
 from mlthreat.probes.constraints import Constraints
 from mlthreat.probes.interface import Budget, Measurement, Meter, Param, Prepared, Probe
 from mlthreat.probes.stats import median_interval, robustness, wilson

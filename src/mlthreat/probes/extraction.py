@@ -27,8 +27,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from sklearn.exceptions import ConvergenceWarning
 
+from mlthreat.adapters.interface import ModelAdapter
 from mlthreat.errors import ProbeError
-from mlthreat.probes.adapters import ModelAdapter
 from mlthreat.probes.copies import NetworkEnsemble, input_scaling
 from mlthreat.probes.interface import Budget, Measurement, Meter, Param, Prepared, Probe
 from mlthreat.probes.stats import wilson

@@ -25,8 +25,8 @@ from joblib import Parallel, delayed
 from scipy.stats import norm
 from sklearn.metrics import roc_auc_score, roc_curve
 
+from mlthreat.adapters.interface import ModelAdapter
 from mlthreat.errors import ProbeError
-from mlthreat.probes.adapters import ModelAdapter
 from mlthreat.probes.interface import Budget, Measurement, Meter, Param, Prepared, Probe
 from mlthreat.probes.training import Fit
 from mlthreat.results import Curve

@@ -30,8 +30,8 @@ import numpy as np
 from joblib import Parallel, delayed
 from scipy import stats
 
+from mlthreat.adapters.sklearn import retrainer
 from mlthreat.errors import InputError, ProbeError
-from mlthreat.probes.adapters import retrainer
 from mlthreat.probes.interface import Budget, Measurement, Meter, Param, Prepared, Probe
 from mlthreat.probes.training import labels_of
 from mlthreat.results import Curve

@@ -17,14 +17,14 @@ from typing import Any
 import numpy as np
 from sklearn.model_selection import train_test_split
 
+from mlthreat.adapters import ModelAdapter, RoundedAdapter, adapter_for
+from mlthreat.adapters.http import HttpAdapter
+from mlthreat.adapters.loading import load_model
 from mlthreat.errors import DataError, InputError
 from mlthreat.pipeline import Component, Pipeline
 from mlthreat.pipeline.spec import ProbeSpec
-from mlthreat.probes.adapters import ModelAdapter, RoundedAdapter, adapter_for
 from mlthreat.probes.constraints import Constraints, from_transform
 from mlthreat.probes.data import Table, load_table
-from mlthreat.probes.http import HttpAdapter
-from mlthreat.probes.loading import load_model
 from mlthreat.probes.training import Fit, sharing_clean, sklearn_fit, user_fit
 
 CAPABILITIES = ("gradients", "scores", "retraining")

@@ -16,8 +16,8 @@ from typing import Any
 
 import numpy as np
 
+from mlthreat.adapters.sklearn import retrainer
 from mlthreat.errors import InputError
-from mlthreat.probes.adapters import retrainer
 
 # trains a model of the target's kind on (x, y) with a seed; returns its probability function
 Fit = Callable[[np.ndarray, np.ndarray, int], Callable[[np.ndarray], np.ndarray]]

@@ -16,8 +16,9 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from sklearn.neural_network import MLPClassifier
 
+from mlthreat.adapters.interface import ModelAdapter
+from mlthreat.adapters.sklearn import SklearnAdapter
 from mlthreat.errors import ProbeError
-from mlthreat.probes.adapters import ModelAdapter, SklearnAdapter
 from mlthreat.probes.evasion import (
     EvasionData,
     WhiteBoxEvasion,

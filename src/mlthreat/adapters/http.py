@@ -18,8 +18,8 @@ from typing import Any
 
 import numpy as np
 
+from mlthreat.adapters.interface import Capabilities, ModelAdapter, two_columns
 from mlthreat.errors import ProbeError
-from mlthreat.probes.adapters import Capabilities, ModelAdapter, two_columns
 
 PLACEHOLDER = "$rows"
 

@@ -1,0 +1,91 @@
+"""What every model adapter shares: the capabilities it declares (scores, labels, gradients),
+`predict_proba`/`predict` over rows, each row counted against the meter a probe attaches, and
+the views an interface gives an attacker (rounded scores, labels only).
+
+Probes talk to models only through an adapter, so the same attack runs on a scikit-learn
+Pipeline, a PyTorch module or an HTTP endpoint, and its queries are budgeted and counted.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import numpy as np
+
+from mlthreat.errors import ProbeError
+
+
+class Meter(Protocol):
+    """What counts an adapter's rows: a probe's budget (`probes.interface.Meter`)."""
+
+    def spend(self, rows: int) -> None: ...
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    scores: bool          # class probabilities (or scores) are observable
+    labels: bool = True   # the decision is observable
+    gradients: bool = False
+
+
+class ModelAdapter:
+    """Base: `predict_proba` and `predict` over rows, counted against the attached meter."""
+
+    capabilities = Capabilities(scores=True)
+
+    def __init__(self) -> None:
+        self._meter: Meter | None = None
+        self.queries = 0
+
+    def attach(self, meter: Meter | None) -> None:
+        self._meter = meter
+
+    def _count(self, rows: int) -> None:
+        self.queries += rows
+        if self._meter is not None:
+            self._meter.spend(rows)
+
+    def predict_proba(self, x: Any) -> np.ndarray:
+        if not self.capabilities.scores:
+            raise ProbeError("this model returns labels only; the probe needs scores")
+        self._count(len(x))
+        return np.asarray(self._proba(x), dtype=float)
+
+    def predict(self, x: Any) -> np.ndarray:
+        self._count(len(x))
+        return np.asarray(self._labels(x))
+
+    def _proba(self, x: Any) -> Any:
+        raise NotImplementedError
+
+    def gradient(self, x: np.ndarray, target: np.ndarray) -> np.ndarray:
+        """Gradient of the margin of class `target` (its score minus the best other) w.r.t. x,
+        for adapters with `capabilities.gradients`."""
+        raise ProbeError(f"{type(self).__name__} offers no gradients")
+
+    def _labels(self, x: Any) -> Any:
+        return np.argmax(self._proba(x), axis=1)
+
+
+class RoundedAdapter(ModelAdapter):
+    """What an API that rounds its scores (or returns the label only) shows the attacker."""
+
+    def __init__(self, inner: ModelAdapter, decimals: int | None) -> None:
+        super().__init__()
+        self.inner = inner
+        self.decimals = decimals
+        self.capabilities = Capabilities(scores=decimals is not None and
+                                         inner.capabilities.scores)
+
+    def _proba(self, x: Any) -> Any:
+        return np.round(self.inner._proba(x), self.decimals or 0)
+
+    def _labels(self, x: Any) -> Any:
+        return self.inner._labels(x)
+
+
+def two_columns(p: np.ndarray) -> np.ndarray:
+    """Binary models answer P(class 1) alone; probes want one column per class."""
+    p = np.asarray(p, dtype=float)
+    return np.column_stack([1.0 - p, p]) if p.ndim == 1 else p

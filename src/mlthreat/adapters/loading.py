@@ -1,0 +1,107 @@
+"""Loading a model file for probing: only after the model-file scanner passed it, and with every
+framework's own load error translated into a ModelError that names the file and what to do.
+
+A file the scanner flags is never unpickled, whatever the user says. A file in a format the
+scanner cannot look inside is loaded only when the user says `--trust`. The framework is
+imported only when its kind of file is loaded.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from mlthreat.errors import InputError, ModelError
+from mlthreat.scanners.modelfile import scan_bytes, sniff
+
+PICKLE_KINDS = {"pickle", "zlib", "gzip", "bz2", "lzma"}
+
+
+def load_model(path: Path, trust: bool = False) -> Any:
+    """The model in `path`, loaded only if it is safe to load (see the module docstring)."""
+    if not path.is_file():
+        raise ModelError(f"{path}: model file not found; check artifacts.model in the spec")
+    data = path.read_bytes()   # scanned and loaded from these same bytes: no swap in between
+    findings = scan_bytes(data, str(path), root=path.parent, name=path.name)
+    if findings:
+        worst = findings[0]
+        raise ModelError(f"{path}: not loaded: the model-file scanner found "
+                         f"{len(findings)} problem(s), e.g. {worst.message}. mlthreat never "
+                         "unpickles a flagged file; run `mlthreat scan` for details")
+    kind = sniff(data[:16])
+    load = _loader(kind, path, data)
+    if load is None:
+        if not trust:
+            raise InputError(f"{path}: format {kind!r} cannot be checked by the scanner; pass "
+                             "--trust to load it anyway, if you know where it comes from")
+        raise ModelError(f"{path}: loading {kind!r} models is not supported; export the model "
+                         "to ONNX, or to a scikit-learn, PyTorch, XGBoost or LightGBM file")
+    framework, extra, fn = load
+    with translated(path, framework, extra):
+        return fn()
+
+
+def _loader(kind: str, path: Path, data: bytes
+            ) -> tuple[str, str | None, Callable[[], Any]] | None:
+    """(framework, extra that installs it, loading function) for the file's content."""
+    if kind in PICKLE_KINDS:
+        return "joblib", None, lambda: _joblib(data)
+    if kind == "zip" and path.suffix in (".pt", ".pth", ".ckpt", ".bin"):
+        return "PyTorch", "torch", lambda: _torch(data, path)
+    if kind == "onnx":
+        return "onnxruntime", "onnx", lambda: _onnx(data)
+    if path.suffix in (".json", ".ubj") and data[:1] in (b"{", b"["):
+        return "XGBoost", "xgboost", lambda: _xgboost(data)
+    if data.startswith(b"tree\n"):
+        return "LightGBM", "lightgbm", lambda: _lightgbm(data)
+    return None
+
+
+@contextmanager
+def translated(path: Path, framework: str, extra: str | None) -> Iterator[None]:
+    """A framework's missing install or own load error as a ModelError, the original kept as
+    its cause."""
+    try:
+        yield
+    except InputError:
+        raise
+    except ImportError as exc:
+        raise ModelError(f"{path}: probing this model needs {framework}: pip install "
+                         f"'mlthreat[{extra}]'") from exc
+    except Exception as exc:  # the framework's own error types, translated at the boundary
+        raise ModelError(f"{path}: {framework} cannot load this file ({type(exc).__name__}: "
+                         f"{str(exc).strip().splitlines()[0] if str(exc).strip() else exc!r}); "
+                         "is it complete, and saved by that framework?") from exc
+
+
+def _joblib(data: bytes) -> Any:
+    import joblib  # joblib reads plain and compressed pickles and joblib's own format
+    return joblib.load(io.BytesIO(data))
+
+
+def _torch(data: bytes, path: Path) -> Any:
+    import torch
+
+    from mlthreat.adapters.torch import mlp_from_state
+    state = torch.load(io.BytesIO(data), weights_only=True)   # tensors and containers only
+    return mlp_from_state(state, path) if isinstance(state, dict) else state
+
+
+def _onnx(data: bytes) -> Any:
+    import onnxruntime
+    return onnxruntime.InferenceSession(data, providers=["CPUExecutionProvider"])
+
+
+def _xgboost(data: bytes) -> Any:
+    import xgboost  # XGBoost's own model format is data, not code
+    booster = xgboost.Booster()
+    booster.load_model(bytearray(data))
+    return booster
+
+
+def _lightgbm(data: bytes) -> Any:
+    import lightgbm  # LightGBM's text model format
+    return lightgbm.Booster(model_str=data.decode("utf-8"))
