@@ -1,7 +1,7 @@
 """Static scanners of what a pipeline is made of. Nothing scanned is imported or executed.
 
-SCANNERS is the one registry from names to scanner functions; `scan_paths` runs them over files
-and folders and says which were skipped and why.
+SCANNERS is the one registry from names to Scanners (`interface.py`); `scan_paths` runs each
+over the files it applies to, in files and folders, and says what it could not scan.
 """
 
 from __future__ import annotations
@@ -11,11 +11,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from mlthreat.scanners.dependencies import is_dependency_file, scan_dependencies
-from mlthreat.scanners.interface import ScanFinding
-from mlthreat.scanners.modelfile import scan_path as scan_model_path
-from mlthreat.scanners.secrets import is_text_candidate, scan_secrets
-from mlthreat.scanners.serving import scan_python, scan_torchserve
+from mlthreat.scanners.dependencies import DependencyScanner
+from mlthreat.scanners.interface import ScanContext, ScanFinding, Scanner
+from mlthreat.scanners.modelfile import ModelFileScanner
+from mlthreat.scanners.secrets import SecretsScanner
+from mlthreat.scanners.serving import ServingScanner
 
 SKIP_DIRS = {".git", ".venv", "venv", "node_modules", "__pycache__", ".mypy_cache",
              ".pytest_cache", ".ruff_cache", ".tox", ".dvc", "site-packages"}
@@ -42,30 +42,9 @@ def _files(paths: Iterable[Path]) -> Iterable[Path]:
                     yield sub
 
 
-def _modelfile(path: Path, ctx: dict[str, Any]) -> list[ScanFinding]:
-    return scan_model_path(path)
-
-
-def _secrets(path: Path, ctx: dict[str, Any]) -> list[ScanFinding]:
-    return scan_secrets(path) if is_text_candidate(path) else []
-
-
-def _dependencies(path: Path, ctx: dict[str, Any]) -> list[ScanFinding]:
-    return scan_dependencies(path, ctx.get("advisories")) if is_dependency_file(path) else []
-
-
-def _serving(path: Path, ctx: dict[str, Any]) -> list[ScanFinding]:
-    if path.suffix == ".py":
-        return scan_python(path)
-    if path.name == "config.properties":
-        return scan_torchserve(path)
-    return []
-
-
-SCANNERS: dict[str, Callable[[Path, dict[str, Any]], list[ScanFinding]]] = {
-    "modelfile": _modelfile, "secrets": _secrets, "dependencies": _dependencies,
-    "serving": _serving,
-}
+# the one registry from names to scanners, in the order they run on each file
+SCANNERS: dict[str, Scanner] = {s.name: s for s in (
+    ModelFileScanner(), SecretsScanner(), DependencyScanner(), ServingScanner())}
 
 
 def scan_paths(paths: list[Path], only: list[str] | None = None,
@@ -73,7 +52,7 @@ def scan_paths(paths: list[Path], only: list[str] | None = None,
                progress: Callable[[Path], None] | None = None) -> ScanReport:
     names = only or list(SCANNERS)
     report = ScanReport([str(p) for p in paths], names)
-    ctx = {"advisories": advisories}
+    ctx = ScanContext(advisories)
     for n, path in enumerate(_files(paths)):
         if n >= MAX_FILES:
             report.notes.append(f"stopped after {MAX_FILES} files")
@@ -82,7 +61,8 @@ def scan_paths(paths: list[Path], only: list[str] | None = None,
         if progress:
             progress(path)
         for name in names:
-            report.findings += SCANNERS[name](path, ctx)
+            if SCANNERS[name].applies_to(path):
+                report.findings += SCANNERS[name].scan(path, ctx)
     if "dependencies" in names and not advisories:
         report.notes.append("known-vulnerable versions were not checked: no advisory database "
                             "given (--advisories FILE|DIR with OSV JSON); mlthreat stays offline")
@@ -90,4 +70,4 @@ def scan_paths(paths: list[Path], only: list[str] | None = None,
     return report
 
 
-__all__ = ["SCANNERS", "ScanFinding", "ScanReport", "scan_paths"]
+__all__ = ["SCANNERS", "ScanContext", "ScanFinding", "ScanReport", "Scanner", "scan_paths"]

@@ -20,7 +20,7 @@ from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 
 from mlthreat.errors import InputError
-from mlthreat.scanners.interface import ScanFinding
+from mlthreat.scanners.interface import ScanContext, ScanFinding, Scanner
 
 THREAT = "cls-dependency-supply-chain"
 
@@ -243,3 +243,17 @@ def scan_dependencies(path: Path, advisories: list[dict[str, Any]] | None) -> li
         if advisories:
             out += vulnerable(file, dep, advisories)
     return out
+
+
+class DependencyScanner(Scanner):
+    """Requirements, pyproject and conda files: unpinned ML dependencies, and known-vulnerable
+    versions where an OSV advisory database is given."""
+
+    name = "dependencies"
+    threat_ids = (THREAT,)
+
+    def applies_to(self, path: Path) -> bool:
+        return is_dependency_file(path)
+
+    def scan(self, path: Path, ctx: ScanContext) -> list[ScanFinding]:
+        return scan_dependencies(path, ctx.advisories)

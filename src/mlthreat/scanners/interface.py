@@ -1,9 +1,14 @@
-"""What every scanner returns: ScanFinding, located in a file (line, or byte offset and archive
-member for binary files) and tied to the catalog threat it is evidence for."""
+"""What every scanner is and returns: a Scanner says which files it reads (`applies_to`) and
+which catalog threats its findings are evidence for, and `scan` returns ScanFindings, located in
+a file (line, or byte offset and archive member for binary files). Scanners read bytes and text;
+nothing scanned is ever imported or executed."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar
 
 from mlthreat.vocabulary import RISK_ORDER, RiskLevel
 
@@ -38,3 +43,26 @@ class ScanFinding:
         if self.offset is not None:
             loc += f" @byte {self.offset}"
         return loc
+
+
+@dataclass(frozen=True)
+class ScanContext:
+    """What a whole scan shares: the advisory database, if the user gave one."""
+
+    advisories: list[dict[str, Any]] | None = field(default=None)
+
+
+class Scanner(ABC):
+    """Base of every scanner: a name, the threats it finds evidence for, which files it reads,
+    and `scan` over one of them."""
+
+    name: ClassVar[str]
+    threat_ids: ClassVar[tuple[str, ...]]
+
+    @abstractmethod
+    def applies_to(self, path: Path) -> bool:
+        """Whether this scanner reads `path` (decided without executing anything)."""
+
+    @abstractmethod
+    def scan(self, path: Path, ctx: ScanContext) -> list[ScanFinding]:
+        """The findings in `path`, sorted as the scanner sees them."""

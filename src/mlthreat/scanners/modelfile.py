@@ -27,7 +27,7 @@ import zlib
 from collections.abc import Iterator
 from pathlib import Path, PurePosixPath
 
-from mlthreat.scanners.interface import ScanFinding
+from mlthreat.scanners.interface import ScanContext, ScanFinding, Scanner
 from mlthreat.scanners.onnx_wire import onnx_problems
 from mlthreat.scanners.pickle_scan import MAX_SECONDS, Hit, Result, scan_pickle_bytes
 
@@ -394,3 +394,17 @@ def _onnx(data: Data, file: str, member: str, root: Path | None, name: str,
 _HANDLERS = {"pickle": _pickle, "zlib": _compressed, "gzip": _compressed, "bz2": _compressed,
              "lzma": _compressed, "zip": _zip, "npy": _npy, "hdf5": _hdf5,
              "safetensors": _safetensors, "onnx": _onnx}
+
+
+class ModelFileScanner(Scanner):
+    """Model files of every format, identified by content, never by extension: every file is
+    read, and one that is no model file gives nothing."""
+
+    name = "modelfile"
+    threat_ids = (THREAT,)
+
+    def applies_to(self, path: Path) -> bool:
+        return True
+
+    def scan(self, path: Path, ctx: ScanContext) -> list[ScanFinding]:
+        return scan_path(path)

@@ -14,7 +14,7 @@ from pathlib import Path
 from detect_secrets.core.secrets_collection import SecretsCollection
 from detect_secrets.settings import default_settings
 
-from mlthreat.scanners.interface import ScanFinding
+from mlthreat.scanners.interface import ScanContext, ScanFinding, Scanner
 
 THREAT = "cls-secrets-in-code"
 TEXT_SUFFIXES = {".py", ".ipynb", ".yaml", ".yml", ".json", ".toml", ".cfg", ".ini", ".env",
@@ -70,3 +70,17 @@ def _finding(path: Path, line: int | None, what: str, rule: str | None = None) -
         threat_id=THREAT, family="classical", severity="high", file=str(path), line=line,
         message=f"{what} in the file{notebook}: anyone with a clone has it. Move it to a secrets "
                 "manager and rotate it.")
+
+
+class SecretsScanner(Scanner):
+    """Credentials in code, configuration and notebooks (detect-secrets plus model-hub and
+    tracking-server tokens)."""
+
+    name = "secrets"
+    threat_ids = (THREAT,)
+
+    def applies_to(self, path: Path) -> bool:
+        return is_text_candidate(path)
+
+    def scan(self, path: Path, ctx: ScanContext) -> list[ScanFinding]:
+        return scan_secrets(path)

@@ -13,7 +13,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from mlthreat.scanners.interface import ScanFinding
+from mlthreat.scanners.interface import ScanContext, ScanFinding, Scanner
 
 ROUTE_METHODS = {"get", "post", "put", "patch", "delete", "route", "api_route", "websocket"}
 AUTH_HINTS = re.compile(r"auth|token|api_?key|current_user|verify|login|security|jwt|oauth|"
@@ -218,3 +218,17 @@ def scan_torchserve(path: Path) -> list[ScanFinding]:
                                    + (": the management API can register models (code)"
                                       if key == "management_address" else "")))
     return out
+
+
+class ServingScanner(Scanner):
+    """Serving code read as a syntax tree (FastAPI, Flask) and TorchServe configuration."""
+
+    name = "serving"
+    threat_ids = ("cls-unauthenticated-api", "cls-missing-rate-limiting", "cls-public-app-exploit",
+                  "cls-unsafe-deserialization", "aml-model-extraction")
+
+    def applies_to(self, path: Path) -> bool:
+        return path.suffix == ".py" or path.name == "config.properties"
+
+    def scan(self, path: Path, ctx: ScanContext) -> list[ScanFinding]:
+        return scan_python(path) if path.suffix == ".py" else scan_torchserve(path)
