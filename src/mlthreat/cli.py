@@ -341,7 +341,7 @@ class Cli:
     def _write_all(self, assessment: Assessment, out_dir: Path, force: bool) -> None:
         out_dir.mkdir(parents=True, exist_ok=True)
         for name, module in FORMATS.items():
-            path = out_dir / f"threat-model.{module.EXTENSION}"
+            path = out_dir / f"threat-model.{module.extension}"
             self.write(path, module.render(assessment), force)
             self.out.print(f"wrote {path}  [dim]({name})[/]")
 

@@ -7,22 +7,21 @@ import json
 from html.parser import HTMLParser
 from importlib import resources
 from pathlib import Path
-from types import ModuleType
 
 import jsonschema
 import pytest
 
 from mlthreat.analysis import Assessment
-from mlthreat.report import FORMATS, html, json_report, markdown, sarif
+from mlthreat.report import FORMATS, Format, html, json_report, markdown, sarif
 from mlthreat.report.common import FAMILY_COLOR
 from tests.conftest import EXAMPLES, ROOT
 
 
 def test_registry_names_resolve() -> None:
     assert set(FORMATS) == {"json", "md", "sarif", "html"}
-    for name, module in FORMATS.items():
-        assert isinstance(module, ModuleType), name
-        assert callable(module.render) and isinstance(module.EXTENSION, str)
+    for name, fmt in FORMATS.items():
+        assert isinstance(fmt, Format) and fmt.name == name, name
+        assert callable(fmt.render) and fmt.extension.isalpha()
 
 
 # One conformance check for every registered format.

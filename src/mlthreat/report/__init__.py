@@ -1,19 +1,15 @@
-"""Report formats, one module each, all rendering the same Assessment with `render(a) -> str`.
+"""Report formats, one module each, all rendering the same Assessment (`interface.Format`).
 
-FORMATS is the one registry from format names to modules; the CLI and the tests use it.
+FORMATS is the one registry from format names (what `-f` takes) to formats; the CLI and the
+tests use it.
 """
 
 from __future__ import annotations
 
-from types import ModuleType
-
 from mlthreat.report import html, json_report, markdown, sarif
+from mlthreat.report.interface import Format
 
-FORMATS: dict[str, ModuleType] = {
-    "json": json_report,
-    "md": markdown,
-    "sarif": sarif,
-    "html": html,
-}
+FORMATS: dict[str, Format] = {f.name: f for f in (
+    json_report.FORMAT, markdown.FORMAT, sarif.FORMAT, html.FORMAT)}
 
-__all__ = ["FORMATS"]
+__all__ = ["FORMATS", "Format"]

@@ -10,23 +10,20 @@ from __future__ import annotations
 from collections import defaultdict
 from typing import Any
 
-from jinja2 import Environment, PackageLoader, select_autoescape
-
 from mlthreat.report.charts import svg
 from mlthreat.report.common import (
     FAMILY_COLOR,
     FAMILY_LABEL,
     LEVEL_COLOR,
     by_family,
-    fmt,
     reference_url,
 )
+from mlthreat.report.interface import Format, environment
 from mlthreat.report.layout import NODE_H, NODE_W, layout
 from mlthreat.report.markdown import GAP_TITLES
 from mlthreat.results import Assessment, Finding
 from mlthreat.vocabulary import RISK_ORDER, Family, Kind
 
-EXTENSION = "html"
 MAX_DRAWN = 400
 # Where each kind usually sits, left to right; flows against this order are drawn as feedback.
 STAGE = {
@@ -36,10 +33,6 @@ STAGE = {
     Kind.serving: 8, Kind.edge_deployment: 8, Kind.client: 9, Kind.monitoring: 9,
 }  # components; beyond this the diagram and heatmap would not be readable
 
-_env = Environment(loader=PackageLoader("mlthreat.report", "templates"),
-                   autoescape=select_autoescape(["html", "j2"]), trim_blocks=True,
-                   lstrip_blocks=True)
-_env.filters["fmt"] = fmt
 
 
 def _worst(findings: list[Finding]) -> str | None:
@@ -94,7 +87,7 @@ def _measurements(a: Assessment) -> list[dict[str, Any]]:
 
 
 def render(a: Assessment) -> str:
-    template = _env.get_template("report.html.j2")
+    template = environment().get_template("report.html.j2")
     return template.render(
         a=a, counts=a.counts(), families=list(Family), family_label=FAMILY_LABEL,
         family_color=FAMILY_COLOR, level_color={k.value: v for k, v in LEVEL_COLOR.items()},
@@ -104,3 +97,6 @@ def render(a: Assessment) -> str:
         reference_url=reference_url, max_drawn=MAX_DRAWN, gap_titles=GAP_TITLES,
         measurements=_measurements(a),
     )
+
+
+FORMAT = Format("html", "html", render)

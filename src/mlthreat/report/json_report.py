@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import json
 
+from mlthreat.report.interface import Format
 from mlthreat.results import Assessment
-
-EXTENSION = "json"
 
 
 def render(assessment: Assessment) -> str:
     return json.dumps(assessment.to_dict(), indent=2, ensure_ascii=False) + "\n"
+
+
+FORMAT = Format("json", "json", render)

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 from mlthreat.report.common import FAMILY_LABEL, by_family, fmt, path_text, reference_url
+from mlthreat.report.interface import Format
 from mlthreat.results import Assessment, Finding
 from mlthreat.vocabulary import Family, RiskLevel
-
-EXTENSION = "md"
 
 
 def _cell(text: str) -> str:
@@ -131,3 +130,6 @@ def render(a: Assessment) -> str:
     out += ["---", f"Risk = likelihood (1-5) × impact (1-5); critical ≥ 16, high ≥ 10, "
             f"medium ≥ 5. Levels: {', '.join(lvl.value for lvl in RiskLevel)}. See docs/risk.md.", ""]
     return "\n".join(out)
+
+
+FORMAT = Format("md", "md", render)

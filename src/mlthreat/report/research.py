@@ -6,16 +6,12 @@ from __future__ import annotations
 import json
 import math
 
-from jinja2 import Environment, PackageLoader, select_autoescape
-
 from mlthreat.perception.codes import CodesReport
 from mlthreat.perception.team import TeamView
 from mlthreat.plain import to_plain
+from mlthreat.report.interface import environment
 
 FORMATS = ("json", "md", "html")
-_env = Environment(loader=PackageLoader("mlthreat.report", "templates"),
-                   autoescape=select_autoescape(["html", "j2"]), trim_blocks=True,
-                   lstrip_blocks=True)
 
 
 def k(value: float | None) -> str:
@@ -38,8 +34,8 @@ def heat(value: int, top: int) -> str:
     return f"rgba(124,58,237,{0.15 + 0.85 * t:.2f})"
 
 
-_env.filters.update(k=k, shade=shade)
-_env.globals.update(heat=heat)
+environment().filters.update(k=k, shade=shade)
+environment().globals.update(heat=heat)
 
 
 def render_team(view: TeamView, fmt: str) -> str:
@@ -49,7 +45,7 @@ def render_team(view: TeamView, fmt: str) -> str:
         pairs = {(p.a, p.b): p.kappa for p in view.pairs}
         pairs.update({(p.b, p.a): p.kappa for p in view.pairs})
         top = max((max(r) for r in view.cooccurrence if r), default=0)
-        return _env.get_template("team.html.j2").render(v=view, pairs=pairs, top=top)
+        return environment().get_template("team.html.j2").render(v=view, pairs=pairs, top=top)
     return _team_md(view)
 
 
@@ -84,7 +80,7 @@ def render_codes(report: CodesReport, fmt: str) -> str:
     if fmt == "html":
         top = max((max(r) for r in report.cooccurrence if r), default=0)
         ftop = max((max(r) for r in report.frequency if r), default=0)
-        return _env.get_template("codes.html.j2").render(r=report, top=top, ftop=ftop)
+        return environment().get_template("codes.html.j2").render(r=report, top=top, ftop=ftop)
     return _codes_md(report)
 
 

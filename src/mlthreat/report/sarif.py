@@ -9,10 +9,10 @@ from pathlib import PurePath
 from typing import Any
 
 from mlthreat.report.common import FAMILY_LABEL, fmt, path_text, reference_url
+from mlthreat.report.interface import Format
 from mlthreat.results import Assessment, Finding
 from mlthreat.vocabulary import RiskLevel
 
-EXTENSION = "sarif"
 SCHEMA_URI = "https://docs.oasis-open.org/sarif/sarif/v2.1.0/errata01/os/schemas/sarif-schema-2.1.0.json"
 LEVEL = {RiskLevel.critical: "error", RiskLevel.high: "error", RiskLevel.medium: "warning",
          RiskLevel.low: "note", RiskLevel.info: "none"}
@@ -104,3 +104,6 @@ def render(assessment: Assessment) -> str:
         }],
     }
     return json.dumps(log, indent=2, ensure_ascii=False) + "\n"
+
+
+FORMAT = Format("sarif", "sarif", render)

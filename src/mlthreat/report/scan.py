@@ -9,10 +9,9 @@ import json
 from pathlib import PurePath
 from typing import Any
 
-from jinja2 import Environment, PackageLoader, select_autoescape
-
 from mlthreat import __version__
 from mlthreat.report.common import LEVEL_COLOR
+from mlthreat.report.interface import environment
 from mlthreat.report.sarif import SCHEMA_URI
 from mlthreat.scanners import ScanReport
 from mlthreat.scanners.interface import ScanFinding
@@ -20,9 +19,6 @@ from mlthreat.scanners.interface import ScanFinding
 FORMATS = ("json", "md", "sarif", "html")
 SARIF_LEVEL = {"critical": "error", "high": "error", "medium": "warning", "low": "note"}
 SECURITY_SEVERITY = {"critical": "9.5", "high": "8.0", "medium": "5.5", "low": "3.0"}
-_env = Environment(loader=PackageLoader("mlthreat.report", "templates"),
-                   autoescape=select_autoescape(["html", "j2"]), trim_blocks=True,
-                   lstrip_blocks=True)
 
 
 def counts(report: ScanReport) -> dict[str, int]:
@@ -99,7 +95,7 @@ def _sarif(report: ScanReport) -> str:
 
 
 def _html(report: ScanReport) -> str:
-    return _env.get_template("scan.html.j2").render(r=report, counts=counts(report),
+    return environment().get_template("scan.html.j2").render(r=report, counts=counts(report),
                                                     level_color={k.value: v for k, v in
                                                                  LEVEL_COLOR.items()})
 
