@@ -10,6 +10,7 @@ from pathlib import Path
 import jsonschema
 import pytest
 import yaml
+from rich.console import Console
 
 from mlthreat import assessor, cli
 from tests.conftest import EXAMPLES
@@ -163,7 +164,7 @@ def test_overwrite_asks_at_a_terminal(tmp_path: Path, monkeypatch: pytest.Monkey
     monkeypatch.setattr(sys.stdin, "isatty", lambda: True)
     monkeypatch.setattr(sys.stderr, "isatty", lambda: True)
     answers = iter(["n", "y"])
-    monkeypatch.setattr(cli.Console, "input", lambda self, prompt="": next(answers))
+    monkeypatch.setattr(Console, "input", lambda self, prompt="": next(answers))
     assert run(["model", CREDIT, "-f", "json", "-o", str(target)], capsys)[0] == 2
     assert target.read_text() == "mine"
     assert run(["model", CREDIT, "-f", "json", "-o", str(target)], capsys)[0] == 0

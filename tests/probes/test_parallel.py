@@ -5,6 +5,7 @@ refused inside a worker: tests/probes/test_runner_cli.py)."""
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from pathlib import Path
 from typing import Any
@@ -126,8 +127,8 @@ def test_jobs_default_to_the_cores_this_process_may_use(monkeypatch: pytest.Monk
                                                         ) -> None:
     """`--jobs auto` (the default) is the process's CPU affinity, not the machine's count: a
     container or `taskset` may allow fewer cores than the machine has."""
-    monkeypatch.setattr(runner.os, "sched_getaffinity", lambda pid: {4, 7, 9}, raising=False)
-    monkeypatch.setattr(runner.os, "cpu_count", lambda: 64)
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {4, 7, 9}, raising=False)
+    monkeypatch.setattr(os, "cpu_count", lambda: 64)
     seen: list[int] = []
 
     def record(pipeline: Any, only: Any, budget: str, jobs: int, *args: Any,

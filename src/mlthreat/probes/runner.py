@@ -6,8 +6,6 @@ attribute, and a reason for every kind that was skipped.
 
 from __future__ import annotations
 
-import os
-
 from mlthreat.errors import InputError
 from mlthreat.pipeline import Component, Pipeline
 from mlthreat.probes.execute import Observer, OneThread, ProbeRun, attempt
@@ -15,16 +13,7 @@ from mlthreat.probes.parallel import run_parallel, tasks
 from mlthreat.probes.registry import GROUPS, PROBES, RUNS, kind_of
 from mlthreat.probes.target import BUDGETS, prepare
 
-__all__ = ["BUDGETS", "PROBES", "RUNS", "Observer", "ProbeRun", "kind_of", "plan", "run_probes",
-           "usable_cores"]
-
-
-def usable_cores() -> int:
-    """The cores this process may run on (its CPU affinity where the system tells it, as in a
-    container or under `taskset`), at least one: what `--jobs auto` uses."""
-    if hasattr(os, "sched_getaffinity"):
-        return max(1, len(os.sched_getaffinity(0)))
-    return max(1, os.cpu_count() or 1)
+__all__ = ["BUDGETS", "PROBES", "RUNS", "Observer", "ProbeRun", "kind_of", "plan", "run_probes"]
 
 
 def run_probes(pipeline: Pipeline, only: tuple[str, ...] = PROBES, budget: str = "standard",

@@ -1,18 +1,33 @@
 """The mlthreat command line's arguments: every command, its options and the help that teaches
-them. `build_parser()` names each command's handler by its method name on `cli.Cli`."""
+them. `build_parser()` names each command's handler as "module:function" under `mlthreat.cli`,
+imported only when it runs. The names offered as choices are the registries' own, listed here as
+constants so that building the parser imports no probe, scanner or report format (a test checks
+that they match the registries)."""
 
 from __future__ import annotations
 
 import argparse
+import os
 
 from mlthreat import __version__
 from mlthreat.examples import REFERENCE, list_examples
-from mlthreat.probes.runner import BUDGETS, PROBES, usable_cores
-from mlthreat.report import FORMATS
-from mlthreat.report.research import FORMATS as FORMATS_RESEARCH
-from mlthreat.report.scan import FORMATS as SCAN_FORMATS
-from mlthreat.scanners import SCANNERS
 from mlthreat.vocabulary import Family, RiskLevel
+
+# the registries' names (tests/test_cli.py checks them against the registries)
+FORMATS = ("html", "json", "md", "sarif")              # mlthreat.report.FORMATS
+SCAN_FORMATS = ("json", "md", "sarif", "html")         # mlthreat.report.scan.FORMATS
+FORMATS_RESEARCH = ("json", "md", "html")              # mlthreat.report.research.FORMATS
+SCANNERS = ("modelfile", "secrets", "dependencies", "serving")   # mlthreat.scanners.SCANNERS
+PROBES = ("membership", "extraction", "poisoning", "evasion")    # mlthreat.probes.registry.GROUPS
+BUDGETS = ("quick", "standard", "thorough")            # mlthreat.probes.target.BUDGETS
+
+
+def usable_cores() -> int:
+    """The cores this process may run on (its CPU affinity where the system tells it, as in a
+    container or under `taskset`), at least one: what `--jobs auto` uses."""
+    if hasattr(os, "sched_getaffinity"):
+        return max(1, len(os.sched_getaffinity(0)))
+    return max(1, os.cpu_count() or 1)
 
 EPILOG = """\
 examples:
@@ -137,7 +152,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="compare a person's perception file (docs/perception.md) with the "
                         "findings; repeat for several people")
     p.add_argument("--force", action="store_true", help="overwrite existing output files")
-    p.set_defaults(run="cmd_model")
+    p.set_defaults(run="modelling:cmd_model")
 
     for name, helptext in (("assess", "scan the artifacts, run the probes the spec asks for, and "
                                       "report the threat model with the measurements"),):
@@ -150,7 +165,7 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--perception", action="append", default=[], metavar="FILE")
         _probe_options(p)
         p.add_argument("--force", action="store_true", help="overwrite existing output files")
-        p.set_defaults(run="cmd_model", probes=True, no_scan=False)
+        p.set_defaults(run="modelling:cmd_model", probes=True, no_scan=False)
 
     p = sub.add_parser("probe", help="measure attacks on the models the spec names (membership "
                        "inference, extraction, poisoning, evasion)",
@@ -158,7 +173,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("spec", help="pipeline spec (YAML) with `probe` blocks (docs/probes.md)")
     p.add_argument("-f", "--format", choices=["text", "json"], default="text")
     _probe_options(p)
-    p.set_defaults(run="cmd_probe")
+    p.set_defaults(run="modelling:cmd_probe")
 
     p = sub.add_parser("scan", help="scan model files, code, configs and requirements without "
                        "running any of them", formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -172,18 +187,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--fail-on", choices=[lvl.value for lvl in RiskLevel if lvl != "info"],
                    help="exit 1 if any finding is at or above this severity")
     p.add_argument("--force", action="store_true", help="overwrite an existing file")
-    p.set_defaults(run="cmd_scan")
+    p.set_defaults(run="scanning:cmd_scan")
 
     p = sub.add_parser("discover", help="draft a pipeline spec from a repository (data, "
                        "training code, models, serving apps, DVC, MLflow, CI)")
     p.add_argument("dir", help="the repository's folder")
     p.add_argument("-o", "--output", help="where to write the draft (default DIR/pipeline.yaml; "
                    "'-' for stdout); an existing file is never overwritten")
-    p.set_defaults(run="cmd_discover")
+    p.set_defaults(run="scanning:cmd_discover")
 
     p = sub.add_parser("validate", help="check a pipeline spec and report every problem")
     p.add_argument("spec", help="pipeline spec (YAML)")
-    p.set_defaults(run="cmd_validate")
+    p.set_defaults(run="info:cmd_validate")
 
     p = sub.add_parser("demo", help="assess a bundled example (scan, quick probes, perceptions) "
                        "and write all reports")
@@ -193,7 +208,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f"bundled example (default: %(default)s; others: "
                         f"{', '.join(e for e in list_examples() if e != REFERENCE)})")
     p.add_argument("--force", action="store_true", help="write into a folder that has other files")
-    p.set_defaults(run="cmd_demo")
+    p.set_defaults(run="modelling:cmd_demo")
 
     p = sub.add_parser("elicit", help="interview one person about the pipeline, component by "
                        "component, and write their perception file",
@@ -206,7 +221,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--team", help="their team, as component owners are named in the spec")
     p.add_argument("--answers", help="take the answers from this YAML file instead of asking")
     p.add_argument("--force", action="store_true", help="start over on a finished file")
-    p.set_defaults(run="cmd_elicit")
+    p.set_defaults(run="people:cmd_elicit")
 
     p = sub.add_parser("team", help="agreement of several people's perceptions, where they "
                        "disagree, and which concepts they link")
@@ -215,7 +230,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-f", "--format", choices=FORMATS_RESEARCH)
     p.add_argument("-o", "--output", help="write the report to this file (needs -f)")
     p.add_argument("--force", action="store_true", help="overwrite an existing file")
-    p.set_defaults(run="cmd_team")
+    p.set_defaults(run="people:cmd_team")
 
     p = sub.add_parser("codes", help="research mode: frequencies, coder agreement and "
                        "co-occurrence of coded interview data (CSV or REFI-QDA)")
@@ -225,16 +240,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-f", "--format", choices=FORMATS_RESEARCH)
     p.add_argument("-o", "--output", help="write the report to this file (needs -f)")
     p.add_argument("--force", action="store_true", help="overwrite an existing file")
-    p.set_defaults(run="cmd_codes")
+    p.set_defaults(run="people:cmd_codes")
 
     p = sub.add_parser("schema", help="print the JSON Schema of the pipeline spec")
     p.add_argument("-o", "--output", help="write it to this file instead of stdout")
     p.add_argument("--force", action="store_true", help="overwrite an existing file")
-    p.set_defaults(run="cmd_schema")
+    p.set_defaults(run="info:cmd_schema")
 
     p = sub.add_parser("catalog", help="list the threats (or controls) mlthreat knows")
     p.add_argument("--family", choices=[f.value for f in Family])
     p.add_argument("--controls", action="store_true", help="list controls instead of threats")
     p.add_argument("-f", "--format", choices=["text", "json"], default="text")
-    p.set_defaults(run="cmd_catalog")
+    p.set_defaults(run="info:cmd_catalog")
     return parser

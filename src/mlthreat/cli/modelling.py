@@ -1,0 +1,168 @@
+"""`model`, `assess`, `demo` and `probe`: the threat model, with scans and probes, through the
+library's Assessor; the terminal shows its progress and a summary, reports go where asked."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from rich.text import Text
+
+from mlthreat.assessor import Assessor
+from mlthreat.catalog import load_catalog
+from mlthreat.cli.app import Cli
+from mlthreat.cli.args import usable_cores
+from mlthreat.cli.progress import TerminalProgress
+from mlthreat.cli.terminal import summary
+from mlthreat.errors import EXIT_FINDINGS, EXIT_OK, InputError, OutputError
+from mlthreat.examples import example_spec, list_examples
+from mlthreat.plain import to_plain
+from mlthreat.report import FORMATS
+from mlthreat.report.common import at_least
+from mlthreat.results import Assessment
+from mlthreat.vocabulary import RiskLevel
+
+DEMO_MARKER = ".mlthreat-demo"
+
+
+def cmd_model(cli: Cli) -> int:
+    """`model` and `assess` (which sets probes): every output checked before the work."""
+    args = cli.args
+    outputs = _report_set(cli, Path(args.out_dir)) if args.out_dir else {}
+    single = cli.output()
+    assessment = _assess(cli, Path(args.spec), [Path(f) for f in args.perception],
+                         probes=getattr(args, "probes", False),
+                         budget=getattr(args, "budget", "standard"))
+    if outputs:
+        _write_reports(cli, assessment, outputs)
+        print_summary(cli, assessment)
+    elif args.format:
+        text = FORMATS[args.format].render(assessment)
+        if single is not None:
+            cli.write_all({single: text})
+            print_summary(cli, assessment)
+            cli.out.print(f"wrote {single}")
+        else:
+            sys.stdout.write(text)
+    else:
+        print_summary(cli, assessment)
+    return _exit_for(cli, assessment)
+
+
+def cmd_demo(cli: Cli) -> int:
+    spec = example_spec(cli.args.example)
+    if not spec.is_file():
+        raise InputError(f"no example named {cli.args.example!r}; "
+                         f"bundled: {', '.join(list_examples())}")
+    out_dir = Path(cli.args.out)
+    ours = (out_dir / DEMO_MARKER).exists()
+    if out_dir.exists() and any(out_dir.iterdir()) and not ours and not cli.args.force:
+        raise OutputError(f"{out_dir}: exists and was not written by `mlthreat demo`; "
+                          "choose another --out or use --force")
+    perceptions = sorted((spec.parent / "perceptions").glob("*.yaml"))
+    assessment = _assess(cli, spec, perceptions, probes=True, budget="quick")
+    print_summary(cli, assessment)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    files = {out_dir / f"threat-model.{f.extension}": f.render(assessment)
+             for f in FORMATS.values()}
+    if len(perceptions) >= 2:
+        files.update(_team_view(spec, perceptions, assessment, out_dir))
+    cli.write_all({out_dir / DEMO_MARKER: "reports written by `mlthreat demo`\n", **files})
+    for path in files:
+        cli.out.print(f"wrote {path}")
+    return EXIT_OK
+
+
+def _team_view(spec: Path, perceptions: Sequence[Path], assessment: Assessment, out_dir: Path
+               ) -> dict[Path, str]:
+    from mlthreat.perception import Mappers, load_perception
+    from mlthreat.perception.team import team_view
+    from mlthreat.pipeline import load_pipeline
+    from mlthreat.report.research import render_team
+    catalog = load_catalog()
+    pipeline = load_pipeline(spec, catalog)
+    mappers = Mappers.for_catalog(catalog)
+    view = team_view([load_perception(f, pipeline, catalog, mappers) for f in perceptions],
+                     assessment, catalog)
+    return {out_dir / f"team-view.{fmt}": render_team(view, fmt) for fmt in ("md", "html")}
+
+
+def cmd_probe(cli: Cli) -> int:
+    from mlthreat.pipeline import load_pipeline
+    pipeline = load_pipeline(cli.args.spec, load_catalog())
+    if not any(c.probe for c in pipeline.spec.components):
+        raise InputError(f"{cli.args.spec}: no component has a `probe` block; see "
+                         "docs/probes.md")
+    with TerminalProgress(cli.err) as bar:
+        measured, skipped = _assessor(cli, True, cli.args.budget, bar).measure(pipeline)
+    comps = [c.id for c in pipeline.spec.components
+             if any(e.component == c.id for e in measured)
+             or any(s.component == c.id for s in skipped)]
+    if cli.args.format == "json":
+        data = [{"component": c, "evidence": [to_plain(e) for e in measured if e.component == c],
+                 "skipped": [{"probe": s.source.removeprefix("probe:"), "why": s.reason}
+                             for s in skipped if s.component == c]} for c in comps]
+        sys.stdout.write(json.dumps(data, indent=2) + "\n")
+        return EXIT_OK
+    for c in comps:
+        cli.out.print(Text(c, style="bold"))
+        for e in (e for e in measured if e.component == c):
+            mark = "confirmed" if e.confirmed else "measured"
+            cli.out.print(Text(f"  [{e.title}, {mark}] {e.summary} ({e.queries} queries, "
+                               f"{e.seconds:.1f} s)"))
+        for s in (s for s in skipped if s.component == c):
+            cli.out.print(Text(f"  [{s.source.removeprefix('probe:')}, skipped] {s.reason}",
+                               style="yellow"))
+    return EXIT_OK
+
+
+def _assessor(cli: Cli, probes: bool, budget: str, observer: TerminalProgress) -> Assessor:
+    args = cli.args
+    return Assessor(scan=not getattr(args, "no_scan", False), probes=probes,
+                    only=tuple(getattr(args, "only", None) or ()),
+                    components=tuple(getattr(args, "component", None) or ()), budget=budget,
+                    jobs=int(getattr(args, "jobs", 0) or usable_cores()),   # demo: every core
+                    trust=bool(getattr(args, "trust", False)), observer=observer)
+
+
+def _assess(cli: Cli, spec: Path, perceptions: Sequence[Path], probes: bool, budget: str
+            ) -> Assessment:
+    with TerminalProgress(cli.err) as bar:
+        return _assessor(cli, probes, budget, bar).assess(spec, perceptions)
+
+
+def _report_set(cli: Cli, out_dir: Path) -> dict[str, Path]:
+    """Every format's file in --out-dir, each checked before any work."""
+    if out_dir.exists() and not out_dir.is_dir():
+        raise OutputError(f"{out_dir}: is a file; --out-dir names a folder")
+    paths = {name: out_dir / f"threat-model.{f.extension}" for name, f in FORMATS.items()}
+    if out_dir.is_dir():            # a folder still to be made holds nothing to overwrite
+        for path in paths.values():
+            cli.check_output(path, cli.args.force)
+    return paths
+
+
+def _write_reports(cli: Cli, assessment: Assessment, outputs: dict[str, Path]) -> None:
+    next(iter(outputs.values())).parent.mkdir(parents=True, exist_ok=True)
+    cli.write_all({path: FORMATS[name].render(assessment) for name, path in outputs.items()})
+    for name, path in outputs.items():
+        cli.out.print(f"wrote {path}  [dim]({name})[/]")
+
+
+def print_summary(cli: Cli, assessment: Assessment) -> None:
+    for part in summary(assessment):
+        cli.out.print(part)
+    for w in assessment.warnings:
+        cli.warn(w)
+
+
+def _exit_for(cli: Cli, assessment: Assessment) -> int:
+    if not cli.args.fail_on:
+        return EXIT_OK
+    hits = at_least(list(assessment.findings), RiskLevel(cli.args.fail_on))
+    if hits:
+        cli.err.print(f"{len(hits)} findings at or above {cli.args.fail_on}")
+        return EXIT_FINDINGS
+    return EXIT_OK

@@ -1,0 +1,69 @@
+"""`scan` and `discover`: what a repository is made of, read without running any of it."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from mlthreat.cli.app import Cli
+from mlthreat.cli.terminal import scan_summary
+from mlthreat.errors import EXIT_FINDINGS, EXIT_OK, InputError, OutputError
+from mlthreat.report.scan import render as render_scan
+from mlthreat.scanners import SCANNERS, scan_paths
+from mlthreat.scanners.dependencies import load_advisories
+from mlthreat.scanners.discover import discover, to_yaml
+from mlthreat.vocabulary import RiskLevel
+
+
+def cmd_scan(cli: Cli) -> int:
+    args = cli.args
+    paths = [Path(p) for p in args.paths]
+    missing = [str(p) for p in paths if not p.exists()]
+    if missing:
+        raise InputError(f"not found: {', '.join(missing)}; check the path (a CI gate on a "
+                         "wrong path must not pass)")
+    only = [s.strip() for s in args.only.split(",")] if args.only else None
+    unknown = [s for s in only or [] if s not in SCANNERS]
+    if unknown:
+        raise InputError(f"unknown scanner(s) {', '.join(unknown)}; "
+                         f"known: {', '.join(SCANNERS)}")
+    output = cli.output()
+    advisories = load_advisories(Path(args.advisories)) if args.advisories else None
+    with cli.err.status("scanning …") as status:
+        report = scan_paths(paths, only, advisories,
+                            progress=lambda p: status.update(f"scanning {p}"))
+    if report.files == 0:
+        raise InputError(f"{', '.join(map(str, paths))}: holds no files to scan (only folders, "
+                         "links or skipped folders such as .git and .venv); check the path")
+    cli.emit(render_scan(report, args.format or "md"), scan_summary(report), output)
+    if args.fail_on:
+        hits = [f for f in report.findings if f.at_least(RiskLevel(args.fail_on))]
+        if hits:
+            cli.err.print(f"{len(hits)} findings at or above {args.fail_on}")
+            return EXIT_FINDINGS
+    return EXIT_OK
+
+
+def cmd_discover(cli: Cli) -> int:
+    root = Path(cli.args.dir)
+    if not root.is_dir():
+        raise InputError(f"{root}: not a folder; discover drafts a spec from a repository")
+    out = Path(cli.args.output) if cli.args.output else root / "pipeline.yaml"
+    if cli.args.output != "-":
+        if out.exists():
+            raise OutputError(f"{out}: exists; discover never overwrites a spec. Choose "
+                              "another -o and compare the two")
+        cli.check_output(out, force=False)
+    with cli.err.status(f"reading {root} …"):
+        draft = discover(root)
+        text = to_yaml(draft, out.parent.resolve() if out.parent.exists() else root,
+                       root.resolve().name)
+    if cli.args.output == "-":
+        sys.stdout.write(text)
+        return EXIT_OK
+    cli.write_all({out: text})
+    kinds = ", ".join(f"{c['id']} ({c['kind']})" for c in draft.components.values())
+    cli.out.print(f"wrote {out}: {len(draft.components)} components ({kinds}), "
+                  f"{len(draft.flows)} flows. Check every 'guessed' note, then "
+                  f"`mlthreat validate {out}`.")
+    return EXIT_OK

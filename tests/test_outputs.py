@@ -1,0 +1,106 @@
+"""Outputs are all-or-nothing: every output path is checked before any work starts, a report set
+is written to temporary files and renamed only when all are written, and options that clash are
+refused. The names the parser offers are the registries' own."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from mlthreat import assessor, cli
+from mlthreat.cli import args as cliargs
+from tests.conftest import EXAMPLES
+
+CREDIT = str(EXAMPLES / "credit-scoring" / "pipeline.yaml")
+
+
+def run(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
+    code = cli.main(argv)
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+@pytest.fixture
+def no_work(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Records whether the assessment started (it must not, when an output is refused)."""
+    started: list[str] = []
+    real = assessor.Assessor.assess
+
+    def assess(self: Any, *args: Any, **kwargs: Any) -> Any:
+        started.append("assess")
+        return real(self, *args, **kwargs)
+    monkeypatch.setattr(assessor.Assessor, "assess", assess)
+    return started
+
+
+def test_an_existing_report_is_refused_before_any_work(tmp_path: Path, no_work: list[str],
+                                                       capsys: pytest.CaptureFixture[str]
+                                                       ) -> None:
+    (tmp_path / "threat-model.sarif").write_text("mine")
+    code, _, err = run(["assess", CREDIT, "--out-dir", str(tmp_path), "--budget", "quick"],
+                       capsys)
+    assert code == 2 and "threat-model.sarif: exists; not overwritten" in err
+    assert no_work == []                                     # no scan, no probe ran
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["threat-model.sarif"]
+    assert (tmp_path / "threat-model.sarif").read_text() == "mine"
+
+
+def test_o_in_a_missing_folder_is_refused_before_any_work(tmp_path: Path, no_work: list[str],
+                                                          capsys: pytest.CaptureFixture[str]
+                                                          ) -> None:
+    code, _, err = run(["model", CREDIT, "-f", "json", "-o", str(tmp_path / "no" / "x.json")],
+                       capsys)
+    assert code == 2 and "folder" in err and "does not exist" in err and no_work == []
+
+
+def test_o_with_out_dir_is_a_usage_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]
+                                         ) -> None:
+    with pytest.raises(SystemExit) as stop:
+        cli.main(["model", CREDIT, "-f", "json", "-o", str(tmp_path / "a.json"),
+                  "--out-dir", str(tmp_path)])
+    assert stop.value.code == 2
+    assert "-o/--output and --out-dir do not go together" in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_failed_write_leaves_no_part_of_the_set(tmp_path: Path,
+                                                 monkeypatch: pytest.MonkeyPatch,
+                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    """The third report cannot be written (a full disk): none of the four appears, and no
+    temporary file is left behind."""
+    real = os.fdopen
+    opened: list[int] = []
+
+    def fdopen(fd: int, *args: Any, **kwargs: Any) -> Any:
+        opened.append(fd)
+        if len(opened) == 3:
+            os.close(fd)
+            raise OSError(28, "No space left on device", "threat-model.sarif")
+        return real(fd, *args, **kwargs)
+    monkeypatch.setattr(os, "fdopen", fdopen)
+    code, _, err = run(["model", CREDIT, "--no-scan", "--out-dir", str(tmp_path)], capsys)
+    assert code == 2 and "No space left on device" in err and "nothing was written" in err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_report_file_names_carry_no_absolute_path(tmp_path: Path,
+                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(["model", CREDIT, "-f", "json"], capsys)
+    assert code == 0 and str(EXAMPLES.parent) not in out
+    assert '"spec_file": "examples/credit-scoring/pipeline.yaml"' in out   # relative to the cwd
+
+
+def test_parser_choices_are_the_registries_names() -> None:
+    from mlthreat.probes.registry import GROUPS
+    from mlthreat.probes.target import BUDGETS
+    from mlthreat.report import FORMATS
+    from mlthreat.report.research import FORMATS as RESEARCH
+    from mlthreat.report.scan import FORMATS as SCAN
+    from mlthreat.scanners import SCANNERS
+    assert sorted(cliargs.FORMATS) == sorted(FORMATS)
+    assert cliargs.SCAN_FORMATS == SCAN and cliargs.FORMATS_RESEARCH == RESEARCH
+    assert tuple(SCANNERS) == cliargs.SCANNERS and tuple(GROUPS) == cliargs.PROBES
+    assert tuple(BUDGETS) == cliargs.BUDGETS
