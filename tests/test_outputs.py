@@ -104,3 +104,36 @@ def test_parser_choices_are_the_registries_names() -> None:
     assert cliargs.SCAN_FORMATS == SCAN and cliargs.FORMATS_RESEARCH == RESEARCH
     assert tuple(SCANNERS) == cliargs.SCANNERS and tuple(GROUPS) == cliargs.PROBES
     assert tuple(BUDGETS) == cliargs.BUDGETS
+
+
+def test_ctrl_c_while_rendering_writes_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                              capsys: pytest.CaptureFixture[str]) -> None:
+    from mlthreat.report import FORMATS, Format
+
+    def pressed(assessment: Any) -> str:
+        raise KeyboardInterrupt
+    monkeypatch.setitem(FORMATS, "sarif", Format("sarif", "sarif", pressed))
+    code, _, err = run(["model", CREDIT, "--no-scan", "--out-dir", str(tmp_path)], capsys)
+    assert code == 130 and "nothing was written" in err and "Traceback" not in err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_ctrl_c_during_the_renames_finishes_them_and_says_so(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """A real SIGINT between two renames: the set is completed, never left half renamed, and
+    the interrupt is not swallowed (exit 130, saying the reports were written)."""
+    import signal
+    real = os.replace
+    calls: list[str] = []
+
+    def replace(src: Any, dst: Any) -> None:
+        calls.append(str(dst))
+        if len(calls) == 2:
+            os.kill(os.getpid(), signal.SIGINT)
+        real(src, dst)
+    monkeypatch.setattr(os, "replace", replace)
+    code, _, err = run(["model", CREDIT, "--no-scan", "--out-dir", str(tmp_path)], capsys)
+    assert code == 130 and "the reports were written first" in " ".join(err.split())
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "threat-model.html", "threat-model.json", "threat-model.md", "threat-model.sarif"]

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 __version__ = "0.1.0"
 
 _PUBLIC = {
-    "Assessor": "mlthreat.assessor", "Observer": "mlthreat.assessor",
+    "Assessor": "mlthreat.assessor", "Observer": "mlthreat.progress",
     "load_pipeline": "mlthreat.pipeline", "Pipeline": "mlthreat.pipeline",
     "load_catalog": "mlthreat.catalog", "Catalog": "mlthreat.catalog",
     "Assessment": "mlthreat.results", "Evidence": "mlthreat.results",
@@ -33,7 +33,7 @@ __all__ = ["Assessment", "Assessor", "Catalog", "Curve", "DataError", "Evidence"
            "load_pipeline"]
 
 if TYPE_CHECKING:
-    from mlthreat.assessor import Assessor, Observer
+    from mlthreat.assessor import Assessor
     from mlthreat.catalog import Catalog, load_catalog
     from mlthreat.errors import (
         DataError,
@@ -46,6 +46,7 @@ if TYPE_CHECKING:
         ToolError,
     )
     from mlthreat.pipeline import Pipeline, load_pipeline
+    from mlthreat.progress import Observer
     from mlthreat.results import Assessment, Curve, Evidence, Finding, Gap, Skipped
 
 

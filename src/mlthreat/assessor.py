@@ -6,51 +6,17 @@ knows no terminal, never prints and never exits.
 
 from __future__ import annotations
 
-import dataclasses
-from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Protocol
 
 from mlthreat.analysis.assess import place, score
+from mlthreat.analysis.attribution import number
 from mlthreat.catalog import Catalog, load_catalog
 from mlthreat.errors import Interrupted
 from mlthreat.perception.gaps import with_perceptions
 from mlthreat.pipeline import Pipeline, load_pipeline
+from mlthreat.progress import Observer, Silent, Steps
 from mlthreat.results import Assessment, Evidence, Skipped
-
-
-class Observer(Protocol):
-    """Where progress goes: `stage` as each step starts (with the number of probes for
-    "probe"), `begin`/`end` around each probe run."""
-
-    def stage(self, name: str, total: int = 0) -> None: ...
-
-    def begin(self, label: str) -> None: ...
-
-    def end(self, label: str, outcome: str) -> None: ...
-
-
-class Silent:
-    """The observer that reports nothing (the default)."""
-
-    def stage(self, name: str, total: int = 0) -> None: ...
-
-    def begin(self, label: str) -> None: ...
-
-    def end(self, label: str, outcome: str) -> None: ...
-
-
-def number(evidence: Sequence[Evidence]) -> list[Evidence]:
-    """Evidence with ids unique in the assessment: source@component#n, n counting from 1 in
-    the order given (so the same run gives the same ids)."""
-    seen: Counter[str] = Counter()
-    out = []
-    for e in evidence:
-        base = f"{e.source}@{e.component}"
-        seen[base] += 1
-        out.append(dataclasses.replace(e, id=f"{base}#{seen[base]}"))
-    return out
 
 
 class Assessor:
@@ -70,19 +36,29 @@ class Assessor:
 
     def assess(self, spec: Pipeline | str | Path, perceptions: Sequence[str | Path] = ()
                ) -> Assessment:
+        steps = Steps(self.observer)
+        try:
+            return self._assess(spec, perceptions, steps)
+        except KeyboardInterrupt as exc:   # between the probes' own bookkeeping: say where
+            raise Interrupted(f"interrupted while {steps.current}; finished: "
+                              f"{', '.join(steps.done) or 'nothing'}. Nothing was written."
+                              ) from exc
+
+    def _assess(self, spec: Pipeline | str | Path, perceptions: Sequence[str | Path],
+                steps: Steps) -> Assessment:
         catalog = self.catalog or load_catalog()
         pipeline = spec if isinstance(spec, Pipeline) else load_pipeline(spec, catalog)
-        self.observer.stage("scan")
+        steps.stage("scan")
         found, notes = self._scan(pipeline)
-        self.observer.stage("place")
+        steps.stage("place")
         placed = place(pipeline, catalog)
-        measured, skipped = self.measure(pipeline) if self.probes else ([], [])
-        self.observer.stage("score")
+        measured, skipped = self.measure(pipeline, steps) if self.probes else ([], [])
+        steps.stage("score")
         notes += [f"{s.component}: {s.source.removeprefix('probe:')} probe skipped: {s.reason}"
                   for s in skipped]
         assessment = score(placed, number(found + measured), tuple(notes), skipped)
         if perceptions:
-            self.observer.stage("perception")
+            steps.stage("perception")
             assessment = with_perceptions(assessment, pipeline, catalog, perceptions)
         return assessment
 
@@ -92,14 +68,15 @@ class Assessor:
         from mlthreat.scanners.evidence import scan_evidence
         return scan_evidence(pipeline)
 
-    def measure(self, pipeline: Pipeline) -> tuple[list[Evidence], list[Skipped]]:
+    def measure(self, pipeline: Pipeline, observer: Observer | None = None
+                ) -> tuple[list[Evidence], list[Skipped]]:
         """The probes alone: what each measured (ids not yet numbered), and what was skipped."""
+        observer = observer or self.observer
         from mlthreat.probes.runner import PROBES, kind_of, plan, run_probes
         only = self.only or PROBES
-        self.observer.stage("probe", sum(len(k) for _, k in plan(pipeline, only,
-                                                                  self.components)))
+        observer.stage("probe", sum(len(k) for _, k in plan(pipeline, only, self.components)))
         runs = run_probes(pipeline, only, self.budget, self.jobs, self.trust,
-                          observer=self.observer, components=self.components)
+                          observer=observer, components=self.components)
         cut = [f"{k} on {r.component}" for r in runs for k in r.interrupted]
         if cut:
             done = [f"{kind_of(e)} on {r.component}" for r in runs for e in r.results]

@@ -101,3 +101,9 @@ class ToolError(MlthreatError):
 
 class CatalogError(ToolError):
     """The threat/control catalog is invalid."""
+
+
+def brief(exc: BaseException) -> str:
+    """A foreign error in one line, for a message that wraps it: its type and first line."""
+    text = str(exc).strip()
+    return f"{type(exc).__name__}: {text.splitlines()[0] if text else repr(exc)}"

@@ -4,7 +4,7 @@ through training, to every model trained there (the reference case's graph, read
 from __future__ import annotations
 
 from mlthreat.analysis.assess import place, score
-from mlthreat.assessor import number
+from mlthreat.analysis.attribution import number
 from mlthreat.catalog import load_catalog
 from mlthreat.pipeline import load_pipeline
 from mlthreat.results import Evidence

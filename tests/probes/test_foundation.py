@@ -18,7 +18,7 @@ from hypothesis.extra.numpy import arrays
 
 from mlthreat.adapters import RoundedAdapter
 from mlthreat.analysis import assess
-from mlthreat.assessor import number
+from mlthreat.analysis.attribution import number
 from mlthreat.catalog import Catalog
 from mlthreat.errors import InputError, ModelError
 from mlthreat.pipeline import load_pipeline

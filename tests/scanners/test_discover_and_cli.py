@@ -14,7 +14,7 @@ import yaml
 
 from mlthreat import cli
 from mlthreat.analysis import assess
-from mlthreat.assessor import number
+from mlthreat.analysis.attribution import number
 from mlthreat.catalog import Catalog
 from mlthreat.pipeline import load_pipeline
 from mlthreat.report import json_report

@@ -14,7 +14,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from mlthreat.errors import InputError, ModelError
+from mlthreat.errors import InputError, ModelError, brief
 from mlthreat.scanners.modelfile import scan_bytes, sniff
 
 PICKLE_KINDS = {"pickle", "zlib", "gzip", "bz2", "lzma"}
@@ -72,9 +72,8 @@ def translated(path: Path, framework: str, extra: str | None) -> Iterator[None]:
         raise ModelError(f"{path}: probing this model needs {framework}: pip install "
                          f"'mlthreat[{extra}]'") from exc
     except Exception as exc:  # the framework's own error types, translated at the boundary
-        raise ModelError(f"{path}: {framework} cannot load this file ({type(exc).__name__}: "
-                         f"{str(exc).strip().splitlines()[0] if str(exc).strip() else exc!r}); "
-                         "is it complete, and saved by that framework?") from exc
+        raise ModelError(f"{path}: {framework} cannot load this file ({brief(exc)}); is it "
+                         "complete, and saved by that framework?") from exc
 
 
 def _joblib(data: bytes) -> Any:

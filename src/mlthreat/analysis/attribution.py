@@ -12,6 +12,8 @@ every model trained there, not only the one on the shortest path.
 
 from __future__ import annotations
 
+import dataclasses
+from collections import Counter
 from collections.abc import Iterable, Sequence
 
 import networkx as nx
@@ -46,3 +48,15 @@ def _reaches(ev: Evidence, p: Placement, upstream: dict[str, set[str]]) -> bool:
     if ev.component in p.path:
         return True
     return p.threat.via == Kind.training and bool(upstream[ev.component] & set(p.path))
+
+
+def number(evidence: Sequence[Evidence]) -> list[Evidence]:
+    """Evidence with ids unique in the assessment: source@component#n, n counting from 1 in
+    the order given (so the same run gives the same ids)."""
+    seen: Counter[str] = Counter()
+    out = []
+    for e in evidence:
+        base = f"{e.source}@{e.component}"
+        seen[base] += 1
+        out.append(dataclasses.replace(e, id=f"{base}#{seen[base]}"))
+    return out

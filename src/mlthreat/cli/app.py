@@ -6,10 +6,13 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
 import tempfile
+import threading
 import traceback
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from importlib import import_module
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -71,8 +74,12 @@ class Cli:
                 done.append((tmp, path))
                 with os.fdopen(fd, "w", encoding="utf-8") as f:
                     f.write(text)
-            for tmp, path in done:
-                os.replace(tmp, path)
+            with ctrl_c_deferred() as pressed:      # the renames: all of them, or none
+                for tmp, path in done:
+                    os.replace(tmp, path)
+            if pressed:
+                raise Interrupted(f"interrupted; the reports were written first: "
+                                  f"{', '.join(str(p) for p in files)}")
         except OSError as exc:
             raise OutputError(f"cannot write {exc.filename or 'the reports'}: {exc.strerror}; "
                               "nothing was written") from exc
@@ -102,6 +109,20 @@ class Cli:
     def warn(self, text: str) -> None:
         from rich.text import Text
         self.err.print(Text.assemble(("warning: ", "yellow"), text))
+
+
+@contextmanager
+def ctrl_c_deferred() -> Iterator[list[int]]:
+    """Ctrl-C inside is noted, not raised, until the block ends (the main thread only)."""
+    pressed: list[int] = []
+    if threading.current_thread() is not threading.main_thread():
+        yield pressed
+        return
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: pressed.append(signum))
+    try:
+        yield pressed
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def run(argv: Sequence[str] | None) -> int:

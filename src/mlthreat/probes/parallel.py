@@ -17,11 +17,14 @@ import dataclasses
 import multiprocessing
 import threading
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from queue import Queue
 from typing import Any
 
 from joblib import Parallel, delayed
+from joblib.externals.loky import get_reusable_executor
 
 from mlthreat.pipeline import Component, Pipeline
 from mlthreat.probes.execute import Observer, OneThread, ProbeRun, attempt
@@ -64,15 +67,21 @@ def run_parallel(pipeline: Pipeline, work: list[tuple[Component, tuple[str, ...]
         queue = manager.Queue()
         listener = threading.Thread(target=_listen, args=(queue, ended, observer), daemon=True)
         listener.start()
+        stopped = False
         try:
-            Parallel(n_jobs=jobs, batch_size=1)(
-                delayed(_task)(portable, run_id, comp_id, kinds, settings, trust, seed, queue)
-                for comp_id, kinds in tasks(work))
+            with workers_deaf_to_ctrl_c():
+                Parallel(n_jobs=jobs, batch_size=1)(
+                    delayed(_task)(portable, run_id, comp_id, kinds, settings, trust, seed,
+                                   queue) for comp_id, kinds in tasks(work))
+            # stopped now, while Ctrl-C is still ours to handle, not in an exit handler
+            get_reusable_executor().shutdown(wait=True)
         except KeyboardInterrupt:
-            pass                        # what ended is in `ended`; the rest is interrupted
+            stopped = True              # what ended is in `ended`; the rest is interrupted
         finally:
             queue.put(None)
             listener.join()
+    if stopped and len(ended) == sum(len(todo) for _, todo in work):
+        raise KeyboardInterrupt         # every probe had ended: still, the run was stopped
     for comp, todo in work:
         run = runs[comp.id]
         for kind in todo:
@@ -84,6 +93,31 @@ def run_parallel(pipeline: Pipeline, work: list[tuple[Component, tuple[str, ...]
             else:
                 run.interrupted.append(kind)
     return list(runs.values())
+
+
+# the position of `pgid_to_set` in _posixsubprocess.fork_exec's arguments (Python 3.11 to 3.14)
+PGID_ARGUMENT = 16
+
+
+@contextmanager
+def workers_deaf_to_ctrl_c() -> Iterator[None]:
+    """Worker processes started inside get a process group of their own, so that Ctrl-C at a
+    terminal, which signals the whole foreground group, reaches only this process (which then
+    stops the workers), not a worker that would print a traceback of its own while it starts.
+    loky leaves the group unset when it forks and execs a worker; the group is set in the child
+    before exec, so no signal is ignored or lost here, at any moment."""
+    import _posixsubprocess
+    real = _posixsubprocess.fork_exec
+
+    def fork_exec(*args: Any) -> Any:
+        if len(args) > PGID_ARGUMENT and args[PGID_ARGUMENT] == -1:
+            args = (*args[:PGID_ARGUMENT], 0, *args[PGID_ARGUMENT + 1:])
+        return real(*args)
+    _posixsubprocess.fork_exec = fork_exec
+    try:
+        yield
+    finally:
+        _posixsubprocess.fork_exec = real
 
 
 def _listen(queue: Queue[Any], ended: dict[tuple[str, str], tuple[str, Any]],

@@ -60,10 +60,15 @@ def _run_probes(pipeline: Pipeline, only: tuple[str, ...], budget: str, jobs: in
     if jobs > 1 and len(tasks(work)) > 1:
         return run_parallel(pipeline, work, settings, jobs, trust, seed, observer)
     runs = []
-    for comp, todo in work:
-        target = prepare(pipeline, comp, trust)
+    for n, (comp, todo) in enumerate(work):
         run = ProbeRun(comp.id)
         runs.append(run)
+        try:
+            target = prepare(pipeline, comp, trust)
+        except KeyboardInterrupt:          # while loading a model or data: nothing of it ran
+            run.interrupted = list(todo)
+            runs += [ProbeRun(c.id, interrupted=list(k)) for c, k in work[n + 1:]]
+            return runs
         for i, kind in enumerate(todo):
             label = f"{kind} on {comp.id}"
             if observer:
@@ -73,6 +78,7 @@ def _run_probes(pipeline: Pipeline, only: tuple[str, ...], budget: str, jobs: in
                 got = attempt(kind, target, settings, jobs, seed)
             except KeyboardInterrupt:
                 run.interrupted = list(todo[i:])
+                runs += [ProbeRun(c.id, interrupted=list(k)) for c, k in work[n + 1:]]
                 if observer:
                     observer.end(label, "interrupted")
                 return runs

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -20,7 +21,7 @@ from sklearn.model_selection import train_test_split
 from mlthreat.adapters import ModelAdapter, RoundedAdapter, adapter_for
 from mlthreat.adapters.http import HttpAdapter
 from mlthreat.adapters.loading import load_model
-from mlthreat.errors import DataError, InputError
+from mlthreat.errors import DataError, InputError, ModelError, brief
 from mlthreat.pipeline import Component, Pipeline
 from mlthreat.pipeline.spec import ProbeSpec
 from mlthreat.probes.constraints import Constraints, from_transform
@@ -82,19 +83,79 @@ def _prepare(pipeline: Pipeline, comp: Component, trust: bool) -> Target:
         if not comp.artifacts.model:
             raise InputError(f"{comp.id}: a probe block needs a model in artifacts.model (or "
                              "an endpoint)")
-        model = load_model(pipeline.base_dir / comp.artifacts.model[0], trust=trust)
+        path = pipeline.base_dir / comp.artifacts.model[0]
+        model = load_model(path, trust=trust)
         if hasattr(model, "steps") and len(model.steps) > 1:      # a scikit-learn Pipeline
+            fits_columns(model, table, path, spec.data)
             transform, model = model[:-1].transform, model[-1]
+        else:
+            fits_encoding(model, table, path, spec.data)
     constraints = from_transform(transform, table.frame, spec.constraints.immutable,
                                  dict(spec.constraints.bounds), spec.constraints.integer)
-    adapter = _view(model, spec, constraints)
     x = np.asarray(transform(table.frame), dtype=float)
+    if model is not None:
+        fits_rows(model, x, table, path, spec.data)
+    adapter = _view(model, spec, constraints)
     fit = _fit(pipeline, spec, model)
     if fit is not None:
         fit = sharing_clean(fit, x[train], table.y[train])
     artifact = spec.endpoint.url if spec.endpoint else comp.artifacts.model[0]
     return Target(comp.id, spec, artifact, adapter, x, table.y, train, test, constraints, fit,
                   _goal(spec, table))
+
+
+def fits_columns(model: Any, table: Table, path: Path, data: str) -> None:
+    """A scikit-learn Pipeline fitted on named columns finds them all in the data."""
+    wanted = [str(c) for c in getattr(model, "feature_names_in_", [])]
+    missing = [c for c in wanted if c not in table.frame.columns]
+    if missing:
+        raise ModelError(f"{path}: the model was fitted on the column(s) "
+                         f"{', '.join(map(repr, missing))}, which {data} lacks (it has "
+                         f"{', '.join(map(repr, map(str, table.frame.columns)))}); give the data "
+                         "the model was trained on, or rename the columns")
+
+
+def fits_encoding(model: Any, table: Table, path: Path, data: str) -> None:
+    """A bare model (no preprocessing saved with it) takes the data as mlthreat encodes it:
+    numbers standardised, categories one-hot; its input width must match that encoding."""
+    width = table.x.shape[1]
+    names = [str(c) for c in getattr(model, "feature_names_in_", [])]
+    expected = _input_width(model)
+    if expected is None or expected == width:
+        return
+    fitted = f" ({', '.join(map(repr, names))})" if names else ""
+    raise ModelError(f"{path}: the model takes {expected} inputs{fitted} but {data} gives "
+                     f"{width} columns after encoding (was fitted on other columns or another "
+                     "encoding); save the model with its preprocessing as one scikit-learn "
+                     "Pipeline, or `drop:` the columns it does not use")
+
+
+def _input_width(model: Any) -> int | None:
+    width = getattr(model, "n_features_in_", None)
+    if width is not None:
+        return int(width)
+    if type(model).__module__.startswith("torch."):
+        first = next((m for m in model.modules() if hasattr(m, "in_features")), None)
+        return int(first.in_features) if first is not None else None
+    return None
+
+
+def fits_rows(model: Any, x: np.ndarray, table: Table, path: Path, data: str) -> None:
+    """The model answers every row of the data once before any probe starts, so that a data
+    problem is named here rather than deep inside an attack."""
+    try:
+        adapter = adapter_for(model)
+    except ModelError as exc:
+        raise ModelError(f"{path}: {exc}") from exc
+    try:
+        adapter._labels(x)
+    except Exception as exc:  # the framework's own error types, translated at the boundary
+        gaps = [str(c) for c in table.frame.columns if table.frame[c].isna().any()]
+        hint = (f"; {data} has missing values in {', '.join(map(repr, gaps))} and the model has "
+                "no imputer: fill them or drop those rows") if gaps and np.isnan(x).any() \
+            else "; is this the data the model was trained on?"
+        raise ModelError(f"{path}: the model cannot answer the rows of {data} "
+                         f"({brief(exc)}){hint}") from exc
 
 
 def _split(table: Table, spec: ProbeSpec) -> tuple[np.ndarray, np.ndarray]:

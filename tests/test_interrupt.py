@@ -1,0 +1,92 @@
+"""Ctrl-C at any moment of `assess` (imports, scanning, worker start-up, probes, report writing)
+exits 130, says what finished and what did not, prints no traceback, leaves no half report set,
+and is never swallowed. SIGINT goes to the whole process group, as a terminal sends it, at 24
+moments spread over a real run of the command line in a child process."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import joblib
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.compose import ColumnTransformer
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import OneHotEncoder, StandardScaler
+
+SPEC = """\
+name: small
+components:
+  - id: portal
+    kind: client
+    exposure: public
+  - id: api
+    kind: serving
+    exposure: public
+    artifacts: {model: [model.joblib]}
+    probe: {data: data.csv, target: label, positive: 'yes', test_size: 60, queries: 100,
+            goal: 'no'}
+flows:
+  - {from: portal, to: api}
+"""
+REPORTS = ["threat-model.html", "threat-model.json", "threat-model.md", "threat-model.sarif"]
+
+
+@pytest.fixture(scope="module")
+def case(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("interrupt")
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame({"a": rng.normal(size=300), "b": rng.normal(size=300),
+                          "color": rng.choice(["red", "green", "blue"], size=300)})
+    frame["label"] = np.where(frame["a"] + frame["b"] > 0, "yes", "no")
+    frame.to_csv(root / "data.csv", index=False)
+    model = make_pipeline(ColumnTransformer([("num", StandardScaler(), ["a", "b"]),
+                                             ("cat", OneHotEncoder(), ["color"])]),
+                          LogisticRegression())
+    joblib.dump(model.fit(frame.drop(columns="label"), frame["label"] == "yes"),
+                root / "model.joblib")
+    (root / "pipeline.yaml").write_text(SPEC)
+    return root
+
+
+def _assess(case: Path, out: str, jobs: str, at: float | None
+            ) -> tuple[int, str, list[str] | None, float]:
+    """Run `assess`; with `at`, Ctrl-C the process group that many seconds in."""
+    started = time.perf_counter()
+    child = subprocess.Popen(
+        [sys.executable, "-m", "mlthreat.cli", "assess", "pipeline.yaml", "--budget", "quick",
+         "--jobs", jobs, "--out-dir", out], cwd=case, stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE, text=True, start_new_session=True)
+    if at is not None:
+        time.sleep(at)
+        os.killpg(child.pid, signal.SIGINT)
+    _, err = child.communicate(timeout=300)
+    folder = case / out
+    return (child.returncode, err, sorted(os.listdir(folder)) if folder.exists() else None,
+            time.perf_counter() - started)
+
+
+def test_ctrl_c_at_any_moment_exits_130_and_says_what_finished(case: Path) -> None:
+    moments = []
+    for jobs, count in (("2", 18), ("1", 6)):   # worker processes, and this process alone
+        code, err, files, whole = _assess(case, f"full{jobs}", jobs, None)
+        assert code == 0 and files == REPORTS, err
+        # from the imports to the report writing, short of the interpreter's own exit
+        moments += [(round(whole * (0.02 + 0.73 * k / (count - 1)), 2), jobs)
+                    for k in range(count)]
+    for n, (at, jobs) in enumerate(moments):
+        code, err, files, _ = _assess(case, f"out{n}", jobs, at)
+        said = " ".join(err.split())
+        assert code == 130, f"Ctrl-C at {at} s (jobs {jobs}) gave exit {code}: {said}"
+        assert "Traceback" not in err, f"at {at} s:\n{err}"
+        assert "interrupted" in said, said
+        assert files in (None, []), f"at {at} s a partial report set: {files}"
+        if "not run:" in said:           # during the probes: each one is accounted for
+            assert "finished" in said and said.rstrip().endswith("Nothing was written.")
