@@ -13,7 +13,6 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 
-from mlthreat import __version__
 from mlthreat.analysis.attribution import attribute
 from mlthreat.analysis.findings import Context, Placement, build_finding
 from mlthreat.analysis.integrity import integrity_paths
@@ -24,6 +23,7 @@ from mlthreat.pipeline import Component, Pipeline
 from mlthreat.pipeline.graph import build_graph
 from mlthreat.plain import display_path
 from mlthreat.results import Assessment, ComponentInfo, Evidence, Finding, FlowInfo, Skipped
+from mlthreat.version import __version__
 from mlthreat.vocabulary import Attacker, Kind
 
 

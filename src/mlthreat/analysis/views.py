@@ -15,7 +15,7 @@ from mlthreat.results import (
     IncidentalMitigation,
     Recommendation,
 )
-from mlthreat.vocabulary import RISK_ORDER, Asset, Criticality, Family
+from mlthreat.vocabulary import RISK_ORDER, Asset, Criticality, Family, RiskLevel
 
 ASSET_LABELS = {
     Asset.model: "the model as intellectual property",
@@ -117,3 +117,9 @@ def recommendations(findings: list[Finding], catalog: Catalog, top: int = 10
             where=tuple(sorted(where[cid])), risk_reduction=round(gain[cid], 2),
             findings=count[cid], threats=tuple(sorted(threats[cid]))))
     return out
+
+
+def at_least(findings: list[Finding], level: RiskLevel) -> list[Finding]:
+    """The findings at `level` or above."""
+    floor = RISK_ORDER.index(level)
+    return [f for f in findings if RISK_ORDER.index(f.level) >= floor]

@@ -9,8 +9,8 @@ from __future__ import annotations
 import argparse
 import os
 
-from mlthreat import __version__
 from mlthreat.examples import REFERENCE, list_examples
+from mlthreat.version import __version__
 from mlthreat.vocabulary import Family, RiskLevel
 
 # the registries' names (tests/test_cli.py checks them against the registries)

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from rich.text import Text
 
+from mlthreat.analysis.views import at_least
 from mlthreat.assessor import Assessor
 from mlthreat.catalog import load_catalog
 from mlthreat.cli.app import Cli
@@ -20,7 +21,6 @@ from mlthreat.errors import EXIT_FINDINGS, EXIT_OK, InputError, OutputError
 from mlthreat.examples import example_spec, list_examples
 from mlthreat.plain import to_plain
 from mlthreat.report import FORMATS
-from mlthreat.report.common import at_least
 from mlthreat.results import Assessment
 from mlthreat.vocabulary import RiskLevel
 

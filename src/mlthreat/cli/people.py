@@ -9,7 +9,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.text import Text
 
-from mlthreat.analysis import assess
+from mlthreat.assessor import Assessor
 from mlthreat.catalog import load_catalog
 from mlthreat.cli.app import Cli
 from mlthreat.cli.terminal import codes_summary, team_summary
@@ -45,7 +45,7 @@ def cmd_team(cli: Cli) -> int:
     from mlthreat.perception.team import team_view
     from mlthreat.report.research import render_team
     with cli.err.status("comparing perceptions …"):
-        assessment = assess(pipeline, catalog)
+        assessment = Assessor(catalog, scan=False).assess(pipeline)
         mappers = Mappers.for_catalog(catalog)
         people = [load_perception(f, pipeline, catalog, mappers) for f in cli.args.perceptions]
         view = team_view(people, assessment, catalog)
@@ -69,7 +69,7 @@ def cmd_elicit(cli: Cli) -> int:
     out = Path(args.output)
     io = _io(cli, pipeline)
     start = _start(cli, out, pipeline.spec.name, io)
-    interview = Interview(pipeline, catalog, assess(pipeline, catalog), io,
+    interview = Interview(pipeline, catalog, Assessor(catalog, scan=False).assess(pipeline), io,
                           save=lambda p: save_perception(p, out))
     only = io.covers if isinstance(io, AnswersFileIo) else None
     try:

@@ -11,7 +11,7 @@ import re
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
-from mlthreat.analysis.views import ASSET_LABELS
+from mlthreat.analysis.views import ASSET_LABELS, at_least
 from mlthreat.catalog import Catalog, Control
 from mlthreat.perception.loader import (
     Mappers,
@@ -24,7 +24,6 @@ from mlthreat.perception.mapping import Mapping
 from mlthreat.perception.model import WHOLE_PIPELINE, Responsibility
 from mlthreat.pipeline import Pipeline
 from mlthreat.plain import display_path
-from mlthreat.report.common import at_least
 from mlthreat.results import Assessment, Finding, Gap, PerceptionReport, TextMapping
 from mlthreat.vocabulary import RISK_ORDER, Asset, Family, RiskLevel
 

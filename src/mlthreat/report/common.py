@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from mlthreat.results import Assessment, Finding
-from mlthreat.vocabulary import RISK_ORDER, Family, RiskLevel
+from mlthreat.vocabulary import Family, RiskLevel
 
 FAMILY_LABEL = {Family.aml: "Adversarial ML", Family.classical: "Classical security"}
 FAMILY_COLOR = {Family.aml: "#7c3aed", Family.classical: "#0e7490"}
@@ -25,11 +25,6 @@ def fmt(value: float) -> str:
 
 def by_family(assessment: Assessment, family: Family) -> list[Finding]:
     return [f for f in assessment.findings if f.family == family]
-
-
-def at_least(findings: list[Finding], level: RiskLevel) -> list[Finding]:
-    floor = RISK_ORDER.index(level)
-    return [f for f in findings if RISK_ORDER.index(f.level) >= floor]
 
 
 def reference_url(scheme: str, ref_id: str) -> str | None:

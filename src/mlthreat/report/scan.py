@@ -9,12 +9,12 @@ import json
 from pathlib import PurePath
 from typing import Any
 
-from mlthreat import __version__
 from mlthreat.report.common import LEVEL_COLOR
 from mlthreat.report.interface import environment
 from mlthreat.report.sarif import SCHEMA_URI
 from mlthreat.scanners import ScanReport
 from mlthreat.scanners.interface import ScanFinding
+from mlthreat.version import __version__
 
 FORMATS = ("json", "md", "sarif", "html")
 SARIF_LEVEL = {"critical": "error", "high": "error", "medium": "warning", "low": "note"}
