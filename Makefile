@@ -31,6 +31,8 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/analysis_scale.py
 	$(BIN)/python benchmarks/modelfile_scan.py
 	$(BIN)/python benchmarks/probes.py
+	$(BIN)/python benchmarks/startup.py
+	$(BIN)/python benchmarks/assess_time.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks

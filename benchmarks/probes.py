@@ -338,7 +338,7 @@ def poisoning() -> None:
                          jobs=2, target_class=0, features=TRIGGER, value=4.0).run(
                              None, data, Budget(seed=0))
         print(f"  {name}: accuracy lost at 5/10/20 % random flips "
-              f"{' / '.join(f'{d:.3f}' for d in flips.curves['accuracy_drop'])}; backdoor at 1 %: "
+              f"{' / '.join(f'{d:.3f}' for d in flips.series['accuracy_drop'])}; backdoor at 1 %: "
               f"clean models already {door.extra['clean_score']:.3f}, poisoned "
               f"{door.extra['poisoned_score']:.3f}, net {door.value:+.3f}")
 
@@ -516,7 +516,7 @@ def evasion() -> None:
         ev = WhiteBoxEvasion(norm="linf", epsilons=[0.1, 0.3], search=8).run(
             model, EvasionData(x[te]), Budget())
         acc = np.mean(model.predict(x[te]) == y[te])
-        rates = ev.curves["success_rate"]
+        rates = ev.series["success_rate"]
         print(f"  {name} (test accuracy {acc:.3f}): success {rates[0]:.2f} at 0.1, "
               f"{rates[1]:.2f} at 0.3; median minimal L-inf change "
               f"{ev.extra['median_minimal_perturbation']:.3f}; {ev.seconds:.2f} s")

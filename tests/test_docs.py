@@ -128,3 +128,20 @@ def test_readme_starts_with_the_two_commands() -> None:
     head = (ROOT / "README.md").read_text().splitlines()[:6]
     assert any(line.startswith("make demo") for line in head)
     assert any(line.startswith("make test") for line in head)
+
+
+def _python_blocks(text: str) -> list[str]:
+    return re.findall(r"```python\n(.*?)```", text, flags=re.S)
+
+
+@pytest.mark.parametrize("page", ["api.md", "contributing.md"])
+def test_every_python_example_in_the_docs_runs(page: str, capsys: pytest.CaptureFixture[str]
+                                               ) -> None:
+    """The page's examples run one after the other, as a reader would paste them into one
+    session; their own asserts must hold."""
+    blocks = _python_blocks((DOCS / page).read_text())
+    assert blocks, page
+    session: dict[str, object] = {"__name__": f"docs_{page}"}
+    for n, block in enumerate(blocks):
+        exec(compile(block, f"{page} example {n + 1}", "exec"), session)  # noqa: S102
+    assert capsys.readouterr().out          # the examples print what they show

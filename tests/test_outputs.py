@@ -137,3 +137,15 @@ def test_ctrl_c_during_the_renames_finishes_them_and_says_so(
     assert code == 130 and "the reports were written first" in " ".join(err.split())
     assert sorted(p.name for p in tmp_path.iterdir()) == [
         "threat-model.html", "threat-model.json", "threat-model.md", "threat-model.sarif"]
+
+
+def test_scan_reports_name_files_relative_to_the_scanned_root(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A folder outside the working directory, given by its absolute path: the SARIF names the
+    file as it sits in that folder, not by this machine's path."""
+    (tmp_path / "app").mkdir()
+    token = "hf_" + "aB3dE5fG7hJ9kL1mN3pQ5rS7tU9vW1xY3z"      # the shape of a Hugging Face token
+    (tmp_path / "app" / "settings.py").write_text(f'TOKEN = "{token}"\n')
+    code, out, _ = run(["scan", str(tmp_path), "--only", "secrets", "-f", "sarif"], capsys)
+    assert code == 0 and '"uri": "app/settings.py"' in out
+    assert str(tmp_path) not in out

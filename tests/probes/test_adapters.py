@@ -195,3 +195,43 @@ def test_an_object_that_is_no_model_is_bad_input(thing: object) -> None:
     with pytest.raises(ModelError, match="not a model: probes take scikit-learn") as info:
         adapter_for(thing)
     assert info.value.exit_code == 2
+
+
+def _framework_models() -> dict[str, object]:
+    """One small fitted model per registered framework, on the same data."""
+    import lightgbm
+    import onnxruntime
+    import torch
+    import xgboost
+    from skl2onnx import to_onnx
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(120, 3)).astype(np.float32)
+    y = (x[:, 0] - x[:, 1] > 0).astype(int)
+    sk = LogisticRegression().fit(x, y)
+    net = torch.nn.Sequential(torch.nn.Linear(3, 2))
+    return {
+        "sklearn": sk, "torch": net,
+        "xgboost": xgboost.train({"objective": "binary:logistic"}, xgboost.DMatrix(x, y), 5),
+        "lightgbm": lightgbm.train({"objective": "binary", "verbose": -1},
+                                   lightgbm.Dataset(x, y), 5),
+        "onnx": onnxruntime.InferenceSession(to_onnx(sk, x[:1]).SerializeToString(),
+                                             providers=["CPUExecutionProvider"]),
+    }
+
+
+def test_every_registered_adapter_conforms() -> None:
+    """Each framework's model is taken by its own registry entry, answers one probability row
+    per input row (summing to one), labels that are the argmax, and counts every row."""
+    from mlthreat.adapters import ADAPTERS
+    models = _framework_models()
+    assert set(models) == set(ADAPTERS)
+    x = np.random.default_rng(1).normal(size=(7, 3)).astype(np.float32)
+    for name, model in models.items():
+        kind = f"{type(model).__module__}.{type(model).__name__}"
+        first = next(n for n, (matches, _) in ADAPTERS.items() if matches(kind, model))
+        assert first == name, (name, first)
+        adapter = adapter_for(model)
+        proba = adapter.predict_proba(x)
+        assert proba.shape == (7, 2) and np.allclose(proba.sum(axis=1), 1.0, atol=1e-5), name
+        assert np.array_equal(adapter.predict(x), proba.argmax(axis=1)), name
+        assert adapter.queries == 14, name

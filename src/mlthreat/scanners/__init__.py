@@ -7,7 +7,7 @@ over the files it applies to, in files and folders, and says what it could not s
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -31,15 +31,27 @@ class ScanReport:
     notes: list[str] = field(default_factory=list)
 
 
-def _files(paths: Iterable[Path]) -> Iterable[Path]:
+def _files(paths: Iterable[Path]) -> Iterable[tuple[Path, Path]]:
+    """(scanned root, file) for every file to scan."""
     for path in paths:
         if path.is_file():
-            yield path
+            yield path, path
         elif path.is_dir():
             for sub in sorted(path.rglob("*")):
                 if sub.is_file() and not sub.is_symlink() and not (
                         SKIP_DIRS & set(sub.relative_to(path).parts[:-1])):
-                    yield sub
+                    yield path, sub
+
+
+def shown(file: Path, root: Path) -> str:
+    """How reports name a scanned file: relative to the working directory where it lies below it
+    (code-scanning services map such paths onto the repository), else relative to the scanned
+    root (a file given alone: its name); never with the machine's absolute path."""
+    here, full = Path.cwd().resolve(), file.resolve()
+    if full.is_relative_to(here):
+        return full.relative_to(here).as_posix()
+    base = root.resolve() if root.is_dir() else root.resolve().parent
+    return full.relative_to(base).as_posix() if full.is_relative_to(base) else file.name
 
 
 # the one registry from names to scanners, in the order they run on each file
@@ -53,16 +65,18 @@ def scan_paths(paths: list[Path], only: list[str] | None = None,
     names = only or list(SCANNERS)
     report = ScanReport([str(p) for p in paths], names)
     ctx = ScanContext(advisories)
-    for n, path in enumerate(_files(paths)):
+    for n, (root, path) in enumerate(_files(paths)):
         if n >= MAX_FILES:
             report.notes.append(f"stopped after {MAX_FILES} files")
             break
         report.files += 1
         if progress:
             progress(path)
+        name_of = shown(path, root)
         for name in names:
             if SCANNERS[name].applies_to(path):
-                report.findings += SCANNERS[name].scan(path, ctx)
+                report.findings += [f if f.file != str(path) else replace(f, file=name_of)
+                                    for f in SCANNERS[name].scan(path, ctx)]
     if "dependencies" in names and not advisories:
         report.notes.append("known-vulnerable versions were not checked: no advisory database "
                             "given (--advisories FILE|DIR with OSV JSON); mlthreat stays offline")
