@@ -30,7 +30,7 @@ def timed(argv: list[str], repeat: int) -> list[float]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--repeat", type=int, default=15)
+    parser.add_argument("--repeat", type=int, default=25)
     args = parser.parse_args()
     script = Path(sys.executable).with_name("mlthreat")
     cli = [str(script)] if script.exists() else [sys.executable, "-m", "mlthreat.cli"]

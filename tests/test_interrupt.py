@@ -75,7 +75,7 @@ def _assess(case: Path, out: str, jobs: str, at: float | None
 
 def test_ctrl_c_at_any_moment_exits_130_and_says_what_finished(case: Path) -> None:
     moments = []
-    for jobs, count in (("2", 18), ("1", 6)):   # worker processes, and this process alone
+    for jobs, count in (("2", 14), ("1", 6)):   # worker processes, and this process alone
         code, err, files, whole = _assess(case, f"full{jobs}", jobs, None)
         assert code == 0 and files == REPORTS, err
         # from the imports to the report writing, short of the interpreter's own exit

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from importlib import resources
 from pathlib import Path
 
 REFERENCE = "credit-scoring"
 
 
 def examples_root() -> Path:
-    packaged = Path(str(resources.files("mlthreat"))) / "_examples"
+    packaged = Path(__file__).parent / "_examples"      # in a wheel
     if packaged.is_dir():
         return packaged
     return Path(__file__).resolve().parents[2] / "examples"

@@ -8,9 +8,7 @@ import argparse
 import os
 import signal
 import sys
-import tempfile
 import threading
-import traceback
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from importlib import import_module
@@ -67,6 +65,7 @@ class Cli:
     def write_all(self, files: dict[Path, str]) -> None:
         """Write every file or none: each goes to a temporary file beside it, and only when all
         are written are they renamed into place (Ctrl-C or a full disk leaves no half set)."""
+        import tempfile
         done: list[tuple[str, Path]] = []
         try:
             for path, text in files.items():
@@ -155,6 +154,7 @@ def _failed(cli: Cli, exc: BaseException) -> int:
         cli.err.print(Text("interrupted; nothing was written", style="yellow"))
         return EXIT_INTERRUPTED
     if debug:
+        import traceback
         traceback.print_exception(exc)
     if isinstance(exc, MlthreatError) and exc.exit_code != EXIT_TOOL:
         cli.err.print(Text.assemble(("error: ", "bold red"), str(exc)))
