@@ -102,7 +102,9 @@ def test_parser_choices_are_the_registries_names() -> None:
     from mlthreat.scanners import SCANNERS
     assert sorted(cliargs.FORMATS) == sorted(FORMATS)
     assert cliargs.SCAN_FORMATS == SCAN and cliargs.FORMATS_RESEARCH == RESEARCH
-    assert tuple(SCANNERS) == cliargs.SCANNERS and tuple(GROUPS) == cliargs.PROBES
+    assert tuple(SCANNERS) == cliargs.SCANNERS
+    for group in GROUPS:                      # `probe --help` teaches every probe group
+        assert f"\n  {group} " in cliargs.PROBE_EPILOG, group
     assert tuple(BUDGETS) == cliargs.BUDGETS
 
 

@@ -7,15 +7,19 @@ from __future__ import annotations
 from typing import Protocol
 
 
-class Observer(Protocol):
-    """Where progress goes: `stage` as each step starts (with the number of probes for
-    "probe"), `begin`/`end` around each probe run."""
-
-    def stage(self, name: str, total: int = 0) -> None: ...
+class RunObserver(Protocol):
+    """What the probe runner tells: `begin`/`end` around each probe run."""
 
     def begin(self, label: str) -> None: ...
 
     def end(self, label: str, outcome: str) -> None: ...
+
+
+class Observer(RunObserver, Protocol):
+    """Where an assessment's progress goes: `stage` as each step starts (with the number of
+    probes for "probe"), and each probe run."""
+
+    def stage(self, name: str, total: int = 0) -> None: ...
 
 
 class Steps:

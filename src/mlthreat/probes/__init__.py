@@ -1,13 +1,15 @@
 """Probes: empirical attacks on the user's real model that measure how easy a threat is.
 
-The shared parts: the probe base class and its Evidence (`interface.py`), model adapters with
-capability flags (`adapters.py`: scikit-learn, PyTorch, XGBoost, LightGBM, ONNX, callables;
-`http.py`: HTTP JSON endpoints), scanner-gated model loading (`loading.py`), realisable-record
-constraints derived from the data's columns (`constraints.py`), tabular data (`data.py`),
-intervals (`stats.py`) and retraining through the team's entry point (`training.py`). The attack
-families: membership inference (`membership.py`), model extraction (`extraction.py`), poisoning
-and backdoors (`poisoning.py`), white-box evasion (`evasion.py`), black-box evasion
-(`blackbox.py`) and transfer evasion (`transfer.py`). `runner.py` runs what a spec asks for.
+The shared parts: the probe base class, its budget and declared parameters (`interface.py`), the
+registry of kinds of run (`registry.py`), a component prepared for probing (`target.py`),
+executing one run with the planner's capability check (`execute.py`), realisable-record
+constraints derived from the data's columns (`constraints.py`), tabular data and its checks
+(`data.py`), intervals (`stats.py`) and retraining through the team's entry point
+(`training.py`); models are reached through `mlthreat.adapters`. The attack families:
+membership inference (`membership.py`), model extraction (`extraction.py`), poisoning and
+backdoors (`poisoning.py`), white-box evasion (`evasion.py`), black-box evasion (`blackbox.py`)
+and transfer evasion (`transfer.py`). `runner.py` runs what a spec asks for, in this process or
+in joblib workers (`parallel.py`).
 """
 
 from mlthreat.adapters.function import CallableAdapter

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import sys
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
 from threadpoolctl import threadpool_limits
 
@@ -16,14 +16,6 @@ from mlthreat.errors import ProbeError
 from mlthreat.probes.registry import RUNS
 from mlthreat.probes.target import Target
 from mlthreat.results import Evidence
-
-
-class Observer(Protocol):
-    """Where progress goes (the CLI draws bars; a web UI could listen the same way)."""
-
-    def begin(self, label: str) -> None: ...
-
-    def end(self, label: str, outcome: str) -> None: ...
 
 
 @dataclass

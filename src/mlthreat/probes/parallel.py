@@ -27,9 +27,10 @@ from joblib import Parallel, delayed
 from joblib.externals.loky import get_reusable_executor
 
 from mlthreat.pipeline import Component, Pipeline
-from mlthreat.probes.execute import Observer, OneThread, ProbeRun, attempt
+from mlthreat.probes.execute import OneThread, ProbeRun, attempt
 from mlthreat.probes.registry import GROUPS
 from mlthreat.probes.target import Target, prepare
+from mlthreat.progress import RunObserver
 
 # per worker process: (run, component, thread) -> the component prepared for that run; the lock
 # matters under a threading backend, where several threads look up and fill it at once
@@ -57,7 +58,7 @@ def tasks(work: list[tuple[Component, tuple[str, ...]]]) -> list[tuple[str, tupl
 
 def run_parallel(pipeline: Pipeline, work: list[tuple[Component, tuple[str, ...]]],
                  settings: dict[str, int], jobs: int, trust: bool, seed: int,
-                 observer: Observer | None) -> list[ProbeRun]:
+                 observer: RunObserver | None) -> list[ProbeRun]:
     runs = {comp.id: ProbeRun(comp.id) for comp, _ in work}
     ended: dict[tuple[str, str], tuple[str, Any]] = {}
     # absolute, so that a worker started from another working directory finds the files
@@ -121,7 +122,7 @@ def workers_deaf_to_ctrl_c() -> Iterator[None]:
 
 
 def _listen(queue: Queue[Any], ended: dict[tuple[str, str], tuple[str, Any]],
-            observer: Observer | None) -> None:
+            observer: RunObserver | None) -> None:
     running: set[str] = set()
     for event in iter(queue.get, None):
         what, comp_id, kind, value = event

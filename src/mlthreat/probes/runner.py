@@ -8,17 +8,18 @@ from __future__ import annotations
 
 from mlthreat.errors import InputError
 from mlthreat.pipeline import Component, Pipeline
-from mlthreat.probes.execute import Observer, OneThread, ProbeRun, attempt
+from mlthreat.probes.execute import OneThread, ProbeRun, attempt
 from mlthreat.probes.parallel import run_parallel, tasks
 from mlthreat.probes.registry import GROUPS, PROBES, RUNS, kind_of
 from mlthreat.probes.target import BUDGETS, prepare
+from mlthreat.progress import RunObserver
 
-__all__ = ["BUDGETS", "PROBES", "RUNS", "Observer", "ProbeRun", "kind_of", "plan", "run_probes"]
+__all__ = ["BUDGETS", "PROBES", "RUNS", "ProbeRun", "kind_of", "plan", "run_probes"]
 
 
 def run_probes(pipeline: Pipeline, only: tuple[str, ...] = PROBES, budget: str = "standard",
                jobs: int = 1, trust: bool = False, seed: int = 0,
-               observer: Observer | None = None,
+               observer: RunObserver | None = None,
                components: tuple[str, ...] = ()) -> list[ProbeRun]:
     """Every applicable probe on every component with a probe block. Ctrl-C stops the run
     between or inside probes; what finished is returned and the rest is listed as
@@ -53,7 +54,7 @@ def plan(pipeline: Pipeline, only: tuple[str, ...] = PROBES, components: tuple[s
 
 
 def _run_probes(pipeline: Pipeline, only: tuple[str, ...], budget: str, jobs: int, trust: bool,
-                seed: int, observer: Observer | None, components: tuple[str, ...],
+                seed: int, observer: RunObserver | None, components: tuple[str, ...],
                 limit: OneThread) -> list[ProbeRun]:
     settings = BUDGETS[budget]
     work = plan(pipeline, only, components)
