@@ -3,8 +3,9 @@ same run: the refactoring of issue #13 (one driver, typed evidence, plug-in prob
 it slower.
 
 The earlier revision is checked out with `git worktree` into a temporary folder and run with the
-same interpreter and packages (its `src` first on PYTHONPATH). Runs alternate between the two so
-that the machine's drift hits both; the medians and their ratio are printed.
+same interpreter and packages (its `src` first on PYTHONPATH). Runs alternate between the two in
+ABBA order (before, now, now, before, ...), so that neither always runs second, and the
+machine's drift hits both; the medians and their ratio are printed.
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ def run(src: Path, out: Path, budget: str) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--before", default=BEFORE, help="the earlier revision (default: %(default)s)")
-    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--repeat", type=int, default=4)
     parser.add_argument("--budget", default="standard", choices=["quick", "standard", "thorough"])
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
@@ -44,8 +45,9 @@ def main() -> None:
                         args.before], check=True, capture_output=True)
         try:
             times: dict[str, list[float]] = {"before": [], "now": []}
+            pair = (("before", old / "src"), ("now", ROOT / "src"))
             for i in range(args.repeat):
-                for name, src in (("before", old / "src"), ("now", ROOT / "src")):
+                for name, src in pair if i % 2 == 0 else pair[::-1]:
                     times[name].append(run(src, Path(tmp) / f"{name}{i}", args.budget))
                     print(f"  run {i + 1} {name:6} {times[name][-1]:6.1f} s", flush=True)
         finally:
