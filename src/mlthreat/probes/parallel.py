@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import multiprocessing
+import signal
 import threading
 import uuid
 from collections.abc import Iterator
@@ -64,7 +65,9 @@ def run_parallel(pipeline: Pipeline, work: list[tuple[Component, tuple[str, ...]
     # absolute, so that a worker started from another working directory finds the files
     portable = dataclasses.replace(pipeline, file=str(Path(pipeline.file).resolve()))
     run_id = uuid.uuid4().hex
-    with multiprocessing.Manager() as manager:
+    with sigint_blocked():          # the queue's server process is forked deaf to Ctrl-C
+        manager = multiprocessing.Manager()
+    with manager:
         queue = manager.Queue()
         listener = threading.Thread(target=_listen, args=(queue, ended, observer), daemon=True)
         listener.start()
@@ -94,6 +97,19 @@ def run_parallel(pipeline: Pipeline, work: list[tuple[Component, tuple[str, ...]
             else:
                 run.interrupted.append(kind)
     return list(runs.values())
+
+
+@contextmanager
+def sigint_blocked() -> Iterator[None]:
+    """SIGINT blocked in this thread while a process is forked from it: the child inherits the
+    mask and never sees Ctrl-C (it would print a traceback while it starts; this process stops
+    it), while this process loses nothing: a Ctrl-C meanwhile is taken by another thread or
+    delivered when the block ends."""
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
 
 
 # the position of `pgid_to_set` in _posixsubprocess.fork_exec's arguments (Python 3.11 to 3.14)
