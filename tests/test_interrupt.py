@@ -1,7 +1,9 @@
-"""Ctrl-C at any moment of `assess` (imports, scanning, worker start-up, probes, report writing)
-exits 130, says what finished and what did not, prints no traceback, leaves no half report set,
-and is never swallowed. SIGINT goes to the whole process group, as a terminal sends it, at 24
-moments spread over a real run of the command line in a child process."""
+"""Ctrl-C at any moment of `assess` (imports, scanning, worker start-up, probes) exits 130, says
+what finished and what did not, prints no traceback, leaves no half report set, and is never
+swallowed. SIGINT goes to the whole process group, as a terminal sends it, at 20 moments spread
+over the first two thirds of a real run of the command line in a child process (with worker
+processes and without); Ctrl-C while the reports are rendered and renamed is tested in
+tests/test_outputs.py."""
 
 from __future__ import annotations
 
@@ -79,7 +81,7 @@ def test_ctrl_c_at_any_moment_exits_130_and_says_what_finished(case: Path) -> No
         code, err, files, whole = _assess(case, f"full{jobs}", jobs, None)
         assert code == 0 and files == REPORTS, err
         # from the imports to the report writing, short of the interpreter's own exit
-        moments += [(round(whole * (0.02 + 0.73 * k / (count - 1)), 2), jobs)
+        moments += [(round(whole * (0.02 + 0.66 * k / (count - 1)), 2), jobs)
                     for k in range(count)]
     for n, (at, jobs) in enumerate(moments):
         code, err, files, _ = _assess(case, f"out{n}", jobs, at)

@@ -29,9 +29,9 @@ class Steps:
         self.observer, self.current, self.done = observer, "loading the spec", list[str]()
 
     def stage(self, name: str, total: int = 0) -> None:
+        self.observer.stage(name, total)      # first: it may stop the run before this step
         self.done.append(self.current)
         self.current = STEPS.get(name, name)
-        self.observer.stage(name, total)
 
     def begin(self, label: str) -> None:
         self.observer.begin(label)

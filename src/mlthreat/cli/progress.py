@@ -17,6 +17,8 @@ from rich.progress import (
 )
 from rich.text import Text
 
+from mlthreat.cli import pressed
+
 STAGES = {"scan": "scanning artifacts", "place": "placing and tracing threats",
           "probe": "probes", "score": "scoring findings", "perception": "comparing perceptions"}
 
@@ -43,6 +45,8 @@ class TerminalProgress:
         self.progress.__exit__(kind, exc, tb)
 
     def stage(self, name: str, total: int = 0) -> None:
+        if pressed():         # a Ctrl-C Python dropped (see mlthreat.cli): stop at this step
+            raise KeyboardInterrupt
         if self.overall is not None:
             self.progress.update(self.overall, description=STAGES.get(name, name),
                                  total=total or None, completed=0,
