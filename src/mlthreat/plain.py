@@ -21,12 +21,17 @@ def to_plain(value: Any) -> Any:
     return value
 
 
-def display_path(path: str | Path) -> str:
-    """How reports name a file the user gave: relative to the working directory where it lies
-    below it, as given where it is relative, else its name alone, so that a report carries no
-    absolute path of the machine it was made on."""
+def display_path(path: str | Path, root: Path | None = None) -> str:
+    """How reports name a file: relative to the working directory where it lies below it (as
+    code-scanning services map paths onto a repository); else relative to `root` (the folder a
+    scan started from) where it lies below that; else as given if relative; else its name alone.
+    A report never carries an absolute path of the machine it was made on."""
     given = Path(path)
     try:
-        return given.resolve().relative_to(Path.cwd().resolve()).as_posix()
-    except (OSError, ValueError):
-        return given.as_posix() if not given.is_absolute() else given.name
+        full = given.resolve()
+        for base in (Path.cwd(), root):
+            if base is not None and full.is_relative_to(base.resolve()):
+                return full.relative_to(base.resolve()).as_posix()
+    except OSError:
+        pass
+    return given.as_posix() if not given.is_absolute() and root is None else given.name

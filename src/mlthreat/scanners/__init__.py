@@ -11,6 +11,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from mlthreat.plain import display_path
 from mlthreat.scanners.dependencies import DependencyScanner
 from mlthreat.scanners.interface import ScanContext, ScanFinding, Scanner
 from mlthreat.scanners.modelfile import ModelFileScanner
@@ -43,17 +44,6 @@ def _files(paths: Iterable[Path]) -> Iterable[tuple[Path, Path]]:
                     yield path, sub
 
 
-def shown(file: Path, root: Path) -> str:
-    """How reports name a scanned file: relative to the working directory where it lies below it
-    (code-scanning services map such paths onto the repository), else relative to the scanned
-    root (a file given alone: its name); never with the machine's absolute path."""
-    here, full = Path.cwd().resolve(), file.resolve()
-    if full.is_relative_to(here):
-        return full.relative_to(here).as_posix()
-    base = root.resolve() if root.is_dir() else root.resolve().parent
-    return full.relative_to(base).as_posix() if full.is_relative_to(base) else file.name
-
-
 # the one registry from names to scanners, in the order they run on each file
 SCANNERS: dict[str, Scanner] = {s.name: s for s in (
     ModelFileScanner(), SecretsScanner(), DependencyScanner(), ServingScanner())}
@@ -72,7 +62,7 @@ def scan_paths(paths: list[Path], only: list[str] | None = None,
         report.files += 1
         if progress:
             progress(path)
-        name_of = shown(path, root)
+        name_of = display_path(path, root if root.is_dir() else root.parent)
         for name in names:
             if SCANNERS[name].applies_to(path):
                 report.findings += [f if f.file != str(path) else replace(f, file=name_of)
