@@ -18,9 +18,7 @@ from rich.progress import (
 from rich.text import Text
 
 from mlthreat.cli import pressed
-
-STAGES = {"scan": "scanning artifacts", "place": "placing and tracing threats",
-          "probe": "probes", "score": "scoring findings", "perception": "comparing perceptions"}
+from mlthreat.progress import STEPS
 
 
 class TerminalProgress:
@@ -48,7 +46,7 @@ class TerminalProgress:
         if pressed():         # a Ctrl-C Python dropped (see mlthreat.cli): stop at this step
             raise KeyboardInterrupt
         if self.overall is not None:
-            self.progress.update(self.overall, description=STAGES.get(name, name),
+            self.progress.update(self.overall, description=STEPS.get(name, name),
                                  total=total or None, completed=0,
                                  count=f"0/{total}" if total else "")
 

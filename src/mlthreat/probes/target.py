@@ -93,9 +93,11 @@ def _prepare(pipeline: Pipeline, comp: Component, trust: bool) -> Target:
     constraints = from_transform(transform, table.frame, spec.constraints.immutable,
                                  dict(spec.constraints.bounds), spec.constraints.integer)
     x = np.asarray(transform(table.frame), dtype=float)
+    base = None
     if model is not None:
-        fits_rows(model, x, table, path, spec.data)
-    adapter = _view(model, spec, constraints)
+        base = _adapter(model, path)
+        fits_rows(base, x, table, path, spec.data)
+    adapter = _view(base, spec, constraints)
     fit = _fit(pipeline, spec, model)
     if fit is not None:
         fit = sharing_clean(fit, x[train], table.y[train])
@@ -140,13 +142,16 @@ def _input_width(model: Any) -> int | None:
     return None
 
 
-def fits_rows(model: Any, x: np.ndarray, table: Table, path: Path, data: str) -> None:
+def _adapter(model: Any, path: Path) -> ModelAdapter:
+    try:
+        return adapter_for(model)
+    except ModelError as exc:       # an object that is no model: say which file holds it
+        raise ModelError(f"{path}: {exc}") from exc
+
+
+def fits_rows(adapter: ModelAdapter, x: np.ndarray, table: Table, path: Path, data: str) -> None:
     """The model answers every row of the data once before any probe starts, so that a data
     problem is named here rather than deep inside an attack."""
-    try:
-        adapter = adapter_for(model)
-    except ModelError as exc:
-        raise ModelError(f"{path}: {exc}") from exc
     try:
         adapter._labels(x)
     except Exception as exc:  # the framework's own error types, translated at the boundary
@@ -169,14 +174,16 @@ def _split(table: Table, spec: ProbeSpec) -> tuple[np.ndarray, np.ndarray]:
     return train, test
 
 
-def _view(model: Any, spec: ProbeSpec, constraints: Constraints) -> ModelAdapter:
-    """The model as the interface shows it to an attacker."""
+def _view(view: ModelAdapter | None, spec: ProbeSpec, constraints: Constraints
+          ) -> ModelAdapter:
+    """The model (its adapter; None for an endpoint) as the interface shows it to an
+    attacker."""
     if spec.endpoint is not None:
         e = spec.endpoint
         return HttpAdapter(e.url, e.request, e.response,
                            "label" if spec.output == "label" else "probabilities", e.batch,
                            e.rate, e.headers, constraints.records if e.records else None)
-    view = adapter_for(model)
+    assert view is not None         # no endpoint: the model file was loaded
     if spec.output == "rounded":
         return RoundedAdapter(view, 2)
     if spec.output == "label":
