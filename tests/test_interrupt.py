@@ -86,7 +86,9 @@ def test_ctrl_c_at_any_moment_exits_130_and_says_what_finished(case: Path) -> No
     for n, (at, jobs) in enumerate(moments):
         code, err, files, _ = _assess(case, f"out{n}", jobs, at)
         said = " ".join(err.split())
-        assert code == 130, f"Ctrl-C at {at} s (jobs {jobs}) gave exit {code}: {said}"
+        # 130, or killed by SIGINT after saying so (a shell shows 130 too): CPython re-raises
+        # SIGINT at exit when an interrupt reached it during some imports
+        assert code in (130, -signal.SIGINT), f"Ctrl-C at {at} s (jobs {jobs}) gave exit {code}: {said}"
         assert "Traceback" not in err, f"at {at} s:\n{err}"
         assert "interrupted" in said, said
         assert files in (None, []), f"at {at} s a partial report set: {files}"
