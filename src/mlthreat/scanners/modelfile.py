@@ -7,39 +7,64 @@ ONNX (external data escaping the model folder, non-standard op domains); safeten
 declared sizes against the file); zip archives and folders (everything inside). The extension is
 never trusted: a pickle named .safetensors is a pickle.
 
-Nothing is imported from or executed in a scanned file. Every file has a size and time budget;
-what cannot be parsed is reported as "unparseable, treat as unsafe", never a crash or a hang.
+A file is scanned as every format some loader would take it for: a zip is recognised at its start
+(torch, numpy) and by its end record (Python's zipfile and so Keras accept junk before it); an
+HDF5 file at offset 0 or after a user block; a pickle by any opcode it can start with; so a
+polyglot is judged by each reading. Keras configs are judged in .keras archives, .h5 files and
+unzipped model folders.
+
+Nothing is imported from or executed in a scanned file. Every file has one budget (time across
+every nesting level; decompressed bytes, streamed to a temporary file, with a ratio limit); what
+cannot be parsed or would exceed the budget is reported ("treat as unsafe"), and a scanner failure
+becomes a finding for that file, never a crash of the scan.
 """
 
 from __future__ import annotations
 
-import ast
 import bz2
 import io
 import json
 import lzma
 import mmap
+import os
 import re
 import struct
-import time
+import tempfile
 import zipfile
 import zlib
 from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from mlthreat.scanners.interface import ScanContext, ScanFinding, Scanner
 from mlthreat.scanners.onnx_wire import onnx_problems
-from mlthreat.scanners.pickle_scan import MAX_SECONDS, Hit, Result, scan_pickle_bytes
+from mlthreat.scanners.pickle_scan import CODE_TO_OP, Budget, Hit, Result, scan_pickle_bytes
 
 Data = bytes | mmap.mmap   # a file's bytes, memory-mapped when read from disk
 MAX_FILE_BYTES = 8 * 1024**3
-MAX_DECOMPRESSED = 8 * 1024**3
+MAX_DECOMPRESSED = 8 * 1024**3     # bytes out of one compressed stream or archive member
+MAX_RATIO = 1000                   # decompressed / compressed beyond this (and 64 MiB): a bomb
+RATIO_FREE = 64 * 1024**2
 MAX_MEMBERS = 10_000
+MAX_NESTING = 4
+CHUNK = 1 << 20
 THREAT = "cls-unsafe-deserialization"
 SEVERITY = {"code_execution": "critical", "network_access": "high", "file_access": "high",
-            "unknown": "medium"}
-PICKLE_START = frozenset(b"\x80(cS]}lKJIMFNGVX.")   # PROTO and opcodes a protocol 0/1 stream opens with
+            "unknown_call": "high", "unknown": "medium", "custom": "low"}
 KERAS_BUILTIN_MODULES = ("keras", "tensorflow", "tf_keras")
+HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
+
+
+@dataclass(frozen=True)
+class At:
+    """Where a scan is inside one top-level file: its nesting depth and the file's one budget."""
+
+    depth: int
+    budget: Budget
+
+    def deeper(self) -> At:
+        return At(self.depth + 1, self.budget)
 
 
 def finding(path: str, severity: str, rule: str, message: str, offset: int | None = None,
@@ -50,29 +75,58 @@ def finding(path: str, severity: str, rule: str, message: str, offset: int | Non
 
 
 def sniff(head: bytes) -> str:
-    """The format of a file from its first bytes."""
-    if head.startswith(b"PK\x03\x04") or head.startswith(b"PK\x05\x06"):
-        return "zip"
-    if head.startswith(b"\x93NUMPY"):
-        return "npy"
-    if head.startswith(b"\x89HDF\r\n\x1a\n"):
-        return "hdf5"
-    if head.startswith(b"\x1f\x8b"):
-        return "gzip"
-    if head.startswith(b"BZh"):
-        return "bz2"
-    if head.startswith(b"\xfd7zXZ\x00") or head.startswith(b"\x5d\x00\x00"):
-        return "lzma"
-    if head.startswith(b"ZF") or (len(head) > 1 and head[0] == 0x78 and
-                                  (head[0] * 256 + head[1]) % 31 == 0):
-        return "zlib"
-    if len(head) >= 8 and _safetensors_header_len(head) is not None:
-        return "safetensors"
-    if head[:1] and head[0] in PICKLE_START:
-        return "pickle"
-    if head[:1] == b"\x08":
-        return "onnx"
-    return "unknown"
+    """The format of a file from its first bytes (the first of `kinds`)."""
+    found = kinds(head)
+    return found[0] if found else "unknown"
+
+
+def kinds(data: Data) -> list[str]:
+    """Every format some loader would read `data` as, most specific first."""
+    head = bytes(data[:16])
+    out: list[str] = []
+    if head.startswith((b"PK\x03\x04", b"PK\x05\x06")):
+        out.append("zip")
+    elif head.startswith(b"\x93NUMPY"):
+        out.append("npy")
+    elif head.startswith(HDF5_MAGIC):
+        out.append("hdf5")
+    elif head.startswith(b"\x1f\x8b"):
+        out.append("gzip")
+    elif head.startswith(b"BZh"):
+        out.append("bz2")
+    elif head.startswith(b"\xfd7zXZ\x00") or head.startswith(b"\x5d\x00\x00"):
+        out.append("lzma")
+    elif head.startswith(b"ZF") or (len(head) > 1 and head[0] == 0x78 and
+                                    (head[0] * 256 + head[1]) % 31 == 0):
+        out.append("zlib")
+    elif len(head) >= 8 and _safetensors_header_len(head) is not None:
+        out.append("safetensors")
+    elif head[:1] == b"\x08":
+        out.append("onnx")
+    if "zip" not in out and _zip_at_end(data):
+        out.append("zip")      # Python's zipfile (so Keras) reads a zip behind other bytes
+    if (not out or out == ["zip"]) and len(data) > 512 and _hdf5_user_block(data) is not None:
+        out.append("hdf5")
+    if head[:1] and head[:1] in CODE_TO_OP and not head.startswith((b"PK", b"\x93NUMPY")):
+        # pickle.load / torch.load (legacy) / np.load(allow_pickle) read from the first byte;
+        # beside another format, only what such a reading would run is reported
+        out.append("pickle" if not out else "pickle-also")
+    return out
+
+
+def _zip_at_end(data: Data) -> bool:
+    tail = bytes(data[-(65536 + 22):]) if len(data) > 22 else b""
+    return b"PK\x05\x06" in tail
+
+
+def _hdf5_user_block(data: Data) -> int | None:
+    """Offset of an HDF5 superblock after a user block (512, 1024, 2048, ... bytes)."""
+    offset = 512
+    while offset + 8 <= min(len(data), 1 << 30):
+        if data[offset:offset + 8] == HDF5_MAGIC:
+            return offset
+        offset *= 2
+    return None
 
 
 def _safetensors_header_len(head: bytes) -> int | None:
@@ -82,51 +136,113 @@ def _safetensors_header_len(head: bytes) -> int | None:
     return None
 
 
-def scan_path(path: Path) -> list[ScanFinding]:
-    """Scan a model file or a folder of them."""
+def scan_path(path: Path, display: str | None = None) -> list[ScanFinding]:
+    """Scan a model file or a folder of them. A failure of the scanner on one file is a finding
+    for that file ("could not be scanned"), never an exception."""
     if path.is_dir():
         return scan_folder(path)
+    file = display or str(path)
     try:
         size = path.stat().st_size
         if size > MAX_FILE_BYTES:
-            return [finding(str(path), "medium", "MF-TOO-LARGE",
-                            f"larger than {MAX_FILE_BYTES >> 30} GiB: not scanned, treat as unsafe")]
+            return [finding(file, "high", "MF-TOO-LARGE", f"larger than "
+                            f"{MAX_FILE_BYTES >> 30} GiB: not scanned, treat as unsafe")]
         if size == 0:
             return []
         with path.open("rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as data:
             # Mapped, not copied: only the bytes a format needs are ever touched.
-            return scan_bytes(data, str(path), root=path.parent, name=path.name)
+            out = scan_bytes(data, str(path), root=path.parent, name=path.name)
+        return [f if f.file != str(path) else _renamed(f, file) for f in out]
     except OSError as exc:
-        return [finding(str(path), "medium", "MF-UNREADABLE", f"cannot read: {exc.strerror}")]
+        return [finding(file, "medium", "MF-UNREADABLE", f"cannot read: {exc.strerror}")]
+    except (RecursionError, MemoryError, Exception) as exc:  # noqa: BLE001 - one file's failure
+        return [finding(file, "high", "MF-SCAN-FAILED", f"could not be scanned "
+                        f"({type(exc).__name__}: {str(exc)[:120]}): treat as unsafe")]
+
+
+def _renamed(f: ScanFinding, file: str) -> ScanFinding:
+    from dataclasses import replace
+    return replace(f, file=file)
+
+
+def walk(folder: Path) -> Iterator[tuple[Path, str | None]]:
+    """Every file under `folder`, following symbolic links (a Hugging Face snapshot's files are
+    links into its blobs), each real file once; (path, note) where note says a link leads out of
+    the folder. Dot and virtual-environment folders are walked too: models hide there."""
+    root = folder.resolve()
+    seen_dirs: set[str] = set()
+    seen_files: set[str] = set()
+    for here, dirs, files in os.walk(folder, followlinks=True):
+        real = os.path.realpath(here)
+        if real in seen_dirs:        # a link cycle or a second way into one folder
+            dirs[:] = []
+            continue
+        seen_dirs.add(real)
+        dirs[:] = sorted(d for d in dirs if d != ".git")
+        for name in sorted(files):
+            path = Path(here) / name
+            target = os.path.realpath(path)
+            if target in seen_files or not os.path.isfile(target):
+                continue
+            seen_files.add(target)
+            note = None
+            if path.is_symlink() or real != str(Path(here).absolute()):
+                try:
+                    Path(target).relative_to(root)
+                except ValueError:
+                    note = target
+            yield path, note
 
 
 def scan_folder(folder: Path) -> list[ScanFinding]:
     out: list[ScanFinding] = []
-    for n, path in enumerate(sorted(p for p in folder.rglob("*") if p.is_file())):
-        if n >= MAX_MEMBERS:
+    for n, (path, outside) in enumerate(walk(folder)):
+        if n >= 10 * MAX_MEMBERS:
             out.append(finding(str(folder), "medium", "MF-TOO-MANY",
-                               f"more than {MAX_MEMBERS} files: the rest was not scanned"))
+                               f"more than {10 * MAX_MEMBERS} files: the rest was not scanned"))
             break
-        if path.is_symlink():
-            continue
-        out += scan_path(path)
+        found = scan_path(path)
+        if outside and found:
+            found.append(finding(str(path), "low", "MF-LINK-OUTSIDE", f"a link to {outside}, "
+                                 "outside the scanned folder: the findings above are in that "
+                                 "file"))
+        out += found
     return out
 
 
 def scan_bytes(data: Data, file: str, member: str = "", root: Path | None = None,
-               name: str = "", depth: int = 0) -> list[ScanFinding]:
-    kind = sniff(data[:16])
-    handler = _HANDLERS.get(kind)
-    if handler is None:
-        return []   # not a model format this scanner knows: nothing to say
-    if depth > 4:
-        return [finding(file, "medium", "MF-NESTING", "archives nested too deep: treat as unsafe",
+               name: str = "", at: At | None = None) -> list[ScanFinding]:
+    at = at or At(0, Budget())
+    found = kinds(data)
+    if not found:
+        return _keras_json(data, file, member, name)
+    if at.depth > MAX_NESTING:
+        return [finding(file, "high", "MF-NESTING", "archives nested too deep: treat as unsafe",
                         member=member)]
-    return handler(data, file, member, root, name, depth)
+    out: list[ScanFinding] = []
+    for kind in found:
+        if at.budget.over():
+            out.append(finding(file, "high", "MF-TIMEOUT", "scan time limit reached: treat as "
+                               "unsafe", member=member))
+            break
+        out += _HANDLERS[kind](data, file, member, root, name, at)
+    return _unique(out)
+
+
+def _unique(found: list[ScanFinding]) -> list[ScanFinding]:
+    seen: set[tuple[object, ...]] = set()
+    out = []
+    for f in found:
+        key = (f.rule, f.member, f.offset, f.message)
+        if key not in seen:
+            seen.add(key)
+            out.append(f)
+    return out
 
 
 # ---------------------------------------------------------------------- pickles
-def _pickle_findings(result: Result, file: str, member: str) -> list[ScanFinding]:
+def _pickle_findings(result: Result, file: str, member: str,
+                     problems: bool = True) -> list[ScanFinding]:
     out = []
     called = {(h.dotted, h.member) for h in result.bad() if h.called}
     for hit in result.bad():
@@ -134,8 +250,13 @@ def _pickle_findings(result: Result, file: str, member: str) -> list[ScanFinding
             continue   # the call below says it, with the import
         out.append(finding(file, SEVERITY[hit.verdict], f"MF-PICKLE-{hit.verdict.upper()}",
                            _hit_message(hit, result), hit.offset, _member(member, hit)))
-    for offset, what in result.problems:
+    for offset, what in result.problems if problems else []:
         out.append(finding(file, "high", "MF-UNPARSEABLE", what, offset, member))
+    for offset, other in result.external:
+        out.append(finding(file, "high", "MF-JOBLIB-EXTERNAL", f"an old joblib array wrapper: "
+                           f"joblib.load opens the file {other!r} beside this one and unpickles "
+                           "what it holds; scan that file too, and never load this one from a "
+                           "folder you do not control", offset, member))
     return out
 
 
@@ -151,123 +272,221 @@ def _member(member: str, hit: Hit) -> str:
 
 
 PICKLE_NAMES = (".pkl", ".pickle", ".joblib", ".jbl", ".pt", ".pth", ".ckpt", ".bin", ".sav",
-                ".dill", ".p")
+                ".dill", ".p", ".npy", ".npz", ".safetensors", ".model", ".h5", ".keras", ".pb",
+                ".mar", ".tar", ".gz", ".z", ".xz", ".bz2", ".lzma", ".msgpack", ".data")
 
 
 def _pickle(data: Data, file: str, member: str, root: Path | None, name: str,
-            depth: int) -> list[ScanFinding]:
-    result = scan_pickle_bytes(data)
-    looks_like_text = data[:1] != b"\x80" and not result.hits
-    if result.problems and looks_like_text and not name.lower().endswith(PICKLE_NAMES):
-        return []   # a text file whose first byte is also an opcode; no pickle ran anything
+            at: At) -> list[ScanFinding]:
+    result = scan_pickle_bytes(data, budget=at.budget)
+    # A text file whose first byte is also an opcode breaks before anything is imported; its
+    # breaking says nothing. A stream that starts with PROTO, or a file named as a model or
+    # found where a loader unpickles, is a pickle: if it breaks, the scanner cannot vouch for it.
+    vouch = data[:1] == b"\x80" or result.pickles > 0 or name.lower().endswith(PICKLE_NAMES) \
+        or member.endswith(")") or any(p[1].startswith("scan time") for p in result.problems)
+    if not vouch:   # text: only what would really run before the load breaks
+        result.found = {k: h for k, h in result.found.items() if SEVERITY.get(h.verdict) in
+                        ("high", "critical")}
+    return _pickle_findings(result, file, member, problems=vouch)
+
+
+def _pickle_also(data: Data, file: str, member: str, root: Path | None, name: str,
+                 at: At) -> list[ScanFinding]:
+    """The same bytes read as a pickle beside another format: what that reading would run."""
+    result = scan_pickle_bytes(data, budget=at.budget)
+    limits = [p for p in result.problems if p[1].startswith("scan time")]
+    result.problems = limits
     return _pickle_findings(result, file, member)
 
 
 # ---------------------------------------------------------------------- compressed (joblib)
-def _decompress(kind: str, data: Data) -> bytes:
-    if kind == "zlib":
-        body = data
-        if data[:2] == b"ZF":   # old joblib: "ZF", a padded length, then the zlib stream
-            head = bytes(data[2:40])
-            body = data[2 + head.index(b"x"):] if b"x" in head else data[2:]
-        d = zlib.decompressobj()
-        out = d.decompress(body, MAX_DECOMPRESSED)
-    elif kind == "gzip":
-        d = zlib.decompressobj(16 + zlib.MAX_WBITS)
-        out = d.decompress(data, MAX_DECOMPRESSED)
-    elif kind == "bz2":
-        out = bz2.BZ2Decompressor().decompress(data, MAX_DECOMPRESSED)
-    else:
-        out = lzma.LZMADecompressor().decompress(data, MAX_DECOMPRESSED)
-    if len(out) >= MAX_DECOMPRESSED:
-        raise ValueError("decompresses to more than the limit")
-    return out
+class _TooBig(Exception):  # noqa: N818 - a signal: the bytes out exceed the budget
+    pass
+
+
+def _inflate(kind: str, data: Data) -> Iterator[bytes]:
+    """Decompressed chunks of at most CHUNK bytes, read a chunk of input at a time."""
+    start = 0
+    if kind == "zlib" and data[:2] == b"ZF":   # old joblib: "ZF", a padded length, then zlib
+        head = bytes(data[2:40])
+        start = 2 + head.index(b"x") if b"x" in head else 2
+    if kind in ("zlib", "gzip"):
+        z = zlib.decompressobj(16 + zlib.MAX_WBITS if kind == "gzip" else zlib.MAX_WBITS)
+        pos, buf = start, b""
+        while not z.eof:
+            if not buf:
+                buf = bytes(data[pos:pos + CHUNK])
+                pos += len(buf)
+                if not buf:
+                    raise EOFError("the stream ends early")
+            out = z.decompress(buf, CHUNK)
+            buf = z.unconsumed_tail
+            if out:
+                yield out
+        return
+    d = bz2.BZ2Decompressor() if kind == "bz2" else lzma.LZMADecompressor()
+    pos = 0
+    while not d.eof:
+        buf = b""
+        if d.needs_input:
+            buf = bytes(data[pos:pos + CHUNK])
+            pos += len(buf)
+            if not buf:
+                raise EOFError("the stream ends early")
+        out = d.decompress(buf, CHUNK)
+        if out:
+            yield out
+
+
+@contextmanager
+def _collected(chunks: Iterator[bytes], packed: int, at: At) -> Iterator[Data]:
+    """The bytes of `chunks`, in memory up to 64 MiB and in a temporary file (mapped) beyond, so
+    memory stays bounded; past the ratio or byte limit, or the deadline, _TooBig."""
+    limit = min(MAX_DECOMPRESSED, max(RATIO_FREE, MAX_RATIO * max(packed, 1)))
+    buf = bytearray()
+    spill = None
+    total = 0
+    try:
+        for chunk in chunks:
+            total += len(chunk)
+            if total > limit:
+                raise _TooBig(f"more than {limit >> 20} MiB out of {packed} bytes")
+            if at.budget.over():
+                raise _TooBig("the scan time limit was reached while decompressing")
+            if spill is None and len(buf) + len(chunk) > RATIO_FREE:
+                spill = tempfile.TemporaryFile(prefix="mlthreat-")  # noqa: SIM115 - closed below
+                spill.write(buf)
+                buf = bytearray()
+            if spill is not None:
+                spill.write(chunk)
+            else:
+                buf += chunk
+        if spill is None:
+            yield bytes(buf)
+        else:
+            spill.flush()
+            with mmap.mmap(spill.fileno(), 0, access=mmap.ACCESS_READ) as mapped:
+                yield mapped
+    finally:
+        if spill is not None:
+            spill.close()
 
 
 def _compressed(data: Data, file: str, member: str, root: Path | None, name: str,
-                depth: int) -> list[ScanFinding]:
+                at: At) -> list[ScanFinding]:
     kind = sniff(data[:16])
+    where = f"{member}({kind})" if member else f"({kind})"
     try:
-        inner = _decompress(kind, data)
+        with _collected(_inflate(kind, data), len(data), at) as inner:
+            return scan_bytes(inner, file, where, root, name, at.deeper())
+    except _TooBig as exc:
+        return [finding(file, "high", "MF-BOMB", f"{kind} stream not scanned: {exc}; loading it "
+                        "may exhaust memory, treat as unsafe", member=member)]
     except (zlib.error, OSError, EOFError, lzma.LZMAError, ValueError) as exc:
         return [finding(file, "high", "MF-UNPARSEABLE",
                         f"{kind} stream cannot be decompressed ({exc}): treat as unsafe",
                         member=member)]
-    return scan_bytes(inner, file, f"{member}({kind})" if member else f"({kind})", root, name,
-                      depth + 1)
 
 
 # ---------------------------------------------------------------------- zip: torch, keras, npz
 def _zip(data: Data, file: str, member: str, root: Path | None, name: str,
-         depth: int) -> list[ScanFinding]:
+         at: At) -> list[ScanFinding]:
     try:
         # A mapped top-level file is opened by its path (zipfile wants a seekable() file).
         archive = zipfile.ZipFile(file if isinstance(data, mmap.mmap) else io.BytesIO(data))
         infos = archive.infolist()
-    except (zipfile.BadZipFile, ValueError, OSError) as exc:
+    except (zipfile.BadZipFile, ValueError, OSError, EOFError, NotImplementedError,
+            struct.error) as exc:
+        if bytes(data[:2]) != b"PK":
+            return []   # an end record inside other bytes, but no archive Python can open
         return [finding(file, "high", "MF-UNPARSEABLE", f"broken zip archive ({exc}): treat as "
                         "unsafe", member=member)]
     out: list[ScanFinding] = []
-    names = [i.filename for i in infos]
-    is_keras = "config.json" in names and any(n.endswith(".weights.h5") or n == "metadata.json"
-                                               for n in names)
-    # A PyTorch archive: torch unpickles only the .pkl members; tensor storages are raw bytes.
-    is_torch = any(n.endswith("/data.pkl") or n == "data.pkl" for n in names)
-    deadline = time.monotonic() + MAX_SECONDS
-    for info in infos[:MAX_MEMBERS]:
+    # torch unpickles the .pkl members (data.pkl, constants.pkl) whatever their position: those
+    # come first, so a long archive cannot hide them past the member limit
+    pickles = [i for i in infos if i.filename.endswith(".pkl")]
+    rest = [i for i in infos if not i.filename.endswith(".pkl")]
+    is_torch = any(PurePosixPath(i.filename).name == "data.pkl" for i in pickles)
+    if is_torch:
+        rest = [i for i in rest if PurePosixPath(i.filename).name in ("config.json",)
+                or "/code/" in i.filename]    # storages are raw bytes, never unpickled
+    todo = pickles + rest
+    if len(todo) > MAX_MEMBERS:
+        out.append(finding(file, "high", "MF-TOO-MANY", f"{len(todo)} members: only the first "
+                           f"{MAX_MEMBERS} (every .pkl among them) were scanned, treat as "
+                           "unsafe", member=member))
+        todo = todo[:MAX_MEMBERS]
+    for info in todo:
         where = f"{member}/{info.filename}" if member else info.filename
         if info.is_dir():
             continue
-        leaf = PurePosixPath(info.filename).name
-        if time.monotonic() > deadline:
+        if at.budget.over():
             out.append(finding(file, "high", "MF-TIMEOUT", "scan time limit reached inside the "
                                "archive: treat as unsafe", member=where))
             break
-        if is_torch and not info.filename.endswith(".pkl"):
-            continue
-        if info.file_size > MAX_DECOMPRESSED:
-            out.append(finding(file, "medium", "MF-TOO-LARGE", "member too large to scan",
-                               member=where))
-            continue
+        leaf = PurePosixPath(info.filename).name
         try:
             with archive.open(info) as stream:
+                stream._expected_crc = None   # type: ignore[attr-defined]  # torch ignores CRCs
                 head = stream.read(16)
-            if not (info.filename.endswith(".pkl") or (is_keras and leaf == "config.json")
-                    or sniff(head) != "unknown"):
-                continue
-            blob = archive.read(info)
-        except (zipfile.BadZipFile, OSError, ValueError, RuntimeError, zlib.error,
-                NotImplementedError) as exc:
+                wanted = leaf.endswith(".pkl") or leaf.endswith(".json") or bool(kinds(head)) \
+                    or leaf.endswith(PICKLE_NAMES)
+                if not wanted:
+                    continue
+                chunks = _read_rest(stream, head)
+                with _collected(chunks, info.compress_size, at) as blob:
+                    if leaf.endswith(".json"):
+                        out += _keras_json(blob, file, where, leaf, in_archive=True)
+                    else:
+                        out += scan_bytes(blob, file, where, root, leaf, at.deeper())
+        except _TooBig as exc:
+            out.append(finding(file, "high", "MF-BOMB", f"member not scanned: {exc}; treat as "
+                               "unsafe", member=where))
+        except (zipfile.BadZipFile, OSError, ValueError, RuntimeError, zlib.error, EOFError,
+                NotImplementedError, lzma.LZMAError, struct.error) as exc:
             out.append(finding(file, "high", "MF-UNPARSEABLE", f"member cannot be read ({exc}): "
                                "treat as unsafe", member=where))
-            continue
-        if is_keras and leaf == "config.json":
-            out += _keras_config(blob, file, where)
-        else:
-            out += scan_bytes(blob, file, where, root, leaf, depth + 1)
     return out
+
+
+def _read_rest(stream: io.BufferedIOBase, head: bytes) -> Iterator[bytes]:
+    yield head
+    while True:
+        chunk = stream.read(CHUNK)
+        if not chunk:
+            return
+        yield chunk
 
 
 # ---------------------------------------------------------------------- numpy
 def _npy(data: Data, file: str, member: str, root: Path | None, name: str,
-         depth: int) -> list[ScanFinding]:
+         at: At) -> list[ScanFinding]:
+    """A .npy file read by numpy's own header parser, as numpy.load reads it (with pickles
+    allowed, numpy lifts its header size limit, so this does too)."""
     try:
-        major = data[6]
-        if major == 1:
-            hlen, start = struct.unpack("<H", data[8:10])[0], 10
-        else:
-            hlen, start = struct.unpack("<I", data[8:12])[0], 12
-        header = ast.literal_eval(data[start:start + hlen].decode("latin-1"))
-        descr = header["descr"]
-    except (IndexError, struct.error, ValueError, SyntaxError, KeyError, TypeError) as exc:
-        return [finding(file, "high", "MF-UNPARSEABLE", f"broken .npy header ({exc}): treat as "
-                        "unsafe", member=member)]
-    if "O" not in str(descr):
+        from numpy.lib import _format_impl as npf   # numpy 2
+    except ImportError:  # pragma: no cover - numpy 1
+        from numpy.lib import format as npf  # type: ignore[no-redef]
+    try:
+        width = 2 if data[6] == 1 else 4
+        size = struct.unpack("<H" if width == 2 else "<I", data[8:8 + width])[0]
+        fp = io.BytesIO(bytes(data[:8 + width + size]))
+        version = npf.read_magic(fp)
+        _, _, dtype = npf._read_array_header(fp, version, max_header_size=2**62)  # noqa: SLF001
+        start = fp.tell()
+    except (IndexError, struct.error, ValueError, SyntaxError, KeyError, TypeError,
+            RecursionError, MemoryError) as exc:
+        return [finding(file, "high", "MF-UNPARSEABLE", f"broken .npy header "
+                        f"({type(exc).__name__}: {str(exc)[:80]}): treat as unsafe",
+                        member=member)]
+    if not dtype.hasobject:
         return []
     out = [finding(file, "medium", "MF-NPY-OBJECT", "object array: numpy.load(allow_pickle=True)"
-                   " unpickles it; scanned below", start + hlen, member)]
-    return out + _pickle_findings(scan_pickle_bytes(data[start + hlen:]), file,
-                                  f"{member}(object array)" if member else "(object array)")
+                   " unpickles it; scanned below", start, member)]
+    from mlthreat.scanners.pickle_scan import Machine
+    where = f"{member}(object array)" if member else "(object array)"
+    result = Machine(data, "", budget=at.budget).run(start, several=False)
+    return out + _pickle_findings(result, file, where)
 
 
 # ---------------------------------------------------------------------- keras
@@ -282,19 +501,25 @@ def _walk_json(node: object) -> Iterator[dict[str, object]]:
             stack.extend(item)
 
 
-def _keras_config(blob: bytes, file: str, member: str) -> list[ScanFinding]:
+_LAMBDA = re.compile(rb'"class_name"\s*:\s*"(Lambda|__lambda__)"|"function_type"\s*:\s*"lambda"')
+_MODULE = re.compile(rb'"module"\s*:\s*"([^"\\]{1,200})"')
+_REGISTERED = re.compile(rb'"registered_name"\s*:\s*"([^"\\]{0,200})"')
+
+
+def _keras_config(blob: Data, file: str, member: str) -> list[ScanFinding]:
     try:
-        config = json.loads(blob)
-    except (ValueError, UnicodeDecodeError) as exc:
-        return [finding(file, "high", "MF-UNPARSEABLE", f"Keras config is not JSON ({exc})",
-                        member=member)]
+        config = json.loads(bytes(blob))
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
+        out = [finding(file, "high", "MF-UNPARSEABLE", f"Keras config cannot be parsed "
+                       f"({type(exc).__name__}): treat as unsafe", member=member)]
+        return out + _keras_text(blob, file, member)
     out = []
     for node in _walk_json(config):
         cls = node.get("class_name")
         module = str(node.get("module") or "")
-        if cls == "Lambda":
-            out.append(finding(file, "critical", "MF-KERAS-LAMBDA", "Lambda layer: loading runs "
-                               "the Python code stored in the model", member=member))
+        if cls in ("Lambda", "__lambda__") or node.get("function_type") == "lambda":
+            out.append(finding(file, "critical", "MF-KERAS-LAMBDA", "Lambda layer or function: "
+                               "loading runs the Python code stored in the model", member=member))
         elif isinstance(cls, str) and module and not module.startswith(KERAS_BUILTIN_MODULES):
             out.append(finding(file, "high", "MF-KERAS-CUSTOM", f"custom object {cls} from "
                                f"module {module!r}: loading imports and runs that module",
@@ -303,33 +528,47 @@ def _keras_config(blob: bytes, file: str, member: str) -> list[ScanFinding]:
                 node["registered_name"]):
             out.append(finding(file, "high", "MF-KERAS-CUSTOM", f"custom registered object "
                                f"{node['registered_name']}", member=member))
-    return out
+    return _unique(out)
+
+
+def _keras_text(data: Data, file: str, member: str) -> list[ScanFinding]:
+    """Keras config text found by patterns in one linear pass (an .h5 attribute, or JSON too
+    broken or deep to parse), whatever its spacing."""
+    out = []
+    if _LAMBDA.search(data):
+        out.append(finding(file, "critical", "MF-KERAS-LAMBDA", "Lambda layer or function: "
+                           "loading runs the Python code stored in the model", member=member))
+    for m in _MODULE.finditer(data):
+        module = m.group(1).decode("latin-1")
+        if not module.startswith(KERAS_BUILTIN_MODULES) and b"class_name" in data[
+                max(0, m.start() - 4096):m.end() + 4096]:
+            out.append(finding(file, "high", "MF-KERAS-CUSTOM", f"custom object from module "
+                               f"{module!r}: loading imports and runs that module",
+                               member=member))
+    for m in _REGISTERED.finditer(data):
+        if b"Custom>" in m.group(1):
+            out.append(finding(file, "high", "MF-KERAS-CUSTOM", f"custom registered object "
+                               f"{m.group(1).decode('latin-1')}", member=member))
+    return _unique(out)
+
+
+def _keras_json(data: Data, file: str, member: str, name: str,
+                in_archive: bool = False) -> list[ScanFinding]:
+    """A JSON file that is a Keras model config (a .keras archive's config.json, an unzipped
+    model folder, model.to_json()): judged like one. Other files of no known format: nothing."""
+    if not name.lower().endswith(".json"):
+        return []
+    head = bytes(data[:4096]).lstrip()
+    if not head.startswith(b"{") or b"class_name" not in bytes(data[:1 << 20]):
+        return []
+    return _keras_config(data, file, member)
 
 
 def _hdf5(data: Data, file: str, member: str, root: Path | None, name: str,
-          depth: int) -> list[ScanFinding]:
-    # Legacy Keras .h5 stores its model_config as a JSON string attribute; find the JSON text
-    # without an HDF5 library, then judge it as a .keras config.
-    out: list[ScanFinding] = []
-    for match in re.finditer(rb'\{"class_name": ?"[A-Za-z]+"', data):
-        start = match.start()
-        depth_count, end = 0, None
-        for i in range(start, min(len(data), start + 50_000_000)):
-            c = data[i]
-            if c == 0x7B:
-                depth_count += 1
-            elif c == 0x7D:
-                depth_count -= 1
-                if depth_count == 0:
-                    end = i + 1
-                    break
-        if end is not None:
-            out += _keras_config(data[start:end], file, member or "model_config")
-            break
-    if not out and re.search(rb'"class_name": ?"Lambda"', data):
-        out.append(finding(file, "critical", "MF-KERAS-LAMBDA", "Lambda layer: loading runs the "
-                           "Python code stored in the model", member=member))
-    return out
+          at: At) -> list[ScanFinding]:
+    # Legacy Keras .h5 stores its model_config as a JSON string attribute: attributes are stored
+    # uncompressed in the file, so its text is found by patterns in one pass (no HDF5 library).
+    return _keras_text(data, file, member or "model_config")
 
 
 # ---------------------------------------------------------------------- safetensors
@@ -338,7 +577,7 @@ _DTYPE_SIZE = {"BOOL": 1, "U8": 1, "I8": 1, "F8_E4M3": 1, "F8_E5M2": 1, "I16": 2
 
 
 def _safetensors(data: Data, file: str, member: str, root: Path | None, name: str,
-                 depth: int) -> list[ScanFinding]:
+                 at: At) -> list[ScanFinding]:
     problems = safetensors_problems(data)
     return [finding(file, "high", "MF-SAFETENSORS", p + ": treat as unsafe", member=member)
             for p in problems]
@@ -349,9 +588,9 @@ def safetensors_problems(data: Data) -> list[str]:
     if 8 + n > len(data):
         return [f"header length {n} runs past the end of the file"]
     try:
-        header = json.loads(data[8:8 + n])
-    except (ValueError, UnicodeDecodeError):
-        return ["header is not JSON"]
+        header = json.loads(bytes(data[8:8 + n]))
+    except (ValueError, UnicodeDecodeError, RecursionError):
+        return ["header is not JSON (or nested too deep to read)"]
     if not isinstance(header, dict):
         return ["header is not a JSON object"]
     body = len(data) - 8 - n
@@ -384,14 +623,15 @@ def safetensors_problems(data: Data) -> list[str]:
 
 # ---------------------------------------------------------------------- onnx
 def _onnx(data: Data, file: str, member: str, root: Path | None, name: str,
-          depth: int) -> list[ScanFinding]:
+          at: At) -> list[ScanFinding]:
     out = []
     for severity, message in onnx_problems(data):
         out.append(finding(file, severity, "MF-ONNX", message, member=member))
     return out
 
 
-_HANDLERS = {"pickle": _pickle, "zlib": _compressed, "gzip": _compressed, "bz2": _compressed,
+_HANDLERS = {"pickle": _pickle, "pickle-also": _pickle_also, "zlib": _compressed,
+             "gzip": _compressed, "bz2": _compressed,
              "lzma": _compressed, "zip": _zip, "npy": _npy, "hdf5": _hdf5,
              "safetensors": _safetensors, "onnx": _onnx}
 
