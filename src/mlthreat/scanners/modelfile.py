@@ -36,6 +36,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
+from typing import IO
 
 from mlthreat.scanners.interface import ScanContext, ScanFinding, Scanner
 from mlthreat.scanners.onnx_wire import onnx_problems
@@ -449,7 +450,7 @@ def _zip(data: Data, file: str, member: str, root: Path | None, name: str,
     return out
 
 
-def _read_rest(stream: io.BufferedIOBase, head: bytes) -> Iterator[bytes]:
+def _read_rest(stream: IO[bytes], head: bytes) -> Iterator[bytes]:
     yield head
     while True:
         chunk = stream.read(CHUNK)
@@ -464,7 +465,7 @@ def _npy(data: Data, file: str, member: str, root: Path | None, name: str,
     """A .npy file read by numpy's own header parser, as numpy.load reads it (with pickles
     allowed, numpy lifts its header size limit, so this does too)."""
     try:
-        from numpy.lib import _format_impl as npf   # numpy 2
+        from numpy.lib import _format_impl as npf  # numpy 2
     except ImportError:  # pragma: no cover - numpy 1
         from numpy.lib import format as npf  # type: ignore[no-redef]
     try:
@@ -472,7 +473,8 @@ def _npy(data: Data, file: str, member: str, root: Path | None, name: str,
         size = struct.unpack("<H" if width == 2 else "<I", data[8:8 + width])[0]
         fp = io.BytesIO(bytes(data[:8 + width + size]))
         version = npf.read_magic(fp)
-        _, _, dtype = npf._read_array_header(fp, version, max_header_size=2**62)  # noqa: SLF001
+        _, _, dtype = npf._read_array_header(  # type: ignore[attr-defined]  # noqa: SLF001
+            fp, version, max_header_size=2**62)
         start = fp.tell()
     except (IndexError, struct.error, ValueError, SyntaxError, KeyError, TypeError,
             RecursionError, MemoryError) as exc:

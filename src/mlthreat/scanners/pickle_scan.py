@@ -138,7 +138,8 @@ def policy() -> dict[str, Any]:
                  for cat, v in data["dangerous"].items()}
     table = resources.files("mlthreat.scanners").joinpath("data/reexports.json").read_text()
     return {"allow": set(data["allow"]), "class_packages": set(data["class_packages"]),
-            "helpers": tuple(data["helper_prefixes"]), "helper_names": set(data["helper_names"]), "deny_modules": set(data["deny_modules"]),
+            "helpers": tuple(data["helper_prefixes"]), "helper_names": set(data["helper_names"]),
+            "deny_modules": set(data["deny_modules"]),
             "deny_names": set(data["deny_names"]), "dangerous": dangerous,
             "reexports": json.loads(table)["reexports"]}
 
@@ -199,12 +200,12 @@ def _danger(module: str, name: str) -> str | None:
     for category, (modules, names) in p["dangerous"].items():
         if dotted in names or _under(module, modules) or any(
                 dotted == n or dotted.startswith(n + ".") for n in names):
-            return category
+            return str(category)
         # a dotted name that walks into a dangerous module: posixpath + os.system
         if name and any(f"{module}.{'.'.join(name.split('.')[:i])}" in modules or
                         ".".join(name.split(".")[:i]) in modules
                         for i in range(1, name.count(".") + 1)):
-            return category
+            return str(category)
     if dotted in p["deny_names"] or _under(module, p["deny_modules"]):
         return "code_execution"
     return None
@@ -438,8 +439,7 @@ class Machine:
                 _top(func.module) == "numpy":
             # numpy's ufunc resolver imports module args[0] and returns its attribute args[1]:
             # what it returns is judged as that global (anything else it could name)
-            if isinstance(args, tuple) and len(args) == 2 and all(isinstance(a, str) and
-                                                                  a is not _TEXT for a in args):
+            if isinstance(args, tuple) and len(args) == 2 and all(isinstance(a, str) for a in args):
                 return cast(Call, self._global(args[0], args[1], offset))
             self.result.add(Hit(func.dotted, offset, True, "code_execution", "numpy's ufunc "
                                 "resolver given names computed at run time imports anything",
@@ -530,7 +530,7 @@ class Machine:
             s.append(self._global(module, qual, offset))
         elif name == "STACK_GLOBAL":
             qual, module = s.pop(), s.pop()
-            if isinstance(module, str) and isinstance(qual, str) and _TEXT not in (module, qual):
+            if isinstance(module, str) and isinstance(qual, str):   # (long ones are _TEXT)
                 s.append(self._global(module, qual, offset))
             elif (isinstance(module, Call | Unknown) or isinstance(qual, Call | Unknown)) and \
                     not self.quiet:

@@ -1,0 +1,108 @@
+"""Parity with the real loaders, shown differentially: for each structural trick a harmless twin
+(its call is a marker function of a throw-away module) is loaded by the real loader in a
+subprocess, which proves the loader runs code placed that way; the scanner must flag that very
+call at high or above. The armed versions (os.system) are checked in test_payload_corpus."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from benchmarks import payloads
+
+from mlthreat.scanners.modelfile import scan_path
+
+LOADERS = {
+    "pickle": "import pickle\nwith open(path, 'rb') as f:\n    pickle.load(f)",
+    "joblib": "import joblib\njoblib.load(path)",
+    "numpy": "import numpy as np\nnp.load(path, allow_pickle=True)",
+    "torch": "import torch\ntorch.load(path, weights_only=False)",
+}
+TWIN_MODULE = "mlthreat_twin_marker"
+
+
+def _twin_env(tmp_path: Path) -> dict[str, str]:
+    (tmp_path / f"{TWIN_MODULE}.py").write_text(
+        "def touch(path):\n    open(path, 'w').close()\n    return 0\n")
+    return {**os.environ, "PYTHONPATH": str(tmp_path)}
+
+
+def _load(loader: str, path: Path, env: dict[str, str]) -> None:
+    code = f"path = {str(path)!r}\ntry:\n" + "".join(
+        f"    {line}\n" for line in LOADERS[loader].splitlines()) + \
+        "except Exception as exc:\n    print('load failed after running:', type(exc).__name__)\n"
+    subprocess.run([sys.executable, "-c", code], env=env, cwd=path.parent, timeout=120,
+                   capture_output=True, check=False)
+
+
+def _flags_twin(findings: list) -> bool:  # type: ignore[type-arg]
+    return any(f"{TWIN_MODULE}.touch" in f.message and f.severity in ("high", "critical")
+               for f in findings)
+
+
+@pytest.mark.parametrize("trick", sorted(payloads.STRUCTURE))
+def test_loader_runs_the_twin_and_scanner_flags_it(trick: str, tmp_path: Path) -> None:
+    build, name, loader = payloads.STRUCTURE[trick]
+    if loader == "torch":
+        pytest.importorskip("torch")
+    env = _twin_env(tmp_path)
+    marker = tmp_path / "ran"
+    path = tmp_path / name
+    path.write_bytes(build((TWIN_MODULE, "touch", str(marker))))
+    findings = scan_path(path)
+    _load(loader, path, env)
+    assert marker.exists(), f"{loader} did not run the twin: the trick is not real"
+    assert _flags_twin(findings), findings
+
+
+def test_old_joblib_wrapper_opens_its_sibling(tmp_path: Path) -> None:
+    env = _twin_env(tmp_path)
+    marker = tmp_path / "ran"
+    main, sibling = payloads.old_joblib_sibling(tmp_path, (TWIN_MODULE, "touch", str(marker)),
+                                                "model")
+    _load("joblib", main, env)
+    assert marker.exists()
+    [external] = [f for f in scan_path(main) if f.rule == "MF-JOBLIB-EXTERNAL"]
+    assert external.severity == "high" and "model.data" in external.message
+    assert _flags_twin(scan_path(sibling))
+    assert _flags_twin(scan_path(tmp_path))     # and the folder scan finds the sibling's code
+
+
+def test_text_that_starts_like_a_pickle_is_not_one(tmp_path: Path) -> None:
+    # pickle.load on these fails before importing anything: nothing to report (issue #15)
+    texts = {"conda.yaml": "channels:\n  - conda-forge\ndependencies:\n  - numpy>=1.14\n",
+             "CITATION.cff": "cff-version: 1.2.0\nmessage: cite us\n",
+             "cities.csv": "city,population\nBerlin,3.6\n",
+             "requirements.txt": "click\nflask\n", "notes.md": "(see below)\n"}
+    env = _twin_env(tmp_path)
+    for name, text in texts.items():
+        (tmp_path / name).write_text(text)
+        _load("pickle", tmp_path / name, env)
+        assert [f for f in scan_path(tmp_path / name) if f.severity != "low"] == [], name
+
+
+@pytest.mark.parametrize("technique", sorted(payloads.ROUTES))
+def test_routes_to_code_are_high_or_critical(technique: str, tmp_path: Path) -> None:
+    path = tmp_path / "m.pkl"
+    path.write_bytes(payloads.ROUTES[technique](f"touch {tmp_path / 'never'}"))
+    found = scan_path(path)
+    assert any(f.severity in ("high", "critical") for f in found), found
+    assert not (tmp_path / "never").exists()
+
+
+def test_resolution_follows_reexports_to_the_real_object() -> None:
+    # Closed answers from the libraries themselves: where these names really lead.
+    import torch.multiprocessing as tmp  # noqa: PLC0415
+
+    from mlthreat.scanners.pickle_scan import canonical, judge
+    assert canonical("torch.multiprocessing", "Process")[0] == tmp.Process.__module__
+    assert canonical("posixpath", "os.system") == (os.system.__module__, "system")
+    assert canonical("__builtin__", "exec") == ("builtins", "exec")
+    assert judge("torch.multiprocessing", "Process")[0] == "code_execution"
+    assert judge("torch.nn.modules.linear", "Linear")[0] == "allowed"
+    assert judge("mypackage.models", "MyNet")[0] == "custom"       # the user's own class: low
+    assert judge("sklearn.feature_selection._univariate_selection", "f_classif", False)[0] \
+        == "allowed"                                              # a stored score function
