@@ -75,9 +75,15 @@ def finding(path: str, severity: str, rule: str, message: str, offset: int | Non
                        message=message)
 
 
+PICKLE_START = frozenset(b"\x80(cS]}lKJIMFNGVX.")   # how pickle.dump's streams begin
+
+
 def sniff(head: bytes) -> str:
-    """The format of a file from its first bytes (the first of `kinds`)."""
-    found = kinds(head)
+    """The format a model file was saved in, from its first bytes (what a loader is chosen by).
+    The scanner itself reads every format a file could be taken for (`kinds`)."""
+    found = [k for k in kinds(head) if k != "pickle-also"]
+    if found == ["pickle"] and head[:1] not in (bytes([b]) for b in PICKLE_START):
+        return "unknown"
     return found[0] if found else "unknown"
 
 
@@ -476,8 +482,7 @@ def _npy(data: Data, file: str, member: str, root: Path | None, name: str,
         _, _, dtype = npf._read_array_header(  # type: ignore[attr-defined]  # noqa: SLF001
             fp, version, max_header_size=2**62)
         start = fp.tell()
-    except (IndexError, struct.error, ValueError, SyntaxError, KeyError, TypeError,
-            RecursionError, MemoryError) as exc:
+    except Exception as exc:  # noqa: BLE001 - numpy's parser raises tokenize errors too; so does np.load
         return [finding(file, "high", "MF-UNPARSEABLE", f"broken .npy header "
                         f"({type(exc).__name__}: {str(exc)[:80]}): treat as unsafe",
                         member=member)]
