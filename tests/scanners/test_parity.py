@@ -5,6 +5,7 @@ call at high or above. The armed versions (os.system) are checked in test_payloa
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -106,3 +107,43 @@ def test_resolution_follows_reexports_to_the_real_object() -> None:
     assert judge("mypackage.models", "MyNet")[0] == "custom"       # the user's own class: low
     assert judge("sklearn.feature_selection._univariate_selection", "f_classif", False)[0] \
         == "allowed"                                              # a stored score function
+
+
+def test_keras_functions_that_reach_outside_are_flagged(tmp_path: Path) -> None:
+    def config(node: dict[str, object]) -> bytes:
+        return json.dumps({"module": "keras", "class_name": "Sequential",
+                           "config": {"layers": [node]}}).encode()
+    cases = {  # node: flagged?
+        '{"module": "keras.config", "class_name": "function", '
+        '"config": "enable_unsafe_deserialization"}': True,
+        '{"module": "keras.utils", "class_name": "function", "config": "get_file"}': True,
+        '{"module": "keras.activations", "class_name": "function", "config": "relu"}': False,
+        '{"module": "keras.layers", "class_name": "Dense", "config": {"units": 2}}': False,
+    }
+    for node, flagged in cases.items():
+        path = tmp_path / "config.json"
+        path.write_bytes(config(json.loads(node)))
+        found = [f for f in scan_path(path) if f.rule == "MF-KERAS-FUNCTION"]
+        assert bool(found) == flagged, node
+
+
+def test_a_whole_module_save_of_your_own_class_is_low(tmp_path: Path) -> None:
+    torch = pytest.importorskip("torch")
+
+    net = _own_net(torch)
+    torch.save(net, tmp_path / "whole.pt")
+    found = scan_path(tmp_path / "whole.pt")
+    assert found and {f.severity for f in found} == {"low"}, found
+    assert any("OwnNet" in f.message and "your own code" in f.message for f in found)
+
+
+def _own_net(torch: object) -> object:
+    global OwnNet  # noqa: PLW0603 - torch.save pickles the class by its module-level name
+
+    class OwnNet(torch.nn.Module):  # type: ignore[attr-defined,name-defined,misc]
+        def __init__(self) -> None:
+            super().__init__()
+            self.fc = torch.nn.Linear(3, 2)  # type: ignore[attr-defined]
+
+    OwnNet.__qualname__ = "OwnNet"
+    return OwnNet()

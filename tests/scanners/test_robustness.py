@@ -187,3 +187,20 @@ def test_mutated_files_of_every_format_never_crash(kind: str, flips: list[tuple[
     found = scan_bytes(bytes(data), f"x.{kind}", name=f"x.{kind}")
     assert isinstance(found, list)
     assert all(f.rule != "MF-SCAN-FAILED" for f in found), found
+
+
+def test_lz4_joblib_files_are_scanned(tmp_path: Path) -> None:
+    import joblib
+    pytest.importorskip("lz4")
+    joblib.dump({"w": np.arange(5.0)}, tmp_path / "ok.joblib", compress="lz4")
+    assert scan_path(tmp_path / "ok.joblib") == []
+    joblib.dump({"w": __import__("os").system}, tmp_path / "bad.joblib", compress="lz4")
+    assert any(f.severity == "critical" for f in scan_path(tmp_path / "bad.joblib"))
+
+
+def test_lz4_without_the_lz4_package_is_reported_unscanned(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "lz4", None)          # import lz4 now fails
+    monkeypatch.setitem(sys.modules, "lz4.frame", None)
+    found = scan_bytes(b"\x04\x22\x4d\x18" + b"\x00" * 32, "m.joblib", name="m.joblib")
+    assert [f.rule for f in found] == ["MF-UNSCANNED"]

@@ -55,6 +55,7 @@ SEVERITY = {"code_execution": "critical", "network_access": "high", "file_access
             "unknown_call": "high", "unknown": "medium", "custom": "low"}
 KERAS_BUILTIN_MODULES = ("keras", "tensorflow", "tf_keras")
 HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
+LZ4_MAGIC = b"\x04\x22\x4d\x18"   # an lz4 frame: joblib.load decompresses it when lz4 is installed
 
 
 @dataclass(frozen=True)
@@ -99,6 +100,8 @@ def kinds(data: Data) -> list[str]:
         out.append("hdf5")
     elif head.startswith(b"\x1f\x8b"):
         out.append("gzip")
+    elif head.startswith(LZ4_MAGIC):
+        out.append("lz4")
     elif head.startswith(b"BZh"):
         out.append("bz2")
     elif head.startswith(b"\xfd7zXZ\x00") or head.startswith(b"\x5d\x00\x00"):
@@ -331,6 +334,21 @@ def _inflate(kind: str, data: Data) -> Iterator[bytes]:
             if out:
                 yield out
         return
+    if kind == "lz4":
+        import lz4.frame   # optional: without it, _compressed reports the file unscanned
+        dec = lz4.frame.LZ4FrameDecompressor()
+        pos = 0
+        while not dec.eof:
+            buf = b""
+            if dec.needs_input:
+                buf = bytes(data[pos:pos + CHUNK])
+                pos += len(buf)
+                if not buf:
+                    raise EOFError("the stream ends early")
+            out = dec.decompress(buf, CHUNK)
+            if out:
+                yield out
+        return
     d = bz2.BZ2Decompressor() if kind == "bz2" else lzma.LZMADecompressor()
     pos = 0
     while not d.eof:
@@ -389,6 +407,10 @@ def _compressed(data: Data, file: str, member: str, root: Path | None, name: str
     except _TooBig as exc:
         return [finding(file, "high", "MF-BOMB", f"{kind} stream not scanned: {exc}; loading it "
                         "may exhaust memory, treat as unsafe", member=member)]
+    except ImportError:
+        return [finding(file, "high", "MF-UNSCANNED", f"{kind}-compressed (joblib reads it when "
+                        f"the {kind} package is installed): not scanned here, treat as unsafe; "
+                        f"pip install {kind} to scan it", member=member)]
     except (zlib.error, OSError, EOFError, lzma.LZMAError, ValueError) as exc:
         return [finding(file, "high", "MF-UNPARSEABLE",
                         f"{kind} stream cannot be decompressed ({exc}): treat as unsafe",
@@ -527,6 +549,11 @@ def _keras_config(blob: Data, file: str, member: str) -> list[ScanFinding]:
         if cls in ("Lambda", "__lambda__") or node.get("function_type") == "lambda":
             out.append(finding(file, "critical", "MF-KERAS-LAMBDA", "Lambda layer or function: "
                                "loading runs the Python code stored in the model", member=member))
+        elif _keras_function_risky(cls, module, node.get("config")):
+            out.append(finding(file, "high", "MF-KERAS-FUNCTION", f"calls {module}."
+                               f"{node.get('config') if cls == 'function' else cls} while loading: "
+                               "a Keras utility that touches files, settings or the network "
+                               "(e.g. turning safe mode off), not a layer", member=member))
         elif isinstance(cls, str) and module and not module.startswith(KERAS_BUILTIN_MODULES):
             out.append(finding(file, "high", "MF-KERAS-CUSTOM", f"custom object {cls} from "
                                f"module {module!r}: loading imports and runs that module",
@@ -536,6 +563,25 @@ def _keras_config(blob: Data, file: str, member: str) -> list[ScanFinding]:
             out.append(finding(file, "high", "MF-KERAS-CUSTOM", f"custom registered object "
                                f"{node['registered_name']}", member=member))
     return _unique(out)
+
+
+_KERAS_SAFE_FUNCTIONS = ("activations", "losses", "metrics", "initializers", "regularizers",
+                         "constraints", "optimizers", "ops", "random", "layers")
+_KERAS_RISKY = re.compile(r"unsafe|get_file|download|load|save|export|config|exec|eval|set_")
+
+
+def _keras_function_risky(cls: object, module: str, config: object) -> bool:
+    """A Keras config node that names a function (class_name "function", or a lowercase name)
+    from a Keras module that is no math library, or with a name that touches the outside."""
+    if not isinstance(cls, str) or not module.startswith(KERAS_BUILTIN_MODULES):
+        return False
+    name = str(config) if cls == "function" else cls
+    if cls != "function" and cls[:1].isupper():
+        return False
+    parts = module.split(".")
+    library = parts[2] if len(parts) > 2 and parts[1] == "src" else parts[1] if len(parts) > 1 \
+        else ""
+    return library not in _KERAS_SAFE_FUNCTIONS or bool(_KERAS_RISKY.search(name))
 
 
 def _keras_text(data: Data, file: str, member: str) -> list[ScanFinding]:
@@ -638,7 +684,7 @@ def _onnx(data: Data, file: str, member: str, root: Path | None, name: str,
 
 
 _HANDLERS = {"pickle": _pickle, "pickle-also": _pickle_also, "zlib": _compressed,
-             "gzip": _compressed, "bz2": _compressed,
+             "gzip": _compressed, "bz2": _compressed, "lz4": _compressed,
              "lzma": _compressed, "zip": _zip, "npy": _npy, "hdf5": _hdf5,
              "safetensors": _safetensors, "onnx": _onnx}
 
