@@ -335,7 +335,7 @@ def _inflate(kind: str, data: Data) -> Iterator[bytes]:
                 yield out
         return
     if kind == "lz4":
-        import lz4.frame   # optional: without it, _compressed reports the file unscanned
+        import lz4.frame  # optional: without it, _compressed reports the file unscanned
         dec = lz4.frame.LZ4FrameDecompressor()
         pos = 0
         while not dec.eof:
