@@ -147,3 +147,20 @@ def _own_net(torch: object) -> object:
 
     OwnNet.__qualname__ = "OwnNet"
     return OwnNet()
+
+
+def test_folder_scan_follows_links_and_reads_models_in_hidden_folders(tmp_path: Path) -> None:
+    from mlthreat.scanners import scan_paths
+    armed = payloads.stack_global("os", "system", f"touch {tmp_path / 'never'}")
+    snapshot = payloads.hf_snapshot(tmp_path / "hf", armed)[0]
+    project = payloads.hidden_folder(tmp_path / "p", armed, "venv")[0]
+    (project / "venv" / "cache" / "leaked.py").write_text('API_KEY = "sk-live-0123456789abcdef"\n')
+    (project / ".dvc").mkdir()
+    (project / ".dvc" / "model.joblib").write_bytes(armed)
+    report = scan_paths([snapshot, project])
+    critical = {f.file for f in report.findings if f.severity == "critical"}
+    assert "pytorch_model.bin" in critical                   # the blob behind the link
+    assert {"venv/cache/model.pkl", ".dvc/model.joblib"} <= critical
+    # the other scanners keep out of virtual environments and caches
+    assert not [f for f in report.findings if f.scanner != "modelfile"]
+    assert any("outside the scanned folder" in n for n in report.notes)

@@ -14,10 +14,11 @@ from typing import Any
 from mlthreat.plain import display_path
 from mlthreat.scanners.dependencies import DependencyScanner
 from mlthreat.scanners.interface import ScanContext, ScanFinding, Scanner
-from mlthreat.scanners.modelfile import ModelFileScanner
+from mlthreat.scanners.modelfile import ModelFileScanner, walk
 from mlthreat.scanners.secrets import SecretsScanner
 from mlthreat.scanners.serving import ServingScanner
 
+# folders that are not the project's own code: only the model-file scanner reads them
 SKIP_DIRS = {".git", ".venv", "venv", "node_modules", "__pycache__", ".mypy_cache",
              ".pytest_cache", ".ruff_cache", ".tox", ".dvc", "site-packages"}
 MAX_FILES = 50_000
@@ -32,16 +33,16 @@ class ScanReport:
     notes: list[str] = field(default_factory=list)
 
 
-def _files(paths: Iterable[Path]) -> Iterable[tuple[Path, Path]]:
-    """(scanned root, file) for every file to scan."""
+def _files(paths: Iterable[Path]) -> Iterable[tuple[Path, Path, bool, str | None]]:
+    """(scanned root, file, inside a skipped folder, where a link leads outside the root) for
+    every file to scan. Links are followed (each real file once); `.git` is never entered."""
     for path in paths:
         if path.is_file():
-            yield path, path
+            yield path, path, False, None
         elif path.is_dir():
-            for sub in sorted(path.rglob("*")):
-                if sub.is_file() and not sub.is_symlink() and not (
-                        SKIP_DIRS & set(sub.relative_to(path).parts[:-1])):
-                    yield path, sub
+            for sub, outside in walk(path):
+                hidden = bool(SKIP_DIRS & set(sub.relative_to(path).parts[:-1]))
+                yield path, sub, hidden, outside
 
 
 # the one registry from names to scanners, in the order they run on each file
@@ -55,18 +56,27 @@ def scan_paths(paths: list[Path], only: list[str] | None = None,
     names = only or list(SCANNERS)
     report = ScanReport([str(p) for p in paths], names)
     ctx = ScanContext(advisories)
-    for n, (root, path) in enumerate(_files(paths)):
+    for n, (root, path, hidden, outside) in enumerate(_files(paths)):
         if n >= MAX_FILES:
             report.notes.append(f"stopped after {MAX_FILES} files")
             break
+        # virtual environments, caches and dot folders are not the project's code, but a model
+        # file hidden there is loaded all the same: only the model-file scanner reads them
+        wanted = [m for m in names if not hidden or SCANNERS[m].reads_hidden_folders]
+        if not wanted:
+            continue
         report.files += 1
         if progress:
             progress(path)
         name_of = display_path(path, root if root.is_dir() else root.parent)
-        for name in names:
+        before = len(report.findings)
+        for name in wanted:
             if SCANNERS[name].applies_to(path):
                 report.findings += [f if f.file != str(path) else replace(f, file=name_of)
                                     for f in SCANNERS[name].scan(path, ctx)]
+        if outside and len(report.findings) > before:
+            report.notes.append(f"{name_of} is a link to {outside}, outside the scanned folder: "
+                                "its findings are in that file")
     if "dependencies" in names and not advisories:
         report.notes.append("known-vulnerable versions were not checked: no advisory database "
                             "given (--advisories FILE|DIR with OSV JSON); mlthreat stays offline")

@@ -58,6 +58,8 @@ class Scanner(ABC):
 
     name: ClassVar[str]
     threat_ids: ClassVar[tuple[str, ...]]
+    # whether it reads files in virtual environments, caches and dot folders (SKIP_DIRS)
+    reads_hidden_folders: ClassVar[bool] = False
 
     @abstractmethod
     def applies_to(self, path: Path) -> bool:

@@ -76,6 +76,9 @@ def finding(path: str, severity: str, rule: str, message: str, offset: int | Non
                        message=message)
 
 
+# names under which a loader opens a zip wherever its end record is (zipfile.is_zipfile: Keras)
+ZIP_NAMES = (".keras", ".zip", ".npz", ".pt", ".pth", ".bin", ".ckpt", ".h5", ".pkl", ".model",
+             ".mar", ".whl", ".jar", ".nemo", ".tar")
 PICKLE_START = frozenset(b"\x80(cS]}lKJIMFNGVX.")   # how pickle.dump's streams begin
 
 
@@ -88,8 +91,8 @@ def sniff(head: bytes) -> str:
     return found[0] if found else "unknown"
 
 
-def kinds(data: Data) -> list[str]:
-    """Every format some loader would read `data` as, most specific first."""
+def kinds(data: Data, name: str = "") -> list[str]:
+    """Every format some loader would read `data` (named `name`) as, most specific first."""
     head = bytes(data[:16])
     out: list[str] = []
     if head.startswith((b"PK\x03\x04", b"PK\x05\x06")):
@@ -113,7 +116,7 @@ def kinds(data: Data) -> list[str]:
         out.append("safetensors")
     elif head[:1] == b"\x08":
         out.append("onnx")
-    if "zip" not in out and _zip_at_end(data):
+    if "zip" not in out and (not name or name.lower().endswith(ZIP_NAMES)) and _zip_at_end(data):
         out.append("zip")      # Python's zipfile (so Keras) reads a zip behind other bytes
     if (not out or out == ["zip"]) and len(data) > 512 and _hdf5_user_block(data) is not None:
         out.append("hdf5")
@@ -222,8 +225,8 @@ def scan_folder(folder: Path) -> list[ScanFinding]:
 
 def scan_bytes(data: Data, file: str, member: str = "", root: Path | None = None,
                name: str = "", at: At | None = None) -> list[ScanFinding]:
-    at = at or At(0, Budget())
-    found = kinds(data)
+    at = at or At(0, Budget.for_size(len(data)))
+    found = kinds(data, name)
     if not found:
         return _keras_json(data, file, member, name)
     if at.depth > MAX_NESTING:
@@ -695,6 +698,7 @@ class ModelFileScanner(Scanner):
 
     name = "modelfile"
     threat_ids = (THREAT,)
+    reads_hidden_folders = True    # a model in venv/ or .dvc/cache is loaded all the same
 
     def applies_to(self, path: Path) -> bool:
         return True

@@ -33,6 +33,7 @@ import json
 import mmap
 import pickletools
 import re
+import struct
 import sys
 import time
 from collections import Counter
@@ -43,7 +44,8 @@ from typing import IO, Any, cast
 
 import yaml
 
-MAX_SECONDS = 30.0           # per scanned file, across every nested stream and archive level
+MAX_SECONDS = 30.0           # per scanned file, across every nested stream and archive level,
+SECONDS_PER_MB = 0.5         # plus this per MB: every opcode takes a byte, so time is linear
 MAX_ITEMS = 100_000          # elements kept per container; more are counted, not kept
 MAX_KEPT = 5_000_000         # elements kept per file in all; beyond, containers stay empty
 MAX_DEPTH = 8                # nested pickles inside pickles
@@ -334,36 +336,102 @@ class Machine:
         self.stack: list[Any] = []
         self.meta: list[list[Any]] = []
         self.memo: dict[int, Any] = {}
+        data, size = self.data, len(self.data)
+        pos = self.f.tell()
         while True:
             self.ops += 1
-            if self.ops % 4096 == 0 and self.budget.over():
-                raise _Stop(self.f.tell(), "scan time limit reached: treat as unsafe", limit=True)
-            offset = self.f.tell()
-            code = self.f.read(1)
-            if not code:
-                raise _Stop(offset, "truncated: the pickle ends without STOP")
-            op = CODE_TO_OP.get(code)
-            if op is None:
-                raise _Stop(offset, f"unknown opcode 0x{code[0]:02x}: loading fails here")
+            if self.ops & 0xFFF == 0 and self.budget.over():
+                raise _Stop(pos, "scan time limit reached: treat as unsafe", limit=True)
+            if pos >= size:
+                raise _Stop(pos, "truncated: the pickle ends without STOP")
+            # The frequent opcodes of large pickles (vocabularies, lists of numbers) are read
+            # here from the buffer; everything else goes through the full table below.
             try:
-                if op.name in _BLOBS:
-                    arg = self._blob(op.name, offset)
-                else:
-                    arg = op.arg.reader(cast(IO[bytes], self.f)) if op.arg is not None else None
-            except (ValueError, EOFError, UnicodeDecodeError, OverflowError) as exc:
-                raise _Stop(offset, f"malformed {op.name} argument ({exc}): treat as unsafe") from exc
-            if isinstance(arg, str) and len(arg) > MAX_TEXT:
-                arg = _TEXT
-            if op.name == "STOP":
-                top = self.stack[-1] if self.stack else None
-                self.last = top if isinstance(top, int) else None
+                step = self._fast(data[pos], pos, size)
+            except (IndexError, KeyError, TypeError, ValueError, struct.error,
+                    UnicodeDecodeError) as exc:
+                raise _Stop(pos, f"inconsistent stream at byte {pos} ({type(exc).__name__}): "
+                                 "unparseable, treat as unsafe") from exc
+            if step:
+                pos += step
+                continue
+            self.f.seek(pos)
+            done = self._slow(pos)
+            pos = self.f.tell()
+            if done:
                 return
-            try:
-                self._step(op.name, arg, offset)
-            except (IndexError, KeyError, TypeError, AttributeError, ValueError,
-                    OverflowError, RecursionError) as exc:
-                raise _Stop(offset, f"inconsistent stream at {op.name} ({type(exc).__name__}): "
-                                    "unparseable, treat as unsafe") from exc
+
+    def _fast(self, c: int, pos: int, size: int) -> int:
+        """Handle opcode byte `c` at `pos` if it is a simple one: its length, else 0."""
+        data = self.data
+        if c == 0x8C:                                   # SHORT_BINUNICODE
+            n = data[pos + 1]
+            if pos + 2 + n > size:
+                raise ValueError("string past the end")
+            self.stack.append(bytes(data[pos + 2:pos + 2 + n]).decode("utf-8", "surrogatepass"))
+            return 2 + n
+        if c == 0x94:                                   # MEMOIZE
+            self.memo[len(self.memo)] = self.stack[-1]
+            return 1
+        if c == 0x4B:                                   # BININT1
+            self.stack.append(data[pos + 1])
+            return 2
+        if c == 0x4D:                                   # BININT2
+            self.stack.append(_U16.unpack_from(data, pos + 1)[0])
+            return 3
+        if c == 0x4A:                                   # BININT
+            self.stack.append(_I32.unpack_from(data, pos + 1)[0])
+            return 5
+        if c == 0x68:                                   # BINGET
+            self.stack.append(self.memo[data[pos + 1]])
+            return 2
+        if c == 0x6A:                                   # LONG_BINGET
+            self.stack.append(self.memo[_U32.unpack_from(data, pos + 1)[0]])
+            return 5
+        if c == 0x71:                                   # BINPUT
+            self.memo[data[pos + 1]] = self.stack[-1]
+            return 2
+        if c == 0x72:                                   # LONG_BINPUT
+            self.memo[_U32.unpack_from(data, pos + 1)[0]] = self.stack[-1]
+            return 5
+        if c == 0x47:                                   # BINFLOAT
+            self.stack.append(_F64.unpack_from(data, pos + 1)[0])
+            return 9
+        if c == 0x95:                                   # FRAME
+            if pos + 9 > size:
+                raise ValueError("frame header past the end")
+            return 9
+        if c in _FAST_STEPS:                            # no argument
+            self._step(_FAST_STEPS[c], None, pos)
+            return 1
+        return 0
+
+    def _slow(self, offset: int) -> bool:
+        """The opcode at `offset` (self.f is there) through the full table; True at STOP."""
+        code = self.f.read(1)
+        op = CODE_TO_OP.get(code)
+        if op is None:
+            raise _Stop(offset, f"unknown opcode 0x{code[0]:02x}: loading fails here")
+        try:
+            if op.name in _BLOBS:
+                arg = self._blob(op.name, offset)
+            else:
+                arg = op.arg.reader(cast(_BinaryIO, self.f)) if op.arg is not None else None
+        except (ValueError, EOFError, UnicodeDecodeError, OverflowError) as exc:
+            raise _Stop(offset, f"malformed {op.name} argument ({exc}): treat as unsafe") from exc
+        if isinstance(arg, str) and len(arg) > MAX_TEXT:
+            arg = _TEXT
+        if op.name == "STOP":
+            top = self.stack[-1] if self.stack else None
+            self.last = top if isinstance(top, int) else None
+            return True
+        try:
+            self._step(op.name, arg, offset)
+        except (IndexError, KeyError, TypeError, AttributeError, ValueError,
+                OverflowError, RecursionError) as exc:
+            raise _Stop(offset, f"inconsistent stream at {op.name} ({type(exc).__name__}): "
+                                "unparseable, treat as unsafe") from exc
+        return False
 
     # ------------------------------------------------------------------ helpers
     def _blob(self, name: str, offset: int) -> Any:
@@ -646,6 +714,11 @@ class Budget:
         self.deadline = time.monotonic() + seconds
         self.kept = 0
 
+    @classmethod
+    def for_size(cls, size: int) -> Budget:
+        """The budget of a file of `size` bytes."""
+        return cls(MAX_SECONDS + SECONDS_PER_MB * size / 1e6)
+
     def over(self) -> bool:
         return time.monotonic() > self.deadline
 
@@ -667,6 +740,13 @@ _PUSH_ARG = {"INT", "BININT", "BININT1", "BININT2", "LONG", "LONG1", "LONG4", "S
              "BYTEARRAY8", "UNICODE", "BINUNICODE", "SHORT_BINUNICODE", "BINUNICODE8",
              "FLOAT", "BINFLOAT"}
 _PUSH_CONST = {"NONE": None, "NEWTRUE": True, "NEWFALSE": False}
+# opcodes without an argument that the fast path hands straight to _step
+_FAST_STEPS = {ord(op.code): op.name for op in pickletools.opcodes if op.name in {
+    "NONE", "NEWTRUE", "NEWFALSE", "EMPTY_LIST", "EMPTY_DICT", "EMPTY_SET", "EMPTY_TUPLE",
+    "TUPLE1", "TUPLE2", "TUPLE3", "MARK", "TUPLE", "LIST", "DICT", "APPEND", "APPENDS",
+    "SETITEM", "SETITEMS", "POP", "POP_MARK", "DUP", "ADDITEMS", "FROZENSET"}}
+_U16, _U32, _I32, _F64 = (struct.Struct(f) for f in ("<H", "<I", "<i", ">d"))
+_BinaryIO = IO[bytes]
 
 
 def _pairs(items: list[Any]) -> dict[Any, Any]:
