@@ -164,3 +164,21 @@ def test_folder_scan_follows_links_and_reads_models_in_hidden_folders(tmp_path: 
     # the other scanners keep out of virtual environments and caches
     assert not [f for f in report.findings if f.scanner != "modelfile"]
     assert any("outside the scanned folder" in n for n in report.notes)
+
+
+def test_functions_handed_to_forwarding_helpers_are_judged_as_called() -> None:
+    from mlthreat.scanners.pickle_scan import scan_pickle_bytes
+    # torch._tensor._rebuild_from_type_v2(func, type, args, state) calls func(*args)
+    ops = (b"\x80\x04" + payloads._str("torch._tensor") + payloads._str("_rebuild_from_type_v2")
+           + b"\x93(" + payloads._str("torch") + payloads._str("set_default_dtype") + b"\x93"
+           + payloads._str("torch") + payloads._str("Tensor") + b"\x93" + b")NtR.")
+    verdicts = {h.dotted: (h.verdict, h.called) for h in scan_pickle_bytes(ops).hits}
+    assert verdicts["torch.set_default_dtype"] == ("unknown", True)
+
+
+def test_code_carried_by_cloudpickle_is_critical() -> None:
+    cloudpickle = pytest.importorskip("cloudpickle")
+
+    from mlthreat.scanners.modelfile import scan_bytes
+    data = cloudpickle.dumps(lambda x: x + 1)
+    assert any(f.severity == "critical" for f in scan_bytes(data, "f.pkl", name="f.pkl"))

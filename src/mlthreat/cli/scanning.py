@@ -34,7 +34,8 @@ def cmd_scan(cli: Cli) -> int:
                             progress=lambda p: status.update(f"scanning {p}"))
     if report.files == 0:
         raise InputError(f"{', '.join(map(str, paths))}: holds no files to scan (only folders, "
-                         "links or skipped folders such as .git and .venv); check the path")
+                         "or files only in .git, or in folders such as .venv that only the "
+                         "modelfile scanner reads); check the path")
     cli.emit(render_scan(report, args.format or "md"), scan_summary(report), output)
     if args.fail_on:
         hits = [f for f in report.findings if f.at_least(RiskLevel(args.fail_on))]
