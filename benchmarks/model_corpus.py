@@ -1,10 +1,11 @@
 """The benign model corpus: real saves of the models the field makes, built from installed libraries.
 
-Every scikit-learn estimator that scikit-learn's own test suite instantiates (about 220), fitted on
-toy data and saved 6 ways (pickle protocols 2-5, joblib plain and zlib-compressed); PyTorch state
+Every scikit-learn estimator that scikit-learn's own test suite instantiates, plus every one that
+builds without arguments (408 in all), fitted on toy data and saved 6 ways (pickle protocols 2-5, joblib plain and zlib-compressed); PyTorch state
 dicts, whole modules, optimizers, schedulers, sparse, quantized and complex tensors, devices and
 dtypes, and legacy (non-zip) saves of many tensor sizes; XGBoost and LightGBM models pickled and in
-their own formats; numpy .npy/.npz, pandas frames, scipy sparse matrices; ONNX (skl2onnx) and
+their own formats; numpy .npy/.npz, pandas frames, scipy sparse matrices; ONNX (skl2onnx);
+Keras 3 (torch backend: .keras, legacy .h5, weights, to_json configs, unzipped archives);
 safetensors. A scanner must report nothing at medium or above on any of it.
 
 Run: `.venv/bin/python benchmarks/model_corpus.py OUT_DIR` (the modelfile benchmark calls it).
@@ -209,6 +210,47 @@ def onnx_models(folder: Path) -> int:
     return 2
 
 
+def keras_models(folder: Path) -> int:
+    """Keras 3 (torch backend) saves: .keras, legacy .h5, weights, to_json configs, unzipped."""
+    import importlib.util
+    import os
+    import zipfile
+    if importlib.util.find_spec("keras") is None:
+        return 0
+    os.environ.setdefault("KERAS_BACKEND", "torch")
+    import keras
+    folder.mkdir(parents=True, exist_ok=True)
+    inp = keras.Input((8,))
+    x = keras.layers.Dense(4, activation="relu",
+                           kernel_regularizer=keras.regularizers.L2(0.01))(inp)
+    x = keras.layers.BatchNormalization()(x)
+    x = keras.layers.Dropout(0.2)(x)
+    functional = keras.Model(inp, keras.layers.Dense(1, activation="sigmoid")(x))
+    functional.compile(optimizer="adam", loss="binary_crossentropy", metrics=["accuracy"])
+    functional.fit(np.random.RandomState(0).rand(16, 8), np.arange(16) % 2, epochs=1, verbose=0)
+    models = {
+        "functional": functional,
+        "sequence": keras.Sequential([keras.Input((10,)), keras.layers.Embedding(50, 4),
+                                      keras.layers.LSTM(3), keras.layers.Dense(2, activation="softmax")]),
+        "conv": keras.Sequential([keras.Input((8, 8, 1)), keras.layers.Conv2D(2, 3),
+                                  keras.layers.MaxPooling2D(), keras.layers.Flatten(),
+                                  keras.layers.Dense(1)]),
+        "normalized": keras.Sequential([keras.Input((5, 4)), keras.layers.LayerNormalization(),
+                                        keras.layers.GlobalAveragePooling1D(),
+                                        keras.layers.Dense(3)]),
+    }
+    n = 0
+    for name, model in models.items():
+        model.save(folder / f"keras-{name}.keras")
+        model.save(folder / f"keras-{name}.h5")
+        model.save_weights(folder / f"keras-{name}.weights.h5")
+        (folder / f"keras-{name}-config.json").write_text(model.to_json())
+        with zipfile.ZipFile(folder / f"keras-{name}.keras") as z:
+            z.extractall(folder / f"keras-{name}-unzipped")
+        n += 5
+    return n
+
+
 def safetensors_files(folder: Path) -> int:
     rng = np.random.RandomState(0)
     tensors = {"w": rng.randn(4, 3).astype("<f4"), "b": np.arange(3, dtype="<i8")}
@@ -239,6 +281,7 @@ def build(folder: Path, progress: bool = True) -> dict[str, object]:
     other = folder / "other"
     other.mkdir(exist_ok=True)
     counts["onnx"] = onnx_models(other)
+    counts["keras"] = keras_models(folder / "keras")
     counts["safetensors"] = safetensors_files(other)
     if progress:
         print(json.dumps(counts), file=sys.stderr)

@@ -182,3 +182,60 @@ def test_code_carried_by_cloudpickle_is_critical() -> None:
     from mlthreat.scanners.modelfile import scan_bytes
     data = cloudpickle.dumps(lambda x: x + 1)
     assert any(f.severity == "critical" for f in scan_bytes(data, "f.pkl", name="f.pkl"))
+
+
+KERAS_BUILD = """
+import os, sys
+os.environ["KERAS_BACKEND"] = "torch"
+import keras
+path, marker = sys.argv[1], sys.argv[2]
+f = eval(f"lambda x: (__import__('mlthreat_twin_marker').touch({marker!r}), x)[1]")
+keras.Sequential([keras.Input((3,)), keras.layers.Lambda(f)]).save(path)
+"""
+KERAS_LOAD = """
+import os, sys
+from pathlib import Path
+os.environ["KERAS_BACKEND"] = "torch"
+import keras
+marker = Path(sys.argv[1])
+for path in sys.argv[2:]:
+    marker.unlink(missing_ok=True)
+    try:
+        keras.models.load_model(path, safe_mode=False)
+    except Exception as exc:
+        print("failed after running:", type(exc).__name__, exc)
+    print(Path(path).name, "ran" if marker.exists() else "did-not-run")
+"""
+
+
+def _repack(src: Path, dst: Path, drop: set[str], junk: bytes = b"") -> None:
+    import zipfile
+    with zipfile.ZipFile(src) as z:
+        members = {n: z.read(n) for n in z.namelist() if n not in drop}
+    import io
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as out:
+        for name, data in members.items():
+            out.writestr(name, data)
+    dst.write_bytes(junk + buf.getvalue())
+
+
+def test_keras_loads_the_lambda_twins_and_scanner_flags_them(tmp_path: Path) -> None:
+    import importlib.util
+    if importlib.util.find_spec("keras") is None:
+        pytest.skip("keras is not installed")
+    env = _twin_env(tmp_path)
+    marker = tmp_path / "ran"
+    saved = tmp_path / "saved.keras"
+    subprocess.run([sys.executable, "-c", KERAS_BUILD, str(saved), str(marker)], env=env,
+                   check=True, capture_output=True, timeout=300)
+    tricks = {"plain.keras": (set(), b""), "no-metadata.keras": ({"metadata.json"}, b""),
+              "behind-junk.keras": (set(), b"JUNK" * 64)}
+    for name, (drop, junk) in tricks.items():
+        _repack(saved, tmp_path / name, drop, junk)
+    done = subprocess.run([sys.executable, "-c", KERAS_LOAD, str(marker),
+                           *(str(tmp_path / n) for n in tricks)], env=env,
+                          capture_output=True, text=True, timeout=300, check=False)
+    for name in tricks:
+        assert f"{name} ran" in done.stdout, f"Keras did not run the twin: {done.stdout[-400:]}"
+        assert any(f.rule == "MF-KERAS-LAMBDA" for f in scan_path(tmp_path / name)), name
