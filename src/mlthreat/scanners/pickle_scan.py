@@ -735,11 +735,11 @@ _OLD_WRAPPERS = {"joblib.numpy_pickle_compat.NDArrayWrapper",
                  "joblib.numpy_pickle_compat.ZNDArrayWrapper"}
 # functions that unpickle a byte string they are given: the nested pickle is scanned too
 _NESTED_LOADERS = {"loads", "load", "_loads", "_load_from_bytes", "load_from_bytes"}
-_TEXT = Unknown("text")
+_TEXT = Unknown("text")   # a string too long to be a name; kept as one shared placeholder
 # allowed helpers that call a callable they are given, with arguments from the file
 _FORWARDERS = {"copyreg._reconstructor", "copyreg.__newobj__", "copyreg.__newobj_ex__",
                "torch._tensor._rebuild_from_type", "torch._tensor._rebuild_from_type_v2",
-               "torch._utils._rebuild_wrapper_subclass"}   # a string too long to be a name; kept as one shared placeholder
+               "torch._utils._rebuild_wrapper_subclass"}
 _PUSH_ARG = {"INT", "BININT", "BININT1", "BININT2", "LONG", "LONG1", "LONG4", "STRING",
              "BINSTRING", "SHORT_BINSTRING", "BINBYTES", "SHORT_BINBYTES", "BINBYTES8",
              "BYTEARRAY8", "UNICODE", "BINUNICODE", "SHORT_BINUNICODE", "BINUNICODE8",
