@@ -4,13 +4,13 @@ Every scikit-learn estimator that scikit-learn's own test suite instantiates, pl
 builds without arguments (408 in all), fitted on toy data and saved 6 ways (pickle protocols 2-5,
 joblib plain and zlib-compressed); PyTorch state dicts, whole modules, optimizers, schedulers,
 sparse, quantized and complex tensors, devices and dtypes, and legacy (non-zip) saves of many tensor
-sizes; XGBoost and LightGBM models pickled and in their own formats; numpy .npy/.npz, pandas frames,
+sizes; XGBoost, LightGBM and (if installed) CatBoost models pickled and in their own formats; numpy .npy/.npz, pandas frames,
 scipy sparse matrices; ONNX (skl2onnx); Keras 3 (torch backend: .keras, legacy .h5, weights, to_json
 configs, unzipped archives); safetensors. A scanner must report nothing at medium or above on any of
 it.
 
 Run: `.venv/bin/python benchmarks/model_corpus.py OUT_DIR` (the modelfile benchmark calls it).
-Libraries that are not installed (torch, xgboost, lightgbm, skl2onnx, keras) are skipped.
+Libraries that are not installed (torch, xgboost, lightgbm, catboost, skl2onnx, keras) are skipped.
 """
 
 from __future__ import annotations
@@ -147,6 +147,15 @@ def booster_models(folder: Path) -> int:
         n += _save_ways(folder, "xgb-booster", m.get_booster())
         m.save_model(folder / "xgb.json")
         m.save_model(folder / "xgb.ubj")
+        n += 2
+    except ImportError:
+        pass
+    try:
+        import catboost
+        m3 = catboost.CatBoostClassifier(iterations=5, verbose=False, allow_writing_files=False).fit(x, y)
+        n += _save_ways(folder, "catboost-classifier", m3)
+        m3.save_model(str(folder / "catboost.cbm"))
+        m3.save_model(str(folder / "catboost.json"), format="json")
         n += 2
     except ImportError:
         pass
