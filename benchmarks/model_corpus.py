@@ -4,10 +4,10 @@ Every scikit-learn estimator that scikit-learn's own test suite instantiates, pl
 builds without arguments (408 in all), fitted on toy data and saved 6 ways (pickle protocols 2-5,
 joblib plain and zlib-compressed); PyTorch state dicts, whole modules, optimizers, schedulers,
 sparse, quantized and complex tensors, devices and dtypes, and legacy (non-zip) saves of many tensor
-sizes; XGBoost, LightGBM and (if installed) CatBoost models pickled and in their own formats; numpy .npy/.npz, pandas frames,
-scipy sparse matrices; ONNX (skl2onnx); Keras 3 (torch backend: .keras, legacy .h5, weights, to_json
-configs, unzipped archives); safetensors. A scanner must report nothing at medium or above on any of
-it.
+sizes; XGBoost, LightGBM and (if installed) CatBoost models pickled and in their own formats; numpy
+.npy/.npz, pandas frames, scipy sparse matrices; ONNX (skl2onnx); Keras 3 (torch backend: .keras,
+legacy .h5, weights, to_json configs, unzipped archives); safetensors. A scanner must report nothing
+at medium or above on any of it.
 
 Run: `.venv/bin/python benchmarks/model_corpus.py OUT_DIR` (the modelfile benchmark calls it).
 Libraries that are not installed (torch, xgboost, lightgbm, catboost, skl2onnx, keras) are skipped.
