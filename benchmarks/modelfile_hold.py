@@ -10,6 +10,8 @@
    (goal 0 each), and the child's peak resident memory (goal under 1 GiB; inputs are < 10 MB).
 4. Throughput on tensor-heavy files (torch archives, .npy, safetensors), beside reading the same
    bytes with sha256 in this process as the yardstick (the ratio is what to compare).
+5. Real files nobody here wrote: this environment's site-packages (tens of thousands of files,
+   the test data of numpy, joblib, ONNX and others among them), findings at medium or above.
 
 Run: `.venv/bin/python benchmarks/modelfile_hold.py [--rebuild] [--fuzz N]` (make bench).
 Nothing is ever loaded; markers that a payload would create are checked to be absent.
@@ -212,6 +214,24 @@ def throughput(benign: Path) -> None:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
+def installed_goal() -> None:
+    import sysconfig
+
+    from mlthreat.scanners.modelfile import scan_path, walk
+    root = Path(sysconfig.get_paths()["purelib"])
+    files = 0
+    flagged: list[tuple[str, str]] = []
+    start = time.monotonic()
+    for path, _ in walk(root):
+        files += 1
+        flagged += [(str(path.relative_to(root)), f.rule) for f in scan_path(path)
+                    if f.severity != "low"]
+    print(f"site-packages ({files} files, {time.monotonic() - start:.0f} s): findings at medium "
+          f"or above: {len(flagged)}")
+    for name, rule in flagged[:10]:
+        print(f"  {name}: {rule}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--rebuild", action="store_true", help="rebuild the benign corpus")
@@ -224,6 +244,7 @@ def main() -> None:
     benign_goal(benign)
     fuzz_goal(benign, bad, args.fuzz)
     throughput(benign)
+    installed_goal()
     ran = marker.exists()
     print(f"payload markers created: {int(ran)} (must be 0)")
     shutil.rmtree(marker_dir, ignore_errors=True)

@@ -78,8 +78,13 @@ def _assess(case: Path, out: str, jobs: str, at: float | None
 def test_ctrl_c_at_any_moment_exits_130_and_says_what_finished(case: Path) -> None:
     moments = []
     for jobs, count in (("2", 14), ("1", 6)):   # worker processes, and this process alone
-        code, err, files, whole = _assess(case, f"full{jobs}", jobs, None)
-        assert code == 0 and files == REPORTS, err
+        # the faster of two whole runs: a first, cold run (imports from disk) can take twice as
+        # long, and moments scaled on it would land after a warm run has already finished
+        whole = 1e9
+        for attempt in range(2):
+            code, err, files, took = _assess(case, f"full{jobs}-{attempt}", jobs, None)
+            assert code == 0 and files == REPORTS, err
+            whole = min(whole, took)
         # from the imports to the report writing, short of the interpreter's own exit
         moments += [(round(whole * (0.02 + 0.66 * k / (count - 1)), 2), jobs)
                     for k in range(count)]

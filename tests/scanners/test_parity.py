@@ -77,7 +77,8 @@ def test_text_that_starts_like_a_pickle_is_not_one(tmp_path: Path) -> None:
     texts = {"conda.yaml": "channels:\n  - conda-forge\ndependencies:\n  - numpy>=1.14\n",
              "CITATION.cff": "cff-version: 1.2.0\nmessage: cite us\n",
              "cities.csv": "city,population\nBerlin,3.6\n",
-             "requirements.txt": "click\nflask\n", "notes.md": "(see below)\n"}
+             "requirements.txt": "click\nflask\n", "notes.md": "(see below)\n",
+             "distutils-precedence.pth": "import os; var = 'SETUPTOOLS_USE_DISTUTILS'"}
     env = _twin_env(tmp_path)
     for name, text in texts.items():
         (tmp_path / name).write_text(text)
@@ -239,3 +240,22 @@ def test_keras_loads_the_lambda_twins_and_scanner_flags_them(tmp_path: Path) -> 
     for name in tricks:
         assert f"{name} ran" in done.stdout, f"Keras did not run the twin: {done.stdout[-400:]}"
         assert any(f.rule == "MF-KERAS-LAMBDA" for f in scan_path(tmp_path / name)), name
+
+
+def test_real_files_of_installed_libraries_are_not_flagged(tmp_path: Path) -> None:
+    # joblib's own test data: files of joblib 0.8-0.9 (the "ZF" zlib format, sibling .npy files)
+    import joblib
+    data = Path(joblib.__file__).parent / "test" / "data"
+    old = sorted(data.glob("joblib_0.*")) if data.exists() else []
+    if not old:
+        pytest.skip("joblib's test data is not installed")
+    flagged = [(p.name, f.rule) for p in old for f in scan_path(p) if f.severity != "low"]
+    assert flagged == []
+    # an ONNX test input (a TensorProto .pb, not a model) is no model to judge
+    onnx = pytest.importorskip("onnx")
+    from onnx import numpy_helper
+    import numpy as np
+    (tmp_path / "input_0.pb").write_bytes(
+        numpy_helper.from_array(np.arange(6.0).reshape(2, 3)).SerializeToString())
+    assert scan_path(tmp_path / "input_0.pb") == []
+    assert onnx

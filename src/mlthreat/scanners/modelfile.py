@@ -292,15 +292,17 @@ PICKLE_NAMES = (".pkl", ".pickle", ".joblib", ".jbl", ".pt", ".pth", ".ckpt", ".
 def _pickle(data: Data, file: str, member: str, root: Path | None, name: str,
             at: At) -> list[ScanFinding]:
     result = scan_pickle_bytes(data, budget=at.budget)
-    # A text file whose first byte is also an opcode breaks before anything is imported; its
-    # breaking says nothing. A stream that starts with PROTO, or a file named as a model or
-    # found where a loader unpickles, is a pickle: if it breaks, the scanner cannot vouch for it.
-    vouch = data[:1] == b"\x80" or result.pickles > 0 or name.lower().endswith(PICKLE_NAMES) \
-        or member.endswith(")") or any(p[1].startswith("scan time") for p in result.problems)
-    if not vouch:   # text: only what would really run before the load breaks
-        result.found = {k: h for k, h in result.found.items() if SEVERITY.get(h.verdict) in
-                        ("high", "critical")}
-    return _pickle_findings(result, file, member, problems=vouch)
+    # What matters is what runs before a load stops. A stream that starts with PROTO, or that
+    # completes, is a pickle: every finding counts, and if it breaks the scanner cannot vouch
+    # for it. Anything else (a text file, a data file, a .pth of site-packages whose first byte
+    # is also an opcode) breaks the loader too: only what would run before that is reported.
+    limits = [p for p in result.problems if p[1].startswith("scan time")]
+    if data[:1] == b"\x80" or result.pickles > 0:
+        return _pickle_findings(result, file, member)
+    result.found = {k: h for k, h in result.found.items() if SEVERITY.get(h.verdict) in
+                    ("high", "critical")}
+    result.problems = limits
+    return _pickle_findings(result, file, member)
 
 
 def _pickle_also(data: Data, file: str, member: str, root: Path | None, name: str,
@@ -320,9 +322,10 @@ class _TooBig(Exception):  # noqa: N818 - a signal: the bytes out exceed the bud
 def _inflate(kind: str, data: Data) -> Iterator[bytes]:
     """Decompressed chunks of at most CHUNK bytes, read a chunk of input at a time."""
     start = 0
-    if kind == "zlib" and data[:2] == b"ZF":   # old joblib: "ZF", a padded length, then zlib
-        head = bytes(data[2:40])
-        start = 2 + head.index(b"x") if b"x" in head else 2
+    if kind == "zlib" and data[:2] == b"ZF":
+        # joblib <= 0.9 (read_zfile): "ZF", hex(length) padded to 19 characters, one more space
+        # in joblib <= 0.8.4's files, then zlib
+        start = 21 + (data[21:22] == b" ")
     if kind in ("zlib", "gzip"):
         z = zlib.decompressobj(16 + zlib.MAX_WBITS if kind == "gzip" else zlib.MAX_WBITS)
         pos, buf = start, b""
@@ -513,8 +516,9 @@ def _npy(data: Data, file: str, member: str, root: Path | None, name: str,
                         member=member)]
     if not dtype.hasobject:
         return []
-    out = [finding(file, "medium", "MF-NPY-OBJECT", "object array: numpy.load(allow_pickle=True)"
-                   " unpickles it; scanned below", start, member)]
+    out = [finding(file, "low", "MF-NPY-OBJECT", "object array: numpy.load needs "
+                   "allow_pickle=True and unpickles it; its pickle was scanned (any finding in it "
+                   "is listed)", start, member)]
     from mlthreat.scanners.pickle_scan import Machine
     where = f"{member}(object array)" if member else "(object array)"
     result = Machine(data, "", budget=at.budget).run(start, several=False)
@@ -681,7 +685,10 @@ def safetensors_problems(data: Data) -> list[str]:
 def _onnx(data: Data, file: str, member: str, root: Path | None, name: str,
           at: At) -> list[ScanFinding]:
     out = []
-    for severity, message in onnx_problems(data):
+    problems = onnx_problems(data)
+    if not name.lower().endswith(".onnx") and any("not a valid ONNX" in m for _, m in problems):
+        return []   # a protobuf of another kind (a TensorProto test input .pb), or no protobuf
+    for severity, message in problems:
         out.append(finding(file, severity, "MF-ONNX", message, member=member))
     return out
 
