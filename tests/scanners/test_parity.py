@@ -259,3 +259,36 @@ def test_real_files_of_installed_libraries_are_not_flagged(tmp_path: Path) -> No
         numpy_helper.from_array(np.arange(6.0).reshape(2, 3)).SerializeToString())
     assert scan_path(tmp_path / "input_0.pb") == []
     assert onnx
+
+
+def test_chat_templates_and_yaml_tags_that_run_code_are_flagged(tmp_path: Path) -> None:
+    cases = {
+        "model.gguf": (payloads.gguf(payloads.SSTI), "MF-TEMPLATE-INJECTION"),
+        "ok.gguf": (payloads.gguf(payloads.BENIGN_TEMPLATE), None),
+        "tokenizer_config.json": (json.dumps({"chat_template": payloads.SSTI}).encode(),
+                                  "MF-TEMPLATE-INJECTION"),
+        "config.yaml": (payloads.YAML_APPLY.encode(), "MF-YAML-PYTHON"),
+        "params.yaml": (b"lr: 0.1\nname: !!str run-1\nlayers: [1, 2]\n", None),
+    }
+    for name, (data, rule) in cases.items():
+        (tmp_path / name).write_bytes(data)
+        rules = {f.rule for f in scan_path(tmp_path / name)}
+        assert rules == ({rule} if rule else set()), (name, rules)
+
+
+def test_archive_paths_that_leave_the_folder_are_flagged(tmp_path: Path) -> None:
+    import io
+    import tarfile
+    import zipfile
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as z:
+        z.writestr("../../.bashrc", b"echo hi")
+    (tmp_path / "a.zip").write_bytes(buf.getvalue())
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        info = tarfile.TarInfo("/etc/cron.d/x")
+        info.size = 2
+        tar.addfile(info, io.BytesIO(b"hi"))
+    (tmp_path / "b.tar").write_bytes(buf.getvalue())
+    for name in ("a.zip", "b.tar"):
+        assert [f.rule for f in scan_path(tmp_path / name)] == ["MF-ARCHIVE-PATH"], name

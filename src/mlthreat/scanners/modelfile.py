@@ -116,11 +116,15 @@ def kinds(data: Data, name: str = "") -> list[str]:
         out.append("safetensors")
     elif head[:1] == b"\x08":
         out.append("onnx")
+    elif head.startswith(b"GGUF"):
+        out.append("gguf")
+    if len(data) >= 512 and bytes(data[257:262]) == b"ustar":
+        out.append("tar")      # tarfile (torch's oldest format, datasets): every member
     if "zip" not in out and (not name or name.lower().endswith(ZIP_NAMES)) and _zip_at_end(data):
         out.append("zip")      # Python's zipfile (so Keras) reads a zip behind other bytes
     if (not out or out == ["zip"]) and len(data) > 512 and _hdf5_user_block(data) is not None:
         out.append("hdf5")
-    if head[:1] and head[:1] in CODE_TO_OP and not head.startswith((b"PK", b"\x93NUMPY")):
+    if head[:1] and head[:1] in CODE_TO_OP and not head.startswith((b"PK", b"\x93NUMPY", b"GGUF")):
         # pickle.load / torch.load (legacy) / np.load(allow_pickle) read from the first byte;
         # beside another format, only what such a reading would run is reported
         out.append("pickle" if not out else "pickle-also")
@@ -227,8 +231,9 @@ def scan_bytes(data: Data, file: str, member: str = "", root: Path | None = None
                name: str = "", at: At | None = None) -> list[ScanFinding]:
     at = at or At(0, Budget.for_size(len(data)))
     found = kinds(data, name)
+    text = _named_text(data, file, member, name)
     if not found:
-        return _keras_json(data, file, member, name)
+        return text
     if at.depth > MAX_NESTING:
         return [finding(file, "high", "MF-NESTING", "archives nested too deep: treat as unsafe",
                         member=member)]
@@ -239,7 +244,7 @@ def scan_bytes(data: Data, file: str, member: str = "", root: Path | None = None
                                "unsafe", member=member))
             break
         out += _HANDLERS[kind](data, file, member, root, name, at)
-    return _unique(out)
+    return _unique(out + text)
 
 
 def _unique(found: list[ScanFinding]) -> list[ScanFinding]:
@@ -436,7 +441,10 @@ def _zip(data: Data, file: str, member: str, root: Path | None, name: str,
             return []   # an end record inside other bytes, but no archive Python can open
         return [finding(file, "high", "MF-UNPARSEABLE", f"broken zip archive ({exc}): treat as "
                         "unsafe", member=member)]
-    out: list[ScanFinding] = []
+    out: list[ScanFinding] = [
+        finding(file, "medium", "MF-ARCHIVE-PATH", f"member path {i.filename!r} leaves the folder "
+                "it would be extracted to (path traversal): never extract this archive",
+                member=member) for i in infos if _escapes(i.filename)][:5]
     # torch unpickles the .pkl members (data.pkl, constants.pkl) whatever their position: those
     # come first, so a long archive cannot hide them past the member limit
     pickles = [i for i in infos if i.filename.endswith(".pkl")]
@@ -464,16 +472,13 @@ def _zip(data: Data, file: str, member: str, root: Path | None, name: str,
             with archive.open(info) as stream:
                 stream._expected_crc = None   # type: ignore[attr-defined]  # torch ignores CRCs
                 head = stream.read(16)
-                wanted = leaf.endswith(".pkl") or leaf.endswith(".json") or bool(kinds(head)) \
+                wanted = leaf.endswith(".pkl") or leaf.endswith(TEXT_NAMES) or bool(kinds(head)) \
                     or leaf.endswith(PICKLE_NAMES)
                 if not wanted:
                     continue
                 chunks = _read_rest(stream, head)
                 with _collected(chunks, info.compress_size, at) as blob:
-                    if leaf.endswith(".json"):
-                        out += _keras_json(blob, file, where, leaf, in_archive=True)
-                    else:
-                        out += scan_bytes(blob, file, where, root, leaf, at.deeper())
+                    out += scan_bytes(blob, file, where, root, leaf, at.deeper())
         except _TooBig as exc:
             out.append(finding(file, "high", "MF-BOMB", f"member not scanned: {exc}; treat as "
                                "unsafe", member=where))
@@ -491,6 +496,217 @@ def _read_rest(stream: IO[bytes], head: bytes) -> Iterator[bytes]:
         if not chunk:
             return
         yield chunk
+
+
+def _escapes(name: str) -> bool:
+    path = PurePosixPath(name.replace("\\", "/"))
+    return path.is_absolute() or ".." in path.parts or bool(re.match(r"[A-Za-z]:", name))
+
+
+def _tar(data: Data, file: str, member: str, root: Path | None, name: str,
+         at: At) -> list[ScanFinding]:
+    """Every regular member of a tar archive (torch's oldest format unpickles its members
+    'sys_info', 'pickle', 'storages' and 'tensors'), read as a stream with the same caps."""
+    import tarfile
+    out: list[ScanFinding] = []
+    try:
+        with tarfile.open(fileobj=io.BytesIO(bytes(data)) if not isinstance(data, mmap.mmap)
+                          else _MappedFile(data), mode="r:") as tar:
+            for n, info in enumerate(tar):
+                where = f"{member}/{info.name}" if member else info.name
+                if _escapes(info.name) or (info.issym() or info.islnk()) and _escapes(
+                        info.linkname):
+                    out.append(finding(file, "medium", "MF-ARCHIVE-PATH", f"member "
+                                       f"{info.name!r} leaves the folder it would be extracted "
+                                       "to (path traversal): never extract this archive",
+                                       member=member))
+                if n >= MAX_MEMBERS:
+                    out.append(finding(file, "high", "MF-TOO-MANY", f"more than {MAX_MEMBERS} "
+                                       "members: the rest was not scanned, treat as unsafe",
+                                       member=member))
+                    break
+                if not info.isfile():
+                    continue
+                if at.budget.over():
+                    out.append(finding(file, "high", "MF-TIMEOUT", "scan time limit reached "
+                                       "inside the archive: treat as unsafe", member=where))
+                    break
+                stream = tar.extractfile(info)
+                if stream is None:
+                    continue
+                leaf = PurePosixPath(info.name).name
+                with _collected(_read_rest(stream, b""), max(info.size, 1), at) as blob:
+                    out += scan_bytes(blob, file, where, root, leaf, at.deeper())
+                    if leaf in ("storages", "tensors"):
+                        out += _interleaved(blob, file, where, at)
+    except _TooBig as exc:
+        out.append(finding(file, "high", "MF-BOMB", f"tar member not scanned: {exc}",
+                           member=member))
+    except (tarfile.TarError, OSError, EOFError, ValueError) as exc:
+        out.append(finding(file, "high", "MF-UNPARSEABLE", f"broken tar archive ({exc}): treat "
+                           "as unsafe", member=member))
+    return out
+
+
+def _interleaved(data: Data, file: str, member: str, at: At) -> list[ScanFinding]:
+    """Pickles between raw storage bytes (torch's legacy tar members 'storages' and 'tensors'
+    read a pickle, then raw bytes, then the next pickle): every protocol-2 start is read as the
+    loader might reach it; only what such a reading would run is reported."""
+    from mlthreat.scanners.pickle_scan import Machine
+    out: list[ScanFinding] = []
+    start = 0
+    for _ in range(100_000):
+        start = data.find(b"\x80\x02", start) if start < len(data) else -1
+        if start < 0 or at.budget.over():
+            break
+        result = Machine(data, "", budget=at.budget, quiet=True).run(start, several=False)
+        result.problems = []
+        out += _pickle_findings(result, file, member)
+        start += 2
+    return out
+
+
+class _MappedFile(io.RawIOBase):
+    """A read-only file over a memory map (tarfile reads it; its own position, not the map's)."""
+
+    def __init__(self, data: mmap.mmap) -> None:
+        self.data, self.pos = data, 0
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def read(self, size: int = -1) -> bytes:
+        end = len(self.data) if size is None or size < 0 else min(len(self.data), self.pos + size)
+        chunk = bytes(self.data[self.pos:end])
+        self.pos = end
+        return chunk
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        base = {0: 0, 1: self.pos, 2: len(self.data)}[whence]
+        self.pos = max(0, base + offset)
+        return self.pos
+
+    def tell(self) -> int:
+        return self.pos
+
+
+# templates that reach Python's internals from Jinja: dunders, the classic gadgets, escapes
+_SSTI = re.compile(r"__[A-Za-z]\w*__|\b(lipsum|cycler|joiner|namespace)\s*\.|\|\s*attr\s*\(|"
+                   r"\\x5f|\\u005f|\bos\.(popen|system)|\bsubprocess\b|\bimport\s*\(")
+_YAML_PYTHON = re.compile(rb"!!python/(object/apply|object/new|object|name|module)\b|"
+                          rb"tag:yaml\.org,2002:python/")
+TEXT_NAMES = (".json", ".yaml", ".yml", ".jinja", ".j2")
+
+
+def _named_text(data: Data, file: str, member: str, name: str) -> list[ScanFinding]:
+    """Model-adjacent text judged by name: Keras JSON configs, chat templates that a renderer
+    could run (tokenizer_config.json, *.jinja), YAML with Python tags (yaml.unsafe_load runs
+    them)."""
+    low = name.lower()
+    if not low.endswith(TEXT_NAMES) or len(data) > 64 * 1024**2:
+        return []
+    out: list[ScanFinding] = []
+    if low.endswith((".yaml", ".yml")):
+        m = _YAML_PYTHON.search(data)
+        if m:
+            out.append(finding(file, "critical" if b"apply" in m.group(0) or b"new" in
+                               m.group(0) or b"name" in m.group(0) or b"module" in m.group(0)
+                               else "high", "MF-YAML-PYTHON", f"a YAML Python tag "
+                               f"({m.group(0).decode('latin-1')}): yaml.unsafe_load or an "
+                               "unsafe Loader imports and calls what it names", m.start(),
+                               member))
+        return out
+    if low.endswith(".json"):
+        out += _keras_json(data, file, member, name)
+        if low.endswith("tokenizer_config.json") or low.endswith("chat_template.json"):
+            out += _template_findings(_json_templates(data), file, member, "sandboxed by "
+                                      "transformers, run as code by unsandboxed renderers")
+        return out
+    if "chat" not in low:     # code-generation templates (torch's .py.jinja) are no concern
+        return []
+    return _template_findings([bytes(data).decode("utf-8", "replace")], file, member,
+                              "a chat template file")
+
+
+def _json_templates(data: Data) -> list[str]:
+    try:
+        doc = json.loads(bytes(data))
+    except (ValueError, UnicodeDecodeError, RecursionError):
+        return []
+    found = doc.get("chat_template") if isinstance(doc, dict) else None
+    if isinstance(found, list):
+        return [str(t.get("template", "")) for t in found if isinstance(t, dict)]
+    return [found] if isinstance(found, str) else []
+
+
+def _template_findings(templates: list[str], file: str, member: str,
+                       how: str) -> list[ScanFinding]:
+    out = []
+    for template in templates:
+        m = _SSTI.search(template)
+        if m:
+            out.append(finding(file, "critical", "MF-TEMPLATE-INJECTION", f"chat template "
+                               f"reaches Python internals ({m.group(0)!r}; {how}): rendering "
+                               "it can run code (e.g. CVE-2024-34359 in llama-cpp-python)",
+                               member=member))
+    return out
+
+
+def _gguf(data: Data, file: str, member: str, root: Path | None, name: str,
+          at: At) -> list[ScanFinding]:
+    """GGUF metadata (llama.cpp models): the chat templates among its keys."""
+    try:
+        templates = [v for k, v in _gguf_strings(data) if "chat_template" in k]
+    except (struct.error, ValueError, UnicodeDecodeError, RecursionError) as exc:
+        return [finding(file, "high", "MF-UNPARSEABLE", f"broken GGUF metadata ({exc}): treat "
+                        "as unsafe", member=member)]
+    return _template_findings(templates, file, member, "rendered by llama.cpp's bindings")
+
+
+_GGUF_FIXED = {0: 1, 1: 1, 2: 2, 3: 2, 4: 4, 5: 4, 6: 4, 7: 1, 10: 8, 11: 8, 12: 8}
+
+
+def _gguf_strings(data: Data) -> list[tuple[str, str]]:
+    """(key, value) of the string metadata of a GGUF file (versions 2 and 3)."""
+    version, _, count = struct.unpack_from("<IQQ", data, 4)
+    if version < 2 or count > 1_000_000:
+        raise ValueError(f"version {version}, {count} keys")
+    pos, out = 24, []
+
+    def text(at: int) -> tuple[str, int]:
+        n = struct.unpack_from("<Q", data, at)[0]
+        if at + 8 + n > len(data) or n > 64 * 1024**2:
+            raise ValueError("string past the end")
+        return bytes(data[at + 8:at + 8 + n]).decode("utf-8"), at + 8 + n
+
+    def skip(kind: int, at: int) -> int:
+        if kind in _GGUF_FIXED:
+            return at + _GGUF_FIXED[kind]
+        if kind == 8:
+            return text(at)[1]
+        if kind == 9:
+            inner, n = struct.unpack_from("<IQ", data, at)
+            at += 12
+            if inner in _GGUF_FIXED:
+                return int(at + n * _GGUF_FIXED[inner])
+            for _ in range(n):
+                at = skip(inner, at)
+            return at
+        raise ValueError(f"value type {kind}")
+
+    for _ in range(count):
+        key, pos = text(pos)
+        kind = struct.unpack_from("<I", data, pos)[0]
+        pos += 4
+        if kind == 8:
+            value, pos = text(pos)
+            out.append((key, value))
+        else:
+            pos = skip(kind, pos)
+    return out
 
 
 # ---------------------------------------------------------------------- numpy
@@ -696,7 +912,7 @@ def _onnx(data: Data, file: str, member: str, root: Path | None, name: str,
 _HANDLERS = {"pickle": _pickle, "pickle-also": _pickle_also, "zlib": _compressed,
              "gzip": _compressed, "bz2": _compressed, "lz4": _compressed,
              "lzma": _compressed, "zip": _zip, "npy": _npy, "hdf5": _hdf5,
-             "safetensors": _safetensors, "onnx": _onnx}
+             "safetensors": _safetensors, "onnx": _onnx, "tar": _tar, "gguf": _gguf}
 
 
 class ModelFileScanner(Scanner):
