@@ -253,8 +253,8 @@ def test_real_files_of_installed_libraries_are_not_flagged(tmp_path: Path) -> No
     assert flagged == []
     # an ONNX test input (a TensorProto .pb, not a model) is no model to judge
     onnx = pytest.importorskip("onnx")
-    from onnx import numpy_helper
     import numpy as np
+    from onnx import numpy_helper
     (tmp_path / "input_0.pb").write_bytes(
         numpy_helper.from_array(np.arange(6.0).reshape(2, 3)).SerializeToString())
     assert scan_path(tmp_path / "input_0.pb") == []
