@@ -347,21 +347,10 @@ def _inflate(kind: str, data: Data) -> Iterator[bytes]:
         return
     if kind == "lz4":
         import lz4.frame  # optional: without it, _compressed reports the file unscanned
-        dec = lz4.frame.LZ4FrameDecompressor()
-        pos = 0
-        while not dec.eof:
-            buf = b""
-            if dec.needs_input:
-                buf = bytes(data[pos:pos + CHUNK])
-                pos += len(buf)
-                if not buf:
-                    raise EOFError("the stream ends early")
-            out = dec.decompress(buf, CHUNK)
-            if out:
-                yield out
-        return
-    d = bz2.BZ2Decompressor() if kind == "bz2" else lzma.LZMADecompressor()
-    pos = 0
+        d = lz4.frame.LZ4FrameDecompressor()
+    else:
+        d = bz2.BZ2Decompressor() if kind == "bz2" else lzma.LZMADecompressor()
+    pos = 0   # all three: eof, needs_input, decompress(data, max_length)
     while not d.eof:
         buf = b""
         if d.needs_input:
