@@ -7,7 +7,8 @@ whose code co-occurrences match those Bieringer et al. (SOUPS 2022) report:
 
 Co-occurring codes share a segment and each participant has one such segment, so the counts hold
 per participant and per segment alike. Coder B sometimes leaves out a code coder A applied (never
-adds one), so the union of both coders keeps the counts while agreement stays below 1.
+adds one; once a whole segment, P11-S1), so agreement stays below 1; the rows of coder
+"consensus" hold the agreed final coding (coder A's), from which the counts above are taken.
 Run: python examples/interview-codes/make_codes.py
 """
 
@@ -41,7 +42,7 @@ def main() -> None:
     for participant, segments in SEGMENTS.items():
         for i, codes in enumerate(segments):
             segment = f"{participant}-S{i + 1}"
-            for coder in ("A", "B"):
+            for coder in ("A", "B", "consensus"):
                 for code in sorted(codes):
                     if coder == "B" and (participant, i, code) in B_OMITS:
                         continue

@@ -95,7 +95,15 @@ def test_refi_qda_project(tmp_path: Path) -> None:
         ("P01", "sel1", "Ana", "model stealing"), ("P01", "sel1", "Ana", "code breach"),
         ("P01", "sel1", "Ben", "model stealing"), ("P02", "sel2", "Ana", "code breach")}
     r = analyse_codes(codings, "demo.qdpx")
-    assert r.together("model stealing", "code breach") == 1
+    # Ana applied both codes to sel1, Ben only model stealing: with two coders and no consensus
+    # a code holds where both applied it, so the two are never together; each coder's own counts
+    # are kept
+    assert r.view == "majority" and r.together("model stealing", "code breach") == 0
+    ana, ben = r.by_coder
+    assert dict(zip(r.codes, ana.participants_per_code, strict=True)) == {
+        "code breach": 2, "model stealing": 1}
+    assert dict(zip(r.codes, ben.participants_per_code, strict=True)) == {
+        "code breach": 0, "model stealing": 1}
 
 
 def test_refi_qda_rejects_hostile_xml(tmp_path: Path) -> None:
@@ -104,3 +112,91 @@ def test_refi_qda_rejects_hostile_xml(tmp_path: Path) -> None:
                     '<!ENTITY b "&a;&a;&a;&a;">]><Project>&b;</Project>')
     with pytest.raises(SpecError, match="refused: the XML declares entities"):
         read_codings(bomb)
+
+
+def _write(tmp_path: Path, rows: list[str]) -> Path:
+    path = tmp_path / "c.csv"
+    path.write_text("participant,segment,coder,code\n" + "\n".join(rows) + "\n")
+    return path
+
+
+def test_a_segment_one_coder_left_uncoded_is_a_disagreement(tmp_path: Path) -> None:
+    # A codes x on s1..s3 and y on s4; B codes x on s1, s2 and y on s4, and leaves s3 without a
+    # row. Over all segments (the default) s3 is "x" against "not coded".
+    import krippendorff
+    from sklearn.metrics import cohen_kappa_score
+    rows = ["P1,s1,A,x", "P1,s2,A,x", "P1,s3,A,x", "P1,s4,A,y",
+            "P1,s1,B,x", "P1,s2,B,x", "P1,s4,B,y", "P2,s5,A,y", "P2,s5,B,y"]
+    codings = read_codings(_write(tmp_path, rows))
+    r = analyse_codes(codings, "c.csv", "segment")
+    segs = ["s1", "s2", "s3", "s4", "s5"]
+    a_x, b_x = [1, 1, 1, 0, 0], [1, 1, 0, 0, 0]
+    x = next(a for a in r.agreement if a.code == "x")
+    assert x.segments == 5 and x.kappa == round(cohen_kappa_score(a_x, b_x), 4)
+    a_y, b_y = [0, 0, 0, 1, 1], [0, 0, 0, 1, 1]
+    (overall,) = r.overall
+    assert overall.kappa == round(cohen_kappa_score(a_x + a_y, b_x + b_y), 4)
+    expected = krippendorff.alpha(reliability_data=[a_x + a_y, b_x + b_y],
+                                  level_of_measurement="nominal")
+    assert r.alpha == round(expected, 4)
+    assert len(segs) == r.segments
+    # scope "seen": only the segments a coder has a row for count -> s3 drops out for B
+    seen = analyse_codes(codings, "c.csv", "segment", scope="seen")
+    x_seen = next(a for a in seen.agreement if a.code == "x")
+    assert x_seen.segments == 4 and x_seen.kappa == 1.0 and x.kappa < x_seen.kappa
+
+
+def test_an_empty_code_marks_a_segment_read_and_left_uncoded(tmp_path: Path) -> None:
+    rows = ["P1,s1,A,x", "P1,s2,A,x", "P1,s1,B,x", "P1,s2,B,", "P1,s3,A,", "P1,s3,B,"]
+    r = analyse_codes(read_codings(_write(tmp_path, rows)), "c.csv", "segment", scope="seen")
+    (x,) = r.agreement
+    assert r.codes == ("x",) and x.segments == 3    # s2 counts for B (read), s3 for both
+    from sklearn.metrics import cohen_kappa_score
+    assert x.kappa == round(cohen_kappa_score([1, 1, 0], [1, 0, 0]), 4)
+
+
+def test_cohens_kappa_matches_the_published_worked_example(tmp_path: Path) -> None:
+    # Cohen's kappa's textbook example (50 proposals, two readers): yes/yes 20, yes/no 5,
+    # no/yes 10, no/no 15 -> p_o = 0.7, p_e = 0.5, kappa = 0.4
+    pairs = [("yes", "yes")] * 20 + [("yes", "no")] * 5 + [("no", "yes")] * 10 + [("no", "no")] * 15
+    rows = []
+    for i, (a, b) in enumerate(pairs):
+        rows += [f"P{i},s{i},A,{'grant' if a == 'yes' else ''}",
+                 f"P{i},s{i},B,{'grant' if b == 'yes' else ''}"]
+    r = analyse_codes(read_codings(_write(tmp_path, rows)), "c.csv")
+    (grant,) = r.agreement
+    assert grant.kappa == 0.4 and grant.segments == 50
+
+
+def test_fleiss_kappa_for_three_coders_by_hand(tmp_path: Path) -> None:
+    # 3 coders, 4 segments; number applying code x per segment: 3, 2, 0, 1.
+    # P_i = (n1^2 + n0^2 - 3) / 6: 1, 1/3, 1, 1/3 -> P_bar = 2/3
+    # p_x = 6/12 = 0.5 -> P_e = 0.5 -> kappa = (2/3 - 1/2) / (1/2) = 1/3
+    applied = {"s1": "ABC", "s2": "AB", "s3": "", "s4": "C"}
+    rows = [f"P1,{s},{c},{'x' if c in who else ''}" for s, who in applied.items() for c in "ABC"]
+    r = analyse_codes(read_codings(_write(tmp_path, rows)), "c.csv", "segment")
+    (fleiss,) = r.fleiss
+    assert fleiss.code == "x" and fleiss.segments == 4 and fleiss.kappa == round(1 / 3, 4)
+
+
+def test_consensus_coding_is_the_headline_and_is_not_compared(tmp_path: Path) -> None:
+    rows = ["P1,s1,A,x", "P1,s1,B,y", "P1,s1,Consensus,x", "P1,s1,Consensus,y"]
+    r = analyse_codes(read_codings(_write(tmp_path, rows)), "c.csv", "segment")
+    assert r.view == "consensus" and r.consensus == "Consensus" and r.coders == ("A", "B")
+    assert r.together("x", "y") == 1                   # the agreed coding has both
+    assert [a.coders for a in r.overall] == [("A", "B")]
+    no_consensus = analyse_codes(read_codings(_write(tmp_path, rows[:2])), "c.csv", "segment")
+    assert no_consensus.view == "majority" and no_consensus.participants_per_code == (0, 0)
+
+
+def test_codes_command_takes_the_scope(tmp_path: Path) -> None:
+    import json
+
+    from mlthreat.cli import main
+    rows = ["P1,s1,A,x", "P1,s2,A,x", "P1,s1,B,x"]
+    path = _write(tmp_path, rows)
+    for scope, segments in (("all", 2), ("seen", 1)):
+        out = tmp_path / f"{scope}.json"
+        assert main(["codes", str(path), "--scope", scope, "-f", "json", "-o", str(out)]) == 0
+        data = json.loads(out.read_text())
+        assert data["scope"] == scope and data["overall"][0]["segments"] == segments

@@ -236,6 +236,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("file", help="CSV with participant, segment, coder, code; or .qdpx/.qde")
     p.add_argument("--unit", choices=["participant", "segment"], default="participant",
                    help="count co-occurrence per participant (default) or per segment")
+    p.add_argument("--scope", choices=["all", "seen"], default="all",
+                   help="segments that count for a coder's agreement: all of the project "
+                        "(default; a segment left without a code is 'not coded'), or only those "
+                        "the coder has a row for (an empty code marks a segment read, for "
+                        "projects where coders split the material)")
     p.add_argument("-f", "--format", choices=FORMATS_RESEARCH)
     p.add_argument("-o", "--output", help="write the report to this file (needs -f)")
     p.add_argument("--force", action="store_true", help="overwrite an existing file")

@@ -57,7 +57,8 @@ def cmd_codes(cli: Cli) -> int:
     from mlthreat.perception.codes import analyse_codes, read_codings
     from mlthreat.report.research import render_codes
     output = cli.output()
-    report = analyse_codes(read_codings(cli.args.file), Path(cli.args.file).name, cli.args.unit)
+    report = analyse_codes(read_codings(cli.args.file), Path(cli.args.file).name, cli.args.unit,
+                           cli.args.scope)
     cli.emit(render_codes(report, cli.args.format or "md"), codes_summary(report), output)
     return EXIT_OK
 

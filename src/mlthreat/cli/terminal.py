@@ -116,17 +116,27 @@ def team_summary(v: TeamView) -> list[RenderableType]:
 def codes_summary(r: CodesReport) -> list[RenderableType]:
     out: list[RenderableType] = [Panel.fit(
         f"{r.source}: {len(r.participants)} participants, {r.segments} segments, "
-        f"{len(r.codes)} codes, coders {', '.join(r.coders)}", title="coded interviews",
+        f"{len(r.codes)} codes, coders {', '.join(r.coders)}"
+        f"{f' (consensus coding: {r.consensus})' if r.consensus else ''}", title="coded interviews",
         border_style="blue")]
-    table = Table(title="Codes", title_justify="left")
-    for col in ("code", "participants", "segments"):
+    from mlthreat.report.research import SCOPES, VIEWS
+    table = Table(title=f"Codes (headline: {VIEWS[r.view]}; then each coder: participants "
+                        "(segments))", title_justify="left")
+    for col in ("code", "participants", "segments", *(c.coder for c in r.by_coder)):
         table.add_column(col)
-    for code, n, row in zip(r.codes, r.participants_per_code, r.frequency, strict=True):
-        table.add_row(code, str(n), str(sum(row)))
+    for i, (code, n, row) in enumerate(zip(r.codes, r.participants_per_code, r.frequency,
+                                           strict=True)):
+        table.add_row(code, str(n), str(sum(row)),
+                      *(f"{c.participants_per_code[i]} ({sum(c.frequency[i])})"
+                        for c in r.by_coder))
     out.append(table)
     for a in r.overall:
         out.append(Text(f"Coder agreement {' / '.join(a.coders)}: Cohen's kappa {_k(a.kappa)} "
                         f"over {a.segments} segments; Krippendorff's alpha {_k(r.alpha)}"))
+    if r.overall:
+        out.append(Text(f"  scope: {SCOPES[r.scope]} (--scope)", style="dim"))
+    for f in r.fleiss:
+        out.append(Text(f"Fleiss' kappa, {f.code}: {_k(f.kappa)} over {f.segments} segments"))
     pairs = [(a, b, r.cooccurrence[i][j]) for i, a in enumerate(r.codes)
              for j, b in enumerate(r.codes) if j > i and r.cooccurrence[i][j]]
     pairs.sort(key=lambda x: (-x[2], x[0], x[1]))

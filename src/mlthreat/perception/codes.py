@@ -1,10 +1,18 @@
 """Research mode: coded interview data, as qualitative researchers code it.
 
 Input: a CSV with columns participant, segment, coder, code (one row per code a coder applied
-to a segment), or a REFI-QDA project (.qdpx zip or .qde XML, the exchange format of ATLAS.ti,
-MAXQDA, NVivo and others). Output: per-code frequencies by participant, coder agreement (Cohen's
-kappa per code and overall, scikit-learn; Krippendorff's alpha when there are more coders) and
-the code co-occurrence matrix, counted per participant or per segment.
+to a segment; a row with an empty code says the coder read the segment and applied none), or a
+REFI-QDA project (.qdpx zip or .qde XML, the exchange format of ATLAS.ti, MAXQDA, NVivo and
+others). A coder named "consensus" (any case) holds the agreed final coding.
+
+Agreement is computed as the field reports it: by default every segment of the project counts for
+every coder, and a segment a coder left without any code is "not coded" there (scope "all");
+scope "seen" restricts each coder to the segments they have a row for, for projects where coders
+split the material. Output: each coder's frequencies and participants per code; a headline view
+(the consensus coder's if there is one, else codes most coders who read a segment applied there);
+Cohen's kappa per code and overall for every coder pair (scikit-learn), Fleiss' kappa per code for
+three coders or more (statsmodels), Krippendorff's alpha over all coders (krippendorff); and the
+code co-occurrence matrix of the headline view, counted per participant or per segment.
 """
 
 from __future__ import annotations
@@ -25,6 +33,8 @@ from sklearn.metrics import cohen_kappa_score
 from mlthreat.errors import Problem, SpecError
 
 COLUMNS = ("participant", "segment", "coder", "code")
+SCOPES = ("all", "seen")
+CONSENSUS = "consensus"
 MAX_XML_BYTES = 200 * 1024 * 1024
 
 
@@ -45,19 +55,39 @@ class CodeAgreement:
 
 
 @dataclass(frozen=True)
+class CoderCounts:
+    coder: str
+    segments: int                              # segments this coder's agreement counts
+    frequency: tuple[tuple[int, ...], ...]     # codes x participants: segments coded
+    participants_per_code: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class FleissKappa:
+    code: str
+    kappa: float | None
+    segments: int                              # segments every coder counts
+
+
+@dataclass(frozen=True)
 class CodesReport:
     source: str
     unit: str                                 # participant | segment
     participants: tuple[str, ...]
-    coders: tuple[str, ...]
+    coders: tuple[str, ...]                   # the coders compared (not the consensus)
     codes: tuple[str, ...]
     segments: int
-    frequency: tuple[tuple[int, ...], ...]    # codes x participants: segments coded (any coder)
+    frequency: tuple[tuple[int, ...], ...]    # codes x participants, headline view (see `view`)
     participants_per_code: tuple[int, ...]
     agreement: tuple[CodeAgreement, ...]      # per code and coder pair
     overall: tuple[CodeAgreement, ...]        # per coder pair, all codes pooled
     alpha: float | None                        # Krippendorff's alpha over all coders
     cooccurrence: tuple[tuple[int, ...], ...]  # codes x codes; diagonal = units with the code
+    scope: str = "all"                        # all | seen: which segments count for a coder
+    view: str = "majority"                    # consensus | majority | single
+    consensus: str | None = None              # the consensus coder's name, if the data has one
+    by_coder: tuple[CoderCounts, ...] = ()
+    fleiss: tuple[FleissKappa, ...] = ()
 
     def together(self, a: str, b: str) -> int:
         return self.cooccurrence[self.codes.index(a)][self.codes.index(b)]
@@ -88,10 +118,11 @@ def _read_csv(path: Path) -> list[Coding]:
     out, problems = [], []
     for row in reader:
         values = {c: (row.get(header[c]) or "").strip() for c in COLUMNS}
-        empty = [c for c, v in values.items() if not v]
+        empty = [c for c, v in values.items() if not v and c != "code"]
         if empty:
-            problems.append(Problem(file, reader.line_num, None,
-                                    f"empty {', '.join(empty)}", "every row needs all four"))
+            problems.append(Problem(file, reader.line_num, None, f"empty {', '.join(empty)}",
+                                    "every row needs participant, segment and coder (an empty "
+                                    "code says the coder read the segment and applied none)"))
             continue
         out.append(Coding(**values))
     if problems:
@@ -155,19 +186,35 @@ def _kappa(x: np.ndarray, y: np.ndarray) -> float | None:
     return None if math.isnan(value) else round(value, 4)
 
 
-def analyse_codes(codings: list[Coding], source: str, unit: str = "participant") -> CodesReport:
+def analyse_codes(codings: list[Coding], source: str, unit: str = "participant",
+                  scope: str = "all") -> CodesReport:
     if unit not in ("participant", "segment"):
         raise ValueError("unit is participant or segment")
+    if scope not in SCOPES:
+        raise ValueError("scope is all or seen")
     participants = sorted({c.participant for c in codings})
-    coders = sorted({c.coder for c in codings})
-    codes = sorted({c.code for c in codings})
+    consensus = next((c.coder for c in codings if c.coder.lower() == CONSENSUS), None)
+    coders = sorted({c.coder for c in codings} - {consensus})
+    codes = sorted({c.code for c in codings if c.code})
     segments = sorted({(c.participant, c.segment) for c in codings})
-    applied = {(c.participant, c.segment, c.code) for c in codings}          # any coder
-    by_coder = {(c.coder, c.participant, c.segment, c.code) for c in codings}
+    by_coder = {(c.coder, c.participant, c.segment, c.code) for c in codings if c.code}
+    read = {coder: (set(segments) if scope == "all" else _coded_by(coder, codings))
+            for coder in coders}
+    counts = [_counts(coder, codes, participants, read[coder], by_coder) for coder in coders]
+    if consensus is not None:
+        view = "consensus"
+        applied = {(p, s, k) for who, p, s, k in by_coder if who == consensus}
+    elif len(coders) == 1:
+        view, applied = "single", {(p, s, k) for _, p, s, k in by_coder}
+    else:   # a code holds on a segment when most of the coders who read it applied it there
+        view = "majority"
+        applied = {(p, s, k) for p, s in segments for k in codes
+                   if 2 * sum((c, p, s, k) in by_coder for c in coders if (p, s) in read[c])
+                   > sum(1 for c in coders if (p, s) in read[c])}
     frequency = [[len({s for p, s, k in applied if p == part and k == code})
                   for part in participants] for code in codes]
     per_code = [sum(1 for n in row if n) for row in frequency]
-    agreement, overall = _agreement(codes, coders, segments, by_coder, codings)
+    agreement, overall = _agreement(codes, coders, read, by_coder)
     units: dict[str, set[str]] = {}
     for p, s, k in applied:
         units.setdefault(p if unit == "participant" else f"{p}/{s}", set()).add(k)
@@ -177,21 +224,31 @@ def analyse_codes(codings: list[Coding], source: str, unit: str = "participant")
         codes=tuple(codes), segments=len(segments),
         frequency=tuple(tuple(r) for r in frequency), participants_per_code=tuple(per_code),
         agreement=tuple(agreement), overall=tuple(overall),
-        alpha=_alpha(codes, coders, segments, by_coder, codings),
-        cooccurrence=tuple(tuple(r) for r in co))
+        alpha=_alpha(codes, coders, segments, read, by_coder),
+        cooccurrence=tuple(tuple(r) for r in co), scope=scope, view=view, consensus=consensus,
+        by_coder=tuple(counts), fleiss=tuple(_fleiss(codes, coders, segments, read, by_coder)))
+
+
+def _counts(coder: str, codes: list[str], participants: list[str], read: set[tuple[str, str]],
+            by_coder: set[tuple[str, str, str, str]]) -> CoderCounts:
+    frequency = tuple(tuple(sum(1 for p, s in read if p == part and (coder, p, s, code) in
+                                by_coder) for part in participants) for code in codes)
+    return CoderCounts(coder, len(read), frequency,
+                       tuple(sum(1 for n in row if n) for row in frequency))
 
 
 def _coded_by(coder: str, codings: list[Coding]) -> set[tuple[str, str]]:
+    """The segments `coder` has a row for (a code, or an empty code: read, nothing applied)."""
     return {(c.participant, c.segment) for c in codings if c.coder == coder}
 
 
-def _agreement(codes: list[str], coders: list[str], segments: list[tuple[str, str]],
-               by_coder: set[tuple[str, str, str, str]], codings: list[Coding]
+def _agreement(codes: list[str], coders: list[str], read: dict[str, set[tuple[str, str]]],
+               by_coder: set[tuple[str, str, str, str]]
                ) -> tuple[list[CodeAgreement], list[CodeAgreement]]:
     per_code, overall = [], []
     for a, b in combinations(coders, 2):
-        # Segments both coders worked on: a code's absence there is a decision, not a gap.
-        shared = sorted(_coded_by(a, codings) & _coded_by(b, codings))
+        # Segments that count for both coders: a code's absence there is a decision.
+        shared = sorted(read[a] & read[b])
         if not shared:
             continue
         xs, ys = [], []
@@ -206,15 +263,37 @@ def _agreement(codes: list[str], coders: list[str], segments: list[tuple[str, st
     return per_code, overall
 
 
+def _fleiss(codes: list[str], coders: list[str], segments: list[tuple[str, str]],
+            read: dict[str, set[tuple[str, str]]],
+            by_coder: set[tuple[str, str, str, str]]) -> list[FleissKappa]:
+    """Fleiss' kappa per code over the segments every coder counts (three coders or more)."""
+    if len(coders) < 3:
+        return []
+    from statsmodels.stats.inter_rater import fleiss_kappa
+    common = [seg for seg in segments if all(seg in read[c] for c in coders)]
+    out = []
+    for code in codes:
+        table = np.array([[sum((c, p, s, code) in by_coder for c in coders),
+                           sum((c, p, s, code) not in by_coder for c in coders)]
+                          for p, s in common])
+        value = None
+        if len(common) and table[:, 0].sum() not in (0, table.sum()):
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                value = round(float(fleiss_kappa(table, method="fleiss")), 4)
+        out.append(FleissKappa(code, value, len(common)))
+    return out
+
+
 def _alpha(codes: list[str], coders: list[str], segments: list[tuple[str, str]],
-           by_coder: set[tuple[str, str, str, str]], codings: list[Coding]) -> float | None:
+           read: dict[str, set[tuple[str, str]]],
+           by_coder: set[tuple[str, str, str, str]]) -> float | None:
     if len(coders) < 2:
         return None
     import krippendorff
-    worked = {c: _coded_by(c, codings) for c in coders}
     rows = []
     for coder in coders:
-        row = [float((coder, p, s, code) in by_coder) if (p, s) in worked[coder] else np.nan
+        row = [float((coder, p, s, code) in by_coder) if (p, s) in read[coder] else np.nan
                for p, s in segments for code in codes]
         rows.append(row)
     matrix = np.array(rows)

@@ -80,25 +80,45 @@ def render_codes(report: CodesReport, fmt: str) -> str:
     if fmt == "html":
         top = max((max(r) for r in report.cooccurrence if r), default=0)
         ftop = max((max(r) for r in report.frequency if r), default=0)
-        return environment().get_template("codes.html.j2").render(r=report, top=top, ftop=ftop)
+        return environment().get_template("codes.html.j2").render(
+            r=report, top=top, ftop=ftop, views=VIEWS, scopes=SCOPES)
     return _codes_md(report)
 
 
+VIEWS = {"consensus": "the consensus coding",
+         "majority": "a code counts where most coders who read the segment applied it",
+         "single": "the one coder's coding"}
+SCOPES = {"all": "every segment counts for every coder (a segment left without a code is 'not "
+                 "coded')",
+          "seen": "only segments a coder has a row for count for that coder"}
+
+
 def _codes_md(r: CodesReport) -> str:
+    coders = [c.coder for c in r.by_coder]
     out = [f"# Coded interviews: {r.source}", "",
            f"{len(r.participants)} participants · {r.segments} segments · {len(r.codes)} codes · "
-           f"coders: {', '.join(r.coders)} · co-occurrence counted per {r.unit}", "",
-           "## Codes", "", "| code | participants | segments |", "|---|---|---|"]
-    out += [f"| {c} | {n} | {sum(row)} |"
-            for c, n, row in zip(r.codes, r.participants_per_code, r.frequency, strict=True)]
+           f"coders: {', '.join(r.coders)}"
+           f"{f' · consensus coding: {r.consensus}' if r.consensus else ''} · co-occurrence counted per "
+           f"{r.unit}", "", "## Codes", "",
+           f"Headline: {VIEWS[r.view]}; then each coder's own participants (segments).", "",
+           "| code | participants | segments | " + " | ".join(coders) + " |",
+           "|---" * (3 + len(coders)) + "|"]
+    for i, (c, n, row) in enumerate(zip(r.codes, r.participants_per_code, r.frequency,
+                                         strict=True)):
+        own = [f"{cc.participants_per_code[i]} ({sum(cc.frequency[i])})" for cc in r.by_coder]
+        out.append(f"| {c} | {n} | {sum(row)} | " + " | ".join(own) + " |")
     if r.overall:
-        out += ["", "## Coder agreement", "",
+        out += ["", "## Coder agreement", "", f"Scope: {SCOPES[r.scope]}.", "",
                 "| coders | code | Cohen's kappa | segments |", "|---|---|---|---|"]
         out += [f"| {' / '.join(a.coders)} | all codes | {k(a.kappa)} | {a.segments} |"
                 for a in r.overall]
         out += [f"| {' / '.join(a.coders)} | {a.code} | {k(a.kappa)} | {a.segments} |"
                 for a in r.agreement]
         out += ["", f"Krippendorff's alpha over all coders: {k(r.alpha)}"]
+    if r.fleiss:
+        out += ["", "## Fleiss' kappa (all coders)", "", "| code | Fleiss' kappa | segments |",
+                "|---|---|---|"]
+        out += [f"| {f.code} | {k(f.kappa)} | {f.segments} |" for f in r.fleiss]
     out += ["", f"## Co-occurrence (per {r.unit}; diagonal: {r.unit}s with the code)", "",
             "| | " + " | ".join(r.codes) + " |", "|---" * (len(r.codes) + 1) + "|"]
     out += [f"| {c} | " + " | ".join(str(n) for n in row) + " |"
