@@ -200,3 +200,16 @@ def test_codes_command_takes_the_scope(tmp_path: Path) -> None:
         assert main(["codes", str(path), "--scope", scope, "-f", "json", "-o", str(out)]) == 0
         data = json.loads(out.read_text())
         assert data["scope"] == scope and data["overall"][0]["segments"] == segments
+
+
+def test_refi_qda_selections_without_codes_count_as_read(tmp_path: Path) -> None:
+    qde = QDE.replace('<PlainTextSelection guid="sel2" startPosition="0" endPosition="10">',
+                      '<PlainTextSelection guid="sel3" startPosition="20" endPosition="30" '
+                      'creatingUser="u2"/><PlainTextSelection guid="sel2" startPosition="0" '
+                      'endPosition="10">')
+    (tmp_path / "p.qde").write_text(qde)
+    codings = read_codings(tmp_path / "p.qde")
+    assert ("P02", "sel3", "Ben", "") in {(c.participant, c.segment, c.coder, c.code)
+                                          for c in codings}
+    r = analyse_codes(codings, "p.qde", "segment")
+    assert r.segments == 3 and r.codes == ("code breach", "model stealing")

@@ -168,13 +168,19 @@ def _codings_from_qde(root: object, file: str) -> list[Coding]:
     for source in (e for e in elements if _local(e.tag).endswith("Source")):
         participant = source.get("name") or source.get("guid") or "?"
         for sel in (e for e in source.iter() if _local(e.tag).endswith("Selection")):
-            for coding in (e for e in sel if _local(e.tag) == "Coding"):
+            codings = [e for e in sel if _local(e.tag) == "Coding"]
+            if not codings and sel.get("creatingUser"):
+                # a segment marked and left without a code: read by its creator, nothing applied
+                user = sel.get("creatingUser")
+                out.append(Coding(participant, sel.get("guid") or "?",
+                                  str(users.get(user, user)), ""))
+            for coding in codings:
                 coder = users.get(coding.get("creatingUser"), coding.get("creatingUser") or "?")
                 for ref in (e for e in coding if _local(e.tag) == "CodeRef"):
                     code = codes.get(ref.get("targetGUID"))
                     if code:
                         out.append(Coding(participant, sel.get("guid") or "?", str(coder), code))
-    if not out:
+    if not any(c.code for c in out):
         raise SpecError([Problem(file, None, None, "the project has no coded segments")])
     return out
 
