@@ -127,6 +127,7 @@ def test_demo_writes_reports_and_protects_other_folders(
     assert {"misattributed_defense", "externalised_responsibility", "attacker_doubt",
             "overconfidence", "unnoticed_incidental", "linked_concepts"} <= gaps
     assert "Perception gaps: p03" in (out_dir / "threat-model.md").read_text()
+    _demo_matches_the_examples_doc(data)
     assert run(["demo", "--out", str(out_dir)], capsys)[0] == 0       # rerun is fine
     mine = tmp_path / "mine"
     mine.mkdir()
@@ -169,3 +170,27 @@ def test_overwrite_asks_at_a_terminal(tmp_path: Path, monkeypatch: pytest.Monkey
     assert target.read_text() == "mine"
     assert run(["model", CREDIT, "-f", "json", "-o", str(target)], capsys)[0] == 0
     assert json.loads(target.read_text())["pipeline_name"] == "credit-scoring"
+
+
+# what docs/examples.md says each example respondent shows (its sentence, the gap kind)
+EXAMPLE_CLAIMS = {
+    "p01": ("p01 mingles the families", "misattributed_defense"),
+    "p02": ("p02 pushes security to other teams", "externalised_responsibility"),
+    "p03": ("p03 doubts an attacker would gain anything", "attacker_doubt"),
+    "p04": ("p04 believes in defenses the spec", "overconfidence"),
+    "p05": ("p05 does not see the defenses the team runs", "unnoticed_incidental"),
+    "p06": ("p06 links model stealing", "linked_concepts"),
+    "p07": ("p07 is calibrated (no gaps)", None),
+}
+
+
+def _demo_matches_the_examples_doc(data: dict[str, object]) -> None:
+    doc = " ".join((Path(__file__).parents[1] / "docs" / "examples.md").read_text().split())
+    kinds = {r["respondent"]: {g["kind"] for g in r["gaps"]}   # type: ignore[index]
+             for r in data["perception"]}                      # type: ignore[attr-defined]
+    for who, (sentence, kind) in EXAMPLE_CLAIMS.items():
+        assert sentence in doc, f"docs/examples.md no longer says {sentence!r}"
+        if kind is None:   # observations (linked concepts) are not gaps
+            assert kinds[who] <= {"linked_concepts"}, (who, kinds[who])
+        else:
+            assert kind in kinds[who], (who, kinds[who])

@@ -174,3 +174,57 @@ def test_perception_for_another_pipeline_is_warned(credit_pipeline: Pipeline, cr
     same = tmp_path / "same.yaml"
     same.write_text("respondent: y\npipeline: credit-scoring\nviews: []\n")
     assert not with_perceptions(credit, credit_pipeline, catalog, [same]).warnings
+
+
+REVIEWED_FEEDBACK = """\
+version: 1
+name: reviewed-feedback
+components:
+  - {id: app, kind: client, exposure: public}
+  - {id: feedback, kind: feedback, exposure: public}
+  - {id: review, kind: labeling, exposure: internal, controls: [human_review]}
+  - {id: store, kind: data_store, exposure: internal}
+  - {id: trainer, kind: training, exposure: internal}
+  - {id: api, kind: serving, exposure: public}
+flows:
+  - {from: app, to: feedback}
+  - {from: feedback, to: review}
+  - {from: review, to: store}
+  - {from: store, to: trainer}
+  - {from: trainer, to: api}
+  - {from: app, to: api}
+"""
+
+
+def test_a_defense_on_the_threats_path_is_no_overconfidence(
+        write_spec: Callable[[str], Path], catalog: Catalog, mappers: Mappers,
+        tmp_path: Path) -> None:
+    from mlthreat import load_pipeline
+    from mlthreat.analysis import assess
+    pipeline = load_pipeline(write_spec(REVIEWED_FEEDBACK), catalog)
+    a = assess(pipeline, catalog)
+    credited = [f for f in a.findings if f.component == "feedback" and any(
+        c.control == "human_review" for c in f.controls_present)]
+    assert credited, "the analysis credits review against poisoning through feedback"
+    path = tmp_path / "p.yaml"
+    path.write_text("respondent: x\nviews:\n  - component: feedback\n    defenses:\n"
+                    "      - {control: human_review, against: [aml-poisoning-label-flip]}\n")
+    r = analyse(load_perception(path, pipeline, catalog, mappers), a, pipeline, catalog)
+    assert [g.explanation for g in r.gaps if g.kind == "overconfidence"] == []
+    # the same belief about a component review does not guard still is one
+    path.write_text("respondent: x\nviews:\n  - component: api\n    defenses:\n"
+                    "      - {control: human_review, against: [aml-evasion-blackbox]}\n")
+    r = analyse(load_perception(path, pipeline, catalog, mappers), a, pipeline, catalog)
+    assert any("lists it nowhere at api" in g.explanation for g in r.gaps
+               if g.kind == "overconfidence")
+
+
+def test_attacker_doubt_shows_the_worst_path(credit_pipeline: Pipeline, credit: Assessment,
+                                             catalog: Catalog, mappers: Mappers) -> None:
+    r = report("p03-doubt.yaml", credit_pipeline, credit, catalog, mappers)
+    doubts = [g for g in r.gaps if g.kind == "attacker_doubt"]
+    assert doubts
+    for g in doubts:
+        worst = next(f for f in credit.findings
+                     if f.threat_id == g.threat_id and f.component == g.component)
+        assert f"(path {' → '.join(worst.path)})" in g.explanation

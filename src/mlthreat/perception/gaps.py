@@ -95,7 +95,11 @@ def overconfidence(p: ResolvedPerception, a: Assessment, pipeline: Pipeline,
     out = []
     for v, d, control in _believed(p, catalog):
         places = _places(control.id, v.component, pipeline)
-        if not places:
+        # a defense counts where it acts on the path of a threat, as the analysis counts it:
+        # human review on the labeling step guards the feedback that flows into it
+        on_path = any(c.control == control.id for f in _at(a.findings, v.component)
+                      for c in f.controls_present)
+        if not places and not on_path:
             where = "anywhere" if v.component == WHOLE_PIPELINE else f"at {v.component}"
             out.append(Gap("overconfidence", p.respondent, v.component, None, control.id,
                            "info", f"You believe {control.name.lower()} protects "
@@ -175,10 +179,11 @@ def attacker_doubt(p: ResolvedPerception, a: Assessment) -> list[Gap]:
         if worst is None:
             continue
         reason = f" (\u201c{v.view.reason}\u201d)" if v.view.reason else ""
+        path = " → ".join(worst.path)
         out.append(Gap("attacker_doubt", p.respondent, v.component, worst.threat_id, None,
                        worst.level.value,
                        f"You doubt an attacker gains anything at {v.component}{reason}. Yet "
-                       f"{worst.name.lower()} is {worst.level.value} there: "
+                       f"{worst.name.lower()} is {worst.level.value} there (path {path}): "
                        f"{worst.description.split('. ')[0]}.{_measured(worst, a)}", worst.evidence))
     return out
 
