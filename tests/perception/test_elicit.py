@@ -128,3 +128,43 @@ def test_question_mark_explains(pipeline: Pipeline, catalog: Catalog, credit: As
         Interview(pipeline, catalog, credit, io).run(Perception(respondent="r"))
     description = catalog.threat("cls-public-app-exploit").description
     assert any(description in line for line in io.said)
+
+
+class _Person(ScriptedIo):
+    """A person at a terminal: can be asked again; the prompts are kept."""
+
+    interactive = True
+
+    def __init__(self, answers: list[str]) -> None:
+        super().__init__(answers)
+        self.prompts: list[str] = []
+
+    def ask(self, component: str, question: str, prompt: str) -> str:
+        self.prompts.append(prompt)
+        return super().ask(component, question, prompt)
+
+
+def test_a_vague_answer_is_asked_about_again(catalog: Catalog, credit: Assessment,
+                                             example_pipeline: Callable[[str], Pipeline]) -> None:
+    from mlthreat.perception.loader import Mappers
+    pipeline = example_pipeline("credit-scoring")
+    mappers = Mappers.for_catalog(catalog)
+    # "attacks" names nothing; asked again, the person says what they meant in other words.
+    # "copying our model" maps at once and is not asked about.
+    io = _Person(["attacks, copying our model", "people faking their income to get approved",
+                  "", "", "", "", ""])
+    saved: list[Perception] = []
+    with pytest.raises(EOFError):
+        Interview(pipeline, catalog, credit, io, saved.append, mappers=mappers).run(
+            Perception(respondent="r"))
+    view = saved[-1].views[0]
+    assert view.threats == ["people faking their income to get approved", "copying our model"]
+    assert any("'attacks' is too general to name one threat" in s for s in io.prompts)
+    assert not any("copying our model" in s for s in io.prompts)
+    # piped answers (not a person) are kept as given, never asked about
+    io2 = ScriptedIo(["attacks", "", "", "", "", ""])
+    saved.clear()
+    with pytest.raises(EOFError):
+        Interview(pipeline, catalog, credit, io2, saved.append, mappers=mappers).run(
+            Perception(respondent="r"))
+    assert saved[-1].views[0].threats == ["attacks"]

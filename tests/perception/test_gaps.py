@@ -228,3 +228,24 @@ def test_attacker_doubt_shows_the_worst_path(credit_pipeline: Pipeline, credit: 
         worst = next(f for f in credit.findings
                      if f.threat_id == g.threat_id and f.component == g.component)
         assert f"(path {' → '.join(worst.path)})" in g.explanation
+
+
+def test_free_text_from_the_issue_maps_to_the_right_entry(mappers: Mappers) -> None:
+    threats = mappers.threats
+    assert threats.map("someone manipulating our training data").target.startswith(  # type: ignore[union-attr]
+        "aml-poisoning")
+    assert threats.map("people stealing the training data").target == "cls-data-store-breach"
+    assert threats.map("Google cloud infrastructure security").target is None
+    assert threats.map("people uploading not safe images").target is None
+    assert threats.map("security").how == "vague"
+
+
+def test_the_tune_phrases_map_as_labelled(mappers: Mappers) -> None:
+    # the regression guard; the goal itself is measured on the hold-out by benchmarks/mapping.py
+    import yaml
+    data = yaml.safe_load((Path(__file__).parent / "phrases.yaml").read_text(encoding="utf-8"))
+    for kind, mapper in (("threats", mappers.threats), ("controls", mappers.controls)):
+        rows = [r for r in data[kind] if r[2] == "tune"]
+        wrong = [(text, expected, mapper.map(text).target) for text, expected, _ in rows
+                 if (mapper.map(text).target or "-") not in expected.split("|")]
+        assert len(wrong) <= 0.05 * len(rows), wrong

@@ -70,8 +70,10 @@ def cmd_elicit(cli: Cli) -> int:
     out = Path(args.output)
     io = _io(cli, pipeline)
     start = _start(cli, out, pipeline.spec.name, io)
+    from mlthreat.perception.loader import Mappers
     interview = Interview(pipeline, catalog, Assessor(catalog, scan=False).assess(pipeline), io,
-                          save=lambda p: save_perception(p, out))
+                          save=lambda p: save_perception(p, out),
+                          mappers=Mappers.for_catalog(catalog))
     only = io.covers if isinstance(io, AnswersFileIo) else None
     try:
         done = interview.run(start, only)

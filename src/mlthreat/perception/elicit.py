@@ -15,13 +15,16 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from mlthreat.catalog import Catalog
 from mlthreat.errors import InputError
 from mlthreat.perception.model import Defense, Perception, Responsibility, View
 from mlthreat.pipeline import Component, Pipeline
 from mlthreat.results import Assessment
+
+if TYPE_CHECKING:
+    from mlthreat.perception.loader import Mappers
 
 QUESTIONS = ("threats", "defenses", "responsibility", "attacker_gain", "reason", "confidence")
 RESPONSIBILITY = {
@@ -106,6 +109,7 @@ class Interview:
     assessment: Assessment
     io: Io
     save: Callable[[Perception], None] = field(default=lambda p: None)
+    mappers: Mappers | None = None   # free text is mapped; a vague answer is asked about again
 
     def run(self, start: Perception, only: Callable[[str], bool] | None = None) -> Perception:
         """Interview the components `start` has no view of yet; returns the completed file."""
@@ -139,7 +143,8 @@ class Interview:
             for n, tid in enumerate(threats, start=1):
                 self.io.say(f"  {n:>2}. {self.catalog.threat(tid).description}")
             answer = self.io.ask(comp.id, "threats", prompt)
-        seen = [self._item(part, threats, comp.id, "threats") for part in _split(answer, ",")]
+        seen = [self._clarified(self._item(part, threats, comp.id, "threats"), threats, comp.id)
+                for part in _split(answer, ",")]
         controls = sorted({c.id for t in threats for c, _ in self.catalog.mitigations(t)},
                           key=lambda c: self.catalog.control(c).name)  # type: ignore[union-attr]
         labels = dict(zip(_labels(len(controls)), controls, strict=True))
@@ -165,6 +170,28 @@ class Interview:
             raise InputError(f"{comp}, {key}: there is no number {n} in the list "
                              f"(1-{len(numbered)}); use words for anything else")
         return part
+
+    def _clarified(self, said: str, numbered: list[str], comp: str) -> str:
+        """Free text that names no single threat, asked about again: a person can confirm the
+        closest entry, pick a number, or say it in other words; never a silent guess."""
+        if self.mappers is None or not self.io.interactive or said in numbered:
+            return said
+        mapping = self.mappers.threats.map(said)
+        if mapping.target is not None:
+            return said
+        closest = self.catalog.threat(mapping.best).name.lower() if mapping.best else None
+        what = "is too general to name one threat" if mapping.how == "vague" else \
+            "names no threat mlthreat knows"
+        hint = f" Did you mean {closest}? [yes / a number / other words / Enter: keep it]" \
+            if closest else " [a number / other words / Enter: keep it]"
+        answer = self.io.ask(comp, "clarify", f"'{said}' {what}.{hint}").strip()
+        if not answer:
+            return said
+        if answer.lower() in ("yes", "y", "ja") and mapping.best:
+            return str(mapping.best)
+        if answer.isdigit():
+            return self._item(answer, numbered, comp, "threats")
+        return answer
 
     def _defenses(self, comp: str, labels: dict[str, str], threats: list[str]) -> list[Defense]:
         answer = self.io.ask(comp, "defenses", "Which defenses do you have here, and against "

@@ -8,6 +8,7 @@ is reported with its score, so a reader can see and correct it.
 
 from __future__ import annotations
 
+import difflib
 import re
 from dataclasses import dataclass
 
@@ -17,8 +18,26 @@ from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS, TfidfVectorizer
 from mlthreat.catalog import Catalog
 
 MIN_SIMILARITY = 0.35
-_WORD = re.compile(r"[a-z0-9]+")
+CHAR_ALONE = 0.6          # a match sharing no content word must be this close in characters
+_WORD = re.compile(r"[a-z0-9äöüß]+")
 _SUFFIXES = ("ing", "ies", "es", "ed", "s")
+# German function words (the catalog's keywords and the study's participants use both languages)
+_GERMAN_STOP = {"der", "die", "das", "den", "dem", "des", "ein", "eine", "einer", "eines", "und",
+                "oder", "in", "im", "mit", "von", "vom", "zu", "zur", "zum", "über", "ob", "auf",
+                "für", "aus", "bei", "nach", "vor", "durch", "unser", "unsere", "unseren",
+                "unserem", "wir", "ist", "sind", "wird", "werden", "nicht", "kein", "keine",
+                "jemand", "man", "es", "sich", "als", "wie", "so", "auch", "noch", "nur"}
+# Words that say "security" or "something" without naming any catalog entry: a phrase made only
+# of them is vague, and the interview asks back instead of guessing
+GENERIC = {"attack", "attacks", "attacker", "attackers", "security", "secure", "risk", "risks",
+           "threat", "threats", "stuff", "thing", "things", "something", "bad", "problem",
+           "problems", "issue", "issues", "cloud", "data", "model", "models", "system", "systems",
+           "general", "usual", "ai", "ml", "it", "hacker", "hackers", "hack", "misuse", "people",
+           "someone", "google", "aws", "azure", "infrastructure", "compliance", "measure",
+           "measures", "best", "practice", "practices", "standard", "careful", "provider",
+           "know", "really", "nothing", "don", "sicherheit", "angriff", "angriffe", "angreifer",
+           "risiko", "risiken", "probleme", "sachen", "allgemein", "infrastruktur",
+           "sicherheitsmaßnahmen", "maßnahmen", "ahnung", "daten", "modell", "handle"}
 
 
 def _stem(word: str) -> str:
@@ -31,7 +50,13 @@ def _stem(word: str) -> str:
 
 
 def _stems(text: str) -> list[str]:
-    return [_stem(w) for w in _WORD.findall(text.lower()) if w not in ENGLISH_STOP_WORDS]
+    return [_stem(w) for w in _WORD.findall(text.lower())
+            if w not in ENGLISH_STOP_WORDS and w not in _GERMAN_STOP]
+
+
+def content(text: str) -> set[str]:
+    """The words of `text` that can name something: no function words, no generic ones."""
+    return {w for w in _stems(text) if w not in GENERIC and _stem(w) not in GENERIC}
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,7 +64,8 @@ class Mapping:
     text: str
     target: str | None      # catalog id, or None when nothing is close enough
     score: float            # cosine similarity, 1.0 for an exact id or alias
-    how: str                # "id" | "alias" | "text" | "unmapped"
+    how: str                # "id" | "alias" | "text" | "unmapped" | "vague"
+    best: str | None = None  # the closest entry even when unmapped (to ask back about)
 
 
 class Mapper:
@@ -63,21 +89,43 @@ class Mapper:
         self.words = TfidfVectorizer(analyzer=_stems, sublinear_tf=True)
         self.char_matrix = self.chars.fit_transform(docs)
         self.word_matrix = self.words.fit_transform(docs)
+        self.words_of = {key: set().union(*(content(t) for t in phrases[key]))
+                         for key in self.ids}
+        self.vocabulary = sorted({w for text in docs for w in _WORD.findall(text.lower())})
+
+    def _spelled(self, text: str) -> str:
+        """`text` with each word the catalog does not know replaced by its closest known word,
+        if one is close ("modle steeling" -> "model stealing")."""
+        known = set(self.vocabulary)
+        words = _WORD.findall(text.lower())
+        fixed = [w if w in known or len(w) < 4 else
+                 next(iter(difflib.get_close_matches(w, self.vocabulary, n=1, cutoff=0.8)), w)
+                 for w in words]
+        return " ".join(fixed)
 
     def map(self, text: str) -> Mapping:
         key = text.strip()
         if key in self.exact:
             target = self.exact[key]
             return Mapping(text, target, 1.0, "id" if target == key else "alias")
-        rows = ((self.char_matrix @ self.chars.transform([key]).T).toarray().ravel()
-                + (self.word_matrix @ self.words.transform([key]).T).toarray().ravel()) / 2
+        key = self._spelled(key)
+        chars = (self.char_matrix @ self.chars.transform([key]).T).toarray().ravel()
+        rows = (chars + (self.word_matrix @ self.words.transform([key]).T).toarray().ravel()) / 2
         scores = np.zeros(len(self.ids))
         np.maximum.at(scores, self.owner, rows)
         best = int(np.argmax(scores))
         score = float(scores[best])
+        said = content(key)
+        if not said:      # "security", "attacks", "the usual risks": nothing to map
+            return Mapping(text, None, round(score, 3), "vague", self.ids[best])
         if score < MIN_SIMILARITY:
-            return Mapping(text, None, round(score, 3), "unmapped")
-        return Mapping(text, self.ids[best], round(score, 3), "text")
+            return Mapping(text, None, round(score, 3), "unmapped", self.ids[best])
+        if not said & self.words_of[self.ids[best]]:
+            # no word in common: only a near spelling of one of its phrases counts ("modle")
+            near = float(chars[self.owner == best].max())
+            if near < CHAR_ALONE:
+                return Mapping(text, None, round(score, 3), "unmapped", self.ids[best])
+        return Mapping(text, self.ids[best], round(score, 3), "text", self.ids[best])
 
 
 def threat_mapper(catalog: Catalog) -> Mapper:

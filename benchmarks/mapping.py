@@ -1,0 +1,88 @@
+"""How well free text maps to the catalog: tests/perception/phrases.yaml, measured.
+
+For each split (tune: phrases used to improve the mapper; holdout: written before any tuning and
+never looked at one by one) and each kind (threats, controls):
+- top-1 accuracy on phrases that name one catalog entry (or a class whose members all fit), with a
+  95 % Wilson interval;
+- how often a wrong entry is chosen where the phrase should stay unmapped, and how often a
+  phrase that names an entry is left unmapped (then the interview asks back);
+- how often a threat phrase lands in the other family (adversarial ML vs classical security).
+
+Goals (issue #18): top-1 >= 90 %, wrong family <= 3 %, vague phrases unmapped.
+Run: `.venv/bin/python benchmarks/mapping.py [--show tune]` (lists the tune split's misses).
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+from pathlib import Path
+
+import yaml
+
+HERE = Path(__file__).resolve().parent
+PHRASES = HERE.parent / "tests" / "perception" / "phrases.yaml"
+
+
+def wilson(k: int, n: int, z: float = 1.96) -> tuple[float, float]:
+    if n == 0:
+        return 0.0, 0.0
+    p = k / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return centre - half, centre + half
+
+
+def measure(kind: str, rows: list[list[str]], show: bool) -> dict[str, float]:
+    from mlthreat import load_catalog
+    from mlthreat.perception import Mappers
+    catalog = load_catalog()
+    mappers = Mappers.for_catalog(catalog)
+    mapper = mappers.threats if kind == "threats" else mappers.controls
+    family = {t.id: t.family for t in catalog.threats}
+    named = right = unmapped_named = vague = vague_mapped = cross = 0
+    misses = []
+    for text, expected, _ in rows:
+        got = mapper.map(text)
+        if expected == "-":
+            vague += 1
+            if got.target is not None:
+                vague_mapped += 1
+                misses.append(f"  {text!r}: expected unmapped, got {got.target} ({got.score})")
+            continue
+        ok = expected.split("|")
+        named += 1
+        if got.target in ok:
+            right += 1
+            continue
+        if got.target is None:
+            unmapped_named += 1
+        elif kind == "threats" and family[got.target] != family[ok[0]]:
+            cross += 1
+        misses.append(f"  {text!r}: expected {expected}, got {got.target} ({got.score})")
+    lo, hi = wilson(right, named)
+    print(f"  {kind}: top-1 {right}/{named} = {right / max(named, 1):.1%} (95% CI {lo:.1%}-"
+          f"{hi:.1%}); left unmapped (asks back) {unmapped_named}; vague phrases mapped anyway "
+          f"{vague_mapped}/{vague}" + (f"; other family {cross}/{named} = {cross / max(named, 1):.1%}"
+                                         if kind == "threats" else ""))
+    if show:
+        print("\n".join(misses))
+    return {"top1": right / max(named, 1), "cross": cross / max(named, 1)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--show", choices=["tune"], help="list the misses of the tune split")
+    args = parser.parse_args()
+    data = yaml.safe_load(PHRASES.read_text(encoding="utf-8"))
+    for split in ("tune", "holdout"):
+        print(f"{split}:")
+        for kind in ("threats", "controls"):
+            rows = [r for r in data[kind] if r[2] == split]
+            measure(kind, rows, show=args.show == split)
+    sys.stdout.flush()
+
+
+if __name__ == "__main__":
+    main()
