@@ -31,6 +31,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/analysis_scale.py
 	$(BIN)/python benchmarks/modelfile_scan.py
 	$(BIN)/python benchmarks/modelfile_hold.py
+	$(BIN)/python benchmarks/mapping.py
 	$(BIN)/python benchmarks/probes.py
 	$(BIN)/python benchmarks/startup.py
 	$(BIN)/python benchmarks/assess_time.py
