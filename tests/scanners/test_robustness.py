@@ -168,13 +168,42 @@ def _seeds() -> dict[str, bytes]:
             "safetensors": _safetensors('{"w": {"dtype": "F32", "shape": [1], '
                                         '"data_offsets": [0, 4]}}') + b"\x00" * 4,
             "torchzip": _zip({"archive/data.pkl": pickle.dumps({"x": 1}, protocol=2),
-                              "archive/version": b"3\n"})}
+                              "archive/version": b"3\n"}),
+            "h5": b"\x89HDF\r\n\x1a\n" + b"\x00" * 64 + b'{"class_name": "Sequential", '
+                  b'"config": {"layers": [{"class_name": "Dense", "module": "keras.layers"}]}}',
+            "onnx": _onnx_seed(), "gguf": _gguf_seed(), "tar": _tar_seed(),
+            "legacy": _legacy_torch_seed()}
+
+
+def _onnx_seed() -> bytes:
+    from onnx import TensorProto, helper
+    node = helper.make_node("Relu", ["x"], ["y"])
+    graph = helper.make_graph([node], "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT,
+                                                                          [1])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1])])
+    return bytes(helper.make_model(graph).SerializeToString())
+
+
+def _gguf_seed() -> bytes:
+    from benchmarks import payloads
+    return payloads.gguf("{% for m in messages %}{{ m['content'] }}{% endfor %}")
+
+
+def _tar_seed() -> bytes:
+    from benchmarks import payloads
+    return payloads.torch_legacy_tar(("builtins", "int", "1"))
+
+
+def _legacy_torch_seed() -> bytes:
+    magic = pickle.dumps(0x1950a86a20f9469cfc6c, protocol=2)
+    return magic + pickle.dumps(1001, protocol=2) + pickle.dumps({}, protocol=2) + \
+        pickle.dumps({"w": 1}, protocol=2) + pickle.dumps([], protocol=2) + b"\x00" * 40
 
 
 SEEDS = _seeds()
 
 
-@settings(max_examples=250, deadline=5000, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=400, deadline=5000, suppress_health_check=[HealthCheck.too_slow])
 @given(st.sampled_from(sorted(SEEDS)), st.lists(st.tuples(st.integers(0, 10**6),
                                                           st.integers(0, 255)), max_size=8),
        st.integers(0, 10**6))
