@@ -153,12 +153,12 @@ def _safetensors_header_len(head: bytes) -> int | None:
     return None
 
 
-def scan_path(path: Path, display: str | None = None) -> list[ScanFinding]:
+def scan_path(path: Path) -> list[ScanFinding]:
     """Scan a model file or a folder of them. A failure of the scanner on one file is a finding
     for that file ("could not be scanned"), never an exception."""
     if path.is_dir():
         return scan_folder(path)
-    file = display or str(path)
+    file = str(path)
     try:
         size = path.stat().st_size
         if size > MAX_FILE_BYTES:
@@ -168,18 +168,12 @@ def scan_path(path: Path, display: str | None = None) -> list[ScanFinding]:
             return []
         with path.open("rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as data:
             # Mapped, not copied: only the bytes a format needs are ever touched.
-            out = scan_bytes(data, str(path), root=path.parent, name=path.name)
-        return [f if f.file != str(path) else _renamed(f, file) for f in out]
+            return scan_bytes(data, file, root=path.parent, name=path.name)
     except OSError as exc:
         return [finding(file, "medium", "MF-UNREADABLE", f"cannot read: {exc.strerror}")]
     except (RecursionError, MemoryError, Exception) as exc:  # noqa: BLE001 - one file's failure
         return [finding(file, "high", "MF-SCAN-FAILED", f"could not be scanned "
                         f"({type(exc).__name__}: {str(exc)[:120]}): treat as unsafe")]
-
-
-def _renamed(f: ScanFinding, file: str) -> ScanFinding:
-    from dataclasses import replace
-    return replace(f, file=file)
 
 
 def walk(folder: Path) -> Iterator[tuple[Path, str | None]]:
