@@ -11,8 +11,11 @@ from __future__ import annotations
 import difflib
 import re
 from dataclasses import dataclass
+from functools import cache
+from importlib import resources
 
 import numpy as np
+import yaml
 from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS, TfidfVectorizer
 
 from mlthreat.catalog import Catalog
@@ -49,9 +52,32 @@ def _stem(word: str) -> str:
     return word
 
 
+@cache
+def _concepts() -> tuple[dict[str, str], tuple[tuple[str, str], ...]]:
+    """word -> concept token, and (long word, concept) pairs for parts of German compounds."""
+    text = resources.files("mlthreat.perception").joinpath("data/concepts.yaml").read_text(
+        encoding="utf-8")
+    index: dict[str, str] = {}
+    for concept, words in yaml.safe_load(text).items():
+        for word in words:
+            index.setdefault(str(word).lower(), f"concept_{concept}")
+            index.setdefault(_stem(str(word).lower()), f"concept_{concept}")
+    parts = tuple((w, c) for w, c in index.items() if len(w) >= 6)
+    return index, parts
+
+
 def _stems(text: str) -> list[str]:
-    return [_stem(w) for w in _WORD.findall(text.lower())
-            if w not in ENGLISH_STOP_WORDS and w not in _GERMAN_STOP]
+    words = [w for w in _WORD.findall(text.lower())
+             if w not in ENGLISH_STOP_WORDS and w not in _GERMAN_STOP]
+    out = [_stem(w) for w in words]
+    index, parts = _concepts()
+    for w in words:
+        concept = index.get(w) or index.get(_stem(w))
+        if concept is None and len(w) >= 10:      # Modelldiebstahl: "diebstahl"
+            concept = next((c for part, c in parts if part in w), None)
+        if concept is not None:
+            out.append(concept)
+    return out
 
 
 def content(text: str) -> set[str]:
