@@ -168,3 +168,10 @@ def test_a_vague_answer_is_asked_about_again(catalog: Catalog, credit: Assessmen
         Interview(pipeline, catalog, credit, io2, saved.append, mappers=mappers).run(
             Perception(respondent="r"))
     assert saved[-1].views[0].threats == ["attacks"]
+    # "no" keeps what the person said
+    io3 = _Person(["attacks", "no", "", "", "", "", ""])
+    saved.clear()
+    with pytest.raises(EOFError):
+        Interview(pipeline, catalog, credit, io3, saved.append, mappers=mappers).run(
+            Perception(respondent="r"))
+    assert saved[-1].views[0].threats == ["attacks"]

@@ -185,7 +185,7 @@ class Interview:
         hint = f" Did you mean {closest}? [yes / a number / other words / Enter: keep it]" \
             if closest else " [a number / other words / Enter: keep it]"
         answer = self.io.ask(comp, "clarify", f"'{said}' {what}.{hint}").strip()
-        if not answer:
+        if not answer or answer.lower() in ("no", "n", "nein"):
             return said
         if answer.lower() in ("yes", "y", "ja") and mapping.best:
             return str(mapping.best)
