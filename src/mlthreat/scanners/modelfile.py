@@ -40,7 +40,14 @@ from typing import IO
 
 from mlthreat.scanners.interface import ScanContext, ScanFinding, Scanner
 from mlthreat.scanners.onnx_wire import onnx_problems
-from mlthreat.scanners.pickle_scan import CODE_TO_OP, Budget, Hit, Result, scan_pickle_bytes
+from mlthreat.scanners.pickle_scan import (
+    CODE_TO_OP,
+    Budget,
+    Hit,
+    Machine,
+    Result,
+    scan_pickle_bytes,
+)
 
 Data = bytes | mmap.mmap   # a file's bytes, memory-mapped when read from disk
 MAX_FILE_BYTES = 8 * 1024**3
@@ -253,8 +260,7 @@ def _unique(found: list[ScanFinding]) -> list[ScanFinding]:
 
 
 # ---------------------------------------------------------------------- pickles
-def _pickle_findings(result: Result, file: str, member: str,
-                     problems: bool = True) -> list[ScanFinding]:
+def _pickle_findings(result: Result, file: str, member: str) -> list[ScanFinding]:
     out = []
     called = {(h.dotted, h.member) for h in result.bad() if h.called}
     for hit in result.bad():
@@ -262,7 +268,7 @@ def _pickle_findings(result: Result, file: str, member: str,
             continue   # the call below says it, with the import
         out.append(finding(file, SEVERITY[hit.verdict], f"MF-PICKLE-{hit.verdict.upper()}",
                            _hit_message(hit, result), hit.offset, _member(member, hit)))
-    for offset, what in result.problems if problems else []:
+    for offset, what in result.problems:
         out.append(finding(file, "high", "MF-UNPARSEABLE", what, offset, member))
     for offset, other in result.external:
         out.append(finding(file, "high", "MF-JOBLIB-EXTERNAL", f"an old joblib array wrapper: "
@@ -295,12 +301,11 @@ def _pickle(data: Data, file: str, member: str, root: Path | None, name: str,
     # completes, is a pickle: every finding counts, and if it breaks the scanner cannot vouch
     # for it. Anything else (a text file, a data file, a .pth of site-packages whose first byte
     # is also an opcode) breaks the loader too: only what would run before that is reported.
-    limits = [p for p in result.problems if p[1].startswith("scan time")]
     if data[:1] == b"\x80" or result.pickles > 0:
         return _pickle_findings(result, file, member)
     result.found = {k: h for k, h in result.found.items() if SEVERITY.get(h.verdict) in
                     ("high", "critical")}
-    result.problems = limits
+    result.problems = list(result.limits)
     return _pickle_findings(result, file, member)
 
 
@@ -308,8 +313,7 @@ def _pickle_also(data: Data, file: str, member: str, root: Path | None, name: st
                  at: At) -> list[ScanFinding]:
     """The same bytes read as a pickle beside another format: what that reading would run."""
     result = scan_pickle_bytes(data, budget=at.budget)
-    limits = [p for p in result.problems if p[1].startswith("scan time")]
-    result.problems = limits
+    result.problems = list(result.limits)
     return _pickle_findings(result, file, member)
 
 
@@ -424,10 +428,7 @@ def _zip(data: Data, file: str, member: str, root: Path | None, name: str,
             return []   # an end record inside other bytes, but no archive Python can open
         return [finding(file, "high", "MF-UNPARSEABLE", f"broken zip archive ({exc}): treat as "
                         "unsafe", member=member)]
-    out: list[ScanFinding] = [
-        finding(file, "medium", "MF-ARCHIVE-PATH", f"member path {i.filename!r} leaves the folder "
-                "it would be extracted to (path traversal): never extract this archive",
-                member=member) for i in infos if _escapes(i.filename)][:5]
+    out = [_traversal(file, i.filename, member) for i in infos if _escapes(i.filename)][:5]
     # torch unpickles the .pkl members (data.pkl, constants.pkl) whatever their position: those
     # come first, so a long archive cannot hide them past the member limit
     pickles = [i for i in infos if i.filename.endswith(".pkl")]
@@ -481,6 +482,12 @@ def _read_rest(stream: IO[bytes], head: bytes) -> Iterator[bytes]:
         yield chunk
 
 
+def _traversal(file: str, name: str, member: str) -> ScanFinding:
+    return finding(file, "medium", "MF-ARCHIVE-PATH", f"member path {name!r} leaves the folder "
+                   "it would be extracted to (path traversal): never extract this archive",
+                   member=member)
+
+
 def _escapes(name: str) -> bool:
     path = PurePosixPath(name.replace("\\", "/"))
     return path.is_absolute() or ".." in path.parts or bool(re.match(r"[A-Za-z]:", name))
@@ -493,16 +500,13 @@ def _tar(data: Data, file: str, member: str, root: Path | None, name: str,
     import tarfile
     out: list[ScanFinding] = []
     try:
-        with tarfile.open(fileobj=io.BytesIO(bytes(data)) if not isinstance(data, mmap.mmap)
-                          else _MappedFile(data), mode="r:") as tar:
+        with tarfile.open(fileobj=_MappedFile(data) if isinstance(data, mmap.mmap)
+                          else io.BytesIO(data), mode="r:") as tar:
             for n, info in enumerate(tar):
                 where = f"{member}/{info.name}" if member else info.name
                 if _escapes(info.name) or (info.issym() or info.islnk()) and _escapes(
                         info.linkname):
-                    out.append(finding(file, "medium", "MF-ARCHIVE-PATH", f"member "
-                                       f"{info.name!r} leaves the folder it would be extracted "
-                                       "to (path traversal): never extract this archive",
-                                       member=member))
+                    out.append(_traversal(file, info.name, member))
                 if n >= MAX_MEMBERS:
                     out.append(finding(file, "high", "MF-TOO-MANY", f"more than {MAX_MEMBERS} "
                                        "members: the rest was not scanned, treat as unsafe",
@@ -535,7 +539,6 @@ def _interleaved(data: Data, file: str, member: str, at: At) -> list[ScanFinding
     """Pickles between raw storage bytes (torch's legacy tar members 'storages' and 'tensors'
     read a pickle, then raw bytes, then the next pickle): every protocol-2 start is read as the
     loader might reach it; only what such a reading would run is reported."""
-    from mlthreat.scanners.pickle_scan import Machine
     out: list[ScanFinding] = []
     start = 0
     for _ in range(100_000):
@@ -718,7 +721,6 @@ def _npy(data: Data, file: str, member: str, root: Path | None, name: str,
     out = [finding(file, "low", "MF-NPY-OBJECT", "object array: numpy.load needs "
                    "allow_pickle=True and unpickles it; its pickle was scanned (any finding in it "
                    "is listed)", start, member)]
-    from mlthreat.scanners.pickle_scan import Machine
     where = f"{member}(object array)" if member else "(object array)"
     result = Machine(data, "", budget=at.budget).run(start, several=False)
     return out + _pickle_findings(result, file, where)

@@ -108,6 +108,8 @@ class Result:
     found: dict[tuple[str, bool, str], Hit] = field(default_factory=dict)
     counts: Counter[tuple[str, bool, str]] = field(default_factory=Counter)
     problems: list[tuple[int, str]] = field(default_factory=list)   # (offset, what)
+    limits: list[tuple[int, str]] = field(default_factory=list)     # those the scanner's own
+    # limits caused (time): reported whatever the stream looks like
     pickles: int = 0
     end: int = 0
     external: list[tuple[int, str]] = field(default_factory=list)   # files joblib would open
@@ -122,6 +124,7 @@ class Result:
             self.found.setdefault(key, hit)
             self.counts[key] += other.counts[key]
         self.problems += other.problems
+        self.limits += other.limits
         self.external += other.external
 
     @property
@@ -301,6 +304,8 @@ class Machine:
             try:
                 self._one()
             except _Stop as stop:
+                if stop.limit:
+                    self.result.limits.append((stop.offset, stop.reason))
                 if stop.limit or not (self.quiet or trailing):
                     self.result.problems.append((stop.offset, stop.reason))
                 break
@@ -320,7 +325,8 @@ class Machine:
                 if hit.verdict != "allowed":
                     self.result.found.setdefault(key, hit)
                     self.result.counts[key] += plain.counts[key]
-            self.result.problems += [p for p in plain.problems if "limit" in p[1]]
+            self.result.problems += plain.limits    # a quiet machine reports only those
+            self.result.limits += plain.limits
         return self.result
 
     def _another_follows(self) -> bool:
