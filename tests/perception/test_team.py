@@ -11,7 +11,10 @@ import pytest
 from mlthreat.analysis import Assessment
 from mlthreat.catalog import Catalog
 from mlthreat.perception import Mappers, load_perception
-from mlthreat.perception.team import _alpha, _fleiss, _kappa, team_view
+from mlthreat.perception.agreement import alpha as _alpha
+from mlthreat.perception.agreement import cohen as _kappa
+from mlthreat.perception.agreement import fleiss as _fleiss
+from mlthreat.perception.team import team_view
 from mlthreat.pipeline import Pipeline
 from tests.conftest import EXAMPLES
 

@@ -19,8 +19,6 @@ from __future__ import annotations
 
 import csv
 import io
-import math
-import warnings
 import zipfile
 from dataclasses import dataclass
 from itertools import combinations
@@ -28,9 +26,9 @@ from pathlib import Path
 
 import numpy as np
 from defusedxml import DefusedXmlException, ElementTree
-from sklearn.metrics import cohen_kappa_score
 
 from mlthreat.errors import Problem, SpecError
+from mlthreat.perception.agreement import alpha, cohen, fleiss
 
 COLUMNS = ("participant", "segment", "coder", "code")
 SCOPES = ("all", "seen")
@@ -185,13 +183,6 @@ def _codings_from_qde(root: object, file: str) -> list[Coding]:
     return out
 
 
-def _kappa(x: np.ndarray, y: np.ndarray) -> float | None:
-    with warnings.catch_warnings():   # undefined kappa is handled below, not warned about
-        warnings.simplefilter("ignore")
-        value = float(cohen_kappa_score(x, y))
-    return None if math.isnan(value) else round(value, 4)
-
-
 def analyse_codes(codings: list[Coding], source: str, unit: str = "participant",
                   scope: str = "all") -> CodesReport:
     if unit not in ("participant", "segment"):
@@ -261,10 +252,10 @@ def _agreement(codes: list[str], coders: list[str], read: dict[str, set[tuple[st
         for code in codes:
             x = np.array([(a, p, s, code) in by_coder for p, s in shared], dtype=int)
             y = np.array([(b, p, s, code) in by_coder for p, s in shared], dtype=int)
-            per_code.append(CodeAgreement(code, (a, b), _kappa(x, y), len(shared)))
+            per_code.append(CodeAgreement(code, (a, b), cohen(x, y)[0], len(shared)))
             xs.append(x)
             ys.append(y)
-        overall.append(CodeAgreement("*", (a, b), _kappa(np.concatenate(xs), np.concatenate(ys)),
+        overall.append(CodeAgreement("*", (a, b), cohen(np.concatenate(xs), np.concatenate(ys))[0],
                                      len(shared)))
     return per_code, overall
 
@@ -275,20 +266,17 @@ def _fleiss(codes: list[str], coders: list[str], segments: list[tuple[str, str]]
     """Fleiss' kappa per code over the segments every coder counts (three coders or more)."""
     if len(coders) < 3:
         return []
-    from statsmodels.stats.inter_rater import fleiss_kappa
-    common = [seg for seg in segments if all(seg in read[c] for c in coders)]
-    out = []
-    for code in codes:
-        table = np.array([[sum((c, p, s, code) in by_coder for c in coders),
-                           sum((c, p, s, code) not in by_coder for c in coders)]
-                          for p, s in common])
-        value = None
-        if len(common) and table[:, 0].sum() not in (0, table.sum()):
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                value = round(float(fleiss_kappa(table, method="fleiss")), 4)
-        out.append(FleissKappa(code, value, len(common)))
-    return out
+    return [FleissKappa(code, *fleiss(_ratings([code], coders, segments, read, by_coder)))
+            for code in codes]
+
+
+def _ratings(which: list[str], coders: list[str], segments: list[tuple[str, str]],
+             read: dict[str, set[tuple[str, str]]],
+             by_coder: set[tuple[str, str, str, str]]) -> np.ndarray:
+    """Coders x (segment, code of `which`): 1 applied, 0 not, NaN where the segment does not
+    count for the coder."""
+    return np.array([[float((coder, p, s, k) in by_coder) if (p, s) in read[coder] else np.nan
+                      for p, s in segments for k in which] for coder in coders])
 
 
 def _alpha(codes: list[str], coders: list[str], segments: list[tuple[str, str]],
@@ -296,15 +284,4 @@ def _alpha(codes: list[str], coders: list[str], segments: list[tuple[str, str]],
            by_coder: set[tuple[str, str, str, str]]) -> float | None:
     if len(coders) < 2:
         return None
-    import krippendorff
-    rows = []
-    for coder in coders:
-        row = [float((coder, p, s, code) in by_coder) if (p, s) in read[coder] else np.nan
-               for p, s in segments for code in codes]
-        rows.append(row)
-    matrix = np.array(rows)
-    values = matrix[~np.isnan(matrix)]
-    if np.unique(values).size < 2:
-        return None
-    return round(float(krippendorff.alpha(reliability_data=matrix,
-                                          level_of_measurement="nominal")), 4)
+    return alpha(_ratings(codes, coders, segments, read, by_coder))

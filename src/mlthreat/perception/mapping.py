@@ -117,14 +117,14 @@ class Mapper:
         self.word_matrix = self.words.fit_transform(docs)
         self.words_of = {key: set().union(*(content(t) for t in phrases[key]))
                          for key in self.ids}
-        self.vocabulary = sorted({w for text in docs for w in _WORD.findall(text.lower())})
+        self.known = {w for text in docs for w in _WORD.findall(text.lower())}
+        self.vocabulary = sorted(self.known)
 
     def _spelled(self, text: str) -> str:
         """`text` with each word the catalog does not know replaced by its closest known word,
         if one is close ("modle steeling" -> "model stealing")."""
-        known = set(self.vocabulary)
         words = _WORD.findall(text.lower())
-        fixed = [w if w in known or len(w) < 4 else
+        fixed = [w if w in self.known or len(w) < 4 else
                  next(iter(difflib.get_close_matches(w, self.vocabulary, n=1, cutoff=0.8)), w)
                  for w in words]
         return " ".join(fixed)

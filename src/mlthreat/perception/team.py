@@ -11,17 +11,13 @@ Fleiss' kappa (statsmodels) over the items every respondent rated, Krippendorff'
 
 from __future__ import annotations
 
-import math
-import warnings
 from dataclasses import dataclass
 from itertools import combinations
 
-import krippendorff
 import numpy as np
-from sklearn.metrics import cohen_kappa_score
-from statsmodels.stats.inter_rater import aggregate_raters, fleiss_kappa
 
 from mlthreat.catalog import Catalog
+from mlthreat.perception.agreement import alpha, cohen, fleiss
 from mlthreat.perception.loader import ResolvedPerception
 from mlthreat.perception.model import WHOLE_PIPELINE
 from mlthreat.results import Assessment
@@ -75,37 +71,6 @@ def ratings(people: list[ResolvedPerception], items: list[Item]) -> np.ndarray:
     return out
 
 
-def _kappa(x: np.ndarray, y: np.ndarray) -> tuple[float | None, int]:
-    both = ~np.isnan(x) & ~np.isnan(y)
-    if both.sum() == 0:
-        return None, 0
-    with warnings.catch_warnings():   # undefined kappa is handled below, not warned about
-        warnings.simplefilter("ignore")
-        value = float(cohen_kappa_score(x[both].astype(int), y[both].astype(int)))
-    return (None if math.isnan(value) else round(value, 4)), int(both.sum())
-
-
-def _fleiss(matrix: np.ndarray) -> tuple[float | None, int]:
-    complete = matrix[:, ~np.isnan(matrix).any(axis=0)]
-    if complete.shape[1] == 0 or matrix.shape[0] < 2:
-        return None, 0
-    table, _ = aggregate_raters(complete.T.astype(int), n_cat=2)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
-        value = float(fleiss_kappa(table, method="fleiss"))
-    return (None if math.isnan(value) else round(value, 4)), int(complete.shape[1])
-
-
-def _alpha(matrix: np.ndarray) -> float | None:
-    if matrix.shape[0] < 2 or np.all(np.isnan(matrix)):
-        return None
-    values = matrix[~np.isnan(matrix)]
-    if np.unique(values).size < 2:
-        return None  # one value everywhere: alpha is undefined
-    return round(float(krippendorff.alpha(reliability_data=matrix,
-                                          level_of_measurement="nominal")), 4)
-
-
 def team_view(people: list[ResolvedPerception], a: Assessment, catalog: Catalog,
               top: int = 15) -> TeamView:
     level = {(f.component, f.threat_id): f.level.value for f in a.findings}
@@ -115,18 +80,18 @@ def team_view(people: list[ResolvedPerception], a: Assessment, catalog: Catalog,
     items = sorted(set(level) | named)
     matrix = ratings(people, items)
     names = [p.respondent for p in people]
-    pairs = [PairAgreement(names[i], names[j], *_kappa(matrix[i], matrix[j]))
+    pairs = [PairAgreement(names[i], names[j], *cohen(matrix[i], matrix[j]))
              for i, j in combinations(range(len(people)), 2)]
-    fleiss, fleiss_n = _fleiss(matrix)
+    fleiss_value, fleiss_n = fleiss(matrix)
     model = np.array([1.0 if level.get(item) in ("medium", "high", "critical") else 0.0
                       for item in items])
-    vs_model = [PairAgreement(names[i], "mlthreat", *_kappa(matrix[i], model))
+    vs_model = [PairAgreement(names[i], "mlthreat", *cohen(matrix[i], model))
                 for i in range(len(people))]
     aml, cls, co = _cooccurrence(people, catalog)
     return TeamView(
         respondents=tuple(names), items=tuple(items),
         ratings=tuple(tuple(float(x) for x in row) for row in matrix), pairs=tuple(pairs),
-        fleiss_kappa=fleiss, fleiss_items=fleiss_n, krippendorff_alpha=_alpha(matrix),
+        fleiss_kappa=fleiss_value, fleiss_items=fleiss_n, krippendorff_alpha=alpha(matrix),
         disagreements=tuple(_disagreements(matrix, items, names, level, catalog)[:top]),
         aml_concepts=tuple(aml), classical_concepts=tuple(cls),
         cooccurrence=tuple(tuple(row) for row in co), model_agreement=tuple(vs_model))
