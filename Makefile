@@ -33,6 +33,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/modelfile_hold.py
 	$(BIN)/python benchmarks/mapping.py
 	$(BIN)/python benchmarks/probes.py
+	$(BIN)/python benchmarks/exact_trees.py
 	$(BIN)/python benchmarks/startup.py
 	$(BIN)/python benchmarks/assess_time.py
 

@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from sklearn.ensemble import RandomForestClassifier
 from sklearn.linear_model import LogisticRegression
 
 from mlthreat.catalog import load_catalog
@@ -27,19 +28,37 @@ from mlthreat.probes.target import CAPABILITIES, Target
 from mlthreat.probes.training import sklearn_fit
 from mlthreat.results import Curve, Evidence
 
-SETTINGS = {"references": 2, "seeds": 1, "bootstrap": 10, "points": 6, "per_point": 20}
+SETTINGS = {"references": 2, "seeds": 1, "bootstrap": 10, "points": 6, "per_point": 20,
+            "exact_points": 4, "exact_seconds": 5, "exact_norms": 1}
 
 
-@pytest.fixture(scope="module")
-def target() -> Target:
+def _target(model: Any) -> Target:
     rng = np.random.default_rng(0)
     x = rng.normal(size=(160, 4))
     y = (x[:, 0] + 0.5 * x[:, 1] + rng.normal(scale=0.5, size=160) > 0).astype(int)
     train, test = np.arange(120), np.arange(120, 160)
-    model = LogisticRegression().fit(x[train], y[train])
+    model = model.fit(x[train], y[train])
     return Target("api", ProbeSpec.model_construct(queries=60, trigger=[]), "model.joblib",
                   SklearnAdapter(model), x, y, train, test,
                   Constraints(columns=("a", "b", "c", "d")), sklearn_fit(model), goal=1)
+
+
+@pytest.fixture(scope="module")
+def linear() -> Target:
+    return _target(LogisticRegression())
+
+
+@pytest.fixture(scope="module")
+def forest() -> Target:
+    return _target(RandomForestClassifier(5, max_depth=4, random_state=0))
+
+
+@pytest.fixture
+def target(request: pytest.FixtureRequest, linear: Target, forest: Target) -> Target:
+    """The linear model (gradients, scores, retraining) for every probe but those that read
+    trees, which get a small forest."""
+    kind = request.node.callspec.params["kind"]
+    return forest if "trees" in RUNS[kind].probe.requires else linear
 
 
 @pytest.mark.parametrize("kind", sorted(RUNS))
@@ -115,6 +134,8 @@ def test_a_missing_capability_is_a_skip_with_the_probes_reason(kind: str, target
 def _without(target: Target, capability: str) -> Target:
     if capability == "retraining":
         return dataclasses.replace(target, fit=None)
+    if capability == "trees":      # the same data, a model without trees
+        return _target(LogisticRegression())
     # an interface that shows labels only: no scores, no gradients
     from mlthreat.adapters import RoundedAdapter
     return dataclasses.replace(target, adapter=RoundedAdapter(target.adapter, None))

@@ -31,7 +31,7 @@ def test_probe_json(capsys: pytest.CaptureFixture[str]) -> None:
     assert run["component"] == "scoring_api"
     sources = [ev["source"] for ev in run["evidence"]]
     assert sources == ["probe:poisoning"] * 3 + ["probe:evasion-blackbox",
-                                                 "probe:evasion-transfer"]
+                                                 "probe:evasion-transfer", "probe:evasion-exact"]
     flips, targeted, door = run["evidence"][:3]
     assert flips["metric"] == "accuracy_drop" and door["metric"] == "backdoor_success"
     assert targeted["metric"] == "targeted_shift"

@@ -63,16 +63,18 @@ examples:
 """
 
 PROBE_EPILOG = """\
-probes (--only; evasion runs three kinds):
+probes (--only; evasion runs four kinds):
   membership  which rows was the model trained on? (reference models, LiRA-style; needs scores)
   extraction  how faithful a copy do the interface's answers buy? (fidelity vs queries)
   poisoning   random and targeted label flips, and a backdoor trigger (retrains the model)
   evasion     white-box PGD (models with gradients), black-box (labels or scores, per-point
-              query budget), transfer (PGD on a copy); every change respects the spec's
-              constraints and goal
+              query budget), transfer (PGD on a copy), and for tree ensembles held as a file
+              the exact smallest change (certified, a MILP per point); every change respects
+              the spec's constraints and goal
 
-budgets: quick (50 points, 100 queries each, 8 reference models, 2 seeds),
-         standard (100, 200, 16, 3), thorough (200, 400, 64, 5)
+budgets: quick (50 points, 100 queries each, 8 reference models, 2 seeds; exact: 10 points,
+         5 s each), standard (100, 200, 16, 3; exact: 25, 10 s), thorough (200, 400, 64, 5;
+         exact: 200 points, 10 s, in L2, L-infinity and L1)
 
 examples:
   mlthreat probe pipeline.yaml --budget quick

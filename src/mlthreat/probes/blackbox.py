@@ -37,6 +37,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.neural_network import MLPClassifier
 
 from mlthreat.adapters.interface import ModelAdapter
@@ -50,7 +51,9 @@ from mlthreat.probes.evasion import (
     robustness_curves,
 )
 from mlthreat.probes.interface import Budget, Measurement, Meter, Param, Prepared, Probe
+from mlthreat.probes.minimal import minimal_change
 from mlthreat.probes.stats import median_interval, robustness
+from mlthreat.probes.trees import read
 from mlthreat.results import Curve
 
 if TYPE_CHECKING:
@@ -61,6 +64,9 @@ EPSILONS = (0.1, 0.25, 0.5, 1.0, 2.0)
 POLISH = 30    # queries kept back to sharpen the best change found
 SCALES = (0.2, 0.4, 0.6, 0.8, 1.0, 1.5)   # L2 budgets of the copy's suggestions per point
 GUESS_KEEP = 3  # suggestions that flip the model and are refined
+COPY_TREES = 50            # iterations of the attacker's tree copy
+COPY_SECONDS = 1.0         # time for the copy's exact smallest change, per point
+COPY_SCALES = (1.0, 1.15, 1.4, 2.0)   # the copy's change, stretched
 NUDGES = 16    # tiny random moves tried first: points on a split threshold flip with one
 NUDGE = 1e-3   # size of the first, tiny random moves (in the model's input units)
 HAIR = 1e-6   # what a reset coordinate keeps of its move, relative to its value (see `_hair`)
@@ -346,6 +352,15 @@ def _examples(x: np.ndarray, results: list[tuple[np.ndarray | None, int]],
     return out
 
 
+def _joined(*parts: list[np.ndarray | None]) -> list[np.ndarray | None]:
+    """Per point, the starting points of every source, first source first."""
+    out: list[np.ndarray | None] = []
+    for rows in zip(*parts, strict=True):
+        got = [r for r in rows if r is not None]
+        out.append(np.vstack(got) if got else None)
+    return out
+
+
 def _first_column(flipped: Callable[[np.ndarray], np.ndarray]
                   ) -> Callable[[np.ndarray], np.ndarray]:
     return lambda answer: flipped(np.asarray(answer)[:, 0].astype(int))
@@ -401,7 +416,7 @@ class BlackBoxEvasion(Probe):
         if method == "decision":
             pool = np.asarray(data.pool, dtype=float)
             starts = int(self.param("starts"))
-            guesses = self._guesses(x, data, rng)
+            guesses = _joined(self._tree_guesses(x, data, rng), self._guesses(x, data, rng))
             nudged, exact = self._nudged(model, points, rng)
             sample, low, high = pool[:2000], pool.min(axis=0), pool.max(axis=0)
             attacks = [decision_attack(p, pool, self._preference(data, p), starts, rng,
@@ -456,6 +471,32 @@ class BlackBoxEvasion(Probe):
         tried = [pgd.pgd(copy, x, own, np.full(len(x), scale), "l2", data, early=False)[1]
                  for scale in SCALES]
         return [np.stack([adv[i] for adv in tried]) for i in range(len(x))]
+
+    @staticmethod
+    def _tree_guesses(x: np.ndarray, data: EvasionData, rng: np.random.Generator
+                      ) -> list[np.ndarray | None]:
+        """Starting points from a tree copy the attacker trains on their own labelled rows (no
+        queries): the copy's exact smallest flipping change (`minimal.py`) under the same
+        constraints, and that change stretched a little (the model's boundary is near the
+        copy's, not on it). Tree models cut the space into boxes; a PGD step on a smooth copy
+        lands in the wrong box as often as not, the copy's exact optimum in a neighbouring one."""
+        if data.pool is None or data.pool_y is None or len(np.unique(data.pool_y)) < 2:
+            return [None] * len(x)
+        copy = HistGradientBoostingClassifier(max_iter=COPY_TREES,
+                                              random_state=int(rng.integers(2**31)))
+        copy.fit(data.pool, data.pool_y)
+        ens = read(copy, data.pool[:500])
+        own = copy.predict(x)
+        out: list[np.ndarray | None] = []
+        for x0, mine in zip(x, own, strict=True):
+            if data.target is not None and mine == data.target:
+                out.append(None)
+                continue
+            sol = minimal_change(ens, x0, data.target, "l2", data.constraints,
+                                 seconds=COPY_SECONDS, pool=data.pool)
+            out.append(None if sol.x is None else
+                       np.stack([x0 + s * (sol.x - x0) for s in COPY_SCALES]))
+        return out
 
     @staticmethod
     def _nudged(model: ModelAdapter, points: list[_Point], rng: np.random.Generator

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from mlthreat.probes.blackbox import BlackBoxEvasion
+from mlthreat.probes.certified import ExactEvasion
 from mlthreat.probes.evasion import WhiteBoxEvasion
 from mlthreat.probes.extraction import ModelExtraction
 from mlthreat.probes.interface import Probe
@@ -37,6 +38,7 @@ RUNS: dict[str, Run] = {r.name: r for r in (
     Run("evasion-whitebox", "evasion", WhiteBoxEvasion),
     Run("evasion-blackbox", "evasion", BlackBoxEvasion),
     Run("evasion-transfer", "evasion", TransferEvasion),
+    Run("evasion-exact", "evasion", ExactEvasion),
 )}
 
 # what `--only` names -> the kinds of run it means, in the order they run

@@ -5,7 +5,8 @@ shows it to an attacker (full probabilities, rounded scores, or the label only).
 
 `Target.capabilities` is what the planner compares with each probe's `requires`: "gradients"
 (white-box access), "scores" (more than the label), "retraining" (a model of the target's kind
-can be trained again: a scikit-learn estimator, or `train: file.py:function` in the spec).
+can be trained again: a scikit-learn estimator, or `train: file.py:function` in the spec),
+"trees" (the model file is a tree ensemble whose splits the exact evasion probe reads).
 """
 
 from __future__ import annotations
@@ -28,15 +29,16 @@ from mlthreat.probes.constraints import Constraints, from_transform
 from mlthreat.probes.data import Table, load_table
 from mlthreat.probes.training import Fit, sharing_clean, sklearn_fit, user_fit
 
-CAPABILITIES = ("gradients", "scores", "retraining")
+CAPABILITIES = ("gradients", "scores", "retraining", "trees")
 
 # The attacker's effort, per budget name (docs/probes.md explains each figure).
 BUDGETS: dict[str, dict[str, int]] = {
-    "quick": {"references": 8, "seeds": 2, "bootstrap": 100, "points": 50, "per_point": 100},
+    "quick": {"references": 8, "seeds": 2, "bootstrap": 100, "points": 50, "per_point": 100,
+              "exact_points": 10, "exact_seconds": 5, "exact_norms": 1},
     "standard": {"references": 16, "seeds": 3, "bootstrap": 200, "points": 100,
-                 "per_point": 200},
+                 "per_point": 200, "exact_points": 25, "exact_seconds": 10, "exact_norms": 1},
     "thorough": {"references": 64, "seeds": 5, "bootstrap": 500, "points": 200,
-                 "per_point": 400},
+                 "per_point": 400, "exact_points": 200, "exact_seconds": 10, "exact_norms": 3},
 }
 
 
@@ -55,9 +57,18 @@ class Target:
     goal: int | None            # the class the attacker wants
 
     @property
+    def trees(self) -> bool:
+        """The model file is a tree ensemble the exact evasion probe reads."""
+        from mlthreat.probes.certified import model_object
+        from mlthreat.probes.trees import supported
+        model = model_object(self.adapter)
+        return model is not None and supported(model)
+
+    @property
     def capabilities(self) -> frozenset[str]:
         have = {"gradients": self.adapter.capabilities.gradients,
-                "scores": self.adapter.capabilities.scores, "retraining": self.fit is not None}
+                "scores": self.adapter.capabilities.scores, "retraining": self.fit is not None,
+                "trees": self.trees}
         return frozenset(k for k, v in have.items() if v)
 
 

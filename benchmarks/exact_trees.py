@@ -1,0 +1,189 @@
+"""Exact evasion of tree ensembles, and the black-box attack measured against it (issue #22).
+
+Per model: the certified smallest flipping change (L2, in the model's input units) of each point
+(`mlthreat.probes.minimal`, time limit 10 s per point), with seconds per point and how many
+points were solved to optimality; then mlthreat's labels-only black-box attack (at most 230
+queries per point, as the evasion goal) and transfer attack on the same points, each as its ratio
+to the exact minimum: median, 90th percentile and maximum of (found / exact) per point, and
+misses (no flip found). A point whose exact minimum is 0 (a model that splits at a value the
+point sits on) counts as ratio 1 if the attack also needs (almost) nothing.
+
+Models:
+- reference: the credit-scoring example's own model files (HistGradientBoosting, 100 iterations,
+  31 leaves; random forest of 60 fully grown trees) with the spec's constraints and goal
+  (immutable age and records, integer and bounded amounts, one-hot categories, goal "good");
+- small (the issue's set): 20-tree random forest, 30-iteration HistGradientBoosting, 30-tree
+  LightGBM on the same data and constraints;
+- scale: XGBoost, LightGBM and a random forest of 100 trees of depth 8;
+- hold-out (never tuned on): scikit-learn's bundled breast-cancer data (569 rows, 30 numeric
+  features, standardised, no constraints, any change of decision), with HistGradientBoosting,
+  a random forest of 100 trees of depth 8, XGBoost and LightGBM.
+
+Run: `.venv/bin/python benchmarks/exact_trees.py [--points 40] [--only reference,small,...]`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from sklearn.datasets import load_breast_cancer
+from sklearn.ensemble import HistGradientBoostingClassifier, RandomForestClassifier
+from sklearn.model_selection import train_test_split
+from sklearn.preprocessing import StandardScaler
+
+from mlthreat.adapters import adapter_for
+from mlthreat.catalog import load_catalog
+from mlthreat.pipeline import load_pipeline
+from mlthreat.probes import Budget
+from mlthreat.probes.blackbox import BlackBoxEvasion
+from mlthreat.probes.certified import model_object
+from mlthreat.probes.constraints import Constraints
+from mlthreat.probes.evasion import EvasionData
+from mlthreat.probes.minimal import minimal_change
+from mlthreat.probes.target import prepare
+from mlthreat.probes.trees import read
+
+ROOT = Path(__file__).resolve().parent.parent
+SPEC = ROOT / "examples" / "credit-scoring" / "pipeline.yaml"
+SECONDS = 10.0
+QUERIES = 230
+
+
+@dataclass
+class Case:
+    group: str
+    name: str
+    model: Any
+    x: np.ndarray
+    y: np.ndarray
+    train: np.ndarray
+    test: np.ndarray
+    constraints: Constraints | None
+    goal: int | None
+
+
+def cases(groups: set[str]) -> Iterator[Case]:
+    pipeline = load_pipeline(SPEC, load_catalog())
+    comps = {c.id: c for c in pipeline.spec.components}
+    credit = prepare(pipeline, comps["scoring_api"], trust=False)
+    if "reference" in groups:
+        for cid in ("scoring_api", "partner_prescreen"):
+            t = prepare(pipeline, comps[cid], trust=False)
+            yield Case("reference", f"{cid} ({read(model_object(t.adapter), t.x[:5]).kind})",
+                       model_object(t.adapter), t.x, t.y, t.train, t.test, t.constraints, t.goal)
+    import lightgbm
+    import xgboost
+    fit = credit.x[credit.train], credit.y[credit.train]
+    made = {
+        "small": [("random forest, 20 trees", RandomForestClassifier(20, random_state=0)),
+                  ("HistGradientBoosting, 30 iterations",
+                   HistGradientBoostingClassifier(max_iter=30, random_state=0)),
+                  ("LightGBM, 30 trees", lightgbm.LGBMClassifier(n_estimators=30, verbose=-1,
+                                                                 random_state=0))],
+        "scale": [("XGBoost, 100 trees, depth 8",
+                   xgboost.XGBClassifier(n_estimators=100, max_depth=8, random_state=0)),
+                  ("LightGBM, 100 trees, depth 8",
+                   lightgbm.LGBMClassifier(n_estimators=100, max_depth=8, num_leaves=255,
+                                           verbose=-1, random_state=0)),
+                  ("random forest, 100 trees, depth 8",
+                   RandomForestClassifier(100, max_depth=8, random_state=0))],
+    }
+    for group in ("small", "scale"):
+        if group in groups:
+            for name, model in made[group]:
+                yield Case(group, name, model.fit(*fit), credit.x, credit.y, credit.train,
+                           credit.test, credit.constraints, credit.goal)
+    if "holdout" in groups:
+        yield from _holdout()
+
+
+def _holdout() -> Iterator[Case]:
+    import lightgbm
+    import xgboost
+    data = load_breast_cancer()
+    x = StandardScaler().fit_transform(data.data)
+    y = data.target
+    train, test = train_test_split(np.arange(len(y)), test_size=200, stratify=y, random_state=0)
+    for name, model in (
+            ("HistGradientBoosting", HistGradientBoostingClassifier(random_state=0)),
+            ("random forest, 100 trees, depth 8", RandomForestClassifier(100, max_depth=8,
+                                                                         random_state=0)),
+            ("XGBoost, 100 trees, depth 6", xgboost.XGBClassifier(n_estimators=100,
+                                                                  random_state=0)),
+            ("LightGBM, 100 trees", lightgbm.LGBMClassifier(n_estimators=100, verbose=-1,
+                                                            random_state=0))):
+        yield Case("holdout", f"breast cancer: {name}", model.fit(x[train], y[train]), x, y,
+                   train, test, None, None)
+
+
+def measure(case: Case, points: int) -> dict[str, Any]:
+    adapter = adapter_for(case.model)
+    pts = case.x[case.test]
+    if case.goal is not None:
+        pts = pts[adapter.predict(pts) != case.goal]
+    pts = pts[:points]
+    ens = read(case.model, case.x[case.test][:500])
+    start = adapter.predict(pts)
+    exact, secs, optimal = [], [], 0
+    for i, x0 in enumerate(pts):
+        def wanted(x: np.ndarray, i: int = i) -> bool:
+            got = adapter.predict(np.atleast_2d(x))[0]
+            return bool(got == case.goal if case.goal is not None else got != start[i])
+        sol = minimal_change(ens, x0, case.goal, "l2", case.constraints, seconds=SECONDS,
+                             verify=wanted, pool=case.x[case.train])
+        exact.append(sol.distance)
+        secs.append(sol.seconds)
+        optimal += sol.status == "optimal"
+    data = EvasionData(pts, case.constraints, case.goal, pool=case.x[case.train],
+                       pool_y=case.y[case.train])
+    t0 = time.perf_counter()
+    ev = BlackBoxEvasion(method="decision", queries=QUERIES).run(adapter, data, Budget(seed=0))
+    return {"exact": np.array(exact), "seconds": np.array(secs), "optimal": optimal,
+            "blackbox": np.array(ev.extra["minimal"]),
+            "bb_queries": ev.extra["max_queries_per_point"],
+            "bb_seconds": time.perf_counter() - t0, "n": len(pts)}
+
+
+def ratios(found: np.ndarray, exact: np.ndarray) -> tuple[np.ndarray, int]:
+    """Per point found / exact (1 where both are about nothing), and the misses."""
+    miss = int(np.sum(~np.isfinite(found)))
+    ok = np.isfinite(found) & np.isfinite(exact)
+    f, e = found[ok], exact[ok]
+    tiny = e < 1e-6
+    r = np.where(tiny, np.where(f < 1e-4, 1.0, np.inf), f / np.maximum(e, 1e-300))
+    return r, miss
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--points", type=int, default=40)
+    ap.add_argument("--only", default="reference,small,scale,holdout")
+    args = ap.parse_args()
+    groups = set(args.only.split(","))
+    print(f"{'model':<48} {'n':>3} {'opt':>4} {'s med':>6} {'s max':>6} {'exact med':>9} "
+          f"{'bb med':>7} {'bb p90':>7} {'bb max':>7} {'>1.5x':>6} {'miss':>4} {'q max':>5}")
+    summary: dict[str, list[float]] = {}
+    for case in cases(groups):
+        got = measure(case, args.points)
+        r, miss = ratios(got["blackbox"], got["exact"])
+        n = got["n"]
+        print(f"{case.group + ': ' + case.name:<48} {n:>3} {got['optimal']:>4} "
+              f"{np.median(got['seconds']):>6.2f} {np.max(got['seconds']):>6.2f} "
+              f"{np.median(got['exact']):>9.3f} {np.median(r):>7.3f} "
+              f"{np.quantile(r, 0.9):>7.3f} {np.max(r):>7.2f} {np.mean(r > 1.5):>6.0%} "
+              f"{miss:>4} {got['bb_queries']:>5}", flush=True)
+        summary.setdefault("optimal", []).append(got["optimal"] / n)
+        summary.setdefault("within10", []).append(float(np.mean(got["seconds"] <= SECONDS)))
+    if summary:
+        print(f"\nexact: optimal on {min(summary['optimal']):.0%} of points at worst per model "
+              f"(goal: 95 % of the reference models' points within {SECONDS:g} s)")
+
+
+if __name__ == "__main__":
+    main()
