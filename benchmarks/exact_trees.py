@@ -37,12 +37,11 @@ from sklearn.ensemble import HistGradientBoostingClassifier, RandomForestClassif
 from sklearn.model_selection import train_test_split
 from sklearn.preprocessing import StandardScaler
 
-from mlthreat.adapters import adapter_for
+from mlthreat.adapters import adapter_for, model_object
 from mlthreat.catalog import load_catalog
 from mlthreat.pipeline import load_pipeline
 from mlthreat.probes import Budget
 from mlthreat.probes.blackbox import BlackBoxEvasion
-from mlthreat.probes.certified import model_object
 from mlthreat.probes.constraints import Constraints
 from mlthreat.probes.evasion import EvasionData
 from mlthreat.probes.minimal import minimal_change

@@ -63,5 +63,16 @@ def adapter_for(model: Any) -> ModelAdapter:
                      "and LightGBM boosters, ONNX models and HTTP endpoints")
 
 
+def model_object(adapter: ModelAdapter) -> Any:
+    """The loaded model behind an adapter (through the interface's rounding), or None for an
+    endpoint or a callable."""
+    while hasattr(adapter, "inner"):
+        adapter = adapter.inner
+    for name in ("estimator", "booster"):
+        if hasattr(adapter, name):
+            return getattr(adapter, name)
+    return None
+
+
 __all__ = ["ADAPTERS", "CallableAdapter", "Capabilities", "ModelAdapter", "RoundedAdapter",
-           "adapter_for", "load_model"]
+           "adapter_for", "load_model", "model_object"]

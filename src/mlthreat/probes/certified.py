@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from mlthreat.adapters import model_object
 from mlthreat.adapters.interface import ModelAdapter
 from mlthreat.errors import ProbeError
 from mlthreat.probes.constraints import Constraints
@@ -46,17 +47,6 @@ class ExactData:
     constraints: Constraints | None
     goal: int | None
     pool: np.ndarray | None         # the defender's rows: where the search starts
-
-
-def model_object(adapter: ModelAdapter) -> Any:
-    """The loaded model behind an adapter (through the interface's rounding), or None for an
-    endpoint or a callable."""
-    while hasattr(adapter, "inner"):
-        adapter = adapter.inner
-    for name in ("estimator", "booster"):
-        if hasattr(adapter, name):
-            return getattr(adapter, name)
-    return None
 
 
 class ExactEvasion(Probe):

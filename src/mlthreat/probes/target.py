@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 from sklearn.model_selection import train_test_split
 
-from mlthreat.adapters import ModelAdapter, RoundedAdapter, adapter_for
+from mlthreat.adapters import ModelAdapter, RoundedAdapter, adapter_for, model_object
 from mlthreat.adapters.http import HttpAdapter
 from mlthreat.adapters.loading import load_model
 from mlthreat.errors import DataError, InputError, ModelError, brief
@@ -28,6 +28,7 @@ from mlthreat.pipeline.spec import ProbeSpec
 from mlthreat.probes.constraints import Constraints, from_transform
 from mlthreat.probes.data import Table, load_table
 from mlthreat.probes.training import Fit, sharing_clean, sklearn_fit, user_fit
+from mlthreat.probes.trees import supported
 
 CAPABILITIES = ("gradients", "scores", "retraining", "trees")
 
@@ -59,8 +60,6 @@ class Target:
     @property
     def trees(self) -> bool:
         """The model file is a tree ensemble the exact evasion probe reads."""
-        from mlthreat.probes.certified import model_object
-        from mlthreat.probes.trees import supported
         model = model_object(self.adapter)
         return model is not None and supported(model)
 
