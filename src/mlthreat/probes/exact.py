@@ -53,7 +53,7 @@ class Domain:
     def __init__(self, ensemble: Ensemble, x0: np.ndarray, constraints: Constraints | None,
                  weights: np.ndarray) -> None:
         self.ensemble, self.x0, self.c, self.w = ensemble, np.asarray(x0, float), constraints, weights
-        thresholds = _thresholds(ensemble)
+        self.thresholds = thresholds = _thresholds(ensemble)
         self.groups = self._groups()
         grouped = {j for g in self.groups for j in g}
         fixed = self._immutable()
@@ -209,7 +209,7 @@ class Builder:
         self.chosen: dict[int, tuple[list[Literal], np.ndarray]] = {}  # column -> (p, values)
         self.group_vars: list[list[int]] = []
         self.impossible = False     # a column has no value the attacker may choose
-        self.thresholds = _thresholds(domain.ensemble)
+        self.thresholds = domain.thresholds
         self._columns()
         self._groups()
         if norm != "linf" and np.isfinite(cap):     # no change beyond the cap
@@ -297,7 +297,7 @@ class Builder:
         return float(self._power(diff).sum())
 
     def literal(self, j: int, t: float) -> Literal:
-        return self.literals.get((j, t), (-1, 0.0, float(self.d.x0[j] <= t)))
+        return self.literals[(j, t)]   # every split column's thresholds got one
 
     def leaves(self) -> list[tuple[int, np.ndarray]]:
         """Leaf variables of every tree and their values. Each reachable node (pruned where a
