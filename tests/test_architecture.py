@@ -23,7 +23,7 @@ LAYERS = [
     {"catalog"},
     {"pipeline"},
     {"scanners", "analysis"},
-    {"adapters", "perception"},
+    {"adapters", "perception", "gate"},
     {"probes"},
     {"assessor", "report"},
     {"cli"},

@@ -16,7 +16,7 @@ from typing import Any, Literal
 from mlthreat.plain import to_plain
 from mlthreat.vocabulary import Family, RiskLevel
 
-SCHEMA_VERSION = "2.0"
+SCHEMA_VERSION = "2.1"
 
 
 @dataclass(frozen=True, slots=True)
@@ -264,6 +264,31 @@ class FlowInfo:
     line: int
 
 
+@dataclass(frozen=True, slots=True)
+class Suppression:
+    """Why a finding does not fail the gate: accepted in a baseline file, or by a comment at
+    the place it points to (`# mlthreat: ignore[rule] reason`)."""
+
+    kind: str                 # baseline | inline
+    by: str                   # who accepted it (inline: the line's git author, if known)
+    reason: str
+    where: str                # the baseline file, or file:line of the comment
+    until: str | None = None  # ISO date after which it fails again (baselines)
+
+
+@dataclass(frozen=True, slots=True)
+class Triage:
+    """What the gate made of one finding (`finding`: a Finding's id, or a scan finding's
+    fingerprint): new, unchanged or updated (worse) against the baseline, and suppressed or
+    not. `note` says why it is worse, or that an acceptance expired."""
+
+    finding: str
+    fingerprint: str
+    state: str                # new | unchanged | updated   (SARIF baselineState)
+    suppression: Suppression | None = None
+    note: str = ""
+
+
 @dataclass(frozen=True)
 class Assessment:
     pipeline_name: str
@@ -283,6 +308,8 @@ class Assessment:
     perception: tuple[PerceptionReport, ...] = ()
     evidence: tuple[Evidence, ...] = ()
     skipped: tuple[Skipped, ...] = ()
+    triage: tuple[Triage, ...] = ()     # the CI gate's verdicts (docs/ci.md), if it ran
+    compared_with: str | None = None    # the baseline or git ref the states are against
     schema_version: str = SCHEMA_VERSION
     _index: dict[str, Finding] = field(default_factory=dict, init=False, compare=False, repr=False)
     _evidence: dict[str, Evidence] = field(default_factory=dict, init=False, compare=False,

@@ -39,7 +39,7 @@ def test_json_matches_its_schema(credit: Assessment) -> None:
     schema = json.loads((ROOT / "docs" / "assessment.schema.json").read_text())
     data = json.loads(json_report.render(credit))
     jsonschema.Draft202012Validator(schema).validate(data)
-    assert data["schema_version"] == "2.0"
+    assert data["schema_version"] == "2.1"
     assert len(data["findings"]) == len(credit.findings)
     assert sum(sum(c.values()) for c in data["counts"].values()) == len(credit.findings)
 

@@ -15,10 +15,20 @@ from importlib import import_module
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from mlthreat.errors import EXIT_INTERRUPTED, EXIT_OK, EXIT_TOOL, Interrupted, MlthreatError, OutputError
+from mlthreat.errors import (
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    EXIT_TOOL,
+    InputError,
+    Interrupted,
+    MlthreatError,
+    OutputError,
+)
 
 if TYPE_CHECKING:
     from rich.console import Console, RenderableType
+
+    from mlthreat.cli.settings import Setting
 
 
 class Cli:
@@ -26,6 +36,7 @@ class Cli:
 
     def __init__(self, args: argparse.Namespace) -> None:
         self.args = args
+        self.settings: list[Setting] = []       # each option's value and source, when read
         self._out: Console | None = None
         self._err: Console | None = None
 
@@ -127,19 +138,36 @@ def ctrl_c_deferred() -> Iterator[list[int]]:
 def run(argv: Sequence[str] | None) -> int:
     from mlthreat.cli.args import build_parser
     parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
     args = parser.parse_args(argv)
+    cli = Cli(args)
+    try:
+        cli.settings = _settings(args, argv)
+    except BaseException as exc:  # noqa: BLE001 - a bad settings file is a user's error, exit 2
+        return _failed(cli, exc)
     if getattr(args, "output", None) and getattr(args, "format", "x") is None:
         parser.error("-o/--output needs -f/--format (or use --out-dir for every format)")
     if getattr(args, "output", None) and getattr(args, "out_dir", None):
         parser.error("-o/--output and --out-dir do not go together: -o writes one format, "
                      "--out-dir all of them")
-    cli = Cli(args)
     try:
         module, _, name = args.run.partition(":")
         command: Callable[[Cli], int] = getattr(import_module(f"mlthreat.cli.{module}"), name)
         return command(cli)
     except BaseException as exc:  # noqa: BLE001 - the boundary: every error becomes an exit code
         return _failed(cli, exc)
+
+
+def _settings(args: argparse.Namespace, argv: list[str]) -> list[Setting]:
+    """The settings file's options for this command, where the command line left them."""
+    from mlthreat.cli.args import SETTING_COMMANDS, build_parser
+    if args.command not in SETTING_COMMANDS or getattr(args, "no_config", False):
+        return []
+    from mlthreat.cli.settings import apply, find, given, read, start_of
+    file = read(Path(args.config)) if args.config else find(start_of(args))
+    if args.config and file is None:
+        raise InputError(f"{args.config}: has no [tool.mlthreat] table")
+    return apply(args, build_parser(), args.command, given(build_parser(), argv), file)
 
 
 def _failed(cli: Cli, exc: BaseException) -> int:

@@ -19,6 +19,7 @@ SCAN_FORMATS = ("json", "md", "sarif", "html")         # mlthreat.report.scan.FO
 FORMATS_RESEARCH = ("json", "md", "html")              # mlthreat.report.research.FORMATS
 SCANNERS = ("modelfile", "secrets", "dependencies", "serving")   # mlthreat.scanners.SCANNERS
 BUDGETS = ("quick", "standard", "thorough")            # mlthreat.probes.target.BUDGETS
+SETTING_COMMANDS = ("model", "assess", "probe", "scan")   # commands a settings file sets
 
 
 def usable_cores() -> int:
@@ -99,6 +100,41 @@ Without a terminal, answers come one per line from standard input, or from --ans
 """
 
 
+CONFIG_EPILOG = """\
+Settings files (TOML) hold every option a command takes, by its flag's name:
+  # mlthreat.toml (or [tool.mlthreat] in pyproject.toml)
+  fail-on = "high"                 # every command that has --fail-on
+  baseline = "mlthreat-baseline.yaml"
+  [scan]                           # this command only; wins over the top
+  exclude = ["tests/fixtures/*"]
+  advisories = "osv/"
+  [assess]
+  budget = "quick"
+A flag on the command line wins over both. Paths are relative to the settings file.
+Not settable (they stay on the command line): -o/--output, --force, --debug.
+"""
+
+BASELINE_EPILOG = """\
+examples:
+  mlthreat scan . -f sarif -o scan.sarif
+  mlthreat baseline create scan.sarif --by alice --reason "reviewed 2026-12-02, see SEC-12" \\
+      --until 2027-06-30
+  mlthreat scan . --baseline mlthreat-baseline.yaml --fail-on high     # fails on new ones only
+  mlthreat baseline update scan.sarif -o mlthreat-baseline.yaml --by alice --reason "..."
+A finding stays accepted while it is not worse: a higher risk, or (model/assess) a probe's
+measured attack success above the accepted value's interval, makes it fail again; so does the
+--until date passing. See docs/ci.md.
+"""
+
+
+def iso_date(value: str) -> str:
+    import datetime as dt
+    try:
+        return dt.date.fromisoformat(value).isoformat()
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a date; write YYYY-MM-DD") from None
+
+
 def jobs_arg(value: str) -> int:
     """`--jobs`: a whole number of at least 1, or `auto` (the cores this process may use)."""
     if value.strip().lower() == "auto":
@@ -129,6 +165,28 @@ def _probe_options(p: argparse.ArgumentParser) -> None:
                    help="load model formats the scanner cannot look inside (never a flagged file)")
 
 
+def _settings_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--config", metavar="FILE",
+                   help="settings file to use (default: the first mlthreat.toml, .mlthreat.toml "
+                        "or pyproject.toml with [tool.mlthreat] from the spec or path upwards "
+                        "to the repository's root; see docs/ci.md)")
+    p.add_argument("--no-config", action="store_true", help="ignore every settings file")
+
+
+def _gate_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--baseline", metavar="FILE",
+                   help="accepted findings (`mlthreat baseline create`): they are reported as "
+                        "suppressed and do not fail --fail-on, unless they got worse or their "
+                        "acceptance expired")
+    p.add_argument("--new-since", metavar="FILE",
+                   help="fail only on findings that are new or worse than in FILE (a baseline "
+                        "or an earlier SARIF report of the same command); without --fail-on, "
+                        "any new finding fails")
+    p.add_argument("--diff-base", metavar="GIT_REF",
+                   help="like --new-since, comparing with the same command run on the "
+                        "repository at GIT_REF (e.g. origin/main)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="mlthreat", formatter_class=argparse.RawDescriptionHelpFormatter, epilog=EPILOG,
@@ -153,6 +211,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="compare a person's perception file (docs/perception.md) with the "
                         "findings; repeat for several people")
     p.add_argument("--force", action="store_true", help="overwrite existing output files")
+    _gate_options(p)
+    _settings_options(p)
     p.set_defaults(run="modelling:cmd_model")
 
     for name, helptext in (("assess", "scan the artifacts, run the probes the spec asks for, and "
@@ -166,6 +226,8 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--perception", action="append", default=[], metavar="FILE")
         _probe_options(p)
         p.add_argument("--force", action="store_true", help="overwrite existing output files")
+        _gate_options(p)
+        _settings_options(p)
         p.set_defaults(run="modelling:cmd_model", probes=True, no_scan=False)
 
     p = sub.add_parser("probe", help="measure attacks on the models the spec names (membership "
@@ -174,6 +236,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("spec", help="pipeline spec (YAML) with `probe` blocks (docs/probes.md)")
     p.add_argument("-f", "--format", choices=["text", "json"], default="text")
     _probe_options(p)
+    _settings_options(p)
     p.set_defaults(run="modelling:cmd_probe")
 
     p = sub.add_parser("scan", help="scan model files, code, configs and requirements without "
@@ -187,7 +250,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", help="write the report to this file (needs -f)")
     p.add_argument("--fail-on", choices=[lvl.value for lvl in RiskLevel if lvl != "info"],
                    help="exit 1 if any finding is at or above this severity")
+    p.add_argument("--exclude", action="append", default=[], metavar="PATTERN",
+                   help="skip files whose path matches this glob, relative to the scanned "
+                        "folder (e.g. 'tests/fixtures/*'; repeat for several)")
     p.add_argument("--force", action="store_true", help="overwrite an existing file")
+    _gate_options(p)
+    _settings_options(p)
     p.set_defaults(run="scanning:cmd_scan")
 
     p = sub.add_parser("discover", help="draft a pipeline spec from a repository (data, "
@@ -252,6 +320,35 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", help="write it to this file instead of stdout")
     p.add_argument("--force", action="store_true", help="overwrite an existing file")
     p.set_defaults(run="info:cmd_schema")
+
+    p = sub.add_parser("config", help="show the settings a command would use and where each "
+                       "comes from (default, or file:line of a settings file)",
+                       formatter_class=argparse.RawDescriptionHelpFormatter, epilog=CONFIG_EPILOG)
+    p.add_argument("path", nargs="?", default=".", help="a spec or folder: settings are looked "
+                   "for from there upwards (default: here)")
+    p.add_argument("--for", dest="for_command", action="append", default=[], metavar="COMMAND",
+                   choices=SETTING_COMMANDS, help="only this command's settings (repeat for "
+                   f"several; default: {', '.join(SETTING_COMMANDS)})")
+    p.add_argument("-f", "--format", choices=["text", "json"], default="text")
+    _settings_options(p)
+    p.set_defaults(run="gating:cmd_config")
+
+    p = sub.add_parser("baseline", help="accept the findings of a SARIF report (who, why, until "
+                       "when) so that CI fails only on new or worse ones",
+                       formatter_class=argparse.RawDescriptionHelpFormatter,
+                       epilog=BASELINE_EPILOG)
+    p.add_argument("action", choices=["create", "update", "show"],
+                   help="create a new file, update one (add new findings, drop fixed ones, keep "
+                        "earlier acceptances), or show one with what expired")
+    p.add_argument("report", nargs="?", help="SARIF report of `mlthreat scan` or `mlthreat "
+                   "model/assess` (create, update)")
+    p.add_argument("-o", "--output", default="mlthreat-baseline.yaml", help="the baseline file "
+                   "(default: %(default)s); create never overwrites one")
+    p.add_argument("--by", help="who accepts these findings (required for new acceptances)")
+    p.add_argument("--reason", help="why they are accepted (required for new acceptances)")
+    p.add_argument("--until", type=iso_date, help="date (YYYY-MM-DD) after which they fail "
+                   "the gate again (default: none; auditors like one)")
+    p.set_defaults(run="gating:cmd_baseline")
 
     p = sub.add_parser("catalog", help="list the threats (or controls) mlthreat knows")
     p.add_argument("--family", choices=[f.value for f in Family])

@@ -3,6 +3,7 @@ library's Assessor; the terminal shows its progress and a summary, reports go wh
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import sys
 from collections.abc import Sequence
@@ -10,19 +11,19 @@ from pathlib import Path
 
 from rich.text import Text
 
-from mlthreat.analysis.views import at_least
 from mlthreat.assessor import Assessor
 from mlthreat.catalog import load_catalog
 from mlthreat.cli.app import Cli
 from mlthreat.cli.args import usable_cores
+from mlthreat.cli.gating import failures, here_at, prepare
 from mlthreat.cli.progress import TerminalProgress
 from mlthreat.cli.terminal import summary
-from mlthreat.errors import EXIT_FINDINGS, EXIT_OK, InputError, OutputError
+from mlthreat.errors import EXIT_OK, InputError, OutputError
 from mlthreat.examples import example_spec, list_examples
+from mlthreat.gate import InlineComments, Item, assessment_items, triage
 from mlthreat.plain import to_plain
 from mlthreat.report import FORMATS
 from mlthreat.results import Assessment
-from mlthreat.vocabulary import RiskLevel
 
 DEMO_MARKER = ".mlthreat-demo"
 
@@ -32,9 +33,23 @@ def cmd_model(cli: Cli) -> int:
     args = cli.args
     outputs = _report_set(cli, Path(args.out_dir)) if args.out_dir else {}
     single = cli.output()
+    probes, budget = getattr(args, "probes", False), getattr(args, "budget", "standard")
+
+    def at_base(tree: Path) -> list[Item]:
+        spec = here_at(tree) / args.spec
+        if not spec.is_file():
+            return []                   # no spec there yet: every finding is new
+        return assessment_items(_assess(cli, spec, [], probes=probes, budget=budget))
+
+    gate = prepare(cli, at_base)
     assessment = _assess(cli, Path(args.spec), [Path(f) for f in args.perception],
-                         probes=getattr(args, "probes", False),
-                         budget=getattr(args, "budget", "standard"))
+                         probes=probes, budget=budget)
+    items = assessment_items(assessment, args.spec)
+    inline = InlineComments()
+    verdicts = triage(items, gate.accepted, gate.since, inline)
+    assessment = dataclasses.replace(
+        assessment, triage=tuple(verdicts), warnings=assessment.warnings + tuple(inline.problems),
+        compared_with=gate.since_name or (str(gate.accepted.path) if gate.accepted else None))
     if outputs:
         _write_reports(cli, assessment, outputs)
         print_summary(cli, assessment)
@@ -48,7 +63,7 @@ def cmd_model(cli: Cli) -> int:
             sys.stdout.write(text)
     else:
         print_summary(cli, assessment)
-    return _exit_for(cli, assessment)
+    return failures(cli, items, verdicts, gate)
 
 
 def cmd_demo(cli: Cli) -> int:
@@ -156,13 +171,3 @@ def print_summary(cli: Cli, assessment: Assessment) -> None:
         cli.out.print(part)
     for w in assessment.warnings:
         cli.warn(w)
-
-
-def _exit_for(cli: Cli, assessment: Assessment) -> int:
-    if not cli.args.fail_on:
-        return EXIT_OK
-    hits = at_least(list(assessment.findings), RiskLevel(cli.args.fail_on))
-    if hits:
-        cli.err.print(f"{len(hits)} findings at or above {cli.args.fail_on}")
-        return EXIT_FINDINGS
-    return EXIT_OK

@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import contextlib
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 from mlthreat.cli.app import Cli
+from mlthreat.cli.gating import failures, here_at, prepare
 from mlthreat.cli.terminal import scan_summary
-from mlthreat.errors import EXIT_FINDINGS, EXIT_OK, InputError, OutputError
+from mlthreat.errors import EXIT_OK, InputError, OutputError
+from mlthreat.gate import InlineComments, Item, scan_items, triage
 from mlthreat.report.scan import render as render_scan
-from mlthreat.scanners import SCANNERS, scan_paths
+from mlthreat.scanners import SCANNERS, ScanReport, scan_paths
 from mlthreat.scanners.dependencies import load_advisories
 from mlthreat.scanners.discover import discover, to_yaml
-from mlthreat.vocabulary import RiskLevel
 
 
 def cmd_scan(cli: Cli) -> int:
@@ -29,20 +32,36 @@ def cmd_scan(cli: Cli) -> int:
                          f"known: {', '.join(SCANNERS)}")
     output = cli.output()
     advisories = load_advisories(Path(args.advisories)) if args.advisories else None
+    # fingerprints name files relative to the folder mlthreat runs in, as the SARIF uris do
+    # (so 0.1's fingerprints hold, and the scan at --diff-base runs in the same folder there)
+    root = Path.cwd()
+
+    def scan(where: list[Path], status: Callable[[str], object]) -> ScanReport:
+        def progress(p: Path) -> None:
+            status(f"scanning {p}")
+        return scan_paths(where, only, advisories, exclude=args.exclude, progress=progress)
+
+    def at_base(tree: Path) -> list[Item]:
+        moved = [here_at(tree) / p for p in paths]
+        with cli.err.status(f"scanning {args.diff_base} …") as status, \
+                contextlib.chdir(here_at(tree)):
+            return scan_items(scan([p for p in moved if p.exists()], status.update).findings,
+                              here_at(tree))
+
+    gate = prepare(cli, at_base)
     with cli.err.status("scanning …") as status:
-        report = scan_paths(paths, only, advisories,
-                            progress=lambda p: status.update(f"scanning {p}"))
+        report = scan(paths, status.update)
     if report.files == 0:
         raise InputError(f"{', '.join(map(str, paths))}: holds no files to scan (only folders, "
                          "or files only in .git, or in folders such as .venv that only the "
-                         "modelfile scanner reads); check the path")
+                         "modelfile scanner reads, or every file excluded); check the path")
+    items = scan_items(report.findings, root)
+    inline = InlineComments()
+    report.triage = triage(items, gate.accepted, gate.since, inline)
+    report.compared = gate.accepted is not None or gate.since is not None
+    report.notes += inline.problems
     cli.emit(render_scan(report, args.format or "md"), scan_summary(report), output)
-    if args.fail_on:
-        hits = [f for f in report.findings if f.at_least(RiskLevel(args.fail_on))]
-        if hits:
-            cli.err.print(f"{len(hits)} findings at or above {args.fail_on}")
-            return EXIT_FINDINGS
-    return EXIT_OK
+    return failures(cli, items, report.triage, gate)
 
 
 def cmd_discover(cli: Cli) -> int:

@@ -49,12 +49,28 @@ def _top(findings: list[Finding], fam: Family) -> Table:
     return table
 
 
+def _gate_line(a: Assessment) -> list[RenderableType]:
+    """What the CI gate made of the findings, when it compared or suppressed anything."""
+    quiet = [t for t in a.triage if t.suppression is not None]
+    if not quiet and a.compared_with is None:
+        return []
+    states = {s: sum(t.state == s for t in a.triage) for s in ("new", "updated", "unchanged")}
+    against = f" against {a.compared_with}: " + ", ".join(f"{n} {s}" for s, n in states.items()) \
+        if a.compared_with else ""
+    return [Text(f"Gate{against}; {len(quiet)} suppressed "
+                 f"({sum(t.suppression.kind == 'baseline' for t in quiet if t.suppression)} "
+                 "accepted in the baseline, "
+                 f"{sum(t.suppression.kind == 'inline' for t in quiet if t.suppression)} by "
+                 "inline comments; each listed with who and why in the reports)", style="dim")]
+
+
 def summary(a: Assessment) -> list[RenderableType]:
     """What a person should see first, in order."""
     out: list[RenderableType] = [Panel.fit(
         f"[bold]{a.pipeline_name}[/]: {len(a.components)} components, {len(a.flows)} flows, "
         f"{len(a.findings)} findings", title="mlthreat threat model", border_style="blue"),
         _counts(a)]
+    out += _gate_line(a)
     for fam in Family:
         findings = by_family(a, fam)
         if findings:
@@ -146,22 +162,29 @@ def codes_summary(r: CodesReport) -> list[RenderableType]:
 
 
 def scan_summary(r: ScanReport) -> list[RenderableType]:
+    """The counts and the findings the gate did not suppress (those are counted)."""
     sev = {"critical": 0, "high": 0, "medium": 0, "low": 0}
-    for f in r.findings:
+    quiet = {t.fingerprint for t in r.triage if t.suppression is not None}
+    states = {t.fingerprint: t.state for t in r.triage}
+    shown = [(f, t.fingerprint) for f, t in zip(r.findings, r.triage, strict=True)
+             if t.fingerprint not in quiet] if r.triage else [(f, "") for f in r.findings]
+    for f, _ in shown:
         sev[f.severity] += 1
     out: list[RenderableType] = [Panel.fit(
         f"{r.files} files scanned ({', '.join(r.scanners)}): "
-        + ", ".join(f"{n} {k}" for k, n in sev.items()), title="mlthreat scan",
+        + ", ".join(f"{n} {k}" for k, n in sev.items())
+        + (f"; {len(quiet)} suppressed" if quiet else ""), title="mlthreat scan",
         border_style="blue")]
-    if r.findings:
+    if shown:
         table = Table(expand=True)
         for col, ratio in (("severity", 1), ("where", 3), ("threat", 2), ("finding", 5)):
             table.add_column(col, ratio=ratio)
-        for f in r.findings[:40]:
-            table.add_row(_level(RiskLevel(f.severity)), Text(f.where, style="cyan"),
+        for f, fp in shown[:40]:
+            new = " (new)" if r.compared and states.get(fp) == "new" else ""
+            table.add_row(_level(RiskLevel(f.severity)), Text(f.where + new, style="cyan"),
                           Text(f.threat_id), Text(f.message))
-        if len(r.findings) > 40:
-            table.caption = f"… and {len(r.findings) - 40} more in the reports"
+        if len(shown) > 40:
+            table.caption = f"… and {len(shown) - 40} more in the reports"
         out.append(table)
     out += [Text(n, style="yellow") for n in r.notes]
     return out

@@ -86,6 +86,28 @@ def _perception(a: Assessment) -> list[str]:
     return out
 
 
+def _gate(a: Assessment) -> list[str]:
+    """The CI gate: what is new or worse against the baseline, and what was suppressed."""
+    out: list[str] = []
+    changed = [t for t in a.triage if t.state != "unchanged" or t.note]
+    if a.compared_with is not None:
+        out += [f"## New or worse since `{a.compared_with}` ({len(changed)})", ""]
+        out += [f"- `{t.finding}`: {t.state}" + (f" ({t.note})" if t.note else "")
+                for t in changed] or ["None."]
+        out.append("")
+    quiet = [t for t in a.triage if t.suppression is not None]
+    if quiet:
+        out += [f"## Suppressed findings ({len(quiet)})", "",
+                "| finding | risk | how | by | why | until |", "|---|---|---|---|---|---|"]
+        for t in quiet:
+            s = t.suppression
+            assert s is not None
+            out.append(f"| `{t.finding}` | {a.finding(t.finding).level.value} | {s.kind} "
+                       f"(`{s.where}`) | {_cell(s.by)} | {_cell(s.reason)} | {s.until or '-'} |")
+        out.append("")
+    return out
+
+
 def render(a: Assessment) -> str:
     out = [f"# Threat model: {a.pipeline_name}", ""]
     if a.pipeline_description:
@@ -121,6 +143,7 @@ def render(a: Assessment) -> str:
         findings = by_family(a, fam)
         out += [f"## {FAMILY_LABEL[fam]} findings ({len(findings)})", ""]
         out += (_findings(findings) if findings else ["None."]) + [""]
+    out += _gate(a)
     out += _perception(a)
     adjusted = _adjustments(list(a.findings))
     if adjusted:

@@ -3,14 +3,14 @@ each pointing at the spec line of the component where the attacker acts."""
 
 from __future__ import annotations
 
-import hashlib
 import json
 from pathlib import PurePath
 from typing import Any
 
+from mlthreat.gate import FINDING_KEY, finding_fingerprint
 from mlthreat.report.common import FAMILY_LABEL, fmt, path_text, reference_url
 from mlthreat.report.interface import Format
-from mlthreat.results import Assessment, Finding
+from mlthreat.results import Assessment, Evidence, Finding, Triage
 from mlthreat.vocabulary import RiskLevel
 
 SCHEMA_URI = "https://docs.oasis-open.org/sarif/sarif/v2.1.0/errata01/os/schemas/sarif-schema-2.1.0.json"
@@ -39,7 +39,38 @@ def _rule(finding: Finding, worst: float) -> dict[str, Any]:
     }
 
 
-def _result(finding: Finding, index: int, uri: str, measured: list[str]) -> dict[str, Any]:
+def sarif_gate(verdict: Triage | None, compared: bool) -> dict[str, Any]:
+    """A result's baselineState (when a baseline or earlier run was compared) and its
+    suppression (SARIF 2.1.0 §3.27.23-24; code scanning hides suppressed results)."""
+    out: dict[str, Any] = {}
+    if verdict is None:
+        return out
+    if compared:
+        out["baselineState"] = verdict.state
+    s = verdict.suppression
+    if s is not None:
+        out["suppressions"] = [{
+            "kind": "external" if s.kind == "baseline" else "inSource", "status": "accepted",
+            "justification": f"{s.reason} (by {s.by}"
+                             + (f", until {s.until}" if s.until else "") + f"; {s.where})",
+            "properties": {"by": s.by, "until": s.until, "where": s.where}}]
+    return out
+
+
+def _measured(evidence: list[Evidence]) -> dict[str, list[float | None]]:
+    """Each probe's attack success (higher is easier) with its interval's top, for the gate."""
+    out: dict[str, list[float | None]] = {}
+    for e in evidence:
+        if e.source.startswith("probe:") and e.value is not None:
+            key = f"{e.source.removeprefix('probe:')}/{e.metric}"
+            if key not in out or e.value > (out[key][0] or 0.0):
+                out[key] = [e.value, e.interval[1] if e.interval else None]
+    return out
+
+
+def _result(finding: Finding, index: int, uri: str, evidence: list[Evidence],
+            verdict: Triage | None, compared: bool) -> dict[str, Any]:
+    measured = [e.summary for e in evidence if e.summary]
     message = (f"[{FAMILY_LABEL[finding.family]}] {finding.name} at '{finding.component}' "
                f"(risk {finding.level.value}, score {fmt(finding.score)}). "
                f"Path: {path_text(finding, ' -> ')}.")
@@ -60,14 +91,15 @@ def _result(finding: Finding, index: int, uri: str, measured: list[str]) -> dict
             },
             "logicalLocations": [{"name": finding.component, "kind": "module"}],
         }],
-        "partialFingerprints": {
-            "mlthreatFinding/v1": hashlib.sha256(finding.id.encode()).hexdigest()[:32]},
+        "partialFingerprints": {FINDING_KEY: finding_fingerprint(finding)},
         "properties": {
             "family": finding.family.value, "asset": finding.asset, "goal": finding.goal,
             "risk": finding.level.value, "score": finding.score,
             "likelihood": finding.likelihood, "impact": finding.impact,
             "path": list(finding.path), "controlsMissing": missing,
+            "measured": _measured(evidence),
         },
+        **sarif_gate(verdict, compared),
     }
 
 
@@ -88,6 +120,8 @@ def render(assessment: Assessment) -> str:
         rule_index[threat_id] = len(rules)
         rules.append(_rule(first[threat_id], worst[threat_id]))
     uri = _uri(assessment.spec_file)
+    verdicts = {t.finding: t for t in assessment.triage}
+    compared = assessment.compared_with is not None
     log = {
         "$schema": SCHEMA_URI,
         "version": "2.1.0",
@@ -97,8 +131,8 @@ def render(assessment: Assessment) -> str:
                 "semanticVersion": assessment.tool_version,
                 "rules": rules}},
             "artifacts": [{"location": {"uri": uri}, "roles": ["analysisTarget"]}],
-            "results": [_result(f, rule_index[f.threat_id], uri,
-                                 [e.summary for e in assessment.evidence_of(f) if e.summary])
+            "results": [_result(f, rule_index[f.threat_id], uri, assessment.evidence_of(f),
+                                 verdicts.get(f.id), compared)
                          for f in assessment.findings],
             "properties": {"pipeline": assessment.pipeline_name},
         }],

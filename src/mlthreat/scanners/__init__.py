@@ -6,12 +6,14 @@ over the files it applies to, in files and folders, and says what it could not s
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+import fnmatch
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 from mlthreat.plain import display_path
+from mlthreat.results import Triage
 from mlthreat.scanners.dependencies import DependencyScanner
 from mlthreat.scanners.interface import ScanContext, ScanFinding, Scanner
 from mlthreat.scanners.modelfile import ModelFileScanner, walk
@@ -31,18 +33,32 @@ class ScanReport:
     findings: list[ScanFinding] = field(default_factory=list)
     files: int = 0
     notes: list[str] = field(default_factory=list)
+    triage: list[Triage] = field(default_factory=list)   # set by the CI gate, if any
+    compared: bool = False          # a baseline or an earlier run was compared with (gate)
 
 
-def _files(paths: Iterable[Path]) -> Iterable[tuple[Path, Path, bool, str | None]]:
+def _files(paths: Iterable[Path], exclude: Sequence[str] = ()
+           ) -> Iterable[tuple[Path, Path, bool, str | None]]:
     """(scanned root, file, inside a skipped folder, where a link leads outside the root) for
-    every file to scan. Links are followed (each real file once); `.git` is never entered."""
+    every file to scan and not excluded (a glob on its path relative to the scanned folder, or
+    on the file's own name). Links are followed (each real file once); `.git` is never
+    entered."""
     for path in paths:
         if path.is_file():
-            yield path, path, False, None
+            if not _excluded(path.name, exclude):
+                yield path, path, False, None
         elif path.is_dir():
             for sub, outside in walk(path):
-                hidden = bool(SKIP_DIRS & set(sub.relative_to(path).parts[:-1]))
+                inner = sub.relative_to(path)
+                if _excluded(inner.as_posix(), exclude):
+                    continue
+                hidden = bool(SKIP_DIRS & set(inner.parts[:-1]))
                 yield path, sub, hidden, outside
+
+
+def _excluded(name: str, patterns: Sequence[str]) -> bool:
+    return any(fnmatch.fnmatchcase(name, p) or fnmatch.fnmatchcase(PurePosixPath(name).name, p)
+               for p in patterns)
 
 
 # the one registry from names to scanners, in the order they run on each file
@@ -52,11 +68,12 @@ SCANNERS: dict[str, Scanner] = {s.name: s for s in (
 
 def scan_paths(paths: list[Path], only: list[str] | None = None,
                advisories: list[dict[str, Any]] | None = None,
-               progress: Callable[[Path], None] | None = None) -> ScanReport:
+               progress: Callable[[Path], None] | None = None,
+               exclude: Sequence[str] = ()) -> ScanReport:
     names = only or list(SCANNERS)
     report = ScanReport([str(p) for p in paths], names)
     ctx = ScanContext(advisories)
-    for n, (root, path, hidden, outside) in enumerate(_files(paths)):
+    for n, (root, path, hidden, outside) in enumerate(_files(paths, exclude)):
         if n >= MAX_FILES:
             report.notes.append(f"stopped after {MAX_FILES} files")
             break

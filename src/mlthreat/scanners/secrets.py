@@ -37,6 +37,10 @@ ML_PATTERNS = [
 ]
 
 
+# the first line of a baseline file that `mlthreat baseline` writes (mlthreat.gate)
+BASELINE_MARK = "# mlthreat baseline:"
+
+
 def is_text_candidate(path: Path) -> bool:
     return path.suffix in TEXT_SUFFIXES or path.name in TEXT_NAMES or path.name.startswith(
         ("requirements", ".env"))
@@ -48,6 +52,8 @@ def scan_secrets(path: Path) -> list[ScanFinding]:
             return []
         text = path.read_text(encoding="utf-8", errors="replace")
     except OSError:
+        return []
+    if text.startswith(BASELINE_MARK):      # mlthreat's own baseline: fingerprints, not keys
         return []
     out: dict[tuple[int, str], ScanFinding] = {}
     collection = SecretsCollection()
