@@ -233,3 +233,24 @@ def test_lz4_without_the_lz4_package_is_reported_unscanned(
     monkeypatch.setitem(sys.modules, "lz4.frame", None)
     found = scan_bytes(b"\x04\x22\x4d\x18" + b"\x00" * 32, "m.joblib", name="m.joblib")
     assert [f.rule for f in found] == ["MF-UNSCANNED"]
+
+
+@pytest.mark.parametrize("text", [b"x = 1\n", b"x^2 + y\n", b"x}\n", b"ZF is not a header\n"])
+def test_text_that_passes_the_zlib_header_check_is_no_model(text: bytes, tmp_path: Path) -> None:
+    # 0x78 0x20 ("x ") passes zlib's check ((0x78 * 256 + 0x20) % 31 == 0), as do many others:
+    # such a file was read as a broken joblib stream and called unsafe (found by the pre-commit
+    # hook on a one-line Python file). joblib's reader fails on it before unpickling anything.
+    (tmp_path / "a.py").write_bytes(text)
+    assert "zlib" in modelfile.kinds(text)
+    with pytest.raises(zlib.error):
+        zlib.decompress(text)
+    assert scan_path(tmp_path / "a.py") == []
+
+
+def test_a_zlib_stream_broken_after_its_first_bytes_stays_a_finding(tmp_path: Path) -> None:
+    # joblib streams what it inflates into the unpickler: what came out before the break runs
+    evil = b"cos\nsystem\n(S'id'\ntR." + b"N" * 200_000 + b"."
+    stream = zlib.compress(evil)
+    (tmp_path / "m.joblib").write_bytes(stream[:-20])
+    found = scan_path(tmp_path / "m.joblib")
+    assert any(f.severity in ("high", "critical") for f in found), found
