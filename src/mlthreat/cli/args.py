@@ -37,6 +37,7 @@ examples:
   mlthreat model pipeline.yaml -f html -o tm.html one self-contained HTML report
   mlthreat model pipeline.yaml --out-dir reports  JSON, Markdown, SARIF and HTML at once
   mlthreat model pipeline.yaml -f sarif -o tm.sarif --fail-on high   for CI code scanning
+  mlthreat model pipeline.yaml --view eu-ai-act -f html -o art15.html   EU AI Act Art. 15 view
   mlthreat scan models/ src/ -f sarif -o scan.sarif  model files, secrets, dependencies, serving
   mlthreat discover my-repo/                      draft a spec from a repository
   mlthreat elicit pipeline.yaml -o alice.yaml     interview one person about the pipeline
@@ -173,6 +174,20 @@ def _settings_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-config", action="store_true", help="ignore every settings file")
 
 
+# the regulation views (mlthreat.catalog.views.VIEWS; named here so that parsing the command
+# line does not load the catalog)
+VIEWS = ("eu-ai-act", "nist-ai-rmf")
+
+
+def _view_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--view", action="append", default=[], choices=VIEWS, metavar="NAME",
+                   help="a regulation view: per clause, the threats that apply, what was "
+                        "measured, the controls in place and what is missing; eu-ai-act "
+                        "(Art. 15) or nist-ai-rmf. With -f md|json|html the report is the "
+                        "view; with --out-dir it is written beside the reports as NAME.*; "
+                        "alone it is shown here (docs/compliance.md)")
+
+
 def _gate_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--baseline", metavar="FILE",
                    help="accepted findings (`mlthreat baseline create`): they are reported as "
@@ -211,6 +226,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="compare a person's perception file (docs/perception.md) with the "
                         "findings; repeat for several people")
     p.add_argument("--force", action="store_true", help="overwrite existing output files")
+    _view_option(p)
     _gate_options(p)
     _settings_options(p)
     p.set_defaults(run="modelling:cmd_model")
@@ -226,6 +242,7 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--perception", action="append", default=[], metavar="FILE")
         _probe_options(p)
         p.add_argument("--force", action="store_true", help="overwrite existing output files")
+        _view_option(p)
         _gate_options(p)
         _settings_options(p)
         p.set_defaults(run="modelling:cmd_model", probes=True, no_scan=False)

@@ -23,6 +23,8 @@ from mlthreat.examples import example_spec, list_examples
 from mlthreat.gate import InlineComments, Item, assessment_items, triage
 from mlthreat.plain import to_plain
 from mlthreat.report import FORMATS
+from mlthreat.report.regulation import FORMATS as VIEW_FORMATS
+from mlthreat.report.regulation import render as render_view
 from mlthreat.results import Assessment
 
 DEMO_MARKER = ".mlthreat-demo"
@@ -31,7 +33,14 @@ DEMO_MARKER = ".mlthreat-demo"
 def cmd_model(cli: Cli) -> int:
     """`model` and `assess` (which sets probes): every output checked before the work."""
     args = cli.args
-    outputs = _report_set(cli, Path(args.out_dir)) if args.out_dir else {}
+    views = list(dict.fromkeys(args.view))
+    if views and args.format == "sarif":
+        raise InputError("--view has no SARIF form (SARIF lists findings, not clauses); use -f "
+                         "md, json or html, or --out-dir for the reports and the view")
+    if len(views) > 1 and args.format:
+        raise InputError(f"-f writes one report; {len(views)} views asked for: give one --view, "
+                         "or --out-dir for all of them")
+    outputs = _report_set(cli, Path(args.out_dir), views) if args.out_dir else {}
     single = cli.output()
     probes, budget = getattr(args, "probes", False), getattr(args, "budget", "standard")
 
@@ -54,13 +63,18 @@ def cmd_model(cli: Cli) -> int:
         _write_reports(cli, assessment, outputs)
         print_summary(cli, assessment)
     elif args.format:
-        text = FORMATS[args.format].render(assessment)
+        text = FORMATS[args.format].render(assessment) if not views else \
+            render_view(assessment, views[0], args.format)
         if single is not None:
             cli.write_all({single: text})
             print_summary(cli, assessment)
             cli.out.print(f"wrote {single}")
         else:
             sys.stdout.write(text)
+    elif views:
+        from mlthreat.cli.terminal import view_table
+        for name in views:
+            cli.out.print(view_table(assessment, name))
     else:
         print_summary(cli, assessment)
     return failures(cli, items, verdicts, gate)
@@ -148,11 +162,14 @@ def _assess(cli: Cli, spec: Path, perceptions: Sequence[Path], probes: bool, bud
         return _assessor(cli, probes, budget, bar).assess(spec, perceptions)
 
 
-def _report_set(cli: Cli, out_dir: Path) -> dict[str, Path]:
-    """Every format's file in --out-dir, each checked before any work."""
+def _report_set(cli: Cli, out_dir: Path, views: Sequence[str] = ()) -> dict[str, Path]:
+    """Every format's file in --out-dir (and each view's as NAME.md|json|html), each checked
+    before any work."""
     if out_dir.exists() and not out_dir.is_dir():
         raise OutputError(f"{out_dir}: is a file; --out-dir names a folder")
     paths = {name: out_dir / f"threat-model.{f.extension}" for name, f in FORMATS.items()}
+    paths.update({f"{view}:{fmt}": out_dir / f"{view}.{fmt}" for view in views
+                  for fmt in VIEW_FORMATS})
     if out_dir.is_dir():            # a folder still to be made holds nothing to overwrite
         for path in paths.values():
             cli.check_output(path, cli.args.force)
@@ -161,7 +178,8 @@ def _report_set(cli: Cli, out_dir: Path) -> dict[str, Path]:
 
 def _write_reports(cli: Cli, assessment: Assessment, outputs: dict[str, Path]) -> None:
     next(iter(outputs.values())).parent.mkdir(parents=True, exist_ok=True)
-    cli.write_all({path: FORMATS[name].render(assessment) for name, path in outputs.items()})
+    cli.write_all({path: render_view(assessment, *name.split(":")) if ":" in name
+                   else FORMATS[name].render(assessment) for name, path in outputs.items()})
     for name, path in outputs.items():
         cli.out.print(f"wrote {path}  [dim]({name})[/]")
 

@@ -188,3 +188,27 @@ def scan_summary(r: ScanReport) -> list[RenderableType]:
         out.append(table)
     out += [Text(n, style="yellow") for n in r.notes]
     return out
+
+
+def view_table(a: Assessment, name: str) -> RenderableType:
+    """A regulation view in the terminal: one row per clause (the reports have the detail)."""
+    from mlthreat.catalog import load_catalog
+    from mlthreat.catalog.views import load_view
+    from mlthreat.report.regulation import NOTE, evaluate
+    catalog = load_catalog()
+    view = load_view(name, catalog)
+    table = Table(title=f"{view.framework.title}: {a.pipeline_name}", caption=NOTE
+                  + " Columns: findings placed, the worst level, open = at high or above and "
+                  "not accepted, findings measured / that a probe or scanner could measure, "
+                  "controls in place, controls missing; -f html|md|json has each clause in "
+                  "full.", caption_justify="left")
+    table.add_column("clause", no_wrap=True)
+    for head in ("found", "worst", "open", "measured", "controls", "missing"):
+        table.add_column(head, no_wrap=True)
+    for r in evaluate(a, view, catalog):
+        table.add_row(r.mapped.clause.short, str(len(r.findings)),
+                      _level(r.worst) if r.worst else Text("-"),
+                      Text(str(len(r.open_high)), style="bold red" if r.open_high else "green"),
+                      f"{r.measured_findings}/{r.measured_findings + len(r.unmeasured)}",
+                      str(len(r.in_place)), str(len(r.missing)))
+    return table

@@ -130,9 +130,11 @@ def _sarif(report: ScanReport) -> str:
 
 
 def _html(report: ScanReport) -> str:
-    return environment().get_template("scan.html.j2").render(r=report, counts=counts(report),
-                                                    level_color={k.value: v for k, v in
-                                                                 LEVEL_COLOR.items()})
+    suppressed = suppressed_rows(report)
+    hidden = {id(f) for f, _ in suppressed}
+    return environment().get_template("scan.html.j2").render(
+        r=report, counts=counts(report), shown=[f for f in report.findings if id(f) not in hidden],
+        suppressed=suppressed, level_color={k.value: v for k, v in LEVEL_COLOR.items()})
 
 
 def render(report: ScanReport, fmt: str) -> str:
