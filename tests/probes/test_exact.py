@@ -170,6 +170,26 @@ def test_trees_as_read_give_the_librarys_own_scores(kind: str, data: Any) -> Non
     assert np.allclose(margin, raw, atol=1e-5)
 
 
+@pytest.mark.parametrize("kind", sorted(MODELS))
+def test_all_trees_at_once_score_bit_for_bit_as_one_tree_after_another(kind: str, data: Any
+                                                                        ) -> None:
+    # scores() walks every tree together; the reference walks each tree alone (Tree.apply) and
+    # adds the leaves one by one from the base, as the library does: equal to the last bit,
+    # NaN (missing values go right) and exact threshold values included
+    x, y, _ = data
+    ens = read(MODELS[kind]().fit(x, y), x)
+    rows = np.vstack([x, x[:50] + 1e-3, np.where(np.arange(x.shape[1]) % 2, np.nan, x[:50])])
+    for t in ens.trees[:3]:
+        inner = t.feature >= 0
+        rows = np.vstack([rows, np.where(np.arange(x.shape[1]) == t.feature[inner][0],
+                                         t.threshold[inner][0], x[0])])
+    prepared = ens.prepared(rows)
+    reference = np.tile(ens.base, (len(rows), 1))
+    for t in ens.trees:
+        reference += t.value[t.apply(prepared, ens.strict)]
+    assert np.array_equal(ens.scores(rows), reference)
+
+
 @pytest.mark.parametrize("kind", ["forest", "hist", "xgboost", "lightgbm"])
 def test_multiclass_trees_decide_as_the_model_does(kind: str) -> None:
     rng = np.random.default_rng(1)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -65,15 +66,62 @@ class Ensemble:
         x = np.atleast_2d(np.asarray(x, dtype=float))
         return x.astype(np.float32).astype(float) if self.float32 else x
 
+    @cached_property
+    def _packed(self) -> _Packed:
+        return _Packed.of(self.trees)
+
     def scores(self, x: np.ndarray) -> np.ndarray:
+        """Every tree walked at once, a level at a step; the leaf values summed tree by tree in
+        order (as `sum_in_order` below), so the scores are those of adding them one by one."""
         x = self.prepared(x)
-        out = np.tile(self.base, (len(x), 1))
-        for tree in self.trees:
-            out += tree.value[tree.apply(x, self.strict)]
-        return out
+        p = self._packed
+        node = np.repeat(p.roots[None, :], len(x), axis=0)
+        rows = np.arange(len(x))[:, None]
+        while True:
+            feature = p.feature[node]
+            inner = feature >= 0
+            if not inner.any():
+                break
+            value, limit = x[rows, np.where(inner, feature, 0)], p.threshold[node]
+            go_left = value < limit if self.strict else value <= limit
+            node = np.where(inner, np.where(go_left, p.left[node], p.right[node]), node)
+        leaves = p.value[node]                                  # (rows, trees, classes)
+        return sum_in_order(np.concatenate(
+            [np.broadcast_to(self.base, (len(x), 1, self.classes)), leaves], axis=1))
 
     def predict(self, x: np.ndarray) -> np.ndarray:
         return np.asarray(np.argmax(self.scores(x), axis=1))
+
+
+def sum_in_order(terms: np.ndarray) -> np.ndarray:
+    """terms[:, 0] + terms[:, 1] + ... added left to right (np.sum adds pairwise, which rounds
+    differently; a decision exactly at a tie must come out as the model's)."""
+    return np.asarray(np.cumsum(terms, axis=1)[:, -1])
+
+
+@dataclass(frozen=True)
+class _Packed:
+    """All trees' nodes in one set of arrays; children numbered in it, roots at `roots`."""
+
+    feature: np.ndarray
+    threshold: np.ndarray
+    left: np.ndarray
+    right: np.ndarray
+    value: np.ndarray
+    roots: np.ndarray
+
+    @classmethod
+    def of(cls, trees: tuple[Tree, ...]) -> _Packed:
+        sizes = [len(t.feature) for t in trees]
+        roots = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(int)
+
+        def children(side: str) -> np.ndarray:
+            return np.concatenate([np.where(t.feature >= 0, getattr(t, side) + r, -1)
+                                   for t, r in zip(trees, roots, strict=True)]).astype(int)
+        return cls(np.concatenate([t.feature for t in trees]).astype(int),
+                   np.concatenate([t.threshold for t in trees]).astype(float),
+                   children("left"), children("right"),
+                   np.concatenate([t.value for t in trees]).astype(float), roots)
 
 
 def read(model: Any, x: np.ndarray) -> Ensemble:
