@@ -234,3 +234,46 @@ def test_paths_in_settings_are_relative_to_the_file(
     monkeypatch.chdir(tmp_path)                   # run from elsewhere: the path still holds
     code, _, err = run(["scan", str(repo / "app.py")], capsys)
     assert code == 2 and f"{repo / 'ci' / 'accepted.yaml'}" in " ".join(err.split())
+
+
+# --------------------------------------------------------------------------- the threat model
+def test_the_threat_model_takes_baselines_and_inline_suppressions_in_the_spec(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    case = tmp_path / "case"
+    shutil.copytree(EXAMPLES / "credit-scoring", case)
+    (case / ".git").mkdir()                     # no settings file above this folder counts
+    monkeypatch.chdir(case)
+    spec = case / "pipeline.yaml"
+    code, _, err = run(["model", "pipeline.yaml", "--no-scan", "-f", "sarif", "-o", "tm.sarif",
+                        "--fail-on", "critical"], capsys)
+    assert code == 1
+    critical = [line.split("critical: ")[1] for line in err.splitlines()
+                if line.strip().startswith("critical: ")]
+    assert "aml-model-extraction at pipeline.yaml:29 (scoring_api)" in critical
+    # a comment above the component, with a reason, suppresses that threat there and only there
+    text = spec.read_text().replace(
+        "  - id: scoring_api\n", "  # mlthreat: ignore[aml-model-extraction] labels only, 100 "
+        "queries a day per key\n  - id: scoring_api\n", 1)
+    spec.write_text(text)
+    code, out, err = run(["model", "pipeline.yaml", "--no-scan", "-f", "json",
+                          "--fail-on", "critical"], capsys)
+    data = json.loads(out)
+    suppressed = {t["finding"]: t["suppression"] for t in data["triage"] if t["suppression"]}
+    assert suppressed == {"aml-model-extraction@scoring_api": {
+        "kind": "inline", "by": "unknown (not committed)",
+        "reason": "labels only, 100 queries a day per key", "where": "pipeline.yaml:29",
+        "until": None}}
+    assert code == 1 and "aml-model-extraction at pipeline.yaml:30 (scoring_api)" not in err
+    assert len([line for line in err.splitlines() if line.strip().startswith("critical: ")]) \
+        == len(critical) - 1
+    # a baseline of every finding (made before the comment; the component's line moved since):
+    # green, and the report lists each suppressed finding with who accepted it
+    assert run(["baseline", "create", "tm.sarif", "--by", "Ada", "--reason", "triaged"],
+               capsys)[0] == 0
+    code, out, err = run(["model", "pipeline.yaml", "--no-scan", "--baseline",
+                          "mlthreat-baseline.yaml", "--fail-on", "low", "-f", "md"], capsys)
+    assert code == 0, err
+    assert f"## Suppressed findings ({len(data['findings'])})" in out
+    assert "| `aml-model-extraction@scoring_api` | critical | baseline (`mlthreat-baseline.yaml`) " \
+           "| Ada | triaged | - |" in out
