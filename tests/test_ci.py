@@ -277,3 +277,29 @@ def test_the_threat_model_takes_baselines_and_inline_suppressions_in_the_spec(
     assert f"## Suppressed findings ({len(data['findings'])})" in out
     assert "| `aml-model-extraction@scoring_api` | critical | baseline (`mlthreat-baseline.yaml`) " \
            "| Ada | triaged | - |" in out
+
+
+def test_exclude_patterns_match_the_path_below_the_folder_as_reached_or_the_name(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / ".git").mkdir()
+    for where in ("src/app.py", "tests/fixtures/app.py", "vendor/lib/app.py", "notebooks/x.py"):
+        (tmp_path / where).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(APP, tmp_path / where)
+    monkeypatch.chdir(tmp_path)
+
+    def scanned(*argv: str) -> set[str]:
+        code, out, err = run(["scan", *argv, "-f", "json"], capsys)
+        assert code == 0, err
+        return {f["file"] for f in json.loads(out)["findings"]}
+    assert scanned(".") == {"src/app.py", "tests/fixtures/app.py", "vendor/lib/app.py",
+                            "notebooks/x.py"}
+    assert scanned(".", "--exclude", "tests/*", "--exclude", "vendor/*") == {
+        "src/app.py", "notebooks/x.py"}                      # `*` crosses folders, as in fnmatch
+    assert scanned(".", "--exclude", "x.py") == {"src/app.py", "tests/fixtures/app.py",
+                                                 "vendor/lib/app.py"}   # a name alone
+    # from the root, a pattern holds whether the folder or the file itself is named
+    code, _, err = run(["scan", "tests", "--exclude", "tests/*"], capsys)
+    assert code == 2 and "holds no files to scan" in " ".join(err.split())
+    assert scanned("tests/fixtures/app.py", "src/app.py", "--exclude", "tests/*") == {
+        "src/app.py"}

@@ -153,7 +153,20 @@ def test_the_pre_commit_hook_stops_a_commit_of_an_unsafe_model_only(
     subprocess.run(["git", "add", "."], cwd=repo, check=True)
     code, err = _commit_hook(repo, hook, capsys)
     assert code == 1 and "at model.pkl" in err and "README" not in err
-    # taken out of the commit again: the rest passes
+    # a settings file's exclusions hold for the files pre-commit names, as for a folder's
+    (repo / "mlthreat.toml").write_text('[scan]\nexclude = ["fixtures/*"]\n')
+    (repo / "fixtures").mkdir()
+    (repo / "fixtures" / "evil.pkl").write_bytes(EVIL)
     subprocess.run(["git", "rm", "-q", "--cached", "model.pkl"], cwd=repo, check=True)
     (repo / "model.pkl").unlink()
+    subprocess.run(["git", "add", "."], cwd=repo, check=True)
+    code, err = _commit_hook(repo, hook, capsys)
+    assert code == 0, err
+    assert cli.main(["scan", "fixtures/evil.pkl", "--no-config", "--fail-on", "high"]) == 1
+    assert cli.main(["scan", "fixtures/evil.pkl", "--fail-on", "high"]) == 0   # only it: passes
+    assert cli.main(["scan", "fixtures", "--fail-on", "high"]) == 2      # a folder left empty
+    capsys.readouterr()
+    # taken out of the commit again: the rest passes
+    subprocess.run(["git", "rm", "-q", "--cached", "fixtures/evil.pkl"], cwd=repo, check=True)
+    (repo / "fixtures" / "evil.pkl").unlink()
     assert _commit_hook(repo, hook, capsys)[0] == 0

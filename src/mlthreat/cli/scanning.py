@@ -13,7 +13,7 @@ from mlthreat.cli.terminal import scan_summary
 from mlthreat.errors import EXIT_OK, InputError, OutputError
 from mlthreat.gate import InlineComments, Item, scan_items, triage
 from mlthreat.report.scan import render as render_scan
-from mlthreat.scanners import SCANNERS, ScanReport, scan_paths
+from mlthreat.scanners import SCANNERS, ScanReport, excluded, scan_paths
 from mlthreat.scanners.dependencies import load_advisories
 from mlthreat.scanners.discover import discover, to_yaml
 
@@ -51,7 +51,8 @@ def cmd_scan(cli: Cli) -> int:
     gate = prepare(cli, at_base)
     with cli.err.status("scanning …") as status:
         report = scan(paths, status.update)
-    if report.files == 0:
+    if report.files == 0 and not all(p.is_file() and excluded(p.as_posix(), args.exclude)
+                                     for p in paths):   # files named and excluded on purpose
         raise InputError(f"{', '.join(map(str, paths))}: holds no files to scan (only folders, "
                          "or files only in .git, or in folders such as .venv that only the "
                          "modelfile scanner reads, or every file excluded); check the path")

@@ -40,23 +40,25 @@ class ScanReport:
 def _files(paths: Iterable[Path], exclude: Sequence[str] = ()
            ) -> Iterable[tuple[Path, Path, bool, str | None]]:
     """(scanned root, file, inside a skipped folder, where a link leads outside the root) for
-    every file to scan and not excluded (a glob on its path relative to the scanned folder, or
-    on the file's own name). Links are followed (each real file once); `.git` is never
+    every file to scan and not excluded (a glob on its path relative to the scanned folder, on
+    its path as reached from the paths given, or on the file's own name). Links are followed (each real file once); `.git` is never
     entered."""
     for path in paths:
         if path.is_file():
-            if not _excluded(path.name, exclude):
+            if not excluded(path.as_posix(), exclude):     # as given (pre-commit: from the root)
                 yield path, path, False, None
         elif path.is_dir():
             for sub, outside in walk(path):
                 inner = sub.relative_to(path)
-                if _excluded(inner.as_posix(), exclude):
+                if excluded(inner.as_posix(), exclude) or excluded(sub.as_posix(), exclude):
                     continue
                 hidden = bool(SKIP_DIRS & set(inner.parts[:-1]))
                 yield path, sub, hidden, outside
 
 
-def _excluded(name: str, patterns: Sequence[str]) -> bool:
+def excluded(name: str, patterns: Sequence[str]) -> bool:
+    """Whether a file (its path as given or below the scanned folder) matches an --exclude
+    pattern, on the whole path or on its name."""
     return any(fnmatch.fnmatchcase(name, p) or fnmatch.fnmatchcase(PurePosixPath(name).name, p)
                for p in patterns)
 
@@ -101,4 +103,5 @@ def scan_paths(paths: list[Path], only: list[str] | None = None,
     return report
 
 
-__all__ = ["SCANNERS", "ScanContext", "ScanFinding", "ScanReport", "Scanner", "scan_paths"]
+__all__ = ["SCANNERS", "ScanContext", "ScanFinding", "ScanReport", "Scanner", "excluded",
+           "scan_paths"]
