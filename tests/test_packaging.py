@@ -170,3 +170,20 @@ def test_the_pre_commit_hook_stops_a_commit_of_an_unsafe_model_only(
     subprocess.run(["git", "rm", "-q", "--cached", "fixtures/evil.pkl"], cwd=repo, check=True)
     (repo / "fixtures" / "evil.pkl").unlink()
     assert _commit_hook(repo, hook, capsys)[0] == 0
+
+
+def test_messages_name_the_extras_packages_never_mlthreat_from_an_index() -> None:
+    # mlthreat is not on PyPI: a message saying `pip install 'mlthreat[onnx]'` would send a user
+    # to whatever someone registered under that name
+    import tomllib
+
+    from mlthreat.adapters.loading import REQUIREMENT
+    extras = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"][
+        "optional-dependencies"]
+    for extra, requirement in REQUIREMENT.items():
+        package = re.split(r"[<>=!~ ]", extras[extra][0])[0]
+        assert requirement.split("==")[0].split()[0] == package, extra
+    pin = re.search(r"torch==[\d.]+", (ROOT / "Makefile").read_text())
+    assert pin is not None and REQUIREMENT["torch"].startswith(pin.group(0))
+    sources = "\n".join(p.read_text() for p in (ROOT / "src").rglob("*.py"))
+    assert not re.search(r"pip install '?mlthreat\[", sources)

@@ -60,6 +60,12 @@ def _loader(kind: str, path: Path, data: bytes
     return None
 
 
+# what each extra installs, to name in a message: mlthreat is not on PyPI, so
+# `pip install` of mlthreat with an extra would fetch whatever someone registered under that name
+REQUIREMENT = {"torch": "torch==2.13.0 --index-url https://download.pytorch.org/whl/cpu",
+               "onnx": "onnxruntime", "xgboost": "xgboost-cpu", "lightgbm": "lightgbm"}
+
+
 @contextmanager
 def translated(path: Path, framework: str, extra: str | None) -> Iterator[None]:
     """A framework's missing install or own load error as a ModelError, the original kept as
@@ -70,7 +76,8 @@ def translated(path: Path, framework: str, extra: str | None) -> Iterator[None]:
         raise
     except ImportError as exc:
         raise ModelError(f"{path}: probing this model needs {framework}: pip install "
-                         f"'mlthreat[{extra}]'") from exc
+                         f"{REQUIREMENT.get(extra or '', framework)} (mlthreat's {extra} "
+                         "extra)") from exc
     except Exception as exc:  # the framework's own error types, translated at the boundary
         raise ModelError(f"{path}: {framework} cannot load this file ({brief(exc)}); is it "
                          "complete, and saved by that framework?") from exc

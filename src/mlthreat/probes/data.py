@@ -39,8 +39,8 @@ def load_table(path: Path, target: str, positive: str | int,
     try:
         frame = pd.read_parquet(path) if path.suffix == ".parquet" else pd.read_csv(path)
     except ImportError as exc:
-        raise InputError(f"{path}: reading Parquet needs pyarrow: pip install "
-                         "'mlthreat[parquet]'") from exc
+        raise InputError(f"{path}: reading Parquet needs pyarrow: pip install pyarrow "
+                         "(mlthreat's parquet extra)") from exc
     except (OSError, ValueError) as exc:
         raise DataError(f"{path}: cannot read the data ({exc})") from exc
     if target not in frame.columns:

@@ -41,8 +41,8 @@ def _files(paths: Iterable[Path], exclude: Sequence[str] = ()
            ) -> Iterable[tuple[Path, Path, bool, str | None]]:
     """(scanned root, file, inside a skipped folder, where a link leads outside the root) for
     every file to scan and not excluded (a glob on its path relative to the scanned folder, on
-    its path as reached from the paths given, or on the file's own name). Links are followed (each real file once); `.git` is never
-    entered."""
+    its path as reached from the paths given, or on the file's own name). Links are followed
+    (each real file once); `.git` is never entered."""
     for path in paths:
         if path.is_file():
             if not excluded(path.as_posix(), exclude):     # as given (pre-commit: from the root)
