@@ -204,3 +204,31 @@ def _demo_matches_the_examples_doc(data: dict[str, object]) -> None:
             assert kinds[who] <= {"linked_concepts"}, (who, kinds[who])
         else:
             assert kind in kinds[who], (who, kinds[who])
+
+
+def test_scan_summary_never_cuts_a_place_and_groups_repeats() -> None:
+    from mlthreat.cli.terminal import scan_summary
+    from mlthreat.scanners import ScanReport
+    from mlthreat.scanners.interface import ScanFinding
+    deep = "services/payments/fraud-model/serving/handlers"
+    same = [ScanFinding("serving", "SRV-NO-AUTH", "cls-unauthenticated-api", "classical",
+                        "high", f"{deep}/api_{n}.py", 10 + n, "route has no authentication")
+            for n in range(3)]
+    worst = ScanFinding("modelfile", "MF-PICKLE-CODE_EXECUTION", "cls-unsafe-deserialization",
+                        "classical", "critical", f"{deep}/weights/model.pkl", None,
+                        "loading this file calls os.system")
+    report = ScanReport(["."], ["serving", "modelfile"], [*same, worst], files=4)
+
+    def shown(width: int) -> str:
+        console = Console(width=width, record=True)
+        for part in scan_summary(report, width):
+            console.print(part)
+        return console.export_text()
+    narrow = shown(80)
+    for f in [*same, worst]:
+        assert f.where in narrow                      # whole, on one line
+    assert narrow.index("MF-PICKLE-CODE_EXECUTION") < narrow.index("SRV-NO-AUTH")
+    assert narrow.count("route has no authentication") == 1     # one entry, three places
+    wide = shown(300)
+    assert "┃ rule" in wide and "(+2 more:" in wide and f"{deep}/api_0.py:10" in wide
+    assert wide.index("critical") < wide.index(" high ")

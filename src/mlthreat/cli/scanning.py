@@ -61,7 +61,7 @@ def cmd_scan(cli: Cli) -> int:
     report.triage = triage(items, gate.accepted, gate.since, inline)
     report.compared = gate.accepted is not None or gate.since is not None
     report.notes += inline.problems
-    cli.emit(render_scan(report, args.format or "md"), scan_summary(report), output)
+    cli.emit(render_scan(report, args.format or "md"), scan_summary(report, cli.out.width), output)
     return failures(cli, items, report.triage, gate)
 
 

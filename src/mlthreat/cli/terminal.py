@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from rich.console import Group, RenderableType
+from rich.padding import Padding
 from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
@@ -13,6 +14,7 @@ from mlthreat.report.common import FAMILY_COLOR, FAMILY_LABEL, LEVEL_COLOR, by_f
 from mlthreat.report.markdown import GAP_TITLES
 from mlthreat.results import Assessment, Finding
 from mlthreat.scanners import ScanReport
+from mlthreat.scanners.interface import ScanFinding
 from mlthreat.vocabulary import RISK_ORDER, Family, RiskLevel
 
 TOP = 8
@@ -161,8 +163,10 @@ def codes_summary(r: CodesReport) -> list[RenderableType]:
     return out
 
 
-def scan_summary(r: ScanReport) -> list[RenderableType]:
-    """The counts and the findings the gate did not suppress (those are counted)."""
+def scan_summary(r: ScanReport, width: int = 120) -> list[RenderableType]:
+    """The counts and the findings the gate did not suppress (those are counted), worst first,
+    one entry per rule and message with every place it occurs. A table where it fits the
+    terminal (`width` columns); else a list, so that no file:line is cut."""
     sev = {"critical": 0, "high": 0, "medium": 0, "low": 0}
     quiet = {t.fingerprint for t in r.triage if t.suppression is not None}
     states = {t.fingerprint: t.state for t in r.triage}
@@ -175,19 +179,55 @@ def scan_summary(r: ScanReport) -> list[RenderableType]:
         + ", ".join(f"{n} {k}" for k, n in sev.items())
         + (f"; {len(quiet)} suppressed" if quiet else ""), title="mlthreat scan",
         border_style="blue")]
-    if shown:
-        table = Table(expand=True)
-        for col, ratio in (("severity", 1), ("where", 3), ("threat", 2), ("finding", 5)):
-            table.add_column(col, ratio=ratio)
-        for f, fp in shown[:40]:
-            new = " (new)" if r.compared and states.get(fp) == "new" else ""
-            table.add_row(_level(RiskLevel(f.severity)), Text(f.where + new, style="cyan"),
-                          Text(f.threat_id), Text(f.message))
-        if len(shown) > 40:
-            table.caption = f"… and {len(shown) - 40} more in the reports"
-        out.append(table)
+    groups = _scan_groups(shown, states if r.compared else {})
+    if groups:
+        longest = max(len(places[0]) for _, places in groups)
+        out.append(_scan_table(groups) if longest + 2 <= width * 3 // 11 - 3
+                   else _scan_list(groups))
     out += [Text(n, style="yellow") for n in r.notes]
     return out
+
+
+def _scan_groups(shown: list[tuple[ScanFinding, str]], states: dict[str, str]
+                 ) -> list[tuple[ScanFinding, list[str]]]:
+    """(finding, its places) per rule and message, worst first; a place new since the
+    comparison is marked."""
+    order = sorted(shown, key=lambda p: (-RISK_ORDER.index(RiskLevel(p[0].severity)),
+                                         p[0].rule, p[0].file, p[0].line or 0))
+    groups: dict[tuple[str, str, str], tuple[ScanFinding, list[str]]] = {}
+    for f, fp in order:
+        mark = " (new)" if states.get(fp) == "new" else ""
+        groups.setdefault((f.severity, f.rule, f.message), (f, []))[1].append(f.where + mark)
+    return list(groups.values())
+
+
+def _scan_table(groups: list[tuple[ScanFinding, list[str]]]) -> Table:
+    table = Table(expand=True)
+    for col, ratio in (("severity", 1), ("where", 3), ("rule", 2), ("finding", 5)):
+        table.add_column(col, ratio=ratio)
+    for f, places in groups[:40]:
+        more = f"\n(+{len(places) - 1} more: {', '.join(places[1:4])}" \
+            + (", …" if len(places) > 4 else "") + ")" if len(places) > 1 else ""
+        table.add_row(_level(RiskLevel(f.severity)), Text(places[0] + more, style="cyan"),
+                      Text(f"{f.rule}\n{f.threat_id}"), Text(f.message))
+    if len(groups) > 40:
+        table.caption = f"… and {len(groups) - 40} more in the reports"
+    return table
+
+
+def _scan_list(groups: list[tuple[ScanFinding, list[str]]]) -> Group:
+    lines: list[RenderableType] = []
+    for f, places in groups[:40]:
+        lines.append(Text.assemble(_level(RiskLevel(f.severity)), " ", (f.rule, "bold"),
+                                   f" ({f.threat_id})"))
+        for place in places[:5]:
+            lines.append(Text(f"    {place}", style="cyan", no_wrap=True, overflow="ignore"))
+        if len(places) > 5:
+            lines.append(Text(f"    … and {len(places) - 5} more places"))
+        lines.append(Padding(Text(f.message), (0, 0, 0, 4)))
+    if len(groups) > 40:
+        lines.append(Text(f"… and {len(groups) - 40} more in the reports"))
+    return Group(*lines)
 
 
 def view_table(a: Assessment, name: str) -> RenderableType:
