@@ -11,7 +11,8 @@ from mlthreat.scanners.serving import scan_python, scan_torchserve
 
 # Assembled at run time so that no secret-looking literal sits in this repository.
 HF = "hf_" + "aB3dE5gH7jK9mN1pQ3sT5vW7yZ9bC1dE3f"
-AWS = "AKIA" + "IOSFODNN7EXAMPLE"
+AWS = "AKIA" + "Q3RZ7XKMB2PLW4TN"
+AWS_DOCS = "AKIA" + "IOSFODNN7EXAMPLE"      # the example key of AWS's own documentation
 
 
 def test_secrets_in_code_config_and_notebook_outputs(tmp_path: Path) -> None:
@@ -137,3 +138,62 @@ def test_torchserve_config(tmp_path: Path) -> None:
                     "\ndisable_token_authorization=true\n")
     found = {(f.rule, f.line, f.severity) for f in scan_torchserve(path)}
     assert ("SRV-NO-AUTH", 3, "high") in found and ("SRV-BIND-ALL", 2, "high") in found
+
+
+def _notebook(cells: list[dict[str, object]]) -> str:
+    """As nbformat writes one: keys sorted, one-space indents, a source line per string."""
+    nb = {"cells": cells, "metadata": {"kernelspec": {"name": "python3"}, "vscode": {
+        "interpreter": {"hash": "916dbcbb3f70747c44a77c7bcd40155683ae19c65e1c03b4aa3499c5328201f1"}}},
+        "nbformat": 4, "nbformat_minor": 5}
+    return json.dumps(nb, indent=1, sort_keys=True, ensure_ascii=False) + "\n"
+
+
+def test_notebooks_are_read_for_their_code_and_text_not_images_widgets_or_ids(
+        tmp_path: Path) -> None:
+    import base64
+    import random
+    rng = random.Random(0)
+    png = base64.b64encode(b"\x89PNG\r\n\x1a\n" + bytes(rng.randrange(256) for _ in range(3000)))
+    widget = "".join(rng.choice("0123456789abcdef") for _ in range(32))
+    cells = [
+        {"cell_type": "code", "execution_count": 1, "id": "a3f1c9e0", "metadata": {},
+         "source": ["import os\n", "client = Client()\n", f'TOKEN = "{HF}"\n'],
+         "outputs": [{"output_type": "display_data", "metadata": {},
+                      "data": {"image/png": png.decode(), "text/plain": ["<Figure>"]}},
+                     {"output_type": "display_data", "metadata": {}, "data": {
+                         "application/vnd.jupyter.widget-view+json": {"model_id": widget},
+                         "text/plain": ["HBox(children=(FloatProgress(value=0.0)))"]}}]},
+        {"cell_type": "code", "execution_count": 2, "id": "b7d2", "metadata": {},
+         "source": ["print(os.environ['AWS_KEY'])"],
+         "outputs": [{"output_type": "stream", "name": "stdout", "text": [f"{AWS}\n"]}]},
+        {"cell_type": "markdown", "id": "c1", "metadata": {},
+         "source": ["Set `api_key = \"your-api-key\"` first; the run's hash is\n",
+                    "`sha256: 8071f8c6175eca3e18fb18842fbea041b655e67ca9cf317ca1066c8b060a000c`"]},
+    ]
+    text = _notebook(cells)
+    (tmp_path / "nb.ipynb").write_text(text)
+    found = scan_secrets(tmp_path / "nb.ipynb")
+    lines = text.splitlines()
+    hf_line = next(n for n, line in enumerate(lines, 1) if HF in line)
+    aws_line = next(n for n, line in enumerate(lines, 1) if AWS in line)
+    assert {(f.line, f.severity) for f in found} >= {(hf_line, "high"), (aws_line, "high")}
+    assert {f.line for f in found} == {hf_line, aws_line}, found
+    assert all("notebook" in f.message for f in found)
+
+
+def test_placeholders_prose_and_named_ids_are_not_secrets(tmp_path: Path) -> None:
+    ids = ['commit = "b4bba4717f5ba04ee25580fe8f88eed63ef0c5dc"',
+           'run = {"hash": "8071f8c6175eca3e18fb18842fbea041b655e67ca9cf317ca1066c8b060a000c"}',
+           'model_uuid = "af9c5bab12c64dc396c28154ea13f516"',
+           'request = "3fa85f64-5717-4562-b3fc-2c963f66afa6"']
+    fills = ['api_key = "your-client-secret"', 'token = "<YOUR_TOKEN>"',
+             'password = "${DB_PASSWORD}"', 'secret = "xxxxxxxxxxxx"',
+             'api_key = "No API key provided."', f'aws_key = "{AWS_DOCS}"']
+    (tmp_path / "quiet.py").write_text("\n".join(ids + fills) + "\n")
+    assert scan_secrets(tmp_path / "quiet.py") == []
+    real = ['password = "hunter2hunter2"', 'blob = "q8ZLw3nVx0TfJr5sKp2mYb7dHc9gAe4u"',
+            'other = "Zt6pQ1mWx8rNc3vLk5jHs0dFg7bYe2aU"']
+    (tmp_path / "loud.py").write_text("\n".join(real) + "\n")
+    found = scan_secrets(tmp_path / "loud.py")
+    assert [(f.line, f.severity) for f in found] == [(1, "high"), (2, "low")]
+    assert "2 random-looking strings" in found[1].message and "lines 2, 3" in found[1].message

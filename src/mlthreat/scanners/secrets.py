@@ -8,6 +8,7 @@ URLs with embedded credentials, and cloud keys in training configs.
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
@@ -46,6 +47,23 @@ def is_text_candidate(path: Path) -> bool:
         ("requirements", ".env"))
 
 
+# detect-secrets' types that rest on randomness alone, with no key name or known format
+ENTROPY_ONLY = {"Base64 High Entropy String", "Hex High Entropy String"}
+# a value named as one of these is an identifier or a digest, not a credential
+NOT_SECRET_NAME = re.compile(
+    r"(?i)(\b|_)(hash|sha\d*|md5|commit|uuid|guid|checksum|digest|etag|revision|rev|"
+    r"run_id|experiment_id|model_id|artifact_id|trace_id|request_id|id|integrity|version)"
+    r"\b[\"']?\s*[:=(]")
+# values that stand for a secret someone still has to fill in
+PLACEHOLDER = re.compile(
+    r"(?i)^(your|my|some|insert|enter|replace|put|add)[-_ ]|^<.*>$|^\$\{.*\}$|^\{\{.*\}\}$|"
+    r"^%\(.*\)s$|(x{4,}|\*{3,}|\.{3,})|changeme|change[-_]me|placeholder|example|dummy|"
+    r"redacted|^(none|null|test|secret|password|token|string|str|todo|tbd)$")
+# the output kinds of a notebook that are text a person could have printed a secret into;
+# images, HTML renderings, widget state and metadata are left out
+NOTEBOOK_TEXT = ("text/plain", "text/markdown", "text/latex", "application/json")
+
+
 def scan_secrets(path: Path) -> list[ScanFinding]:
     try:
         if path.stat().st_size > MAX_BYTES:
@@ -55,18 +73,119 @@ def scan_secrets(path: Path) -> list[ScanFinding]:
         return []
     if text.startswith(BASELINE_MARK):      # mlthreat's own baseline: fingerprints, not keys
         return []
+    lines = _notebook_lines(text) if path.suffix == ".ipynb" else None
+    if lines is None:
+        lines = [(n, line) for n, line in enumerate(text.splitlines(), start=1)]
     out: dict[tuple[int, str], ScanFinding] = {}
-    collection = SecretsCollection()
-    with default_settings():
-        collection.scan_file(str(path))
-    for _, secret in collection:
-        line = secret.line_number or None
-        out[(line or 0, secret.type)] = _finding(path, line, secret.type)
-    for number, line_text in enumerate(text.splitlines(), start=1):
+    random: list[int] = []
+    for line, kind, value, line_text in _detected(path, lines):
+        if _not_a_secret(kind, value, line_text):
+            continue
+        if kind in ENTROPY_ONLY:
+            random.append(line)
+            continue
+        out[(line, kind)] = _finding(path, line or None, kind)
+    for number, line_text in lines:
         for rule, pattern, what in ML_PATTERNS:
             if pattern.search(line_text):
                 out.setdefault((number, what), _finding(path, number, what, rule))
-    return sorted(out.values(), key=lambda f: (f.line or 0, f.rule))
+    found = sorted(out.values(), key=lambda f: (f.line or 0, f.rule))
+    taken = {f.line for f in found}
+    random = sorted(set(random) - taken)
+    if random:
+        found.append(_random(path, random))
+    return found
+
+
+def _detected(path: Path, lines: list[tuple[int, str]]) -> list[tuple[int, str, str, str]]:
+    """detect-secrets on `lines` (raw line number, text): (line, type, value, text)."""
+    import tempfile
+    with tempfile.TemporaryDirectory(prefix="mlthreat-secrets-") as tmp:
+        # the same name, so that its filters judge the file as they would the original (a
+        # notebook's extracted text is Python and Markdown: read as .py)
+        name = Path(tmp) / (path.stem + (".py" if path.suffix == ".ipynb" else path.suffix))
+        name.write_text("\n".join(text for _, text in lines) + "\n", encoding="utf-8")
+        collection = SecretsCollection()
+        with default_settings():
+            collection.scan_file(str(name))
+        out = []
+        for _, secret in collection:
+            k = (secret.line_number or 1) - 1
+            number, text = lines[k] if 0 <= k < len(lines) else (0, "")
+            out.append((number, secret.type, secret.secret_value or "", text))
+    return out
+
+
+def _not_a_secret(kind: str, value: str, line: str) -> bool:
+    """A placeholder, prose, or (for a random-looking string) a value named as an id/digest."""
+    v = value.strip().strip("\"'")
+    if not v or PLACEHOLDER.search(v):
+        return True
+    if kind == "Secret Keyword" and (" " in v or v.isalpha() and v.islower()):
+        return True           # "No API key provided.", password = "password" in docs
+    if kind in ENTROPY_ONLY:
+        before = line[:line.find(v)] if v in line else line
+        return bool(NOT_SECRET_NAME.search(before)) or _uuid(v)
+    return False
+
+
+def _uuid(value: str) -> bool:
+    return bool(re.fullmatch(r"[0-9a-f]{8}-?[0-9a-f]{4}-?[1-5][0-9a-f]{3}-?[89ab][0-9a-f]{3}-?"
+                             r"[0-9a-f]{12}", value.lower()))
+
+
+def _notebook_lines(text: str) -> list[tuple[int, str]] | None:
+    """A notebook's cell sources and text outputs as (line in the .ipynb file, text); None if
+    it is not a notebook's JSON (then it is read as text)."""
+    try:
+        data = json.loads(text)
+    except ValueError:
+        return None
+    if not isinstance(data, dict):
+        return None
+    where = _string_lines(text)
+    cells = data.get("cells") or [c for w in data.get("worksheets", []) if isinstance(w, dict)
+                                  for c in w.get("cells", [])]
+    out: list[tuple[int, str]] = []
+
+    def add(value: object) -> None:
+        for piece in value if isinstance(value, list) else [value]:
+            if isinstance(piece, str):
+                seen = where.get(piece)
+                number = seen.pop(0) if seen else 0
+                out.extend((number, line) for line in piece.splitlines() or [""])
+    for cell in cells if isinstance(cells, list) else []:
+        if not isinstance(cell, dict):
+            continue
+        add(cell.get("source", cell.get("input")))
+        for output in cell.get("outputs") or []:
+            if not isinstance(output, dict):
+                continue
+            add(output.get("text"))
+            add(output.get("traceback"))
+            data_ = output.get("data") or {}
+            for mime in NOTEBOOK_TEXT:
+                value = data_.get(mime) if isinstance(data_, dict) else None
+                add(json.dumps(value) if isinstance(value, dict | list) and mime ==
+                    "application/json" else value)
+    return out
+
+
+def _string_lines(text: str) -> dict[str, list[int]]:
+    """Each JSON string that stands alone on a line of the file (as nbformat writes a source
+    line, or a "key": "value" pair), by its value: the lines it is on, in order."""
+    out: dict[str, list[int]] = {}
+    for number, line in enumerate(text.splitlines(), start=1):
+        m = _JSON_STRING.match(line)
+        if m:
+            try:
+                out.setdefault(json.loads(m.group(1)), []).append(number)
+            except ValueError:
+                continue
+    return out
+
+
+_JSON_STRING = re.compile(r'^\s*(?:"(?:[^"\\]|\\.)*"\s*:\s*)?("(?:[^"\\]|\\.)*")\s*,?\s*$')
 
 
 def _finding(path: Path, line: int | None, what: str, rule: str | None = None) -> ScanFinding:
@@ -76,6 +195,16 @@ def _finding(path: Path, line: int | None, what: str, rule: str | None = None) -
         threat_id=THREAT, family="classical", severity="high", file=str(path), line=line,
         message=f"{what} in the file{notebook}: anyone with a clone has it. Move it to a secrets "
                 "manager and rotate it.")
+
+
+def _random(path: Path, lines: list[int]) -> ScanFinding:
+    shown = ", ".join(map(str, lines[:8])) + (", …" if len(lines) > 8 else "")
+    return ScanFinding(
+        scanner="secrets", rule="SEC-HIGH-ENTROPY-STRING", threat_id=THREAT, family="classical",
+        severity="low", file=str(path), line=lines[0],
+        message=f"{len(lines)} random-looking string{'s' if len(lines) > 1 else ''} with no key "
+                f"name or known format (lines {shown}): read them; if one is a credential, move "
+                "it to a secrets manager and rotate it")
 
 
 class SecretsScanner(Scanner):
