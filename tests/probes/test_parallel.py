@@ -59,14 +59,15 @@ def test_parallel_workers_give_the_sequential_evidence(capsys: pytest.CaptureFix
     """Two loky worker processes, each loading the models itself through the scanner gate:
     every measurement equals the one-after-the-other run's, in the same order."""
     argv = ["probe", CREDIT, "--component", "scoring_api", "--component", "mobile_app",
-            "--only", "extraction,evasion", "--budget", "quick", "-f", "json"]
+            "--only", "membership", "--budget", "quick", "-f", "json"]
     code, one, _ = _run([*argv, "--jobs", "1"], capsys)
     assert code == 0
     code, two, err = _run([*argv, "--jobs", "2"], capsys)
     assert code == 0
-    assert "extraction on mobile_app" in err                   # progress came back from workers
+    assert "membership on mobile_app" in err                   # progress came back from workers
     seq, par = json.loads(one), json.loads(two)
     assert [r["component"] for r in par] == ["scoring_api", "mobile_app"]
+    assert all(len(r["evidence"]) == 1 for r in par)          # a task for each model
     for a, b in zip(seq, par, strict=True):
         assert [(e["source"], e["value"], e["summary"]) for e in a["evidence"]] == \
             [(e["source"], e["value"], e["summary"]) for e in b["evidence"]]
