@@ -31,6 +31,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/analysis_scale.py
 	$(BIN)/python benchmarks/modelfile_scan.py
 	$(BIN)/python benchmarks/modelfile_hold.py
+	$(BIN)/python benchmarks/secrets_notebooks.py
 	$(BIN)/python benchmarks/mapping.py
 	$(BIN)/python benchmarks/probes.py
 	$(BIN)/python benchmarks/exact_trees.py
