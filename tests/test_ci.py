@@ -261,7 +261,7 @@ def test_the_threat_model_takes_baselines_and_inline_suppressions_in_the_spec(
     data = json.loads(out)
     suppressed = {t["finding"]: t["suppression"] for t in data["triage"] if t["suppression"]}
     assert suppressed == {"aml-model-extraction@scoring_api": {
-        "kind": "inline", "by": "unknown (not committed)",
+        "kind": "inline", "by": "unknown (not in a git repository)",
         "reason": "labels only, 100 queries a day per key", "where": "pipeline.yaml:29",
         "until": None}}
     assert code == 1 and "aml-model-extraction at pipeline.yaml:30 (scoring_api)" not in err

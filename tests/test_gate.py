@@ -71,6 +71,9 @@ def test_worse_means_a_higher_risk_or_an_attack_easier_than_its_interval() -> No
     no_interval = _accepted("f", measured={"extraction/fidelity": (0.90, None)})
     assert worse(_item("f", measured={"extraction/fidelity": (0.90, None)}), no_interval) == ""
     assert worse(_item("f", measured={"extraction/fidelity": (0.91, None)}), no_interval)
+    # a metric that shrinks as the attack gets easier (a distance) is not judged upside down
+    distance = _accepted("f", measured={"evasion-exact/median_radius": (0.10, 0.12)})
+    assert worse(_item("f", measured={"evasion-exact/median_radius": (0.30, 0.4)}), distance) == ""
 
 
 def test_triage_states_suppressions_and_expiry() -> None:
@@ -155,4 +158,4 @@ def test_inline_comments_need_the_rule_and_a_reason(tmp_path: Path) -> None:
     assert found[1] is not None and found[1].reason == "fixture for the scanner"   # line above
     assert found[2] is None and "has no reason" in comments.problems[0]
     assert found[3] is None and found[4] is None          # another rule; nothing near line 8
-    assert found[0].by == "unknown (not committed)"        # not in a git repository
+    assert found[0].by == "unknown (not in a git repository)"

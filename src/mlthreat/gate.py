@@ -221,12 +221,19 @@ def _rank(level: str) -> int:
         return 0
 
 
+# the probes' headline metrics that grow as the attack gets easier; a measurement of another
+# metric (a distance, say, which shrinks) is not judged, rather than judged the wrong way round
+EASIER_WHEN_HIGHER = {"success_rate", "fidelity", "roc_auc", "accuracy_drop", "targeted_shift",
+                      "backdoor_success"}
+
+
 def worse(item: Item, old: Accepted) -> str:
-    """Why the finding is worse than when accepted ('' if it is not)."""
+    """Why the finding is worse than when accepted ('' if it is not): its level rose, or a
+    measured attack got easier (its value above the upper end of the interval accepted)."""
     if _rank(item.level) > _rank(old.level):
         return f"risk rose from {old.level} to {item.level}"
     for key, (value, _) in item.measured.items():
-        if key in old.measured:
+        if key in old.measured and key.rsplit("/", 1)[-1] in EASIER_WHEN_HIGHER:
             before, high = old.measured[key]
             if value > (before if high is None else high) + 1e-9:
                 return (f"{key} rose from {before:.3g} to {value:.3g}: the attack got easier "
@@ -327,20 +334,22 @@ class InlineComments:
 
 
 def _author(base: Path | None, file: str, line: int) -> str:
-    """Who wrote the line, by git blame; 'unknown (not committed)' outside git."""
+    """Who wrote the line, by git blame; 'unknown (...)' before its commit or outside git."""
     path = Path(file) if base is None or Path(file).is_absolute() else base / file
     try:
-        out = subprocess.run(["git", "blame", "--porcelain", "-L", f"{line},{line}", "--",
-                              path.name], cwd=path.parent, capture_output=True, text=True,
-                             timeout=20, check=False).stdout
+        done = subprocess.run(["git", "blame", "--porcelain", "-L", f"{line},{line}", "--",
+                               path.name], cwd=path.parent, capture_output=True, text=True,
+                              timeout=20, check=False)
     except (OSError, subprocess.SubprocessError):
         return "unknown (git not available)"
-    author = re.search(r"^author (.+)$", out, re.M)
+    if "not a git repository" in done.stderr:
+        return "unknown (not in a git repository)"
+    author = re.search(r"^author (.+)$", done.stdout, re.M)
     if author is None or author.group(1) == "Not Committed Yet":
         return "unknown (not committed)"
     return author.group(1)
 
 
-__all__ = ["Accepted", "Baseline", "InlineComments", "Item", "accept", "assessment_items", "compared",
-           "dump_baseline", "finding_fingerprint", "gated", "load_baseline", "sarif_items",
+__all__ = ["Accepted", "Baseline", "InlineComments", "Item", "accept", "assessment_items",
+           "compared", "dump_baseline", "finding_fingerprint", "gated", "load_baseline", "sarif_items",
            "scan_fingerprint", "scan_items", "triage", "worse"]
