@@ -197,3 +197,50 @@ def test_placeholders_prose_and_named_ids_are_not_secrets(tmp_path: Path) -> Non
     found = scan_secrets(tmp_path / "loud.py")
     assert [(f.line, f.severity) for f in found] == [(1, "high"), (2, "low")]
     assert "2 random-looking strings" in found[1].message and "lines 2, 3" in found[1].message
+
+
+def _deps(path: Path, advisories: list[dict[str, object]] | None = None
+          ) -> list[tuple[int | None, str, str]]:
+    return [(f.line, f.rule, f.message.split(" ")[0]) for f in scan_dependencies(path, advisories)]
+
+
+def test_conda_match_specs_are_read_as_conda_reads_them(tmp_path: Path) -> None:
+    env = tmp_path / "environment.yml"
+    env.write_text("name: x\n# numpy is pinned below\ndependencies:\n"
+                   "  - python=3.11\n"
+                   "  - numpy>=1.14.3\n"                 # 5: a range, not a pin
+                   "  - scikit-learn>0.19.1\n"           # 6: the name is scikit-learn
+                   "  - conda-forge::pandas=2.1\n"       # 7: 2.1.* (fuzzy): loose
+                   "  - scipy=1.11.4\n"                  # exact
+                   "  - lightgbm==4.1.0=py311_0\n"       # exact, with a build
+                   "  - matplotlib\n"                    # 10: unpinned
+                   "  - pip:\n      - requests==2.31.0\n")
+    assert _deps(env) == [(5, "DEP-LOOSE", "numpy>=1.14.3"),
+                          (6, "DEP-LOOSE", "scikit-learn>0.19.1"),
+                          (7, "DEP-LOOSE", "pandas==2.1.*"),
+                          (10, "DEP-UNPINNED", "matplotlib")]
+
+
+def test_a_lock_file_pins_its_projects_ranges_and_is_checked_against_advisories(
+        tmp_path: Path) -> None:
+    (tmp_path / "pyproject.toml").write_text(
+        '[project]\nname = "x"\n# we need numpy for the features\n'
+        'dependencies = [\n  "numpy>=1.20",\n  "requests",\n]\n')
+    assert _deps(tmp_path / "pyproject.toml") == [(5, "DEP-LOOSE", "numpy>=1.20"),
+                                                  (6, "DEP-UNPINNED", "requests")]
+    lock = ('version = 1\n\n[[package]]\nname = "numpy"\nversion = "1.21.0"\n'
+            'sdist = { url = "https://x/numpy-1.21.0.tar.gz", hash = "sha256:00" }\n')
+    advisory = {"id": "PYSEC-TEST-1", "summary": "test advisory", "affected": [{
+        "package": {"ecosystem": "PyPI", "name": "NumPy"},
+        "ranges": [{"type": "ECOSYSTEM", "events": [{"introduced": "0"}, {"fixed": "1.22.0"}]}]}]}
+    for name in ("uv.lock", "poetry.lock"):
+        (tmp_path / name).write_text(lock)
+        # numpy is resolved by the lock; requests is not in it and stays unpinned
+        assert _deps(tmp_path / "pyproject.toml") == [(6, "DEP-UNPINNED", "requests")]
+        assert _deps(tmp_path / name) == []
+        assert _deps(tmp_path / name, [advisory]) == [(4, "DEP-VULNERABLE", "numpy==1.21.0")]
+        (tmp_path / name).unlink()
+    (tmp_path / "Pipfile.lock").write_text(json.dumps({"default": {
+        "numpy": {"version": "==1.21.0", "hashes": ["sha256:00"]}}}, indent=4))
+    assert _deps(tmp_path / "Pipfile.lock", [advisory])[0][1:] == ("DEP-VULNERABLE",
+                                                                   "numpy==1.21.0")

@@ -1,8 +1,10 @@
 """Dependencies: unpinned or loosely pinned requirements, and known-vulnerable versions when a
 local advisory database is given (OSV JSON; offline by default, and the report says so).
 
-Reads requirements files (with -r includes), pyproject.toml (PEP 621 and Poetry) and conda
-environment files (conda and pip sections).
+Reads requirements files (with -r includes), pyproject.toml (PEP 621 and Poetry), conda
+environment files (conda match specs and pip sections) and lock files (poetry.lock, uv.lock,
+pdm.lock, pylock.toml, Pipfile.lock: exact versions, so a project's ranges resolved by its lock
+file are pinned, and advisories are checked against what is really installed).
 """
 
 from __future__ import annotations
@@ -34,10 +36,16 @@ class Dep:
     url: bool = False
 
 
+# lock files: every package at an exact version (most with hashes); a project with one has its
+# pyproject's ranges resolved by it, so those ranges are not unpinned installs
+LOCK_FILES = ("poetry.lock", "uv.lock", "pdm.lock", "pylock.toml", "Pipfile.lock")
+
+
 def is_dependency_file(path: Path) -> bool:
     n = path.name.lower()
     return (n.startswith("requirements") and n.endswith((".txt", ".in"))) or n in (
-        "pyproject.toml", "environment.yml", "environment.yaml", "conda.yaml", "conda.yml")
+        "pyproject.toml", "environment.yml", "environment.yaml", "conda.yaml", "conda.yml") \
+        or path.name in LOCK_FILES
 
 
 def read_deps(path: Path, seen: set[Path] | None = None) -> list[tuple[Path, Dep]]:
@@ -46,11 +54,43 @@ def read_deps(path: Path, seen: set[Path] | None = None) -> list[tuple[Path, Dep
         return []
     seen.add(path)
     n = path.name.lower()
+    if path.name in LOCK_FILES:
+        return [(path, d) for d in _lock(path)]
     if n == "pyproject.toml":
         return [(path, d) for d in _pyproject(path)]
     if n.endswith((".yml", ".yaml")):
         return [(path, d) for d in _conda(path)]
     return _requirements(path, seen)
+
+
+def locked_names(folder: Path) -> tuple[Path, set[str]] | None:
+    """The first lock file in `folder` and the packages it pins."""
+    for name in LOCK_FILES:
+        if (folder / name).is_file():
+            return folder / name, {d.name for d in _lock(folder / name)}
+    return None
+
+
+def _lock(path: Path) -> list[Dep]:
+    """A lock file's packages at their exact versions (unreadable: none)."""
+    text = path.read_text(errors="replace")
+    try:
+        if path.name == "Pipfile.lock":
+            data = json.loads(text)
+            rows = [(name, str(info.get("version", "")).lstrip("="), bool(info.get("hashes")))
+                    for section in ("default", "develop")
+                    for name, info in (data.get(section) or {}).items() if isinstance(info, dict)]
+        else:
+            data = tomllib.loads(text)
+            packages = data.get("package", data.get("packages", []))
+            rows = [(str(p.get("name", "")), str(p.get("version", "")),
+                     bool(p.get("files") or p.get("wheels") or p.get("sdist")
+                          or p.get("archive")))
+                    for p in packages if isinstance(p, dict)]
+    except (ValueError, tomllib.TOMLDecodeError, AttributeError):
+        return []
+    return [Dep(canonicalize_name(name), f"=={version}" if version else "",
+                _line_of(text, name), hashed) for name, version, hashed in rows if name]
 
 
 def _requirements(path: Path, seen: set[Path]) -> list[tuple[Path, Dep]]:
@@ -86,8 +126,15 @@ def _parse(text: str, line: int | None, hashed: bool = False) -> Dep | None:
 
 
 def _line_of(text: str, name: str) -> int | None:
+    """The line that names `name` as a requirement (in a list, a table key, a lock entry), not
+    in a comment; `-`, `_` and `.` are the same in a package name."""
+    parts = [re.escape(p) for p in re.split(r"[-_.]+", name) if p]
+    if not parts:
+        return None
+    pattern = re.compile(r"(^|[\s\"'\[,:])" + r"[-_.]+".join(parts) + r"""($|[\s"'<>=!~\[;,@:)])""",
+                         re.I)
     for i, line in enumerate(text.splitlines(), start=1):
-        if re.search(rf"(^|[\s\"'\[]){re.escape(name)}\b", line, re.I):
+        if not line.lstrip().startswith("#") and pattern.search(line.split(" #", 1)[0]):
             return i
     return None
 
@@ -109,6 +156,10 @@ def _pyproject(path: Path) -> list[Dep]:
             continue
         version = spec.get("version", "") if isinstance(spec, dict) else str(spec)
         out.append(Dep(canonicalize_name(name), _poetry(version), _line_of(text, name)))
+    lock = locked_names(path.parent)
+    if lock is not None:          # resolved by the lock file: pinned there, not here
+        out = [d if d.name not in lock[1] or d.url else Dep(d.name, "==locked", d.line, True)
+               for d in out]
     return out
 
 
@@ -138,14 +189,38 @@ def _conda(path: Path) -> list[Dep]:
                 if d := _parse(str(pip_req), _line_of(text, _name(str(pip_req)))):
                     out.append(d)
         elif isinstance(item, str):
-            name, _, version = item.partition("=")
-            name = name.split("::")[-1].strip()
-            if name.lower() in ("python", "pip"):
+            name, spec = conda_spec(item)
+            if not name or name.lower() in ("python", "pip"):
                 continue
-            spec = "" if not version else ("==" + version.lstrip("=") if "*" not in version
-                                           else "==" + version.lstrip("="))
             out.append(Dep(canonicalize_name(name), spec, _line_of(text, name)))
     return out
+
+
+def conda_spec(item: str) -> tuple[str, str]:
+    """A conda match spec as (name, pip-style specifier): `numpy`, `numpy=1.11` (1.11.*: loose),
+    `numpy=1.11.1` and `numpy==1.11.1` and `numpy=1.11.1=py36_0` (exact), `numpy>=1.14.3`,
+    `numpy 1.11.*`, `numpy >=1.8,<2`, `conda-forge::numpy`, `numpy[version='>=1.8']`."""
+    text = item.split("::")[-1].strip()
+    m = re.match(r"([A-Za-z0-9_.\-]+)\s*(.*)$", text)
+    if m is None:
+        return "", ""
+    name, rest = m.group(1), m.group(2).strip()
+    bracket = re.search(r"version\s*=\s*['\"]?([^'\",\]]+(?:,[^'\"\]]+)*)", rest)
+    if rest.startswith("["):
+        rest = bracket.group(1) if bracket else ""
+    rest = rest.replace(" ", "")
+    if not rest:
+        return name, ""
+    if rest.startswith("=") and not rest.startswith("=="):
+        version, _, build = rest[1:].partition("=")
+        exact = build or (version.count(".") >= 2 and "*" not in version)
+        return name, f"=={version.rstrip('.*')}" if exact else f"=={version.rstrip('.*')}.*"
+    if rest[0].isdigit():                     # `numpy 1.11.*` or `numpy 1.11.1 py36_0`
+        version = re.split(r"[\s=]", rest, maxsplit=1)[0]
+        return name, f"=={version}"
+    if rest.startswith("=="):                 # `numpy==1.11.1` or `numpy==1.11.1=py36_0`
+        return name, "==" + rest[2:].split("=")[0]
+    return name, rest
 
 
 def pin_problems(path: Path, dep: Dep) -> ScanFinding | None:
@@ -157,6 +232,8 @@ def pin_problems(path: Path, dep: Dep) -> ScanFinding | None:
     if not dep.spec:
         return _f(path, dep, "medium", "DEP-UNPINNED", f"{dep.name} is not pinned: any future "
                   "release (or a hijacked one) is installed")
+    if dep.spec == "==locked":
+        return None
     exact = re.fullmatch(r"===?\s*[\w.+!-]+", dep.spec)
     if not exact:
         return _f(path, dep, "low", "DEP-LOOSE", f"{dep.name}{dep.spec} is loosely pinned: "
