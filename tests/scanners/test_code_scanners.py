@@ -244,3 +244,69 @@ def test_a_lock_file_pins_its_projects_ranges_and_is_checked_against_advisories(
         "numpy": {"version": "==1.21.0", "hashes": ["sha256:00"]}}}, indent=4))
     assert _deps(tmp_path / "Pipfile.lock", [advisory])[0][1:] == ("DEP-VULNERABLE",
                                                                    "numpy==1.21.0")
+
+
+SERVICE = '''\
+from fastapi import APIRouter, FastAPI
+from fastapi.responses import HTMLResponse
+
+app = FastAPI()
+router = APIRouter()
+model = load()
+
+
+def run_model(features):
+    return model.predict([features])
+
+
+@app.get("/health")
+def health():
+    return {"ok": True}
+
+
+@app.get("/", response_class=HTMLResponse)
+def index():
+    return "<h1>hello</h1>"
+
+
+@app.post("/score")
+def score(features: list[float]):
+    return {"label": int(run_model(features)[0])}
+
+
+@router.get("/items")
+def items():
+    return []
+'''
+
+
+def test_authentication_is_judged_on_routes_that_reach_a_model(tmp_path: Path) -> None:
+    path = tmp_path / "service.py"
+    path.write_text(SERVICE)
+    found = {(f.rule, f.line) for f in scan_python(path)}
+    no_auth = sorted(line for rule, line in found if rule == "SRV-NO-AUTH")
+    assert no_auth == [24]               # /score, through run_model; not /health, / or /items
+    limits = [line for rule, line in found if rule == "SRV-NO-RATE-LIMIT"]
+    assert limits == [4]                 # once, for the app; the router is not another app
+
+
+def test_every_way_of_binding_all_interfaces_and_of_running_downloaded_code(
+        tmp_path: Path) -> None:
+    (tmp_path / "wsgi.py").write_text(
+        "from gevent.pywsgi import WSGIServer\nfrom app import app\n"
+        "WSGIServer(('0.0.0.0', 5000), app).serve_forever()\n"
+        "WSGIServer(('127.0.0.1', 5001), app).serve_forever()\n")
+    (tmp_path / "gunicorn.conf.py").write_text('bind = "0.0.0.0:8000"\nworkers = 4\n')
+    (tmp_path / "load.py").write_text(
+        "import torch\nfrom transformers import AutoModel\n"
+        "a = torch.hub.load('ultralytics/yolov5', 'yolov5s', skip_validation=True)\n"
+        "b = torch.hub.load('pytorch/vision:v0.17.0', 'resnet18')\n"
+        "c = AutoModel.from_pretrained('org/model', trust_remote_code=True)\n"
+        "d = AutoModel.from_pretrained('org/model', revision='abc123')\n")
+
+    def rules(name: str) -> list[tuple[str, int | None, str]]:
+        return [(f.rule, f.line, f.severity) for f in scan_python(tmp_path / name)]
+    assert rules("wsgi.py") == [("SRV-BIND-ALL", 3, "low")]
+    assert rules("gunicorn.conf.py") == [("SRV-BIND-ALL", 1, "low")]
+    assert rules("load.py") == [("SRV-TORCH-HUB", 3, "high"), ("SRV-TORCH-HUB", 4, "medium"),
+                                ("SRV-REMOTE-CODE", 5, "high")]

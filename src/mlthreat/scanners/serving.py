@@ -1,9 +1,12 @@
 """Serving code, read as a syntax tree (never imported): FastAPI and Flask apps, and TorchServe's
 config.properties.
 
-Per route: no authentication dependency; per app: no rate limiting, debug mode, binding to all
-interfaces; per route body: full probability vectors or logits returned; anywhere: models loaded
-with pickle, joblib, dill or torch.load without weights_only=True.
+Per route that reaches a model (health checks, API docs, static files and pages left out): no
+authentication dependency, full probability vectors or logits returned; per app (not per router):
+no rate limiting, debug mode, binding to all interfaces (app.run, uvicorn.run, WSGIServer and
+make_server, gunicorn's bind); anywhere: models loaded with pickle, joblib, dill or torch.load
+without weights_only=True, torch.hub.load (runs a downloaded repository's code), and
+from_pretrained(trust_remote_code=True).
 """
 
 from __future__ import annotations
@@ -20,6 +23,15 @@ AUTH_HINTS = re.compile(r"auth|token|api_?key|current_user|verify|login|security
                         r"credential|permission|require", re.I)
 LIMIT_HINTS = re.compile(r"limiter|ratelimit|rate_limit|throttl|slowapi|RateLimiter", re.I)
 PROBA_HINTS = re.compile(r"predict_proba|decision_function|softmax|logits|predict_log_proba", re.I)
+# a route reaches a model when its body (or a function of the file it calls) uses one
+MODEL_HINTS = re.compile(r"\b(predict\w*|model\w*|classif\w*|infer\w*|generate|forward|"
+                         r"embed\w*|pipeline|encode|decode|transcribe|detect|recommend\w*|"
+                         r"rank|tokeni[sz]\w*|llm|chain|agent|completion\w*|evaluat\w*|score\w*)\b",
+                         re.I)
+# routes that never reach a model: health and readiness checks, API docs, static files
+PLUMBING = re.compile(r"^/?(health\w*|ready\w*|live\w*|ping|status|metrics|version|docs|redoc|"
+                      r"openapi(\.json)?|static(/.*)?|favicon\.ico|robots\.txt)/?$", re.I)
+BIND_CALLS = ("WSGIServer", "make_server", "HTTPServer", "ThreadingHTTPServer", "serve")
 UNSAFE_LOADS = {("pickle", "load"), ("pickle", "loads"), ("joblib", "load"), ("dill", "load"),
                 ("dill", "loads"), ("cloudpickle", "load"), ("cloudpickle", "loads"),
                 ("torch", "load"), ("np", "load"), ("numpy", "load"), ("pd", "read_pickle"),
@@ -34,6 +46,7 @@ class _App:
     app_auth: bool = False
     limited: bool = False
     routes: int = 0
+    router: bool = False          # an APIRouter or Blueprint: rate limits sit on the app
 
 
 @dataclass
@@ -57,7 +70,8 @@ class _Visitor(ast.NodeVisitor):
                 for target in node.targets:
                     if isinstance(target, ast.Name):
                         app = _App(target.id, "flask" if ctor in ("Flask", "Blueprint")
-                                   else "fastapi", node.lineno)
+                                   else "fastapi", node.lineno,
+                                   router=ctor in ("APIRouter", "Blueprint"))
                         app.app_auth = any(kw.arg == "dependencies" and
                                            AUTH_HINTS.search(ast.unparse(kw.value))
                                            for kw in call.keywords)
@@ -65,6 +79,12 @@ class _Visitor(ast.NodeVisitor):
                 if ctor == "FastAPI" and _kw_true(call, "debug"):
                     self.add(node, "SRV-DEBUG", "cls-public-app-exploit", "classical", "high",
                              "FastAPI(debug=True): tracebacks with code and data go to clients")
+        if Path(self.path).name.startswith("gunicorn") and any(
+                isinstance(t, ast.Name) and t.id == "bind" for t in node.targets) and \
+                "0.0.0.0" in ast.unparse(node.value):
+            self.add(node, "SRV-BIND-ALL", "cls-public-app-exploit", "classical", "low",
+                     "gunicorn binds every interface; put it behind a gateway that "
+                     "authenticates and limits")
         for target in node.targets:   # app.debug = True / app.config["DEBUG"] = True
             text = ast.unparse(target)
             if (text.endswith(".debug") or "DEBUG" in text) and _is_true(node.value):
@@ -87,6 +107,24 @@ class _Visitor(ast.NodeVisitor):
                 self.add(node, "SRV-BIND-ALL", "cls-public-app-exploit", "classical", "low",
                          f"{name}(host={host.value!r}) listens on every interface; put it behind "
                          "a gateway that authenticates and limits")
+        if parts[-1] in BIND_CALLS and node.args and isinstance(node.args[0], ast.Tuple) and \
+                node.args[0].elts and isinstance(node.args[0].elts[0], ast.Constant) and \
+                node.args[0].elts[0].value in ("0.0.0.0", "::", ""):
+            self.add(node, "SRV-BIND-ALL", "cls-public-app-exploit", "classical", "low",
+                     f"{name}(({node.args[0].elts[0].value!r}, ...)) listens on every "
+                     "interface; put it behind a gateway that authenticates and limits")
+        if name.endswith("hub.load") and parts[0] in ("torch", "hub"):
+            trusted = _kw_true(node, "trust_repo") or _kw_true(node, "skip_validation")
+            self.add(node, "SRV-TORCH-HUB", "cls-unsafe-deserialization", "classical",
+                     "high" if trusted else "medium",
+                     "torch.hub.load downloads a repository and runs its hubconf.py (and "
+                     "unpickles its weights) when this runs"
+                     + ("; trust_repo/skip_validation skip even the prompt" if trusted else
+                        "; pin the repository to a commit, or vendor the model"))
+        if parts[-1] == "from_pretrained" and _kw_true(node, "trust_remote_code"):
+            self.add(node, "SRV-REMOTE-CODE", "cls-unsafe-deserialization", "classical", "high",
+                     f"{name}(trust_remote_code=True) runs Python code from the model's hub "
+                     "repository when it loads; pin a revision you reviewed, or drop it")
         if parts[-1] in ("add_middleware", "include_router", "before_request") and \
                 AUTH_HINTS.search(ast.unparse(node)) and parts[0] in self.apps:
             self.apps[parts[0]].app_auth = True
@@ -113,6 +151,17 @@ class _Visitor(ast.NodeVisitor):
                      f"{module}.{func} runs whatever code the file holds: scan it first "
                      "(mlthreat scan) or use a code-free format")
 
+    model_functions: set[str] = field(default_factory=set)
+
+    def _reaches_model(self, node: ast.FunctionDef | ast.AsyncFunctionDef) -> bool:
+        """The route uses a model, itself or through a function of this file it calls."""
+        body = ast.unparse(ast.Module(body=node.body, type_ignores=[]))
+        if MODEL_HINTS.search(body):
+            return True
+        called = {_dotted(c.func).rsplit(".", 1)[-1] for c in ast.walk(node)
+                  if isinstance(c, ast.Call)}
+        return bool(called & self.model_functions)
+
     # -------------------------------------------------------------- routes
     def visit_FunctionDef(self, node: ast.FunctionDef | ast.AsyncFunctionDef) -> None:  # noqa: N802
         for deco in node.decorator_list:
@@ -131,6 +180,10 @@ class _Visitor(ast.NodeVisitor):
     def _route(self, node: ast.FunctionDef | ast.AsyncFunctionDef, app: _App,
                deco: ast.expr) -> None:
         app.routes += 1
+        path = deco.args[0].value if isinstance(deco, ast.Call) and deco.args and \
+            isinstance(deco.args[0], ast.Constant) and isinstance(deco.args[0].value, str) else ""
+        if PLUMBING.match(path) or PLUMBING.match(node.name) or not self._reaches_model(node):
+            return            # a health check, docs, static files, a page: no model behind it
         text = ast.unparse(node.args) + ast.unparse(deco)
         decorators = " ".join(ast.unparse(d) for d in node.decorator_list)
         authed = app.app_auth or bool(AUTH_HINTS.search(text)) or bool(
@@ -179,10 +232,13 @@ def scan_python(path: Path) -> list[ScanFinding]:
     except (SyntaxError, ValueError, OSError, RecursionError):
         return []
     visitor = _Visitor(str(path), source)
+    visitor.model_functions = {
+        f.name for f in ast.walk(tree) if isinstance(f, ast.FunctionDef | ast.AsyncFunctionDef)
+        and MODEL_HINTS.search(ast.unparse(ast.Module(body=f.body, type_ignores=[])))}
     visitor.visit(tree)
     out = visitor.findings
     for app in visitor.apps.values():
-        if app.routes and not app.limited:
+        if app.routes and not app.limited and not app.router:
             out.append(ScanFinding("serving", "SRV-NO-RATE-LIMIT", "cls-missing-rate-limiting",
                                    "classical", "medium", str(path), app.line,
                                    f"app {app.name} has no rate limiting (slowapi, "
