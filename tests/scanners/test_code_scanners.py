@@ -310,3 +310,18 @@ def test_every_way_of_binding_all_interfaces_and_of_running_downloaded_code(
     assert rules("gunicorn.conf.py") == [("SRV-BIND-ALL", 1, "low")]
     assert rules("load.py") == [("SRV-TORCH-HUB", 3, "high"), ("SRV-TORCH-HUB", 4, "medium"),
                                 ("SRV-REMOTE-CODE", 5, "high")]
+
+
+def test_unsafe_loads_are_found_under_any_import_name(tmp_path: Path) -> None:
+    (tmp_path / "restore.py").write_text(
+        "import pickle as pkl\nfrom torch import load\nfrom joblib import load as jl\n"
+        "import torch.hub as th\nfrom json import load as jload\n\n"
+        "a = pkl.load(open('a.pkl', 'rb'))\n"          # 7
+        "b = load('b.pt')\n"                           # 8
+        "c = jl('c.joblib')\n"                         # 9
+        "d = load('d.pt', weights_only=True)\n"        # safe
+        "e = jload(open('e.json'))\n"                  # json: safe
+        "f = th.load('org/repo', 'm')\n")              # 12
+    found = [(f.rule, f.line) for f in scan_python(tmp_path / "restore.py")]
+    assert found == [("SRV-PICKLE-LOAD", 7), ("SRV-TORCH-LOAD", 8), ("SRV-PICKLE-LOAD", 9),
+                     ("SRV-TORCH-HUB", 12)]

@@ -92,8 +92,25 @@ class _Visitor(ast.NodeVisitor):
                          f"{text} = True: the debugger lets anyone who reaches it run code")
         self.generic_visit(node)
 
+    aliases: dict[str, str] = field(default_factory=dict)
+
+    def visit_Import(self, node: ast.Import) -> None:  # noqa: N802
+        for a in node.names:          # import pickle as pkl
+            if a.asname:
+                self.aliases[a.asname] = a.name
+
+    def visit_ImportFrom(self, node: ast.ImportFrom) -> None:  # noqa: N802
+        for a in node.names:          # from torch import load (as tload)
+            if node.module and a.name != "*":
+                self.aliases[a.asname or a.name] = f"{node.module}.{a.name}"
+
+    def _resolved(self, name: str) -> str:
+        head, _, rest = name.partition(".")
+        full = self.aliases.get(head)
+        return f"{full}.{rest}".rstrip(".") if full else name
+
     def visit_Call(self, node: ast.Call) -> None:  # noqa: N802
-        name = _dotted(node.func)
+        name = self._resolved(_dotted(node.func))
         parts = name.split(".")
         if len(parts) >= 2 and (parts[-2], parts[-1]) in UNSAFE_LOADS:
             self._unsafe_load(node, parts[-2], parts[-1])
