@@ -303,3 +303,25 @@ def test_exclude_patterns_match_the_path_below_the_folder_as_reached_or_the_name
     assert code == 2 and "holds no files to scan" in " ".join(err.split())
     assert scanned("tests/fixtures/app.py", "src/app.py", "--exclude", "tests/*") == {
         "src/app.py"}
+
+
+def test_the_settings_and_baseline_in_docs_ci_are_what_mlthreat_reads(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import re
+
+    from mlthreat.gate import load_baseline
+    from tests.conftest import ROOT
+    text = (ROOT / "docs" / "ci.md").read_text()
+    toml = re.findall(r"```toml\n(.*?)```", text, re.S)
+    assert toml
+    for n, block in enumerate(toml):
+        (tmp_path / f"s{n}.toml").write_text(block)
+        code, out, err = run(["config", str(tmp_path), "--config", str(tmp_path / f"s{n}.toml"),
+                              "-f", "json"], capsys)
+        assert code == 0, err
+        assert any(r["source"] != "default" for r in json.loads(out)["settings"])
+    sample = re.search(r"```yaml\n(# mlthreat baseline:.*?)```", text, re.S)
+    assert sample is not None
+    (tmp_path / "b.yaml").write_text(sample.group(1))
+    entry, = load_baseline(tmp_path / "b.yaml").accepted.values()
+    assert (entry.rule, entry.by, entry.until) == ("SRV-BIND-ALL", "Ada Lovelace", "2027-06-30")
