@@ -68,7 +68,7 @@ class ClauseResult:
             return "none of its threats applies to this pipeline"
         if self.open_high:
             return f"{len(self.open_high)} at high or above, not accepted"
-        return "below high, or accepted"
+        return "no finding at high or above left open"
 
 
 def evaluate(assessment: Assessment, view: View, catalog: Catalog) -> list[ClauseResult]:
