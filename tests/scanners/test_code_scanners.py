@@ -192,11 +192,14 @@ def test_placeholders_prose_and_named_ids_are_not_secrets(tmp_path: Path) -> Non
     (tmp_path / "quiet.py").write_text("\n".join(ids + fills) + "\n")
     assert scan_secrets(tmp_path / "quiet.py") == []
     real = ['password = "hunter2hunter2"', 'blob = "q8ZLw3nVx0TfJr5sKp2mYb7dHc9gAe4u"',
-            'other = "Zt6pQ1mWx8rNc3vLk5jHs0dFg7bYe2aU"']
+            'other = "Zt6pQ1mWx8rNc3vLk5jHs0dFg7bYe2aU"', 'db_password = "letmein"',
+            'secret = "my-team-secret"']
     (tmp_path / "loud.py").write_text("\n".join(real) + "\n")
     found = scan_secrets(tmp_path / "loud.py")
-    assert [(f.line, f.severity) for f in found] == [(1, "high"), (2, "low")]
-    assert "2 random-looking strings" in found[1].message and "lines 2, 3" in found[1].message
+    # weak but real passwords stay findings: only placeholders and prose are let go
+    assert [(f.line, f.severity) for f in found] == [(1, "high"), (4, "high"), (5, "high"),
+                                                     (2, "low")]
+    assert "2 random-looking strings" in found[3].message and "lines 2, 3" in found[3].message
 
 
 def _deps(path: Path, advisories: list[dict[str, object]] | None = None

@@ -56,9 +56,14 @@ NOT_SECRET_NAME = re.compile(
     r"\b[\"']?\s*[:=(]")
 # values that stand for a secret someone still has to fill in
 PLACEHOLDER = re.compile(
-    r"(?i)^(your|my|some|insert|enter|replace|put|add)[-_ ]|^<.*>$|^\$\{.*\}$|^\{\{.*\}\}$|"
+    r"(?i)^(your|insert|enter|replace)[-_ ]|^<.*>$|^\$\{.*\}$|^\{\{.*\}\}$|"
     r"^%\(.*\)s$|(x{4,}|\*{3,}|\.{3,})|changeme|change[-_]me|placeholder|example|dummy|"
     r"redacted|^(none|null|test|secret|password|token|string|str|todo|tbd)$")
+# words that sit where a keyword detector expects a secret without being one (a weak real
+# password such as "letmein" is still reported)
+NOT_VALUES = {"inherit", "required", "optional", "true", "false", "yes", "no", "none", "null",
+              "env", "environ", "secret", "secrets", "password", "passwd", "token", "apikey",
+              "api_key", "key", "string", "str", "value", "default", "empty", "hidden", "masked"}
 # the output kinds of a notebook that are text a person could have printed a secret into;
 # images, HTML renderings, widget state and metadata are left out
 NOTEBOOK_TEXT = ("text/plain", "text/markdown", "text/latex", "application/json")
@@ -121,8 +126,8 @@ def _not_a_secret(kind: str, value: str, line: str) -> bool:
     v = value.strip().strip("\"'")
     if not v or PLACEHOLDER.search(v):
         return True
-    if kind == "Secret Keyword" and (" " in v or v.isalpha() and v.islower()):
-        return True           # "No API key provided.", password = "password" in docs
+    if kind == "Secret Keyword" and (" " in v or v.lower() in NOT_VALUES):
+        return True           # "No API key provided.", `secrets: inherit`, token = "required"
     if kind in ENTROPY_ONLY:
         before = line[:line.find(v)] if v in line else line
         return bool(NOT_SECRET_NAME.search(before)) or _uuid(v)
