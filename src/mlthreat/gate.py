@@ -26,7 +26,7 @@ from typing import Any
 import yaml
 
 from mlthreat.errors import InputError
-from mlthreat.results import Assessment, Finding, Suppression, Triage
+from mlthreat.results import Assessment, Evidence, Finding, Suppression, Triage
 from mlthreat.scanners.interface import ScanFinding
 from mlthreat.scanners.secrets import BASELINE_MARK
 from mlthreat.vocabulary import RISK_ORDER, RiskLevel
@@ -69,18 +69,21 @@ class Item:
 def assessment_items(a: Assessment, spec: str | Path | None = None) -> list[Item]:
     """The findings of an assessment; `spec`, the spec file as this process can read it (for
     inline comments; by default the report's name of it)."""
-    out = []
-    for f in a.findings:
-        measured: dict[str, tuple[float, float | None]] = {}
-        for e in a.evidence_of(f):
-            if e.source.startswith("probe:") and e.value is not None:
-                key = f"{e.source.removeprefix('probe:')}/{e.metric}"
-                high = e.interval[1] if e.interval else None
-                if key not in measured or e.value > measured[key][0]:
-                    measured[key] = (e.value, high)
-        out.append(Item(finding_fingerprint(f), f.id, (f.threat_id,),
-                        f"{a.spec_file}:{f.spec_line} ({f.component})", f.level.value,
-                        str(spec or a.spec_file), f.spec_line, f.score, measured))
+    return [Item(finding_fingerprint(f), f.id, (f.threat_id,),
+                 f"{a.spec_file}:{f.spec_line} ({f.component})", f.level.value,
+                 str(spec or a.spec_file), f.spec_line, f.score, measurements(a.evidence_of(f)))
+            for f in a.findings]
+
+
+def measurements(evidence: Iterable[Evidence]) -> dict[str, tuple[float, float | None]]:
+    """Each probe's measurement of a finding, by `probe/metric`: the highest value with its
+    interval's upper end (what a later run is compared with)."""
+    out: dict[str, tuple[float, float | None]] = {}
+    for e in evidence:
+        if e.source.startswith("probe:") and e.value is not None:
+            key = f"{e.source.removeprefix('probe:')}/{e.metric}"
+            if key not in out or e.value > out[key][0]:
+                out[key] = (e.value, e.interval[1] if e.interval else None)
     return out
 
 
@@ -245,11 +248,13 @@ def compared(path: Path) -> Baseline:
     """What `--new-since` compares with: a baseline file, or an earlier SARIF report of
     mlthreat (its findings count as the known ones, accepted by nobody)."""
     if path.suffix in (".sarif", ".json"):
-        return Baseline(path, {it.fingerprint: Accepted(it.fingerprint, it.rules[0], it.where,
-                                                        it.level, "", "", None, it.score,
-                                                        dict(it.measured))
-                               for it in sarif_items(path)})
+        return known(path, sarif_items(path))
     return load_baseline(path)
+
+
+def known(source: Path, items: Iterable[Item]) -> Baseline:
+    """An earlier run's findings as the state to compare with (accepted by nobody)."""
+    return Baseline(source, {e.fingerprint: e for e in accept(items, "", "", None)})
 
 
 def triage(items: Sequence[Item], accepted: Baseline | None = None,
@@ -351,5 +356,5 @@ def _author(base: Path | None, file: str, line: int) -> str:
 
 
 __all__ = ["Accepted", "Baseline", "InlineComments", "Item", "accept", "assessment_items",
-           "compared", "dump_baseline", "finding_fingerprint", "gated", "load_baseline", "sarif_items",
-           "scan_fingerprint", "scan_items", "triage", "worse"]
+           "compared", "dump_baseline", "finding_fingerprint", "gated", "load_baseline",
+           "known", "measurements", "sarif_items", "scan_fingerprint", "scan_items", "triage", "worse"]

@@ -28,15 +28,12 @@ from mlthreat.errors import (
 if TYPE_CHECKING:
     from rich.console import Console, RenderableType
 
-    from mlthreat.cli.settings import Setting
-
 
 class Cli:
     """One invocation: its arguments and consoles (made on first use: rich takes a while)."""
 
     def __init__(self, args: argparse.Namespace) -> None:
         self.args = args
-        self.settings: list[Setting] = []       # each option's value and source, when read
         self._out: Console | None = None
         self._err: Console | None = None
 
@@ -142,7 +139,7 @@ def run(argv: Sequence[str] | None) -> int:
     args = parser.parse_args(argv)
     cli = Cli(args)
     try:
-        cli.settings = _settings(args, argv)
+        _apply_settings(parser, args, argv)
     except BaseException as exc:  # noqa: BLE001 - a bad settings file is a user's error, exit 2
         return _failed(cli, exc)
     if getattr(args, "output", None) and getattr(args, "format", "x") is None:
@@ -158,16 +155,18 @@ def run(argv: Sequence[str] | None) -> int:
         return _failed(cli, exc)
 
 
-def _settings(args: argparse.Namespace, argv: list[str]) -> list[Setting]:
+def _apply_settings(parser: argparse.ArgumentParser, args: argparse.Namespace,
+                    argv: list[str]) -> None:
     """The settings file's options for this command, where the command line left them."""
     from mlthreat.cli.args import SETTING_COMMANDS, build_parser
     if args.command not in SETTING_COMMANDS or getattr(args, "no_config", False):
-        return []
+        return
     from mlthreat.cli.settings import apply, find, given, read, start_of
     file = read(Path(args.config)) if args.config else find(start_of(args))
     if args.config and file is None:
         raise InputError(f"{args.config}: has no [tool.mlthreat] table")
-    return apply(args, build_parser(), args.command, given(build_parser(), argv), file)
+    if file is not None:      # `given` changes the parser it reads argv with: a fresh one
+        apply(args, parser, args.command, given(build_parser(), argv), file)
 
 
 def _failed(cli: Cli, exc: BaseException) -> int:

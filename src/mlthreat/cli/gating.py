@@ -20,13 +20,13 @@ from rich.text import Text
 from mlthreat.cli.app import Cli
 from mlthreat.errors import EXIT_FINDINGS, EXIT_OK, InputError, OutputError
 from mlthreat.gate import (
-    Accepted,
     Baseline,
     Item,
     accept,
     compared,
     dump_baseline,
     gated,
+    known,
     load_baseline,
     sarif_items,
 )
@@ -59,10 +59,7 @@ def prepare(cli: Cli, run_at: Callable[[Path], list[Item]] | None = None) -> Gat
     if getattr(args, "diff_base", None) and run_at is not None:
         with checkout(args.diff_base) as root:
             items = run_at(root)
-        since = Baseline(Path(args.diff_base), {it.fingerprint: Accepted(
-            it.fingerprint, it.rules[0], it.where, it.level, "", "", None, it.score,
-            dict(it.measured)) for it in items})
-        return Gate(accepted, since, args.diff_base)
+        return Gate(accepted, known(Path(args.diff_base), items), args.diff_base)
     return Gate(accepted, None)
 
 

@@ -42,11 +42,11 @@ def cmd_scan(cli: Cli) -> int:
         return scan_paths(where, only, advisories, exclude=args.exclude, progress=progress)
 
     def at_base(tree: Path) -> list[Item]:
-        moved = [here_at(tree) / p for p in paths]
-        with cli.err.status(f"scanning {args.diff_base} …") as status, \
-                contextlib.chdir(here_at(tree)):
+        here = here_at(tree)
+        moved = [here / p for p in paths]
+        with cli.err.status(f"scanning {args.diff_base} …") as status, contextlib.chdir(here):
             return scan_items(scan([p for p in moved if p.exists()], status.update).findings,
-                              here_at(tree))
+                              here)
 
     gate = prepare(cli, at_base)
     with cli.err.status("scanning …") as status:

@@ -7,7 +7,7 @@ import json
 from pathlib import PurePath
 from typing import Any
 
-from mlthreat.gate import FINDING_KEY, finding_fingerprint
+from mlthreat.gate import FINDING_KEY, finding_fingerprint, measurements
 from mlthreat.report.common import FAMILY_LABEL, fmt, path_text, reference_url
 from mlthreat.report.interface import Format
 from mlthreat.results import Assessment, Evidence, Finding, Triage
@@ -57,17 +57,6 @@ def sarif_gate(verdict: Triage | None, compared: bool) -> dict[str, Any]:
     return out
 
 
-def _measured(evidence: list[Evidence]) -> dict[str, list[float | None]]:
-    """Each probe's attack success (higher is easier) with its interval's top, for the gate."""
-    out: dict[str, list[float | None]] = {}
-    for e in evidence:
-        if e.source.startswith("probe:") and e.value is not None:
-            key = f"{e.source.removeprefix('probe:')}/{e.metric}"
-            if key not in out or e.value > (out[key][0] or 0.0):
-                out[key] = [e.value, e.interval[1] if e.interval else None]
-    return out
-
-
 def _result(finding: Finding, index: int, uri: str, evidence: list[Evidence],
             verdict: Triage | None, compared: bool) -> dict[str, Any]:
     measured = [e.summary for e in evidence if e.summary]
@@ -97,7 +86,7 @@ def _result(finding: Finding, index: int, uri: str, evidence: list[Evidence],
             "risk": finding.level.value, "score": finding.score,
             "likelihood": finding.likelihood, "impact": finding.impact,
             "path": list(finding.path), "controlsMissing": missing,
-            "measured": _measured(evidence),
+            "measured": measurements(evidence),      # what the gate compares with
         },
         **sarif_gate(verdict, compared),
     }

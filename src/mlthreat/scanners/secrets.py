@@ -78,12 +78,12 @@ def scan_secrets(path: Path) -> list[ScanFinding]:
         return []
     if text.startswith(BASELINE_MARK):      # mlthreat's own baseline: fingerprints, not keys
         return []
-    lines = _notebook_lines(text) if path.suffix == ".ipynb" else None
-    if lines is None:
-        lines = [(n, line) for n, line in enumerate(text.splitlines(), start=1)]
+    extracted = _notebook_lines(text) if path.suffix == ".ipynb" else None
+    lines = extracted if extracted is not None else list(
+        enumerate(text.splitlines(), start=1))
     out: dict[tuple[int, str], ScanFinding] = {}
     random: list[int] = []
-    for line, kind, value, line_text in _detected(path, lines):
+    for line, kind, value, line_text in _detected(path, text, extracted):
         if _not_a_secret(kind, value, line_text):
             continue
         if kind in ENTROPY_ONLY:
@@ -102,22 +102,30 @@ def scan_secrets(path: Path) -> list[ScanFinding]:
     return found
 
 
-def _detected(path: Path, lines: list[tuple[int, str]]) -> list[tuple[int, str, str, str]]:
-    """detect-secrets on `lines` (raw line number, text): (line, type, value, text)."""
+def _detected(path: Path, text: str, lines: list[tuple[int, str]] | None
+              ) -> list[tuple[int, str, str, str]]:
+    """detect-secrets on the file, or on a notebook's extracted `lines` (line in the .ipynb,
+    text): (line, type, value, the line's text)."""
+    if lines is None:
+        return _collected(path, [(n, t) for n, t in enumerate(text.split("\n"), start=1)])
     import tempfile
     with tempfile.TemporaryDirectory(prefix="mlthreat-secrets-") as tmp:
-        # the same name, so that its filters judge the file as they would the original (a
-        # notebook's extracted text is Python and Markdown: read as .py)
-        name = Path(tmp) / (path.stem + (".py" if path.suffix == ".ipynb" else path.suffix))
-        name.write_text("\n".join(text for _, text in lines) + "\n", encoding="utf-8")
-        collection = SecretsCollection()
-        with default_settings():
-            collection.scan_file(str(name))
-        out = []
-        for _, secret in collection:
-            k = (secret.line_number or 1) - 1
-            number, text = lines[k] if 0 <= k < len(lines) else (0, "")
-            out.append((number, secret.type, secret.secret_value or "", text))
+        # the extracted text is Python and Markdown: read as .py, by the notebook's name
+        name = Path(tmp) / f"{path.stem}.py"
+        name.write_text("\n".join(t for _, t in lines) + "\n", encoding="utf-8")
+        return _collected(name, lines)
+
+
+def _collected(path: Path, lines: list[tuple[int, str]]) -> list[tuple[int, str, str, str]]:
+    """detect-secrets' hits in `path`, whose k-th line is lines[k - 1]."""
+    collection = SecretsCollection()
+    with default_settings():
+        collection.scan_file(str(path))
+    out = []
+    for _, secret in collection:
+        k = (secret.line_number or 1) - 1
+        number, line = lines[k] if 0 <= k < len(lines) else (0, "")
+        out.append((number, secret.type, secret.secret_value or "", line))
     return out
 
 
