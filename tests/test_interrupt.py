@@ -59,20 +59,27 @@ def case(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def _assess(case: Path, out: str, jobs: str, at: float | None
-            ) -> tuple[int, str, list[str] | None, float]:
-    """Run `assess`; with `at`, Ctrl-C the process group that many seconds in."""
+            ) -> tuple[int | None, str, list[str] | None, float]:
+    """Run `assess`; with `at`, Ctrl-C the process group that many seconds in. The code is None
+    when the moment came too late: the run had already finished or written its reports (this
+    machine's load varies, so a moment scaled on an earlier run can fall after the end)."""
     started = time.perf_counter()
     child = subprocess.Popen(
         [sys.executable, "-m", "mlthreat.cli", "assess", "pipeline.yaml", "--budget", "quick",
          "--jobs", jobs, "--only", "membership,poisoning,evasion", "--out-dir", out],
         cwd=case, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
         start_new_session=True)
+    folder = case / out
+    late = False
     if at is not None:
         time.sleep(at)
-        os.killpg(child.pid, signal.SIGINT)
+        written = folder.exists() and all((folder / name).exists() for name in REPORTS)
+        late = child.poll() is not None or written
+        if not late:
+            os.killpg(child.pid, signal.SIGINT)
     _, err = child.communicate(timeout=300)
-    folder = case / out
-    return (child.returncode, err, sorted(os.listdir(folder)) if folder.exists() else None,
+    return (None if late else child.returncode, err,
+            sorted(os.listdir(folder)) if folder.exists() else None,
             time.perf_counter() - started)
 
 
@@ -90,8 +97,12 @@ def test_ctrl_c_at_any_moment_exits_130_and_says_what_finished(case: Path) -> No
         # from the imports to the report writing, short of the interpreter's own exit
         moments += [(round(whole * (0.02 + 0.66 * k / (count - 1)), 2), jobs)
                     for k in range(count)]
+    landed = 0
     for n, (at, jobs) in enumerate(moments):
         code, err, files, _ = _assess(case, f"out{n}", jobs, at)
+        if code is None:                 # finished before this moment: nothing to interrupt
+            continue
+        landed += 1
         said = " ".join(err.split())
         # 130, or killed by SIGINT after saying so (a shell shows 130 too): CPython re-raises
         # SIGINT at exit when an interrupt reached it during some imports
@@ -101,3 +112,5 @@ def test_ctrl_c_at_any_moment_exits_130_and_says_what_finished(case: Path) -> No
         assert files in (None, []), f"at {at} s a partial report set: {files}"
         if "not run:" in said:           # during the probes: each one is accounted for
             assert "finished" in said and said.rstrip().endswith("Nothing was written.")
+    # a moment falls late only when this run was faster than the reference runs; most land
+    assert landed >= len(moments) - 3, f"only {landed} of {len(moments)} moments fell in the run"
