@@ -56,6 +56,8 @@ class Assessor:
         steps.stage("score")
         notes += [f"{s.component}: {s.source.removeprefix('probe:')} probe skipped: {s.reason}"
                   for s in skipped]
+        notes += [f"{e.component}: {e.title} probe: {w}" for e in measured
+                  for w in e.extra.get("warnings", ())]
         assessment = score(placed, number(found + measured), tuple(notes), skipped)
         if perceptions:
             steps.stage("perception")

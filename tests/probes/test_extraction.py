@@ -207,3 +207,51 @@ def test_without_pytorch_the_network_is_scikit_learns(monkeypatch: pytest.Monkey
         ExtractionData(x[2000:], pool=x[:2000]), Budget(seed=0))
     assert ev.extra["copy_learner"]["voters_fidelity"]["neural networks"] > 0.95
     assert ev.value > 0.95
+
+
+def test_a_constant_copy_never_passes_however_skewed_the_answers() -> None:
+    """The issue's case: a model that answers one class on about 95 % of rows. A copy that always
+    gives the majority answer agrees on about 95 % of unseen rows (above a 0.9 agreement bar);
+    chance-corrected agreement is 0, so it is not a successful extraction. Independent answers:
+    the constant copy's agreement is the share of the model's majority answer, counted by hand."""
+    from sklearn.dummy import DummyClassifier
+    x, _ = make_classification(3000, n_features=6, random_state=3)
+    rule = lambda z: (z[:, 0] > 1.65).astype(int)                       # noqa: E731
+    data = ExtractionData(x[2000:], pool=x[:2000])
+    ev = ModelExtraction(queries=300, learner=lambda: DummyClassifier(strategy="most_frequent")
+                         ).run(CallableAdapter(rule, scores=False), data, Budget(seed=0))
+    share = float(np.mean(rule(x[2000:]) == 0))
+    assert share > 0.9 and ev.value == pytest.approx(share)
+    assert ev.extra["constant_copy_fidelity"] == pytest.approx(share)
+    assert ev.extra["kappa"] == pytest.approx(0.0, abs=1e-12)
+    assert not ev.confirmed
+    assert "always giving the majority answer agrees on" in ev.summary
+
+
+def test_kappa_decides_and_matches_the_closed_form() -> None:
+    """Cohen's closed form (p_o - p_e) / (1 - p_e), computed by hand on ten decisions, is what
+    the judgement reports; the constant copy is the majority of the attacker's answers; a copy
+    at kappa 0.58 is not confirmed even though it agrees on 80 %."""
+    from mlthreat.probes.extraction import _judge
+    from mlthreat.probes.stats import kappa
+    copy = np.array([1, 1, 0, 0, 0, 0, 1, 0, 0, 0])
+    model = np.array([1, 0, 0, 0, 0, 0, 1, 1, 0, 0])
+    p_o, p_e = 0.8, 0.3 * 0.3 + 0.7 * 0.7          # both say 1 on 3 of 10 rows
+    judged = _judge(copy, model, np.array([0, 0, 1]), np.random.default_rng(0))
+    assert judged["kappa"] == pytest.approx((p_o - p_e) / (1 - p_e))      # 0.5238
+    assert judged["fidelity"] == 0.8 and judged["constant"] == 0.7       # "always 0": 7 of 10
+    lo, hi = judged["kappa_interval"]
+    assert lo < judged["kappa"] < hi and not judged["confirmed"]
+    assert kappa(np.zeros(5), np.zeros(5)) is None        # no variation: undefined, not 0 or 1
+
+
+def test_a_real_copy_of_a_skewed_model_is_confirmed() -> None:
+    x, _ = make_classification(3000, n_features=6, random_state=3)
+    rule = lambda z: (z[:, 0] + 0.5 * z[:, 1] > 1.2).astype(int)        # noqa: E731
+    ev = ModelExtraction(queries=400, learner=lambda: LogisticRegression(C=100.0)).run(
+        CallableAdapter(rule, scores=False), ExtractionData(x[2000:], pool=x[:2000]),
+        Budget(seed=0))
+    assert ev.extra["kappa"] >= 0.8 and ev.confirmed
+    assert ev.interval[0] > ev.extra["constant_copy_fidelity"]
+    (name, simple), = ev.extra["simple_copies"].items()
+    assert name in ("a logistic regression", "a depth-3 decision tree") and simple["kappa"] > 0

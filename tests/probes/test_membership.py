@@ -120,3 +120,39 @@ def test_load_table_errors(tmp_path: Path) -> None:
         load_table(path, "target", "y")
     with pytest.raises(InputError, match="never \\(or always\\) equals 'y'"):
         load_table(path, "label", "y")
+
+
+def test_rates_only_where_ten_false_positives_stand_behind_them() -> None:
+    from mlthreat.probes.membership import supported_fprs
+    assert supported_fprs(300) == (pytest.approx(10 / 300),)     # 1 % would be 3 rows
+    assert supported_fprs(999) == (pytest.approx(10 / 999),)
+    assert supported_fprs(1000) == (0.01,)
+    assert supported_fprs(10_000) == (0.001, 0.01)
+    assert supported_fprs(4) == (1.0,)
+
+
+def test_a_small_sample_reports_the_rate_it_supports_and_warns_of_a_wrong_split() -> None:
+    """The issue's cases: 300 non-members cannot support "TPR at 1 % FPR" (3 false positives),
+    so the figure is given at 10/300 = 3.3 % and the summary says why 1 % is missing; and rows
+    declared as members that the model never saw (a wrong split seed) draw a warning, while the
+    right split of a memorising forest does not."""
+    x, y = make_classification(900, n_features=10, flip_y=0.2, random_state=0)
+    tr, te = train_test_split(np.arange(900), test_size=300, random_state=0, stratify=y)
+    est = RandomForestClassifier(50, random_state=0).fit(x[tr], y[tr])
+    right = MembershipData(np.vstack([x[tr], x[te]]), np.r_[y[tr], y[te]],
+                           np.r_[np.ones(600, bool), np.zeros(300, bool)])
+    ev = MembershipInference(attack="threshold", bootstrap=50).run(SklearnAdapter(est), right,
+                                                                   Budget())
+    (only,) = ev.extra["tpr_at_fpr"]
+    assert only["fpr"] == pytest.approx(1 / 30) and "tpr_at_1pct_fpr" not in ev.extra
+    assert "at 3.3% FPR" in ev.summary and "1% and 0.1% FPR not reported" in ev.summary
+    assert only["interval"][0] <= only["tpr"] <= only["interval"][1]
+    assert ev.extra["warnings"] == [] and ev.confirmed
+    wtr, wte = train_test_split(np.arange(900), test_size=300, random_state=1, stratify=y)
+    wrong = MembershipData(np.vstack([x[wtr], x[wte]]), np.r_[y[wtr], y[wte]],
+                           np.r_[np.ones(600, bool), np.zeros(300, bool)])
+    ev = MembershipInference(attack="threshold", bootstrap=50).run(SklearnAdapter(est), wrong,
+                                                                   Budget())
+    (warning,) = ev.extra["warnings"]
+    assert "no better than the held-out ones" in warning and "seed and test_size" in warning
+    assert not ev.confirmed

@@ -141,6 +141,8 @@ def cmd_probe(cli: Cli) -> int:
             mark = "confirmed" if e.confirmed else "measured"
             cli.out.print(Text(f"  [{e.title}, {mark}] {e.summary} ({e.queries} queries, "
                                f"{e.seconds:.1f} s)"))
+            for w in e.extra.get("warnings", ()):
+                cli.out.print(Text(f"    warning: {w}", style="yellow"))
         for s in (s for s in skipped if s.component == c):
             cli.out.print(Text(f"  [{s.source.removeprefix('probe:')}, skipped] {s.reason}",
                                style="yellow"))

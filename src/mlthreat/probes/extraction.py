@@ -14,6 +14,16 @@
   small neural networks (five averaged) and gradient-boosted trees, their probabilities
   averaged (scikit-learn's `VotingClassifier`). Reported: fidelity (agreement with the model on
   evaluation rows the attacker never queried) against queries spent, and each learner's own.
+
+Agreement alone says little when one answer dominates: a copy that always gives the majority
+answer agrees with a model on most rows of a skewed data set. So every copy is judged by Cohen's
+kappa between its decisions and the model's (agreement beyond what the two decisions' shares give
+by chance; 0 for a constant copy, 1 for a perfect one), with a bootstrap interval over the
+evaluation rows, and reported beside two baselines fitted on the same answers: the constant copy
+(the majority answer) and the better of two simple copies (a logistic regression and a depth-3
+decision tree). The attack counts as confirmed when the copy's kappa reaches 0.8 ("almost
+perfect" agreement in Landis and Koch's reading) and its agreement's interval lies above the
+constant copy's agreement.
 """
 
 from __future__ import annotations
@@ -31,13 +41,13 @@ from mlthreat.adapters.interface import ModelAdapter
 from mlthreat.errors import ProbeError
 from mlthreat.probes.copies import NetworkEnsemble, input_scaling
 from mlthreat.probes.interface import Budget, Measurement, Meter, Param, Prepared, Probe
-from mlthreat.probes.stats import wilson
+from mlthreat.probes.stats import kappa, kappa_interval, wilson
 from mlthreat.results import Curve
 
 if TYPE_CHECKING:
     from mlthreat.probes.target import Target
 
-SUCCESS_FIDELITY = 0.9
+SUCCESS_KAPPA = 0.8          # Cohen's kappa between copy and model: "almost perfect"
 CLIP = 1e-12
 Learner = Callable[[], Any]   # returns an unfitted scikit-learn classifier
 
@@ -111,12 +121,13 @@ class ModelExtraction(Probe):
                  meter: Meter) -> Measurement:
         attack = self.param("attack")
         if attack == "equations":
-            return self._equations(model, data)
+            return self._equations(model, data, rng)
         if attack == "surrogate":
             return self._surrogate(model, data, rng)
         raise ProbeError(f"unknown extraction attack {attack!r}")
 
-    def _equations(self, model: ModelAdapter, data: ExtractionData) -> Measurement:
+    def _equations(self, model: ModelAdapter, data: ExtractionData,
+                   rng: np.random.Generator) -> Measurement:
         if not model.capabilities.scores:
             raise ProbeError("equation-solving extraction needs probabilities; use the "
                              "surrogate attack for label-only models")
@@ -125,13 +136,15 @@ class ModelExtraction(Probe):
         copy = linear_proba(data.x_eval, w, b)
         truth = model.predict_proba(data.x_eval)
         err = float(np.abs(copy - truth).max())
-        agree = float(np.mean(copy.argmax(1) == truth.argmax(1)))
+        judged = _judge(copy.argmax(1), truth.argmax(1), truth.argmax(1), rng)
         summary = (f"equation solving: {d + 1} queries give a copy whose probabilities differ "
                    f"from the model's by at most {err:.2e} on {len(data.x_eval)} rows "
-                   f"(decisions agree on {agree:.1%})")
-        return Measurement("fidelity", agree, None, agree >= SUCCESS_FIDELITY, summary, {},
+                   f"(decisions agree on {judged['fidelity']:.1%}, {_kappa_text(judged)})")
+        return Measurement("fidelity", judged["fidelity"], judged["interval"],
+                           judged["confirmed"], summary, {},
                            {"max_probability_error": err, "queries_used": d + 1,
-                            "weights": w.tolist(), "bias": b.tolist()})
+                            "weights": w.tolist(), "bias": b.tolist(),
+                            **_judged_extra(judged)})
 
     def _surrogate(self, model: ModelAdapter, data: ExtractionData,
                    rng: np.random.Generator) -> Measurement:
@@ -160,15 +173,18 @@ class ModelExtraction(Probe):
             answers = np.concatenate([answers, self._ask(model, pool[nxt], labels_only)])
             chosen += list(nxt)
         accuracy = None if data.y_eval is None else float(np.mean(predicted == data.y_eval))
-        lo, hi = wilson(fidelity, len(reference))
         described = _describe(copy, data.x_eval, reference)
+        simple = _simple_copies(pool[chosen], answers, data.x_eval, reference)
+        judged = _judge(predicted, reference, answers, rng, simple)
+        lo, hi = judged["interval"]
         summary = (f"{'label-only' if labels_only else 'score'} copy from {spent} {source} "
                    f"queries agrees with the model on {fidelity:.1%} [{lo:.1%}, {hi:.1%}] of "
-                   f"{len(reference)} unseen rows (copy: {described['name']})")
-        return Measurement("fidelity", fidelity, (lo, hi), fidelity >= SUCCESS_FIDELITY, summary,
+                   f"{len(reference)} unseen rows, {_kappa_text(judged)} (copy: "
+                   f"{described['name']}); {_baselines_text(judged)}")
+        return Measurement("fidelity", fidelity, (lo, hi), judged["confirmed"], summary,
                            {"queries": [float(q) for q in curve_q], "fidelity": curve_f},
                            {"queries_used": spent, "source": source, "copy_accuracy": accuracy,
-                            "copy_learner": described})
+                            "copy_learner": described, **_judged_extra(judged)})
 
     def _pool(self, data: ExtractionData, source: str, budget: int,
               rng: np.random.Generator) -> np.ndarray:
@@ -186,6 +202,75 @@ class ModelExtraction(Probe):
         if labels_only:
             return np.asarray(model.predict(x))
         return np.asarray(np.asarray(model.predict_proba(x)).argmax(axis=1))
+
+
+def _judge(copy: np.ndarray, reference: np.ndarray, answers: np.ndarray,
+           rng: np.random.Generator, simple: dict[str, float] | None = None,
+           resamples: int = 200) -> dict[str, Any]:
+    """The copy's decisions against the model's on the evaluation rows: agreement (Wilson
+    interval), Cohen's kappa (bootstrap interval), and the constant copy's agreement (the
+    majority of the attacker's answers); confirmed when kappa reaches SUCCESS_KAPPA and the
+    agreement's interval lies above the constant copy's."""
+    n = len(reference)
+    fidelity = float(np.mean(copy == reference))
+    values, counts = np.unique(answers, return_counts=True)
+    majority = values[int(np.argmax(counts))]
+    constant = float(np.mean(reference == majority))
+    value, (k_lo, k_hi) = kappa_interval(copy, reference, rng, resamples)
+    lo, hi = wilson(fidelity, n)
+    confirmed = value is not None and value >= SUCCESS_KAPPA and lo > constant
+    return {"fidelity": fidelity, "interval": (lo, hi), "kappa": value,
+            "kappa_interval": (k_lo, k_hi), "constant": constant,
+            "constant_answer": majority.item() if hasattr(majority, "item") else majority,
+            "simple": simple or {}, "confirmed": bool(confirmed), "rows": n}
+
+
+def _kappa_text(judged: dict[str, Any]) -> str:
+    if judged["kappa"] is None:
+        return ("kappa undefined: the model gives one answer on every unseen row, so agreement "
+                "beyond chance cannot be measured")
+    lo, hi = judged["kappa_interval"]
+    return f"Cohen's kappa {judged['kappa']:.2f} [{lo:.2f}, {hi:.2f}]"
+
+
+def _baselines_text(judged: dict[str, Any]) -> str:
+    out = f"always giving the majority answer agrees on {judged['constant']:.1%}"
+    for name, (fid, kappa) in judged["simple"].items():
+        out += (f", {name} on the same answers {fid:.1%} "
+                f"(kappa {'undefined' if kappa is None else f'{kappa:.2f}'})")
+    return out
+
+
+def _judged_extra(judged: dict[str, Any]) -> dict[str, Any]:
+    return {"kappa": judged["kappa"], "kappa_interval": list(judged["kappa_interval"]),
+            "constant_copy_fidelity": judged["constant"],
+            "constant_answer": judged["constant_answer"],
+            "simple_copies": {k: {"fidelity": f, "kappa": kp}
+                              for k, (f, kp) in judged["simple"].items()}}
+
+
+def _simple_copies(x: np.ndarray, answers: np.ndarray, x_eval: np.ndarray,
+                   reference: np.ndarray) -> dict[str, tuple[float, float | None]]:
+    """What an attacker with no effort gets from the same answers: the best of a logistic
+    regression (on standardised inputs) and a depth-3 decision tree, by agreement with the model
+    on the evaluation rows (the best of the two: a baseline should not be weak by choice)."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+    from sklearn.tree import DecisionTreeClassifier
+    if len(np.unique(answers)) < 2:
+        return {}
+    learners = {"a logistic regression": make_pipeline(StandardScaler(),
+                                                       LogisticRegression(max_iter=1000)),
+                "a depth-3 decision tree": DecisionTreeClassifier(max_depth=3, random_state=0)}
+    scored = {}
+    for name, learner in learners.items():
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            predicted = learner.fit(x, answers).predict(x_eval)
+        scored[name] = (float(np.mean(predicted == reference)), kappa(predicted, reference))
+    best = max(scored, key=lambda k: scored[k][0])
+    return {best: scored[best]}
 
 
 def _network(center: np.ndarray, spread: np.ndarray) -> Any:

@@ -36,3 +36,34 @@ def robustness(epsilons: list[float], rates: list[float], n: int) -> dict[str, l
     lows, highs = zip(*(wilson(r, n) for r in rates), strict=True)
     return {"epsilon": list(epsilons), "success_rate": list(rates), "success_low": list(lows),
             "success_high": list(highs)}
+
+
+def kappa(a: np.ndarray, b: np.ndarray) -> float | None:
+    """Cohen's kappa of two decision vectors (scikit-learn), None where it is undefined (both
+    give one and the same answer everywhere: no agreement beyond chance to measure)."""
+    import warnings
+
+    from sklearn.metrics import cohen_kappa_score
+    a, b = np.asarray(a), np.asarray(b)
+    if len(a) == 0 or len(np.unique(np.concatenate([a, b]))) < 2:
+        return None
+    with warnings.catch_warnings():   # one side constant: kappa is 0, sklearn warns about it
+        warnings.simplefilter("ignore")
+        value = float(cohen_kappa_score(a, b))
+    return None if np.isnan(value) else value
+
+
+def kappa_interval(a: np.ndarray, b: np.ndarray, rng: np.random.Generator, resamples: int = 200,
+                   level: float = 0.95) -> tuple[float | None, tuple[float, float]]:
+    """Cohen's kappa and its percentile bootstrap interval over the rows (resampled in pairs);
+    resamples where kappa is undefined are left out, and an undefined kappa gets (nan, nan)."""
+    a, b = np.asarray(a), np.asarray(b)
+    value = kappa(a, b)
+    if value is None:
+        return None, (float("nan"), float("nan"))
+    n = len(a)
+    boot = [k for _ in range(resamples) if (k := kappa(a[idx := rng.integers(0, n, n)], b[idx]))
+            is not None]
+    tail = (1 - level) / 2 * 100
+    lo, hi = np.percentile(boot, [tail, 100 - tail]) if boot else (value, value)
+    return value, (float(min(lo, value)), float(max(hi, value)))
