@@ -24,8 +24,13 @@ def test_no_poison_no_change(data: PoisoningData) -> None:
     for attack in ("label_flip", "targeted_flip", "backdoor"):
         ev = Poisoning(attack=attack, train=sklearn_train(DecisionTreeClassifier()), rates=[0.0],
                        seeds=3).run(None, data, Budget(seed=0))
-        # Same seeds, same data: the retrained models are identical, the effect exactly zero.
-        assert ev.value == 0.0 and ev.interval == (0.0, 0.0) and not ev.confirmed
+        # Same seeds, same data: the retrained models are identical, the effect exactly zero;
+        # its interval is what no changed row among all judged (seeds x rows) still allows:
+        # Wilson's upper bound at 0 of n, z^2 / (n + z^2), never a zero-width interval.
+        n = 3 * ev.extra["judged_rows"]
+        half = 1.96 ** 2 / (n + 1.96 ** 2)
+        assert ev.value == 0.0 and not ev.confirmed
+        assert ev.interval == (pytest.approx(-half), pytest.approx(half))
 
 
 def test_label_flips_cost_accuracy_monotonically(data: PoisoningData) -> None:
@@ -83,3 +88,52 @@ def test_clean_retrainings_are_shared_and_poisoned_ones_are_not() -> None:
     shared(x, flipped, 1)
     shared(x, flipped, 1)                                    # poisoned data: trained each time
     assert calls == [1, 2, 1, 1]
+
+
+def test_targeted_rate_is_a_share_of_the_source_class() -> None:
+    """The issue's case: "20 %" flipped 20 % of *all* training rows' worth of one class's labels
+    (71 % of the credit set's "bad" labels). Counted here by hand in the labels the training
+    function receives: 20 % of the 90 class-1 rows is 18 flipped labels, whatever the other
+    class's size; 1 % of 90 rounds to one, 0.5 % to none (and says so)."""
+    rng = np.random.default_rng(0)
+    y = np.r_[np.zeros(410, int), np.ones(90, int)]
+    x = rng.normal(size=(500, 3))
+    seen: list[int] = []
+
+    def train(a: np.ndarray, b: np.ndarray, seed: int) -> object:
+        seen.append(int(np.sum(b == 1)))
+        return lambda rows: np.zeros(len(rows), int)
+    data = PoisoningData(x, y, x[:40], np.r_[np.zeros(20, int), np.ones(20, int)])
+    ev = Poisoning(attack="targeted_flip", train=train, rates=[0.2, 0.01, 0.005], seeds=1,
+                   source_class=1, target_class=0).run(None, data, Budget(seed=0))
+    assert sorted(seen) == sorted([90, 90 - 18, 90 - 1, 90])      # clean, 20 %, 1 %, 0.5 %
+    assert "shares of the 90 training rows of class 1" in ev.summary
+    (none, few) = ev.extra["warnings"]
+    assert "0.5% of the 90 training rows of the source class is no row" in none
+    assert "only 20 held-out rows" in few
+
+
+def test_the_backdoor_trigger_is_a_record_the_spec_allows() -> None:
+    """From the reference spec's API: the trigger columns sit at their mean + 4 SD, held to the
+    declared bounds and integers (the credit `Time` bound is 6-72: 105 months is no record).
+    Independent answer: the constraints' own violation check on the triggered rows, and the
+    record's values read back in the data's units."""
+    from mlthreat.catalog import load_catalog
+    from mlthreat.pipeline import load_pipeline
+    from mlthreat.probes.poisoning import trigger_values
+    from mlthreat.probes.target import prepare
+    from tests.conftest import EXAMPLES
+    pipeline = load_pipeline(EXAMPLES / "credit-scoring" / "pipeline.yaml", load_catalog())
+    api = next(c for c in pipeline.spec.components if c.id == "scoring_api")
+    t = prepare(pipeline, api, trust=False)
+    c = t.constraints
+    cols = [c.columns.index("Time"), c.columns.index("Amount")]
+    values = trigger_values(t, cols)
+    rows = t.x[t.test][:50]
+    triggered = rows.copy()
+    triggered[:, cols] = values
+    assert c.violations(triggered, rows) == []
+    record = c.records(triggered[:1])[0]
+    assert record["Time"] == 72 and isinstance(record["Time"], int)     # 6-72: held at 72
+    raw = t.x[:, cols[1]] * c.scale[cols[1]] + c.offset[cols[1]]
+    assert record["Amount"] == min(5000, round(raw.mean() + 4 * raw.std()))

@@ -205,7 +205,8 @@ class ModelExtraction(Probe):
 
 
 def _judge(copy: np.ndarray, reference: np.ndarray, answers: np.ndarray,
-           rng: np.random.Generator, simple: dict[str, float] | None = None,
+           rng: np.random.Generator,
+           simple: dict[str, tuple[float, float | None]] | None = None,
            resamples: int = 200) -> dict[str, Any]:
     """The copy's decisions against the model's on the evaluation rows: agreement (Wilson
     interval), Cohen's kappa (bootstrap interval), and the constant copy's agreement (the
@@ -235,9 +236,9 @@ def _kappa_text(judged: dict[str, Any]) -> str:
 
 def _baselines_text(judged: dict[str, Any]) -> str:
     out = f"always giving the majority answer agrees on {judged['constant']:.1%}"
-    for name, (fid, kappa) in judged["simple"].items():
+    for name, (fid, k) in judged["simple"].items():
         out += (f", {name} on the same answers {fid:.1%} "
-                f"(kappa {'undefined' if kappa is None else f'{kappa:.2f}'})")
+                f"(kappa {'undefined' if k is None else f'{k:.2f}'})")
     return out
 
 

@@ -38,6 +38,7 @@ from sklearn.metrics import roc_auc_score, roc_curve
 from mlthreat.adapters.interface import ModelAdapter
 from mlthreat.errors import ProbeError
 from mlthreat.probes.interface import Budget, Measurement, Meter, Param, Prepared, Probe
+from mlthreat.probes.stats import percent
 from mlthreat.probes.training import Fit
 from mlthreat.results import Curve
 
@@ -97,10 +98,6 @@ def _bootstrap(scores: np.ndarray, member: np.ndarray, rng: np.random.Generator,
         idx = np.concatenate([rng.choice(members, len(members)), rng.choice(others, len(others))])
         out.append(_metrics(scores[idx], member[idx], fprs))
     return np.array(out)
-
-
-def _rate(a: float) -> str:
-    return f"{a:.1%}" if a < 0.01 else f"{a:.0%}" if round(a * 100, 6).is_integer() else f"{a:.1%}"
 
 
 def _reference_confidences(fit: Fit, px: np.ndarray, py: np.ndarray, x: np.ndarray,
@@ -183,13 +180,13 @@ class MembershipInference(Probe):
         succeeded = lo[0] >= SUCCESS_AUC or tprs[lowest][1] >= SUCCESS_TPR_RATIO * lowest
         fpr, tpr, _ = roc_curve(member, scores)
         keep = np.unique(np.geomspace(1, len(fpr), 200).astype(int) - 1)
-        rates = ", ".join(f"TPR {t:.1%} [{t_lo:.1%}, {t_hi:.1%}] at {_rate(a)} FPR"
+        rates = ", ".join(f"TPR {t:.1%} [{t_lo:.1%}, {t_hi:.1%}] at {percent(a)} FPR"
                           for a, (t, t_lo, t_hi) in tprs.items())
         summary = (f"{attack} attack: AUC {auc:.3f} [{lo[0]:.3f}, {hi[0]:.3f}], {rates}, on "
                    f"{members} members and {others} non-members")
         unsupported = [a for a in LEVELS if a not in fprs]
         if unsupported:
-            summary += (f" ({' and '.join(_rate(a) for a in sorted(unsupported, reverse=True))} "
+            summary += (f" ({' and '.join(percent(a) for a in sorted(unsupported, reverse=True))} "
                         f"FPR not reported: {others} non-members give fewer than "
                         f"{MIN_FALSE_POSITIVES} false positives there)")
         warnings_ = _fit_warnings(proba, observed, data.y, member, rng)

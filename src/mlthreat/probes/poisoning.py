@@ -7,32 +7,38 @@ data with the same seeds:
 
 - `label_flip` (random): flip the labels of a random share of the rows. Reported: drop in
   clean accuracy (clean-trained minus poisoned-trained, on held-out rows).
-- `targeted_flip`: flip labels only in a target slice (rows whose `target_class` the attacker
-  wants to flip, e.g. "bad" applicants relabelled "good"). Reported: the change in how often held-out
-  rows of that class are classified as the attacker wants.
-- `backdoor`: add a trigger (chosen features set to a value, e.g. +4 standard deviations) to a
-  share of rows, labelled with the attacker's class. Reported: backdoor success on held-out rows
-  of other classes with the trigger added, *net of* the clean model's own response to the trigger
-  (a trigger far outside the data already moves many models: BASELINES.md measured 0.215 for
-  gradient-boosted trees without any poison).
+- `targeted_flip`: flip labels only in a target slice (rows of `source_class`, e.g. "bad"
+  applicants relabelled "good"); the rate is the share *of that class's* training rows flipped.
+  Reported: the change in how often held-out rows of that class are classified as the attacker
+  wants.
+- `backdoor`: add a trigger (chosen features set to values) to a share of all training rows,
+  labelled with the attacker's class. Reported: backdoor success on held-out rows of other
+  classes with the trigger added, *net of* the clean model's own response to the trigger (a
+  trigger far outside the data already moves many models: BASELINES.md measured 0.215 for
+  gradient-boosted trees without any poison). From a spec, the trigger is a record an attacker
+  could submit: each column at its mean plus four of its own standard deviations, then held to
+  the spec's bounds and integer rules (`trigger_values`).
 
-Every figure is a mean over seeds with a t-interval.
+Every figure is a mean over seeds. Its 95 % interval is a bootstrap over the seeds and the
+held-out rows together (both are samples: other seeds train other models, other rows would be
+judged); where no row changed in any resample, the interval is widened to what zero changed rows
+out of the rows judged still allow (Wilson's upper bound), so it is never zero-width.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from joblib import Parallel, delayed
-from scipy import stats
 
 from mlthreat.adapters.sklearn import retrainer
 from mlthreat.errors import InputError, ProbeError
 from mlthreat.probes.interface import Budget, Measurement, Meter, Param, Prepared, Probe
+from mlthreat.probes.stats import percent, wilson
 from mlthreat.probes.training import labels_of
 from mlthreat.results import Curve
 
@@ -52,25 +58,56 @@ class PoisoningData:
     y_test: np.ndarray
 
 
-def _mean_interval(values: list[float]) -> tuple[float, tuple[float, float] | None]:
-    arr = np.asarray(values, dtype=float)
-    mean = float(arr.mean())
-    if len(arr) < 2 or float(arr.std(ddof=1)) == 0.0:
-        return mean, (mean, mean) if len(arr) >= 2 else None
-    half = float(stats.t.ppf(0.975, len(arr) - 1) * arr.std(ddof=1) / np.sqrt(len(arr)))
-    return mean, (mean - half, mean + half)
+TRIGGER_SDS = 4.0            # a trigger column sits this many of its own SDs above its mean
+MIN_SLICE_ROWS = 30          # held-out rows behind a rate before it is worth a warning
+RESAMPLES = 400
 
 
-def trigger(x: np.ndarray, features: list[int], value: float) -> np.ndarray:
+def effect_interval(effects: np.ndarray, rng: np.random.Generator,
+                    resamples: int = RESAMPLES) -> tuple[float, tuple[float, float]]:
+    """Mean and 95 % interval of per-row effects (seeds x rows: each row's poisoned minus clean
+    outcome under one seed), resampling seeds and rows together; never zero-width: where every
+    resample gives the same mean (no row changed), the interval is that mean +- Wilson's upper
+    bound for zero changed rows among all the rows judged."""
+    seeds, rows = effects.shape
+    value = float(effects.mean())
+    if rows == 0:
+        return value, (-1.0, 1.0)
+    boot = np.array([effects[rng.integers(0, seeds, seeds)][:, rng.integers(0, rows, rows)].mean()
+                     for _ in range(resamples)])
+    lo, hi = (float(v) for v in np.percentile(boot, [2.5, 97.5]))
+    lo, hi = min(lo, value), max(hi, value)
+    if hi - lo < 1e-12:
+        half = wilson(0.0, seeds * rows)[1]
+        lo, hi = value - half, value + half
+    return value, (lo, hi)
+
+
+def trigger(x: np.ndarray, features: list[int], value: float | Sequence[float]) -> np.ndarray:
     out = np.array(x, dtype=float, copy=True)
     out[:, features] = value
     return out
 
 
+def trigger_values(t: Target, features: list[int]) -> list[float]:
+    """The trigger as a record an attacker could submit, in the model's input units: each column
+    at its mean plus TRIGGER_SDS of its own standard deviations over the data (the same in the
+    record's units and the model's, the encoding being affine), then held to the spec's bounds
+    and integer rules by the constraints' projection."""
+    c = t.constraints
+    immutable = [c.columns[i] for i in features if c.columns[i] in c.immutable]
+    if immutable:
+        raise InputError(f"trigger: {', '.join(immutable)} is immutable in the spec's "
+                         "constraints; an attacker cannot set it")
+    row = np.array(t.x[:1], dtype=float, copy=True)
+    row[0, features] = t.x[:, features].mean(axis=0) + TRIGGER_SDS * t.x[:, features].std(axis=0)
+    return [float(v) for v in c.project(row, t.x[:1])[0, features]]
+
+
 def trigger_columns(t: Target) -> list[int]:
     """Encoded columns of the backdoor trigger: those the spec names; else, among pairs of the
-    first six numeric columns an attacker can change, the pair whose +4 SD trigger the deployed
-    model least already reads as the attacker's class (so the backdoor, not the trigger, is
+    first six numeric columns an attacker can change, the pair whose trigger (`trigger_values`)
+    the deployed model least already reads as the attacker's class (so the backdoor, not the trigger, is
     measured; at most 15 x 100 queries)."""
     c = t.constraints
     if t.spec.trigger:
@@ -87,8 +124,8 @@ def trigger_columns(t: Target) -> list[int]:
     wanted = 0 if t.goal is None else t.goal
     rows = t.x[t.test][t.y[t.test] != wanted][:100]
     pairs = [[a, b] for i, a in enumerate(free) for b in free[i + 1:]]
-    response = [float(np.mean(t.adapter.predict(trigger(rows, pair, 4.0)) == wanted))
-                for pair in pairs]
+    response = [float(np.mean(t.adapter.predict(trigger(rows, pair, trigger_values(t, pair)))
+                              == wanted)) for pair in pairs]
     return pairs[int(np.argmin(response))]
 
 
@@ -100,7 +137,8 @@ class Poisoning(Probe):
     """Parameters: attack ("label_flip", "targeted_flip", "backdoor"), train (the training entry
     point), rates ([0.01, 0.05, 0.1]), seeds (3), jobs (1); for targeted_flip and backdoor:
     target_class (the class the attacker wants; default 0) and, for targeted_flip, source_class
-    (whose labels are flipped; default 1); for backdoor: features ([0, 1]) and value (4.0)."""
+    (whose labels are flipped, a share `rate` of that class's rows; default 1); for backdoor:
+    features ([0, 1]) and value (4.0, or one value per feature)."""
 
     name = "poisoning"
     threat_ids = ("aml-poisoning-label-flip", "aml-poisoning-targeted",
@@ -117,7 +155,9 @@ class Poisoning(Probe):
         "source_class": Param(1, 0, 1, doc="whose labels targeted flipping turns"),
         "features": Param([0, 1], 0, 1e6, doc="encoded columns of the backdoor trigger"),
         "names": Param(None, doc="the trigger columns' names, for the summary"),
-        "value": Param(4.0, -1e6, 1e6, doc="the trigger's value in the model's input units"),
+        "value": Param(4.0, -1e12, 1e12, doc="the trigger's value in the model's input units: "
+                                               "one for every column, or one per column"),
+        "shown": Param(None, doc="the trigger's values in the record's units, for the summary"),
     }
     requires = {"retraining": "poisoning retrains the model: name the training function in the "
                               "probe block (train: file.py:function)"}
@@ -135,8 +175,13 @@ class Poisoning(Probe):
             params.update(target_class=wanted, source_class=1 - wanted)
         if params["attack"] == "backdoor":
             features = trigger_columns(t)
-            params.update(rates=[0.01, 0.05, 0.1], target_class=wanted, value=4.0,
-                          features=features, names=[t.constraints.columns[i] for i in features])
+            values = trigger_values(t, features)
+            row = trigger(t.x[:1], features, values)
+            names = [t.constraints.columns[i] for i in features]
+            record = t.constraints.records(row)[0]
+            params.update(rates=[0.01, 0.05, 0.1], target_class=wanted, value=values,
+                          features=features, names=names,
+                          shown=[record.get(n, v) for n, v in zip(names, values, strict=True)])
         split = PoisoningData(t.x[t.train], t.y[t.train], t.x[t.test], t.y[t.test])
         probe = cls(train=labels_of(t.fit), seeds=settings["seeds"], jobs=jobs, **params)
         return Prepared(probe, None, split, Budget(seed=seed))
@@ -191,66 +236,103 @@ class Poisoning(Probe):
         rates = [float(r) for r in self.param("rates")]
         seeds = [int(s) for s in rng.integers(0, 2**31 - 1, size=int(self.param("seeds")))]
         jobs = [(rate, seed) for rate in [0.0, *rates] for seed in seeds]
-        scores = Parallel(n_jobs=int(self.param("jobs")))(
+        outcomes = Parallel(n_jobs=int(self.param("jobs")))(
             delayed(self._one)(train, data, attack, rate, seed) for rate, seed in jobs)
-        by = {(rate, seed): score for (rate, seed), score in zip(jobs, scores, strict=True)}
+        by = {(rate, seed): np.asarray(o, dtype=float)
+              for (rate, seed), o in zip(jobs, outcomes, strict=True)}
         sign = -1.0 if attack == "label_flip" else 1.0   # accuracy lost vs. rows turned
-        effects = {rate: [sign * (by[(rate, s)] - by[(0.0, s)]) for s in seeds] for rate in rates}
-        curve = [_mean_interval(effects[r]) for r in rates]
+        curve = [effect_interval(np.array([sign * (by[(rate, s)] - by[(0.0, s)]) for s in seeds]),
+                                 rng) for rate in rates]
         worst_rate = max(rates)
         value, interval = curve[-1]
         metric, unit = {"label_flip": ("accuracy_drop", "clean accuracy lost"),
                         "targeted_flip": ("targeted_shift", "more target-class rows turned"),
                         "backdoor": ("backdoor_success", "backdoor success net of the clean "
                                                          "model")}[attack]
-        succeeded = value >= (SUCCESS_BACKDOOR if attack == "backdoor" else SUCCESS_DROP)
-        parts = [f"{r:.0%}: {m:+.3f}" for r, (m, _) in zip(rates, curve, strict=True)]
+        # the bar reached, and an effect the seeds and rows show is not zero
+        succeeded = interval[0] > 0 and value >= (SUCCESS_BACKDOOR if attack == "backdoor"
+                                                  else SUCCESS_DROP)
+        parts = [f"{percent(r)}: {m:+.3f} [{lo:+.3f}, {hi:+.3f}]"
+                 for r, (m, (lo, hi)) in zip(rates, curve, strict=True)]
+        judged = len(by[(0.0, seeds[0])])
         summary = (f"{attack.replace('_', ' ')} retrained over {len(seeds)} seeds, {unit} at "
-                   f"poison rates {', '.join(parts)}")
+                   f"poison rates {', '.join(parts)}{self._rates_of(data)}; judged on {judged} "
+                   "held-out rows")
         if attack == "backdoor" and self.param("names"):
-            summary += (f" (trigger: {' and '.join(self.param('names'))} set to "
-                        f"{float(self.param('value')):+g} in the model's input units)")
-        clean = _mean_interval([by[(0.0, s)] for s in seeds])[0]
-        poisoned = _mean_interval([by[(worst_rate, s)] for s in seeds])[0]
+            names = self.param("names")
+            shown = self.param("shown") or self._values(len(names))
+            values = ", ".join(f"{n} = {_number(v)}" for n, v in zip(names, shown, strict=True))
+            summary += (f" (trigger: {values}"
+                        f"{'' if self.param('shown') else ' in the model input units'})")
+        clean = float(np.mean([by[(0.0, s)].mean() for s in seeds]))
+        poisoned = float(np.mean([by[(worst_rate, s)].mean() for s in seeds]))
         return Measurement(metric, value, interval, bool(succeeded), summary,
                            {"rates": rates, metric: [m for m, _ in curve]},
                            {"at_rate": worst_rate, "clean_score": clean,
-                            "poisoned_score": poisoned,
-                            "intervals": [list(i) if i else None for _, i in curve]})
+                            "poisoned_score": poisoned, "judged_rows": judged,
+                            "intervals": [list(i) for _, i in curve],
+                            "warnings": self._warnings(data, rates, judged)})
+
+    def _values(self, n: int) -> list[float]:
+        value = self.param("value")
+        return [float(v) for v in value] if isinstance(value, list | tuple) else [float(value)] * n
+
+    def _rates_of(self, data: PoisoningData) -> str:
+        if self.param("attack") != "targeted_flip":
+            return " (shares of all training rows)"
+        source = int(self.param("source_class"))
+        return (f" (shares of the {int(np.sum(data.y_train == source))} training rows of class "
+                f"{source}, relabelled {int(self.param('target_class'))})")
+
+    def _warnings(self, data: PoisoningData, rates: list[float], judged: int) -> list[str]:
+        """The class the attack works on is too rare for the figure to rest on much."""
+        out = []
+        if self.param("attack") == "targeted_flip":
+            pool = int(np.sum(data.y_train == int(self.param("source_class"))))
+            none = [r for r in rates if r > 0 and round(r * pool) == 0]
+            if none:
+                out.append(f"targeted flipping: {', '.join(map(percent, none))} of the "
+                           f"{pool} training rows of the source class is no row; those rates "
+                           "measured nothing")
+        if 0 < judged < MIN_SLICE_ROWS:
+            out.append(f"{TITLES[self.param('attack')]}: only {judged} held-out rows of the "
+                       "class the attack works on; the figure's interval is wide, and a "
+                       "larger held-out set (test_size) narrows it")
+        return out
 
     def _one(self, train: Train, data: PoisoningData, attack: str, rate: float,
-             seed: int) -> float:
-        """One retraining's figure: test accuracy, share of source rows turned, or backdoor
-        success on triggered rows of other classes."""
+             seed: int) -> Any:
+        """One retraining's outcome per judged held-out row (a boolean array): correct, turned into the
+        target class (source rows), or turned by the trigger (rows of other classes)."""
         rng = np.random.default_rng(seed)
         x, y = np.array(data.x_train, dtype=float, copy=True), np.array(data.y_train, copy=True)
         target = int(self.param("target_class"))
-        n = int(round(rate * len(y)))
-        if attack == "label_flip" and n:
+        if attack == "label_flip" and (n := int(round(rate * len(y)))):
             idx = rng.choice(len(y), size=n, replace=False)
             classes = np.unique(data.y_train)
             y[idx] = np.array([rng.choice(classes[classes != v]) for v in y[idx]])
-        elif attack == "targeted_flip" and n:
-            source = int(self.param("source_class"))
-            pool = np.flatnonzero(y == source)
-            y[rng.choice(pool, size=min(n, len(pool)), replace=False)] = target
-        elif attack == "backdoor" and n:
-            feats, value = list(self.param("features")), float(
-                self.param("value"))
+        elif attack == "targeted_flip":
+            pool = np.flatnonzero(y == int(self.param("source_class")))
+            if n := int(round(rate * len(pool))):
+                y[rng.choice(pool, size=n, replace=False)] = target
+        elif attack == "backdoor" and (n := int(round(rate * len(y)))):
+            feats = list(self.param("features"))
             idx = rng.choice(len(y), size=n, replace=False)
-            x[idx] = trigger(x[idx], feats, value)
+            x[idx] = trigger(x[idx], feats, self._values(len(feats)))
             y[idx] = target
         predict = train(x, y, seed)
         if attack == "label_flip":
-            return float(np.mean(np.asarray(predict(data.x_test)) == data.y_test))
+            return np.asarray(predict(data.x_test)) == np.asarray(data.y_test)
         if attack == "targeted_flip":
-            source = int(self.param("source_class"))
-            rows = data.x_test[data.y_test == source]
-            return float(np.mean(np.asarray(predict(rows)) == target))
-        feats, value = list(self.param("features")), float(
-            self.param("value"))
+            rows = data.x_test[data.y_test == int(self.param("source_class"))]
+            return np.equal(predict(rows), target)
+        feats = list(self.param("features"))
         others = data.x_test[data.y_test != target]
-        return float(np.mean(np.asarray(predict(trigger(others, feats, value))) == target))
+        return np.equal(predict(trigger(others, feats, self._values(len(feats)))), target)
+
+
+def _number(v: object) -> str:
+    return f"{v:,.4g}" if isinstance(v, float) else str(v)
 
 
 def sklearn_train(estimator: Any) -> Train:

@@ -67,3 +67,8 @@ def kappa_interval(a: np.ndarray, b: np.ndarray, rng: np.random.Generator, resam
     tail = (1 - level) / 2 * 100
     lo, hi = np.percentile(boot, [tail, 100 - tail]) if boot else (value, value)
     return value, (float(min(lo, value)), float(max(hi, value)))
+
+
+def percent(share: float) -> str:
+    """A share as people write it: "5%", "0.5%", "3.3%" (whole percents without a decimal)."""
+    return f"{share:.0%}" if round(share * 100, 6).is_integer() else f"{share:.1%}"
