@@ -20,7 +20,7 @@ from mlthreat.adapters.http import HttpAdapter
 from mlthreat.adapters.loading import load_model
 from mlthreat.adapters.onnx import OnnxAdapter
 from mlthreat.adapters.sklearn import SklearnAdapter
-from mlthreat.errors import ModelError
+from mlthreat.errors import InputError, ModelError
 from mlthreat.probes import ProbeError
 from mlthreat.probes.constraints import from_transform
 from mlthreat.probes.data import tabular_encoder
@@ -188,6 +188,33 @@ def test_constraints_follow_the_encoder_and_decode_to_records() -> None:
     assert [r["home"] for r in records] == ["rent", "owner", "rent", "parents"]  # immutable
     assert all(r["income"] == pytest.approx(3.5) for r in records)
     assert all(float(r["age"]) == round(float(r["age"])) for r in records)
+
+
+@pytest.mark.parametrize("step", ["log", "quantile", "bins"])
+def test_constraints_refuse_a_preprocessing_they_cannot_invert(step: str) -> None:
+    """The issue's case: the affine map was inferred from one +1 step at row 0, silently wrong
+    for log, quantile or binning transforms. Each is refused, naming the column; the same
+    pipeline with a standard scaler (affine) is accepted and decodes exactly."""
+    from sklearn.compose import ColumnTransformer
+    from sklearn.preprocessing import (
+        FunctionTransformer,
+        KBinsDiscretizer,
+        QuantileTransformer,
+        StandardScaler,
+    )
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame({"income": rng.lognormal(10, 1, 300), "age": rng.integers(18, 80, 300)})
+    bent = {"log": FunctionTransformer(np.log1p),
+            "quantile": QuantileTransformer(n_quantiles=50),
+            "bins": KBinsDiscretizer(5, encode="ordinal", quantile_method="averaged_inverted_cdf")
+            }[step]
+    enc = ColumnTransformer([("bent", bent, ["income"]), ("age", StandardScaler(), ["age"])])
+    with pytest.raises(InputError, match="changes 'income' non-linearly"):
+        from_transform(enc.fit(frame).transform, frame)
+    fine = ColumnTransformer([("num", StandardScaler(), ["income", "age"])]).fit(frame)
+    c = from_transform(fine.transform, frame)
+    back = c.records(fine.transform(frame.iloc[:3]))
+    assert [r["income"] for r in back] == pytest.approx(frame["income"][:3].tolist())
 
 
 @pytest.mark.parametrize("thing", [object(), {"coef": [1.0, 2.0]}, [1, 2], "model"])

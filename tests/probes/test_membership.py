@@ -156,3 +156,143 @@ def test_a_small_sample_reports_the_rate_it_supports_and_warns_of_a_wrong_split(
     (warning,) = ev.extra["warnings"]
     assert "no better than the held-out ones" in warning and "seed and test_size" in warning
     assert not ev.confirmed
+
+
+def _lira_by_the_paper(x: np.ndarray, y: np.ndarray, target: RandomForestClassifier,
+                       k: int, seed: int) -> np.ndarray:
+    """LiRA (Carlini et al. 2022, online, per-example Gaussians), written here from the paper
+    and independently of mlthreat: k shadow forests on random halves, the target's logit-scaled
+    confidence scored by the ratio of the in and out Gaussians' densities (scipy's norm.pdf,
+    a loop per record)."""
+    from scipy.stats import norm
+    rng = np.random.default_rng(seed)
+    conf = np.empty((k, len(y)))
+    inside = np.empty((k, len(y)), bool)
+
+    def phi(p: np.ndarray) -> np.ndarray:
+        p = np.clip(p[np.arange(len(y)), y], 1e-4, 1 - 1e-4)
+        return np.log(p / (1 - p))
+    for i in range(k):
+        inside[i] = rng.random(len(y)) < 0.5
+        shadow = RandomForestClassifier(30, random_state=i).fit(x[inside[i]], y[inside[i]])
+        conf[i] = phi(shadow.predict_proba(x))
+    seen = phi(target.predict_proba(x))
+    out = np.empty(len(y))
+    for j in range(len(y)):
+        a, b = conf[inside[:, j], j], conf[~inside[:, j], j]
+        if len(a) < 2 or len(b) < 2:         # (almost) every shadow saw it, or none: no evidence
+            out[j] = 1.0
+            continue
+        out[j] = (norm.pdf(seen[j], a.mean(), a.std() + 1e-3)
+                  / max(norm.pdf(seen[j], b.mean(), b.std() + 1e-3), 1e-300))
+    return np.log(np.maximum(out, 1e-300))
+
+
+def test_reference_attack_agrees_with_lira_written_from_the_paper() -> None:
+    """Known answer for the reference attack: an implementation of LiRA written from the paper
+    in this test, with its own shadow models and randomness, on a memorising forest. Both must
+    catch the forest well beyond the loss threshold, and their AUCs (and which records each
+    ranks highest) must agree within what 16 shadow models' randomness moves."""
+    from sklearn.metrics import roc_auc_score
+    x, y = make_classification(800, n_features=8, flip_y=0.15, random_state=4)
+    tr, te = train_test_split(np.arange(800), test_size=400, random_state=0, stratify=y)
+    target = RandomForestClassifier(30, random_state=0).fit(x[tr], y[tr])
+    member = np.isin(np.arange(800), tr)
+    data = MembershipData(x, y, member, population_x=x, population_y=y,
+                          population_index=np.arange(800))
+    ours = MembershipInference(attack="reference", fit=sklearn_fit(RandomForestClassifier(30)),
+                               references=16, bootstrap=50).run(SklearnAdapter(target), data,
+                                                                Budget(seed=0))
+    theirs = _lira_by_the_paper(x, y, target, 16, seed=1)
+    paper_auc = roc_auc_score(member, theirs)
+    threshold = roc_auc_score(member, logit_confidence(target.predict_proba(x), y))
+    assert ours.value > threshold + 0.03 and paper_auc > threshold + 0.03
+    assert ours.value == pytest.approx(paper_auc, abs=0.03)
+
+
+def test_offline_reference_attack_scores_against_out_models_only() -> None:
+    """Offline LiRA: candidates no reference model saw (outside the attacker's population) are
+    scored by how far the target's confidence lies above the out-models' Gaussian, a z-score.
+    Independent answer: the z-score computed here from reference models refitted with the same
+    seeds on the same halves of the population."""
+    from mlthreat.probes.membership import _reference_confidences
+    x, y = make_classification(900, n_features=8, flip_y=0.15, random_state=5)
+    cand, pop = np.arange(300), np.arange(300, 900)
+    tr = cand[:150]
+    target = RandomForestClassifier(30, random_state=0).fit(x[tr], y[tr])
+    member = np.isin(cand, tr)
+    data = MembershipData(x[cand], y[cand], member, population_x=x[pop], population_y=y[pop])
+    probe = MembershipInference(attack="reference", fit=sklearn_fit(RandomForestClassifier(30)),
+                                references=8, bootstrap=50)
+    observed = logit_confidence(target.predict_proba(x[cand]), y[cand])
+    scores = probe.scores(observed, data, np.random.default_rng(0))
+    seeds = np.random.default_rng(0).integers(0, 2**31 - 1, size=8)
+    _, conf = _reference_confidences(sklearn_fit(RandomForestClassifier(30)), x[pop], y[pop],
+                                     x[cand], y[cand], 8, seeds, 1)
+    z = (observed - conf.mean(axis=0)) / (conf.std(axis=0) + 1e-3)
+    assert np.allclose(scores, z)
+    ev = probe.run(SklearnAdapter(target), data, Budget(seed=0))
+    assert ev.value > 0.6          # the forest memorised its 150 members
+
+
+def test_label_only_attack_reads_labels_and_beats_the_gap_attack() -> None:
+    """With labels only, the attack scores a record by how many of its noisy copies keep its
+    label. Independent answer: the gap attack (a member is a record the model gets right) has
+    AUC 0.5 + (train accuracy - test accuracy) / 2 in closed form; on a memorising network the
+    noise attack must do at least as well. Every query is a realisable record (the projection
+    sees every noisy copy) and the queries are counted: one per record, plus the copies of
+    those answered rightly."""
+    from sklearn.neural_network import MLPClassifier
+
+    from mlthreat.adapters import RoundedAdapter
+    x, y = make_classification(1200, n_features=10, flip_y=0.1, random_state=2)
+    tr, te = train_test_split(np.arange(1200), test_size=600, random_state=0, stratify=y)
+    net = MLPClassifier((128, 128), max_iter=600, random_state=0).fit(x[tr], y[tr])
+    gap_auc = 0.5 + (net.score(x[tr], y[tr]) - net.score(x[te], y[te])) / 2
+    seen: list[int] = []
+
+    def project(noisy: np.ndarray, original: np.ndarray) -> np.ndarray:
+        seen.append(len(noisy))
+        return np.round(noisy, 2)                      # e.g. amounts in cents
+    member = np.r_[np.ones(600, bool), np.zeros(600, bool)]
+    data = MembershipData(np.vstack([x[tr], x[te]]), np.r_[y[tr], y[te]], member,
+                          project=project)
+    ev = MembershipInference(attack="label_only", noise_queries=16, bootstrap=50).run(
+        RoundedAdapter(SklearnAdapter(net), None), data, Budget(seed=0))
+    right = int(np.sum(net.predict(data.x) == data.y))
+    assert ev.queries == 1200 + 16 * right and sum(seen) == 16 * right
+    assert ev.value >= gap_auc and ev.value > 0.55
+    assert "label-only attack" in ev.summary and "16 noisy copies" in ev.summary
+
+
+def test_a_labels_only_interface_gets_the_label_only_attack() -> None:
+    """The reference case's broker forest answers approve/decline only: membership used to be
+    skipped there; now the label-only attack runs on at most `candidates` records, non-members
+    first."""
+    from mlthreat.catalog import load_catalog
+    from mlthreat.pipeline import load_pipeline
+    from mlthreat.probes.target import prepare
+    pipeline = load_pipeline(EXAMPLES / "credit-scoring" / "pipeline.yaml", load_catalog())
+    broker = next(c for c in pipeline.spec.components if c.id == "partner_prescreen")
+    t = prepare(pipeline, broker, trust=False)
+    assert "scores" not in t.capabilities
+    probe, model, data, budget = MembershipInference.configure(
+        t, {"references": 8, "bootstrap": 50}, {"candidates": 600}, 0, 1)
+    assert probe.param("attack") == "label_only"
+    ev = probe.run(model, data, budget)
+    assert ev.extra["members"] == 300 and ev.extra["non_members"] == 300
+    assert ev.extra["tpr_at_fpr"][0]["fpr"] == pytest.approx(10 / 300)
+
+
+def test_scores_without_a_training_function_is_a_skip_that_says_what_to_add() -> None:
+    import dataclasses
+
+    from mlthreat.catalog import load_catalog
+    from mlthreat.pipeline import load_pipeline
+    from mlthreat.probes.execute import attempt
+    from mlthreat.probes.target import prepare
+    pipeline = load_pipeline(EXAMPLES / "credit-scoring" / "pipeline.yaml", load_catalog())
+    api = next(c for c in pipeline.spec.components if c.id == "scoring_api")
+    t = dataclasses.replace(prepare(pipeline, api, trust=False), fit=None)
+    why = attempt("membership", t, {"references": 8, "bootstrap": 50}, 1, seed=0)
+    assert why == MembershipInference.RETRAINING and "train: file.py:function" in why

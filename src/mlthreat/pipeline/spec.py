@@ -81,8 +81,10 @@ class ProbeSpec(Strict):
                                   "(e.g. good: approved); none: any change of decision.")
     trigger: StrList = Field(
         default_factory=list, description="Numeric columns the backdoor probe's trigger sets to "
-                                          "+4 standard deviations (default: the first two "
-                                          "changeable numeric columns).")
+                                          "their mean + 4 of their standard deviations, held "
+                                          "to the constraints' bounds and integers (default: "
+                                          "the pair of changeable numeric columns the model "
+                                          "least reads as the goal already).")
     train: str | None = Field(
         default=None, description="The pipeline's own training entry point, file.py:function, "
                                   "called as function(x, y, seed) -> fitted model with "

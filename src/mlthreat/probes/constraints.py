@@ -139,7 +139,10 @@ def from_transform(transform: Callable[[pd.DataFrame], np.ndarray], frame: pd.Da
 
     Which encoded columns a record column becomes is found by encoding one row with that column
     changed (any preprocessing works, a scikit-learn ColumnTransformer or a user's own): a number
-    becomes one column with its affine map (standardisation), a category a one-hot group.
+    becomes one column with its affine map (standardisation), a category a one-hot group. The
+    affine assumption is checked (`_check_affine`): a number the preprocessing maps non-linearly
+    (log, quantile, binning) is refused with the column's name, since changes of the model's input
+    could not be turned back into records.
     """
     bounds = bounds or {}
     named = set(immutable) | set(bounds) | set(integer)
@@ -181,6 +184,9 @@ def from_transform(transform: Callable[[pd.DataFrame], np.ndarray], frame: pd.Da
             if len(changed) > 1:
                 groups.append(tuple(names[int(j)] for j in changed))
             owners[str(col)] = [names[int(j)] for j in changed]
+    for col in frame.columns:
+        if pd.api.types.is_numeric_dtype(frame[col]):
+            _check_affine(transform, frame, base, str(col))
     for col in integer:
         if len(owners.get(col, [])) != 1:
             raise InputError(f"constraints: {col} is declared integer but is not one numeric "
@@ -194,3 +200,31 @@ def from_transform(transform: Callable[[pd.DataFrame], np.ndarray], frame: pd.Da
         bounds={owners[c][0]: b for c, b in bounds.items()},
         integer=frozenset(owners[c][0] for c in integer),
         categorical=tuple(groups), scale=tuple(scale), offset=tuple(offset))
+
+
+def _check_affine(transform: Callable[[pd.DataFrame], np.ndarray], frame: pd.DataFrame,
+                  base: pd.DataFrame, col: str) -> None:
+    """The encoding changes linearly in `col`, the same way wherever the record sits: at rows
+    whose `col` is at its quartiles, a step of a tenth of the column's spread and a step twice as
+    large move the encoded row by d and 2d, with the same d at every row. A log, quantile or
+    binning transform fails this and is refused (InputError naming the column)."""
+    values = frame[col].dropna().astype(float)
+    if values.nunique() < 2:
+        return
+    step = float(values.std()) / 10 or 1.0
+    rows = pd.concat([base] * 3, ignore_index=True)
+    rows[col] = np.quantile(values, [0.25, 0.5, 0.75])
+    try:
+        at = [np.asarray(transform(rows.assign(**{col: rows[col] + k * step})), dtype=float)
+              for k in (0, 1, 2)]
+    except Exception:   # the transform rejects values off its data (a user's own): not checkable
+        return
+    one, two = at[1] - at[0], at[2] - at[0]
+    tol = 1e-6 * max(1.0, float(np.abs(two).max()))
+    if np.abs(two - 2 * one).max() > tol or np.abs(one - one[0]).max() > tol:
+        raise InputError(
+            f"constraints: the model's preprocessing changes {col!r} non-linearly (a step of "
+            f"{step:.3g} moves the model's input differently at different values: a log, "
+            "quantile or binning transform?). The probes turn changes of the model's input back "
+            "into records through an affine map and cannot invert this one; save the model "
+            "without that step and give the data with the column already transformed")

@@ -1,6 +1,6 @@
 """Membership inference: can an attacker tell whether a person's record was in the training data?
 
-Two attacks, both black-box on the model's scores:
+Three attacks, all black-box; the first two read the model's scores, the third its labels only:
 
 - `threshold`: the model's confidence in the true label (a loss threshold; Yeom et al. 2018).
 - `reference` (default): a likelihood-ratio test in the style of LiRA (Carlini et al., 2022).
@@ -8,6 +8,14 @@ Two attacks, both black-box on the model's scores:
   so each record is in about half of them; for each record it fits a Gaussian to the logit-scaled
   confidences of the models that saw it and of those that did not, and scores the target model's
   confidence by the log-likelihood ratio.
+- `label_only` (what runs when the interface returns labels only): robustness to noise (Choo et
+  al., "Label-only membership inference attacks", 2021). A model tends to hold its answer on
+  the records it was trained on even when they are perturbed; the attacker sends `noise_queries`
+  noisy copies of each record (Gaussian, `noise` of each column's standard deviation, held to
+  the spec's constraints) and scores the record by the share answered with its true label, below
+  every correctly answered record when the record itself is answered wrongly. At most
+  `candidates` records are scored (all non-members first, up to half), `noise_queries` + 1
+  queries each.
 
 Members are real training rows and non-members held-out rows. Reported: ROC AUC and the true
 positive rate at low false positive rates (the figures that matter: can the attacker be *sure*
@@ -27,6 +35,7 @@ it generalises well, or the rows declared as training rows are not the ones it w
 from __future__ import annotations
 
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -63,6 +72,8 @@ class MembershipData:
     population_y: np.ndarray | None = None
     population_index: np.ndarray | None = None   # where each candidate is in the population;
     # None with a population: candidates are outside it, no reference model saw them (offline)
+    project: Callable[[np.ndarray, np.ndarray], np.ndarray] | None = None   # (noisy, original)
+    # -> realisable records, for the label-only attack's queries
 
 
 def logit_confidence(proba: np.ndarray, y: np.ndarray) -> np.ndarray:
@@ -116,35 +127,49 @@ def _reference_confidences(fit: Fit, px: np.ndarray, py: np.ndarray, x: np.ndarr
 
 
 class MembershipInference(Probe):
-    """Parameters: attack ("reference" or "threshold"), fit (for reference: trains a model of
-    the target's kind and returns its predict_proba), references (32), bootstrap (200), jobs (1)."""
+    """Parameters: attack ("reference", "threshold" or "label_only"), fit (for reference: trains a
+    model of the target's kind and returns its predict_proba), references (32), bootstrap (200),
+    jobs (1); for label_only: noise_queries (32), noise (0.05), candidates (2000)."""
 
     name = "membership"
     threat_ids = ("aml-membership-inference", "aml-attribute-inference")
 
     parameters = {
-        "attack": Param("reference", choices=("reference", "threshold"),
-                        doc="LiRA-style reference models, or the loss threshold"),
+        "attack": Param("reference", choices=("reference", "threshold", "label_only"),
+                        doc="LiRA-style reference models, the loss threshold, or robustness "
+                            "to noise read from labels only"),
         "fit": Param(None, doc="trains a model of the target's kind (reference attack)"),
         "references": Param(32, 2, 1024, doc="reference models trained"),
         "bootstrap": Param(200, 10, 10_000, doc="resamples for the intervals"),
         "jobs": Param(1, 1, 256, doc="processes for the reference models"),
+        "noise_queries": Param(32, 1, 10_000, doc="noisy copies of each record (label-only)"),
+        "noise": Param(0.05, 0.0, 100.0, doc="noise in standard deviations of each column "
+                                           "(label-only)"),
+        "candidates": Param(2000, 20, 10_000_000, doc="records scored (label-only)"),
     }
-    requires = {"retraining": "the reference attack retrains models of this kind: name the "
-                              "training function in the probe block (train: file.py:function)"}
+    RETRAINING = ("the reference attack retrains models of this kind: name the training function "
+                  "in the probe block (train: file.py:function)")
 
     @classmethod
     def configure(cls, target: Target, settings: dict[str, int], fixed: dict[str, Any],
                   seed: int, jobs: int) -> Prepared:
         """Candidates: the training rows (members) and the held-out rows; the attacker's
-        reference models are trained on halves of all rows."""
+        reference models are trained on halves of all rows. An interface that returns labels
+        only gets the label-only attack (no retraining needed); with scores, the reference
+        attack needs the training entry point."""
         t = target
         members = np.isin(np.arange(len(t.y)), t.train)
         cand = np.concatenate([t.train, t.test])
+        constraints = t.constraints
         data = MembershipData(t.x[cand], t.y[cand], members[cand], population_x=t.x,
-                              population_y=t.y, population_index=cand)
-        probe = cls(**{"attack": "reference", "fit": t.fit, "jobs": jobs,
+                              population_y=t.y, population_index=cand,
+                              project=constraints.project)
+        attack = "reference" if "scores" in t.capabilities else "label_only"
+        if attack == "reference" and t.fit is None:
+            raise ProbeError(cls.RETRAINING)
+        probe = cls(**{"attack": attack, "fit": t.fit, "jobs": jobs,
                        "references": settings["references"],
+                       "noise_queries": 2 * settings["references"],
                        "bootstrap": settings["bootstrap"], **fixed})
         return Prepared(probe, t.adapter, data, Budget(seed=seed))
 
@@ -165,10 +190,15 @@ class MembershipInference(Probe):
         member = np.asarray(data.member, dtype=bool)
         if member.all() or not member.any():
             raise ProbeError("membership inference needs both members and non-members")
-        proba = np.asarray(model.predict_proba(data.x))
-        observed = logit_confidence(proba, data.y)
         attack = self.param("attack")
-        scores = self.scores(observed, data, rng)
+        if attack == "label_only":
+            data, member = _sample(data, member, int(self.param("candidates")), rng)
+            scores = self._label_only(model, data, rng)
+            proba = None
+        else:
+            proba = np.asarray(model.predict_proba(data.x))
+            observed = logit_confidence(proba, data.y)
+            scores = self.scores(observed, data, rng)
         members, others = int(member.sum()), int((~member).sum())
         fprs = supported_fprs(others)
         point = _metrics(scores, member, fprs)
@@ -182,14 +212,17 @@ class MembershipInference(Probe):
         keep = np.unique(np.geomspace(1, len(fpr), 200).astype(int) - 1)
         rates = ", ".join(f"TPR {t:.1%} [{t_lo:.1%}, {t_hi:.1%}] at {percent(a)} FPR"
                           for a, (t, t_lo, t_hi) in tprs.items())
-        summary = (f"{attack} attack: AUC {auc:.3f} [{lo[0]:.3f}, {hi[0]:.3f}], {rates}, on "
-                   f"{members} members and {others} non-members")
+        summary = (f"{attack.replace('_', '-')} attack: AUC {auc:.3f} [{lo[0]:.3f}, "
+                   f"{hi[0]:.3f}], {rates}, on {members} members and {others} non-members")
+        if attack == "label_only":
+            summary += (f" (labels only: {int(self.param('noise_queries'))} noisy copies per "
+                        f"record, noise {float(self.param('noise')):g} SD per column)")
         unsupported = [a for a in LEVELS if a not in fprs]
         if unsupported:
             summary += (f" ({' and '.join(percent(a) for a in sorted(unsupported, reverse=True))} "
                         f"FPR not reported: {others} non-members give fewer than "
                         f"{MIN_FALSE_POSITIVES} false positives there)")
-        warnings_ = _fit_warnings(proba, observed, data.y, member, rng)
+        warnings_ = [] if proba is None else _fit_warnings(proba, observed, data.y, member, rng)
         extra: dict[str, Any] = {
             "attack": attack, "members": members, "non_members": others,
             "tpr_at_fpr": [{"fpr": a, "tpr": t, "interval": [t_lo, t_hi]}
@@ -214,6 +247,27 @@ class MembershipInference(Probe):
             return self._likelihood_ratio(observed, data, rng)
         raise ProbeError(f"unknown membership attack {attack!r}")
 
+    def _label_only(self, model: ModelAdapter, data: MembershipData,
+                    rng: np.random.Generator) -> np.ndarray:
+        """Per record: -1 when the model answers it wrongly, else the share of its noisy copies
+        the model still answers with the record's label (higher: more likely a member)."""
+        x, y = np.asarray(data.x, dtype=float), np.asarray(data.y)
+        k, sd = int(self.param("noise_queries")), np.asarray(data.x, dtype=float).std(axis=0)
+        right = np.asarray(model.predict(x)) == y
+        kept = np.full(len(y), -1.0)
+        batch = max(1, 20_000 // k)                  # records whose copies go in one call
+        for start in range(0, len(y), batch):
+            rows = np.flatnonzero(right[start:start + batch]) + start
+            if not len(rows):
+                continue
+            original = np.repeat(x[rows], k, axis=0)
+            noisy = original + rng.normal(size=original.shape) * sd * float(self.param("noise"))
+            if data.project is not None:
+                noisy = data.project(noisy, original)
+            answers = np.asarray(model.predict(noisy)).reshape(len(rows), k)
+            kept[rows] = np.mean(answers == y[rows, None], axis=1)
+        return kept
+
     def _likelihood_ratio(self, observed: np.ndarray, data: MembershipData,
                           rng: np.random.Generator) -> np.ndarray:
         fit: Fit | None = self.param("fit")
@@ -234,6 +288,19 @@ class MembershipInference(Probe):
         # Which reference models saw each candidate; none, for candidates outside the pool.
         seen = masks[:, where] if where is not None else np.zeros_like(conf, dtype=bool)
         return _ratio(observed, conf, seen)
+
+
+def _sample(data: MembershipData, member: np.ndarray, most: int, rng: np.random.Generator
+            ) -> tuple[MembershipData, np.ndarray]:
+    """At most `most` candidates: non-members first (the low false positive rates need them), up
+    to half, members for the rest."""
+    outs, ins = np.flatnonzero(~member), np.flatnonzero(member)
+    n_out = min(len(outs), max(most // 2, most - len(ins)))
+    n_in = min(len(ins), most - n_out)
+    keep = np.sort(np.concatenate([rng.choice(outs, n_out, replace=False),
+                                   rng.choice(ins, n_in, replace=False)]))
+    return (MembershipData(data.x[keep], data.y[keep], member[keep], project=data.project),
+            member[keep])
 
 
 def _fit_warnings(proba: np.ndarray, observed: np.ndarray, y: np.ndarray, member: np.ndarray,
