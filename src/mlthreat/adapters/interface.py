@@ -85,6 +85,34 @@ class RoundedAdapter(ModelAdapter):
         return self.inner._labels(x)
 
 
+class ScaledAdapter(ModelAdapter):
+    """The model seen in standard deviations of its input columns: a row z is sent as z * unit
+    (`unit`: the model's input units per standard deviation, per column). Probes then measure
+    every change in the data's own standard deviations whatever scaling the model applies.
+    Gradients follow the chain rule; rows are counted once, here (the meter is shared with the
+    model's own adapter for the gradients it counts)."""
+
+    def __init__(self, inner: ModelAdapter, unit: np.ndarray) -> None:
+        super().__init__()
+        self.inner = inner
+        self.unit = np.asarray(unit, dtype=float)
+        self.capabilities = inner.capabilities
+
+    def attach(self, meter: Meter | None) -> None:
+        super().attach(meter)
+        self.inner.attach(meter)
+
+    def _proba(self, x: Any) -> Any:
+        return self.inner._proba(np.asarray(x, dtype=float) * self.unit)
+
+    def _labels(self, x: Any) -> Any:
+        return self.inner._labels(np.asarray(x, dtype=float) * self.unit)
+
+    def gradient(self, x: np.ndarray, target: np.ndarray) -> np.ndarray:
+        moved = np.asarray(x, dtype=float) * self.unit
+        return np.asarray(self.inner.gradient(moved, target) * self.unit, dtype=float)
+
+
 def two_columns(p: np.ndarray) -> np.ndarray:
     """Binary models answer P(class 1) alone; probes want one column per class."""
     p = np.asarray(p, dtype=float)

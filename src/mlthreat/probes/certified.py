@@ -10,9 +10,10 @@ intervals, the success rate an optimal attacker has at each budget, and the befo
 records of the smallest changes. A point whose program hits the time limit reports the best
 change found and the radius certified so far; the summary says how many.
 
-Distances are in the model's input units (for data mlthreat encodes: standard deviations of the
-training rows; one-hot columns move by 1), as in the other evasion probes, so their figures
-divide by these (`benchmarks/exact_trees.py` reports the ratio).
+Distances are in standard deviations of the data's own columns (one-hot columns move by 1), as
+in the other evasion probes, so their figures divide by these (`benchmarks/exact_trees.py`
+reports the ratio). The trees split the model's own input, so the program is solved there, with
+per-column weights 1/SD where the model's input is not standardised (`ExactData.weights`).
 """
 
 from __future__ import annotations
@@ -42,11 +43,12 @@ EPSILONS = (0.1, 0.25, 0.5, 1.0, 2.0)
 
 @dataclass(frozen=True)
 class ExactData:
-    x: np.ndarray                   # points (the model's input scale)
+    x: np.ndarray                   # points (in the model's own input units)
     ensemble: Ensemble
     constraints: Constraints | None
     goal: int | None
     pool: np.ndarray | None         # the defender's rows: where the search starts
+    weights: np.ndarray | None = None   # per column: distances in standard deviations (1/unit)
 
 
 class ExactEvasion(Probe):
@@ -72,14 +74,20 @@ class ExactEvasion(Probe):
         if model is None:
             raise ProbeError("exact evasion needs the model file (not an endpoint)")
         attacked = points_to_attack(target, {"points": settings["exact_points"]})
-        ensemble = read(model, target.x[target.test][:500])
-        data = ExactData(attacked.x, ensemble, target.constraints, target.goal,
-                         target.x[target.train])
+        # the trees split the model's own input: solve there, measuring in standard deviations
+        unit = np.ones(target.x.shape[1]) if target.unit is None else target.unit
+        constraints = (target.constraints if target.unit is None
+                       else target.constraints.rescaled(1.0 / unit))
+        ensemble = read(model, target.x[target.test][:500] * unit)
+        data = ExactData(attacked.x * unit, ensemble, constraints, target.goal,
+                         target.x[target.train] * unit,
+                         None if target.unit is None else 1.0 / unit)
         norms = list(NORMS[:settings["exact_norms"]])
         probe = cls(**{"norms": norms, "seconds": float(settings["exact_seconds"]), **fixed})
         inner: Any = target.adapter
         while isinstance(getattr(inner, "inner", None), ModelAdapter):
-            inner = inner.inner     # the defender asks the model itself, not the interface
+            inner = inner.inner     # the defender asks the model itself (in its own units),
+            # not the interface
         return Prepared(probe, inner, data, Budget(seed=seed))
 
     def title(self) -> str:
@@ -102,8 +110,8 @@ class ExactEvasion(Probe):
         for norm in norms:
             for i, x0 in enumerate(data.x):
                 found[norm].append(minimal_change(
-                    data.ensemble, x0, data.goal, norm, data.constraints, seconds=seconds,
-                    verify=wanted(i), pool=data.pool))
+                    data.ensemble, x0, data.goal, norm, data.constraints,
+                    weights=data.weights, seconds=seconds, verify=wanted(i), pool=data.pool))
         return self._summarise(data, found, norms[0])
 
     def _summarise(self, data: ExactData, found: dict[str, list[Solution]], main: str
@@ -164,7 +172,8 @@ def _examples(data: ExactData, sols: list[Solution], n: int = 3) -> list[dict[st
         assert x_adv is not None
         before, after = data.constraints.records(np.vstack([data.x[i], x_adv]))
         changed = {k: [before[k], after[k]] for k in before if before[k] != after[k]}
-        out.append({"row": i, "l2": float(np.linalg.norm(x_adv - data.x[i])),
+        weights = np.ones(len(x_adv)) if data.weights is None else data.weights
+        out.append({"row": i, "l2": float(np.linalg.norm((x_adv - data.x[i]) * weights)),
                     "distance": float(dist), "certified": sols[i].status == "optimal",
                     "changed": changed})
     return out

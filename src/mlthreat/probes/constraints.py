@@ -12,7 +12,7 @@ reports is a record the system could really receive.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import pandas as pd
@@ -46,6 +46,14 @@ class Constraints:
         for vec in (self.scale, self.offset):
             if vec is not None and len(vec) != len(self.columns):
                 raise InputError("constraints: scale/offset need one value per column")
+
+    def rescaled(self, unit: np.ndarray) -> Constraints:
+        """The same rules over columns divided by `unit` (x = z * unit): raw = z * (scale * unit)
+        + offset."""
+        scale = np.ones(len(self.columns)) if self.scale is None else np.asarray(self.scale)
+        offset = np.zeros(len(self.columns)) if self.offset is None else np.asarray(self.offset)
+        return replace(self, scale=tuple(float(v) for v in scale * np.asarray(unit)),
+                       offset=tuple(float(v) for v in offset))
 
     def groups(self) -> list[np.ndarray]:
         """Column indices an attacker changes together: each one-hot group, every other

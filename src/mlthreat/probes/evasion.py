@@ -4,8 +4,10 @@ attacker has the model's gradients (a model shipped to devices, or a stolen copy
 Projected gradient descent (Madry et al., 2018) on the decision margin, under an L-infinity or L2
 budget, with every step projected onto realisable records (`Constraints`) as well as onto the
 budget. Reported: the success rate over a grid of budgets (the robustness curve) with Wilson
-intervals, and the median smallest budget that flips each point (binary search on PGD), where
-features are on the scale the model sees (for standardised data: standard deviations).
+intervals, and the median smallest budget that flips each point (binary search on PGD). From a
+spec, budgets and distances are in standard deviations of the data's own columns whatever scaling
+the model applies (the target works in those units: `target.deviation_unit`); one-hot columns
+move by 1.
 """
 
 from __future__ import annotations

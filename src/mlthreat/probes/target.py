@@ -21,6 +21,7 @@ from sklearn.model_selection import train_test_split
 
 from mlthreat.adapters import ModelAdapter, RoundedAdapter, adapter_for, model_object
 from mlthreat.adapters.http import HttpAdapter
+from mlthreat.adapters.interface import ScaledAdapter
 from mlthreat.adapters.loading import load_model
 from mlthreat.errors import DataError, InputError, ModelError, brief
 from mlthreat.pipeline import Component, Pipeline
@@ -56,6 +57,9 @@ class Target:
     constraints: Constraints
     fit: Fit | None             # retrains a model of the target's kind (scores out)
     goal: int | None            # the class the attacker wants
+    unit: np.ndarray | None = None   # model input units per standard deviation, per column,
+    # where the model's input is not standardised: `x`, the adapter, the constraints and `fit`
+    # then all work in standard deviations (`in_deviations`), and x * unit is the model's input
 
     @property
     def trees(self) -> bool:
@@ -107,13 +111,41 @@ def _prepare(pipeline: Pipeline, comp: Component, trust: bool) -> Target:
     if model is not None:
         base = _adapter(model, path)
         fits_rows(base, x, table, path, spec.data)
-    adapter = _view(base, spec, constraints)
     fit = _fit(pipeline, spec, model)
+    unit = deviation_unit(x, constraints)
+    if unit is not None:
+        x, constraints = x / unit, constraints.rescaled(unit)
+        base = None if base is None else ScaledAdapter(base, unit)
+        fit = None if fit is None else _scaled_fit(fit, unit)
+    adapter = _view(base, spec, constraints)
     if fit is not None:
         fit = sharing_clean(fit, x[train], table.y[train])
     artifact = spec.endpoint.url if spec.endpoint else comp.artifacts.model[0]
     return Target(comp.id, spec, artifact, adapter, x, table.y, train, test, constraints, fit,
-                  _goal(spec, table))
+                  _goal(spec, table), unit)
+
+
+def deviation_unit(x: np.ndarray, constraints: Constraints, tolerance: float = 0.1
+                   ) -> np.ndarray | None:
+    """Per column, the model's input units per standard deviation of the data: a column's own
+    standard deviation for numbers, 1 for one-hot columns (a category is changed whole) and for
+    constant columns. None when every number is already within `tolerance` of unit spread (the
+    model standardises its input: nothing to convert)."""
+    grouped = {constraints.columns.index(n) for g in constraints.categorical for n in g}
+    sd = x.std(axis=0)
+    unit = np.array([1.0 if j in grouped or not np.isfinite(sd[j]) or sd[j] <= 1e-12
+                     else float(sd[j]) for j in range(x.shape[1])])
+    if np.all(np.abs(np.log(unit)) <= np.log1p(tolerance)):
+        return None
+    return unit
+
+
+def _scaled_fit(fit: Fit, unit: np.ndarray) -> Fit:
+    """Retraining on rows in standard deviations: the team's training sees its own units."""
+    def scaled(z: np.ndarray, y: np.ndarray, seed: int) -> Callable[[np.ndarray], np.ndarray]:
+        predict = fit(np.asarray(z, dtype=float) * unit, y, seed)
+        return lambda rows: predict(np.asarray(rows, dtype=float) * unit)
+    return scaled
 
 
 def fits_columns(model: Any, table: Table, path: Path, data: str) -> None:
