@@ -217,6 +217,30 @@ def test_constraints_refuse_a_preprocessing_they_cannot_invert(step: str) -> Non
     assert [r["income"] for r in back] == pytest.approx(frame["income"][:3].tolist())
 
 
+def test_integer_coded_and_many_valued_categories_are_groups() -> None:
+    """The issue's cases: a category stored as whole numbers (region 1-9) that the model
+    one-hot encodes was read as a number (and its +1 step as a linear map); a text category was
+    cut at 200 values. Both are one-hot groups now, every value named, and a projected candidate
+    holds exactly one of them."""
+    from sklearn.compose import ColumnTransformer
+    from sklearn.preprocessing import OneHotEncoder, StandardScaler
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame({"region": rng.integers(1, 10, 600),
+                          "shop": [f"s{i}" for i in rng.integers(0, 300, 600)],
+                          "amount": rng.normal(100, 20, 600)})
+    enc = ColumnTransformer([("cat", OneHotEncoder(sparse_output=False), ["region", "shop"]),
+                             ("num", StandardScaler(), ["amount"])]).fit(frame)
+    c = from_transform(enc.transform, frame)
+    region, shop = c.categorical
+    assert sorted(region) == [f"region={v}" for v in range(1, 10)]
+    assert len(shop) == frame["shop"].nunique() and all(n.startswith("shop=") for n in shop)
+    assert not any(n.startswith("x") for n in c.columns)            # every column named
+    x = enc.transform(frame.iloc[:5])
+    moved = x + rng.normal(0, 0.4, x.shape)
+    assert c.violations(c.project(moved, x), x) == []
+    assert [r["region"] for r in c.records(x)] == [str(v) for v in frame["region"][:5]]
+
+
 @pytest.mark.parametrize("thing", [object(), {"coef": [1.0, 2.0]}, [1, 2], "model"])
 def test_an_object_that_is_no_model_is_bad_input(thing: object) -> None:
     with pytest.raises(ModelError, match="not a model: probes take scikit-learn") as info:

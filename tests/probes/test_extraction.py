@@ -255,3 +255,29 @@ def test_a_real_copy_of_a_skewed_model_is_confirmed() -> None:
     assert ev.interval[0] > ev.extra["constant_copy_fidelity"]
     (name, simple), = ev.extra["simple_copies"].items()
     assert name in ("a logistic regression", "a depth-3 decision tree") and simple["kappa"] > 0
+
+
+def test_copies_train_on_balanced_classes() -> None:
+    """The transfer surrogate and the black-box guide copy weight each class to the same total:
+    on 90 / 10 rows, n / (classes x count) = 100 / 180 and 100 / 20, by hand."""
+    from mlthreat.probes.copies import balanced
+    w = balanced(np.r_[np.zeros(90, int), np.ones(10, int)])
+    assert w[:90] == pytest.approx(np.full(90, 100 / 180)) and w[90:] == pytest.approx(5.0)
+    assert w[:90].sum() == pytest.approx(w[90:].sum())
+
+
+def test_a_pool_smaller_than_the_budget_is_said() -> None:
+    x, y = make_classification(400, n_features=5, random_state=0)
+    victim = SklearnAdapter(LogisticRegression().fit(x, y))
+    ev = ModelExtraction(queries=300, learner=lambda: LogisticRegression()).run(
+        victim, ExtractionData(x[200:], pool=x[:120]), Budget(seed=0))
+    (warning,) = ev.extra["warnings"]
+    assert ev.extra["queries_used"] == 120 and "120 of the 300 queries" in warning
+
+
+def test_too_few_points_or_non_members_are_said() -> None:
+    from mlthreat.probes.evasion import EvasionData, few_points
+    assert few_points(12, 50) and "only 12 held-out rows" in few_points(12, 50)[0]
+    assert few_points(12, 10) == []                 # the budget asked for ten: nothing missing
+    assert few_points(40, 100) == []                # short of the budget, but 30 or more
+    assert EvasionData(np.zeros((5, 2)), asked=50).warnings() == few_points(5, 50)

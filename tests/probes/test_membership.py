@@ -296,3 +296,12 @@ def test_scores_without_a_training_function_is_a_skip_that_says_what_to_add() ->
     t = dataclasses.replace(prepare(pipeline, api, trust=False), fit=None)
     why = attempt("membership", t, {"references": 8, "bootstrap": 50}, 1, seed=0)
     assert why == MembershipInference.RETRAINING and "train: file.py:function" in why
+
+
+def test_few_non_members_are_said() -> None:
+    x, y = make_classification(300, n_features=5, random_state=0)
+    lr = LogisticRegression().fit(x[:240], y[:240])
+    data = MembershipData(x, y, np.r_[np.ones(240, bool), np.zeros(60, bool)])
+    ev = MembershipInference(attack="threshold", bootstrap=20).run(SklearnAdapter(lr), data,
+                                                                   Budget())
+    assert any("only 60 non-members" in w and "16.7%" in w for w in ev.extra["warnings"])

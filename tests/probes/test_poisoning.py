@@ -137,3 +137,32 @@ def test_the_backdoor_trigger_is_a_record_the_spec_allows() -> None:
     assert record["Time"] == 72 and isinstance(record["Time"], int)     # 6-72: held at 72
     raw = t.x[:, cols[1]] * c.scale[cols[1]] + c.offset[cols[1]]
     assert record["Amount"] == min(5000, round(raw.mean() + 4 * raw.std()))
+
+
+def test_a_named_trigger_is_used_and_checked() -> None:
+    """`trigger: [Debt, Amount]` in the probe block: those columns, in that order, at their
+    mean + 4 SD held to the bounds (Amount's 100-5,000, a whole number); a name that is no
+    numeric input column and an immutable column are refused with the reason."""
+    import dataclasses
+
+    from mlthreat.catalog import load_catalog
+    from mlthreat.pipeline import load_pipeline
+    from mlthreat.probes.poisoning import trigger_columns, trigger_values
+    from mlthreat.probes.target import prepare
+    from tests.conftest import EXAMPLES
+    pipeline = load_pipeline(EXAMPLES / "credit-scoring" / "pipeline.yaml", load_catalog())
+    api = next(c for c in pipeline.spec.components if c.id == "scoring_api")
+    t = prepare(pipeline, api, trust=False)
+
+    def named(*names: str) -> object:
+        return dataclasses.replace(t, spec=t.spec.model_copy(update={"trigger": list(names)}))
+    cols = trigger_columns(named("Debt", "Amount"))
+    assert [t.constraints.columns[i] for i in cols] == ["Debt", "Amount"]
+    record = t.constraints.records(trigger(t.x[:1], cols, trigger_values(t, cols)))[0]
+    c, j = t.constraints, cols[1]
+    raw = t.x[:, j] * c.scale[j] + c.offset[j]
+    assert record["Amount"] == min(5000, round(raw.mean() + 4 * raw.std()))
+    with pytest.raises(InputError, match="Home is not a numeric column"):
+        trigger_columns(named("Home", "Debt"))
+    with pytest.raises(InputError, match="Age is immutable"):
+        trigger_values(t, [t.constraints.columns.index("Age")])

@@ -44,6 +44,7 @@ from mlthreat.adapters.interface import ModelAdapter
 from mlthreat.adapters.sklearn import SklearnAdapter
 from mlthreat.errors import ProbeError
 from mlthreat.probes.constraints import Constraints
+from mlthreat.probes.copies import balanced
 from mlthreat.probes.evasion import (
     EvasionData,
     WhiteBoxEvasion,
@@ -361,6 +362,14 @@ def _joined(*parts: list[np.ndarray | None]) -> list[np.ndarray | None]:
     return out
 
 
+def _better(a: tuple[np.ndarray | None, int], b: tuple[np.ndarray | None, int]
+            ) -> tuple[np.ndarray | None, int]:
+    """Of one point's two attacks, the smaller change found (None: not flipped), with the
+    queries of both."""
+    size = [np.inf if d is None else float(np.linalg.norm(d)) for d, _ in (a, b)]
+    return (a[0] if size[0] <= size[1] else b[0]), a[1] + b[1]
+
+
 def _first_column(flipped: Callable[[np.ndarray], np.ndarray]
                   ) -> Callable[[np.ndarray], np.ndarray]:
     return lambda answer: flipped(np.asarray(answer)[:, 0].astype(int))
@@ -371,7 +380,7 @@ def _own_score(own: int) -> Callable[[np.ndarray], np.ndarray]:
 
 
 class BlackBoxEvasion(Probe):
-    """Parameters: method ("decision" or "score"), queries (per point, 200), starts (natural
+    """Parameters: method ("decision", "score" or "both"), queries (per point, 200), starts (natural
     starting points refined, decision method, 5), step (coordinate step of the score method,
     0.25), epsilons (L2 budgets of the robustness curve)."""
 
@@ -379,8 +388,9 @@ class BlackBoxEvasion(Probe):
     threat_ids = ("aml-evasion-blackbox",)
 
     parameters = {
-        "method": Param("decision", choices=("decision", "score"),
-                        doc="labels only, or walking the class score"),
+        "method": Param("decision", choices=("decision", "score", "both"),
+                        doc="labels only, walking the class score, or both (half the queries "
+                            "each, the smaller change kept per point)"),
         "queries": Param(200, 1, 1_000_000, doc="model calls per point"),
         "starts": Param(5, 1, 100, doc="starting points per point (decision)"),
         "step": Param(0.25, 1e-6, 100.0, doc="coordinate step (score)"),
@@ -390,10 +400,11 @@ class BlackBoxEvasion(Probe):
     @classmethod
     def configure(cls, target: Target, settings: dict[str, int], fixed: dict[str, Any],
                   seed: int, jobs: int) -> Prepared:
-        """Walks the scores where the interface shows them, else works from labels alone."""
+        """Where the interface shows scores, both attacks (the score walk and the labels-only
+        attack, half the queries each; the smaller change kept per point), else labels alone."""
         data = points_to_attack(target, settings)
         per_point, n = settings["per_point"], len(data.x)
-        method = "score" if target.adapter.capabilities.scores else "decision"
+        method = "both" if target.adapter.capabilities.scores else "decision"
         probe = cls(**{"method": method, "queries": per_point, **fixed})
         return Prepared(probe, target.adapter, data,
                         Budget(queries=per_point * n + n, seed=seed))
@@ -406,32 +417,29 @@ class BlackBoxEvasion(Probe):
         method = self.param("method")
         per_point = int(self.param("queries"))
         x = np.asarray(data.x, dtype=float)
-        if method == "score" and not model.capabilities.scores:
+        if method in ("score", "both") and not model.capabilities.scores:
             raise ProbeError("score-based evasion needs scores; this interface returns labels")
         if method == "decision" and (data.pool is None or not len(data.pool)):
             raise ProbeError("decision-based evasion needs rows the attacker holds (a pool)")
+        if method == "both" and (data.pool is None or not len(data.pool)):
+            method = "score"          # no rows to start the decision attack from
         start = model.predict(x)
-        points = [self._point(x[i], int(start[i]), per_point, data) for i in range(len(x))]
+
+        def points(budget: int) -> list[_Point]:
+            return [self._point(x[i], int(start[i]), budget, data) for i in range(len(x))]
         tiny: dict[str, Any] = {}
         if method == "decision":
-            pool = np.asarray(data.pool, dtype=float)
-            starts = int(self.param("starts"))
-            guesses = _joined(self._tree_guesses(x, data, rng), self._guesses(x, data, rng))
-            nudged, exact = self._nudged(model, points, rng)
-            sample, low, high = pool[:2000], pool.min(axis=0), pool.max(axis=0)
-            attacks = [decision_attack(p, pool, self._preference(data, p), starts, rng,
-                                       guesses=g, nudged=n,
-                                       hairs=self._hairs(p, sample, low, high) if exact else None)
-                       for p, g, n in zip(points, guesses, nudged, strict=True)]
-            results = drive(attacks, model)
-            tiny = {"tiny_move_flips": sum(n is not None for n in nudged) / max(len(x), 1),
-                    "splits_at_data_values": exact}
+            results, tiny = self._decision(model, x, points(per_point), data, rng)
         elif method == "score":
-            results = self._score(model, points, rng)
+            results = self._score(model, points(per_point), rng)
+        elif method == "both":      # scores visible: both attacks, half the queries each
+            by_labels, tiny = self._decision(model, x, points(per_point // 2), data, rng)
+            by_scores = self._score(model, points(per_point - per_point // 2), rng)
+            results = [_better(a, b) for a, b in zip(by_labels, by_scores, strict=True)]
         else:
             raise ProbeError(f"unknown black-box method {method!r}")
         measured = self._summarise(method, results, len(x), per_point)
-        measured.extra.update(tiny)
+        measured.extra.update(tiny, warnings=data.warnings())
         if tiny.get("splits_at_data_values"):
             measured = dataclasses.replace(measured, summary=measured.summary + (
                 f"; {tiny['tiny_move_flips']:.0%} of points flip when coordinates move by "
@@ -441,6 +449,23 @@ class BlackBoxEvasion(Probe):
         if data.constraints is not None:
             measured.extra["examples"] = _examples(x, results, data.constraints)
         return measured
+
+    def _decision(self, model: ModelAdapter, x: np.ndarray, points: list[_Point],
+                  data: EvasionData, rng: np.random.Generator
+                  ) -> tuple[list[tuple[np.ndarray | None, int]], dict[str, Any]]:
+        """The labels-only attack on every point, and what its first tiny moves showed."""
+        pool = np.asarray(data.pool, dtype=float)
+        starts = int(self.param("starts"))
+        guesses = _joined(self._tree_guesses(x, data, rng), self._guesses(x, data, rng))
+        nudged, exact = self._nudged(model, points, rng)
+        sample, low, high = pool[:2000], pool.min(axis=0), pool.max(axis=0)
+        attacks = [decision_attack(p, pool, self._preference(data, p), starts, rng,
+                                   guesses=g, nudged=n,
+                                   hairs=self._hairs(p, sample, low, high) if exact else None)
+                   for p, g, n in zip(points, guesses, nudged, strict=True)]
+        tiny = {"tiny_move_flips": sum(n is not None for n in nudged) / max(len(x), 1),
+                "splits_at_data_values": exact}
+        return drive(attacks, model), tiny
 
     def _point(self, x0: np.ndarray, label: int, budget: int, data: EvasionData) -> _Point:
         c = data.constraints
@@ -465,7 +490,7 @@ class BlackBoxEvasion(Probe):
             return [None] * len(x)
         copy = SklearnAdapter(MLPClassifier((64, 64), max_iter=300, early_stopping=True,
                                             random_state=int(rng.integers(2**31))).fit(
-            data.pool, data.pool_y))
+            data.pool, data.pool_y, sample_weight=balanced(data.pool_y)))
         pgd = WhiteBoxEvasion(steps=20)
         own = copy.predict(x)
         tried = [pgd.pgd(copy, x, own, np.full(len(x), scale), "l2", data, early=False)[1]
@@ -569,7 +594,8 @@ class BlackBoxEvasion(Probe):
         curve = robustness(epsilons, rates, n)
         median, (m_lo, m_hi) = float(np.median(dist)), median_interval(dist)
         at = epsilons.index(0.5) if 0.5 in epsilons else len(epsilons) // 2
-        kind = "labels only" if method == "decision" else "scores"
+        kind = {"decision": "labels only", "score": "scores",
+                "both": "scores and labels-only attacks, the better per point"}[method]
         summary = (f"black-box evasion ({kind}, ≤{per_point} queries per point): "
                    f"{rates[at]:.0%} of {n} points flipped within L2 {epsilons[at]}, "
                    f"median smallest flipping change {median:.2f} (95% CI {m_lo:.2f}–{m_hi:.2f}), "

@@ -27,7 +27,7 @@ from mlthreat.adapters import model_object
 from mlthreat.adapters.interface import ModelAdapter
 from mlthreat.errors import ProbeError
 from mlthreat.probes.constraints import Constraints
-from mlthreat.probes.evasion import points_to_attack, robustness_curves
+from mlthreat.probes.evasion import few_points, points_to_attack, robustness_curves
 from mlthreat.probes.interface import Budget, Measurement, Meter, Param, Prepared, Probe
 from mlthreat.probes.minimal import NORMS, Solution, minimal_change
 from mlthreat.probes.stats import median_interval, robustness
@@ -49,6 +49,7 @@ class ExactData:
     goal: int | None
     pool: np.ndarray | None         # the defender's rows: where the search starts
     weights: np.ndarray | None = None   # per column: distances in standard deviations (1/unit)
+    asked: int | None = None            # points the budget asked for
 
 
 class ExactEvasion(Probe):
@@ -81,7 +82,7 @@ class ExactEvasion(Probe):
         ensemble = read(model, target.x[target.test][:500] * unit)
         data = ExactData(attacked.x * unit, ensemble, constraints, target.goal,
                          target.x[target.train] * unit,
-                         None if target.unit is None else 1.0 / unit)
+                         None if target.unit is None else 1.0 / unit, attacked.asked)
         norms = list(NORMS[:settings["exact_norms"]])
         probe = cls(**{"norms": norms, "seconds": float(settings["exact_seconds"]), **fixed})
         inner: Any = target.adapter
@@ -143,6 +144,7 @@ class ExactEvasion(Probe):
             "unflippable": never, "time_limited": open_,
             "seconds_per_point": [float(s.seconds) for s in sols],
             "norms": {k: _per_norm(v) for k, v in found.items()},
+            "warnings": few_points(n, data.asked),
         }
         if data.constraints is not None:
             extra["examples"] = _examples(data, sols)

@@ -168,8 +168,10 @@ def from_transform(transform: Callable[[pd.DataFrame], np.ndarray], frame: pd.Da
     scale, offset = [1.0] * width, [0.0] * width
     groups: list[tuple[str, ...]] = []
     owners: dict[str, list[str]] = {}
+    coded: set[str] = set()          # numeric columns the preprocessing one-hot encodes
     for col in frame.columns:
-        if pd.api.types.is_numeric_dtype(frame[col]):
+        block, values = _one_hot_block(transform, frame, base, col)
+        if block is None and pd.api.types.is_numeric_dtype(frame[col]):
             moved = base.copy()
             moved[col] = base[col].astype(float) + 1.0
             diff = np.asarray(transform(moved), dtype=float)[0] - encoded
@@ -180,20 +182,23 @@ def from_transform(transform: Callable[[pd.DataFrame], np.ndarray], frame: pd.Da
                 scale[j] = 1.0 / diff[j]
                 offset[j] = float(base[col].iloc[0]) - encoded[j] * scale[j]
             owners[str(col)] = [names[int(j)] for j in changed]
-        else:
-            values = frame[col].dropna().unique()[:200]
+            continue
+        if block is None:
+            values = frame[col].dropna().unique()
             rows = pd.concat([base] * len(values), ignore_index=True)
             rows[col] = values
             block = np.asarray(transform(rows), dtype=float)
-            changed = np.flatnonzero(block.std(axis=0) > 1e-12)
-            for k in changed:
-                hot = np.flatnonzero(block[:, k] == 1.0)
-                names[int(k)] = f"{col}={values[hot[0]]}" if len(hot) == 1 else f"{col}#{k}"
-            if len(changed) > 1:
-                groups.append(tuple(names[int(j)] for j in changed))
-            owners[str(col)] = [names[int(j)] for j in changed]
+        elif pd.api.types.is_numeric_dtype(frame[col]):
+            coded.add(str(col))
+        changed = np.flatnonzero(block.std(axis=0) > 1e-12)
+        for k in changed:
+            hot = np.flatnonzero(block[:, k] == 1.0)
+            names[int(k)] = f"{col}={values[hot[0]]}" if len(hot) == 1 else f"{col}#{k}"
+        if len(changed) > 1:
+            groups.append(tuple(names[int(j)] for j in changed))
+        owners[str(col)] = [names[int(j)] for j in changed]
     for col in frame.columns:
-        if pd.api.types.is_numeric_dtype(frame[col]):
+        if pd.api.types.is_numeric_dtype(frame[col]) and str(col) not in coded:
             _check_affine(transform, frame, base, str(col))
     for col in integer:
         if len(owners.get(col, [])) != 1:
@@ -208,6 +213,26 @@ def from_transform(transform: Callable[[pd.DataFrame], np.ndarray], frame: pd.Da
         bounds={owners[c][0]: b for c, b in bounds.items()},
         integer=frozenset(owners[c][0] for c in integer),
         categorical=tuple(groups), scale=tuple(scale), offset=tuple(offset))
+
+
+def _one_hot_block(transform: Callable[[pd.DataFrame], np.ndarray], frame: pd.DataFrame,
+                   base: pd.DataFrame, col: str) -> tuple[np.ndarray | None, np.ndarray]:
+    """For a column of whole numbers with few values (at most 1,000) that the preprocessing
+    one-hot encodes (an integer-coded category: region 1-9), the encoded rows of its values and
+    the values; else (None, values). A category stored as text is found by the caller."""
+    values = frame[col].dropna().unique()
+    if not pd.api.types.is_numeric_dtype(frame[col]) or not 2 <= len(values) <= 1000:
+        return None, values
+    numbers = np.asarray(values, dtype=float)
+    if not np.all(numbers == np.round(numbers)):
+        return None, values
+    rows = pd.concat([base] * len(values), ignore_index=True)
+    rows[col] = values
+    block = np.asarray(transform(rows), dtype=float)
+    changed = block[:, block.std(axis=0) > 1e-12]
+    one_hot = (changed.shape[1] > 1 and np.all((changed == 0) | (changed == 1))
+               and np.all(changed.sum(axis=1) <= 1))
+    return (block, values) if one_hot else (None, values)
 
 
 def _check_affine(transform: Callable[[pd.DataFrame], np.ndarray], frame: pd.DataFrame,

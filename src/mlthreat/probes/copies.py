@@ -105,3 +105,12 @@ def input_scaling(pool: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     center = np.where(raw, mean, 0.0)
     spread = np.where(raw & (std > 0), std, 1.0)
     return center, spread
+
+
+
+def balanced(y: np.ndarray) -> np.ndarray:
+    """Per-row weights that give every class the same total weight (scikit-learn's "balanced"):
+    a copy trained with them does not learn "always the common answer" where one class
+    dominates, and its boundary lies where the classes meet."""
+    from sklearn.utils.class_weight import compute_sample_weight
+    return np.asarray(compute_sample_weight("balanced", np.asarray(y)), dtype=float)

@@ -37,6 +37,23 @@ class EvasionData:
     target: int | None = None            # the class the attacker wants; None: any other class
     pool: np.ndarray | None = None       # rows the attacker holds (black-box starting points)
     pool_y: np.ndarray | None = None     # their labels, as the attacker knows them
+    asked: int | None = None             # points the budget asked for (from a spec)
+
+    def warnings(self) -> list[str]:
+        """Too few points for the figures to rest on much: fewer than the budget asked for and
+        under MIN_POINTS."""
+        return few_points(len(self.x), self.asked)
+
+
+MIN_POINTS = 30
+
+
+def few_points(n: int, asked: int | None) -> list[str]:
+    if asked is None or n >= min(asked, MIN_POINTS):
+        return []
+    return [f"only {n} held-out rows to attack (the budget asks for {asked}; the model already "
+            "gives the others the attacker's goal, or few rows are held out): the success "
+            "rates' intervals are wide; a larger test_size narrows them"]
 
 
 def _project_ball(delta: np.ndarray, eps: np.ndarray, norm: str) -> np.ndarray:
@@ -46,6 +63,36 @@ def _project_ball(delta: np.ndarray, eps: np.ndarray, norm: str) -> np.ndarray:
         return np.asarray(np.clip(delta, -radius, radius), dtype=float)
     size = np.linalg.norm(delta, axis=1, keepdims=True)
     return np.asarray(delta * np.minimum(1.0, radius / np.maximum(size, 1e-12)), dtype=float)
+
+
+def _size(delta: np.ndarray, norm: str) -> np.ndarray:
+    if norm == "linf":
+        return np.asarray(np.abs(delta).max(axis=1, initial=0.0), dtype=float)
+    return np.asarray(np.linalg.norm(delta, axis=1), dtype=float)
+
+
+def realisable_within(c: Constraints, x: np.ndarray, moved: np.ndarray, eps: np.ndarray,
+                      norm: str, halvings: int = 12) -> np.ndarray:
+    """Records the spec allows that stay within each row's budget: `moved` projected onto the
+    constraints; where rounding a whole number or switching a category takes a row out of its
+    ball, the largest share of the move (by bisection) whose projection stays inside, the
+    original itself at worst. (Projecting onto the ball after the constraints, as before, gave
+    rows between two whole numbers or two categories: no record at all.)"""
+    delta = moved - x
+    best = c.project(moved, x)
+    inside = _size(best - x, norm) <= eps * (1 + 1e-9)
+    if inside.all():
+        return best
+    rows = np.flatnonzero(~inside)
+    best[rows] = x[rows]
+    lo, hi = np.zeros(len(rows)), np.ones(len(rows))
+    for _ in range(halvings):
+        mid = (lo + hi) / 2
+        trial = c.project(x[rows] + mid[:, None] * delta[rows], x[rows])
+        ok = _size(trial - x[rows], norm) <= eps[rows] * (1 + 1e-9)
+        best[rows[ok]] = trial[ok]
+        lo, hi = np.where(ok, mid, lo), np.where(ok, hi, mid)
+    return best
 
 
 def _step(grad: np.ndarray, size: np.ndarray, norm: str) -> np.ndarray:
@@ -65,7 +112,8 @@ def points_to_attack(t: Target, settings: dict[str, int]) -> EvasionData:
     if not len(x):
         raise ProbeError("no held-out row to attack: the model already gives every one the "
                          "attacker's goal")
-    return EvasionData(x, t.constraints, t.goal, pool=t.x[t.train], pool_y=t.y[t.train])
+    return EvasionData(x, t.constraints, t.goal, pool=t.x[t.train], pool_y=t.y[t.train],
+                       asked=settings["points"])
 
 
 def robustness_curves(m: Measurement) -> tuple[Curve, ...]:
@@ -140,7 +188,8 @@ class WhiteBoxEvasion(Probe):
                            rates[-1] >= SUCCESS_RATE, summary, curve,
                            {"median_minimal_perturbation": median, "norm": norm,
                             "median_interval": [median_lo, median_hi], "points": len(x),
-                            "minimal": [float(m) for m in minimal]})
+                            "minimal": [float(m) for m in minimal],
+                            "warnings": data.warnings()})
 
     def pgd(self, model: ModelAdapter, x: np.ndarray, start: np.ndarray, eps: np.ndarray,
             norm: str, data: EvasionData, early: bool = True) -> tuple[np.ndarray, np.ndarray]:
@@ -159,8 +208,7 @@ class WhiteBoxEvasion(Probe):
             moved = adv[active] - _step(grad, size[active], norm)       # descend the margin
             moved = x[active] + _project_ball(moved - x[active], eps[active], norm)
             if data.constraints is not None:
-                moved = data.constraints.project(moved, x[active])
-                moved = x[active] + _project_ball(moved - x[active], eps[active], norm)
+                moved = realisable_within(data.constraints, x[active], moved, eps[active], norm)
             adv[active] = moved
             if early:
                 now = model.predict(adv[active])

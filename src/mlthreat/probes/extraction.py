@@ -184,7 +184,11 @@ class ModelExtraction(Probe):
         return Measurement("fidelity", fidelity, (lo, hi), judged["confirmed"], summary,
                            {"queries": [float(q) for q in curve_q], "fidelity": curve_f},
                            {"queries_used": spent, "source": source, "copy_accuracy": accuracy,
-                            "copy_learner": described, **_judged_extra(judged)})
+                            "copy_learner": described, **_judged_extra(judged),
+                            "warnings": [] if spent >= budget else [
+                                f"the attacker's rows ran out: {spent} of the {budget} queries "
+                                "were spent, one per row the attacker holds (the training "
+                                "rows); the copy might do better with the full budget"]})
 
     def _pool(self, data: ExtractionData, source: str, budget: int,
               rng: np.random.Generator) -> np.ndarray:

@@ -223,6 +223,11 @@ class MembershipInference(Probe):
                         f"FPR not reported: {others} non-members give fewer than "
                         f"{MIN_FALSE_POSITIVES} false positives there)")
         warnings_ = [] if proba is None else _fit_warnings(proba, observed, data.y, member, rng)
+        if others < 100:
+            warnings_.append(f"only {others} non-members: the lowest false positive rate they "
+                             f"support is {percent(lowest)}, so whether the attacker can be sure "
+                             "about a few people cannot be measured here; hold out more rows "
+                             "(test_size)")
         extra: dict[str, Any] = {
             "attack": attack, "members": members, "non_members": others,
             "tpr_at_fpr": [{"fpr": a, "tpr": t, "interval": [t_lo, t_hi]}
@@ -307,14 +312,17 @@ def _fit_warnings(proba: np.ndarray, observed: np.ndarray, y: np.ndarray, member
                   rng: np.random.Generator) -> list[str]:
     """A warning when the declared members are fitted no better than the non-members: the loss
     threshold's AUC (the chance that a member's confidence in its label beats a non-member's)
-    with its bootstrap interval reaching down to 0.5."""
+    with its bootstrap interval reaching down to 0.5, and an accuracy on members not clearly
+    above the non-members' (a model certain about nearly every row ties on confidence)."""
     boot = _bootstrap(observed, member, rng, 100, ())
     auc, low = float(roc_auc_score(member, observed)), float(np.percentile(boot[:, 0], 2.5))
-    if low > 0.5:
-        return []
     hits = proba.argmax(axis=1) == y
+    a, b = float(hits[member].mean()), float(hits[~member].mean())
+    spread = np.sqrt(a * (1 - a) / member.sum() + b * (1 - b) / (~member).sum())
+    if low > 0.5 or a - b - 1.96 * spread > 0:
+        return []     # members fitted better: by confidence, or by accuracy (ties at certainty)
     return [f"the model fits the declared training rows no better than the held-out ones "
-            f"(accuracy {hits[member].mean():.3f} against {hits[~member].mean():.3f}; a member's "
+            f"(accuracy {a:.3f} against {b:.3f}; a member's "
             f"confidence in its label beats a non-member's with probability {auc:.3f}, 95 % "
             f"interval from {low:.3f}). Either it generalises well, or these are not the rows it "
             "was trained on: check that the probe block's seed and test_size reproduce the "

@@ -19,6 +19,7 @@ from sklearn.neural_network import MLPClassifier
 from mlthreat.adapters.interface import ModelAdapter
 from mlthreat.adapters.sklearn import SklearnAdapter
 from mlthreat.errors import ProbeError
+from mlthreat.probes.copies import balanced
 from mlthreat.probes.evasion import (
     EvasionData,
     WhiteBoxEvasion,
@@ -88,7 +89,8 @@ class TransferEvasion(Probe):
         return Measurement(
             "success_rate", rates[at], (curve["success_low"][at], curve["success_high"][at]),
             rates[at] >= SUCCESS_RATE, summary, curve,
-            {"norm": norm, "points": len(x), "surrogate_queries": spent, "surrogate_agreement": agree})
+            {"norm": norm, "points": len(x), "surrogate_queries": spent,
+             "surrogate_agreement": agree, "warnings": data.warnings()})
 
     def _surrogate(self, model: ModelAdapter, data: EvasionData, rng: np.random.Generator
                    ) -> tuple[SklearnAdapter, int]:
@@ -106,4 +108,4 @@ class TransferEvasion(Probe):
             raise ProbeError("the surrogate's training rows all got one label; no copy to learn")
         net: Any = MLPClassifier((64, 64), max_iter=400, early_stopping=True,
                                  random_state=int(rng.integers(2**31)))
-        return SklearnAdapter(net.fit(rows, labels)), spent
+        return SklearnAdapter(net.fit(rows, labels, sample_weight=balanced(labels))), spent
