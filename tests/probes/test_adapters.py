@@ -217,6 +217,16 @@ def test_constraints_refuse_a_preprocessing_they_cannot_invert(step: str) -> Non
     assert [r["income"] for r in back] == pytest.approx(frame["income"][:3].tolist())
 
 
+def test_a_preprocessing_that_refuses_small_changes_is_refused_not_assumed() -> None:
+    def strict(frame: pd.DataFrame) -> np.ndarray:
+        if (frame["income"] % 1).abs().max() > 0:
+            raise ValueError("income must be whole euros")
+        return frame.to_numpy(dtype=float)
+    frame = pd.DataFrame({"income": [1000.0, 2000.0, 3000.0, 4000.0]})
+    with pytest.raises(InputError, match="refused 'income' moved by .*ValueError: income must"):
+        from_transform(strict, frame)
+
+
 def test_integer_coded_and_many_valued_categories_are_groups() -> None:
     """The issue's cases: a category stored as whole numbers (region 1-9) that the model
     one-hot encodes was read as a number (and its +1 step as a linear map); a text category was

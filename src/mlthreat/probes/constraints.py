@@ -250,8 +250,11 @@ def _check_affine(transform: Callable[[pd.DataFrame], np.ndarray], frame: pd.Dat
     try:
         at = [np.asarray(transform(rows.assign(**{col: rows[col] + k * step})), dtype=float)
               for k in (0, 1, 2)]
-    except Exception:   # the transform rejects values off its data (a user's own): not checkable
-        return
+    except Exception as exc:  # the team's own transform, any error type: refused, not assumed
+        raise InputError(
+            f"constraints: the model's preprocessing refused {col!r} moved by {2 * step:.3g} "
+            f"from its quartiles ({type(exc).__name__}: {exc}), so whether it maps the column "
+            "linearly cannot be checked; the probes need to change records a little") from exc
     one, two = at[1] - at[0], at[2] - at[0]
     tol = 1e-6 * max(1.0, float(np.abs(two).max()))
     if np.abs(two - 2 * one).max() > tol or np.abs(one - one[0]).max() > tol:

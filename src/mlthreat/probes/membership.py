@@ -27,9 +27,10 @@ is given at the lowest FPR the sample supports, 10 / non-members, and the report
 The attack is confirmed when it beats guessing even at the cautious end of its intervals: the
 AUC's lower bound reaches 0.6, or the TPR's lower bound at the lowest supported FPR is at least
 three times that FPR (guessing gives TPR = FPR). A model that fits the declared members no better
-than the non-members (the loss threshold's AUC interval reaches down to 0.5) gets a warning: either
-it generalises well, or the rows declared as training rows are not the ones it was trained on
-(a wrong split seed or test size), and then no membership figure means anything.
+than the non-members (the loss threshold's AUC interval reaches down to 0.5, and the accuracy on
+members is not clearly higher) gets a warning: either it generalises well, or the rows declared as
+training rows are not the ones it was trained on (a wrong split seed or test size), and then no
+membership figure means anything.
 """
 
 from __future__ import annotations
