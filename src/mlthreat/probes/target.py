@@ -59,7 +59,7 @@ class Target:
     goal: int | None            # the class the attacker wants
     unit: np.ndarray | None = None   # model input units per standard deviation, per column,
     # where the model's input is not standardised: `x`, the adapter, the constraints and `fit`
-    # then all work in standard deviations (`in_deviations`), and x * unit is the model's input
+    # then all work in standard deviations (`deviation_unit`), and x * unit is the model's input
 
     @property
     def trees(self) -> bool:
