@@ -1,6 +1,6 @@
 """Ctrl-C at any moment of `assess` (imports, scanning, worker start-up, probes) exits 130, says
 what finished and what did not, prints no traceback, leaves no half report set, and is never
-swallowed. SIGINT goes to the whole process group, as a terminal sends it, at 12 moments spread
+swallowed. SIGINT goes to the whole process group, as a terminal sends it, at 9 moments spread
 over the first two thirds of a real run of the command line in a child process (with worker
 processes and without); Ctrl-C while the reports are rendered and renamed is tested in
 tests/test_outputs.py."""
@@ -85,7 +85,7 @@ def _assess(case: Path, out: str, jobs: str, at: float | None
 
 def test_ctrl_c_at_any_moment_exits_130_and_says_what_finished(case: Path) -> None:
     moments = []
-    for jobs, count in (("2", 8), ("1", 4)):    # worker processes, and this process alone
+    for jobs, count in (("2", 6), ("1", 3)):    # worker processes, and this process alone
         # the faster of two whole runs: a first, cold run (imports from disk) can take twice as
         # long, and moments scaled on it would land after a warm run has already finished (the
         # second setting starts warm)
@@ -113,4 +113,4 @@ def test_ctrl_c_at_any_moment_exits_130_and_says_what_finished(case: Path) -> No
         if "not run:" in said:           # during the probes: each one is accounted for
             assert "finished" in said and said.rstrip().endswith("Nothing was written.")
     # a moment falls late only when this run was faster than the reference runs; most land
-    assert landed >= len(moments) - 3, f"only {landed} of {len(moments)} moments fell in the run"
+    assert landed >= len(moments) - 2, f"only {landed} of {len(moments)} moments fell in the run"

@@ -459,7 +459,8 @@ class BlackBoxEvasion(Probe):
         """The labels-only attack on every point, and what its first tiny moves showed."""
         pool = np.asarray(data.pool, dtype=float)
         starts = int(self.param("starts"))
-        trees = self._tree_guesses(x, data, rng) if tree_copy else [None] * len(x)
+        trees: list[np.ndarray | None] = (self._tree_guesses(x, data, rng) if tree_copy
+                                           else [None] * len(x))
         guesses = _joined(trees, self._guesses(x, data, rng))
         nudged, exact = self._nudged(model, points, rng)
         sample, low, high = pool[:2000], pool.min(axis=0), pool.max(axis=0)
