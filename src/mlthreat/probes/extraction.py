@@ -107,7 +107,8 @@ class ModelExtraction(Probe):
         fidelity judged on the held-out rows."""
         t, queries = target, target.spec.queries
         rows = ExtractionData(t.x[t.test], pool=t.x[t.train], y_eval=t.y[t.test])
-        probe = cls(**{"queries": queries, "output": "labels", **fixed})
+        probe = cls(**{"queries": queries, "output": "labels",
+                       "batches": settings.get("copy_rounds", 5), **fixed})
         return Prepared(probe, t.adapter, rows, Budget(queries=queries + len(t.test), seed=seed))
 
     def curves(self, m: Measurement) -> tuple[Curve, ...]:

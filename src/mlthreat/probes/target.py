@@ -36,11 +36,13 @@ CAPABILITIES = ("gradients", "scores", "retraining", "trees")
 # The attacker's effort, per budget name (docs/probes.md explains each figure).
 BUDGETS: dict[str, dict[str, int]] = {
     "quick": {"references": 8, "seeds": 2, "bootstrap": 100, "points": 50, "per_point": 100,
-              "exact_points": 10, "exact_seconds": 5, "exact_norms": 1},
+              "exact_points": 10, "exact_seconds": 5, "exact_norms": 1, "copy_rounds": 3},
     "standard": {"references": 16, "seeds": 3, "bootstrap": 200, "points": 100,
-                 "per_point": 200, "exact_points": 25, "exact_seconds": 10, "exact_norms": 1},
+                 "per_point": 200, "exact_points": 25, "exact_seconds": 10, "exact_norms": 1,
+                 "copy_rounds": 5},
     "thorough": {"references": 64, "seeds": 5, "bootstrap": 500, "points": 200,
-                 "per_point": 400, "exact_points": 200, "exact_seconds": 10, "exact_norms": 3},
+                 "per_point": 400, "exact_points": 200, "exact_seconds": 10, "exact_norms": 3,
+                 "copy_rounds": 5},
 }
 
 
