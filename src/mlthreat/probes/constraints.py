@@ -183,8 +183,7 @@ def from_transform(transform: Callable[[pd.DataFrame], np.ndarray], frame: pd.Da
                 offset[j] = float(base[col].iloc[0]) - encoded[j] * scale[j]
             owners[str(col)] = [names[int(j)] for j in changed]
             continue
-        if block is None:
-            values = frame[col].dropna().unique()
+        if block is None:           # a category stored as text: `values` are its values
             rows = pd.concat([base] * len(values), ignore_index=True)
             rows[col] = values
             block = np.asarray(transform(rows), dtype=float)

@@ -161,10 +161,9 @@ class MembershipInference(Probe):
         t = target
         members = np.isin(np.arange(len(t.y)), t.train)
         cand = np.concatenate([t.train, t.test])
-        constraints = t.constraints
         data = MembershipData(t.x[cand], t.y[cand], members[cand], population_x=t.x,
                               population_y=t.y, population_index=cand,
-                              project=constraints.project)
+                              project=t.constraints.project)
         attack = "reference" if "scores" in t.capabilities else "label_only"
         if attack == "reference" and t.fit is None:
             raise ProbeError(cls.RETRAINING)
@@ -258,7 +257,7 @@ class MembershipInference(Probe):
         """Per record: -1 when the model answers it wrongly, else the share of its noisy copies
         the model still answers with the record's label (higher: more likely a member)."""
         x, y = np.asarray(data.x, dtype=float), np.asarray(data.y)
-        k, sd = int(self.param("noise_queries")), np.asarray(data.x, dtype=float).std(axis=0)
+        k, sd = int(self.param("noise_queries")), x.std(axis=0)
         right = np.asarray(model.predict(x)) == y
         kept = np.full(len(y), -1.0)
         batch = max(1, 20_000 // k)                  # records whose copies go in one call
@@ -315,13 +314,15 @@ def _fit_warnings(proba: np.ndarray, observed: np.ndarray, y: np.ndarray, member
     threshold's AUC (the chance that a member's confidence in its label beats a non-member's)
     with its bootstrap interval reaching down to 0.5, and an accuracy on members not clearly
     above the non-members' (a model certain about nearly every row ties on confidence)."""
-    boot = _bootstrap(observed, member, rng, 100, ())
-    auc, low = float(roc_auc_score(member, observed)), float(np.percentile(boot[:, 0], 2.5))
     hits = proba.argmax(axis=1) == y
     a, b = float(hits[member].mean()), float(hits[~member].mean())
     spread = np.sqrt(a * (1 - a) / member.sum() + b * (1 - b) / (~member).sum())
-    if low > 0.5 or a - b - 1.96 * spread > 0:
-        return []     # members fitted better: by confidence, or by accuracy (ties at certainty)
+    if a - b - 1.96 * spread > 0:
+        return []     # members fitted better by accuracy (certain models tie on confidence)
+    boot = _bootstrap(observed, member, rng, 100, ())
+    auc, low = float(roc_auc_score(member, observed)), float(np.percentile(boot[:, 0], 2.5))
+    if low > 0.5:
+        return []     # members fitted better by confidence
     return [f"the model fits the declared training rows no better than the held-out ones "
             f"(accuracy {a:.3f} against {b:.3f}; a member's "
             f"confidence in its label beats a non-member's with probability {auc:.3f}, 95 % "
