@@ -10,6 +10,7 @@ import pytest
 
 from mlthreat.analysis import Assessment
 from mlthreat.analysis.risk import (
+    CLEAN_SCAN_STEP,
     CONTROL_STEP,
     CRITICALITY_STEP,
     EVIDENCE_STEP,
@@ -53,6 +54,8 @@ def test_risk_doc_matches_code() -> None:
     assert _num(rows["external attacker whose approach crosses no public component "
                      "(partner only)"]) == PARTNER_ONLY_STEP
     assert _num(rows["a scanner or probe confirmed the threat at this component"]) == EVIDENCE_STEP
+    assert _num(rows["a scanner read all of the component's code for the threat and found "
+                     "nothing"]) == CLEAN_SCAN_STEP
     rows = _rows(_section(text, "Impact"))
     for criticality, step in CRITICALITY_STEP.items():
         key = "medium (default)" if criticality.value == "medium" else criticality.value

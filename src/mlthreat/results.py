@@ -79,6 +79,9 @@ class Evidence:
     series: dict[str, list[float]] = field(default_factory=dict)   # raw measured numbers
     curves: tuple[Curve, ...] = ()
     extra: dict[str, Any] = field(default_factory=dict)            # further metrics
+    # a scanner read every file of the component where this threat would show and found
+    # nothing: lowers the finding's likelihood, and no control is recommended against it
+    clears: bool = False
 
     @property
     def kind(self) -> str:

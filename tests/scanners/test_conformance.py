@@ -29,6 +29,10 @@ def repo(tmp_path: Path, marker: Path) -> Path:
         "model = pickle.load(open('model.pkl', 'rb'))\n"
         "@app.post('/predict')\ndef predict(x: list[float]):\n"
         "    return {'p': model.predict_proba([x]).tolist()}\n")
+    (tmp_path / ".github" / "workflows").mkdir(parents=True)
+    (tmp_path / ".github" / "workflows" / "ci.yml").write_text(
+        "on: push\njobs:\n  t:\n    runs-on: ubuntu-latest\n    steps:\n"
+        "      - uses: acme/lint@v1\n")
     return tmp_path
 
 

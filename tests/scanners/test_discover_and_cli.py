@@ -173,3 +173,47 @@ def test_bad_advisory_file_is_bad_input(tmp_path: Path, capsys: pytest.CaptureFi
     code, _, err = _run(["scan", str(tmp_path / "requirements.txt"), "--advisories",
                          str(tmp_path / "osv.json")], capsys)
     assert code == 2 and "not an OSV JSON advisory file" in err and "Traceback" not in err
+
+
+CLEAN_SPEC = """\
+name: clean
+components:
+  - id: repo
+    kind: code_repository
+    artifacts: {code: [src]}
+  - id: train
+    kind: training
+    artifacts: {code: [src/train.py]}
+flows:
+  - {from: repo, to: train, data: code}
+"""
+
+
+def test_a_clean_secrets_scan_lowers_the_finding_and_drops_its_control(
+        tmp_path: Path, catalog: Catalog) -> None:
+    (tmp_path / "src").mkdir()
+    (tmp_path / "src" / "train.py").write_text("import os\nkey = os.environ['KEY']\n")
+    (tmp_path / "pipeline.yaml").write_text(CLEAN_SPEC)
+    pipeline = load_pipeline(tmp_path / "pipeline.yaml", catalog)
+    evidence, _ = scan_evidence(pipeline)
+    plain = assess(pipeline, catalog)
+    after = assess(pipeline, catalog, number(evidence))
+    before = {f.id: f for f in plain.findings}
+    for f in after.findings:
+        if f.threat_id != "cls-secrets-in-code":
+            continue
+        # -2 from the base (clamped at 1), with the scan named as the reason
+        assert f.likelihood == max(1.0, before[f.id].likelihood - 2)
+        assert any(a.reason.startswith("scanned clean: 1 file(s) scanned by secrets")
+                   for a in f.adjustments)
+    assert any(r.control == "secrets_management" for r in plain.recommendations)
+    assert all(r.control != "secrets_management" for r in after.recommendations)
+    # a real secret in the same code: confirmed (+1), nothing cleared, the control comes back
+    (tmp_path / "src" / "train.py").write_text(
+        'HF_TOKEN = "hf_' + 'aB3dE5gH7jK9mN1pQ3sT5vW7yZ9bC1dE3f"\n')
+    evidence, _ = scan_evidence(pipeline)
+    leaked = assess(pipeline, catalog, number(evidence))
+    (f,) = [f for f in leaked.findings if f.id == "cls-secrets-in-code@train"]
+    assert f.likelihood == min(5.0, before[f.id].likelihood + 1)
+    assert not any(e.clears for e in leaked.evidence)
+    assert any(r.control == "secrets_management" for r in leaked.recommendations)

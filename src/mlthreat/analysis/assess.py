@@ -115,7 +115,8 @@ def score(placed: Placed, evidence: Sequence[Evidence] = (), notes: tuple[str, .
         asset_groups=tuple(asset_groups(findings, pipeline)),
         integrity_paths=tuple(integrity_paths(ctx)),
         incidental_mitigations=tuple(incidental_mitigations(findings, catalog)),
-        recommendations=tuple(recommendations(findings, catalog)),
+        recommendations=tuple(recommendations(
+            findings, catalog, cleared={e.id for e in evidence if e.clears})),
         catalog_atlas_version=catalog.atlas_version, tool_version=__version__,
         warnings=tuple(str(w) for w in pipeline.warnings) + notes,
         evidence=tuple(evidence), skipped=tuple(skipped),

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 
 from mlthreat.analysis.paths import HarmTracer
 from mlthreat.analysis.risk import (
+    CLEAN_SCAN_STEP,
     CONTROL_STEP,
     EVIDENCE_STEP,
     NETWORK_EXPOSURE_STEP,
@@ -107,6 +108,11 @@ def build_finding(placement: Placement, ctx: Context, evidence: Sequence[Evidenc
         adjustments.append(Adjustment(EVIDENCE_STEP, f"measured: {confirmed[0].summary}"
                                       + (f" (+{len(confirmed) - 1} more)" if len(confirmed) > 1
                                          else ""), component=comp.id))
+    clean = [e for e in evidence if e.clears]
+    if clean and not [e for e in evidence if e.source.startswith("scanner:") and not e.clears
+                      and e.severity != "info"]:
+        adjustments.append(Adjustment(CLEAN_SCAN_STEP, f"scanned clean: {clean[0].summary}",
+                                      component=comp.id))
     likelihood = clamp_likelihood(threat.likelihood + sum(a.delta for a in adjustments))
     goal = threat.goal_if_personal_data if (comp.personal_data and threat.goal_if_personal_data) \
         else threat.goal

@@ -16,6 +16,7 @@ NETWORK_EXPOSURE_STEP: dict[Exposure, float] = {
 }
 PARTNER_ONLY_STEP = -0.5
 EVIDENCE_STEP = 1.0   # a scanner or probe confirmed the threat at this component
+CLEAN_SCAN_STEP = -2.0  # a scanner read all of the component's code for it and found nothing
 CRITICALITY_STEP: dict[Criticality, int] = {
     Criticality.low: -1, Criticality.medium: 0, Criticality.high: 1, Criticality.critical: 2,
 }

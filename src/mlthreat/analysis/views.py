@@ -88,9 +88,10 @@ def incidental_mitigations(findings: list[Finding], catalog: Catalog
     return out
 
 
-def recommendations(findings: list[Finding], catalog: Catalog, top: int = 10
-                    ) -> list[Recommendation]:
-    """Missing controls ranked by the total risk score they would remove if added."""
+def recommendations(findings: list[Finding], catalog: Catalog, top: int = 10,
+                    cleared: set[str] | frozenset[str] = frozenset()) -> list[Recommendation]:
+    """Missing controls ranked by the total risk score they would remove if added. Findings a
+    clean scan rules out (evidence ids in `cleared`) propose no control."""
     gain: dict[str, float] = defaultdict(float)
     count: dict[str, int] = defaultdict(int)
     where: dict[str, set[str]] = defaultdict(set)
@@ -98,6 +99,8 @@ def recommendations(findings: list[Finding], catalog: Catalog, top: int = 10
     approach = {c.id: c.scope == "approach" for c in catalog.controls}
     step = {strength.value: delta for strength, delta in CONTROL_STEP.items()}
     for f in findings:
+        if cleared and cleared.intersection(f.evidence):
+            continue
         for use in f.controls_missing:
             new = clamp_likelihood(f.likelihood + step[use.strength])
             delta = f.score - score_for(new, f.impact)

@@ -17,7 +17,7 @@ from mlthreat.vocabulary import Family, RiskLevel
 FORMATS = ("html", "json", "md", "sarif")              # mlthreat.report.FORMATS
 SCAN_FORMATS = ("json", "md", "sarif", "html")         # mlthreat.report.scan.FORMATS
 FORMATS_RESEARCH = ("json", "md", "html")              # mlthreat.report.research.FORMATS
-SCANNERS = ("modelfile", "secrets", "dependencies", "serving")   # mlthreat.scanners.SCANNERS
+SCANNERS = ("modelfile", "secrets", "dependencies", "serving", "workflows")   # mlthreat.scanners.SCANNERS
 BUDGETS = ("quick", "standard", "thorough")            # mlthreat.probes.target.BUDGETS
 SETTING_COMMANDS = ("model", "assess", "probe", "scan")   # commands a settings file sets
 
@@ -57,7 +57,9 @@ SCAN_EPILOG = """\
 Scanners: modelfile (pickle, joblib, PyTorch, numpy, Keras, ONNX, safetensors, archives and
 folders; identified by content, never by extension), secrets (detect-secrets plus model-hub and
 tracking-server tokens, notebooks included), dependencies (requirements, pyproject, conda;
---advisories for known-vulnerable versions), serving (FastAPI/Flask by syntax tree, TorchServe).
+--advisories for known-vulnerable versions), serving (FastAPI/Flask by syntax tree, TorchServe,
+Dockerfiles), workflows (GitHub Actions: pull-request code run with secrets, script injection,
+secrets in logs, unreviewed deploys, unpinned third-party actions).
 Nothing scanned is imported or executed.
 examples:
   mlthreat scan model.joblib

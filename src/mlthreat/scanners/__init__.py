@@ -19,6 +19,7 @@ from mlthreat.scanners.interface import ScanContext, ScanFinding, Scanner
 from mlthreat.scanners.modelfile import ModelFileScanner, walk
 from mlthreat.scanners.secrets import SecretsScanner
 from mlthreat.scanners.serving import ServingScanner
+from mlthreat.scanners.workflows import WorkflowScanner
 
 # folders that are not the project's own code: only the model-file scanner reads them
 SKIP_DIRS = {".git", ".venv", "venv", "node_modules", "__pycache__", ".mypy_cache",
@@ -37,7 +38,7 @@ class ScanReport:
     compared: bool = False          # a baseline or an earlier run was compared with (gate)
 
 
-def _files(paths: Iterable[Path], exclude: Sequence[str] = ()
+def scan_targets(paths: Iterable[Path], exclude: Sequence[str] = ()
            ) -> Iterable[tuple[Path, Path, bool, str | None]]:
     """(scanned root, file, inside a skipped folder, where a link leads outside the root) for
     every file to scan and not excluded (a glob on its path relative to the scanned folder, on
@@ -65,7 +66,8 @@ def excluded(name: str, patterns: Sequence[str]) -> bool:
 
 # the one registry from names to scanners, in the order they run on each file
 SCANNERS: dict[str, Scanner] = {s.name: s for s in (
-    ModelFileScanner(), SecretsScanner(), DependencyScanner(), ServingScanner())}
+    ModelFileScanner(), SecretsScanner(), DependencyScanner(), ServingScanner(),
+    WorkflowScanner())}
 
 
 def scan_paths(paths: list[Path], only: list[str] | None = None,
@@ -75,7 +77,7 @@ def scan_paths(paths: list[Path], only: list[str] | None = None,
     names = only or list(SCANNERS)
     report = ScanReport([str(p) for p in paths], names)
     ctx = ScanContext(advisories)
-    for n, (root, path, hidden, outside) in enumerate(_files(paths, exclude)):
+    for n, (root, path, hidden, outside) in enumerate(scan_targets(paths, exclude)):
         if n >= MAX_FILES:
             report.notes.append(f"stopped after {MAX_FILES} files")
             break
@@ -104,4 +106,4 @@ def scan_paths(paths: list[Path], only: list[str] | None = None,
 
 
 __all__ = ["SCANNERS", "ScanContext", "ScanFinding", "ScanReport", "Scanner", "excluded",
-           "scan_paths"]
+           "scan_paths", "scan_targets"]

@@ -3,9 +3,11 @@ each scanner finding becomes Evidence for the same threat at the same component 
 "component"), with its file named relative to the spec's folder.
 
 Rule (docs/risk.md): a scanner finding of high or critical severity confirms the threat at that
-component and raises its likelihood by one step; lower ones are attached without changing it. A
-model file that scans clean is recorded as evidence too, without changing the likelihood: the
-format can still carry code if someone replaces the file.
+component and raises its likelihood by one step; lower ones are attached without changing it.
+Clean scans are evidence too: code in which the secrets scanner read every file and found nothing
+clears "secrets in code" there (lowered, no control recommended against it); a model file or a CI
+workflow that scans clean is recorded without changing the likelihood (a replaced file, an
+insider with write access, are not ruled out by a scan).
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from pathlib import Path
 
 from mlthreat.pipeline import Pipeline
 from mlthreat.results import Evidence, Location
-from mlthreat.scanners import scan_paths
+from mlthreat.scanners import SCANNERS, scan_paths, scan_targets
 from mlthreat.scanners.interface import ScanFinding
 
 CONFIRMING = ("high", "critical")
@@ -76,6 +78,33 @@ def scan_evidence(pipeline: Pipeline) -> tuple[list[Evidence], list[str]]:
                     summary=f"{report.files} model file(s) scanned: nothing beyond what real "
                             "models need"))
         if code:
-            evidence += [as_evidence(f, comp.id, root)
-                         for f in scan_paths(code, ["secrets", "serving", "dependencies"]).findings]
+            found = scan_paths(code, CODE_SCANNERS).findings
+            evidence += [as_evidence(f, comp.id, root) for f in found]
+            evidence += _clean(code, found, comp.id, root)
     return evidence, notes
+
+
+CODE_SCANNERS = ["secrets", "serving", "dependencies", "workflows"]
+# what a clean run of a scanner over a component's code says: (threat, whether it clears it)
+CLEAN_MEANS = {"secrets": ("cls-secrets-in-code", True),
+               "workflows": ("cls-cicd-tampering", False)}
+
+
+def _clean(code: list[Path], found: list[ScanFinding], component: str, root: Path
+           ) -> list[Evidence]:
+    """Evidence that a scanner read the component's files for a threat and found nothing."""
+    out = []
+    for name, (threat, clears) in CLEAN_MEANS.items():
+        if any(f.scanner == name for f in found):
+            continue
+        files = sorted({relative(str(path), root) for _, path, hidden, _ in scan_targets(code)
+                        if not hidden and SCANNERS[name].applies_to(path)})
+        if not files:
+            continue
+        shown = ", ".join(files[:3]) + (f" and {len(files) - 3} more" if len(files) > 3 else "")
+        out.append(Evidence(
+            source=f"scanner:{name}", threat_ids=(threat,), metric="files_scanned",
+            value=float(len(files)), interval=None, confirmed=False, component=component,
+            reach="component", severity="info", artifact=shown, clears=clears,
+            summary=f"{len(files)} file(s) scanned by {name}, nothing found ({shown})"))
+    return out
