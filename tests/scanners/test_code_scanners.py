@@ -328,3 +328,44 @@ def test_unsafe_loads_are_found_under_any_import_name(tmp_path: Path) -> None:
     found = [(f.rule, f.line) for f in scan_python(tmp_path / "restore.py")]
     assert found == [("SRV-PICKLE-LOAD", 7), ("SRV-TORCH-LOAD", 8), ("SRV-PICKLE-LOAD", 9),
                      ("SRV-TORCH-HUB", 12)]
+
+
+def test_secrets_defaults_paths_dna_and_encoded_data_are_not_secrets(tmp_path: Path) -> None:
+    """Shapes that fooled the scanner on public repositories, each beside the real secret of the
+    same shape, which must stay."""
+    cases = {
+        # user:password@host: stand-in names, documented defaults, nowhere hosts vs a real one
+        "urls.md": ("postgresql://DB_USER:DB_PASSWORD@db.internal:5432/x\n"
+                    "postgres://postgres:postgres@localhost:5432/main\n"
+                    "mssql://user:pass@server:1433/testdb\n"
+                    "http://user:hunter2@proxy.example.com:8080\n"
+                    "postgres://svc:Zq8vTn3LwP2k@db.prod.corp.net:5432/main\n"),
+        # an environment variable with a default; a key file's path; a test double
+        "settings.yaml": ("rabbit:\n  password: ${RABBITMQ_PASSWORD:guest}\n"
+                          "private_key_file=resources/key.pem\n"
+                          'api_key = "sk-123"\napi_key = "test_key"\n'
+                          'password = "Zq8vTn3LwP2k"\n'),
+        # a DNA read that starts like an AWS key id, and a real-looking one
+        "reads.txt": "ACCAGTTGACCATGGTACCAGTAC\n" + f"aws_id = {AWS}\n",
+    }
+    for name, text in cases.items():
+        (tmp_path / name).write_text(text)
+    assert [f.line for f in scan_secrets(tmp_path / "urls.md")] == [5]
+    assert [f.line for f in scan_secrets(tmp_path / "settings.yaml")] == [6]
+    assert [f.line for f in scan_secrets(tmp_path / "reads.txt")] == [2]
+
+
+def test_random_looking_data_that_is_not_a_key(tmp_path: Path) -> None:
+    import base64
+    png = base64.b64encode(b"\x89PNG\r\n\x1a\n" + bytes(range(40))).decode()
+    text_payload = base64.b64encode(b'{"ride": {"PULocationID": 130, "trip_distance": 3.66}}'
+                                    ).decode()
+    key = base64.b64encode(bytes((i * 73 + 19) % 256 for i in range(48))).decode()
+    (tmp_path / "data.py").write_text(
+        f'IMG = "{png}"\nEVENT = "{text_payload}"\n'
+        'repo = "Efficient-Large-Model/Sana_1600M_1024px_diffusers"\n'
+        'snap = "5fcb2901844dde3111159f24205b71c25900ffbd"\n'
+        '"documentId": "1BxiMVs0XRA5nFMdKvBdBZjgmUUqptlbs74OgVE2upms",\n'
+        f'blob = "{key}"\n')
+    (found,) = scan_secrets(tmp_path / "data.py")
+    assert found.rule == "SEC-HIGH-ENTROPY-STRING" and found.line == 6

@@ -53,12 +53,28 @@ ENTROPY_ONLY = {"Base64 High Entropy String", "Hex High Entropy String"}
 NOT_SECRET_NAME = re.compile(
     r"(?i)(\b|_)(hash|sha\d*|md5|commit|uuid|guid|checksum|digest|etag|revision|rev|"
     r"run_id|experiment_id|model_id|artifact_id|trace_id|request_id|id|integrity|version)"
-    r"\b[\"']?\s*[:=(]")
+    r"\b[\"']?\s*[:=(]|(?-i:[a-z](Id|ID|Ids|Hash|Sha\d*|Uuid|Guid|Digest|Checksum|Etag|Revision))"
+    r"[\"']?\s*[:=(]")
 # values that stand for a secret someone still has to fill in
 PLACEHOLDER = re.compile(
     r"(?i)^(your|insert|enter|replace)[-_ ]|^<.*>$|^\$\{.*\}$|^\{\{.*\}\}$|"
     r"^%\(.*\)s$|(x{4,}|\*{3,}|\.{3,})|changeme|change[-_]me|placeholder|example|dummy|"
-    r"redacted|^(none|null|test|secret|password|token|string|str|todo|tbd)$")
+    r"redacted|^(none|null|test|secret|password|token|string|str|todo|tbd)$|"
+    # test doubles: test_key, fake-token, api-key, my_secret, sk-123
+    r"^(test|fake|mock|sample|foo|bar|my)?[-_ ]?(api[-_ ]?)?(key|token|secret|password|pass|pwd)$|"
+    r"^(test|fake|mock|sample|foo|bar)[-_ ]|^(sk|pk)-\d{1,8}$")
+# a value of a keyword detector that is a file's path, not its content (private_key_file=key.pem)
+FILE_PATH = re.compile(r"(?i)^[\w.~/\\-]*[/\\.][\w.-]*\.(pem|key|crt|cer|der|p12|pfx|jks|json|"
+                       r"ya?ml|txt|cfg|ini|env|pub|gpg|asc)$")
+# user:password@host in a URL
+URL_CREDENTIALS = re.compile(r"://([^:/\s@'\"]+):([^@\s/'\"]+)@([^:/\s'\"?#]+)")
+# hosts where a password guards nothing anyone else can reach, or that do not exist
+NOWHERE = re.compile(r"(?i)^(localhost|127\.\d+\.\d+\.\d+|0\.0\.0\.0|\[?::1\]?|host|"
+                     r"hostname|server|db|database|[\w.-]*example\.(com|org|net)|[\w-]+\.local|"
+                     r"[\w-]+\.test|[\w-]+\.invalid)$")
+# passwords that are a product's documented default or a stand-in
+DEFAULT_PASSWORDS = {"pass", "password", "passwd", "pwd", "secret", "guest", "postgres", "admin",
+                     "root", "mysql", "minioadmin", "changeit", "test", "user"}
 # words that sit where a keyword detector expects a secret without being one (a weak real
 # password such as "letmein" is still reported)
 NOT_VALUES = {"inherit", "required", "optional", "true", "false", "yes", "no", "none", "null",
@@ -130,15 +146,63 @@ def _collected(path: Path, lines: list[tuple[int, str]]) -> list[tuple[int, str,
 
 
 def _not_a_secret(kind: str, value: str, line: str) -> bool:
-    """A placeholder, prose, or (for a random-looking string) a value named as an id/digest."""
+    """A placeholder, prose, a default, a path, or (for a random-looking string) a value named
+    as an id/digest."""
     v = value.strip().strip("\"'")
     if not v or PLACEHOLDER.search(v):
         return True
+    if re.search(r"\$\{\w+:-?" + re.escape(v.rstrip("}")), line):
+        return True           # ${DB_PASSWORD:postgres}: the environment's value, or a default
+    if kind == "Basic Auth Credentials":
+        return _url_not_secret(v, line)
+    if kind == "AWS Access Key" and re.fullmatch(r"[ACGTN]+", v[4:]):
+        return True           # a DNA sequence (ACCA followed by bases) has the key's shape
+    if kind == "Secret Keyword" and FILE_PATH.match(v):
+        return True           # private_key_file=resources/key.pem names a file
     if kind == "Secret Keyword" and (" " in v or v.lower() in NOT_VALUES):
         return True           # "No API key provided.", `secrets: inherit`, token = "required"
     if kind in ENTROPY_ONLY:
         before = line[:line.find(v)] if v in line else line
-        return bool(NOT_SECRET_NAME.search(before)) or _uuid(v)
+        return bool(NOT_SECRET_NAME.search(before)) or _uuid(v) or _data_not_key(v)
+    return False
+
+
+# lengths of hex digests (MD5, SHA-1 and git commits, SHA-224, SHA-256, SHA-384, SHA-512)
+DIGEST_LENGTHS = {32, 40, 56, 64, 96, 128}
+
+
+def _data_not_key(value: str) -> bool:
+    """A random-looking string that is a digest, a path or repository id, or encoded data
+    (an image, JSON, text) rather than a key."""
+    if re.fullmatch(r"[0-9a-fA-F]+", value) and len(value) in DIGEST_LENGTHS:
+        return True
+    if "/" in value and re.search(r"[_.-]", value):
+        return True           # org/model_name, /var/folders/...: standard base64 has no _ . -
+    if len(value) >= 48 and re.fullmatch(r"[A-Za-z0-9+/]+={0,2}", value):
+        import base64
+        import binascii
+        try:
+            raw = base64.b64decode(value + "=" * (-len(value) % 4))
+        except (binascii.Error, ValueError):
+            return False
+        if raw.startswith((b"\x89PNG", b"\xff\xd8\xff", b"GIF8", b"RIFF", b"%PDF", b"PK")):
+            return True
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            return False
+        return text.isprintable() or bool(re.search(r"[\s{}\[\]]", text))
+    return False
+
+
+def _url_not_secret(password: str, line: str) -> bool:
+    """user:password@host where the password is a stand-in (DB_PASSWORD, pass, the user's own
+    name) or the host is nowhere another person reaches (localhost, example.com)."""
+    for user, pw, host in URL_CREDENTIALS.findall(line):
+        if pw != password and not pw.startswith(password):
+            continue
+        return bool(re.fullmatch(r"[A-Z][A-Z0-9_]*|<.*>|\$\{?\w+\}?|\{\w*\}|\*+|x+", pw)) or \
+            pw.lower() in DEFAULT_PASSWORDS or pw == user or bool(NOWHERE.match(host))
     return False
 
 
