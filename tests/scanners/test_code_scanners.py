@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from mlthreat.scanners import SCANNERS, ScanContext, scan_paths
 from mlthreat.scanners.dependencies import scan_dependencies
 from mlthreat.scanners.secrets import scan_secrets
 from mlthreat.scanners.serving import scan_python, scan_torchserve
@@ -369,3 +370,95 @@ def test_random_looking_data_that_is_not_a_key(tmp_path: Path) -> None:
         f'blob = "{key}"\n')
     (found,) = scan_secrets(tmp_path / "data.py")
     assert found.rule == "SEC-HIGH-ENTROPY-STRING" and found.line == 6
+
+
+def test_pages_health_apps_tests_and_torch_defaults(tmp_path: Path) -> None:
+    """What fooled the serving scanner on public repositories: an HTML page whose text says
+    "Prediction", an app with only a health check, apps in a test suite, torch.load on a
+    PyTorch whose default is weights_only=True."""
+    (tmp_path / "app.py").write_text(
+        "from flask import Flask\napp = Flask(__name__)\n"
+        "@app.route('/')\ndef get_info():\n    return '<h1>Ride Prediction Service</h1>'\n"
+        "@app.route('/predict', methods=['POST'])\ndef score():\n"
+        "    return str(model.predict([[1]]))\n")
+    (tmp_path / "healthcheck.py").write_text(
+        "from fastapi import FastAPI\napp = FastAPI()\n"
+        "@app.get('/healthz')\ndef healthz():\n    return {'ok': True}\n")
+    (tmp_path / "tests").mkdir()
+    (tmp_path / "tests" / "test_api.py").write_text((tmp_path / "app.py").read_text())
+    (tmp_path / "ckpt.py").write_text(
+        "import torch\na = torch.load('a.pt')\nb = torch.load('b.pt', weights_only=False)\n")
+    found = {(f.file, f.rule, f.line, f.severity)
+             for f in scan_paths([tmp_path], ["serving"]).findings}
+    assert found == {("app.py", "SRV-NO-AUTH", 7, "high"),
+                     ("app.py", "SRV-NO-RATE-LIMIT", 2, "medium"),
+                     ("ckpt.py", "SRV-TORCH-LOAD", 2, "low"),
+                     ("ckpt.py", "SRV-TORCH-LOAD", 3, "high")}
+    # a test file named on its own is scanned: the user asked for it
+    assert scan_paths([tmp_path / "tests" / "test_api.py"], ["serving"]).findings
+
+
+def test_loaders_under_other_names_and_weight_downloads(tmp_path: Path) -> None:
+    sha = "0123456789abcdef0123456789abcdef01234567"
+    (tmp_path / "serve.py").write_text(
+        "import functools, pickle, torch, urllib.request\n"
+        "from huggingface_hub import hf_hub_download\n"
+        "restore = functools.partial(torch.load, map_location='cpu')\n"      # 3
+        "safe = functools.partial(torch.load, weights_only=True)\n"
+        "class M:\n    loader = pickle.load\n"
+        "    def get(self, f):\n        return self.loader(f)\n"              # 8
+        "a = restore('m.pt')\n"                                              # 9
+        "b = safe('m.pt')\n"
+        "c = hf_hub_download('org/model', 'model.safetensors')\n"            # 11
+        f"d = hf_hub_download('org/model', 'model.safetensors', revision='{sha}')\n"
+        "e = hf_hub_download('org/model', 'model.safetensors', revision='main')\n"   # 13
+        "f = torch.hub.load_state_dict_from_url('https://x.org/r.pth', check_hash=True)\n"
+        "g = urllib.request.urlretrieve('https://x.org/m/resnet.pth', 'r.pth')\n"    # 15
+        "h = urllib.request.urlretrieve('https://x.org/data/train.csv', 't.csv')\n"
+        "i = hf_hub_download(repo, name)\n")                   # where from is not in this file
+    found = [(f.rule, f.line, f.severity) for f in scan_python(tmp_path / "serve.py")]
+    assert found == [("SRV-PICKLE-LOAD", 8, "high"), ("SRV-TORCH-LOAD", 9, "low"),
+                     ("SRV-WEIGHTS-DOWNLOAD", 11, "medium"), ("SRV-WEIGHTS-DOWNLOAD", 13, "medium"),
+                     ("SRV-WEIGHTS-DOWNLOAD", 15, "medium")]
+
+
+def test_dockerfile_commands_that_bind_every_interface(tmp_path: Path) -> None:
+    (tmp_path / "Dockerfile").write_text(
+        "FROM python:3.12-slim\nEXPOSE 8000\n"
+        'CMD ["uvicorn", "app:app", "--host", "0.0.0.0", "--port", "8000"]\n')
+    (tmp_path / "mlflow.Dockerfile").write_text(
+        "FROM python:3.12\nRUN pip install mlflow\n"
+        "ENTRYPOINT mlflow server \\\n    --host 0.0.0.0 --port 5000\n")
+    (tmp_path / "Dockerfile.auth").write_text(
+        "FROM python:3.12\nCMD mlflow server --host 0.0.0.0 --app-name basic-auth\n")
+    (tmp_path / "Dockerfile.local").write_text(
+        "FROM python:3.12\nCMD uvicorn app:app --host 127.0.0.1\n")
+    scanner = SCANNERS["serving"]
+
+    def rules(name: str) -> list[tuple[str, str, int | None, str]]:
+        return [(f.rule, f.threat_id, f.line, f.severity)
+                for f in scanner.scan(tmp_path / name, ScanContext())]
+    assert rules("Dockerfile") == [("SRV-BIND-ALL", "cls-public-app-exploit", 3, "low")]
+    assert rules("mlflow.Dockerfile") == [("SRV-BIND-ALL", "cls-unauthenticated-api", 3, "high")]
+    assert rules("Dockerfile.auth") == [("SRV-BIND-ALL", "cls-public-app-exploit", 2, "low")]
+    assert rules("Dockerfile.local") == []
+
+
+def test_a_published_packages_ranges_and_git_commits_are_not_unpinned_installs(
+        tmp_path: Path) -> None:
+    lib, app = tmp_path / "lib", tmp_path / "app"
+    lib.mkdir(), app.mkdir()
+    body = '[project]\nname = "x"\ndependencies = ["numpy>=1.24", "torch"]\n'
+    (lib / "pyproject.toml").write_text(
+        body + 'classifiers = ["Programming Language :: Python :: 3"]\n')
+    (app / "pyproject.toml").write_text(body)
+    assert scan_dependencies(lib / "pyproject.toml", None) == []
+    assert [(f.rule, f.line) for f in scan_dependencies(app / "pyproject.toml", None)] == [
+        ("DEP-LOOSE", 3), ("DEP-UNPINNED", 3)]
+    sha = "2ab75add4b30c2fc44a8bf575156d448d9ed8700"
+    (app / "requirements.txt").write_text(
+        f"git+https://github.com/org/lib.git@{sha}\n"
+        "git+https://github.com/org/lib.git@main\n"
+        f"lib @ git+https://github.com/org/lib.git@{sha}\n")
+    assert [(f.rule, f.line) for f in scan_dependencies(app / "requirements.txt", None)] == [
+        ("DEP-URL", 2)]

@@ -15,7 +15,7 @@ from typing import Any
 from mlthreat.plain import display_path
 from mlthreat.results import Triage
 from mlthreat.scanners.dependencies import DependencyScanner
-from mlthreat.scanners.interface import ScanContext, ScanFinding, Scanner
+from mlthreat.scanners.interface import ScanContext, ScanFinding, Scanner, is_test_file
 from mlthreat.scanners.modelfile import ModelFileScanner, walk
 from mlthreat.scanners.secrets import SecretsScanner
 from mlthreat.scanners.serving import ServingScanner
@@ -84,6 +84,8 @@ def scan_paths(paths: list[Path], only: list[str] | None = None,
         # virtual environments, caches and dot folders are not the project's code, but a model
         # file hidden there is loaded all the same: only the model-file scanner reads them
         wanted = [m for m in names if not hidden or SCANNERS[m].reads_hidden_folders]
+        if root != path and is_test_file(path.relative_to(root)):
+            wanted = [m for m in wanted if SCANNERS[m].reads_tests]
         if not wanted:
             continue
         report.files += 1

@@ -107,7 +107,9 @@ def _requirements(path: Path, seen: set[Path]) -> list[tuple[Path, Dep]]:
         hashed = "--hash=" in line
         line = line.split(" --hash", 1)[0].split(";", 1)[0].strip()
         if "://" in line or line.startswith(("git+", "./", "/")):
-            out.append((path, Dep(line, "", number, hashed, url=True)))
+            # a git URL at a full commit is pinned by the commit's hash
+            pinned = hashed or bool(re.search(r"git\+\S*@[0-9a-f]{40}(\b|$)", line))
+            out.append((path, Dep(line, "", number, pinned, url=True)))
             continue
         dep = _parse(line, number, hashed)
         if dep:
@@ -121,7 +123,8 @@ def _parse(text: str, line: int | None, hashed: bool = False) -> Dep | None:
     except InvalidRequirement:
         return None
     if req.url:
-        return Dep(req.name, "", line, hashed, url=True)
+        pinned = hashed or bool(re.search(r"^git\+\S*@[0-9a-f]{40}(\b|$)", req.url))
+        return Dep(req.name, "", line, pinned, url=True)
     return Dep(canonicalize_name(req.name), str(req.specifier), line, hashed)
 
 
@@ -146,6 +149,10 @@ def _pyproject(path: Path) -> list[Dep]:
     except tomllib.TOMLDecodeError:
         return []
     project = data.get("project", {})
+    if _published(project) and locked_names(path.parent) is None:
+        # a package's declared dependencies are ranges by design (PEP 621): what gets installed
+        # is pinned by whoever deploys it (their lock file or requirements), not here
+        return []
     reqs: list[str] = list(project.get("dependencies", []))
     for extra in project.get("optional-dependencies", {}).values():
         reqs += extra
@@ -161,6 +168,12 @@ def _pyproject(path: Path) -> list[Dep]:
         out = [d if d.name not in lock[1] or d.url else Dep(d.name, "==locked", d.line, True)
                for d in out]
     return out
+
+
+def _published(project: dict[str, Any]) -> bool:
+    """A pyproject that describes a package for an index (classifiers, project URLs, keywords):
+    its dependencies are what it is compatible with, not what a deployment installs."""
+    return bool(project.get("classifiers") or project.get("urls") or project.get("keywords"))
 
 
 def _name(req: str) -> str:

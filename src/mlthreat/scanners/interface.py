@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePath
 from typing import Any, ClassVar
 
 from mlthreat.vocabulary import RISK_ORDER, RiskLevel
@@ -45,6 +45,14 @@ class ScanFinding:
         return loc
 
 
+def is_test_file(path: PurePath) -> bool:
+    """A test suite's file, by its path below the scanned folder: tests/ or test/ folders,
+    test_*.py, *_test.py, conftest.py."""
+    name = path.name
+    return name.startswith("test_") or name.endswith("_test.py") or name == "conftest.py" or \
+        bool({"tests", "test", "testing"} & set(path.parts[:-1]))
+
+
 @dataclass(frozen=True)
 class ScanContext:
     """What a whole scan shares: the advisory database, if the user gave one."""
@@ -60,6 +68,9 @@ class Scanner(ABC):
     threat_ids: ClassVar[tuple[str, ...]]
     # whether it reads files in virtual environments, caches and dot folders (SKIP_DIRS)
     reads_hidden_folders: ClassVar[bool] = False
+    # whether it reads a test suite's files found in a scanned folder (tests/, test_*.py, ...):
+    # a serving app or a model load there is a fixture, not what the team deploys
+    reads_tests: ClassVar[bool] = True
 
     @abstractmethod
     def applies_to(self, path: Path) -> bool:

@@ -1,12 +1,15 @@
-"""Serving code, read as a syntax tree (never imported): FastAPI and Flask apps, and TorchServe's
-config.properties.
+"""Serving code, read as a syntax tree (never imported): FastAPI and Flask apps, TorchServe's
+config.properties, and the command a Dockerfile starts.
 
 Per route that reaches a model (health checks, API docs, static files and pages left out): no
 authentication dependency, full probability vectors or logits returned; per app (not per router):
 no rate limiting, debug mode, binding to all interfaces (app.run, uvicorn.run, WSGIServer and
 make_server, gunicorn's bind); anywhere: models loaded with pickle, joblib, dill or torch.load
 without weights_only=True, torch.hub.load (runs a downloaded repository's code), and
-from_pretrained(trust_remote_code=True).
+from_pretrained(trust_remote_code=True); model weights downloaded with nothing pinning them
+(hf_hub_download without a commit revision, load_state_dict_from_url without check_hash, ...).
+Loaders bound to other names (`load = torch.load`, `partial(pickle.load, ...)`) count as loads;
+apps and loads in a test suite found in a scanned folder do not (the Scanner's reads_tests).
 """
 
 from __future__ import annotations
@@ -32,6 +35,14 @@ MODEL_HINTS = re.compile(r"\b(predict\w*|model\w*|classif\w*|infer\w*|generate|f
 PLUMBING = re.compile(r"^/?(health\w*|ready\w*|live\w*|ping|status|metrics|version|docs|redoc|"
                       r"openapi(\.json)?|static(/.*)?|favicon\.ico|robots\.txt)/?$", re.I)
 BIND_CALLS = ("WSGIServer", "make_server", "HTTPServer", "ThreadingHTTPServer", "serve")
+# calls that fetch model weights from outside when they run, and the argument that pins or checks
+# what arrives (a revision, a hash); None: nothing can pin it
+DOWNLOADS = {"hf_hub_download": "revision", "snapshot_download": "revision",
+             "load_state_dict_from_url": "check_hash", "download_url_to_file": "hash_prefix",
+             "get_file": "file_hash", "urlretrieve": None, "gdown.download": None,
+             "wget.download": None}
+WEIGHT_FILE = re.compile(r"(?i)\.(pt|pth|bin|ckpt|pkl|pickle|joblib|h5|keras|onnx|safetensors|"
+                         r"gguf|tflite|pb|npz|model|weights)(\?.*)?$")
 UNSAFE_LOADS = {("pickle", "load"), ("pickle", "loads"), ("joblib", "load"), ("dill", "load"),
                 ("dill", "loads"), ("cloudpickle", "load"), ("cloudpickle", "loads"),
                 ("torch", "load"), ("np", "load"), ("numpy", "load"), ("pd", "read_pickle"),
@@ -46,6 +57,7 @@ class _App:
     app_auth: bool = False
     limited: bool = False
     routes: int = 0
+    model_routes: int = 0         # routes that reach a model: rate limiting is judged on them
     router: bool = False          # an APIRouter or Blueprint: rate limits sit on the app
 
 
@@ -63,6 +75,13 @@ class _Visitor(ast.NodeVisitor):
 
     # -------------------------------------------------------------- apps
     def visit_Assign(self, node: ast.Assign) -> None:  # noqa: N802 - ast visitor API
+        loader, keywords = self._loader_alias(node.value)
+        if loader:                    # load = torch.load; restore = partial(pickle.load, ...)
+            for target in node.targets:
+                if isinstance(target, ast.Name | ast.Attribute):
+                    bound = ast.unparse(target)
+                    self.aliases[bound] = loader
+                    self.partial_kwargs[bound] = keywords
         call = node.value
         if isinstance(call, ast.Call):
             ctor = _dotted(call.func).rsplit(".", 1)[-1]
@@ -104,7 +123,36 @@ class _Visitor(ast.NodeVisitor):
             if node.module and a.name != "*":
                 self.aliases[a.asname or a.name] = f"{node.module}.{a.name}"
 
+    def _loader_alias(self, value: ast.expr) -> tuple[str, list[ast.keyword]]:
+        """The unsafe loader an expression names (a bare reference, or functools.partial of it
+        with the keywords it binds), else ("", [])."""
+        keywords: list[ast.keyword] = []
+        if isinstance(value, ast.Call) and _dotted(value.func).rsplit(".", 1)[-1] == "partial" \
+                and value.args:
+            keywords, value = value.keywords, value.args[0]
+        if not isinstance(value, ast.Name | ast.Attribute):
+            return "", []
+        name = self._resolved(_dotted(value))
+        parts = name.split(".")
+        if len(parts) >= 2 and (parts[-2], parts[-1]) in UNSAFE_LOADS:
+            return name, keywords
+        return "", []
+
+    # keywords a name bound to a loader by functools.partial passes (weights_only=True)
+    partial_kwargs: dict[str, list[ast.keyword]] = field(default_factory=dict)
+
+    def _bound(self, name: str) -> str:
+        """The name a loader was bound to, as called: `self.loader` finds `loader = ...` of
+        the class body."""
+        if name in self.aliases:
+            return name
+        head, _, rest = name.partition(".")
+        return rest if head in ("self", "cls") and rest in self.aliases else ""
+
     def _resolved(self, name: str) -> str:
+        bound = self._bound(name)
+        if bound:                         # a whole dotted name bound to a loader
+            return self.aliases[bound]
         head, _, rest = name.partition(".")
         full = self.aliases.get(head)
         return f"{full}.{rest}".rstrip(".") if full else name
@@ -113,7 +161,11 @@ class _Visitor(ast.NodeVisitor):
         name = self._resolved(_dotted(node.func))
         parts = name.split(".")
         if len(parts) >= 2 and (parts[-2], parts[-1]) in UNSAFE_LOADS:
-            self._unsafe_load(node, parts[-2], parts[-1])
+            bound = self.partial_kwargs.get(self._bound(_dotted(node.func)))
+            self._unsafe_load(ast.Call(node.func, node.args, node.keywords + bound,
+                                       lineno=node.lineno) if bound else node,
+                              parts[-2], parts[-1])
+        self._download(node, name)
         if parts[-1] in ("run",) and (parts[0] in self.apps or parts[0] == "uvicorn"):
             if _kw_true(node, "debug"):
                 self.add(node, "SRV-DEBUG", "cls-public-app-exploit", "classical", "high",
@@ -150,15 +202,46 @@ class _Visitor(ast.NodeVisitor):
                 app.limited = True
         self.generic_visit(node)
 
+    def _download(self, node: ast.Call, name: str) -> None:
+        """Model weights fetched from a fixed place when this runs, with nothing pinning or
+        checking what arrives."""
+        tail = ".".join(name.split(".")[-2:])
+        key = tail if tail in DOWNLOADS else name.rsplit(".", 1)[-1]
+        if key not in DOWNLOADS or key in ("download",):
+            return
+        literals = [a.value for a in [*node.args, *(k.value for k in node.keywords)]
+                    if isinstance(a, ast.Constant) and isinstance(a.value, str)]
+        source = next((s for s in literals if "://" in s or "/" in s), "")
+        if not source:
+            return                    # where from is decided elsewhere: nothing to judge here
+        if key in ("urlretrieve", "gdown.download", "wget.download", "get_file") and \
+                not any(WEIGHT_FILE.search(s.split("/")[-1]) for s in literals):
+            return                    # a data file or a page, not weights
+        pin = DOWNLOADS[key]
+        pinned = _kw(node, pin) if pin else None
+        if pin == "check_hash" and _is_true(pinned) or pin == "revision" and isinstance(
+                pinned, ast.Constant) and re.fullmatch(r"[0-9a-f]{40}", str(pinned.value)) or \
+                pin in ("hash_prefix", "file_hash") and pinned is not None:
+            return
+        self.add(node, "SRV-WEIGHTS-DOWNLOAD", "aml-backdoor-pretrained", "aml", "medium",
+                 f"{name}({source!r}) fetches model weights when this runs with nothing pinning "
+                 "them: whoever controls that repository or URL decides the model; pin a commit "
+                 f"({pin or 'a hash you check'}) or vendor the file")
+
     def _unsafe_load(self, node: ast.Call, module: str, func: str) -> None:
         if module == "torch":
             weights_only = _kw(node, "weights_only")
             if isinstance(weights_only, ast.Constant) and weights_only.value is True:
                 return
-            severity = "high" if isinstance(weights_only, ast.Constant) else "medium"
-            self.add(node, "SRV-TORCH-LOAD", "cls-unsafe-deserialization", "classical", severity,
-                     "torch.load without weights_only=True unpickles the checkpoint: a replaced "
-                     "file runs code here")
+            if isinstance(weights_only, ast.Constant):
+                self.add(node, "SRV-TORCH-LOAD", "cls-unsafe-deserialization", "classical",
+                         "high", "torch.load(weights_only=False) unpickles the checkpoint: a "
+                         "replaced file runs code here")
+            else:
+                self.add(node, "SRV-TORCH-LOAD", "cls-unsafe-deserialization", "classical",
+                         "low", "torch.load without weights_only: on PyTorch before 2.6 it "
+                         "unpickles the checkpoint (a replaced file runs code here); pass "
+                         "weights_only=True, or require torch>=2.6")
         elif module in ("np", "numpy"):
             if _kw_true(node, "allow_pickle"):
                 self.add(node, "SRV-NP-PICKLE", "cls-unsafe-deserialization", "classical",
@@ -172,8 +255,7 @@ class _Visitor(ast.NodeVisitor):
 
     def _reaches_model(self, node: ast.FunctionDef | ast.AsyncFunctionDef) -> bool:
         """The route uses a model, itself or through a function of this file it calls."""
-        body = ast.unparse(ast.Module(body=node.body, type_ignores=[]))
-        if MODEL_HINTS.search(body):
+        if MODEL_HINTS.search(_identifiers(node.body)):
             return True
         called = {_dotted(c.func).rsplit(".", 1)[-1] for c in ast.walk(node)
                   if isinstance(c, ast.Call)}
@@ -201,6 +283,7 @@ class _Visitor(ast.NodeVisitor):
             isinstance(deco.args[0], ast.Constant) and isinstance(deco.args[0].value, str) else ""
         if PLUMBING.match(path) or PLUMBING.match(node.name) or not self._reaches_model(node):
             return            # a health check, docs, static files, a page: no model behind it
+        app.model_routes += 1
         text = ast.unparse(node.args) + ast.unparse(deco)
         decorators = " ".join(ast.unparse(d) for d in node.decorator_list)
         authed = app.app_auth or bool(AUTH_HINTS.search(text)) or bool(
@@ -218,6 +301,23 @@ class _Visitor(ast.NodeVisitor):
                      f"route {node.name} returns full probability vectors or logits: model "
                      "extraction and membership inference need far fewer queries; return the "
                      "label or rounded scores")
+
+
+def _identifiers(body: list[ast.stmt]) -> str:
+    """The names a block of code uses (variables, attributes, functions, parameters), without its
+    strings and docstrings: "<h1>Ride Prediction Service</h1>" is not a model call."""
+    names: list[str] = []
+    for stmt in body:
+        for node in ast.walk(stmt):
+            if isinstance(node, ast.Name):
+                names.append(node.id)
+            elif isinstance(node, ast.Attribute):
+                names.append(node.attr)
+            elif isinstance(node, ast.arg):
+                names.append(node.arg)
+            elif isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+                names.append(node.name)
+    return " ".join(names)
 
 
 def _dotted(node: ast.AST) -> str:
@@ -251,11 +351,11 @@ def scan_python(path: Path) -> list[ScanFinding]:
     visitor = _Visitor(str(path), source)
     visitor.model_functions = {
         f.name for f in ast.walk(tree) if isinstance(f, ast.FunctionDef | ast.AsyncFunctionDef)
-        and MODEL_HINTS.search(ast.unparse(ast.Module(body=f.body, type_ignores=[])))}
+        and MODEL_HINTS.search(_identifiers(f.body))}
     visitor.visit(tree)
     out = visitor.findings
     for app in visitor.apps.values():
-        if app.routes and not app.limited and not app.router:
+        if app.model_routes and not app.limited and not app.router:
             out.append(ScanFinding("serving", "SRV-NO-RATE-LIMIT", "cls-missing-rate-limiting",
                                    "classical", "medium", str(path), app.line,
                                    f"app {app.name} has no rate limiting (slowapi, "
@@ -293,15 +393,64 @@ def scan_torchserve(path: Path) -> list[ScanFinding]:
     return out
 
 
+SERVERS = re.compile(r"(?i)\b(uvicorn|gunicorn|hypercorn|flask|streamlit|gradio|torchserve|"
+                     r"mlflow|bentoml|tritonserver|jupyter|tensorboard|python3?)\b")
+MLFLOW_SERVER = re.compile(r"\bmlflow\s+(server|ui)\b")
+
+
+def scan_dockerfile(path: Path) -> list[ScanFinding]:
+    """CMD and ENTRYPOINT that start a server on every interface (continuation lines joined)."""
+    out = []
+    try:
+        lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
+    except OSError:
+        return []
+    number = 0
+    while number < len(lines):
+        start, text = number + 1, lines[number]
+        while text.rstrip().endswith("\\") and number + 1 < len(lines):
+            number += 1
+            text = text.rstrip()[:-1] + " " + lines[number]
+        number += 1
+        m = re.match(r"(?i)^\s*(CMD|ENTRYPOINT)\b(.*)", text)
+        if not m or not re.search(r"0\.0\.0\.0|\[?::\]?(?=[\s\"',:]|$)", m.group(2)):
+            continue
+        command = m.group(2)
+        server = SERVERS.search(command)
+        if MLFLOW_SERVER.search(command) and "--app-name" not in command:
+            out.append(ScanFinding(
+                "serving", "SRV-BIND-ALL", "cls-unauthenticated-api", "classical", "high",
+                str(path), start, "the container starts an MLflow server on every interface: it "
+                "has no authentication unless --app-name basic-auth is set, so whoever reaches "
+                "the port can read and replace runs and registered models"))
+        elif server:
+            out.append(ScanFinding(
+                "serving", "SRV-BIND-ALL", "cls-public-app-exploit", "classical", "low",
+                str(path), start, f"the container starts {server.group(1)} on every interface "
+                "(as a container must to be reached): whoever reaches the published port "
+                "reaches the app; publish it only behind a gateway that authenticates and "
+                "limits"))
+    return out
+
+
 class ServingScanner(Scanner):
     """Serving code read as a syntax tree (FastAPI, Flask) and TorchServe configuration."""
 
     name = "serving"
     threat_ids = ("cls-unauthenticated-api", "cls-missing-rate-limiting", "cls-public-app-exploit",
-                  "cls-unsafe-deserialization", "aml-model-extraction")
+                  "cls-unsafe-deserialization", "aml-model-extraction", "aml-backdoor-pretrained")
 
     def applies_to(self, path: Path) -> bool:
-        return path.suffix == ".py" or path.name == "config.properties"
+        return path.suffix == ".py" or path.name == "config.properties" or _dockerfile(path)
+
+    reads_tests = False
 
     def scan(self, path: Path, ctx: ScanContext) -> list[ScanFinding]:
+        if _dockerfile(path):
+            return scan_dockerfile(path)
         return scan_python(path) if path.suffix == ".py" else scan_torchserve(path)
+
+
+def _dockerfile(path: Path) -> bool:
+    return path.name.startswith(("Dockerfile", "Containerfile")) or \
+        path.suffix.lower() in (".dockerfile", ".containerfile")
