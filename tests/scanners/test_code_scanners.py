@@ -462,3 +462,40 @@ def test_a_published_packages_ranges_and_git_commits_are_not_unpinned_installs(
         f"lib @ git+https://github.com/org/lib.git@{sha}\n")
     assert [(f.rule, f.line) for f in scan_dependencies(app / "requirements.txt", None)] == [
         ("DEP-URL", 2)]
+
+
+def test_torch_load_forced_unsafe_by_a_patch_a_switch_or_a_library_wrapper(
+        tmp_path: Path) -> None:
+    (tmp_path / "patch.py").write_text(
+        "import os, torch\n"
+        "from ultralytics.utils.patches import torch_load\n"
+        "_orig = torch.load\n"
+        "def patched(*args, **kwargs):\n"
+        "    kwargs['weights_only'] = False\n"                               # 5
+        "    return _orig(*args, **kwargs)\n"
+        "torch.load = patched\n"
+        "os.environ['TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD'] = '1'\n"             # 8
+        "opts = {}\nopts.setdefault('weights_only', False)\n"                # 10
+        "ckpt = torch_load('w.pt', map_location='cpu')\n"                    # 11
+        "safe = torch_load('w.pt', weights_only=True)\n"
+        "os.environ['TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD'] = '0'\n"
+        "flags = {'weights_only': True}\n")
+    found = [(f.rule, f.line, f.severity) for f in scan_python(tmp_path / "patch.py")]
+    # line 6 calls the saved torch.load under another name: the same unsafe load (low on its
+    # own; the forcing at line 5 is the high one)
+    assert found == [("SRV-TORCH-LOAD", 5, "high"), ("SRV-TORCH-LOAD", 6, "low"),
+                     ("SRV-TORCH-LOAD", 8, "high"), ("SRV-TORCH-LOAD", 10, "high"),
+                     ("SRV-TORCH-LOAD", 11, "high")]
+
+
+def test_jupyter_without_a_token_in_a_container_is_critical(tmp_path: Path) -> None:
+    (tmp_path / "Dockerfile").write_text(
+        'FROM python:3.12\nCMD ["jupyter", "notebook", "--ip=0.0.0.0", "--port=8888", '
+        '"--IdentityProvider.token=\'\'"]\n')
+    (tmp_path / "Dockerfile.token").write_text(
+        'FROM python:3.12\nCMD ["jupyter", "lab", "--ip=0.0.0.0"]\n')
+    scanner = SCANNERS["serving"]
+    assert [(f.line, f.severity) for f in scanner.scan(tmp_path / "Dockerfile",
+                                                       ScanContext())] == [(2, "critical")]
+    assert [(f.line, f.severity) for f in scanner.scan(tmp_path / "Dockerfile.token",
+                                                       ScanContext())] == [(2, "low")]

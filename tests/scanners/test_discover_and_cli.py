@@ -217,3 +217,73 @@ def test_a_clean_secrets_scan_lowers_the_finding_and_drops_its_control(
     assert f.likelihood == min(5.0, before[f.id].likelihood + 1)
     assert not any(e.clears for e in leaked.evidence)
     assert any(r.control == "secrets_management" for r in leaked.recommendations)
+
+
+def test_discover_drafts_what_comes_from_outside_controls_and_shown_flows_only(
+        tmp_path: Path, catalog: Catalog) -> None:
+    (tmp_path / "train.py").write_text(
+        "import mlflow\nfrom datasets import load_dataset\n"
+        "from transformers import AutoModelForSequenceClassification\n"
+        "data = load_dataset('imdb')\n"                                            # 4
+        "model = AutoModelForSequenceClassification.from_pretrained('bert-base-uncased')\n"
+        "trainer.train()\n"
+        "mlflow.transformers.log_model(model, 'model')\n")                          # 7
+    (tmp_path / "serve.py").write_text(
+        "import mlflow\nfrom fastapi import FastAPI, Depends\n"
+        "from fastapi.security import APIKeyHeader\nfrom slowapi import Limiter\n"
+        "app = FastAPI()\nmodel = mlflow.pyfunc.load_model('models:/clf/1')\n"      # 6
+        "@app.post('/predict')\ndef predict(x: dict, key=Depends(APIKeyHeader(name='k'))):\n"
+        "    return model.predict(x)\n")
+    (tmp_path / "tests").mkdir()
+    (tmp_path / "tests" / "test_train.py").write_text("def test_fit():\n    clf.fit(X, y)\n")
+    (tmp_path / "docs").mkdir()
+    (tmp_path / "docs" / "howto.py").write_text("clf.fit(X, y)\n")
+    (tmp_path / "poetry.lock").write_text("# lock\n")
+    (tmp_path / ".github" / "workflows").mkdir(parents=True)
+    (tmp_path / ".github" / "workflows" / "train.yml").write_text(
+        "on: push\njobs:\n  t:\n    runs-on: ubuntu-latest\n    steps:\n"
+        "      - run: python train.py\n")
+    draft = discover(tmp_path)
+    (tmp_path / "pipeline.yaml").write_text(to_yaml(draft, tmp_path, "outside"))
+    pipeline = load_pipeline(tmp_path / "pipeline.yaml", catalog)          # validates
+    comps = {c.id: c for c in pipeline.spec.components}
+    assert comps["external_data"].kind == "data_source"
+    assert "imdb (Hugging Face datasets) (train.py:4)" in (comps["external_data"].notes or "")
+    assert comps["pretrained"].kind == "pretrained_model"
+    assert "bert-base-uncased" in (comps["pretrained"].notes or "")
+    assert comps["tracking"].kind == "model_registry"
+    assert set(comps["serving"].controls) == {"authentication", "rate_limiting"}
+    assert comps["repo"].controls == ["dependency_pinning"]
+    flows = {(f.source, f.target): f.data for f in pipeline.spec.flows}
+    assert flows[("external_data", "training")] == "imdb (Hugging Face datasets) (read in train.py:4)"
+    assert ("pretrained", "training") in flows
+    assert flows[("training", "tracking")] == "runs and models logged (train.py:7)"
+    assert flows[("tracking", "serving")] == "model loaded from the registry (serve.py:6)"
+    assert flows[("ci", "training")].startswith("runs train.py")
+    assert ("ci", "serving") not in flows            # no workflow runs or deploys serve.py
+    # tests and documentation are never training
+    assert comps["training"].artifacts.code == ["train.py"]
+    named = {p for c in pipeline.spec.components for p in c.artifacts.code}
+    assert not {"tests/test_train.py", "docs/howto.py"} & named
+    assert all((c.notes or "").startswith("guessed:") for c in pipeline.spec.components)
+
+
+def test_discover_draws_no_flow_the_code_does_not_show(tmp_path: Path) -> None:
+    (tmp_path / "data.csv").write_text("a\n1\n")
+    (tmp_path / "other.csv").write_text("a\n1\n")
+    (tmp_path / "train.py").write_text(
+        "import pandas as pd, joblib\ndf = pd.read_csv('data.csv')\nclf.fit(df, y)\n"
+        "joblib.dump(clf, 'model.joblib')\n")
+    import joblib
+    joblib.dump({"w": [1.0]}, tmp_path / "model.joblib")
+    joblib.dump({"w": [2.0]}, tmp_path / "unused.joblib")
+    (tmp_path / "app.py").write_text(
+        "import joblib\nfrom flask import Flask\napp = Flask(__name__)\n"
+        "m = joblib.load('model.joblib')\n@app.route('/p')\ndef p():\n    return m.predict(1)\n")
+    draft = discover(tmp_path)
+    flows = {(a, b): d for a, b, d in draft.flows}
+    assert flows[("datasets", "training")] == "data.csv (read in train.py)"
+    assert flows[("training", "model_store")] == "model.joblib (written in train.py)"
+    assert flows[("model_store", "serving")] == "model.joblib (loaded in app.py)"
+    assert ("training", "serving") not in flows
+    assert {b for a, b in flows if a == "datasets"} == {"training"}

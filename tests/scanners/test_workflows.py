@@ -242,3 +242,12 @@ def test_only_workflow_files_are_read_and_bad_yaml_is_skipped(tmp_path: Path) ->
     _write(tmp_path, PRT_DEPLOY, "prt.yaml")
     report = scan_paths([tmp_path], ["workflows"])
     assert {f.file for f in report.findings} == {".github/workflows/prt.yaml"}
+
+
+def test_the_clones_own_actions_are_not_third_party(tmp_path: Path) -> None:
+    (tmp_path / ".git").mkdir()
+    (tmp_path / ".git" / "config").write_text(
+        '[remote "origin"]\n\turl = git@github.com:Acme-ML/model.git\n')
+    text = ("on: push\njobs:\n  t:\n    runs-on: ubuntu-latest\n    steps:\n"
+            "      - uses: acme-ml/setup@v1\n      - uses: other/setup@v1\n")
+    assert _rules(_write(tmp_path, text)) == [("CI-UNPINNED-ACTION", "low", 7)]

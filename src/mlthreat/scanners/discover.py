@@ -1,14 +1,23 @@
 """Drafting a pipeline spec from a repository (`mlthreat discover DIR`).
 
-Finds data files, training scripts and notebooks, model artifacts (identified by content),
-serving apps (FastAPI/Flask by syntax tree; TorchServe configs), DVC stages (dvc.yaml, with the
-flows their deps and outs imply), MLflow models (MLmodel), Dockerfiles and CI workflows. Every
-guess is written into the component's notes ("guessed: ..."), so a reviewer knows what to check;
-the draft always passes `mlthreat validate`.
+Finds what is inside the repository: data files, training scripts and notebooks, evaluation
+scripts, model artifacts (identified by content), serving apps (FastAPI/Flask by syntax tree,
+Ray Serve, BentoML, Gradio, Streamlit, Lambda handlers; TorchServe configs), monitoring code, DVC
+stages (dvc.yaml, with the flows their deps and outs imply), MLflow models (MLmodel), Dockerfiles
+and CI workflows; and what comes from outside it, read from the code: data sets and downloads,
+DVC imports, pretrained and hosted models, experiment tracking and model registries. Controls
+visible in code (an authentication dependency, a rate limiter, a lock file, safe loading) are
+drafted as controls. Test suites and documentation are never taken for training or serving.
+Flows are drawn only where code or configuration shows them (a script that reads a file, a
+workflow that runs a script, a DVC dependency), each saying where it was seen. Every guess is
+written into the component's notes ("guessed: ..."), so a reviewer knows what to check; the
+draft always passes `mlthreat validate`.
 """
 
 from __future__ import annotations
 
+import bisect
+import json
 import os
 import re
 from dataclasses import dataclass, field
@@ -18,6 +27,8 @@ from typing import Any
 import yaml
 
 from mlthreat.scanners import SKIP_DIRS
+from mlthreat.scanners.dependencies import LOCK_FILES
+from mlthreat.scanners.interface import is_test_file
 from mlthreat.scanners.modelfile import sniff
 from mlthreat.scanners.serving import serving_apps
 
@@ -36,6 +47,98 @@ STAGE_KINDS = [(re.compile(r"train|fit|tune"), "training"),
                (re.compile(r"download|fetch|ingest|collect|scrape"), "data_source"),
                (re.compile(r"label|annotat"), "labeling")]
 MAX_LISTED = 25
+MAX_SIGNALS = 6           # places named in a component's notes
+DOC_DIRS = {"docs", "doc", "documentation", "site", "website"}
+_S = r"[fFrRbBuU]{0,2}[\"']"     # a string's opening quote, with its prefix (f"...", r'...')
+_E = r"[\"']"
+# what code fetches from outside the repository: (kind of source, pattern, label)
+OUTSIDE: list[tuple[str, re.Pattern[str], str]] = [
+    ("pretrained", re.compile(r"\bfrom_pretrained\(\s*(?:pretrained_model_name_or_path\s*=\s*)?"
+                              + _S + r"([\w./-]+)" + _E), "{} (from_pretrained)"),
+    ("pretrained", re.compile(r"\b[A-Z]\w*\.from_pretrained\(\s*(?![\"'])([\w.\[\]'\"]+)"),
+     "from_pretrained({}): the name is decided at run time"),
+    ("pretrained", re.compile(r"\bhub\.load\(\s*" + _S + r"([\w./:-]+)" + _S), "{} (torch.hub)"),
+    ("pretrained", re.compile(r"\b(?:hf_hub_download|snapshot_download)\(\s*(?:repo_id\s*=\s*)?"
+                              + _S + r"([\w./-]+)" + _S), "{} (hub download)"),
+    ("pretrained", re.compile(r"\bcreate_model\(\s*" + _S + r"([\w./-]+)" + _S
+                              + r"[^)]*pretrained\s*=\s*True"), "{} (timm)"),
+    ("pretrained", re.compile(r"\b(\w+)\([^()]*\bweights\s*=\s*" + _S + "imagenet"),
+     "{} with ImageNet weights"),
+    ("pretrained", re.compile(r"\bmodels\.(\w+)\([^)]*(?:pretrained\s*=\s*True|weights\s*=\s*"
+                              r"(?!None\b)[\w\"'])"), "torchvision {}"),
+    ("pretrained", re.compile(r"\bSentenceTransformer\(\s*" + _S + r"([\w./-]+)"),
+     "{} (sentence-transformers)"),
+    ("pretrained", re.compile(r"\bpipeline\([^)]*\bmodel\s*=\s*" + _S + r"([\w./-]+)"),
+     "{} (transformers pipeline)"),
+    ("pretrained", re.compile(r"\bwhisper\.load_model\(\s*" + _S + r"([\w.-]+)"), "Whisper {}"),
+    ("hosted", re.compile(r"\b(OpenAI|AzureOpenAI|AsyncOpenAI|ChatOpenAI|AzureChatOpenAI|Anthropic|"
+                          r"ChatAnthropic|GenerativeModel|ChatGoogleGenerativeAI|ChatVertexAI|"
+                          r"ChatCohere|ChatMistralAI|MistralClient|Groq|ChatGroq|ChatBedrock|"
+                          r"BedrockChat|Ollama|ChatOllama|OpenAIEmbeddings)\("), "{} client"),
+    ("data", re.compile(r"\bload_dataset\(\s*(?:path\s*=\s*)?" + _S + r"([\w./-]+)" + _S),
+     "{} (Hugging Face datasets)"),
+    ("data", re.compile(r"\b(fetch_(?:openml|california_housing|covtype|kddcup99|lfw_\w+|"
+                        r"olivetti_faces|rcv1|species_distributions|20newsgroups\w*))\("),
+     "scikit-learn {}"),
+    ("data", re.compile(r"\bdatasets\.(\w+)\.load_data\("), "Keras data set {}"),
+    ("data", re.compile(r"\bdatasets\.(\w+)\([^)]*download\s*=\s*True"), "torchvision {}"),
+    ("data", re.compile(r"\b(?:read_csv|read_parquet|read_json|read_excel|read_table|read_feather)"
+                        r"\(\s*" + _S + r"((?:https?|s3|gs|gcs|az|abfss?)://[^\"']+)"), "{}"),
+    ("data", re.compile(r"\b(?:urlretrieve|download_url|download_and_extract_archive|"
+                        r"wget\.download|get_file|requests\.get)\(\s*(?:\w+\s*,\s*)?" + _S +
+                        r"((?:https?|s3|gs)://[^\"']+\.(?:csv|tsv|zip|gz|tgz|tar|bz2|xz|parquet|"
+                        r"json|jsonl|txt|xml|npz|npy|h5|arrow))" + _S), "{}"),
+    ("data", re.compile(_S + r"((?:https?|s3|gs)://[^\"'\s]+\.(?:csv|tsv|zip|tar\.gz|tgz|parquet|"
+                        r"jsonl|arrow|npz|h5|tfrecord)(?:\?[^\"'\s]*)?)" + _E), "{}"),
+    ("store", re.compile(r"\b(QdrantClient|chromadb|Chroma|FAISS|faiss|PGVector|Milvus|Pinecone|"
+                         r"weaviate|LanceDB|lancedb|ElasticsearchStore|OpenSearchVectorSearch|"
+                         r"VectorStoreIndex|SimpleVectorStore|RedisVectorStore)\b[.(]"),
+     "{} vector store or index"),
+    ("data", re.compile(r"\bkaggle\s+(?:competitions|datasets)\s+download\b|"
+                        r"\bkaggle\.api\.\w*download"), "Kaggle download"),
+    ("tracking", re.compile(r"\bmlflow\.(?:set_tracking_uri|register_model|log_model|start_run|"
+                            r"autolog|\w+\.log_model|\w+\.autolog|pyfunc\.load_model|"
+                            r"\w+\.load_model)\b|\bMlflowClient\("), "MLflow"),
+    ("tracking", re.compile(r"\bwandb\.(?:init|log_artifact|Artifact|use_artifact)\b"),
+     "Weights & Biases"),
+    ("tracking", re.compile(r"\bneptune\.init\w*\(|\bcomet_ml\.Experiment\("),
+     "Neptune/Comet"),
+]
+# words every match of the OUTSIDE pattern of the same index contains
+NEEDLES: list[tuple[str, ...]] = [
+    ("from_pretrained",), ("from_pretrained",), ("hub.load",), ("_download",), ("create_model",),
+    ("imagenet",), ("models.",), ("SentenceTransformer",), ("pipeline(",), ("load_model",),
+    ("OpenAI", "Anthropic", "GenerativeModel", "Google", "Vertex", "Cohere", "Mistral", "Groq",
+     "Bedrock", "Ollama"),
+    ("load_dataset",), ("fetch_",), ("load_data",), ("download",), ("read_",),
+    ("urlretrieve", "download", "get_file", "requests.get"), ("://",),
+    ("Qdrant", "chroma", "Chroma", "FAISS", "faiss", "PGVector", "Milvus", "Pinecone", "weaviate",
+     "LanceDB", "lancedb", "Elasticsearch", "OpenSearch", "VectorStore"),
+    ("kaggle",), ("mlflow", "MlflowClient"), ("wandb",), ("neptune", "comet_ml")]
+# serving beyond FastAPI/Flask, and monitoring code
+SERVERS = [(re.compile(r"@serve\.deployment|\bserve\.run\("), "Ray Serve"),
+           (re.compile(r"@bentoml\.(?:service|api)\b|\bbentoml\.Service\("), "BentoML"),
+           (re.compile(r"\bgr\.(?:Interface|Blocks|ChatInterface)\("), "Gradio"),
+           (re.compile(r"(?m)^\s*(?:import streamlit\b|from streamlit\b)"), "Streamlit"),
+           (re.compile(r"(?m)^def lambda_handler\("), "an AWS Lambda handler")]
+# a data set configuration that names where to download it from (YOLO-style data/*.yaml)
+DOWNLOAD_KEY = re.compile(r"(?m)^download:\s*[\"']?((?:https?|s3|gs)://\S+?)[\"']?\s*$")
+# a file that may define a FastAPI or Flask app (read as a syntax tree only then)
+WEB_APPS = re.compile(r"\b(FastAPI|APIRouter|Flask|Blueprint)\(")
+MONITORS = re.compile(r"(?m)^\s*(?:from|import)\s+(evidently|prometheus_client|whylogs|"
+                      r"alibi_detect|nannyml|deepchecks)\b")
+EVAL_NAMES = re.compile(r"^(eval|evaluate|evaluation|val|validate|validation|benchmark)\w*\.py$")
+# controls visible in code: (control, pattern, what shows it)
+CONTROL_HINTS = [
+    ("authentication", re.compile(r"\b(APIKeyHeader|APIKeyQuery|HTTPBearer|HTTPBasic|"
+                                  r"OAuth2PasswordBearer|login_required|jwt_required|"
+                                  r"verify_api_key|validate_api_key|X-API-Key)\b"),
+     "an authentication dependency"),
+    ("rate_limiting", re.compile(r"\b(slowapi|fastapi_limiter|flask_limiter|RateLimiter|Limiter)\b"),
+     "a rate limiter"),
+    ("safe_serialization", re.compile(r"weights_only\s*=\s*True|\bsafetensors\b|"
+                                      r"use_safetensors\s*=\s*True"), "safe model loading"),
+]
 
 
 @dataclass
@@ -43,6 +146,18 @@ class Draft:
     root: Path
     components: dict[str, dict[str, Any]] = field(default_factory=dict)
     flows: list[tuple[str, str, str]] = field(default_factory=list)
+    owner: dict[str, str] = field(default_factory=dict)     # code file (relative) -> component
+    code_files: list[str] = field(default_factory=list)      # every .py/.ipynb of the pipeline
+    _texts: dict[str, str] = field(default_factory=dict)
+
+    def note(self, cid: str, text: str) -> None:
+        self.components[cid]["notes"] += f"; {text}"
+
+    def text(self, rel: str) -> str:
+        """A code file's text (a notebook's code cells), read once."""
+        if rel not in self._texts:
+            self._texts[rel] = _code_text(self.root / rel)
+        return self._texts[rel]
 
     def add(self, cid: str, kind: str, name: str, guessed: str, **extra: Any) -> str:
         if cid not in self.components:
@@ -53,6 +168,8 @@ class Draft:
     def artifact(self, cid: str, key: str, path: Path) -> None:
         items = self.components[cid].setdefault("artifacts", {}).setdefault(key, [])
         rel = os.path.relpath(path, self.root)
+        if key == "code":
+            self.owner.setdefault(rel, cid)
         if rel not in items and len(items) < MAX_LISTED:
             items.append(rel)
 
@@ -97,14 +214,41 @@ def discover(root: Path) -> Draft:
     files = _files(root)
     draft.add("repo", "code_repository", "Code repository", "the repository itself")
     _dvc(draft, root)
+    _dvc_imports(draft, root, files)
     for path in files:
         _classify(draft, path)
+    _outside(draft)
+    _controls(draft, files)
     _connect(draft)
     return draft
 
 
+def _not_pipeline(rel: Path) -> bool:
+    """A test suite's or the documentation's file: never drafted as a part of the pipeline."""
+    return is_test_file(rel) or bool(DOC_DIRS & {p.lower() for p in rel.parts[:-1]})
+
+
+def _code_text(path: Path) -> str:
+    """A Python file's text, or a notebook's code cells joined (one cell after another)."""
+    text = _text(path)
+    if path.suffix.lower() != ".ipynb":
+        return text
+    try:
+        cells = json.loads(text).get("cells", [])
+    except (ValueError, AttributeError):
+        return ""
+    return "\n".join("".join(c.get("source", [])) if isinstance(c.get("source"), list)
+                     else str(c.get("source", "")) for c in cells
+                     if isinstance(c, dict) and c.get("cell_type") == "code")
+
+
 def _classify(draft: Draft, path: Path) -> None:
     suffix, name = path.suffix.lower(), path.name
+    rel = path.relative_to(draft.root)
+    if _not_pipeline(rel) and not any(str(rel).startswith(c) for c in CI_FILES):
+        return
+    if suffix in (".py", ".ipynb"):
+        draft.code_files.append(rel.as_posix())
     if suffix in DATA_SUFFIXES and not _in_stage(draft, path):
         draft.add("datasets", "data_store", "Data files", "data files found in the repository")
         draft.artifact("datasets", "data", path)
@@ -124,6 +268,17 @@ def _classify(draft: Draft, path: Path) -> None:
         draft.add("training", "training", "Training notebooks and scripts",
                   "notebooks are assumed to train or explore models")
         draft.artifact("training", "code", path)
+        server = next((what for pattern, what in SERVERS if pattern.search(
+            draft.text(rel.as_posix()))), None)
+        if server:
+            draft.add("serving", "serving", "Serving API", f"{server} in a notebook; exposure "
+                      "not known, assumed public until you say otherwise", exposure="public")
+            draft.artifact("serving", "code", path)
+    elif suffix in (".yaml", ".yml") and DOWNLOAD_KEY.search(_text(path)[:200_000]):
+        m = DOWNLOAD_KEY.search(_text(path)[:200_000])
+        assert m is not None
+        draft.add("external_data", "data_source", "External data",
+                  f"a data set configuration downloads {m.group(1)} ({rel.as_posix()})")
     elif name == "config.properties" and "inference_address" in _text(path):
         draft.add("serving", "serving", "Model server", "a TorchServe config",
                   exposure="public")
@@ -152,11 +307,21 @@ def _text(path: Path) -> str:
 
 
 def _python(draft: Draft, path: Path) -> None:
-    if serving_apps(path):
-        draft.add("serving", "serving", "Serving API", "a FastAPI/Flask app; exposure not known, "
-                  "assumed public until you say otherwise", exposure="public")
+    text = _text(path)
+    server = next((what for pattern, what in SERVERS if pattern.search(text)), None)
+    if server or (WEB_APPS.search(text) and serving_apps(path)):
+        draft.add("serving", "serving", "Serving API", f"{server or 'a FastAPI/Flask app'}; "
+                  "exposure not known, assumed public until you say otherwise",
+                  exposure="public")
         draft.artifact("serving", "code", path)
-    elif TRAIN_HINT.search(_text(path)) and not _in_stage(draft, path):
+    elif MONITORS.search(text):
+        tool = MONITORS.search(text).group(1)  # type: ignore[union-attr]
+        draft.add("monitoring", "monitoring", "Monitoring", f"code using {tool}")
+        draft.artifact("monitoring", "code", path)
+    elif EVAL_NAMES.match(path.name) and not _in_stage(draft, path):
+        draft.add("evaluation", "validation", "Evaluation", "scripts named eval*/val*/benchmark*")
+        draft.artifact("evaluation", "code", path)
+    elif TRAIN_HINT.search(text) and not _in_stage(draft, path):
         draft.add("training", "training", "Training notebooks and scripts",
                   "scripts that call fit/train")
         draft.artifact("training", "code", path)
@@ -235,29 +400,150 @@ def _as_list(value: object) -> list[str]:
     return [str(value)]
 
 
+SOURCES = {"data": ("external_data", "data_source", "External data",
+                     "data fetched from outside the repository"),
+           "pretrained": ("pretrained", "pretrained_model", "Pretrained models",
+                          "models downloaded from a hub or a URL"),
+           "hosted": ("hosted_models", "pretrained_model", "Hosted model APIs",
+                      "a provider's model called through its API"),
+           "tracking": ("tracking", "model_registry", "Experiment tracking and model registry",
+                        "runs and models logged to or loaded from a tracking server"),
+           "store": ("vector_store", "data_store", "Vector store or document index",
+                     "documents and embeddings kept for retrieval")}
+
+
+def _outside(draft: Draft) -> None:
+    """Components for what the code fetches from outside the repository, with flows to the
+    component whose code fetches it (or, for tracking, from the training that logs to it and to
+    the serving that loads from it)."""
+    seen: dict[str, list[tuple[str, str, int]]] = {}
+    for rel in draft.code_files:
+        text = draft.text(rel)
+        starts: list[int] | None = None
+        for (kind, pattern, label), needles in zip(OUTSIDE, NEEDLES, strict=True):
+            if not any(n in text for n in needles):
+                continue            # a substring test first: most files have none of them
+            for m in pattern.finditer(text):
+                if starts is None:      # line starts, once per file that has a hit
+                    starts = [0] + [i + 1 for i, ch in enumerate(text) if ch == "\n"]
+                line = bisect.bisect_right(starts, m.start())
+                seen.setdefault(kind, []).append(
+                    (label.format(*m.groups()) if m.groups() else label, rel, line))
+    for kind, hits in seen.items():
+        cid, ckind, name, what = SOURCES[kind]
+        places = [f"{label} ({rel}:{line})" for label, rel, line in hits][:MAX_SIGNALS]
+        draft.add(cid, ckind, name, f"{what}: " + "; ".join(places)
+                  + (f"; {len(hits) - len(places)} more" if len(hits) > len(places) else ""))
+        for label, rel, line in hits:
+            target = draft.owner.get(rel)
+            if target is None:
+                continue            # a helper module: which component uses it is not shown
+            if kind != "tracking":
+                draft.flow(cid, target, f"{label} (read in {rel}:{line})")
+            elif draft.components[target]["kind"] == "serving":
+                draft.flow(cid, target, f"model loaded from the registry ({rel}:{line})")
+            else:
+                draft.flow(target, cid, f"runs and models logged ({rel}:{line})")
+
+
+def _dvc_imports(draft: Draft, root: Path, files: list[Path]) -> None:
+    """`dvc import` and `dvc import-url` outputs (.dvc files whose deps name a repository or a
+    URL): data from outside, flowing to the stages that depend on it."""
+    for path in files:
+        if path.suffix != ".dvc":
+            continue
+        try:
+            meta = yaml.safe_load(_text(path)) or {}
+        except yaml.YAMLError:
+            continue
+        deps = meta.get("deps") if isinstance(meta, dict) else None
+        for dep in deps if isinstance(deps, list) else []:
+            if not isinstance(dep, dict):
+                continue
+            repo = dep.get("repo", {}).get("url") if isinstance(dep.get("repo"), dict) else None
+            origin = repo or (dep.get("path") if "://" in str(dep.get("path", "")) else None)
+            if not origin:
+                continue
+            rel = os.path.relpath(path, root)
+            draft.add("external_data", "data_source", "External data",
+                      f"data imported by DVC: {origin} ({rel})")
+            outs = [o.get("path") for o in meta.get("outs", []) if isinstance(o, dict)]
+            for out in outs:
+                target = (Path(rel).parent / str(out)).as_posix()
+                for cid, comp in draft.components.items():
+                    if comp.get("_stage") and any(d == target or d.startswith(target + "/")
+                                                  for d in comp.get("artifacts", {}).get(
+                                                      "data", [])):
+                        draft.flow("external_data", cid, f"{target} (dvc import from {origin})")
+
+
+def _controls(draft: Draft, files: list[Path]) -> None:
+    """Controls the code shows: on serving, an authentication dependency, a rate limiter, safe
+    model loading; on the repository, a lock file."""
+    for cid, comp in draft.components.items():
+        if comp["kind"] not in ("serving", "training"):
+            continue
+        found: dict[str, str] = {}
+        for rel in comp.get("artifacts", {}).get("code", []):
+            text = draft.text(rel)
+            for control, pattern, what in CONTROL_HINTS:
+                if control == "authentication" and comp["kind"] != "serving":
+                    continue
+                m = pattern.search(text)
+                if m and control not in found:
+                    found[control] = f"{control} ({what}: {m.group(0)} in {rel}:" \
+                                     f"{text.count(chr(10), 0, m.start()) + 1})"
+        if found:
+            comp["controls"] = sorted(found)
+            draft.note(cid, "controls read from the code: " + "; ".join(found.values()))
+    locks = sorted(os.path.relpath(p, draft.root) for p in files if p.name in LOCK_FILES)
+    if locks:
+        draft.components["repo"]["controls"] = ["dependency_pinning"]
+        draft.note("repo", f"controls read from the repository: dependency_pinning (lock file "
+                           f"{', '.join(locks[:3])})")
+
+
 def _connect(draft: Draft) -> None:
+    """Flows shown by code or configuration, each saying where: a script that names a data or
+    model file, a workflow that runs a script; the repository holds every component's code."""
     c = draft.components
-    trainers = [k for k, v in c.items() if v["kind"] == "training"]
-    preps = [k for k, v in c.items() if v["kind"] == "preprocessing" and not v.get("_stage")]
-    stores = [k for k, v in c.items() if v["kind"] == "model_registry"]
-    servers = [k for k, v in c.items() if v["kind"] == "serving"]
-    if "datasets" in c and not any(f[0] == "datasets" for f in draft.flows):
-        for target in (preps or trainers)[:1]:
-            draft.flow("datasets", target, "training data (guessed)")
-    for p in preps:
-        for t in trainers:
-            draft.flow(p, t, "features (guessed)")
-    for t in trainers:
-        for s in stores:
-            if not any(f[0] == t for f in draft.flows):
-                draft.flow(t, s, "trained model (guessed)")
-    for s in stores + trainers:
-        for srv in servers:
-            draft.flow(s, srv, "model (guessed)")
-    for target in trainers + servers:
-        draft.flow("ci" if "ci" in c else "repo", target, "code (guessed)")
+    code_of = {cid: comp.get("artifacts", {}).get("code", []) for cid, comp in c.items()}
+    users = [k for k, v in c.items() if v["kind"] in
+             ("preprocessing", "training", "validation", "serving", "monitoring")]
+
+    def named(cid: str, name: str) -> str | None:
+        """The first code file of `cid` that names `name`."""
+        return next((rel for rel in code_of[cid] if name and re.search(
+            rf"(?<![\w.-]){re.escape(name)}(?![\w-])", draft.text(rel))), None)
+    for source in ("datasets",):
+        for data in c.get(source, {}).get("artifacts", {}).get("data", []):
+            for target in users:
+                rel = named(target, Path(data).name)
+                if rel:
+                    draft.flow(source, target, f"{Path(data).name} (read in {rel})")
+    stores = [k for k, v in c.items() if v["kind"] == "model_registry" and k != "tracking"]
+    for store in stores:
+        for model in c[store].get("artifacts", {}).get("model", []):
+            name = Path(model).name
+            for target in users:
+                rel = named(target, name)
+                if not rel:
+                    continue
+                if c[target]["kind"] == "training" and re.search(
+                        r"\b(dump|save|save_model|log_model|to_pickle|export)\b", draft.text(rel)):
+                    draft.flow(target, store, f"{name} (written in {rel})")
+                else:
+                    draft.flow(store, target, f"{name} (loaded in {rel})")
     if "ci" in c:
-        draft.flow("repo", "ci", "code")
+        draft.flow("repo", "ci", "code (the workflows check out the repository)")
+        for target in users:
+            for rel in code_of[target]:
+                runner = named("ci", Path(rel).name)
+                if runner:
+                    draft.flow("ci", target, f"runs {Path(rel).name} ({runner})")
+                    break
+    for target in users:
+        draft.flow("repo", target, "code")
 
 
 def to_yaml(draft: Draft, spec_dir: Path, name: str) -> str:

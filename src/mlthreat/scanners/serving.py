@@ -43,6 +43,8 @@ DOWNLOADS = {"hf_hub_download": "revision", "snapshot_download": "revision",
              "wget.download": None}
 WEIGHT_FILE = re.compile(r"(?i)\.(pt|pth|bin|ckpt|pkl|pickle|joblib|h5|keras|onnx|safetensors|"
                          r"gguf|tflite|pb|npz|model|weights)(\?.*)?$")
+# loaders of installed libraries that call torch.load with weights_only=False unless told otherwise
+KNOWN_WRAPPERS = {"ultralytics.utils.patches.torch_load": "ultralytics' torch_load"}
 UNSAFE_LOADS = {("pickle", "load"), ("pickle", "loads"), ("joblib", "load"), ("dill", "load"),
                 ("dill", "loads"), ("cloudpickle", "load"), ("cloudpickle", "loads"),
                 ("torch", "load"), ("np", "load"), ("numpy", "load"), ("pd", "read_pickle"),
@@ -82,6 +84,9 @@ class _Visitor(ast.NodeVisitor):
                     bound = ast.unparse(target)
                     self.aliases[bound] = loader
                     self.partial_kwargs[bound] = keywords
+        for target in node.targets:   # kwargs["weights_only"] = False; os.environ[...] = "1"
+            if isinstance(target, ast.Subscript) and _forces_unsafe(target.slice, node.value):
+                self._forced(node)
         call = node.value
         if isinstance(call, ast.Call):
             ctor = _dotted(call.func).rsplit(".", 1)[-1]
@@ -166,6 +171,13 @@ class _Visitor(ast.NodeVisitor):
                                        lineno=node.lineno) if bound else node,
                               parts[-2], parts[-1])
         self._download(node, name)
+        if name in KNOWN_WRAPPERS and not _is_true(_kw(node, "weights_only")):
+            self.add(node, "SRV-TORCH-LOAD", "cls-unsafe-deserialization", "classical", "high",
+                     f"{KNOWN_WRAPPERS[name]} calls torch.load with weights_only=False: the "
+                     "checkpoint is unpickled, and a replaced file runs code here")
+        if parts[-1] == "setdefault" and len(node.args) == 2 and _forces_unsafe(
+                node.args[0], node.args[1]):
+            self._forced(node)
         if parts[-1] in ("run",) and (parts[0] in self.apps or parts[0] == "uvicorn"):
             if _kw_true(node, "debug"):
                 self.add(node, "SRV-DEBUG", "cls-public-app-exploit", "classical", "high",
@@ -201,6 +213,11 @@ class _Visitor(ast.NodeVisitor):
             for app in self.apps.values():
                 app.limited = True
         self.generic_visit(node)
+
+    def _forced(self, node: ast.AST) -> None:
+        self.add(node, "SRV-TORCH-LOAD", "cls-unsafe-deserialization", "classical", "high",
+                 "forces weights_only=False for torch.load: every checkpoint loaded through it "
+                 "is unpickled, and a replaced file runs code here")
 
     def _download(self, node: ast.Call, name: str) -> None:
         """Model weights fetched from a fixed place when this runs, with nothing pinning or
@@ -301,6 +318,17 @@ class _Visitor(ast.NodeVisitor):
                      f"route {node.name} returns full probability vectors or logits: model "
                      "extraction and membership inference need far fewer queries; return the "
                      "label or rounded scores")
+
+
+def _forces_unsafe(key: ast.expr, value: ast.expr) -> bool:
+    """`["weights_only"] = False`, or PyTorch's environment switch that turns it off for every
+    torch.load (TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD)."""
+    if not isinstance(key, ast.Constant) or not isinstance(value, ast.Constant):
+        return False
+    if key.value == "weights_only":
+        return value.value is False
+    return key.value == "TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD" and str(value.value).lower() in (
+        "1", "true", "yes", "on")
 
 
 def _identifiers(body: list[ast.stmt]) -> str:
@@ -423,6 +451,12 @@ def scan_dockerfile(path: Path) -> list[ScanFinding]:
                 str(path), start, "the container starts an MLflow server on every interface: it "
                 "has no authentication unless --app-name basic-auth is set, so whoever reaches "
                 "the port can read and replace runs and registered models"))
+        elif server and server.group(1).lower() == "jupyter" and re.search(
+                r"token\s*=\s*(''|\"\"|\\?'\\?'|$|\s)", command):
+            out.append(ScanFinding(
+                "serving", "SRV-BIND-ALL", "cls-public-app-exploit", "classical", "critical",
+                str(path), start, "the container starts Jupyter on every interface with an empty "
+                "token: whoever reaches the port runs code in it"))
         elif server:
             out.append(ScanFinding(
                 "serving", "SRV-BIND-ALL", "cls-public-app-exploit", "classical", "low",

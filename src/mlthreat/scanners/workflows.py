@@ -17,13 +17,16 @@ threat.
 - CI-SELF-HOSTED-PR: pull requests (forks included) run on a self-hosted runner, which keeps
   state and sits inside the team's network.
 - CI-UNPINNED-ACTION: a third-party action (not GitHub's own `actions/` and `github/`) used at
-  a tag or branch instead of a commit: whoever controls that repository controls the step.
+  a tag or branch instead of a commit: whoever controls that repository controls the step. The
+  team's own actions are not third-party: owners named in `github.repository == 'owner/...'`
+  and the GitHub owners of the clone's remotes (`.git/config`).
 
 What is not read: GitLab, Jenkins, Azure and other CI systems; composite actions' own files.
 """
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -104,6 +107,28 @@ def _holds_secrets(text: str, data: Any) -> bool:
     return False
 
 
+@functools.lru_cache(maxsize=64)
+def _clone_owners(folder: Path) -> frozenset[str]:
+    """The GitHub owners of the clone's remotes (read from .git/config above `folder`): their
+    actions are the team's own, not third-party."""
+    for parent in (folder, *folder.parents):
+        git = parent / ".git"
+        if git.is_file():            # a worktree or submodule: "gitdir: PATH"
+            line = git.read_text(errors="replace").strip()
+            git = (parent / line.partition("gitdir:")[2].strip()).resolve()
+        config = git / "config"
+        if config.is_file():
+            try:
+                text = config.read_text(errors="replace")
+            except OSError:
+                return frozenset()
+            return frozenset(m.lower() for m in re.findall(
+                r"(?m)^\s*url\s*=\s*\S*github\.com[:/]([\w.-]+)/", text))
+        if git.exists():
+            return frozenset()
+    return frozenset()
+
+
 def _read_only(perms: Any) -> bool:
     """Whether a `permissions:` value leaves the token unable to write (unset: the repository's
     default, which can write, so not read-only)."""
@@ -159,7 +184,7 @@ def scan_workflow(path: Path) -> list[ScanFinding]:
     privileged = PRIVILEGED & set(triggers)
     reader = _Reader(path, text, located)
     # the repository's own owner, where the workflow names it: its actions are not third-party
-    reader.own = {m.lower() for m in OWN_REPO.findall(text)}
+    reader.own = {m.lower() for m in OWN_REPO.findall(text)} | _clone_owners(path.parent.absolute())
     env_secrets = {k for k, v in (doc.get("env") or {}).items()
                    if isinstance(v, str) and SECRET_REF.search(v)} \
         if isinstance(doc.get("env"), dict) else set()
