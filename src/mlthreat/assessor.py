@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from mlthreat.analysis.assess import place, score
+from mlthreat.analysis.assess import place, score, shown_by_scans
 from mlthreat.analysis.attribution import number
 from mlthreat.catalog import Catalog, load_catalog
 from mlthreat.errors import Interrupted
@@ -51,7 +51,7 @@ class Assessor:
         steps.stage("scan")
         found, notes = self._scan(pipeline)
         steps.stage("place")
-        placed = place(pipeline, catalog)
+        placed = place(pipeline, catalog, shown_by_scans(found))
         measured, skipped = self.measure(pipeline, steps) if self.probes else ([], [])
         steps.stage("score")
         notes += [f"{s.component}: {s.source.removeprefix('probe:')} probe skipped: {s.reason}"

@@ -287,3 +287,23 @@ def test_discover_draws_no_flow_the_code_does_not_show(tmp_path: Path) -> None:
     assert flows[("model_store", "serving")] == "model.joblib (loaded in app.py)"
     assert ("training", "serving") not in flows
     assert {b for a, b in flows if a == "datasets"} == {"training"}
+
+
+def test_an_unsafe_load_in_app_code_reaches_the_threat_model(tmp_path: Path,
+                                                              catalog: Catalog) -> None:
+    """The spec names no pickle model at the API, so the catalog's precondition for unsafe
+    deserialization there does not hold; the scan of app.py shows that it does."""
+    (tmp_path / "app.py").write_text(
+        "import pickle\nfrom flask import Flask\napp = Flask(__name__)\n"
+        "model = pickle.load(open('model.bin', 'rb'))\n")
+    (tmp_path / "pipeline.yaml").write_text(
+        "name: app\ncomponents:\n  - id: api\n    kind: serving\n    exposure: internal\n"
+        "    artifacts: {code: [app.py]}\n")
+    from mlthreat.assessor import Assessor
+    plain = Assessor(scan=False).assess(tmp_path / "pipeline.yaml")
+    assert "cls-unsafe-deserialization@api" not in {f.id for f in plain.findings}
+    scanned = Assessor().assess(tmp_path / "pipeline.yaml")
+    (f,) = [f for f in scanned.findings if f.id == "cls-unsafe-deserialization@api"]
+    (e,) = scanned.evidence_of(f)
+    assert e.location is not None and (e.location.file, e.location.line) == ("app.py", 4)
+    assert any(a.reason.startswith("measured: pickle.load") for a in f.adjustments)

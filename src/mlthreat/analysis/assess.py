@@ -40,17 +40,27 @@ class Placed:
         return attribute(self.placements, evidence, self.ctx.graph.graph, kinds)
 
 
-def where(threat: Threat, by_kind: dict[Kind, list[Component]], ctx: Context
-          ) -> list[Component]:
-    """Components where the threat's attacker can act: kind, exposure and facts all hold."""
+def where(threat: Threat, by_kind: dict[Kind, list[Component]], ctx: Context,
+          shown: frozenset[tuple[str, str]] = frozenset()) -> list[Component]:
+    """Components where the threat's attacker can act: kind, exposure and facts all hold, or a
+    scan of the component's own files showed the threat there (`shown`: (threat, component))."""
     acts = threat.acts_at
     needed = frozenset(acts.facts)
     return [c for kind in acts.kinds for c in by_kind.get(kind, ())
             if (not acts.exposure or c.exposure in acts.exposure)
-            and needed <= ctx.graph.facts[c.id]]
+            and (needed <= ctx.graph.facts[c.id] or (threat.id, c.id) in shown)]
 
 
-def place(pipeline: Pipeline, catalog: Catalog) -> Placed:
+def shown_by_scans(evidence: Sequence[Evidence]) -> frozenset[tuple[str, str]]:
+    """(threat, component) pairs a scanner confirmed in the component's own files: a pickle.load
+    in the serving code shows that serving deserializes, whatever the spec says of its model."""
+    return frozenset((t, e.component) for e in evidence
+                     if e.source.startswith("scanner:") and e.confirmed and e.reach == "component"
+                     for t in e.threat_ids)
+
+
+def place(pipeline: Pipeline, catalog: Catalog,
+          shown: frozenset[tuple[str, str]] = frozenset()) -> Placed:
     """Every threat of the catalog at every component where its attacker can act, traced."""
     graph = build_graph(pipeline)
     ctx = Context(pipeline, catalog, graph, HarmTracer(graph))
@@ -60,7 +70,7 @@ def place(pipeline: Pipeline, catalog: Catalog) -> Placed:
     return Placed(ctx, tuple(
         Placement(t, c, tuple(ctx.tracer.attack_path(c.id, t.reaches,
                                                      t.attacker == Attacker.external, t.via)))
-        for t in catalog.threats for c in where(t, by_kind, ctx)))
+        for t in catalog.threats for c in where(t, by_kind, ctx, shown)))
 
 
 def _sort_key(f: Finding) -> tuple[float, str, str, str]:
@@ -87,7 +97,7 @@ def assess(pipeline: Pipeline, catalog: Catalog, evidence: Sequence[Evidence] = 
     `evidence` (probes, scanners; each with a unique id) is attributed to the findings it
     speaks to and raises the likelihood of those it confirms."""
     with _cyclic_gc_paused():
-        return score(place(pipeline, catalog), evidence, notes)
+        return score(place(pipeline, catalog, shown_by_scans(evidence)), evidence, notes)
 
 
 def score(placed: Placed, evidence: Sequence[Evidence] = (), notes: tuple[str, ...] = (),
