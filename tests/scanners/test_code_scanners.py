@@ -499,3 +499,30 @@ def test_jupyter_without_a_token_in_a_container_is_critical(tmp_path: Path) -> N
                                                        ScanContext())] == [(2, "critical")]
     assert [(f.line, f.severity) for f in scanner.scan(tmp_path / "Dockerfile.token",
                                                        ScanContext())] == [(2, "low")]
+
+
+def test_downloads_of_metadata_and_routes_under_a_status_path(tmp_path: Path) -> None:
+    (tmp_path / "fetch.py").write_text(
+        "from huggingface_hub import hf_hub_download\n"
+        "a = hf_hub_download(repo_id=args.repo, filename='vae/model.safetensors')\n"
+        "b = hf_hub_download(repo_id='org/meta', filename='tags.json')\n"
+        "c = hf_hub_download('org/data', 'x.bin', repo_type='dataset')\n"
+        "d = hf_hub_download('org/model', filename='model.safetensors')\n")         # 5
+    assert [(f.rule, f.line) for f in scan_python(tmp_path / "fetch.py")] == [
+        ("SRV-WEIGHTS-DOWNLOAD", 5)]
+    (tmp_path / "api.py").write_text(
+        "from fastapi import FastAPI\napp = FastAPI()\n"
+        "@app.get('/api/status')\ndef get_status():\n    return {'model': cfg.model}\n"
+        "@app.post('/api/infer')\ndef infer(x: dict):\n    return pipe.generate(x)\n")
+    assert [(f.rule, f.line) for f in scan_python(tmp_path / "api.py")
+            if f.rule == "SRV-NO-AUTH"] == [("SRV-NO-AUTH", 7)]
+
+
+def test_weights_only_passed_through_a_keyword_dict(tmp_path: Path) -> None:
+    (tmp_path / "load.py").write_text(
+        "import torch\n"
+        "kw = {'weights_only': True} if new_torch else {}\n"
+        "a = torch.load(path, map_location='cpu', **kw)\n"
+        "b = torch.load(path, **dict(weights_only=True))\n"
+        "c = torch.load(path, **other)\n")                                       # 5
+    assert [(f.line, f.severity) for f in scan_python(tmp_path / "load.py")] == [(5, "low")]

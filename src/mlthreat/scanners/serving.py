@@ -32,8 +32,8 @@ MODEL_HINTS = re.compile(r"\b(predict\w*|model\w*|classif\w*|infer\w*|generate|f
                          r"rank|tokeni[sz]\w*|llm|chain|agent|completion\w*|evaluat\w*|score\w*)\b",
                          re.I)
 # routes that never reach a model: health and readiness checks, API docs, static files
-PLUMBING = re.compile(r"^/?(health\w*|ready\w*|live\w*|ping|status|metrics|version|docs|redoc|"
-                      r"openapi(\.json)?|static(/.*)?|favicon\.ico|robots\.txt)/?$", re.I)
+PLUMBING = re.compile(r"(^|/)(health\w*|ready\w*|live\w*|ping|status|metrics|version|docs|redoc|"
+                      r"openapi(\.json)?|favicon\.ico|robots\.txt)/?$|(^|/)static(/.*)?$", re.I)
 BIND_CALLS = ("WSGIServer", "make_server", "HTTPServer", "ThreadingHTTPServer", "serve")
 # calls that fetch model weights from outside when they run, and the argument that pins or checks
 # what arrives (a revision, a hash); None: nothing can pin it
@@ -84,6 +84,8 @@ class _Visitor(ast.NodeVisitor):
                     bound = ast.unparse(target)
                     self.aliases[bound] = loader
                     self.partial_kwargs[bound] = keywords
+        if _sets_weights_only(node.value):   # kw = {"weights_only": True} if ... else {}
+            self.safe_splats.update(ast.unparse(t) for t in node.targets)
         for target in node.targets:   # kwargs["weights_only"] = False; os.environ[...] = "1"
             if isinstance(target, ast.Subscript) and _forces_unsafe(target.slice, node.value):
                 self._forced(node)
@@ -143,6 +145,8 @@ class _Visitor(ast.NodeVisitor):
             return name, keywords
         return "", []
 
+    # names bound to keyword dicts that set weights_only=True (passed as **name)
+    safe_splats: set[str] = field(default_factory=set)
     # keywords a name bound to a loader by functools.partial passes (weights_only=True)
     partial_kwargs: dict[str, list[ast.keyword]] = field(default_factory=dict)
 
@@ -228,7 +232,18 @@ class _Visitor(ast.NodeVisitor):
             return
         literals = [a.value for a in [*node.args, *(k.value for k in node.keywords)]
                     if isinstance(a, ast.Constant) and isinstance(a.value, str)]
-        source = next((s for s in literals if "://" in s or "/" in s), "")
+        if key in ("hf_hub_download", "snapshot_download"):
+            repo = _kw(node, "repo_id") or (node.args[0] if node.args else None)
+            kind = _kw(node, "repo_type")
+            filename = _kw(node, "filename") or (node.args[1] if len(node.args) > 1 else None)
+            if not (isinstance(repo, ast.Constant) and isinstance(repo.value, str)) or (
+                    isinstance(kind, ast.Constant) and kind.value in ("dataset", "space")) or (
+                    isinstance(filename, ast.Constant) and isinstance(filename.value, str)
+                    and not WEIGHT_FILE.search(filename.value)):
+                return                # repository decided elsewhere; a data set; not weights
+            source = repo.value
+        else:
+            source = next((s for s in literals if "://" in s or "/" in s), "")
         if not source:
             return                    # where from is decided elsewhere: nothing to judge here
         if key in ("urlretrieve", "gdown.download", "wget.download", "get_file") and \
@@ -250,6 +265,11 @@ class _Visitor(ast.NodeVisitor):
             weights_only = _kw(node, "weights_only")
             if isinstance(weights_only, ast.Constant) and weights_only.value is True:
                 return
+            if weights_only is None and any(
+                    k.arg is None and (ast.unparse(k.value) in self.safe_splats
+                                       or _sets_weights_only(k.value))
+                    for k in node.keywords):
+                return                # **kw where kw = {"weights_only": True}
             if isinstance(weights_only, ast.Constant):
                 self.add(node, "SRV-TORCH-LOAD", "cls-unsafe-deserialization", "classical",
                          "high", "torch.load(weights_only=False) unpickles the checkpoint: a "
@@ -298,7 +318,7 @@ class _Visitor(ast.NodeVisitor):
         app.routes += 1
         path = deco.args[0].value if isinstance(deco, ast.Call) and deco.args and \
             isinstance(deco.args[0], ast.Constant) and isinstance(deco.args[0].value, str) else ""
-        if PLUMBING.match(path) or PLUMBING.match(node.name) or not self._reaches_model(node):
+        if PLUMBING.search(path) or PLUMBING.search(node.name) or not self._reaches_model(node):
             return            # a health check, docs, static files, a page: no model behind it
         app.model_routes += 1
         text = ast.unparse(node.args) + ast.unparse(deco)
@@ -329,6 +349,18 @@ def _forces_unsafe(key: ast.expr, value: ast.expr) -> bool:
         return value.value is False
     return key.value == "TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD" and str(value.value).lower() in (
         "1", "true", "yes", "on")
+
+
+def _sets_weights_only(value: ast.expr) -> bool:
+    """A dict (or dict(...), or either branch of a conditional) that sets weights_only=True."""
+    if isinstance(value, ast.IfExp):
+        return _sets_weights_only(value.body) or _sets_weights_only(value.orelse)
+    if isinstance(value, ast.Dict):
+        return any(isinstance(k, ast.Constant) and k.value == "weights_only" and _is_true(v)
+                   for k, v in zip(value.keys, value.values, strict=True))
+    if isinstance(value, ast.Call) and _dotted(value.func) == "dict":
+        return _kw_true(value, "weights_only")
+    return False
 
 
 def _identifiers(body: list[ast.stmt]) -> str:
