@@ -526,3 +526,25 @@ def test_weights_only_passed_through_a_keyword_dict(tmp_path: Path) -> None:
         "b = torch.load(path, **dict(weights_only=True))\n"
         "c = torch.load(path, **other)\n")                                       # 5
     assert [(f.line, f.severity) for f in scan_python(tmp_path / "load.py")] == [(5, "low")]
+
+
+def test_includes_library_requirements_and_variable_names(tmp_path: Path) -> None:
+    """Found on the hold-out repositories: an -r include reported twice, a published library's
+    requirements.txt mirroring its pyproject, an environment variable's name as a 'secret'."""
+    (tmp_path / "requirements-core.txt").write_text("scipy\n")
+    (tmp_path / "requirements-dev.txt").write_text("-r requirements-core.txt\ntorch\n")
+    found = scan_paths([tmp_path], ["dependencies"]).findings
+    assert sorted((f.file, f.line) for f in found) == [("requirements-core.txt", 1),
+                                                       ("requirements-dev.txt", 2)]
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    (lib / "pyproject.toml").write_text(
+        '[project]\nname = "x"\nclassifiers = ["X"]\ndependencies = ["numpy", "torch"]\n')
+    (lib / "requirements.txt").write_text("numpy\ntorch\n")
+    assert scan_dependencies(lib / "requirements.txt", None) == []
+    (lib / "requirements.txt").write_text("numpy\ntorch\nflask\n")     # more than the package
+    assert len(scan_dependencies(lib / "requirements.txt", None)) == 3
+    (tmp_path / "config.py").write_text(
+        'api_key_env = "OPENAI_API_KEY"\n_KEY_ENV = "LANGSMITH_PROMPT_API_KEY"\n'
+        'api_key = "Zq8vTn3LwP2kR7sX"\n')
+    assert [f.line for f in scan_secrets(tmp_path / "config.py")] == [3]

@@ -91,11 +91,13 @@ def scan_paths(paths: list[Path], only: list[str] | None = None,
         report.files += 1
         if progress:
             progress(path)
-        name_of = display_path(path, root if root.is_dir() else root.parent)
+        base = root if root.is_dir() else root.parent
+        name_of = display_path(path, base)
         before = len(report.findings)
         for name in wanted:
             if SCANNERS[name].applies_to(path):
-                report.findings += [f if f.file != str(path) else replace(f, file=name_of)
+                report.findings += [replace(f, file=name_of) if f.file == str(path) else
+                                    replace(f, file=display_path(Path(f.file), base))
                                     for f in SCANNERS[name].scan(path, ctx)]
         if outside and len(report.findings) > before:
             report.notes.append(f"{name_of} is a link to {outside}, outside the scanned folder: "
@@ -103,7 +105,9 @@ def scan_paths(paths: list[Path], only: list[str] | None = None,
     if "dependencies" in names and not advisories:
         report.notes.append("known-vulnerable versions were not checked: no advisory database "
                             "given (--advisories FILE|DIR with OSV JSON); mlthreat stays offline")
-    report.findings.sort(key=lambda f: (f.file, f.line or 0, f.offset or 0, f.rule))
+    # a file read twice (requirements included with -r and scanned on their own) counts once
+    report.findings = sorted(set(report.findings),
+                             key=lambda f: (f.file, f.line or 0, f.offset or 0, f.rule, f.message))
     return report
 
 

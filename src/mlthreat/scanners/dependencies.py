@@ -170,6 +170,24 @@ def _pyproject(path: Path) -> list[Dep]:
     return out
 
 
+def _library_requirements(path: Path, deps: list[tuple[Path, Dep]]) -> bool:
+    """A requirements file beside a published package's pyproject that lists only what the
+    package declares (or that the pyproject reads as its dependencies): library metadata."""
+    if not path.name.lower().startswith("requirements"):
+        return False
+    pyproject = path.parent / "pyproject.toml"
+    try:
+        project = tomllib.loads(pyproject.read_text(errors="replace")).get("project", {})
+    except (OSError, tomllib.TOMLDecodeError):
+        return False
+    if not _published(project) or locked_names(path.parent) is not None:
+        return False
+    if "dependencies" in project.get("dynamic", []):
+        return True
+    declared = {d.name for r in project.get("dependencies", []) if (d := _parse(r, None))}
+    return bool(deps) and {d.name for _, d in deps} <= declared
+
+
 def _published(project: dict[str, Any]) -> bool:
     """A pyproject that describes a package for an index (classifiers, project URLs, keywords):
     its dependencies are what it is compatible with, not what a deployment installs."""
@@ -327,7 +345,10 @@ def vulnerable(path: Path, dep: Dep, advisories: list[dict[str, Any]]) -> list[S
 
 def scan_dependencies(path: Path, advisories: list[dict[str, Any]] | None) -> list[ScanFinding]:
     out = []
-    for file, dep in read_deps(path):
+    deps = read_deps(path)
+    if _library_requirements(path, deps):
+        return []
+    for file, dep in deps:
         if (problem := pin_problems(file, dep)) is not None:
             out.append(problem)
         if advisories:

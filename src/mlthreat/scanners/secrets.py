@@ -178,6 +178,8 @@ def _not_a_secret(kind: str, value: str, line: str) -> bool:
         return True           # a DNA sequence (ACCA followed by bases) has the key's shape
     if kind == "Secret Keyword" and FILE_PATH.match(v):
         return True           # private_key_file=resources/key.pem names a file
+    if kind == "Secret Keyword" and re.fullmatch(r"[A-Z][A-Z0-9]*(_[A-Z0-9]+)+", v):
+        return True           # api_key_env="OPENAI_API_KEY": the name of the variable
     if kind == "Secret Keyword" and (" " in v or v.lower() in NOT_VALUES):
         return True           # "No API key provided.", `secrets: inherit`, token = "required"
     if kind in ENTROPY_ONLY:
