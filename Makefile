@@ -39,6 +39,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/exact_trees.py
 	$(BIN)/python benchmarks/startup.py
 	$(BIN)/python benchmarks/assess_time.py
+	$(BIN)/python benchmarks/realrepos.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks

@@ -8,12 +8,13 @@ URLs with embedded credentials, and cloud keys in training configs.
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from pathlib import Path
 
 from detect_secrets.core.secrets_collection import SecretsCollection
-from detect_secrets.settings import default_settings
+from detect_secrets.settings import default_settings, transient_settings
 
 from mlthreat.scanners.interface import ScanContext, ScanFinding, Scanner
 
@@ -37,6 +38,8 @@ ML_PATTERNS = [
     ("kaggle-key", re.compile(r'"key"\s*:\s*"[0-9a-f]{32}"'), "Kaggle API key"),
 ]
 
+# a lower-case word every match of the ML_PATTERNS entry of the same index contains
+ML_NEEDLES = ("hf_", "wandb", "://", "neptune", "comet", "sk-", '"key"')
 
 # the first line of a baseline file that `mlthreat baseline` writes (mlthreat.gate)
 BASELINE_MARK = "# mlthreat baseline:"
@@ -98,8 +101,10 @@ def scan_secrets(path: Path) -> list[ScanFinding]:
         if kind in ENTROPY_ONLY or _not_a_secret(kind, value, line_text):
             continue
         out[(line, kind)] = _finding(path, line or None, kind)
-    for number, line_text in lines:
-        for rule, pattern, what in ML_PATTERNS:
+    lowered = text.lower()
+    patterns = [p for p, needle in zip(ML_PATTERNS, ML_NEEDLES, strict=True) if needle in lowered]
+    for number, line_text in lines if patterns else ():
+        for rule, pattern, what in patterns:
             if pattern.search(line_text):
                 out.setdefault((number, what), _finding(path, number, what, rule))
     return sorted(out.values(), key=lambda f: (f.line or 0, f.rule))
@@ -119,8 +124,8 @@ def _detected(path: Path, text: str, lines: list[tuple[int, str]] | None
               ) -> list[tuple[int, str, str, str]]:
     """detect-secrets on the file, or on a notebook's extracted `lines` (line in the .ipynb,
     text): (line, type, value, the line's text). In code and prose only the lines that could
-    hold a secret are given to it (others blank, so line numbers hold): it costs about a
-    millisecond a line."""
+    hold a secret are given to it, each hit mapped back to its line: it costs about a
+    millisecond a line, blank or not."""
     if lines is None:
         numbered = [(n, t) for n, t in enumerate(text.split("\n"), start=1)]
         if path.suffix not in LINE_FILES:
@@ -128,20 +133,36 @@ def _detected(path: Path, text: str, lines: list[tuple[int, str]] | None
         lines, stem = numbered, path.name
     else:
         stem = f"{path.stem}.py"        # a notebook's text is Python and Markdown: read as .py
-    kept = [t if MAYBE_SECRET.search(t) else "" for _, t in lines]
-    if not any(kept):
+    kept = [(n, t) for n, t in lines if MAYBE_SECRET.search(t)]
+    if not kept:
         return []
     import tempfile
     with tempfile.TemporaryDirectory(prefix="mlthreat-secrets-") as tmp:
         name = Path(tmp) / stem
-        name.write_text("\n".join(kept) + "\n", encoding="utf-8")
-        return _collected(name, lines)
+        name.write_text("\n".join(t for _, t in kept) + "\n", encoding="utf-8")
+        return _collected(name, kept)     # each hit mapped back to its line in the file
+
+
+# detect-secrets' plugins left out: randomness alone (not reported, see ENTROPY_ONLY) and public
+# IP addresses (an address is not a credential)
+LEFT_OUT_PLUGINS = {"Base64HighEntropyString", "HexHighEntropyString", "IPPublicDetector"}
+
+
+@functools.lru_cache(maxsize=1)
+def _plugin_names() -> tuple[str, ...]:
+    with default_settings() as settings:
+        return tuple(p["name"] for p in settings.json()["plugins_used"]
+                     if p["name"] not in LEFT_OUT_PLUGINS)
+
+
+def _plugins() -> list[dict[str, str]]:
+    return [{"name": n} for n in _plugin_names()]
 
 
 def _collected(path: Path, lines: list[tuple[int, str]]) -> list[tuple[int, str, str, str]]:
     """detect-secrets' hits in `path`, whose k-th line is lines[k - 1]."""
     collection = SecretsCollection()
-    with default_settings():
+    with transient_settings({"plugins_used": _plugins()}):
         collection.scan_file(str(path))
     out = []
     for _, secret in collection:
