@@ -487,8 +487,8 @@ def _controls(draft: Draft, files: list[Path]) -> None:
         for rel in comp.get("artifacts", {}).get("code", []):
             text = draft.text(rel)
             for control, pattern, what in CONTROL_HINTS:
-                if control == "authentication" and comp["kind"] != "serving":
-                    continue
+                if control != "safe_serialization" and comp["kind"] != "serving":
+                    continue            # authentication and rate limits guard an API
                 m = pattern.search(text)
                 if m and control not in found:
                     found[control] = f"{control} ({what}: {m.group(0)} in {rel}:" \
