@@ -6,8 +6,10 @@ set, the components a careful engineer would draw); the judgments are
 reason (by rule, file and line; a `file` glob without `line` judges every finding of that rule in
 the matching files at once, for per-requirement findings), and `missed` problems a scanner should
 have found. Nothing of the repositories themselves is committed: the script reads snapshots that
-`fetch` brought onto this machine (default /work/.mirror/OWNER+NAME/repo), extracting the listed
-commit into a temporary folder; a repository without a snapshot is skipped and said so.
+are on this machine: `--snapshots DIR` (or MLTHREAT_SNAPSHOTS) holds one git directory per
+repository, DIR/OWNER+NAME/repo (as `fetch` leaves them) or a clone DIR/OWNER+NAME/.git, and the
+listed commit is extracted into a temporary folder; a repository without one is skipped and said
+so.
 
 Prints, per scanner: TP, FP, unjudged, precision with its Wilson 95 % interval, recall where
 missed problems are recorded; and discover's component recall (kinds drawn / kinds expected).
@@ -19,6 +21,7 @@ from __future__ import annotations
 import argparse
 import fnmatch
 import math
+import os
 import subprocess
 import sys
 import tempfile
@@ -49,9 +52,9 @@ def wilson(k: int, n: int, z: float = 1.96) -> tuple[float, float]:
 def extract(snapshots: Path, repo: str, commit: str, into: Path) -> str | None:
     """The repository's files at `commit` written under `into` (blobs the snapshot lacks, such as
     files over 4 MiB, are skipped); None if there is no snapshot or no such commit."""
-    git = snapshots / repo.replace("/", "+") / "repo"
-    if (git / ".git").is_dir():
-        git = git / ".git"
+    folder = snapshots / repo.replace("/", "+")
+    git = next((g for g in (folder / "repo" / ".git", folder / "repo", folder / ".git")
+                if (g / "HEAD").is_file()), folder / "repo")
     if not git.is_dir():
         return "no snapshot"
     listing = subprocess.run(["git", f"--git-dir={git}", "ls-tree", "-r", "-z", commit],
@@ -117,7 +120,10 @@ def judged(repo: str) -> tuple[list[Verdict], list[Verdict]]:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--set", choices=("tune", "holdout", "all"), default="all")
-    ap.add_argument("--snapshots", type=Path, default=Path("/work/.mirror"))
+    ap.add_argument("--snapshots", type=Path,
+                    default=Path(os.environ.get("MLTHREAT_SNAPSHOTS", HERE / "snapshots")),
+                    help="folder of OWNER+NAME/repo git directories or OWNER+NAME clones "
+                         "(default: $MLTHREAT_SNAPSHOTS, else benchmarks/realrepos/snapshots)")
     ap.add_argument("--only", action="append", help="owner/name (repeatable)")
     ap.add_argument("--discover-only", action="store_true", help="skip the scanners")
     ap.add_argument("--show-discover", action="store_true",

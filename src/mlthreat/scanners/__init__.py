@@ -39,7 +39,7 @@ class ScanReport:
 
 
 def scan_targets(paths: Iterable[Path], exclude: Sequence[str] = ()
-           ) -> Iterable[tuple[Path, Path, bool, str | None]]:
+                 ) -> Iterable[tuple[Path, Path, bool, str | None]]:
     """(scanned root, file, inside a skipped folder, where a link leads outside the root) for
     every file to scan and not excluded (a glob on its path relative to the scanned folder, on
     its path as reached from the paths given, or on the file's own name). Links are followed

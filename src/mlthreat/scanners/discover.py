@@ -274,9 +274,7 @@ def _classify(draft: Draft, path: Path) -> None:
             draft.add("serving", "serving", "Serving API", f"{server} in a notebook; exposure "
                       "not known, assumed public until you say otherwise", exposure="public")
             draft.artifact("serving", "code", path)
-    elif suffix in (".yaml", ".yml") and DOWNLOAD_KEY.search(_text(path)[:200_000]):
-        m = DOWNLOAD_KEY.search(_text(path)[:200_000])
-        assert m is not None
+    elif suffix in (".yaml", ".yml") and (m := DOWNLOAD_KEY.search(_text(path)[:200_000])):
         draft.add("external_data", "data_source", "External data",
                   f"a data set configuration downloads {m.group(1)} ({rel.as_posix()})")
     elif name == "config.properties" and "inference_address" in _text(path):
@@ -307,7 +305,7 @@ def _text(path: Path) -> str:
 
 
 def _python(draft: Draft, path: Path) -> None:
-    text = _text(path)
+    text = draft.text(os.path.relpath(path, draft.root))
     server = next((what for pattern, what in SERVERS if pattern.search(text)), None)
     if server or (WEB_APPS.search(text) and serving_apps(path)):
         draft.add("serving", "serving", "Serving API", f"{server or 'a FastAPI/Flask app'}; "

@@ -50,10 +50,6 @@ def is_text_candidate(path: Path) -> bool:
         ("requirements", ".env"))
 
 
-# detect-secrets' types that rest on randomness alone, with no key name or known format: not
-# reported. On 23 public ML repositories every one left after the filters below was an image,
-# a payload, a digest, a path or an id (benchmarks/realrepos.py)
-ENTROPY_ONLY = {"Base64 High Entropy String", "Hex High Entropy String"}
 # values that stand for a secret someone still has to fill in
 PLACEHOLDER = re.compile(
     r"(?i)^(your|insert|enter|replace)[-_ ]|^<.*>$|^\$\{.*\}$|^\{\{.*\}\}$|"
@@ -98,7 +94,7 @@ def scan_secrets(path: Path) -> list[ScanFinding]:
         enumerate(text.splitlines(), start=1))
     out: dict[tuple[int, str], ScanFinding] = {}
     for line, kind, value, line_text in _detected(path, text, extracted):
-        if kind in ENTROPY_ONLY or _not_a_secret(kind, value, line_text):
+        if _not_a_secret(kind, value, line_text):
             continue
         out[(line, kind)] = _finding(path, line or None, kind)
     lowered = text.lower()
@@ -143,8 +139,10 @@ def _detected(path: Path, text: str, lines: list[tuple[int, str]] | None
         return _collected(name, kept)     # each hit mapped back to its line in the file
 
 
-# detect-secrets' plugins left out: randomness alone (not reported, see ENTROPY_ONLY) and public
-# IP addresses (an address is not a credential)
+# detect-secrets' plugins not run: randomness alone, with no key name or known format (on 23
+# public ML repositories every such hit left after the filters was an image, a payload, a
+# digest, a path or an id: benchmarks/realrepos.py), and public IP addresses (an address is not
+# a credential)
 LEFT_OUT_PLUGINS = {"Base64HighEntropyString", "HexHighEntropyString", "IPPublicDetector"}
 
 

@@ -94,6 +94,12 @@ def _triggers(on: Any) -> dict[str, Any]:
     return {}
 
 
+def _secret_env(block: dict[Any, Any]) -> set[str]:
+    """Names an `env:` block (of a workflow, job or step) binds to a secret."""
+    return {str(k) for k, v in _dict(block.get("env")).items()
+            if isinstance(v, str) and SECRET_REF.search(v)}
+
+
 def _holds_secrets(text: str, data: Any) -> bool:
     names = {m.group(1) for m in SECRET_REF.finditer(text)}
     if (names - {"GITHUB_TOKEN", None}) or "secrets[" in text:
@@ -185,11 +191,8 @@ def scan_workflow(path: Path) -> list[ScanFinding]:
     reader = _Reader(path, text, located)
     # the repository's own owner, where the workflow names it: its actions are not third-party
     reader.own = {m.lower() for m in OWN_REPO.findall(text)} | _clone_owners(path.parent.absolute())
-    env_secrets = {k for k, v in (doc.get("env") or {}).items()
-                   if isinstance(v, str) and SECRET_REF.search(v)} \
-        if isinstance(doc.get("env"), dict) else set()
-    top_secrets = _holds_secrets(_dump(doc.get("env")), doc) if doc.get("env") else \
-        _holds_secrets("", doc)
+    env_secrets = _secret_env(doc)
+    top_secrets = _holds_secrets(_dump(doc.get("env")) if doc.get("env") else "", doc)
     for key, data in doc["jobs"].items():
         if not isinstance(data, dict):
             continue
@@ -210,9 +213,7 @@ def _job(reader: _Reader, job: _Job, triggers: dict[str, Any], privileged: set[s
                    f"job {job.key} runs pull requests on a self-hosted runner: a fork's code runs "
                    "on a machine that keeps state and sits in your network; use GitHub-hosted "
                    "runners for pull requests or require approval for outside contributors")
-    job_env = {k for k, v in (job.data.get("env") or {}).items()
-               if isinstance(v, str) and SECRET_REF.search(v)} \
-        if isinstance(job.data.get("env"), dict) else set()
+    job_env = _secret_env(job.data)
     checked_out_pr: int | None = None
     for i, step in enumerate(steps):
         if not isinstance(step, dict):
@@ -252,9 +253,7 @@ def _job(reader: _Reader, job: _Job, triggers: dict[str, Any], privileged: set[s
                            "that text runs commands with the workflow's token and secrets; pass "
                            "it through an environment variable instead")
         if script:
-            step_env = {k for k, v in (step.get("env") or {}).items()
-                        if isinstance(v, str) and SECRET_REF.search(v)} \
-                if isinstance(step.get("env"), dict) else set()
+            step_env = _secret_env(step)
             _printed(reader, where, script, env_secrets | job_env | step_env, job)
     _deploys_any_branch(reader, job, triggers, steps)
 
