@@ -24,15 +24,18 @@ class Assessor:
 
     scan: scan the artifacts the spec names; probes: run the probe blocks' attacks (`only`
     kinds, on `components`, with `budget`, in `jobs` worker processes; `trust` loads formats
-    the scanner cannot look inside); Ctrl-C during probes raises Interrupted naming what ended."""
+    the scanner cannot look inside); `scheduler`: a Dask scheduler's address, or local[:N], whose
+    workers run the probes instead (docs/cluster.md); Ctrl-C during probes raises Interrupted
+    naming what ended."""
 
     def __init__(self, catalog: Catalog | None = None, *, scan: bool = True,
                  probes: bool = False, only: Sequence[str] = (), components: Sequence[str] = (),
                  budget: str = "standard", jobs: int = 1, trust: bool = False,
-                 observer: Observer | None = None) -> None:
+                 scheduler: str | None = None, observer: Observer | None = None) -> None:
         self.catalog, self.scan, self.probes, self.only = catalog, scan, probes, tuple(only)
         self.components, self.budget, self.jobs = tuple(components), budget, jobs
         self.trust, self.observer = trust, observer or Silent()
+        self.scheduler = scheduler
 
     def assess(self, spec: Pipeline | str | Path, perceptions: Sequence[str | Path] = ()
                ) -> Assessment:
@@ -77,8 +80,14 @@ class Assessor:
         from mlthreat.probes.runner import PROBES, kind_of, plan, run_probes
         only = self.only or PROBES
         observer.stage("probe", sum(len(k) for _, k in plan(pipeline, only, self.components)))
-        runs = run_probes(pipeline, only, self.budget, self.jobs, self.trust,
-                          observer=observer, components=self.components)
+        if self.scheduler:
+            from mlthreat.cluster import connect
+            with connect(self.scheduler) as client:
+                runs = run_probes(pipeline, only, self.budget, self.jobs, self.trust,
+                                  observer=observer, components=self.components, cluster=client)
+        else:
+            runs = run_probes(pipeline, only, self.budget, self.jobs, self.trust,
+                              observer=observer, components=self.components)
         cut = [f"{k} on {r.component}" for r in runs for k in r.interrupted]
         if cut:
             done = [f"{kind_of(e)} on {r.component}" for r in runs for e in r.results]

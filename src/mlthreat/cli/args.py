@@ -61,9 +61,14 @@ tracking-server tokens, notebooks included), dependencies (requirements, pyproje
 Dockerfiles), workflows (GitHub Actions: pull-request code run with secrets, script injection,
 secrets in logs, unreviewed deploys, unpinned third-party actions).
 Nothing scanned is imported or executed.
+Object stores and other fsspec URLs (s3://, gs://, az://; the matching extra: mlthreat[s3],
+[gcs], [azure]) are read by the model-file scanner, fetching only the byte ranges a format
+needs (a safetensors header, a PyTorch archive's pickles), with the credentials of this machine.
 examples:
   mlthreat scan model.joblib
   mlthreat scan . -f sarif -o scan.sarif --fail-on high
+  mlthreat scan s3://models/prod/ --fail-on high          every object under the prefix
+  mlthreat scan --from-list registry.txt --scheduler tcp://10.0.0.5:8786 -f json -o scan.json
 """
 
 PROBE_EPILOG = """\
@@ -166,6 +171,15 @@ def _probe_options(p: argparse.ArgumentParser) -> None:
                         f"auto, the cores this process may use: {usable_cores()} here)")
     p.add_argument("--trust", action="store_true",
                    help="load model formats the scanner cannot look inside (never a flagged file)")
+    _scheduler_option(p, "the probes and their retrainings")
+
+
+def _scheduler_option(p: argparse.ArgumentParser, what: str) -> None:
+    p.add_argument("--scheduler", metavar="ADDRESS",
+                   help=f"run {what} on a Dask cluster: a scheduler's address "
+                        "(tcp://host:8786), or local[:N] for N worker processes on this "
+                        "machine; needs mlthreat[cluster] here and on every worker (default: "
+                        "$MLTHREAT_SCHEDULER, else none: this machine only; docs/cluster.md)")
 
 
 def _settings_options(p: argparse.ArgumentParser) -> None:
@@ -261,7 +275,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("scan", help="scan model files, code, configs and requirements without "
                        "running any of them", formatter_class=argparse.RawDescriptionHelpFormatter,
                        epilog=SCAN_EPILOG)
-    p.add_argument("paths", nargs="+", metavar="PATH", help="files or folders")
+    p.add_argument("paths", nargs="*", metavar="PATH",
+                   help="files, folders or URLs (s3://bucket/prefix/, gs://..., file://...)")
+    p.add_argument("--from-list", metavar="FILE",
+                   help="also scan every path or URL listed in FILE, one a line (# comments; "
+                        "relative paths from FILE's folder): a registry's manifest")
     p.add_argument("--only", help=f"comma-separated scanners ({', '.join(SCANNERS)})")
     p.add_argument("--advisories", help="OSV advisory JSON file or folder, to check versions "
                    "(offline; without it vulnerable versions are not checked)")
@@ -273,6 +291,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="skip files whose path matches this glob, relative to the scanned "
                         "folder (e.g. 'tests/fixtures/*'; repeat for several)")
     p.add_argument("--force", action="store_true", help="overwrite an existing file")
+    _scheduler_option(p, "the scan (files in batches; local paths must be the same on the "
+                         "workers)")
     _gate_options(p)
     _settings_options(p)
     p.set_defaults(run="scanning:cmd_scan")

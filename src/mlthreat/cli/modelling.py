@@ -18,6 +18,7 @@ from mlthreat.cli.args import usable_cores
 from mlthreat.cli.gating import failures, here_at, prepare
 from mlthreat.cli.progress import TerminalProgress
 from mlthreat.cli.terminal import summary
+from mlthreat.cluster import scheduler_from
 from mlthreat.errors import EXIT_OK, InputError, OutputError
 from mlthreat.examples import example_spec, list_examples
 from mlthreat.gate import InlineComments, Item, assessment_items, triage
@@ -155,7 +156,9 @@ def _assessor(cli: Cli, probes: bool, budget: str, observer: TerminalProgress) -
                     only=tuple(getattr(args, "only", None) or ()),
                     components=tuple(getattr(args, "component", None) or ()), budget=budget,
                     jobs=int(getattr(args, "jobs", 0) or usable_cores()),   # demo: every core
-                    trust=bool(getattr(args, "trust", False)), observer=observer)
+                    trust=bool(getattr(args, "trust", False)),
+                    scheduler=scheduler_from(getattr(args, "scheduler", None)) if probes
+                    else None, observer=observer)
 
 
 def _assess(cli: Cli, spec: Path, perceptions: Sequence[Path], probes: bool, budget: str

@@ -60,7 +60,6 @@ def tasks(work: list[tuple[Component, tuple[str, ...]]]) -> list[tuple[str, tupl
 def run_parallel(pipeline: Pipeline, work: list[tuple[Component, tuple[str, ...]]],
                  settings: dict[str, int], jobs: int, trust: bool, seed: int,
                  observer: RunObserver | None) -> list[ProbeRun]:
-    runs = {comp.id: ProbeRun(comp.id) for comp, _ in work}
     ended: dict[tuple[str, str], tuple[str, Any]] = {}
     # absolute, so that a worker started from another working directory finds the files
     portable = dataclasses.replace(pipeline, file=str(Path(pipeline.file).resolve()))
@@ -84,10 +83,20 @@ def run_parallel(pipeline: Pipeline, work: list[tuple[Component, tuple[str, ...]
         finally:
             queue.put(None)
             listener.join()
+    return collect(work, ended, stopped)
+
+
+def collect(work: list[tuple[Component, tuple[str, ...]]],
+            ended: dict[tuple[str, str], tuple[str, Any]], stopped: bool) -> list[ProbeRun]:
+    """The runs in plan order from what ended (comp id, kind) -> ("result"|"skipped", value);
+    every planned kind that did not end was interrupted. A stopped run where everything had
+    ended still stops: KeyboardInterrupt."""
     if stopped and len(ended) == sum(len(todo) for _, todo in work):
         raise KeyboardInterrupt         # every probe had ended: still, the run was stopped
+    runs = []
     for comp, todo in work:
-        run = runs[comp.id]
+        run = ProbeRun(comp.id)
+        runs.append(run)
         for kind in todo:
             what, value = ended.get((comp.id, kind), ("interrupted", None))
             if what == "result":
@@ -96,7 +105,7 @@ def run_parallel(pipeline: Pipeline, work: list[tuple[Component, tuple[str, ...]
                 run.skipped.append((kind, value))
             else:
                 run.interrupted.append(kind)
-    return list(runs.values())
+    return runs
 
 
 @contextmanager

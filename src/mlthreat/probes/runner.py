@@ -6,6 +6,8 @@ attribute, and a reason for every kind that was skipped.
 
 from __future__ import annotations
 
+from typing import Any
+
 from mlthreat.errors import InputError
 from mlthreat.pipeline import Component, Pipeline
 from mlthreat.probes.execute import OneThread, ProbeRun, attempt
@@ -20,10 +22,12 @@ __all__ = ["BUDGETS", "PROBES", "RUNS", "ProbeRun", "kind_of", "plan", "run_prob
 def run_probes(pipeline: Pipeline, only: tuple[str, ...] = PROBES, budget: str = "standard",
                jobs: int = 1, trust: bool = False, seed: int = 0,
                observer: RunObserver | None = None,
-               components: tuple[str, ...] = ()) -> list[ProbeRun]:
+               components: tuple[str, ...] = (), cluster: Any = None) -> list[ProbeRun]:
     """Every applicable probe on every component with a probe block. Ctrl-C stops the run
     between or inside probes; what finished is returned and the rest is listed as
-    interrupted. `components` limits the run to those component ids.
+    interrupted. `components` limits the run to those component ids. `cluster`: a Dask
+    Client (`mlthreat.cluster.connect`) whose workers run the probes instead of `jobs`
+    local processes (`probes.cluster`).
 
     OpenMP runs one thread per runtime here: PyTorch and scikit-learn each bring an OpenMP
     runtime, and two of them spinning on two cores slow the many small fits down (the reference
@@ -32,7 +36,8 @@ def run_probes(pipeline: Pipeline, only: tuple[str, ...] = PROBES, budget: str =
     started, so it is set to one thread too (and restored): its results then do not depend on
     the machine's cores or on `jobs`."""
     with OneThread() as limit:
-        return _run_probes(pipeline, only, budget, jobs, trust, seed, observer, components, limit)
+        return _run_probes(pipeline, only, budget, jobs, trust, seed, observer, components, limit,
+                           cluster)
 
 
 def plan(pipeline: Pipeline, only: tuple[str, ...] = PROBES, components: tuple[str, ...] = ()
@@ -55,9 +60,12 @@ def plan(pipeline: Pipeline, only: tuple[str, ...] = PROBES, components: tuple[s
 
 def _run_probes(pipeline: Pipeline, only: tuple[str, ...], budget: str, jobs: int, trust: bool,
                 seed: int, observer: RunObserver | None, components: tuple[str, ...],
-                limit: OneThread) -> list[ProbeRun]:
+                limit: OneThread, cluster: Any) -> list[ProbeRun]:
     settings = BUDGETS[budget]
     work = plan(pipeline, only, components)
+    if cluster is not None:
+        from mlthreat.probes.cluster import run_on_cluster
+        return run_on_cluster(pipeline, work, settings, cluster, trust, seed, observer)
     if jobs > 1 and len(tasks(work)) > 1:
         return run_parallel(pipeline, work, settings, jobs, trust, seed, observer)
     runs = []

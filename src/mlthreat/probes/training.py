@@ -36,6 +36,7 @@ def user_fit(base_dir: Path, entry: str) -> Fit:
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     sys.modules[module_name] = module    # so parallel workers can find the function again
+    _by_value(module)
     try:
         spec.loader.exec_module(module)
     except Exception as exc:  # the user's code: any failure is theirs to see
@@ -48,6 +49,16 @@ def user_fit(base_dir: Path, entry: str) -> Fit:
         model = fn(x, y, seed)
         return model.predict_proba if hasattr(model, "predict_proba") else model
     return fit
+
+
+def _by_value(module: Any) -> None:
+    """The user's training module travels with its functions (cloudpickle by value): a Dask
+    worker that never imported it can still run a retraining (`probes.cluster`)."""
+    try:
+        import cloudpickle
+    except ImportError:              # no cluster extra: nothing pickles these functions
+        return
+    cloudpickle.register_pickle_by_value(module)
 
 
 def labels_of(fit: Fit) -> Fit:

@@ -229,9 +229,11 @@ def scan_folder(folder: Path) -> list[ScanFinding]:
 
 
 def scan_bytes(data: Data, file: str, member: str = "", root: Path | None = None,
-               name: str = "", at: At | None = None) -> list[ScanFinding]:
+               name: str = "", at: At | None = None, formats: list[str] | None = None
+               ) -> list[ScanFinding]:
+    """`formats`: the readings to judge, where the caller already told them (`kinds`)."""
     at = at or At(0, Budget.for_size(len(data)))
-    found = kinds(data, name)
+    found = kinds(data, name) if formats is None else formats
     text = _named_text(data, file, member, name)
     if not found:
         return text
@@ -430,8 +432,11 @@ def _compressed(data: Data, file: str, member: str, root: Path | None, name: str
 def _zip(data: Data, file: str, member: str, root: Path | None, name: str,
          at: At) -> list[ScanFinding]:
     try:
-        # A mapped top-level file is opened by its path (zipfile wants a seekable() file).
-        archive = zipfile.ZipFile(file if isinstance(data, mmap.mmap) else io.BytesIO(data))
+        # A mapped top-level file is opened by its path (zipfile wants a seekable() file), a
+        # remote one (scanners.remote.RangeData) through its own file, fetching what is read.
+        opener = getattr(data, "open", None)
+        archive = zipfile.ZipFile(file if isinstance(data, mmap.mmap) else opener() if opener
+                                  else io.BytesIO(data))
         infos = archive.infolist()
     except (zipfile.BadZipFile, ValueError, OSError, EOFError, NotImplementedError,
             struct.error) as exc:
@@ -564,9 +569,10 @@ def _interleaved(data: Data, file: str, member: str, at: At) -> list[ScanFinding
 
 
 class _MappedFile(io.RawIOBase):
-    """A read-only file over a memory map (tarfile reads it; its own position, not the map's)."""
+    """A read-only file over a memory map or a remote file's blocks (tarfile, zipfile and the
+    pickle machine read it; its own position, not the map's)."""
 
-    def __init__(self, data: mmap.mmap) -> None:
+    def __init__(self, data: Data) -> None:
         self.data, self.pos = data, 0
 
     def readable(self) -> bool:
@@ -580,6 +586,23 @@ class _MappedFile(io.RawIOBase):
         chunk = bytes(self.data[self.pos:end])
         self.pos = end
         return chunk
+
+    def readline(self, size: int | None = -1) -> bytes:
+        """Up to and with the next newline (the pickle machine's text opcodes), a block at a
+        time."""
+        out = b""
+        limit = len(self.data) if size is None or size < 0 else min(len(self.data),
+                                                                     self.pos + size)
+        while self.pos < limit:
+            chunk = bytes(self.data[self.pos:min(limit, self.pos + CHUNK)])
+            cut = chunk.find(b"\n")
+            if cut >= 0:
+                chunk = chunk[:cut + 1]
+            out += chunk
+            self.pos += len(chunk)
+            if cut >= 0:
+                break
+        return out
 
     def seek(self, offset: int, whence: int = 0) -> int:
         base = {0: 0, 1: self.pos, 2: len(self.data)}[whence]

@@ -281,8 +281,13 @@ class Machine:
     def __init__(self, data: bytes | mmap.mmap, member: str = "", depth: int = 0,
                  budget: Budget | None = None, joblib: bool = True, quiet: bool = False) -> None:
         self.data = data
-        # A memory-mapped file is read in place (it has read, readline, seek and tell).
-        self.f = data if isinstance(data, mmap.mmap) else io.BytesIO(data)
+        # A memory-mapped file is read in place (it has read, readline, seek and tell); a
+        # remote one (scanners.remote.RangeData) through its file, each opcode the slow way
+        # (the fast path reads the buffer itself).
+        opener = getattr(data, "open", None)
+        self.f = data if isinstance(data, mmap.mmap) else opener() if opener else \
+            io.BytesIO(data)
+        self.fast = opener is None
         self.member = member
         self.depth = depth
         self.budget = budget or Budget()
@@ -353,7 +358,7 @@ class Machine:
             # The frequent opcodes of large pickles (vocabularies, lists of numbers) are read
             # here from the buffer; everything else goes through the full table below.
             try:
-                step = self._fast(data[pos], pos, size)
+                step = self._fast(data[pos], pos, size) if self.fast else 0
             except (IndexError, KeyError, TypeError, ValueError, struct.error,
                     UnicodeDecodeError) as exc:
                 raise _Stop(pos, f"inconsistent stream at byte {pos} ({type(exc).__name__}): "

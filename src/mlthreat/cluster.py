@@ -1,0 +1,100 @@
+"""A Dask cluster for probes and scans (`--scheduler`): connecting, checking that the workers run
+the same mlthreat, and the worker-side helpers both use.
+
+`--scheduler ADDRESS` (or MLTHREAT_SCHEDULER) is a running scheduler, `tcp://host:8786`; `local`
+or `local:N` starts a LocalCluster of N worker processes (default: the usable cores) on
+127.0.0.1 for this command only. What travels, what workers need installed and why a scheduler
+must not face an untrusted network: docs/cluster.md.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from mlthreat.errors import InputError, ToolError
+
+ENV = "MLTHREAT_SCHEDULER"
+CONNECT_SECONDS = 20
+
+
+def scheduler_from(value: str | None) -> str | None:
+    """The scheduler a command uses: its flag, else the environment variable, else none."""
+    chosen = value if value is not None else os.environ.get(ENV) or None
+    return chosen.strip() if chosen and chosen.strip() else None
+
+
+def _distributed() -> Any:
+    try:
+        import distributed
+    except ImportError:
+        raise InputError("--scheduler needs Dask's distributed package: pip install "
+                         "'mlthreat[cluster]' (here and on every worker)") from None
+    return distributed
+
+
+@contextmanager
+def connect(address: str) -> Iterator[Any]:
+    """A Client of the scheduler at `address`, or of a LocalCluster for `local[:N]`, closed on
+    exit (a LocalCluster with it). The workers must import the same mlthreat version."""
+    distributed = _distributed()
+    if address == "local" or address.startswith("local:"):
+        count = address.partition(":")[2]
+        if count and not (count.isdigit() and int(count) >= 1):
+            raise InputError(f"--scheduler {address}: write local or local:N with N >= 1 "
+                             "worker processes")
+        n = int(count) if count else max(1, len(os.sched_getaffinity(0)) if hasattr(
+            os, "sched_getaffinity") else os.cpu_count() or 1)
+        # the scheduler's HTTP endpoint always starts (8787 by default, taken by any other
+        # cluster here): a free port on the loopback interface instead
+        cluster = distributed.LocalCluster(n_workers=n, threads_per_worker=1, processes=True,
+                                           host="127.0.0.1", dashboard_address="127.0.0.1:0",
+                                           silence_logs=logging.CRITICAL)
+        client = distributed.Client(cluster, set_as_default=False)
+    else:
+        cluster = None
+        try:
+            client = distributed.Client(address, timeout=CONNECT_SECONDS, set_as_default=False)
+        except (OSError, TimeoutError, ValueError) as exc:
+            raise InputError(f"--scheduler {address}: cannot reach a Dask scheduler there "
+                             f"({type(exc).__name__}: {exc}); start one with `dask scheduler` "
+                             "and workers with `dask worker ADDRESS` (docs/cluster.md)") from None
+    try:
+        check_workers(client)
+        yield client
+    finally:
+        client.close()
+        if cluster is not None:
+            cluster.close()
+
+
+def check_workers(client: Any, wait_seconds: float = CONNECT_SECONDS) -> None:
+    """Every worker imports mlthreat at this version (a worker without it, or another version,
+    would fail at its first task or measure differently)."""
+    from mlthreat.version import __version__
+    try:
+        client.wait_for_workers(1, timeout=wait_seconds)
+    except TimeoutError:
+        raise InputError(f"the Dask scheduler has no workers after {wait_seconds:.0f} s; start "
+                         "some with `dask worker ADDRESS`") from None
+    found = client.run(_worker_version)
+    wrong = {w: v for w, v in found.items() if v != __version__}
+    if wrong:
+        shown = ", ".join(f"{w}: {v}" for w, v in sorted(wrong.items()))
+        raise ToolError(f"Dask workers without mlthreat {__version__} ({shown}): install the "
+                        "same version on every worker (docs/cluster.md)")
+
+
+def _worker_version() -> str:
+    try:
+        from mlthreat.version import __version__
+    except ImportError:
+        return "not installed"
+    return __version__
+
+
+def total_threads(client: Any) -> int:
+    return max(1, int(sum(client.nthreads().values())))

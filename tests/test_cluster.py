@@ -1,0 +1,189 @@
+"""Probes and scans on a Dask cluster (`--scheduler`): a LocalCluster of two worker processes on
+127.0.0.1 gives the evidence and the findings of a local run, survives a worker killed in the
+middle of a task, never loads a flagged model on a worker, and stops cleanly on Ctrl-C."""
+
+from __future__ import annotations
+
+import os
+import pickle
+import shutil
+import signal
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+distributed = pytest.importorskip("distributed")
+
+from mlthreat import cli  # noqa: E402
+from mlthreat.catalog import load_catalog  # noqa: E402
+from mlthreat.cluster import check_workers  # noqa: E402
+from mlthreat.errors import ModelError  # noqa: E402
+from mlthreat.pipeline import load_pipeline  # noqa: E402
+from mlthreat.probes import runner  # noqa: E402
+from mlthreat.scanners import scan_paths  # noqa: E402
+from tests.conftest import EXAMPLES  # noqa: E402
+from tests.scanners.conftest import Payload  # noqa: E402
+
+CREDIT = EXAMPLES / "credit-scoring" / "pipeline.yaml"
+# membership's reference models go to the cluster from inside a task (joblib's Dask backend)
+KINDS = ("membership",)
+COMPONENTS = ("partner_prescreen", "mobile_app")
+
+
+@pytest.fixture(scope="module")
+def client() -> Iterator[Any]:
+    cluster = distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                                       host="127.0.0.1", dashboard_address="127.0.0.1:0",
+                                       silence_logs=50)
+    with distributed.Client(cluster, set_as_default=False) as c:
+        check_workers(c)
+        yield c
+    cluster.close()
+
+
+@pytest.fixture(scope="module")
+def local_runs() -> list[runner.ProbeRun]:
+    pipeline = load_pipeline(CREDIT, load_catalog())
+    return runner.run_probes(pipeline, KINDS, "quick", jobs=1, components=COMPONENTS)
+
+
+def _measured(runs: list[runner.ProbeRun]) -> list[tuple[Any, ...]]:
+    return [(r.component, e.source, e.metric, e.value, e.interval, e.summary)
+            for r in runs for e in r.results]
+
+
+class Seen:
+    def __init__(self) -> None:
+        self.begun: list[str] = []
+        self.ended: list[tuple[str, str]] = []
+
+    def begin(self, label: str) -> None:
+        self.begun.append(label)
+
+    def end(self, label: str, outcome: str) -> None:
+        self.ended.append((label, outcome))
+
+
+def test_the_cluster_gives_the_local_evidence(client: Any, local_runs: list[runner.ProbeRun]
+                                              ) -> None:
+    seen = Seen()
+    pipeline = load_pipeline(CREDIT, load_catalog())
+    runs = runner.run_probes(pipeline, KINDS, "quick", jobs=1, components=COMPONENTS,
+                             observer=seen, cluster=client)
+    assert _measured(runs) == _measured(local_runs)              # bit for bit, same order
+    assert [r.skipped for r in runs] == [r.skipped for r in local_runs]
+    labels = {"membership on partner_prescreen", "membership on mobile_app"}
+    assert {label for label, _ in seen.ended} == labels           # progress came back
+    _eventually(lambda: set(seen.begun) == labels)                # begins are events
+
+
+def _eventually(check: Any, seconds: float = 10) -> None:
+    deadline = time.monotonic() + seconds
+    while not check():
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+
+
+def test_a_worker_lost_mid_task_loses_nothing(client: Any,
+                                              local_runs: list[runner.ProbeRun]) -> None:
+    """SIGKILL the worker process running a probe task: the scheduler runs the task again on
+    a worker that is alive, and every probe is reported once, with the local evidence."""
+    pids = client.run(os.getpid)
+    killed: list[str] = []
+
+    def killer() -> None:
+        deadline = time.monotonic() + 60
+        while not killed and time.monotonic() < deadline:
+            for worker, keys in client.processing().items():
+                if any("mlthreat-probe" in str(k) for k in keys) and worker in pids:
+                    os.kill(pids[worker], signal.SIGKILL)
+                    killed.append(worker)
+                    return
+            time.sleep(0.02)
+    thread = threading.Thread(target=killer)
+    thread.start()
+    pipeline = load_pipeline(CREDIT, load_catalog())
+    runs = runner.run_probes(pipeline, KINDS, "quick", jobs=1, components=COMPONENTS,
+                             cluster=client)
+    thread.join()
+    assert killed                                  # a worker holding a probe task was killed
+    assert _measured(runs) == _measured(local_runs)
+    assert sum(len(r.results) for r in runs) == 2 and not any(r.interrupted for r in runs)
+    client.wait_for_workers(2, timeout=60)         # the nanny brings it back for the next test
+
+
+def test_a_flagged_model_is_never_loaded_on_a_worker(client: Any, tmp_path: Path,
+                                                     marker: Path) -> None:
+    folder = tmp_path / "case"
+    shutil.copytree(EXAMPLES / "credit-scoring", folder)
+    model = folder / "models" / "credit_model.joblib"
+    model.write_bytes(pickle.dumps(Payload(marker)))
+    pipeline = load_pipeline(folder / "pipeline.yaml", load_catalog())
+    with pytest.raises(ModelError) as exc:
+        runner.run_probes(pipeline, ("membership",), "quick", trust=True,
+                          components=("scoring_api",), cluster=client)
+    assert "never unpickles a flagged file" in str(exc.value)
+    assert "credit_model.joblib" in str(exc.value) and "mlthreat-probe-" not in str(exc.value)
+    assert not marker.exists()
+
+
+class StopAfterFirst(Seen):
+    def end(self, label: str, outcome: str) -> None:
+        super().end(label, outcome)
+        if outcome != "interrupted" and len(self.ended) == 1:
+            raise KeyboardInterrupt
+
+
+def test_ctrl_c_cancels_the_rest_and_keeps_what_ended(client: Any) -> None:
+    pipeline = load_pipeline(CREDIT, load_catalog())
+    seen = StopAfterFirst()
+    runs = runner.run_probes(pipeline, ("membership",), "quick", observer=seen,
+                             components=("partner_prescreen", "mobile_app", "scoring_api"),
+                             cluster=client)
+    first = seen.ended[0][0]
+    ended = [f"{runner.kind_of(e)} on {r.component}" for r in runs for e in r.results]
+    cut = [f"{k} on {r.component}" for r in runs for k in r.interrupted]
+    planned = {f"{k} on {c.id}" for c, kinds in runner.plan(
+        pipeline, ("membership",), ("partner_prescreen", "mobile_app", "scoring_api"))
+        for k in kinds}
+    assert first in ended and set(ended) | set(cut) == planned     # each once, nothing lost
+    assert len(ended) + len(cut) == len(planned) and cut
+    # nothing of the run is left on the scheduler: the futures were cancelled and released
+    _eventually(lambda: not client.run_on_scheduler(_probe_tasks), seconds=30)
+
+
+def _probe_tasks(dask_scheduler: Any) -> list[str]:
+    return [str(k) for k in dask_scheduler.tasks if "mlthreat-probe" in str(k)]
+
+
+def test_a_scan_on_the_cluster_is_the_local_scan(client: Any) -> None:
+    paths = [EXAMPLES / "credit-scoring", EXAMPLES / "hub-finetune", EXAMPLES / "mobile-app"]
+    local = scan_paths(paths)
+    spread = scan_paths(paths, cluster=client)
+    assert local.findings and spread.findings == local.findings
+    assert spread.files == local.files and spread.notes == local.notes
+
+
+def test_scan_command_takes_a_scheduler(tmp_path: Path, capsys: pytest.CaptureFixture[str]
+                                        ) -> None:
+    """The flag end to end: a LocalCluster started for the command (local:1) finds what the
+    plain command finds."""
+    model = tmp_path / "model.pkl"
+    model.write_bytes(pickle.dumps(Payload(tmp_path / "never")))
+    assert cli.main(["scan", str(model), "-f", "json"]) == 0
+    plain = capsys.readouterr().out
+    assert cli.main(["scan", str(model), "-f", "json", "--scheduler", "local:1"]) == 0
+    assert capsys.readouterr().out == plain and "critical" in plain
+
+
+def test_an_unreachable_scheduler_is_an_input_error(capsys: pytest.CaptureFixture[str],
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("mlthreat.cluster.CONNECT_SECONDS", 1)
+    monkeypatch.setenv("MLTHREAT_SCHEDULER", "tcp://127.0.0.1:9")      # the variable counts
+    code = cli.main(["scan", str(CREDIT.parent / "models")])
+    err = capsys.readouterr().err
+    assert code == 2 and "cannot reach a Dask scheduler" in err and "Traceback" not in err
