@@ -156,6 +156,43 @@ def test_ctrl_c_cancels_the_rest_and_keeps_what_ended(client: Any) -> None:
     _eventually(lambda: not client.run_on_scheduler(_probe_tasks), seconds=30)
 
 
+def test_ctrl_c_at_a_terminal_stops_the_command_and_its_workers(tmp_path: Path) -> None:
+    """SIGINT to the whole foreground process group, as a terminal sends it, once a probe has
+    ended: the command says what finished and exits 130; no worker prints a traceback and no
+    worker process is left behind."""
+    import subprocess
+    import sys
+    proc = subprocess.Popen([sys.executable, "-m", "mlthreat.cli", "probe", str(CREDIT), "--only",
+                             "membership", "--budget", "quick", "--scheduler", "local:2",
+                             "--component", "partner_prescreen", "--component", "scoring_api"],
+                            stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True,
+                            start_new_session=True)
+    assert proc.stderr is not None
+    lines = []
+    for line in proc.stderr:
+        lines.append(line)
+        if line.startswith("✓"):
+            os.killpg(proc.pid, signal.SIGINT)
+            break
+    err = "".join(lines) + proc.stderr.read()
+    assert proc.wait(timeout=60) == 130
+    assert "interrupted: finished membership on" in " ".join(err.split())
+    assert "Traceback" not in err and "KeyboardInterrupt" not in err
+    _eventually(lambda: not _children_of_session(proc.pid), seconds=20)
+
+
+def _children_of_session(sid: int) -> list[int]:
+    out = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if os.getsid(int(entry.name)) == sid:
+                    out.append(int(entry.name))
+            except (ProcessLookupError, PermissionError):
+                continue
+    return out
+
+
 def _probe_tasks(dask_scheduler: Any) -> list[str]:
     return [str(k) for k in dask_scheduler.tasks if "mlthreat-probe" in str(k)]
 

@@ -48,11 +48,15 @@ def connect(address: str) -> Iterator[Any]:
                              "worker processes")
         n = int(count) if count else max(1, len(os.sched_getaffinity(0)) if hasattr(
             os, "sched_getaffinity") else os.cpu_count() or 1)
-        # the scheduler's HTTP endpoint always starts (8787 by default, taken by any other
-        # cluster here): a free port on the loopback interface instead
-        cluster = distributed.LocalCluster(n_workers=n, threads_per_worker=1, processes=True,
-                                           host="127.0.0.1", dashboard_address="127.0.0.1:0",
-                                           silence_logs=logging.CRITICAL)
+        from mlthreat.probes.parallel import sigint_blocked, workers_deaf_to_ctrl_c
+        # worker processes in a process group of their own: a Ctrl-C at the terminal reaches
+        # this process only, which cancels the work and closes the cluster (no worker prints
+        # a traceback of its own). The scheduler's HTTP endpoint always starts (on 8787 by
+        # default, taken by any other cluster here): a free port on the loopback interface.
+        with sigint_blocked(), workers_deaf_to_ctrl_c():
+            cluster = distributed.LocalCluster(
+                n_workers=n, threads_per_worker=1, processes=True, host="127.0.0.1",
+                dashboard_address="127.0.0.1:0", silence_logs=logging.CRITICAL)
         client = distributed.Client(cluster, set_as_default=False)
     else:
         cluster = None
