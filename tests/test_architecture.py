@@ -18,8 +18,8 @@ SRC = ROOT / "src" / "mlthreat"
 
 # Each package (or top-level module) may import only from lower layers (and from itself).
 LAYERS = [
-    {"errors", "vocabulary", "plain", "fieldtypes", "yamlpos", "version"},
-    {"results", "progress", "yamlio", "examples"},
+    {"errors", "vocabulary", "plain", "fieldtypes", "yamlpos", "version", "processes"},
+    {"results", "progress", "yamlio", "examples", "cluster"},
     {"catalog"},
     {"pipeline"},
     {"scanners", "analysis"},

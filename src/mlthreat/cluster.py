@@ -16,6 +16,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from mlthreat.errors import InputError, ToolError
+from mlthreat.processes import sigint_blocked, workers_deaf_to_ctrl_c
 
 ENV = "MLTHREAT_SCHEDULER"
 CONNECT_SECONDS = 20
@@ -32,7 +33,7 @@ def _distributed() -> Any:
         import distributed
     except ImportError:
         raise InputError("--scheduler needs Dask's distributed package: pip install "
-                         "'mlthreat[cluster]' (here and on every worker)") from None
+                         "distributed (the cluster extra; here and on every worker)") from None
     return distributed
 
 
@@ -48,7 +49,6 @@ def connect(address: str) -> Iterator[Any]:
                              "worker processes")
         n = int(count) if count else max(1, len(os.sched_getaffinity(0)) if hasattr(
             os, "sched_getaffinity") else os.cpu_count() or 1)
-        from mlthreat.probes.parallel import sigint_blocked, workers_deaf_to_ctrl_c
         # worker processes in a process group of their own: a Ctrl-C at the terminal reaches
         # this process only, which cancels the work and closes the cluster (no worker prints
         # a traceback of its own). The scheduler's HTTP endpoint always starts (on 8787 by

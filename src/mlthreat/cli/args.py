@@ -61,8 +61,8 @@ tracking-server tokens, notebooks included), dependencies (requirements, pyproje
 Dockerfiles), workflows (GitHub Actions: pull-request code run with secrets, script injection,
 secrets in logs, unreviewed deploys, unpinned third-party actions).
 Nothing scanned is imported or executed.
-Object stores and other fsspec URLs (s3://, gs://, az://; the matching extra: mlthreat[s3],
-[gcs], [azure]) are read by the model-file scanner, fetching only the byte ranges a format
+Object stores and other fsspec URLs (s3://, gs://, az://; with the extra s3, gcs or azure:
+s3fs, gcsfs, adlfs) are read by the model-file scanner, fetching only the byte ranges a format
 needs (a safetensors header, a PyTorch archive's pickles), with the credentials of this machine.
 examples:
   mlthreat scan model.joblib
@@ -178,7 +178,7 @@ def _scheduler_option(p: argparse.ArgumentParser, what: str) -> None:
     p.add_argument("--scheduler", metavar="ADDRESS",
                    help=f"run {what} on a Dask cluster: a scheduler's address "
                         "(tcp://host:8786), or local[:N] for N worker processes on this "
-                        "machine; needs mlthreat[cluster] here and on every worker (default: "
+                        "machine; needs the cluster extra (distributed) here and on every worker (default: "
                         "$MLTHREAT_SCHEDULER, else none: this machine only; docs/cluster.md)")
 
 

@@ -3,9 +3,10 @@
 `distributed` workers that may sit on other machines.
 
 What travels, once per component and worker: the files its probe block reads (data, model file,
-the training file and the .py files beside it), scattered as bytes to every worker (a copy on
-each, so a lost worker loses none); a worker that runs one of the component's tasks writes them
-into a folder of its own and prepares the component there through
+the training file and the .py files beside it), as bytes held by a task of their own (a worker
+fetches them once from wherever they are; lost with a worker, they are computed again from the
+scheduler's copy); a worker that runs one of the component's tasks writes them into a folder of
+its own and prepares the component there through
 the same scanner gate as a local run, so a model is never pickled to a worker and a flagged file
 is refused on the worker. Inside a task the repeated trainings (membership inference's reference
 models, poisoning's seeds and rates) are joblib calls on the Dask backend, so they spread over
@@ -27,7 +28,7 @@ import uuid
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from mlthreat.errors import MlthreatError
+from mlthreat.errors import InputError, MlthreatError, SpecError
 from mlthreat.pipeline import Component, Pipeline
 from mlthreat.probes.execute import OneThread, attempt
 from mlthreat.probes.parallel import _target, collect, tasks
@@ -57,11 +58,18 @@ def ship(pipeline: Pipeline, comp: Component) -> Shipment:
     files: dict[str, bytes] = {}
 
     def put(given: str, slot: str) -> str:
+        """A file (or a folder's files) at the path the worker's copy of the spec names; a
+        missing one stays missing, for the worker to report as a local run does."""
         source = (base / given).resolve()
         inner = PurePosixPath(given)
         plain = not inner.is_absolute() and ".." not in inner.parts
         rel = inner.as_posix() if plain else f"_outside/{slot}/{source.name}"
-        files[rel] = source.read_bytes()
+        if source.is_file():
+            files[rel] = source.read_bytes()
+        elif source.is_dir():                    # a partitioned Parquet data set
+            for sub in sorted(source.rglob("*")):
+                if sub.is_file():
+                    files[f"{rel}/{sub.relative_to(source).as_posix()}"] = sub.read_bytes()
         return rel
 
     probe = spec.model_copy(update={"data": put(spec.data, "data")})
@@ -107,6 +115,12 @@ def _unpacked(shipment: Shipment, run_id: str) -> Pipeline:
     return dataclasses.replace(shipment.pipeline, file=str(folder / shipment.pipeline.file))
 
 
+def hold(value: Any) -> Any:
+    """A task whose result is its argument: data that goes to the workers once and that the
+    scheduler can compute again if the worker holding it is lost."""
+    return value
+
+
 def _scratch() -> str | None:
     try:
         from distributed import get_worker
@@ -139,7 +153,8 @@ def _task(shipment: Shipment, run_id: str, comp_id: str, kinds: tuple[str, ...],
                 out.append(("skipped", kind, got) if isinstance(got, str)
                            else ("result", kind, got))
     except MlthreatError as exc:          # name the user's files, not the worker's folder
-        raise type(exc)(str(exc).replace(folder, shipment.origin)) from None
+        error = InputError if isinstance(exc, SpecError) else type(exc)  # one message, no list
+        raise error(str(exc).replace(folder, shipment.origin)) from None
     return out
 
 
@@ -166,8 +181,10 @@ def run_on_cluster(pipeline: Pipeline, work: list[tuple[Component, tuple[str, ..
             observer.begin(label)
 
     client.subscribe_topic(topic, began)
-    # on every worker (once): scattered data has no other copy, a lost worker would lose it
-    shipped = {comp.id: client.scatter(ship(pipeline, comp), hash=False, broadcast=True)
+    # a task that holds the files (not `scatter`: scattered data lost with its worker is gone
+    # for good, seen here when a worker was killed; a task's result is computed again)
+    shipped = {comp.id: client.submit(hold, ship(pipeline, comp), pure=False,
+                                      key=f"mlthreat-files-{comp.id}-{run_id}")
                for comp, _ in work}
     futures = {client.submit(_task, shipped[comp_id], run_id, comp_id, kinds, settings, trust,
                              seed, inner, topic, pure=False,

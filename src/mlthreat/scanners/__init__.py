@@ -22,6 +22,7 @@ from mlthreat.scanners.modelfile import ModelFileScanner, walk
 from mlthreat.scanners.remote import filesystem, is_url, local_of, scan_remote
 from mlthreat.scanners.secrets import SecretsScanner
 from mlthreat.scanners.serving import ServingScanner
+from mlthreat.scanners.spread import on_cluster
 from mlthreat.scanners.workflows import WorkflowScanner
 
 # folders that are not the project's own code: only the model-file scanner reads them
@@ -176,8 +177,7 @@ def scan_paths(paths: Sequence[Path | str], only: list[str] | None = None,
     report.files = len(jobs)
     ctx = ScanContext(advisories)
     if cluster is not None:
-        from mlthreat.scanners.spread import scan_on_cluster
-        results = scan_on_cluster(jobs, ctx, cluster, progress)
+        results = on_cluster(jobs, scan_file, ctx, cluster, progress, lambda j: j.name)
     else:
         results = []
         for job in jobs:

@@ -46,6 +46,12 @@ def local_of(text: str) -> str:
     return text[len("file://"):] if text.startswith("file://") else text
 
 
+# the fsspec backend of a protocol, and mlthreat's extra that installs it
+BACKENDS = {"s3": ("s3fs", "s3"), "s3a": ("s3fs", "s3"), "gs": ("gcsfs", "gcs"),
+            "gcs": ("gcsfs", "gcs"), "az": ("adlfs", "azure"), "abfs": ("adlfs", "azure"),
+            "abfss": ("adlfs", "azure")}
+
+
 def filesystem(url: str) -> tuple[Any, str]:
     """(fsspec filesystem, path inside it) for `url`; a missing backend is an input error."""
     import fsspec
@@ -55,9 +61,9 @@ def filesystem(url: str) -> tuple[Any, str]:
         fs, path = fsspec.core.url_to_fs(url)
         return fs, str(path)
     except (ImportError, ValueError) as exc:
-        extra = {"s3": "s3", "s3a": "s3", "gs": "gcs", "gcs": "gcs", "az": "azure",
-                 "abfs": "azure", "abfss": "azure"}.get(url.partition("://")[0])
-        hint = f"pip install 'mlthreat[{extra}]'" if extra else "install its fsspec backend"
+        package, extra = BACKENDS.get(url.partition("://")[0], ("", ""))
+        hint = f"pip install {package} (the {extra} extra)" if package else \
+            "install its fsspec backend"
         raise InputError(f"{url}: cannot open ({exc}); {hint}") from None
 
 

@@ -10,37 +10,43 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
-from typing import Any
-
-from mlthreat.scanners import FileJob, ScanContext, ScanFinding, scan_file
+from typing import Any, TypeVar
 
 BATCH = 50            # files per task: small enough to spread, large enough to pay a task's cost
-Result = tuple[list[ScanFinding], list[str], int]
+J = TypeVar("J")
+R = TypeVar("R")
 
 
-def batches(jobs: list[FileJob], workers: int, size: int = BATCH) -> list[list[FileJob]]:
+def batches(jobs: list[J], workers: int, size: int = BATCH) -> list[list[J]]:
     """Consecutive runs of at most `size` files, at least four per worker where there are
     enough files (a slow batch then holds up little)."""
     per = max(1, min(size, -(-len(jobs) // max(1, 4 * workers))))
     return [jobs[i:i + per] for i in range(0, len(jobs), per)]
 
 
-def _scan_batch(batch: list[FileJob], ctx: ScanContext) -> list[Result]:
-    return [scan_file(job, ctx) for job in batch]
+def _hold(value: Any) -> Any:
+    return value
 
 
-def scan_on_cluster(jobs: list[FileJob], ctx: ScanContext, client: Any,
-                    progress: Callable[[str], None] | None = None) -> list[Result]:
-    """Each file's (findings, notes, bytes fetched), in the order of `jobs`."""
+def _batch(part: list[J], work: Callable[[J, Any], R], shared: Any) -> list[R]:
+    return [work(job, shared) for job in part]
+
+
+def on_cluster(jobs: list[J], work: Callable[[J, Any], R], shared: Any, client: Any,
+               progress: Callable[[str], None] | None = None,
+               name: Callable[[J], str] = str) -> list[R]:
+    """`work(job, shared)` for every job on the cluster's workers (`shared` sent once to each),
+    the results in the order of `jobs`."""
     from distributed import as_completed
 
     from mlthreat.cluster import total_threads
     parts = batches(jobs, total_threads(client))
-    shared = client.scatter(ctx, hash=False, broadcast=True)
     run = uuid.uuid4().hex
-    futures = {client.submit(_scan_batch, part, shared, pure=False,
+    # held by a task, not scattered: a lost worker's copy is computed again (probes.cluster)
+    sent = client.submit(_hold, shared, pure=False, key=f"mlthreat-shared-{run}")
+    futures = {client.submit(_batch, part, work, sent, pure=False,
                              key=f"mlthreat-scan-{n}-{run}"): n for n, part in enumerate(parts)}
-    got: dict[int, list[Result]] = {}
+    got: dict[int, list[R]] = {}
     done = 0
     try:
         for future in as_completed(futures, loop=client.loop):  # type: ignore[no-untyped-call]
@@ -48,7 +54,7 @@ def scan_on_cluster(jobs: list[FileJob], ctx: ScanContext, client: Any,
             got[n] = future.result()
             done += len(parts[n])
             if progress:
-                progress(f"{done}/{len(jobs)} files ({parts[n][-1].name})")
+                progress(f"{done}/{len(jobs)} files ({name(parts[n][-1])})")
     finally:
-        client.cancel([f for f in futures if not f.done()] + [shared])
+        client.cancel([f for f in futures if not f.done()] + [sent])
     return [r for n in range(len(parts)) for r in got[n]]

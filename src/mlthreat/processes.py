@@ -1,0 +1,49 @@
+"""Worker processes that a terminal's Ctrl-C does not reach: they are started in a process group
+of their own (and with SIGINT blocked while they fork), so that only mlthreat hears Ctrl-C and
+stops them itself: joblib's loky workers (`probes.parallel`) and a LocalCluster's (`cluster`).
+"""
+
+from __future__ import annotations
+
+import signal
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+
+@contextmanager
+def sigint_blocked() -> Iterator[None]:
+    """SIGINT blocked in this thread while a process is forked from it: the child inherits the
+    mask and never sees Ctrl-C (it would print a traceback while it starts; this process stops
+    it), while this process loses nothing: a Ctrl-C meanwhile is taken by another thread or
+    delivered when the block ends."""
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+
+
+# the position of `pgid_to_set` in _posixsubprocess.fork_exec's arguments (Python 3.11 to 3.14)
+PGID_ARGUMENT = 16
+
+
+@contextmanager
+def workers_deaf_to_ctrl_c() -> Iterator[None]:
+    """Worker processes started inside get a process group of their own, so that Ctrl-C at a
+    terminal, which signals the whole foreground group, reaches only this process (which then
+    stops the workers), not a worker that would print a traceback of its own while it starts.
+    loky leaves the group unset when it forks and execs a worker; the group is set in the child
+    before exec, so no signal is ignored or lost here, at any moment."""
+    import _posixsubprocess
+    real = _posixsubprocess.fork_exec
+
+    def fork_exec(*args: Any) -> Any:
+        if len(args) > PGID_ARGUMENT and args[PGID_ARGUMENT] == -1:
+            args = (*args[:PGID_ARGUMENT], 0, *args[PGID_ARGUMENT + 1:])
+        return real(*args)
+    _posixsubprocess.fork_exec = fork_exec
+    try:
+        yield
+    finally:
+        _posixsubprocess.fork_exec = real
