@@ -40,6 +40,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/startup.py
 	$(BIN)/python benchmarks/assess_time.py
 	$(BIN)/python benchmarks/realrepos.py
+	$(BIN)/python benchmarks/cluster.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks

@@ -68,19 +68,6 @@ class Seen:
         self.ended.append((label, outcome))
 
 
-def test_the_cluster_gives_the_local_evidence(client: Any, local_runs: list[runner.ProbeRun]
-                                              ) -> None:
-    seen = Seen()
-    pipeline = load_pipeline(CREDIT, load_catalog())
-    runs = runner.run_probes(pipeline, KINDS, "quick", jobs=1, components=COMPONENTS,
-                             observer=seen, cluster=client)
-    assert _measured(runs) == _measured(local_runs)              # bit for bit, same order
-    assert [r.skipped for r in runs] == [r.skipped for r in local_runs]
-    labels = {"membership on partner_prescreen", "membership on mobile_app"}
-    assert {label for label, _ in seen.ended} == labels           # progress came back
-    _eventually(lambda: set(seen.begun) == labels)                # begins are events
-
-
 def _eventually(check: Any, seconds: float = 10) -> None:
     deadline = time.monotonic() + seconds
     while not check():
@@ -88,10 +75,12 @@ def _eventually(check: Any, seconds: float = 10) -> None:
         time.sleep(0.05)
 
 
-def test_a_worker_lost_mid_task_loses_nothing(client: Any,
-                                              local_runs: list[runner.ProbeRun]) -> None:
-    """SIGKILL the worker process running a probe task: the scheduler runs the task again on
-    a worker that is alive, and every probe is reported once, with the local evidence."""
+def test_the_local_evidence_even_with_a_worker_lost_mid_task(
+        client: Any, local_runs: list[runner.ProbeRun]) -> None:
+    """The cluster's evidence is `--jobs 1`'s, bit for bit, in the same order, even when the
+    worker process running a probe task is killed (SIGKILL): the scheduler runs the task again
+    on a worker that is alive, and every probe is reported once. Progress comes back: begins as
+    Dask events, ends with the futures."""
     pids = client.run(os.getpid)
     killed: list[str] = []
 
@@ -107,12 +96,17 @@ def test_a_worker_lost_mid_task_loses_nothing(client: Any,
     thread = threading.Thread(target=killer)
     thread.start()
     pipeline = load_pipeline(CREDIT, load_catalog())
+    seen = Seen()
     runs = runner.run_probes(pipeline, KINDS, "quick", jobs=1, components=COMPONENTS,
-                             cluster=client)
+                             observer=seen, cluster=client)
     thread.join()
     assert killed                                  # a worker holding a probe task was killed
     assert _measured(runs) == _measured(local_runs)
+    assert [r.skipped for r in runs] == [r.skipped for r in local_runs]
     assert sum(len(r.results) for r in runs) == 2 and not any(r.interrupted for r in runs)
+    labels = {"membership on partner_prescreen", "membership on mobile_app"}
+    assert sorted(label for label, _ in seen.ended) == sorted(labels)     # each ends once
+    _eventually(lambda: set(seen.begun) == labels)
     client.wait_for_workers(2, timeout=60)         # the nanny brings it back for the next test
 
 

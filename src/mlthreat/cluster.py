@@ -102,3 +102,10 @@ def _worker_version() -> str:
 
 def total_threads(client: Any) -> int:
     return max(1, int(sum(client.nthreads().values())))
+
+
+def hold(value: Any) -> Any:
+    """A task whose result is its argument: data that goes to each worker once, and that the
+    scheduler computes again if the worker holding it is lost (data given to `scatter` instead
+    is gone with its worker: every task that needed it fails)."""
+    return value

@@ -115,12 +115,6 @@ def _unpacked(shipment: Shipment, run_id: str) -> Pipeline:
     return dataclasses.replace(shipment.pipeline, file=str(folder / shipment.pipeline.file))
 
 
-def hold(value: Any) -> Any:
-    """A task whose result is its argument: data that goes to the workers once and that the
-    scheduler can compute again if the worker holding it is lost."""
-    return value
-
-
 def _scratch() -> str | None:
     try:
         from distributed import get_worker
@@ -165,7 +159,7 @@ def run_on_cluster(pipeline: Pipeline, work: list[tuple[Component, tuple[str, ..
     order, as `run_parallel` gives them."""
     from distributed import as_completed
 
-    from mlthreat.cluster import total_threads
+    from mlthreat.cluster import hold, total_threads
     run_id = uuid.uuid4().hex
     topic = f"mlthreat-probe-{run_id}"
     inner = min(MAX_INNER_JOBS, total_threads(client))

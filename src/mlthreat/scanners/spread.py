@@ -17,15 +17,11 @@ J = TypeVar("J")
 R = TypeVar("R")
 
 
-def batches(jobs: list[J], workers: int, size: int = BATCH) -> list[list[J]]:
-    """Consecutive runs of at most `size` files, at least four per worker where there are
-    enough files (a slow batch then holds up little)."""
-    per = max(1, min(size, -(-len(jobs) // max(1, 4 * workers))))
+def batches(jobs: list[J], workers: int, size: int | None = None) -> list[list[J]]:
+    """Consecutive runs of at most `size` (BATCH) files, at least four per worker where there
+    are enough files (a slow batch then holds up little)."""
+    per = max(1, min(size or BATCH, -(-len(jobs) // max(1, 4 * workers))))
     return [jobs[i:i + per] for i in range(0, len(jobs), per)]
-
-
-def _hold(value: Any) -> Any:
-    return value
 
 
 def _batch(part: list[J], work: Callable[[J, Any], R], shared: Any) -> list[R]:
@@ -39,11 +35,11 @@ def on_cluster(jobs: list[J], work: Callable[[J, Any], R], shared: Any, client: 
     the results in the order of `jobs`."""
     from distributed import as_completed
 
-    from mlthreat.cluster import total_threads
+    from mlthreat.cluster import hold, total_threads
     parts = batches(jobs, total_threads(client))
     run = uuid.uuid4().hex
     # held by a task, not scattered: a lost worker's copy is computed again (probes.cluster)
-    sent = client.submit(_hold, shared, pure=False, key=f"mlthreat-shared-{run}")
+    sent = client.submit(hold, shared, pure=False, key=f"mlthreat-shared-{run}")
     futures = {client.submit(_batch, part, work, sent, pure=False,
                              key=f"mlthreat-scan-{n}-{run}"): n for n, part in enumerate(parts)}
     got: dict[int, list[R]] = {}
