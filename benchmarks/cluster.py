@@ -14,7 +14,8 @@
 3. The per-task costs and the bytes each probe task moves, from which benchmarks/README.md
    estimates the same work on a 20-node cluster.
 
-Run: `.venv/bin/python benchmarks/cluster.py [--budget thorough] [--files 10000] [--workers 2]`.
+Run: `.venv/bin/python benchmarks/cluster.py [--budget standard] [--probes KINDS] [--files 10000]
+[--workers 2] [--only probes|scan]`.
 """
 
 from __future__ import annotations
@@ -39,10 +40,11 @@ def evidence_key(evidence: list[Any]) -> list[tuple[Any, ...]]:
     return [(e.component, e.source, e.metric, e.value, e.interval) for e in evidence]
 
 
-def probes(budget: str, workers: int) -> None:
+def probes(budget: str, workers: int, kinds: tuple[str, ...]) -> None:
     import distributed
 
     from mlthreat.catalog import load_catalog
+    from mlthreat.cluster import local_cluster
     from mlthreat.pipeline import load_pipeline
     from mlthreat.probes.cluster import ship
     from mlthreat.probes.runner import run_probes
@@ -54,23 +56,20 @@ def probes(budget: str, workers: int) -> None:
                                          ("LocalCluster", 1, 1),
                                          ("LocalCluster", workers, workers)):
         if cluster_workers:
-            cluster = distributed.LocalCluster(n_workers=cluster_workers, threads_per_worker=1,
-                                               processes=True, host="127.0.0.1",
-                                               dashboard_address="127.0.0.1:0",
-                                               silence_logs=50)
+            cluster = local_cluster(cluster_workers)
             client = distributed.Client(cluster, set_as_default=False)
             client.wait_for_workers(cluster_workers)
             # workers warmed up (imports) as a long-lived cluster would be
             client.run(__import__, "mlthreat.probes.runner")
             start = time.perf_counter()
-            runs = run_probes(pipeline, budget=budget, cluster=client)
+            runs = run_probes(pipeline, kinds, budget=budget, cluster=client)
             seconds = time.perf_counter() - start
             client.close()
             cluster.close()
             found = [e for r in runs for e in r.results]
         else:
             start = time.perf_counter()
-            runs = run_probes(pipeline, budget=budget, jobs=jobs)
+            runs = run_probes(pipeline, kinds, budget=budget, jobs=jobs)
             seconds = time.perf_counter() - start
             found = [e for r in runs for e in r.results]
             if jobs == 1:
@@ -146,6 +145,7 @@ def registry(files: int) -> tuple[Path, int]:
 def scans(files: int, workers: int) -> None:
     import distributed
 
+    from mlthreat.cluster import local_cluster
     from mlthreat.scanners import scan_paths
     root, _ = registry(files)
     where = [root / "teams"]
@@ -158,9 +158,7 @@ def scans(files: int, workers: int) -> None:
     print(f"  this process   : {plain:7.1f} s  ({local.files / plain:.0f} files/s)", flush=True)
     times = {}
     for n in (1, workers):
-        cluster = distributed.LocalCluster(n_workers=n, threads_per_worker=1, processes=True,
-                                           host="127.0.0.1", dashboard_address="127.0.0.1:0",
-                                           silence_logs=50)
+        cluster = local_cluster(n)
         client = distributed.Client(cluster, set_as_default=False)
         client.wait_for_workers(n)
         client.run(__import__, "mlthreat.scanners")
@@ -178,14 +176,18 @@ def scans(files: int, workers: int) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--budget", default="thorough", choices=["quick", "standard", "thorough"])
+    parser.add_argument("--budget", default="standard", choices=["quick", "standard", "thorough"],
+                        help="the probes' budget (thorough's exact evasion alone is up to 200 "
+                             "points x 10 s x 3 norms per tree model: hours for four runs)")
+    parser.add_argument("--probes", default="membership,extraction,poisoning,evasion",
+                        help="comma-separated probe kinds (default: all)")
     parser.add_argument("--files", type=int, default=10_000)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--only", choices=["probes", "scan"])
     args = parser.parse_args()
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     if args.only != "scan":
-        probes(args.budget, args.workers)
+        probes(args.budget, args.workers, tuple(args.probes.split(",")))
     if args.only != "probes":
         scans(args.files, args.workers)
 

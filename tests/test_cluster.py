@@ -20,8 +20,8 @@ distributed = pytest.importorskip("distributed")
 
 from mlthreat import cli  # noqa: E402
 from mlthreat.catalog import load_catalog  # noqa: E402
-from mlthreat.cluster import check_workers  # noqa: E402
-from mlthreat.errors import ModelError  # noqa: E402
+from mlthreat.cluster import check_workers, local_cluster  # noqa: E402
+from mlthreat.errors import ModelError, ToolError  # noqa: E402
 from mlthreat.pipeline import load_pipeline  # noqa: E402
 from mlthreat.probes import runner  # noqa: E402
 from mlthreat.scanners import scan_paths  # noqa: E402
@@ -36,9 +36,7 @@ COMPONENTS = ("partner_prescreen", "mobile_app")
 
 @pytest.fixture(scope="module")
 def client() -> Iterator[Any]:
-    cluster = distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                                       host="127.0.0.1", dashboard_address="127.0.0.1:0",
-                                       silence_logs=50)
+    cluster = local_cluster(2)
     with distributed.Client(cluster, set_as_default=False) as c:
         check_workers(c)
         yield c
@@ -209,6 +207,25 @@ def test_scan_command_takes_a_scheduler(tmp_path: Path, capsys: pytest.CaptureFi
     plain = capsys.readouterr().out
     assert cli.main(["scan", str(model), "-f", "json", "--scheduler", "local:1"]) == 0
     assert capsys.readouterr().out == plain and "critical" in plain
+
+
+def _set_version(value: str) -> str:
+    import mlthreat.version
+    old, mlthreat.version.__version__ = mlthreat.version.__version__, value
+    return old
+
+
+def test_workers_with_another_mlthreat_are_refused(client: Any) -> None:
+    """A worker that would measure with other code is named before any task runs."""
+    (worker, *_) = sorted(client.scheduler_info()["workers"])
+    real = client.run(_set_version, "0.0.1-other", workers=[worker])[worker]
+    try:
+        with pytest.raises(ToolError) as exc:
+            check_workers(client)
+        assert f"{worker}: 0.0.1-other" in str(exc.value)
+    finally:
+        client.run(_set_version, real, workers=[worker])
+    check_workers(client)
 
 
 def test_an_unreachable_scheduler_is_an_input_error(capsys: pytest.CaptureFixture[str],
