@@ -125,6 +125,9 @@ def test_a_prefix_in_memory_is_scanned_file_by_file(files: dict[str, bytes]) -> 
     worst = {f.file.rsplit("/", 1)[1] for f in report.findings if f.severity == "critical"}
     assert worst == {"evil.pkl", "evil.pt"}
     assert any("model-file scanner only" in n for n in report.notes)
+    whole = sum(len(b) for n, b in files.items() if not n.startswith("clean."))   # all < 64 MiB
+    assert report.fetched == whole
+    assert f"4 object(s) read from stores: {whole / 1e6:.1f} MB fetched" in " ".join(report.notes)
 
 
 def _free_port() -> int:

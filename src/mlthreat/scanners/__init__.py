@@ -131,7 +131,7 @@ def _remote_jobs(url: str, names: Sequence[str], exclude: Sequence[str],
         else:
             raise InputError(f"not found: {url}; check the URL (a CI gate on a wrong path "
                              "must not pass)")
-    except (OSError, PermissionError) as exc:
+    except OSError as exc:               # PermissionError too: credentials
         raise InputError(f"{url}: cannot list ({exc}); check the URL and the credentials "
                          "this machine (and every Dask worker) uses for it") from None
     out = []
@@ -188,6 +188,10 @@ def scan_paths(paths: Sequence[Path | str], only: list[str] | None = None,
         report.findings += found
         report.notes += notes
         report.fetched += fetched
+    remote = sum(is_url(job.where) for job in jobs)
+    if remote:
+        report.notes.append(f"{remote} object(s) read from stores: {report.fetched / 1e6:.1f} MB "
+                            "fetched (byte ranges where the format allows)")
     if "dependencies" in names and not advisories:
         report.notes.append("known-vulnerable versions were not checked: no advisory database "
                             "given (--advisories FILE|DIR with OSV JSON); mlthreat stays offline")
