@@ -63,9 +63,12 @@ def connect(address: str) -> Iterator[Any]:
         check_workers(client)
         yield client
     finally:
-        client.close()
-        if cluster is not None:
-            cluster.close()
+        # not cut short by a Ctrl-C (one that comes now is raised when they are closed): a
+        # half-closed client prints a traceback when Python exits
+        with sigint_blocked():
+            client.close()
+            if cluster is not None:
+                cluster.close()
 
 
 # Dask's defaults that slow probes down in a worker, measured on the reference case's evasion

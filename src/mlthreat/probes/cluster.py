@@ -32,6 +32,7 @@ from mlthreat.errors import InputError, MlthreatError, SpecError
 from mlthreat.pipeline import Component, Pipeline
 from mlthreat.probes.execute import OneThread, attempt
 from mlthreat.probes.parallel import _target, collect, tasks
+from mlthreat.processes import sigint_blocked
 from mlthreat.progress import RunObserver
 
 MAX_INNER_JOBS = 256        # the probes' `jobs` parameter allows no more
@@ -200,8 +201,9 @@ def run_on_cluster(pipeline: Pipeline, work: list[tuple[Component, tuple[str, ..
     except KeyboardInterrupt:
         stopped = True
     finally:
-        client.cancel(list(futures) + list(shipped.values()))   # the rest is not needed
-        client.unsubscribe_topic(topic)
+        with sigint_blocked():              # a second Ctrl-C must not cut the clean-up short
+            client.cancel(list(futures) + list(shipped.values()))   # the rest is not needed
+            client.unsubscribe_topic(topic)
     if stopped and observer:
         with lock:
             cut = sorted(running)
