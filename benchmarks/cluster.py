@@ -41,10 +41,8 @@ def evidence_key(evidence: list[Any]) -> list[tuple[Any, ...]]:
 
 
 def probes(budget: str, workers: int, kinds: tuple[str, ...]) -> None:
-    import distributed
-
     from mlthreat.catalog import load_catalog
-    from mlthreat.cluster import local_cluster
+    from mlthreat.cluster import connect
     from mlthreat.pipeline import load_pipeline
     from mlthreat.probes.cluster import ship
     from mlthreat.probes.runner import run_probes
@@ -56,16 +54,13 @@ def probes(budget: str, workers: int, kinds: tuple[str, ...]) -> None:
                                          ("LocalCluster", 1, 1),
                                          ("LocalCluster", workers, workers)):
         if cluster_workers:
-            cluster = local_cluster(cluster_workers)
-            client = distributed.Client(cluster, set_as_default=False)
-            client.wait_for_workers(cluster_workers)
-            # workers warmed up (imports) as a long-lived cluster would be
-            client.run(__import__, "mlthreat.probes.runner")
-            start = time.perf_counter()
-            runs = run_probes(pipeline, kinds, budget=budget, cluster=client)
-            seconds = time.perf_counter() - start
-            client.close()
-            cluster.close()
+            with connect(f"local:{cluster_workers}") as client:
+                client.wait_for_workers(cluster_workers)
+                # workers warmed up (imports) as a long-lived cluster would be
+                client.run(__import__, "mlthreat.probes.runner")
+                start = time.perf_counter()
+                runs = run_probes(pipeline, kinds, budget=budget, cluster=client)
+                seconds = time.perf_counter() - start
             found = [e for r in runs for e in r.results]
         else:
             start = time.perf_counter()
@@ -143,9 +138,7 @@ def registry(files: int) -> tuple[Path, int]:
 
 
 def scans(files: int, workers: int) -> None:
-    import distributed
-
-    from mlthreat.cluster import local_cluster
+    from mlthreat.cluster import connect
     from mlthreat.scanners import scan_paths
     root, _ = registry(files)
     where = [root / "teams"]
@@ -158,15 +151,12 @@ def scans(files: int, workers: int) -> None:
     print(f"  this process   : {plain:7.1f} s  ({local.files / plain:.0f} files/s)", flush=True)
     times = {}
     for n in (1, workers):
-        cluster = local_cluster(n)
-        client = distributed.Client(cluster, set_as_default=False)
-        client.wait_for_workers(n)
-        client.run(__import__, "mlthreat.scanners")
-        start = time.perf_counter()
-        spread = scan_paths(where, ["modelfile"], cluster=client)
-        times[n] = time.perf_counter() - start
-        client.close()
-        cluster.close()
+        with connect(f"local:{n}") as client:
+            client.wait_for_workers(n)
+            client.run(__import__, "mlthreat.scanners")
+            start = time.perf_counter()
+            spread = scan_paths(where, ["modelfile"], cluster=client)
+            times[n] = time.perf_counter() - start
         same = "same findings" if spread.findings == local.findings else "FINDINGS DIFFER"
         print(f"  LocalCluster {n} : {times[n]:7.1f} s  ({local.files / times[n]:.0f} files/s, "
               f"{same})", flush=True)

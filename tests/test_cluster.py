@@ -167,9 +167,9 @@ def test_ctrl_c_at_a_terminal_stops_the_command_and_its_workers(tmp_path: Path) 
             os.killpg(proc.pid, signal.SIGINT)
             break
     err = "".join(lines) + proc.stderr.read()
-    assert proc.wait(timeout=60) == 130
-    assert "interrupted: finished membership on" in " ".join(err.split())
-    assert "Traceback" not in err and "KeyboardInterrupt" not in err
+    assert proc.wait(timeout=60) == 130, err
+    assert "interrupted: finished membership on" in " ".join(err.split()), err
+    assert "Traceback" not in err and "KeyboardInterrupt" not in err, err    # all of it shown
     _eventually(lambda: not _children_of_session(proc.pid), seconds=20)
 
 

@@ -16,7 +16,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from mlthreat.errors import InputError, ToolError
-from mlthreat.processes import sigint_blocked, workers_deaf_to_ctrl_c
+from mlthreat.processes import sigint_blocked, usable_cores, workers_deaf_to_ctrl_c
 
 ENV = "MLTHREAT_SCHEDULER"
 CONNECT_SECONDS = 20
@@ -47,9 +47,7 @@ def connect(address: str) -> Iterator[Any]:
         if count and not (count.isdigit() and int(count) >= 1):
             raise InputError(f"--scheduler {address}: write local or local:N with N >= 1 "
                              "worker processes")
-        n = int(count) if count else max(1, len(os.sched_getaffinity(0)) if hasattr(
-            os, "sched_getaffinity") else os.cpu_count() or 1)
-        cluster = local_cluster(n)
+        cluster = local_cluster(int(count) if count else usable_cores())
         client = distributed.Client(cluster, set_as_default=False)
     else:
         cluster = None

@@ -5,10 +5,19 @@ stops them itself: joblib's loky workers (`probes.parallel`) and a LocalCluster'
 
 from __future__ import annotations
 
+import os
 import signal
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
+
+
+def usable_cores() -> int:
+    """The cores this process may run on (its CPU affinity where the system tells it, as in a
+    container or under `taskset`), at least one: what `--jobs auto` and `local` use."""
+    if hasattr(os, "sched_getaffinity"):
+        return max(1, len(os.sched_getaffinity(0)))
+    return max(1, os.cpu_count() or 1)
 
 
 @contextmanager

@@ -7,9 +7,9 @@ that they match the registries)."""
 from __future__ import annotations
 
 import argparse
-import os
 
 from mlthreat.examples import REFERENCE, list_examples
+from mlthreat.processes import usable_cores
 from mlthreat.version import __version__
 from mlthreat.vocabulary import Family, RiskLevel
 
@@ -21,13 +21,6 @@ SCANNERS = ("modelfile", "secrets", "dependencies", "serving", "workflows")   # 
 BUDGETS = ("quick", "standard", "thorough")            # mlthreat.probes.target.BUDGETS
 SETTING_COMMANDS = ("model", "assess", "probe", "scan")   # commands a settings file sets
 
-
-def usable_cores() -> int:
-    """The cores this process may run on (its CPU affinity where the system tells it, as in a
-    container or under `taskset`), at least one: what `--jobs auto` uses."""
-    if hasattr(os, "sched_getaffinity"):
-        return max(1, len(os.sched_getaffinity(0)))
-    return max(1, os.cpu_count() or 1)
 
 EPILOG = """\
 examples:

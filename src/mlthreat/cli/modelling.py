@@ -14,7 +14,6 @@ from rich.text import Text
 from mlthreat.assessor import Assessor
 from mlthreat.catalog import load_catalog
 from mlthreat.cli.app import Cli
-from mlthreat.cli.args import usable_cores
 from mlthreat.cli.gating import failures, here_at, prepare
 from mlthreat.cli.progress import TerminalProgress
 from mlthreat.cli.terminal import summary
@@ -23,6 +22,7 @@ from mlthreat.errors import EXIT_OK, InputError, OutputError
 from mlthreat.examples import example_spec, list_examples
 from mlthreat.gate import InlineComments, Item, assessment_items, triage
 from mlthreat.plain import to_plain
+from mlthreat.processes import usable_cores
 from mlthreat.report import FORMATS
 from mlthreat.report.regulation import FORMATS as VIEW_FORMATS
 from mlthreat.report.regulation import render as render_view

@@ -25,13 +25,14 @@ import shutil
 import tempfile
 import threading
 import uuid
+from contextlib import nullcontext
 from pathlib import Path, PurePosixPath
 from typing import Any
 
 from mlthreat.errors import InputError, MlthreatError, SpecError
 from mlthreat.pipeline import Component, Pipeline
 from mlthreat.probes.execute import OneThread, attempt
-from mlthreat.probes.parallel import _target, collect, tasks
+from mlthreat.probes.parallel import Relay, _target, collect, tasks
 from mlthreat.processes import sigint_blocked
 from mlthreat.progress import RunObserver
 
@@ -140,11 +141,9 @@ def _task(shipment: Shipment, run_id: str, comp_id: str, kinds: tuple[str, ...],
             for kind in kinds:
                 worker.log_event(topic, ("begin", comp_id, kind))
                 limit.apply()
-                if inner > 1:      # the retrainings inside the probe go to the cluster too
-                    with joblib.parallel_config(backend="dask"):
-                        got = attempt(kind, target, settings, inner, seed)
-                else:
-                    got = attempt(kind, target, settings, 1, seed)
+                # the retrainings inside the probe go to the cluster too
+                with joblib.parallel_config(backend="dask") if inner > 1 else nullcontext():
+                    got = attempt(kind, target, settings, inner, seed)
                 out.append(("skipped", kind, got) if isinstance(got, str)
                            else ("result", kind, got))
     except MlthreatError as exc:          # name the user's files, not the worker's folder
@@ -164,16 +163,11 @@ def run_on_cluster(pipeline: Pipeline, work: list[tuple[Component, tuple[str, ..
     run_id = uuid.uuid4().hex
     topic = f"mlthreat-probe-{run_id}"
     inner = min(MAX_INNER_JOBS, total_threads(client))
-    running: set[str] = set()
-    lock = threading.Lock()
+    relay = Relay(observer)
 
     def began(event: tuple[float, Any]) -> None:
         _, (_, comp_id, kind) = event
-        label = f"{kind} on {comp_id}"
-        with lock:
-            running.add(label)
-        if observer:
-            observer.begin(label)
+        relay.begin(comp_id, kind)
 
     client.subscribe_topic(topic, began)
     # a task that holds the files (not `scatter`: scattered data lost with its worker is gone
@@ -185,28 +179,18 @@ def run_on_cluster(pipeline: Pipeline, work: list[tuple[Component, tuple[str, ..
                              seed, inner, topic, pure=False,
                              key=f"mlthreat-probe-{n}-{comp_id}-{run_id}"): comp_id
                for n, (comp_id, kinds) in enumerate(tasks(work))}
-    ended: dict[tuple[str, str], tuple[str, Any]] = {}
     stopped = False
     try:
         for future in as_completed(futures, loop=client.loop):  # type: ignore[no-untyped-call]
             comp_id = futures[future]
             for what, kind, value in future.result():     # a task's failure is raised here
-                ended[(comp_id, kind)] = (what, value)
-                label = f"{kind} on {comp_id}"
-                with lock:
-                    running.discard(label)
-                if observer:
-                    observer.end(label, value.summary if what == "result"
-                                 else f"skipped: {value}")
+                relay.end(comp_id, kind, what, value)
     except KeyboardInterrupt:
         stopped = True
     finally:
         with sigint_blocked():              # a second Ctrl-C must not cut the clean-up short
             client.cancel(list(futures) + list(shipped.values()))   # the rest is not needed
             client.unsubscribe_topic(topic)
-    if stopped and observer:
-        with lock:
-            cut = sorted(running)
-        for label in cut:
-            observer.end(label, "interrupted")
-    return collect(work, ended, stopped)
+    if stopped:
+        relay.close()
+    return collect(work, relay.ended, stopped)

@@ -58,7 +58,7 @@ def tasks(work: list[tuple[Component, tuple[str, ...]]]) -> list[tuple[str, tupl
 def run_parallel(pipeline: Pipeline, work: list[tuple[Component, tuple[str, ...]]],
                  settings: dict[str, int], jobs: int, trust: bool, seed: int,
                  observer: RunObserver | None) -> list[ProbeRun]:
-    ended: dict[tuple[str, str], tuple[str, Any]] = {}
+    relay = Relay(observer)
     # absolute, so that a worker started from another working directory finds the files
     portable = dataclasses.replace(pipeline, file=str(Path(pipeline.file).resolve()))
     run_id = uuid.uuid4().hex
@@ -66,7 +66,7 @@ def run_parallel(pipeline: Pipeline, work: list[tuple[Component, tuple[str, ...]
         manager = multiprocessing.Manager()
     with manager:
         queue = manager.Queue()
-        listener = threading.Thread(target=_listen, args=(queue, ended, observer), daemon=True)
+        listener = threading.Thread(target=_listen, args=(queue, relay), daemon=True)
         listener.start()
         stopped = False
         try:
@@ -77,11 +77,11 @@ def run_parallel(pipeline: Pipeline, work: list[tuple[Component, tuple[str, ...]
             # stopped now, while Ctrl-C is still ours to handle, not in an exit handler
             get_reusable_executor().shutdown(wait=True)
         except KeyboardInterrupt:
-            stopped = True              # what ended is in `ended`; the rest is interrupted
+            stopped = True              # what ended is in the relay; the rest is interrupted
         finally:
             queue.put(None)
             listener.join()
-    return collect(work, ended, stopped)
+    return collect(work, relay.ended, stopped)
 
 
 def collect(work: list[tuple[Component, tuple[str, ...]]],
@@ -106,24 +106,47 @@ def collect(work: list[tuple[Component, tuple[str, ...]]],
     return runs
 
 
-def _listen(queue: Queue[Any], ended: dict[tuple[str, str], tuple[str, Any]],
-            observer: RunObserver | None) -> None:
-    running: set[str] = set()
-    for event in iter(queue.get, None):
-        what, comp_id, kind, value = event
+class Relay:
+    """Progress of a parallel run to the observer, and what ended: `begin` and `end` may come
+    from different threads (a listener, an event handler); `close` ends what was still
+    running as interrupted (Ctrl-C)."""
+
+    def __init__(self, observer: RunObserver | None) -> None:
+        self.observer = observer
+        self.ended: dict[tuple[str, str], tuple[str, Any]] = {}
+        self.running: set[str] = set()
+        self.lock = threading.Lock()
+
+    def begin(self, comp_id: str, kind: str) -> None:
         label = f"{kind} on {comp_id}"
+        with self.lock:
+            self.running.add(label)
+        if self.observer:
+            self.observer.begin(label)
+
+    def end(self, comp_id: str, kind: str, what: str, value: Any) -> None:
+        label = f"{kind} on {comp_id}"
+        with self.lock:
+            self.running.discard(label)
+            self.ended[(comp_id, kind)] = (what, value)
+        if self.observer:
+            self.observer.end(label, value.summary if what == "result" else f"skipped: {value}")
+
+    def close(self) -> None:
+        with self.lock:
+            cut = sorted(self.running)
+        if self.observer:           # Ctrl-C: what was running when the workers stopped
+            for label in cut:
+                self.observer.end(label, "interrupted")
+
+
+def _listen(queue: Queue[Any], relay: Relay) -> None:
+    for what, comp_id, kind, value in iter(queue.get, None):
         if what == "begin":
-            running.add(label)
-            if observer:
-                observer.begin(label)
-            continue
-        running.discard(label)
-        ended[(comp_id, kind)] = (what, value)
-        if observer:
-            observer.end(label, value.summary if what == "result" else f"skipped: {value}")
-    if observer:                # Ctrl-C: what was running when the workers stopped
-        for label in sorted(running):
-            observer.end(label, "interrupted")
+            relay.begin(comp_id, kind)
+        else:
+            relay.end(comp_id, kind, what, value)
+    relay.close()
 
 
 def _task(pipeline: Pipeline, run_id: str, comp_id: str, kinds: tuple[str, ...],

@@ -24,7 +24,17 @@ from dataclasses import replace
 from pathlib import Path, PurePosixPath
 from typing import IO, Any, cast
 
+from mlthreat.errors import InputError
 from mlthreat.scanners.interface import ScanFinding
+from mlthreat.scanners.modelfile import (
+    MAX_FILE_BYTES,
+    TEXT_NAMES,
+    _MappedFile,
+    finding,
+    kinds,
+    scan_bytes,
+    scan_path,
+)
 
 WHOLE_BYTES = 64 * 1024**2     # fetched in one request below this size
 BLOCK = 64 * 1024              # the unit of range requests (a run of missing blocks is one)
@@ -55,8 +65,6 @@ BACKENDS = {"s3": ("s3fs", "s3"), "s3a": ("s3fs", "s3"), "gs": ("gcsfs", "gcs"),
 def filesystem(url: str) -> tuple[Any, str]:
     """(fsspec filesystem, path inside it) for `url`; a missing backend is an input error."""
     import fsspec
-
-    from mlthreat.errors import InputError
     try:
         fs, path = fsspec.core.url_to_fs(url)
         return fs, str(path)
@@ -122,8 +130,6 @@ class RangeData:
     def open(self) -> IO[bytes]:
         """A seekable file over the same blocks (zipfile reads the archive through it, the
         pickle machine a reading of the first bytes as a pickle)."""
-        from mlthreat.scanners.modelfile import _MappedFile
-
         class Lines(_MappedFile):
             def readline(self, size: int | None = -1) -> bytes:
                 line = super().readline(LINE_LIMIT if size is None or size < 0 else size)
@@ -142,14 +148,6 @@ LINE_LIMIT = 1 << 20
 
 def scan_remote(url: str) -> tuple[list[ScanFinding], int]:
     """The model-file scanner's findings for one remote file, and the bytes fetched."""
-    from mlthreat.scanners.modelfile import (
-        MAX_FILE_BYTES,
-        TEXT_NAMES,
-        finding,
-        kinds,
-        scan_bytes,
-        scan_path,
-    )
     fs, path = filesystem(url)
     name = PurePosixPath(path).name
     try:
