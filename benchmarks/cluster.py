@@ -14,8 +14,13 @@
 3. The per-task costs and the bytes each probe task moves, from which benchmarks/README.md
    estimates the same work on a 20-node cluster.
 
+Each probe run is saved under benchmarks/.results; the report compares every saved run of the
+budget. `--runs` makes some of them only, so that the two one-process runs of a long budget can
+run side by side, one per core (`taskset -c 0 ... --runs jobs1 & taskset -c 1 ... --runs
+cluster1`), before the two-process runs.
+
 Run: `.venv/bin/python benchmarks/cluster.py [--budget standard] [--probes KINDS] [--files 10000]
-[--workers 2] [--only probes|scan]`.
+[--workers 2] [--only probes|scan] [--runs jobs1,jobsN,cluster1,clusterN]`.
 """
 
 from __future__ import annotations
@@ -36,57 +41,87 @@ SPEC = ROOT / "examples" / "credit-scoring" / "pipeline.yaml"
 REGISTRY = HERE / ".registry"
 
 
-def evidence_key(evidence: list[Any]) -> list[tuple[Any, ...]]:
-    return [(e.component, e.source, e.metric, e.value, e.interval) for e in evidence]
+RUNS = ("jobs1", "jobsN", "cluster1", "clusterN")
+RESULTS = HERE / ".results"
 
 
-def probes(budget: str, workers: int, kinds: tuple[str, ...]) -> None:
+def evidence_key(evidence: list[Any]) -> list[Any]:
+    """What must be the same whatever runs the probes (JSON, so that runs in separate
+    processes compare)."""
+    import json
+    return json.loads(json.dumps([(e.component, e.source, e.metric, e.value, e.interval)
+                                  for e in evidence]))
+
+
+def _saved(budget: str, kinds: tuple[str, ...], run: str) -> Path:
+    return RESULTS / f"probes-{budget}-{'+'.join(kinds)}-{run}.json"
+
+
+def probes(budget: str, workers: int, kinds: tuple[str, ...], runs: tuple[str, ...]) -> None:
+    """The chosen runs, each saved under benchmarks/.results (so that runs made in separate
+    processes, e.g. the two one-process runs side by side on two cores, are compared), then
+    the comparison of every saved run of this budget and these probes."""
+    import json
+
     from mlthreat.catalog import load_catalog
     from mlthreat.cluster import connect
     from mlthreat.pipeline import load_pipeline
     from mlthreat.probes.cluster import ship
     from mlthreat.probes.runner import run_probes
     pipeline = load_pipeline(SPEC, load_catalog())
-    rows: list[tuple[str, int, float]] = []
-    reference: list[tuple[Any, ...]] | None = None
-    tasks: list[Any] = []
-    for label, jobs, cluster_workers in (("--jobs", 1, 0), ("--jobs", workers, 0),
-                                         ("LocalCluster", 1, 1),
-                                         ("LocalCluster", workers, workers)):
-        if cluster_workers:
-            with connect(f"local:{cluster_workers}") as client:
-                client.wait_for_workers(cluster_workers)
+    RESULTS.mkdir(exist_ok=True)
+    for run in runs:
+        processes = 1 if run.endswith("1") else workers
+        start = time.perf_counter()
+        if run.startswith("cluster"):
+            with connect(f"local:{processes}") as client:
+                client.wait_for_workers(processes)
                 # workers warmed up (imports) as a long-lived cluster would be
                 client.run(__import__, "mlthreat.probes.runner")
                 start = time.perf_counter()
-                runs = run_probes(pipeline, kinds, budget=budget, cluster=client)
+                done = run_probes(pipeline, kinds, budget=budget, cluster=client)
                 seconds = time.perf_counter() - start
-            found = [e for r in runs for e in r.results]
         else:
-            start = time.perf_counter()
-            runs = run_probes(pipeline, kinds, budget=budget, jobs=jobs)
+            done = run_probes(pipeline, kinds, budget=budget, jobs=processes)
             seconds = time.perf_counter() - start
-            found = [e for r in runs for e in r.results]
-            if jobs == 1:
-                tasks = found
-        key = evidence_key(found)
-        if reference is None:
-            reference = key
-        same = "same evidence" if key == reference else "EVIDENCE DIFFERS"
-        rows.append((label, jobs, seconds))
-        print(f"  {label:13s} {jobs} process(es): {seconds:7.1f} s  ({same})", flush=True)
-    local1, local_n, cl1, cl_n = (s for _, _, s in rows)
-    print(f"probes, budget {budget}: overhead of the cluster against local processes: "
-          f"1 worker {cl1 / local1:.2f}x, {workers} workers {cl_n / local_n:.2f}x; scaling 1 -> "
-          f"{workers}: local {local1 / local_n:.2f}x, cluster {cl1 / cl_n:.2f}x")
+        found = [e for r in done for e in r.results]
+        _saved(budget, kinds, run).write_text(json.dumps({
+            "run": run, "processes": processes, "seconds": seconds,
+            "cpus": sorted(os.sched_getaffinity(0)), "evidence": evidence_key(found),
+            "tasks": [(e.seconds, e.source, e.component) for e in found]}))
+        print(f"  {run:9s} {processes} process(es): {seconds:7.1f} s", flush=True)
+    saved = {r: json.loads(_saved(budget, kinds, r).read_text()) for r in RUNS
+             if _saved(budget, kinds, r).exists()}
+    if not saved:
+        return
+    print(f"probes, budget {budget} ({', '.join(kinds)}): runs saved in {RESULTS.name}/")
+    reference = next(iter(saved.values()))["evidence"]
+    for r, got in saved.items():
+        same = "same evidence" if got["evidence"] == reference else "EVIDENCE DIFFERS"
+        print(f"  {r:9s} {got['processes']} process(es) on cpus {got['cpus']}: "
+              f"{got['seconds']:7.1f} s  ({same})")
+    sec = {r: got["seconds"] for r, got in saved.items()}
+    if "jobs1" in sec and "cluster1" in sec:
+        print(f"  overhead of a 1-worker cluster against --jobs 1: "
+              f"{sec['cluster1'] / sec['jobs1']:.2f}x")
+    if "jobsN" in sec and "clusterN" in sec:
+        print(f"  overhead of {workers} workers against --jobs {workers}: "
+              f"{sec['clusterN'] / sec['jobsN']:.2f}x")
+    if "jobs1" in sec and "jobsN" in sec:
+        print(f"  scaling 1 -> {workers} local processes: {sec['jobs1'] / sec['jobsN']:.2f}x")
+    if "cluster1" in sec and "clusterN" in sec:
+        print(f"  scaling 1 -> {workers} workers: {sec['cluster1'] / sec['clusterN']:.2f}x")
+    if "jobs1" not in saved:
+        return
     print("per probe task (one process, --jobs 1): seconds, and the files shipped per component")
     shipped = {c.id: sum(len(b) for b in ship(pipeline, c).files.values())
                for c in pipeline.spec.components if c.probe is not None}
-    for e in sorted(tasks, key=lambda e: -e.seconds):
-        print(f"  {e.seconds:7.1f} s  {e.source.removeprefix('probe:'):18s} {e.component:18s} "
-              f"files {shipped[e.component] / 1e6:.1f} MB")
-    total = sum(e.seconds for e in tasks)
-    print(f"  sum {total:.1f} s over {len(tasks)} probes; longest {max(e.seconds for e in tasks):.1f} s")
+    tasks = saved["jobs1"]["tasks"]
+    for seconds, source, component in sorted(tasks, key=lambda t: -t[0]):
+        print(f"  {seconds:7.1f} s  {source.removeprefix('probe:'):18s} {component:18s} "
+              f"files {shipped[component] / 1e6:.1f} MB")
+    total = sum(t[0] for t in tasks)
+    print(f"  sum {total:.1f} s over {len(tasks)} probes; longest {max(t[0] for t in tasks):.1f} s")
 
 
 def registry(files: int) -> tuple[Path, int]:
@@ -174,10 +209,19 @@ def main() -> None:
     parser.add_argument("--files", type=int, default=10_000)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--only", choices=["probes", "scan"])
+    parser.add_argument("--runs", default=",".join(RUNS),
+                        help="which probe runs to make: jobs1 (--jobs 1), jobsN (--jobs "
+                             "WORKERS), cluster1, clusterN (LocalClusters); each is saved under "
+                             "benchmarks/.results and the report compares every saved run "
+                             "(default: all four, one after the other)")
     args = parser.parse_args()
+    runs = tuple(r for r in args.runs.split(",") if r)
+    unknown = sorted(set(runs) - set(RUNS))
+    if unknown:
+        parser.error(f"unknown run(s) {', '.join(unknown)}; choose from {', '.join(RUNS)}")
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     if args.only != "scan":
-        probes(args.budget, args.workers, tuple(args.probes.split(",")))
+        probes(args.budget, args.workers, tuple(args.probes.split(",")), runs)
     if args.only != "probes":
         scans(args.files, args.workers)
 

@@ -197,6 +197,41 @@ def test_a_scan_on_the_cluster_is_the_local_scan(client: Any) -> None:
     assert spread.files == local.files and spread.notes == local.notes
 
 
+def test_a_scan_survives_a_worker_lost_mid_run(client: Any, tmp_path: Path, marker: Path
+                                               ) -> None:
+    """A registry scan in which a worker is killed (SIGKILL) after the first batch ended, while
+    others were on the workers: the lost batches run again on a worker that is alive, and the
+    report is the local scan's (every file once, each finding once)."""
+    import numpy as np
+    registry = tmp_path / "registry"
+    for n in range(400):
+        folder = registry / f"team{n % 7}" / f"model{n}"
+        folder.mkdir(parents=True)
+        value: Any = (Payload(marker) if n % 97 == 0
+                      else {"weights": np.full(64, n, dtype=np.float32), "names": [str(n)] * 50})
+        (folder / "model.pkl").write_bytes(pickle.dumps(value))
+    local = scan_paths([registry], only=["modelfile"])
+    pids = client.run(os.getpid)
+    killed: list[str] = []
+
+    def kill_one(_: str) -> None:           # progress: called as each batch's results arrive
+        if killed:
+            return
+        for worker, keys in client.processing().items():
+            if any("mlthreat-scan" in str(k) for k in keys) and worker in pids:
+                os.kill(pids[worker], signal.SIGKILL)
+                killed.append(worker)
+                return
+    spread = scan_paths([registry], only=["modelfile"], cluster=client, progress=kill_one)
+    assert killed                                  # a worker holding scan batches was killed
+    assert spread.files == local.files == 400
+    assert spread.findings == local.findings
+    assert sum(f.severity == "critical" for f in spread.findings) == 5 == sum(
+        f.severity == "critical" for f in local.findings)
+    assert not marker.exists()
+    client.wait_for_workers(2, timeout=60)
+
+
 def test_scan_command_takes_a_scheduler(tmp_path: Path, capsys: pytest.CaptureFixture[str]
                                         ) -> None:
     """The flag end to end: a LocalCluster started for the command (local:1) finds what the
