@@ -108,6 +108,37 @@ def test_the_local_evidence_even_with_a_worker_lost_mid_task(
     client.wait_for_workers(2, timeout=60)         # the nanny brings it back for the next test
 
 
+def test_the_local_evidence_even_with_the_worker_of_a_retraining_lost(
+        client: Any, local_runs: list[runner.ProbeRun]) -> None:
+    """A probe's reference models run as tasks of their own on both workers; the worker that
+    runs some of them, and not the probe's own task, is killed: they run again on the worker
+    that is alive (what they share was held by a task, so it is computed again, not lost), and
+    the evidence is `--jobs 1`'s."""
+    pids = client.run(os.getpid)
+    killed: list[str] = []
+
+    def killer() -> None:
+        deadline = time.monotonic() + 60
+        while not killed and time.monotonic() < deadline:
+            for worker, keys in client.processing().items():
+                names = [str(k) for k in keys]
+                if (any(k.startswith("_reference") for k in names) and worker in pids
+                        and not any("mlthreat-probe" in k for k in names)):
+                    os.kill(pids[worker], signal.SIGKILL)
+                    killed.append(worker)
+                    return
+            time.sleep(0.01)
+    thread = threading.Thread(target=killer)
+    thread.start()
+    pipeline = load_pipeline(CREDIT, load_catalog())
+    runs = runner.run_probes(pipeline, KINDS, "quick", jobs=1, components=("mobile_app",),
+                             cluster=client)
+    thread.join()
+    assert killed
+    assert _measured(runs) == _measured([r for r in local_runs if r.component == "mobile_app"])
+    client.wait_for_workers(2, timeout=60)
+
+
 def test_a_flagged_model_is_never_loaded_on_a_worker(client: Any, tmp_path: Path,
                                                      marker: Path) -> None:
     folder = tmp_path / "case"
@@ -121,6 +152,24 @@ def test_a_flagged_model_is_never_loaded_on_a_worker(client: Any, tmp_path: Path
     assert "never unpickles a flagged file" in str(exc.value)
     assert "credit_model.joblib" in str(exc.value) and "mlthreat-probe-" not in str(exc.value)
     assert not marker.exists()
+
+
+def test_exact_evasion_spreads_its_points_over_the_workers(client: Any) -> None:
+    """Run from a task on a worker with jobs=2, exact evasion sends each point and norm to the
+    cluster as a task of its own (the trees travel, held once per worker) and gives the
+    one-process answers."""
+    from sklearn.ensemble import RandomForestClassifier
+
+    from tests.probes.test_exact import _encoded, _exact, _solved
+    x, y, c = _encoded()
+    model = RandomForestClassifier(20, max_depth=5, random_state=0).fit(x, y)
+    local = _exact(model, model, x, c, jobs=1)
+    with distributed.get_task_stream(client) as stream:
+        spread = client.submit(_exact, model, model, x, c, 2, pure=False).result()
+    assert _solved(spread) == _solved(local)
+    keys = [str(t["key"]) for t in stream.data]
+    assert sum(k.startswith("_against_trees") for k in keys) == 12     # 6 points x 2 norms
+    assert sum(k.startswith("hold") for k in keys) == 1                 # the trees, held once
 
 
 class StopAfterFirst(Seen):

@@ -11,14 +11,17 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, TypeVar
 
 from mlthreat.errors import InputError, ToolError
 from mlthreat.processes import sigint_blocked, usable_cores, workers_deaf_to_ctrl_c
 
 ENV = "MLTHREAT_SCHEDULER"
+S = TypeVar("S")
+T = TypeVar("T")
+R = TypeVar("R")
 CONNECT_SECONDS = 20
 
 
@@ -128,3 +131,26 @@ def hold(value: Any) -> Any:
     scheduler computes again if the worker holding it is lost (data given to `scatter` instead
     is gone with its worker: every task that needed it fails)."""
     return value
+
+
+def fan_out(work: Callable[[S, T], R], shared: S, items: Sequence[T], jobs: int) -> list[R]:
+    """`work(shared, item)` for every item, the results in order, in `jobs` parallel tasks.
+    Called from a task on a Dask worker, the items go to the cluster as tasks of their own and
+    `shared` travels once per worker, held by a task (a lost worker's copy is computed again),
+    while the calling task leaves its worker's thread pool until they end; anywhere else, to
+    joblib's backend (local processes unless the caller chose another)."""
+    if jobs <= 1 or len(items) <= 1:
+        return [work(shared, item) for item in items]
+    try:
+        from distributed import get_worker, worker_client
+        get_worker()
+    except (ImportError, ValueError):           # not on a worker
+        from joblib import Parallel, delayed
+        return list(Parallel(n_jobs=jobs)(delayed(work)(shared, item) for item in items))
+    with worker_client() as client:              # leaves the thread pool while it waits
+        held = client.submit(hold, shared, pure=False)
+        futures = [client.submit(work, held, item, pure=False) for item in items]
+        try:
+            return list(client.gather(futures))
+        finally:
+            client.cancel(futures + [held])

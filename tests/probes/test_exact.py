@@ -287,3 +287,50 @@ def test_models_without_trees_and_native_categories_are_refused() -> None:
                               for s in hist._predictors for p in s])):
         with pytest.raises(ProbeError, match="native categories"):
             read(hist, cats)
+
+
+class _Answers:
+    """A model as the probe sees it: predict only."""
+
+    def __init__(self, model: Any) -> None:
+        self.model = model
+
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        return np.asarray(self.model.predict(np.atleast_2d(x)))
+
+
+def _exact(model: Any, trees: Any, x: np.ndarray, c: Constraints, jobs: int) -> dict[str, Any]:
+    from mlthreat.probes.certified import ExactData, ExactEvasion
+    from mlthreat.probes.interface import Budget
+    data = ExactData(x[:6], read(trees, x), c, None, x[50:])
+    probe = ExactEvasion(norms=["l2", "l1"], seconds=30.0, jobs=jobs)
+    return probe.run(_Answers(model), data, Budget(seed=0)).extra
+
+
+def _solved(extra: dict[str, Any]) -> Any:
+    return {n: (v["minimal"], v["certified"], v["optimal"]) for n, v in extra["norms"].items()}
+
+
+def test_points_solved_in_parallel_give_the_sequential_answers(data: Any) -> None:
+    """jobs=2 (two local processes: only the trees travel) gives every point's smallest change
+    and certified radius of the one-process run, in both norms."""
+    x, y, c = data
+    model = RandomForestClassifier(20, max_depth=5, random_state=0).fit(x, y)
+    one = _exact(model, model, x, c, jobs=1)
+    two = _exact(model, model, x, c, jobs=2)
+    assert _solved(two) == _solved(one)
+    assert one["norms"]["l2"]["optimal"] == 6 and one["examples"] == two["examples"]
+
+
+def test_a_point_the_model_answers_otherwise_is_solved_again_with_the_model(data: Any) -> None:
+    """When the model disagrees with the trees on inputs a remote search asked about, that
+    point is solved again here with the model answering: the parallel run gives what the
+    sequential run (the model asked throughout) gives, not what the trees alone give."""
+    x, y, c = data
+    trees = RandomForestClassifier(20, max_depth=5, random_state=0).fit(x, y)
+    other = RandomForestClassifier(20, max_depth=5, random_state=1).fit(x, y)  # answers otherwise
+    alone = _exact(trees, trees, x, c, jobs=1)
+    one = _exact(other, trees, x, c, jobs=1)
+    two = _exact(other, trees, x, c, jobs=2)
+    assert _solved(two) == _solved(one)
+    assert _solved(one) != _solved(alone)         # the model's answers change the search

@@ -10,6 +10,13 @@ intervals, the success rate an optimal attacker has at each budget, and the befo
 records of the smallest changes. A point whose program hits the time limit reports the best
 change found and the radius certified so far; the summary says how many.
 
+With `jobs` > 1 (a cluster's workers, or local processes when this is the only probe task) the
+points are solved in parallel: what travels is the trees read from the model and the points,
+never the model. There a found change is checked against the trees; every input they were asked
+about comes back with their answer, and here the model itself is asked about the same inputs. If
+it agrees on all of them, the search went exactly as it would have here; a point where it does
+not (a tie the trees' float sums break differently) is solved again here, asking the model.
+
 Distances are in standard deviations of the data's own columns (one-hot columns move by 1), as
 in the other evasion probes, so their figures divide by these (`benchmarks/exact_trees.py`
 reports the ratio). The trees split the model's own input, so the program is solved there, with
@@ -18,6 +25,7 @@ per-column weights 1/SD where the model's input is not standardised (`ExactData.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -25,6 +33,7 @@ import numpy as np
 
 from mlthreat.adapters import model_object
 from mlthreat.adapters.interface import ModelAdapter
+from mlthreat.cluster import fan_out
 from mlthreat.errors import ProbeError
 from mlthreat.probes.constraints import Constraints
 from mlthreat.probes.evasion import few_points, points_to_attack, robustness_curves
@@ -54,7 +63,8 @@ class ExactData:
 
 class ExactEvasion(Probe):
     """Parameters: norms (["l2"]; "linf" and "l1" as well on request), seconds (time limit
-    per point and norm, 10), epsilons (budgets of the robustness curve, in the norm's units)."""
+    per point and norm, 10), epsilons (budgets of the robustness curve, in the norm's units),
+    jobs (1: points solved one after the other here)."""
 
     name = "evasion-exact"
     threat_ids = ("aml-evasion-whitebox",)
@@ -63,6 +73,7 @@ class ExactEvasion(Probe):
         "norms": Param(["l2"], choices=NORMS, doc="norms the smallest change is measured in"),
         "seconds": Param(10.0, 0.05, 86_400.0, doc="time limit per point and norm"),
         "epsilons": Param(list(EPSILONS), 0.0, 1e6, doc="budgets of the robustness curve"),
+        "jobs": Param(1, 1, 256, doc="processes (or cluster workers) the points are solved in"),
     }
     requires = {"trees": "exact evasion solves the minimal change for tree ensembles held as a "
                          "model file (scikit-learn forests and boosting, XGBoost, LightGBM); "
@@ -84,7 +95,8 @@ class ExactEvasion(Probe):
                          target.x[target.train] * unit,
                          None if target.unit is None else 1.0 / unit, attacked.asked)
         norms = list(NORMS[:settings["exact_norms"]])
-        probe = cls(**{"norms": norms, "seconds": float(settings["exact_seconds"]), **fixed})
+        probe = cls(**{"norms": norms, "seconds": float(settings["exact_seconds"]),
+                       "jobs": jobs, **fixed})
         inner: Any = target.adapter
         while isinstance(getattr(inner, "inner", None), ModelAdapter):
             inner = inner.inner     # the defender asks the model itself (in its own units),
@@ -103,16 +115,24 @@ class ExactEvasion(Probe):
         seconds = float(self.param("seconds"))
         start = model.predict(data.x)
 
-        def wanted(i: int) -> Any:
-            goal = data.goal
-            return lambda x: bool((model.predict(np.atleast_2d(x))[0] == goal) if goal is not None
-                                  else model.predict(np.atleast_2d(x))[0] != start[i])
+        def flips(i: int, rows: np.ndarray) -> np.ndarray:
+            """The model's own answer: do these inputs give the wanted outcome for point i?"""
+            got = model.predict(np.atleast_2d(rows))
+            return np.asarray(got == data.goal if data.goal is not None else got != start[i])
+
+        def here(norm: str, i: int) -> Solution:
+            return minimal_change(data.ensemble, data.x[i], data.goal, norm, data.constraints,
+                                  weights=data.weights, seconds=seconds, pool=data.pool,
+                                  verify=lambda x: bool(flips(i, x)[0]))
+        work = [(norm, i) for norm in norms for i in range(len(data.x))]
+        jobs = int(self.param("jobs"))
+        if jobs > 1 and len(work) > 1:
+            solved = _spread(data, work, seconds, jobs, flips, here)
+        else:
+            solved = [here(norm, i) for norm, i in work]
         found: dict[str, list[Solution]] = {n: [] for n in norms}
-        for norm in norms:
-            for i, x0 in enumerate(data.x):
-                found[norm].append(minimal_change(
-                    data.ensemble, x0, data.goal, norm, data.constraints,
-                    weights=data.weights, seconds=seconds, verify=wanted(i), pool=data.pool))
+        for (norm, _), sol in zip(work, solved, strict=True):
+            found[norm].append(sol)
         return self._summarise(data, found, norms[0])
 
     def _summarise(self, data: ExactData, found: dict[str, list[Solution]], main: str
@@ -151,6 +171,54 @@ class ExactEvasion(Probe):
         return Measurement("success_rate", rates[at],
                            (curve["success_low"][at], curve["success_high"][at]),
                            rates[at] >= SUCCESS_RATE, summary, curve, extra)
+
+
+def _spread(data: ExactData, work: list[tuple[str, int]], seconds: float, jobs: int,
+            flips: Callable[[int, np.ndarray], np.ndarray],
+            here: Callable[[str, int], Solution]) -> list[Solution]:
+    """The points solved in `jobs` parallel tasks (a Dask cluster's workers, or local
+    processes) against the trees; each kept only if the model gives the trees' answer on every
+    input they were asked about, else solved again `here`."""
+    shared = Shared(data.ensemble, data.goal, data.constraints, data.weights, data.pool, seconds)
+    away = fan_out(_against_trees, shared, [(norm, data.x[i]) for norm, i in work], jobs)
+    out = []
+    for (norm, i), (sol, asked, said) in zip(work, away, strict=True):
+        same = not len(asked) or bool(np.array_equal(flips(i, asked), said))
+        out.append(sol if same else here(norm, i))
+    return out
+
+
+@dataclass(frozen=True)
+class Shared:
+    """What every point's search needs, sent once to each worker: the trees, not the model."""
+
+    ensemble: Ensemble
+    goal: int | None
+    constraints: Constraints | None
+    weights: np.ndarray | None
+    pool: np.ndarray | None
+    seconds: float
+
+
+def _against_trees(shared: Shared, point: tuple[str, np.ndarray]
+                   ) -> tuple[Solution, np.ndarray, np.ndarray]:
+    """One point's minimal change where only the trees are at hand: (the solution, every input
+    the search asked about, the trees' answers)."""
+    norm, x0 = point
+    ensemble, goal = shared.ensemble, shared.goal
+    current = int(ensemble.predict(np.atleast_2d(x0))[0])
+    asked: list[np.ndarray] = []
+    said: list[bool] = []
+
+    def verify(x: np.ndarray) -> bool:
+        got = int(ensemble.predict(np.atleast_2d(x))[0])
+        answer = got == goal if goal is not None else got != current
+        asked.append(np.array(x, dtype=float))
+        said.append(answer)
+        return answer
+    sol = minimal_change(ensemble, x0, goal, norm, shared.constraints, weights=shared.weights,
+                         seconds=shared.seconds, verify=verify, pool=shared.pool)
+    return sol, np.array(asked).reshape(len(asked), len(x0)), np.array(said, dtype=bool)
 
 
 def _per_norm(sols: list[Solution]) -> dict[str, Any]:

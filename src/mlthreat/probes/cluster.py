@@ -8,9 +8,10 @@ fetches them once from wherever they are; lost with a worker, they are computed 
 scheduler's copy); a worker that runs one of the component's tasks writes them into a folder of
 its own and prepares the component there through
 the same scanner gate as a local run, so a model is never pickled to a worker and a flagged file
-is refused on the worker. Inside a task the repeated trainings (membership inference's reference
-models, poisoning's seeds and rates) are joblib calls on the Dask backend, so they spread over
-the cluster too; every training has its own seed, so the evidence equals `--jobs 1`'s.
+is refused on the worker. Inside a task the repeated work (membership inference's reference
+models, poisoning's seeds and rates, exact evasion's points) goes to the cluster as tasks of its
+own (`mlthreat.cluster.fan_out`: what they share is held by a task, not scattered), so it spreads
+over the cluster too; every training has its own seed, so the evidence equals `--jobs 1`'s.
 
 Progress: a worker says when a probe begins (a Dask event on a topic of this run), the task's
 future brings its results. Ctrl-C cancels the futures not yet done and lists what finished; a
@@ -25,7 +26,6 @@ import shutil
 import tempfile
 import threading
 import uuid
-from contextlib import nullcontext
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -129,7 +129,6 @@ def _task(shipment: Shipment, run_id: str, comp_id: str, kinds: tuple[str, ...],
           settings: dict[str, int], trust: bool, seed: int, inner: int, topic: str
           ) -> list[tuple[str, str, Any]]:
     """One task on a worker: [(result|skipped, kind, evidence or reason)] in order."""
-    import joblib
     from distributed import get_worker
     worker = get_worker()
     pipeline = _unpacked(shipment, run_id)
@@ -141,9 +140,8 @@ def _task(shipment: Shipment, run_id: str, comp_id: str, kinds: tuple[str, ...],
             for kind in kinds:
                 worker.log_event(topic, ("begin", comp_id, kind))
                 limit.apply()
-                # the retrainings inside the probe go to the cluster too
-                with joblib.parallel_config(backend="dask") if inner > 1 else nullcontext():
-                    got = attempt(kind, target, settings, inner, seed)
+                # the retrainings and points inside the probe go to the cluster too (fan_out)
+                got = attempt(kind, target, settings, inner, seed)
                 out.append(("skipped", kind, got) if isinstance(got, str)
                            else ("result", kind, got))
     except MlthreatError as exc:          # name the user's files, not the worker's folder

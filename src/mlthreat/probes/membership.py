@@ -41,11 +41,11 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from joblib import Parallel, delayed
 from scipy.stats import norm
 from sklearn.metrics import roc_auc_score, roc_curve
 
 from mlthreat.adapters.interface import ModelAdapter
+from mlthreat.cluster import fan_out
 from mlthreat.errors import ProbeError
 from mlthreat.probes.interface import Budget, Measurement, Meter, Param, Prepared, Probe
 from mlthreat.probes.stats import percent
@@ -117,14 +117,18 @@ def _reference_confidences(fit: Fit, px: np.ndarray, py: np.ndarray, x: np.ndarr
                            ) -> tuple[np.ndarray, np.ndarray]:
     """(in-mask k x n, confidence k x n) of k reference models on the candidates."""
     masks = [np.random.default_rng(int(s)).random(len(px)) < 0.5 for s in seeds]
-
-    def one(mask: np.ndarray, seed: int) -> np.ndarray:
-        predict = fit(px[mask], py[mask], seed)
-        return logit_confidence(np.asarray(predict(x)), y)
-
-    conf = Parallel(n_jobs=jobs)(delayed(one)(m, int(s)) for m, s in zip(masks, seeds,
-                                                                            strict=True))
+    conf = fan_out(_reference, (fit, px, py, x, y),
+                   [(m, int(s)) for m, s in zip(masks, seeds, strict=True)], jobs)
     return np.array(masks), np.array(conf)
+
+
+def _reference(shared: tuple[Fit, np.ndarray, np.ndarray, np.ndarray, np.ndarray],
+               part: tuple[np.ndarray, int]) -> np.ndarray:
+    """One reference model, trained on the rows of its mask: its confidence on the candidates."""
+    fit, px, py, x, y = shared
+    mask, seed = part
+    predict = fit(px[mask], py[mask], seed)
+    return logit_confidence(np.asarray(predict(x)), y)
 
 
 class MembershipInference(Probe):

@@ -33,9 +33,9 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from joblib import Parallel, delayed
 
 from mlthreat.adapters.sklearn import retrainer
+from mlthreat.cluster import fan_out
 from mlthreat.errors import InputError, ProbeError
 from mlthreat.probes.interface import Budget, Measurement, Meter, Param, Prepared, Probe
 from mlthreat.probes.stats import percent, wilson
@@ -236,8 +236,7 @@ class Poisoning(Probe):
         rates = [float(r) for r in self.param("rates")]
         seeds = [int(s) for s in rng.integers(0, 2**31 - 1, size=int(self.param("seeds")))]
         jobs = [(rate, seed) for rate in [0.0, *rates] for seed in seeds]
-        outcomes = Parallel(n_jobs=int(self.param("jobs")))(
-            delayed(self._one)(train, data, attack, rate, seed) for rate, seed in jobs)
+        outcomes = fan_out(_retrained, (self, train, data, attack), jobs, int(self.param("jobs")))
         by = {(rate, seed): np.asarray(o, dtype=float)
               for (rate, seed), o in zip(jobs, outcomes, strict=True)}
         sign = -1.0 if attack == "label_flip" else 1.0   # accuracy lost vs. rows turned
@@ -338,3 +337,11 @@ def _number(v: object) -> str:
 def sklearn_train(estimator: Any) -> Train:
     """The training entry point of a scikit-learn estimator: clone, seed, fit; labels out."""
     return retrainer(estimator, "predict")
+
+
+def _retrained(shared: tuple[Poisoning, Train, PoisoningData, str], part: tuple[float, int]
+               ) -> Any:
+    """One retraining of a poisoning run: the probe's outcome at this rate and seed."""
+    probe, train, data, attack = shared
+    rate, seed = part
+    return probe._one(train, data, attack, rate, seed)
