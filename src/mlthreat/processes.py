@@ -1,14 +1,19 @@
 """Worker processes that a terminal's Ctrl-C does not reach: they are started in a process group
 of their own (and with SIGINT blocked while they fork), so that only mlthreat hears Ctrl-C and
 stops them itself: joblib's loky workers (`probes.parallel`) and a LocalCluster's (`cluster`).
+And a C library's prints kept off the process's standard output (`c_stdout_discarded`).
 """
 
 from __future__ import annotations
 
+import ctypes
 import os
 import signal
+import sys
+import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
+from functools import cache
 from typing import Any
 
 
@@ -56,3 +61,53 @@ def workers_deaf_to_ctrl_c() -> Iterator[None]:
         yield
     finally:
         _posixsubprocess.fork_exec = real
+
+
+_STDOUT_LOCK = threading.Lock()
+_stdout_saved: list[int] = []          # the real fd 1 while discarding; [] otherwise
+_stdout_depth = 0
+
+
+def _flush_c_streams() -> None:
+    with suppress(OSError, AttributeError):     # no C library to ask (not a POSIX system)
+        _libc().fflush(None)
+
+
+@cache
+def _libc() -> Any:
+    return ctypes.CDLL(None)
+
+
+@contextmanager
+def c_stdout_discarded() -> Iterator[None]:
+    """What C code prints to standard output (file descriptor 1) while the block runs is
+    discarded: HiGHS, the MILP solver in scipy, prints a debug line at random
+    (ERGO-Code/HiGHS#2783), which would land inside a JSON or SARIF report written to standard
+    output. Python's buffered output is written out first; blocks in several threads share one
+    redirection (fd 1 is the process's), restored when the last ends."""
+    global _stdout_depth
+    with _STDOUT_LOCK:
+        if _stdout_depth == 0:
+            with suppress(AttributeError, ValueError, OSError):
+                sys.stdout.flush()
+            _flush_c_streams()
+            try:
+                saved = os.dup(1)
+            except OSError:                 # no fd 1 at all: nothing to protect
+                saved = -1
+            if saved >= 0:
+                null = os.open(os.devnull, os.O_WRONLY)
+                os.dup2(null, 1)
+                os.close(null)
+                _stdout_saved.append(saved)
+        _stdout_depth += 1
+    try:
+        yield
+    finally:
+        with _STDOUT_LOCK:
+            _stdout_depth -= 1
+            if _stdout_depth == 0 and _stdout_saved:
+                _flush_c_streams()          # the C library's buffer, into the discard
+                saved = _stdout_saved.pop()
+                os.dup2(saved, 1)
+                os.close(saved)

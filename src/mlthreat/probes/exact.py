@@ -33,6 +33,7 @@ from scipy.sparse import coo_array
 
 from mlthreat.probes.constraints import Constraints
 from mlthreat.probes.trees import Ensemble
+from mlthreat.processes import c_stdout_discarded
 
 
 @dataclass(frozen=True)
@@ -419,11 +420,12 @@ def _run(prog: Program, seconds: float) -> Any:
         lo.append(a)
         hi.append(z)
     matrix = coo_array((v, (r, c)), shape=(len(prog.rows), n)).tocsr()
-    res = milp(np.asarray(prog.cost), integrality=np.asarray(prog.integer),
-               bounds=Bounds(np.asarray(prog.lower), np.asarray(prog.upper)),
-               constraints=LinearConstraint(matrix, np.asarray(lo), np.asarray(hi)),
-               options={"time_limit": max(0.05, seconds), "mip_rel_gap": 1e-6,
-                        "disp": False})
+    with c_stdout_discarded():     # HiGHS prints a debug line at random, even with disp off
+        res = milp(np.asarray(prog.cost), integrality=np.asarray(prog.integer),
+                   bounds=Bounds(np.asarray(prog.lower), np.asarray(prog.upper)),
+                   constraints=LinearConstraint(matrix, np.asarray(lo), np.asarray(hi)),
+                   options={"time_limit": max(0.05, seconds), "mip_rel_gap": 1e-6,
+                            "disp": False})
     if res.x is not None or getattr(res, "mip_dual_bound", None) is not None:
         _shift(res, prog.constant)
     return res
