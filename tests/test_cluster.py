@@ -172,6 +172,28 @@ def test_exact_evasion_spreads_its_points_over_the_workers(client: Any) -> None:
     assert sum(k.startswith("hold") for k in keys) == 1                 # the trees, held once
 
 
+def _slow_part(shared: None, i: int) -> int:
+    time.sleep(0.5)
+    return i
+
+
+def _asks_for_parts(n: int) -> list[int]:
+    from mlthreat.cluster import fan_out
+    return fan_out(_slow_part, None, list(range(n)), 2)
+
+
+def test_the_parts_a_task_asked_for_are_cancelled_with_it(client: Any) -> None:
+    """Ctrl-C cancels a probe task; the parts it had sent to the cluster (reference models,
+    points) stop too instead of running on for minutes: 60 parts of 0.5 s on two workers would
+    take 15 s; within 5 s of the cancel nothing is left running."""
+    from mlthreat.cluster import fan_out
+    assert fan_out(_slow_part, None, [1, 2, 3], 1) == [1, 2, 3]
+    asked = client.submit(_asks_for_parts, 60, pure=False)
+    _eventually(lambda: sum(len(k) for k in client.processing().values()) >= 3)
+    client.cancel([asked])
+    _eventually(lambda: not any(client.processing().values()), seconds=5)
+
+
 class StopAfterFirst(Seen):
     def end(self, label: str, outcome: str) -> None:
         super().end(label, outcome)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import CancelledError
 from contextlib import contextmanager
 from typing import Any, TypeVar
 
@@ -19,6 +20,7 @@ from mlthreat.errors import InputError, ToolError
 from mlthreat.processes import sigint_blocked, usable_cores, workers_deaf_to_ctrl_c
 
 ENV = "MLTHREAT_SCHEDULER"
+WATCH_SECONDS = 1.0      # how often a task waiting for its parts checks it is still wanted
 S = TypeVar("S")
 T = TypeVar("T")
 R = TypeVar("R")
@@ -137,20 +139,30 @@ def fan_out(work: Callable[[S, T], R], shared: S, items: Sequence[T], jobs: int)
     """`work(shared, item)` for every item, the results in order, in `jobs` parallel tasks.
     Called from a task on a Dask worker, the items go to the cluster as tasks of their own and
     `shared` travels once per worker, held by a task (a lost worker's copy is computed again),
-    while the calling task leaves its worker's thread pool until they end; anywhere else, to
-    joblib's backend (local processes unless the caller chose another)."""
+    while the calling task leaves its worker's thread pool until they end; if that task is
+    cancelled meanwhile (Ctrl-C), they are cancelled too. Anywhere else, to joblib's backend
+    (local processes unless the caller chose another)."""
     if jobs <= 1 or len(items) <= 1:
         return [work(shared, item) for item in items]
     try:
-        from distributed import get_worker, worker_client
-        get_worker()
+        from distributed import get_worker, wait, worker_client
+        worker = get_worker()
     except (ImportError, ValueError):           # not on a worker
         from joblib import Parallel, delayed
         return list(Parallel(n_jobs=jobs)(delayed(work)(shared, item) for item in items))
+    asking = worker.get_current_task()
     with worker_client() as client:              # leaves the thread pool while it waits
         held = client.submit(hold, shared, pure=False)
         futures = [client.submit(work, held, item, pure=False) for item in items]
         try:
+            while True:
+                try:
+                    wait(futures, timeout=WATCH_SECONDS)  # type: ignore[no-untyped-call]
+                    break
+                except TimeoutError:
+                    task = worker.state.tasks.get(asking)
+                    if task is None or task.state in ("cancelled", "released", "forgotten"):
+                        raise CancelledError(f"{asking} was cancelled") from None
             return list(client.gather(futures))
         finally:
             client.cancel(futures + [held])
