@@ -73,32 +73,45 @@ def _eventually(check: Any, seconds: float = 10) -> None:
         time.sleep(0.05)
 
 
+def _kill_one(client: Any, pids: dict[str, int], pick: Any) -> str | None:
+    """SIGKILL the first worker whose keys in processing `pick` accepts: its address, or None."""
+    for worker, keys in client.processing().items():
+        if worker in pids and pick([str(k) for k in keys]):
+            os.kill(pids[worker], signal.SIGKILL)
+            return str(worker)
+    return None
+
+
+class Killer(threading.Thread):
+    """Kills one worker as soon as one is processing what `pick` accepts (within 60 s)."""
+
+    def __init__(self, client: Any, pick: Any) -> None:
+        super().__init__()
+        self.client, self.pick = client, pick
+        self.pids = client.run(os.getpid)
+        self.killed: str | None = None
+
+    def run(self) -> None:
+        deadline = time.monotonic() + 60
+        while self.killed is None and time.monotonic() < deadline:
+            self.killed = _kill_one(self.client, self.pids, self.pick)
+            time.sleep(0.01)
+
+
 def test_the_local_evidence_even_with_a_worker_lost_mid_task(
         client: Any, local_runs: list[runner.ProbeRun]) -> None:
     """The cluster's evidence is `--jobs 1`'s, bit for bit, in the same order, even when the
     worker process running a probe task is killed (SIGKILL): the scheduler runs the task again
     on a worker that is alive, and every probe is reported once. Progress comes back: begins as
     Dask events, ends with the futures."""
-    pids = client.run(os.getpid)
-    killed: list[str] = []
-
-    def killer() -> None:
-        deadline = time.monotonic() + 60
-        while not killed and time.monotonic() < deadline:
-            for worker, keys in client.processing().items():
-                if any("mlthreat-probe" in str(k) for k in keys) and worker in pids:
-                    os.kill(pids[worker], signal.SIGKILL)
-                    killed.append(worker)
-                    return
-            time.sleep(0.02)
-    thread = threading.Thread(target=killer)
+    thread = Killer(client, lambda keys: any("mlthreat-probe" in k for k in keys))
     thread.start()
     pipeline = load_pipeline(CREDIT, load_catalog())
     seen = Seen()
     runs = runner.run_probes(pipeline, KINDS, "quick", jobs=1, components=COMPONENTS,
                              observer=seen, cluster=client)
     thread.join()
-    assert killed                                  # a worker holding a probe task was killed
+    assert thread.killed                           # a worker holding a probe task was killed
     assert _measured(runs) == _measured(local_runs)
     assert [r.skipped for r in runs] == [r.skipped for r in local_runs]
     assert sum(len(r.results) for r in runs) == 2 and not any(r.interrupted for r in runs)
@@ -114,27 +127,14 @@ def test_the_local_evidence_even_with_the_worker_of_a_retraining_lost(
     runs some of them, and not the probe's own task, is killed: they run again on the worker
     that is alive (what they share was held by a task, so it is computed again, not lost), and
     the evidence is `--jobs 1`'s."""
-    pids = client.run(os.getpid)
-    killed: list[str] = []
-
-    def killer() -> None:
-        deadline = time.monotonic() + 60
-        while not killed and time.monotonic() < deadline:
-            for worker, keys in client.processing().items():
-                names = [str(k) for k in keys]
-                if (any(k.startswith("_reference") for k in names) and worker in pids
-                        and not any("mlthreat-probe" in k for k in names)):
-                    os.kill(pids[worker], signal.SIGKILL)
-                    killed.append(worker)
-                    return
-            time.sleep(0.01)
-    thread = threading.Thread(target=killer)
+    thread = Killer(client, lambda keys: any(k.startswith("_reference") for k in keys)
+                    and not any("mlthreat-probe" in k for k in keys))
     thread.start()
     pipeline = load_pipeline(CREDIT, load_catalog())
     runs = runner.run_probes(pipeline, KINDS, "quick", jobs=1, components=("mobile_app",),
                              cluster=client)
     thread.join()
-    assert killed
+    assert thread.killed
     assert _measured(runs) == _measured([r for r in local_runs if r.component == "mobile_app"])
     client.wait_for_workers(2, timeout=60)
 
@@ -268,31 +268,52 @@ def test_a_scan_on_the_cluster_is_the_local_scan(client: Any) -> None:
     assert spread.files == local.files and spread.notes == local.notes
 
 
-def test_a_scan_survives_a_worker_lost_mid_run(client: Any, tmp_path: Path, marker: Path
-                                               ) -> None:
-    """A registry scan in which a worker is killed (SIGKILL) after the first batch ended, while
-    others were on the workers: the lost batches run again on a worker that is alive, and the
-    report is the local scan's (every file once, each finding once)."""
+def _registry(tmp_path: Path, marker: Path, files: int = 400) -> Path:
+    """team/model folders of pickled models, every 97th a payload."""
     import numpy as np
     registry = tmp_path / "registry"
-    for n in range(400):
+    for n in range(files):
         folder = registry / f"team{n % 7}" / f"model{n}"
         folder.mkdir(parents=True)
         value: Any = (Payload(marker) if n % 97 == 0
                       else {"weights": np.full(64, n, dtype=np.float32), "names": [str(n)] * 50})
         (folder / "model.pkl").write_bytes(pickle.dumps(value))
+    return registry
+
+
+def _scan_tasks(dask_scheduler: Any) -> list[str]:
+    return [str(k) for k in dask_scheduler.tasks if "mlthreat-scan" in str(k)]
+
+
+def test_ctrl_c_stops_a_scan_on_the_cluster(client: Any, tmp_path: Path, marker: Path) -> None:
+    """Ctrl-C after the first batch came back: the interrupt reaches the caller (the command
+    says "interrupted; nothing was written", exit 130) and every batch not yet ended is
+    cancelled on the cluster."""
+    registry = _registry(tmp_path, marker, files=1000)
+
+    def stop(_: str) -> None:
+        raise KeyboardInterrupt
+    with pytest.raises(KeyboardInterrupt):
+        scan_paths([registry], only=["modelfile"], cluster=client, progress=stop)
+    _eventually(lambda: not client.run_on_scheduler(_scan_tasks), seconds=5)
+    assert not marker.exists()
+
+
+def test_a_scan_survives_a_worker_lost_mid_run(client: Any, tmp_path: Path, marker: Path
+                                               ) -> None:
+    """A registry scan in which a worker is killed (SIGKILL) after the first batch ended, while
+    others were on the workers: the lost batches run again on a worker that is alive, and the
+    report is the local scan's (every file once, each finding once)."""
+    registry = _registry(tmp_path, marker)
     local = scan_paths([registry], only=["modelfile"])
     pids = client.run(os.getpid)
     killed: list[str] = []
 
     def kill_one(_: str) -> None:           # progress: called as each batch's results arrive
-        if killed:
-            return
-        for worker, keys in client.processing().items():
-            if any("mlthreat-scan" in str(k) for k in keys) and worker in pids:
-                os.kill(pids[worker], signal.SIGKILL)
-                killed.append(worker)
-                return
+        worker = None if killed else _kill_one(
+            client, pids, lambda keys: any("mlthreat-scan" in k for k in keys))
+        if worker:
+            killed.append(worker)
     spread = scan_paths([registry], only=["modelfile"], cluster=client, progress=kill_one)
     assert killed                                  # a worker holding scan batches was killed
     assert spread.files == local.files == 400
@@ -313,6 +334,31 @@ def test_scan_command_takes_a_scheduler(tmp_path: Path, capsys: pytest.CaptureFi
     plain = capsys.readouterr().out
     assert cli.main(["scan", str(model), "-f", "json", "--scheduler", "local:1"]) == 0
     assert capsys.readouterr().out == plain and "critical" in plain
+
+
+def test_our_workers_drop_only_dasks_teardown_message(client: Any,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """A LocalCluster's workers run mlthreat's preload: "Exception ignored in Client.__del__:
+    IOLoop is closed" (a worker's own client collected after its loop closed, printed into the
+    terminal mlthreat shares) is dropped; any other unraisable exception still reaches the hook
+    that was there before."""
+    import sys
+    import types
+
+    from mlthreat.cluster import dask_setup
+    assert set(client.run(lambda: sys.unraisablehook.__qualname__).values()) == {
+        "dask_setup.<locals>.hook"}
+    seen: list[Any] = []
+    monkeypatch.setattr(sys, "unraisablehook", seen.append)
+    dask_setup(None)
+    closed = RuntimeError("IOLoop is closed")
+    dropped = distributed.Client.__del__
+    sys.unraisablehook(types.SimpleNamespace(object=dropped, exc_value=closed))
+    other = [types.SimpleNamespace(object=dropped, exc_value=RuntimeError("boom")),
+             types.SimpleNamespace(object=_set_version, exc_value=closed)]
+    for unraisable in other:
+        sys.unraisablehook(unraisable)
+    assert seen == other
 
 
 def _set_version(value: str) -> str:
