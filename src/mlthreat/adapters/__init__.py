@@ -63,11 +63,17 @@ def adapter_for(model: Any) -> ModelAdapter:
                      "and LightGBM boosters, ONNX models and HTTP endpoints")
 
 
+def innermost(adapter: ModelAdapter) -> ModelAdapter:
+    """The adapter of the model itself, under any wrapping of the interface (rounding)."""
+    while isinstance(getattr(adapter, "inner", None), ModelAdapter):
+        adapter = adapter.inner  # type: ignore[attr-defined]
+    return adapter
+
+
 def model_object(adapter: ModelAdapter) -> Any:
     """The loaded model behind an adapter (through the interface's rounding), or None for an
     endpoint or a callable."""
-    while hasattr(adapter, "inner"):
-        adapter = adapter.inner
+    adapter = innermost(adapter)
     for name in ("estimator", "booster"):
         if hasattr(adapter, name):
             return getattr(adapter, name)
@@ -75,4 +81,4 @@ def model_object(adapter: ModelAdapter) -> Any:
 
 
 __all__ = ["ADAPTERS", "CallableAdapter", "Capabilities", "ModelAdapter", "RoundedAdapter",
-           "adapter_for", "load_model", "model_object"]
+           "adapter_for", "innermost", "load_model", "model_object"]

@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from mlthreat.adapters import model_object
+from mlthreat.adapters import innermost, model_object
 from mlthreat.adapters.interface import ModelAdapter
 from mlthreat.cluster import fan_out
 from mlthreat.errors import ProbeError
@@ -97,11 +97,8 @@ class ExactEvasion(Probe):
         norms = list(NORMS[:settings["exact_norms"]])
         probe = cls(**{"norms": norms, "seconds": float(settings["exact_seconds"]),
                        "jobs": jobs, **fixed})
-        inner: Any = target.adapter
-        while isinstance(getattr(inner, "inner", None), ModelAdapter):
-            inner = inner.inner     # the defender asks the model itself (in its own units),
-            # not the interface
-        return Prepared(probe, inner, data, Budget(seed=seed))
+        # the defender asks the model itself (in its own units), not the interface
+        return Prepared(probe, innermost(target.adapter), data, Budget(seed=seed))
 
     def title(self) -> str:
         return "evasion-exact (certified minimal change)"

@@ -426,12 +426,12 @@ def _run(prog: Program, seconds: float) -> Any:
                    constraints=LinearConstraint(matrix, np.asarray(lo), np.asarray(hi)),
                    options={"time_limit": max(0.05, seconds), "mip_rel_gap": 1e-6,
                             "disp": False})
-    if res.x is not None or getattr(res, "mip_dual_bound", None) is not None:
-        _shift(res, prog.constant)
+    _shift(res, prog.constant)
     return res
 
 
 def _shift(res: object, constant: float) -> None:
+    """The solver's dual bound in the program's own terms (its objective has a constant)."""
     bound = getattr(res, "mip_dual_bound", None)
     if bound is not None:
         res.mip_dual_bound = float(bound) + constant  # type: ignore[attr-defined]
