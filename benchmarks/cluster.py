@@ -101,16 +101,13 @@ def probes(budget: str, workers: int, kinds: tuple[str, ...], runs: tuple[str, .
         print(f"  {r:9s} {got['processes']} process(es) on cpus {got['cpus']}: "
               f"{got['seconds']:7.1f} s  ({same})")
     sec = {r: got["seconds"] for r, got in saved.items()}
-    if "jobs1" in sec and "cluster1" in sec:
-        print(f"  overhead of a 1-worker cluster against --jobs 1: "
-              f"{sec['cluster1'] / sec['jobs1']:.2f}x")
-    if "jobsN" in sec and "clusterN" in sec:
-        print(f"  overhead of {workers} workers against --jobs {workers}: "
-              f"{sec['clusterN'] / sec['jobsN']:.2f}x")
-    if "jobs1" in sec and "jobsN" in sec:
-        print(f"  scaling 1 -> {workers} local processes: {sec['jobs1'] / sec['jobsN']:.2f}x")
-    if "cluster1" in sec and "clusterN" in sec:
-        print(f"  scaling 1 -> {workers} workers: {sec['cluster1'] / sec['clusterN']:.2f}x")
+    for label, top, bottom in (
+            ("overhead of a 1-worker cluster against --jobs 1", "cluster1", "jobs1"),
+            (f"overhead of {workers} workers against --jobs {workers}", "clusterN", "jobsN"),
+            (f"scaling 1 -> {workers} local processes", "jobs1", "jobsN"),
+            (f"scaling 1 -> {workers} workers", "cluster1", "clusterN")):
+        if top in sec and bottom in sec:
+            print(f"  {label}: {sec[top] / sec[bottom]:.2f}x")
     if "jobs1" not in saved:
         return
     print("per probe task (one process, --jobs 1): seconds, and the files shipped per component")
