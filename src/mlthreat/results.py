@@ -16,7 +16,7 @@ from typing import Any, Literal
 from mlthreat.plain import to_plain
 from mlthreat.vocabulary import Family, RiskLevel
 
-SCHEMA_VERSION = "2.1"
+SCHEMA_VERSION = "2.2"
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,7 +119,7 @@ class ControlUse:
 
 @dataclass(frozen=True, slots=True)
 class Reference:
-    scheme: str   # atlas | owasp_ml | cwe | nist
+    scheme: str   # atlas | owasp_ml | owasp_llm | cwe | nist
     id: str
     name: str
 

@@ -26,6 +26,13 @@ class Kind(StrEnum):
     feedback = "feedback"
     code_repository = "code_repository"
     ci_cd = "ci_cd"
+    # generative AI (docs/catalog.md): models that read a context, and what feeds that context
+    hosted_model = "hosted_model"        # a model behind a vendor's API (the weights are not ours)
+    llm = "llm"                          # a generative model the team runs itself
+    retrieval_index = "retrieval_index"  # a vector store or search index whose hits enter a context
+    agent_tool = "agent_tool"            # a tool, plugin or MCP server a model can call
+    system_prompt = "system_prompt"      # system prompts, rules files, agent configuration
+    memory = "memory"                    # conversation memory and chat history kept across turns
 
 
 class Exposure(StrEnum):
@@ -67,6 +74,9 @@ class Attacker(StrEnum):
     insider = "insider"    # already has legitimate access to the component
 
 
+GENERATIVE_KINDS = frozenset({Kind.hosted_model, Kind.llm})
+
+
 class Fact(StrEnum):
     """Properties of a component derived from the spec and its graph (docs/catalog.md)."""
 
@@ -79,6 +89,13 @@ class Fact(StrEnum):
     downstream_of_pretrained = "downstream_of_pretrained"
     pickle_model_artifact = "pickle_model_artifact"
     has_code = "has_code"
+    queryable = "queryable"
+    trained_on_personal = "trained_on_personal"
+    feeds_context = "feeds_context"
+    downstream_of_llm = "downstream_of_llm"
+    prompted = "prompted"
+    captures_media = "captures_media"
+    third_party = "third_party"
 
 
 class Strength(StrEnum):

@@ -81,8 +81,11 @@ def test_credit_asset_links_across_families(credit: Assessment) -> None:
 
 def test_credit_incidental_mitigations(credit: Assessment) -> None:
     found = {m.control: m for m in credit.incidental_mitigations}
-    assert set(found) == {"input_normalization", "model_validation", "retraining"}
+    # label-only output is not in partner_prescreen's controls: its probe block declares it
+    assert set(found) == {"input_normalization", "model_validation", "retraining",
+                          "label_only_output"}
     assert "aml-evasion-blackbox" in found["input_normalization"].helps_against
+    assert found["label_only_output"].components == ("partner_prescreen",)
 
 
 EXAMPLE_EXPECTED = {

@@ -7,7 +7,7 @@ import yaml
 from pydantic import ValidationError
 
 from mlthreat.catalog import Catalog
-from mlthreat.catalog.loader import _cross_check
+from mlthreat.catalog.loader import REFERENCE_SCHEMES, _cross_check
 from mlthreat.catalog.schema import Control, Threat
 from mlthreat.vocabulary import Family
 from tests.conftest import ATLAS_YAML
@@ -85,7 +85,7 @@ def test_atlas_ids_exist_with_the_names_we_carry(catalog: Catalog) -> None:
 def test_package_names_every_cited_reference(catalog: Catalog) -> None:
     # Works without ATLAS.yaml: the package carries its own id -> name table.
     for t in catalog.threats:
-        for scheme in ("atlas", "owasp_ml", "cwe"):
+        for scheme in REFERENCE_SCHEMES:
             for ref in getattr(t.references, scheme):
                 assert catalog.reference_name(scheme, ref), (t.id, ref)
 

@@ -103,7 +103,7 @@ def test_free_text_mappings_are_shown(credit_pipeline: Pipeline, credit: Assessm
     mapped = {m.text: m.target for m in r.mappings}
     assert mapped["people copying our model"] == "aml-model-extraction"
     assert mapped["passwords"] == "authentication"
-    assert mapped["sandboxing"] == "network_isolation"
+    assert "sandboxing" not in mapped  # a catalog control's id: nothing to map
     assert mapped["cryptographic keys"] == "cls-secrets-in-code"
 
 
@@ -236,7 +236,8 @@ def test_free_text_from_the_issue_maps_to_the_right_entry(mappers: Mappers) -> N
         "aml-poisoning")
     assert threats.map("people stealing the training data").target == "cls-data-store-breach"
     assert threats.map("Google cloud infrastructure security").target is None
-    assert threats.map("people uploading not safe images").target is None
+    # unmapped until the catalog had unsafe uploads (issue #16); now the entry it names
+    assert threats.map("people uploading not safe images").target == "cls-unsafe-upload"
     assert threats.map("security").how == "vague"
 
 

@@ -19,7 +19,10 @@ from mlthreat.results import Assessment, Evidence, Suppression, Triage
 from tests.conftest import EXAMPLES
 
 EVASION = {"aml-evasion-blackbox", "aml-evasion-whitebox", "aml-evasion-transfer",
-           "aml-monitor-evasion"}
+           "aml-monitor-evasion", "aml-proxy-evasion", "aml-insider-evasion", "aml-capture-spoofing",
+           "aml-physical-adversarial", "aml-llm-direct-prompt-injection", "aml-llm-jailbreak",
+           "aml-llm-indirect-prompt-injection", "aml-rag-poisoning", "aml-agent-memory-poisoning",
+           "aml-llm-prompt-self-replication"}
 
 
 def _measured(a: Assessment) -> tuple[Assessment, str]:

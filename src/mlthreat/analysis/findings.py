@@ -20,6 +20,7 @@ from mlthreat.analysis.risk import (
     score_for,
 )
 from mlthreat.catalog import Catalog, Control, Threat
+from mlthreat.catalog.loader import REFERENCE_SCHEMES
 from mlthreat.pipeline import Component, Pipeline
 from mlthreat.pipeline.graph import PipelineGraph
 from mlthreat.results import Adjustment, ControlUse, Evidence, Finding, Reference
@@ -145,12 +146,15 @@ def _controls(threat: Threat, approach: list[str], path: list[str], ctx: Context
     on_path = _controls_on(path + ctx.observers(path), ctx)
     present, missing, adjustments = [], [], []
     for m in ctx.mitigations(threat):
+        scope = on_approach if m.control.scope == "approach" else on_path
         if m.control.id in ctx.pipeline.pipeline_controls:
             where = [PIPELINE_WIDE]
         else:
-            where = (on_approach if m.control.scope == "approach" else on_path).get(m.control.id, [])
+            where = scope.get(m.control.id, [])
         if not where:
-            missing.append(m.missing)
+            if not any(c in scope or c in ctx.pipeline.pipeline_controls
+                       for c in m.control.covered_by):
+                missing.append(m.missing)
             continue
         present.append(ControlUse(m.control.id, m.strength, m.control.family, m.control.incidental,
                                   tuple(where)))
@@ -185,7 +189,7 @@ def _exposure_adjustments(threat: Threat, comp: Component, approach: list[str], 
 
 def _references(threat: Threat, catalog: Catalog) -> tuple[Reference, ...]:
     refs = [Reference(scheme, rid, catalog.reference_name(scheme, rid))
-            for scheme in ("atlas", "owasp_ml", "cwe") for rid in getattr(threat.references, scheme)]
+            for scheme in REFERENCE_SCHEMES for rid in getattr(threat.references, scheme)]
     if threat.references.nist:
         nist = threat.references.nist
         refs.append(Reference("nist", nist, catalog.reference_name("nist", nist)))

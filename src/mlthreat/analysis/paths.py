@@ -36,11 +36,11 @@ class HarmTracer:
         return [node]
 
     def attack_path(self, node: str, kinds: Sequence[Kind], from_entry: bool,
-                    via: Kind | None = None) -> list[str]:
+                    via: Sequence[Kind] = ()) -> list[str]:
         """Entry (for external attackers) ... node [... via] ... harm, no node repeated in a row."""
         head = self._pg.path_from_entry(node) if from_entry else [node]
-        if via is not None:
-            through = self.to_harm(node, [via])
+        if via:
+            through = self.to_harm(node, via)
             head += through[1:]
             node = head[-1]
         return head + self.to_harm(node, kinds)[1:]

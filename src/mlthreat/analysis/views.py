@@ -4,6 +4,7 @@ and the ranked list of what to do first."""
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Mapping
 
 from mlthreat.analysis.findings import PIPELINE_WIDE
 from mlthreat.analysis.risk import CONTROL_STEP, clamp_likelihood, score_for
@@ -88,15 +89,20 @@ def incidental_mitigations(findings: list[Finding], catalog: Catalog
     return out
 
 
-def recommendations(findings: list[Finding], catalog: Catalog, top: int = 10,
-                    cleared: set[str] | frozenset[str] = frozenset()) -> list[Recommendation]:
+def recommendations(findings: list[Finding], catalog: Catalog, kinds: Mapping[str, str],
+                    top: int = 10, cleared: set[str] | frozenset[str] = frozenset()
+                    ) -> list[Recommendation]:
     """Missing controls ranked by the total risk score they would remove if added. Findings a
-    clean scan rules out (evidence ids in `cleared`) propose no control."""
+    clean scan rules out (evidence ids in `cleared`) propose no control. A control is proposed at
+    the attacker's entry (approach controls), else on the path's components of the kinds it
+    applies to (agent tools for tool permissions; `kinds`: component id -> kind), else where the
+    attacker acts."""
     gain: dict[str, float] = defaultdict(float)
     count: dict[str, int] = defaultdict(int)
     where: dict[str, set[str]] = defaultdict(set)
     threats: dict[str, set[str]] = defaultdict(set)
     approach = {c.id: c.scope == "approach" for c in catalog.controls}
+    applies = {c.id: frozenset(c.applies_to) for c in catalog.controls}
     step = {strength.value: delta for strength, delta in CONTROL_STEP.items()}
     for f in findings:
         if cleared and cleared.intersection(f.evidence):
@@ -106,9 +112,17 @@ def recommendations(findings: list[Finding], catalog: Catalog, top: int = 10,
             delta = f.score - score_for(new, f.impact)
             if delta <= 0:
                 continue
+            if approach[use.control]:
+                at = [f.entry]
+            elif applies[use.control]:
+                at = [n for n in f.path if kinds[n] in applies[use.control]]
+                if not at:
+                    continue  # nowhere on this path to put it (tool permissions, no tool)
+            else:
+                at = [f.component]
+            where[use.control].update(at)
             gain[use.control] += delta
             count[use.control] += 1
-            where[use.control].add(f.entry if approach[use.control] else f.component)
             threats[use.control].add(f.threat_id)
     ranked = sorted(gain, key=lambda c: (-round(gain[c], 6), c))[:top]
     out = []

@@ -19,6 +19,8 @@ from mlthreat.catalog.schema import Control, ControlFile, Threat, ThreatFile
 from mlthreat.errors import CatalogError
 from mlthreat.vocabulary import Family, Strength
 
+REFERENCE_SCHEMES = ("atlas", "owasp_ml", "owasp_llm", "cwe")
+
 
 @dataclass(frozen=True)
 class Catalog:
@@ -89,7 +91,7 @@ def _cross_check(threats: tuple[Threat, ...], controls: tuple[Control, ...],
         seen.add(t.id)
         if t.id.startswith("aml-") != (t.family == Family.aml):
             problems.append(f"threat {t.id}: id prefix does not match family {t.family}")
-        for scheme in ("atlas", "owasp_ml", "cwe"):
+        for scheme in REFERENCE_SCHEMES:
             for ref in getattr(t.references, scheme):
                 if ref not in refs.get(scheme, {}):
                     problems.append(f"threat {t.id}: {scheme} id {ref} has no name in references.yaml")
@@ -103,11 +105,18 @@ def _cross_check(threats: tuple[Threat, ...], controls: tuple[Control, ...],
         for ref in c.references.atlas:
             if ref not in refs.get("atlas", {}):
                 problems.append(f"control {c.id}: atlas id {ref} has no name in references.yaml")
+        for cid in c.covered_by:
+            if cid not in {x.id for x in controls}:
+                problems.append(f"control {c.id}: covered by unknown control {cid}")
         for threat_id in c.mitigates:
             if threat_id not in seen:
                 problems.append(f"control {c.id} mitigates unknown threat {threat_id}")
             mitigated.add(threat_id)
     problems += [f"threat {t} has no mitigating control" for t in sorted(seen - mitigated)]
+    for t in threats:
+        for cid in (*t.ruled_out_by, *t.acts_at.controls):
+            if cid not in names:
+                problems.append(f"threat {t.id}: unknown control {cid}")
     return problems
 
 

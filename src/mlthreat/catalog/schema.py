@@ -17,6 +17,7 @@ from mlthreat.vocabulary import Asset, Attacker, Exposure, Fact, Family, Goal, K
 ATLAS_ID = re.compile(r"^AML\.(T|M)\d{4}(\.\d{3})?$")
 CWE_ID = re.compile(r"^CWE-\d+$")
 OWASP_ML_ID = re.compile(r"^ML(0[1-9]|10)$")
+OWASP_LLM_ID = re.compile(r"^LLM(0[1-9]|10)$")
 NIST_CLASSES = (
     "evasion",
     "poisoning-availability",
@@ -29,6 +30,10 @@ NIST_CLASSES = (
     "privacy-model-extraction",
     "privacy-property-inference",
     "availability",
+    "genai-direct-prompt-injection",
+    "genai-indirect-prompt-injection",
+    "genai-supply-chain",
+    "genai-misuse",
 )
 Slug = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_-]*$")]
 Level = Annotated[int, Field(ge=1, le=5)]
@@ -41,6 +46,7 @@ class _Strict(BaseModel):
 class References(_Strict):
     atlas: tuple[str, ...] = ()
     owasp_ml: tuple[str, ...] = ()
+    owasp_llm: tuple[str, ...] = ()
     cwe: tuple[str, ...] = ()
     nist: str | None = None
 
@@ -53,6 +59,11 @@ class References(_Strict):
     @classmethod
     def _owasp(cls, v: tuple[str, ...]) -> tuple[str, ...]:
         return _check_ids(v, OWASP_ML_ID, "OWASP ML Top 10 id")
+
+    @field_validator("owasp_llm")
+    @classmethod
+    def _owasp_llm(cls, v: tuple[str, ...]) -> tuple[str, ...]:
+        return _check_ids(v, OWASP_LLM_ID, "OWASP Top 10 for LLM Applications 2025 id")
 
     @field_validator("cwe")
     @classmethod
@@ -80,6 +91,8 @@ class Where(_Strict):
     kinds: tuple[Kind, ...] = Field(min_length=1)
     exposure: tuple[Exposure, ...] = ()
     facts: tuple[Fact, ...] = ()
+    unless: tuple[Fact, ...] = ()     # facts that must not hold (the outsiders' threat covers it)
+    controls: tuple[Slug, ...] = ()   # the component lists at least one (a detector to evade)
 
 
 class Threat(_Strict):
@@ -91,7 +104,7 @@ class Threat(_Strict):
     asset: Asset
     attacker: Attacker
     acts_at: Where
-    via: Kind | None = None
+    via: tuple[Kind, ...] = ()     # kinds the harm passes through, in order of preference
     reaches: tuple[Kind, ...] = ()
     likelihood: Level
     impact: Level
@@ -99,8 +112,14 @@ class Threat(_Strict):
     preconditions: tuple[str, ...] = ()
     recommendation: str
     references: References
+    ruled_out_by: tuple[Slug, ...] = ()   # a control that, listed where it acts, rules it out
     measured_by: tuple[Annotated[str, Field(pattern=r"^(probe|scanner):[a-z_-]+$")], ...] = ()
     keywords: tuple[str, ...] = ()   # how practitioners say it; used to map free text
+
+    @field_validator("via", mode="before")
+    @classmethod
+    def _one_or_more(cls, v: object) -> object:
+        return (v,) if isinstance(v, str) else v
 
     @field_validator("id")
     @classmethod
@@ -117,6 +136,8 @@ class Control(_Strict):
     incidental: bool = False
     scope: Literal["approach", "path"] = "path"
     aliases: tuple[Slug, ...] = ()
+    covered_by: tuple[Slug, ...] = ()   # where one of these is in place, this one adds nothing
+    applies_to: tuple[Kind, ...] = ()   # the kinds it is put on: recommended there on the path
     keywords: tuple[str, ...] = ()
     description: str
     references: References = References()

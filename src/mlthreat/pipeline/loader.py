@@ -117,6 +117,15 @@ def _resolve(names: list[str], catalog: Catalog) -> frozenset[str]:
     return frozenset(c.id for n in names if (c := catalog.control(n)) is not None)
 
 
+# What a probe block says the interface returns is a control the interface has.
+OUTPUT_CONTROL = {"label": "label_only_output", "rounded": "output_rounding"}
+
+
+def _declared_output(component: Component) -> frozenset[str]:
+    output = component.probe.output if component.probe else None
+    return frozenset({OUTPUT_CONTROL[output]}) if output in OUTPUT_CONTROL else frozenset()
+
+
 def _build(spec: PipelineSpec, located: Located, file: str, catalog: Catalog) -> Pipeline:
     positions = {c.id: located.position(("components", i)) or (1, 1)
                  for i, c in enumerate(spec.components)}
@@ -127,6 +136,7 @@ def _build(spec: PipelineSpec, located: Located, file: str, catalog: Catalog) ->
                 for c in spec.components if c.id not in connected and len(spec.components) > 1]
     return Pipeline(
         spec=spec, file=file, component_positions=positions, flow_positions=flow_positions,
-        controls={c.id: _resolve(c.controls, catalog) for c in spec.components},
+        controls={c.id: _resolve(c.controls, catalog) | _declared_output(c)
+                  for c in spec.components},
         pipeline_controls=_resolve(spec.controls, catalog), warnings=warnings,
     )

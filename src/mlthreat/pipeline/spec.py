@@ -103,6 +103,14 @@ class Component(Strict):
     controls: StrList = Field(default_factory=list, description="Control ids from the catalog.")
     artifacts: Artifacts = Field(default_factory=Artifacts)
     personal_data: bool = Field(default=False, description="Holds or handles data about people.")
+    third_party: bool = Field(
+        default=False, description="Built and run outside the team (a vendor's tool server, a "
+                                   "SaaS): what it tells a model is the supplier's.")
+    captures: list[Literal["camera", "microphone", "document", "sensor"]] = Field(
+        default_factory=list,
+        description="What the component captures from the physical world (a client's camera "
+                    "for face or ID checks, a microphone): where deepfakes and injected "
+                    "streams enter.")
     probe: ProbeSpec | None = Field(
         default=None, description="Measure attacks on this component's model (mlthreat probe).")
     notes: str | None = None
@@ -118,6 +126,12 @@ class Flow(Strict):
     source: ComponentId = Field(alias="from", description="Component the data leaves.")
     target: ComponentId = Field(alias="to", description="Component the data reaches.")
     data: str | None = Field(default=None, description="What flows, in a few words.")
+    enters: Literal["context", "training"] | None = Field(
+        default=None,
+        description="What the data becomes at the target: 'context' (read by a model at "
+                    "inference: a prompt, retrieved passages, tool results) or 'training' "
+                    "(trains or fine-tunes a model). Default: context into hosted_model and llm, "
+                    "training into training.")
     notes: str | None = None
 
 

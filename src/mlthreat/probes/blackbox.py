@@ -385,7 +385,7 @@ class BlackBoxEvasion(Probe):
     0.25), epsilons (L2 budgets of the robustness curve)."""
 
     name = "evasion-blackbox"
-    threat_ids = ("aml-evasion-blackbox",)
+    threat_ids = ("aml-evasion-blackbox", "aml-insider-evasion")
 
     parameters = {
         "method": Param("decision", choices=("decision", "score", "both"),

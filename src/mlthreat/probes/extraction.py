@@ -86,7 +86,7 @@ class ModelExtraction(Probe):
     uncertainty sampling, 0.1) and batches (5); fidelity is recorded after every batch."""
 
     name = "extraction"
-    threat_ids = ("aml-model-extraction",)
+    threat_ids = ("aml-model-extraction", "aml-insider-extraction")
 
     parameters = {
         "attack": Param("surrogate", choices=("surrogate", "equations")),

@@ -42,7 +42,8 @@ class TransferEvasion(Probe):
     ("queried" or "own"), norm ("l2" or "linf"), epsilons, steps (PGD steps, 40)."""
 
     name = "evasion-transfer"
-    threat_ids = ("aml-evasion-transfer", "aml-evasion-blackbox")   # a copy needs only queries
+    # a copy needs only queries; one trained on look-alike data is a proxy
+    threat_ids = ("aml-evasion-transfer", "aml-evasion-blackbox", "aml-proxy-evasion")
 
     parameters = {
         "queries": Param(1000, 1, 10_000_000, doc="rows labelled by the model for the copy"),

@@ -14,6 +14,7 @@ LEVEL_COLOR = {
 REFERENCE_URL = {
     "atlas": "https://atlas.mitre.org/{kind}/{id}",
     "owasp_ml": "https://owasp.org/www-project-machine-learning-security-top-10/",
+    "owasp_llm": "https://genai.owasp.org/llm-top-10/",
     "cwe": "https://cwe.mitre.org/data/definitions/{num}.html",
 }
 

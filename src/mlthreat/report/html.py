@@ -31,6 +31,8 @@ STAGE = {
     Kind.pretrained_model: 1, Kind.data_store: 2, Kind.ci_cd: 2, Kind.preprocessing: 3,
     Kind.feature_store: 4, Kind.training: 5, Kind.validation: 6, Kind.model_registry: 7,
     Kind.serving: 8, Kind.edge_deployment: 8, Kind.client: 9, Kind.monitoring: 9,
+    Kind.system_prompt: 1, Kind.retrieval_index: 4, Kind.memory: 4, Kind.hosted_model: 8,
+    Kind.llm: 8, Kind.agent_tool: 9,
 }  # components; beyond this the diagram and heatmap would not be readable
 
 
