@@ -25,17 +25,19 @@ class Assessor:
     scan: scan the artifacts the spec names; probes: run the probe blocks' attacks (`only`
     kinds, on `components`, with `budget`, in `jobs` worker processes; `trust` loads formats
     the scanner cannot look inside); `scheduler`: a Dask scheduler's address, or local[:N], whose
-    workers run the probes instead (docs/cluster.md); Ctrl-C during probes raises Interrupted
-    naming what ended."""
+    workers run the probes instead (docs/cluster.md); `evidence`: other tools' reports as
+    FILE[@COMPONENT] (a garak report, `mlthreat.imports`), read before any work; Ctrl-C during
+    probes raises Interrupted naming what ended."""
 
     def __init__(self, catalog: Catalog | None = None, *, scan: bool = True,
                  probes: bool = False, only: Sequence[str] = (), components: Sequence[str] = (),
                  budget: str = "standard", jobs: int = 1, trust: bool = False,
-                 scheduler: str | None = None, observer: Observer | None = None) -> None:
+                 scheduler: str | None = None, observer: Observer | None = None,
+                 evidence: Sequence[str] = ()) -> None:
         self.catalog, self.scan, self.probes, self.only = catalog, scan, probes, tuple(only)
         self.components, self.budget, self.jobs = tuple(components), budget, jobs
         self.trust, self.observer = trust, observer or Silent()
-        self.scheduler = scheduler
+        self.scheduler, self.evidence = scheduler, tuple(evidence)
 
     def assess(self, spec: Pipeline | str | Path, perceptions: Sequence[str | Path] = ()
                ) -> Assessment:
@@ -51,8 +53,10 @@ class Assessor:
                 steps: Steps) -> Assessment:
         catalog = self.catalog or load_catalog()
         pipeline = spec if isinstance(spec, Pipeline) else load_pipeline(spec, catalog)
+        imported, notes = self._imported(pipeline)
         steps.stage("scan")
-        found, notes = self._scan(pipeline)
+        found, scan_notes = self._scan(pipeline)
+        notes += scan_notes
         steps.stage("place")
         placed = place(pipeline, catalog, shown_by_scans(found))
         measured, skipped = self.measure(pipeline, steps) if self.probes else ([], [])
@@ -61,11 +65,17 @@ class Assessor:
                   for s in skipped]
         notes += [f"{e.component}: {e.title} probe: {w}" for e in measured
                   for w in e.extra.get("warnings", ())]
-        assessment = score(placed, number(found + measured), tuple(notes), skipped)
+        assessment = score(placed, number(found + imported + measured), tuple(notes), skipped)
         if perceptions:
             steps.stage("perception")
             assessment = with_perceptions(assessment, pipeline, catalog, perceptions)
         return assessment
+
+    def _imported(self, pipeline: Pipeline) -> tuple[list[Evidence], list[str]]:
+        if not self.evidence:
+            return [], []
+        from mlthreat.imports import load
+        return load(pipeline, self.evidence)
 
     def _scan(self, pipeline: Pipeline) -> tuple[list[Evidence], list[str]]:
         if not self.scan:

@@ -113,7 +113,8 @@ class Threat(_Strict):
     recommendation: str
     references: References
     ruled_out_by: tuple[Slug, ...] = ()   # a control that, listed where it acts, rules it out
-    measured_by: tuple[Annotated[str, Field(pattern=r"^(probe|scanner):[a-z_-]+$")], ...] = ()
+    measured_by: tuple[Annotated[str, Field(pattern=r"^(probe|scanner|external):[a-z_-]+$")],
+                       ...] = ()
     keywords: tuple[str, ...] = ()   # how practitioners say it; used to map free text
 
     @field_validator("via", mode="before")

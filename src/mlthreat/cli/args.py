@@ -188,6 +188,15 @@ def _settings_options(p: argparse.ArgumentParser) -> None:
 VIEWS = ("eu-ai-act", "nist-ai-rmf")
 
 
+def _evidence_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--evidence", action="append", default=[], metavar="FILE[@COMPONENT]",
+                   help="attach another tool's measurements: a garak report (its "
+                        "<prefix>.report.jsonl, or .jsonl.gz) of the model or application at "
+                        "COMPONENT (default: the spec's only hosted_model or llm); each probe's "
+                        "attack success rate goes to the findings it measures (docs/probes.md, "
+                        "garak); repeat for several reports")
+
+
 def _view_option(p: argparse.ArgumentParser) -> None:
     p.add_argument("--view", action="append", default=[], choices=VIEWS, metavar="NAME",
                    help="a regulation view: per clause, the threats that apply, what was "
@@ -235,6 +244,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="compare a person's perception file (docs/perception.md) with the "
                         "findings; repeat for several people")
     p.add_argument("--force", action="store_true", help="overwrite existing output files")
+    _evidence_option(p)
     _view_option(p)
     _gate_options(p)
     _settings_options(p)
@@ -251,6 +261,7 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--perception", action="append", default=[], metavar="FILE")
         _probe_options(p)
         p.add_argument("--force", action="store_true", help="overwrite existing output files")
+        _evidence_option(p)
         _view_option(p)
         _gate_options(p)
         _settings_options(p)

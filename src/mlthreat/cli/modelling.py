@@ -158,7 +158,8 @@ def _assessor(cli: Cli, probes: bool, budget: str, observer: TerminalProgress) -
                     jobs=int(getattr(args, "jobs", 0) or usable_cores()),   # demo: every core
                     trust=bool(getattr(args, "trust", False)),
                     scheduler=scheduler_from(getattr(args, "scheduler", None)) if probes
-                    else None, observer=observer)
+                    else None, observer=observer,
+                    evidence=tuple(getattr(args, "evidence", None) or ()))
 
 
 def _assess(cli: Cli, spec: Path, perceptions: Sequence[Path], probes: bool, budget: str
