@@ -41,6 +41,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/assess_time.py
 	$(BIN)/python benchmarks/realrepos.py
 	$(BIN)/python benchmarks/cluster.py
+	$(BIN)/python benchmarks/atlas_recall.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks
