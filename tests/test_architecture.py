@@ -23,7 +23,7 @@ LAYERS = [
     {"catalog"},
     {"pipeline"},
     {"scanners", "analysis"},
-    {"adapters", "perception", "gate"},
+    {"adapters", "perception", "gate", "imports"},
     {"probes"},
     {"assessor", "report"},
     {"cli"},

@@ -250,7 +250,7 @@ def test_the_threat_model_takes_baselines_and_inline_suppressions_in_the_spec(
     assert code == 1
     critical = [line.split("critical: ")[1] for line in err.splitlines()
                 if line.strip().startswith("critical: ")]
-    assert "aml-model-extraction at pipeline.yaml:29 (scoring_api)" in critical
+    assert "aml-model-extraction at pipeline.yaml:30 (scoring_api)" in critical
     # a comment above the component, with a reason, suppresses that threat there and only there
     text = spec.read_text().replace(
         "  - id: scoring_api\n", "  # mlthreat: ignore[aml-model-extraction] labels only, 100 "
@@ -262,9 +262,9 @@ def test_the_threat_model_takes_baselines_and_inline_suppressions_in_the_spec(
     suppressed = {t["finding"]: t["suppression"] for t in data["triage"] if t["suppression"]}
     assert suppressed == {"aml-model-extraction@scoring_api": {
         "kind": "inline", "by": "unknown (not in a git repository)",
-        "reason": "labels only, 100 queries a day per key", "where": "pipeline.yaml:29",
+        "reason": "labels only, 100 queries a day per key", "where": "pipeline.yaml:30",
         "until": None}}
-    assert code == 1 and "aml-model-extraction at pipeline.yaml:30 (scoring_api)" not in err
+    assert code == 1 and "aml-model-extraction at pipeline.yaml:31 (scoring_api)" not in err
     assert len([line for line in err.splitlines() if line.strip().startswith("critical: ")]) \
         == len(critical) - 1
     # a baseline of every finding (made before the comment; the component's line moved since):

@@ -13,6 +13,7 @@ from mlthreat.analysis.assess import place, score, shown_by_scans
 from mlthreat.analysis.attribution import number
 from mlthreat.catalog import Catalog, load_catalog
 from mlthreat.errors import Interrupted
+from mlthreat.imports import load as load_evidence
 from mlthreat.perception.gaps import with_perceptions
 from mlthreat.pipeline import Pipeline, load_pipeline
 from mlthreat.progress import Observer, Silent, Steps
@@ -22,12 +23,10 @@ from mlthreat.results import Assessment, Evidence, Skipped
 class Assessor:
     """`Assessor(probes=True, budget="quick").assess("pipeline.yaml")` → Assessment.
 
-    scan: scan the artifacts the spec names; probes: run the probe blocks' attacks (`only`
-    kinds, on `components`, with `budget`, in `jobs` worker processes; `trust` loads formats
-    the scanner cannot look inside); `scheduler`: a Dask scheduler's address, or local[:N], whose
-    workers run the probes instead (docs/cluster.md); `evidence`: other tools' reports as
-    FILE[@COMPONENT] (a garak report, `mlthreat.imports`), read before any work; Ctrl-C during
-    probes raises Interrupted naming what ended."""
+    scan the spec's artifacts; run the probe blocks' attacks (`only` kinds, on `components`, with
+    `budget`, in `jobs` processes; `trust` loads what the scanner cannot see into) here or on a
+    Dask `scheduler` / local[:N] (docs/cluster.md); `evidence`: other tools' reports as
+    FILE[@COMPONENT] (garak, `mlthreat.imports`). Ctrl-C in probes raises Interrupted."""
 
     def __init__(self, catalog: Catalog | None = None, *, scan: bool = True,
                  probes: bool = False, only: Sequence[str] = (), components: Sequence[str] = (),
@@ -36,8 +35,8 @@ class Assessor:
                  evidence: Sequence[str] = ()) -> None:
         self.catalog, self.scan, self.probes, self.only = catalog, scan, probes, tuple(only)
         self.components, self.budget, self.jobs = tuple(components), budget, jobs
-        self.trust, self.observer = trust, observer or Silent()
-        self.scheduler, self.evidence = scheduler, tuple(evidence)
+        self.trust, self.observer, self.scheduler, self.evidence = (
+            trust, observer or Silent(), scheduler, tuple(evidence))
 
     def assess(self, spec: Pipeline | str | Path, perceptions: Sequence[str | Path] = ()
                ) -> Assessment:
@@ -53,16 +52,15 @@ class Assessor:
                 steps: Steps) -> Assessment:
         catalog = self.catalog or load_catalog()
         pipeline = spec if isinstance(spec, Pipeline) else load_pipeline(spec, catalog)
-        imported, notes = self._imported(pipeline)
+        imported, notes = load_evidence(pipeline, self.evidence) if self.evidence else ([], [])
         steps.stage("scan")
         found, scan_notes = self._scan(pipeline)
-        notes += scan_notes
         steps.stage("place")
         placed = place(pipeline, catalog, shown_by_scans(found))
         measured, skipped = self.measure(pipeline, steps) if self.probes else ([], [])
         steps.stage("score")
-        notes += [f"{s.component}: {s.source.removeprefix('probe:')} probe skipped: {s.reason}"
-                  for s in skipped]
+        notes += scan_notes + [f"{s.component}: {s.source.removeprefix('probe:')} probe "
+                               f"skipped: {s.reason}" for s in skipped]
         notes += [f"{e.component}: {e.title} probe: {w}" for e in measured
                   for w in e.extra.get("warnings", ())]
         assessment = score(placed, number(found + imported + measured), tuple(notes), skipped)
@@ -70,12 +68,6 @@ class Assessor:
             steps.stage("perception")
             assessment = with_perceptions(assessment, pipeline, catalog, perceptions)
         return assessment
-
-    def _imported(self, pipeline: Pipeline) -> tuple[list[Evidence], list[str]]:
-        if not self.evidence:
-            return [], []
-        from mlthreat.imports import load
-        return load(pipeline, self.evidence)
 
     def _scan(self, pipeline: Pipeline) -> tuple[list[Evidence], list[str]]:
         if not self.scan:

@@ -250,3 +250,62 @@ def test_every_new_kind_is_placed_somewhere(catalog: Catalog) -> None:
                  Kind.system_prompt, Kind.memory):
         assert any(kind in t.acts_at.kinds for t in catalog.threats), kind
 
+
+
+XRAY = """\
+name: xray-triage
+{domain}
+components:
+  - {{id: radiographs, kind: data_store, personal_data: true}}
+  - {{id: train, kind: training}}
+  - {{id: triage_api, kind: serving, exposure: partner}}
+flows:
+  - {{from: radiographs, to: train}}
+  - {{from: train, to: triage_api}}
+"""
+CREDIT_WORDS = ("applicant", "loan", "borrower", "credit", "tenure")
+
+
+def test_finding_texts_use_the_specs_words(model_of: Model) -> None:
+    # the issue's case: an X-ray triage model was told about loan applicants
+    named = model_of(XRAY.format(
+        domain="domain: {about: patients, decides: the triage priority}"))
+    texts = [f"{f.description} {f.recommendation}" for f in named.findings]
+    assert not [t for t in texts if any(w in t.lower() for w in CREDIT_WORDS)]
+    assert not [t for t in texts if "{" in t]
+    blackbox = next(f for f in named.findings if f.id == "aml-evasion-blackbox@triage_api")
+    assert "flips the triage priority" in blackbox.description
+    member = next(f for f in named.findings if f.id == "aml-membership-inference@triage_api")
+    assert "training data on patients" in member.description
+    plain = model_of(XRAY.format(domain=""))
+    member = next(f for f in plain.findings if f.id == "aml-membership-inference@triage_api")
+    assert "training data on the people or cases the model judges" in member.description
+
+
+def test_a_catalog_text_with_an_unknown_placeholder_is_refused(catalog: Catalog) -> None:
+    from mlthreat.catalog.loader import _cross_check
+    t = catalog.threat("aml-evasion-blackbox")
+    broken = t.model_copy(update={"description": "flips {decision}"})
+    problems = _cross_check((broken,), catalog.controls, catalog.reference_names)
+    assert "threat aml-evasion-blackbox: unknown placeholder {decision}" in problems
+
+
+@pytest.mark.parametrize("declared", ["controls: [label_only_output]",
+                                      "probe: {data: d.csv, target: y, positive: 1, output: label}"])
+def test_rounding_is_not_recommended_where_only_labels_are_returned(model_of: Model,
+                                                                    declared: str) -> None:
+    spec = """\
+    name: labels
+    components:
+      - {{id: web, kind: client, exposure: public}}
+      - {{id: api, kind: serving, {declared}}}
+    flows:
+      - {{from: web, to: api}}
+    """
+    bare = model_of(spec.format(declared="controls: []"))
+    assert "output_rounding" in {r.control for r in bare.recommendations}
+    labels = model_of(spec.format(declared=declared))
+    assert "output_rounding" not in {r.control for r in labels.recommendations}
+    extraction = next(f for f in labels.findings if f.id == "aml-model-extraction@api")
+    assert "label_only_output" in {c.control for c in extraction.controls_present}
+    assert "output_rounding" not in {c.control for c in extraction.controls_missing}

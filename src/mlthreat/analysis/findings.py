@@ -20,7 +20,7 @@ from mlthreat.analysis.risk import (
     score_for,
 )
 from mlthreat.catalog import Catalog, Control, Threat
-from mlthreat.catalog.loader import REFERENCE_SCHEMES
+from mlthreat.catalog.loader import REFERENCE_SCHEMES, in_words
 from mlthreat.pipeline import Component, Pipeline
 from mlthreat.pipeline.graph import PipelineGraph
 from mlthreat.results import Adjustment, ControlUse, Evidence, Finding, Reference
@@ -87,6 +87,11 @@ class Context:
             self._refs[threat.id] = _references(threat, self.catalog)
         return self._refs[threat.id]
 
+    def words(self, text: str) -> str:
+        """A catalog text in the spec's words: {about} and {decides} from its `domain`."""
+        domain = self.pipeline.spec.domain
+        return in_words(text, domain.about, domain.decides)
+
     def observers(self, nodes: list[str]) -> list[str]:
         """Monitoring components with a flow to or from any of `nodes`: they watch the path."""
         seen, out = set(nodes), []
@@ -129,7 +134,7 @@ def build_finding(placement: Placement, ctx: Context, evidence: Sequence[Evidenc
         impact_reason=impact_reason,
         score=score, level=level_for(score), controls_present=tuple(present),
         controls_missing=tuple(missing), references=ctx.references(threat),
-        description=threat.description, recommendation=threat.recommendation,
+        description=ctx.words(threat.description), recommendation=ctx.words(threat.recommendation),
         measured_by=threat.measured_by, spec_line=line, spec_column=column,
         evidence=tuple(e.id for e in evidence),
     )

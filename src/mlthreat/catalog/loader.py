@@ -7,6 +7,7 @@ as :class:`~mlthreat.errors.CatalogError` with every problem listed at once.
 from __future__ import annotations
 
 import difflib
+import re
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
@@ -20,6 +21,15 @@ from mlthreat.errors import CatalogError
 from mlthreat.vocabulary import Family, Strength
 
 REFERENCE_SCHEMES = ("atlas", "owasp_ml", "owasp_llm", "cwe")
+# Catalog texts say {about} (whom or what the inputs describe) and {decides} (what the model
+# decides); a spec's `domain` fills them, these words where it does not.
+DEFAULT_WORDS = {"about": "the people or cases the model judges", "decides": "its decision"}
+
+
+def in_words(text: str, about: str | None = None, decides: str | None = None) -> str:
+    """A catalog text with {about} and {decides} filled in."""
+    return (text.replace("{about}", about or DEFAULT_WORDS["about"])
+            .replace("{decides}", decides or DEFAULT_WORDS["decides"]))
 
 
 @dataclass(frozen=True)
@@ -114,6 +124,10 @@ def _cross_check(threats: tuple[Threat, ...], controls: tuple[Control, ...],
             mitigated.add(threat_id)
     problems += [f"threat {t} has no mitigating control" for t in sorted(seen - mitigated)]
     for t in threats:
+        for text in (t.description, t.recommendation):
+            unknown = set(re.findall(r"\{[^}]*\}", text)) - {"{about}", "{decides}"}
+            if unknown:
+                problems.append(f"threat {t.id}: unknown placeholder {', '.join(sorted(unknown))}")
         for cid in (*t.ruled_out_by, *t.acts_at.controls):
             if cid not in names:
                 problems.append(f"threat {t.id}: unknown control {cid}")

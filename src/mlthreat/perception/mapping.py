@@ -19,6 +19,7 @@ import yaml
 from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS, TfidfVectorizer
 
 from mlthreat.catalog import Catalog
+from mlthreat.catalog.loader import in_words
 
 MIN_SIMILARITY = 0.35
 CHAR_ALONE = 0.6          # a match sharing no content word must be this close in characters
@@ -155,7 +156,7 @@ class Mapper:
 
 
 def threat_mapper(catalog: Catalog) -> Mapper:
-    phrases = {t.id: [t.name, *t.keywords, t.description] for t in catalog.threats}
+    phrases = {t.id: [t.name, *t.keywords, in_words(t.description)] for t in catalog.threats}
     return Mapper(phrases, {t.id: t.id for t in catalog.threats})
 
 

@@ -135,6 +135,15 @@ class Flow(Strict):
     notes: str | None = None
 
 
+class Domain(Strict):
+    """What the model is about, in the team's words: finding texts use them (docs/spec.md)."""
+
+    about: str | None = Field(default=None, description="Whom or what the model's inputs "
+                              "describe, plural: 'loan applicants', 'patients', 'e-mails'.")
+    decides: str | None = Field(default=None, description="What the model decides, as a noun "
+                                "phrase: 'the loan decision', 'the triage priority'.")
+
+
 class AssetInfo(Strict):
     criticality: Criticality = Criticality.medium
     notes: str | None = None
@@ -147,6 +156,8 @@ class PipelineSpec(Strict):
     name: str = Field(min_length=1)
     description: str | None = None
     owner: str | None = Field(default=None, description="Team that owns the pipeline.")
+    domain: Domain = Field(default_factory=Domain,
+                           description="What the model is about; finding texts use these words.")
     assets: dict[Asset, AssetInfo] = Field(
         default_factory=dict, description="How much each asset matters; default medium.")
     controls: StrList = Field(
