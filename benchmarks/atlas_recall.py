@@ -8,7 +8,9 @@ the case's procedure (what the attackers really did), from the ATLAS data file:
   but Reconnaissance and Resource Development, which happen before and outside the system);
 - whether the case's main attack is found at the right component (a finding at that component
   citing the technique, parent level);
-- findings per spec.
+- findings per spec, the groups they form (one threat reaching one component) and the threats
+  of the lead ("act on these first"), and whether the main attack is in the lead (a lead group at
+  its component citing its technique): the short list must hold what the real attacker did.
 Per set (predictive, generative AI) and split (tune: cases whose misses changed the catalog;
 holdout: encoded before that and never used to change it), with 95 % Wilson intervals over the
 techniques, and the techniques missed most often.
@@ -80,7 +82,8 @@ def main() -> int:
     missed: dict[str, Counter[str]] = {}
     print(f"ATLAS {atlas['version']}, {len(cases)} cases; recall = procedure techniques cited by "
           "some finding")
-    print(f"{'case':<11} {'set and split':<18} {'found':>9} {'in-system':>10} {'main':>6} {'findings':>8}")
+    print(f"{'case':<11} {'set and split':<18} {'found':>9} {'in-system':>10} {'main':>6} "
+          f"{'findings':>8} {'groups':>6} {'lead':>4} {'main in lead':>12}")
     for case in cases:
         study = studies[case["case"]]
         used = {step["technique"] for step in study["procedure"]}
@@ -92,11 +95,18 @@ def main() -> int:
         at_main = {parent(r.id) for f in a.findings if f.component == main["component"]
                    for r in f.references if r.scheme == "atlas"}
         found_main = main["technique"] in at_main
+        led = {i for ids in a.lead.threats for i in ids}
+        in_lead = any(f.component == main["component"] and f"{f.threat_id}>{f.harm_at}" in led
+                      and any(r.scheme == "atlas" and parent(r.id) == main["technique"]
+                              for r in f.references) for f in a.findings)
         group_name = f"{case['set']} {case['split']}"
         c = totals.setdefault(group_name, Counter())
         c["cases"] += 1
         c["findings"] += len(a.findings)
         c["main"] += found_main
+        c["groups"] += len(a.groups)
+        c["lead"] += len(a.lead.threats)
+        c["main_lead"] += in_lead
         for name, group in (("all", used), ("sys", in_system)):
             c[f"{name}_n"] += len(group)
             c[f"{name}_parent"] += sum(parent(t) in cited_parent for t in group)
@@ -107,7 +117,8 @@ def main() -> int:
         print(f"{case['case']:<11} {group_name:<18} "
               f"{sum(parent(t) in cited_parent for t in used):>4}/{len(used):<4} "
               f"{hit_sys:>5}/{len(in_system):<4} {'yes' if found_main else 'NO':>6} "
-              f"{len(a.findings):>8}")
+              f"{len(a.findings):>8} {len(a.groups):>6} {len(a.lead.threats):>4} "
+              f"{'yes' if in_lead else 'no':>12}")
         if args.show and miss:
             print("            missed: " + ", ".join(miss))
 
@@ -121,6 +132,9 @@ def main() -> int:
               f"{'met' if c['sys_parent'] >= goals[name.split()[0]] * c['sys_n'] else 'NOT met'}")
         print(f"  recall, exact, in-system techniques        {interval(c['sys_exact'], c['sys_n'])}")
         print(f"  main attack at the right component         {c['main']}/{c['cases']}")
+        print(f"  groups per spec {c['groups'] / c['cases']:.1f}, lead threats per spec "
+              f"{c['lead'] / c['cases']:.1f}; main attack in the lead        "
+              f"{interval(c['main_lead'], c['cases'])}")
         common = ", ".join(f"{t} {names.get(t, '?')} ({k})" for t, k in missed[name].most_common(6))
         print(f"  missed most often: {common or 'nothing'}")
     return 0

@@ -277,6 +277,9 @@ def test_the_threat_model_takes_baselines_and_inline_suppressions_in_the_spec(
     assert f"## Suppressed findings ({len(data['findings'])})" in out
     assert "| `aml-model-extraction@scoring_api` | critical | baseline (`mlthreat-baseline.yaml`) " \
            "| Ada | triaged | - |" in out
+    # with every finding accepted, nothing is left to lead with, and the report says so
+    assert data["lead"]["threats"]
+    assert "Nothing at high or critical risk and nothing confirmed by a measurement" in out
 
 
 def test_exclude_patterns_match_the_path_below_the_folder_as_reached_or_the_name(

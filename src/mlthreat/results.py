@@ -16,7 +16,7 @@ from typing import Any, Literal
 from mlthreat.plain import to_plain
 from mlthreat.vocabulary import Family, RiskLevel
 
-SCHEMA_VERSION = "2.2"
+SCHEMA_VERSION = "2.3"
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,6 +154,32 @@ class Finding:
     spec_line: int
     spec_column: int
     evidence: tuple[str, ...] = ()     # ids of Assessment.evidence
+
+
+@dataclass(frozen=True, slots=True)
+class FindingGroup:
+    """Findings of one threat whose attack paths end at the same component (analysis.grouping)."""
+
+    id: str                       # "<threat id>><harm component>"
+    threat_id: str
+    name: str
+    family: Family
+    harm_at: str
+    findings: tuple[str, ...]     # finding ids, highest risk first
+    components: tuple[str, ...]   # where the attacker acts, in the same order
+    score: float                  # the highest of its findings
+    level: RiskLevel
+    confirmed: bool               # evidence confirmed one of its findings
+
+
+@dataclass(frozen=True, slots=True)
+class Lead:
+    """The few threats a reader must act on first, and how much is left below them."""
+
+    threats: tuple[tuple[str, ...], ...]   # per threat, in the order to act on them: the ids
+    #                                        of its FindingGroups that qualify, worst first
+    more_groups: int
+    more_findings: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -313,17 +339,29 @@ class Assessment:
     skipped: tuple[Skipped, ...] = ()
     triage: tuple[Triage, ...] = ()     # the CI gate's verdicts (docs/ci.md), if it ran
     compared_with: str | None = None    # the baseline or git ref the states are against
+    groups: tuple[FindingGroup, ...] = ()   # findings of one threat reaching one component
+    lead: Lead = Lead((), 0, 0)
     schema_version: str = SCHEMA_VERSION
     _index: dict[str, Finding] = field(default_factory=dict, init=False, compare=False, repr=False)
     _evidence: dict[str, Evidence] = field(default_factory=dict, init=False, compare=False,
                                            repr=False)
+    _groups: dict[str, FindingGroup] = field(default_factory=dict, init=False, compare=False,
+                                             repr=False)
 
     def __post_init__(self) -> None:
         self._index.update({f.id: f for f in self.findings})
         self._evidence.update({e.id: e for e in self.evidence})
+        self._groups.update({g.id: g for g in self.groups})
 
     def finding(self, finding_id: str) -> Finding:
         return self._index[finding_id]
+
+    def group(self, group_id: str) -> FindingGroup:
+        return self._groups[group_id]
+
+    def lead_groups(self) -> list[list[FindingGroup]]:
+        """Per lead threat, its groups that qualify, worst first."""
+        return [[self._groups[i] for i in ids] for ids in self.lead.threats]
 
     def evidence_of(self, item: Finding | Gap) -> list[Evidence]:
         """The evidence a finding or gap refers to, in the order it names it."""

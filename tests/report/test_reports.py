@@ -43,7 +43,7 @@ def test_json_matches_its_schema(credit: Assessment) -> None:
     schema = json.loads((ROOT / "docs" / "assessment.schema.json").read_text())
     data = json.loads(json_report.render(credit))
     jsonschema.Draft202012Validator(schema).validate(data)
-    assert data["schema_version"] == "2.2"
+    assert data["schema_version"] == "2.3"
     assert len(data["findings"]) == len(credit.findings)
     assert sum(sum(c.values()) for c in data["counts"].values()) == len(credit.findings)
 
@@ -123,9 +123,21 @@ def test_html_diagram_marks_findings_per_component(credit: Assessment) -> None:
     assert FAMILY_COLOR["aml"] in fills and FAMILY_COLOR["classical"] in fills
     cells = [a for t, a in tags if t == "td" and a.get("class") == "c" and a.get("title")]
     assert len(cells) == len(credit.findings)          # heatmap: one coloured cell per finding
-    rows = [a["data-id"] for t, a in tags if t == "tr" and a.get("class") == "finding"]
-    assert rows == [f.id for f in credit.findings if f.family.value == "aml"] + [
-        f.id for f in credit.findings if f.family.value == "classical"]
+    rows = [(a["data-id"], a["class"]) for t, a in tags
+            if t == "tr" and (a.get("class") or "").startswith("finding")]
+    ids = [i for i, _ in rows]
+    assert sorted(ids) == sorted(f.id for f in credit.findings)      # every finding, once
+    fams = [credit.finding(i).family.value for i in ids]
+    assert fams == sorted(fams)                        # adversarial ML first, then classical
+    # a group's findings (one threat, one harm component) are one run of rows, worst first;
+    # every row after the first of its run says it follows
+    keys = [(credit.finding(i).threat_id, credit.finding(i).harm_at) for i in ids]
+    for n, (i, cls) in enumerate(rows):
+        follows = n > 0 and keys[n - 1] == keys[n]
+        assert (cls == "finding follows") == follows, i
+        if follows:
+            assert credit.finding(i).score <= credit.finding(ids[n - 1]).score
+    assert len(set(keys)) == sum(c == "finding" for _, c in rows)   # one run per group
 
 
 def test_html_draws_every_kind(example_pipeline: Callable[[str], Pipeline],

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 from mlthreat.analysis.attribution import attribute
 from mlthreat.analysis.findings import Context, Placement, build_finding
+from mlthreat.analysis.grouping import group_findings, lead
 from mlthreat.analysis.integrity import integrity_paths
 from mlthreat.analysis.paths import HarmTracer
 from mlthreat.analysis.views import asset_groups, incidental_mitigations, recommendations
@@ -127,6 +128,8 @@ def score(placed: Placed, evidence: Sequence[Evidence] = (), notes: tuple[str, .
         (p.threat.id, p.component.id), ())]) for p in placed.placements), key=_sort_key)
     pipeline, catalog = ctx.pipeline, ctx.catalog
     spec = pipeline.spec
+    groups = group_findings(findings, {f.id for f in findings
+                                       if any(by_id[i].confirmed for i in f.evidence)})
     return Assessment(
         pipeline_name=spec.name, pipeline_description=spec.description, spec_file=display_path(pipeline.file),
         components=tuple(ComponentInfo(
@@ -145,5 +148,5 @@ def score(placed: Placed, evidence: Sequence[Evidence] = (), notes: tuple[str, .
             cleared={e.id for e in evidence if e.clears})),
         catalog_atlas_version=catalog.atlas_version, tool_version=__version__,
         warnings=tuple(str(w) for w in pipeline.warnings) + notes,
-        evidence=tuple(evidence), skipped=tuple(skipped),
+        evidence=tuple(evidence), skipped=tuple(skipped), groups=groups, lead=lead(groups),
     )

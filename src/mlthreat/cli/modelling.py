@@ -11,6 +11,7 @@ from pathlib import Path
 
 from rich.text import Text
 
+from mlthreat.analysis.grouping import lead
 from mlthreat.assessor import Assessor
 from mlthreat.catalog import load_catalog
 from mlthreat.cli.app import Cli
@@ -57,8 +58,10 @@ def cmd_model(cli: Cli) -> int:
     items = assessment_items(assessment, args.spec)
     inline = InlineComments()
     verdicts = triage(items, gate.accepted, gate.since, inline)
+    quiet = {t.finding for t in verdicts if t.suppression is not None}
     assessment = dataclasses.replace(
-        assessment, triage=tuple(verdicts), warnings=assessment.warnings + tuple(inline.problems),
+        assessment, triage=tuple(verdicts), lead=lead(assessment.groups, quiet),
+        warnings=assessment.warnings + tuple(inline.problems),
         compared_with=gate.since_name or (str(gate.accepted.path) if gate.accepted else None))
     if outputs:
         _write_reports(cli, assessment, outputs)

@@ -10,14 +10,12 @@ from rich.text import Text
 
 from mlthreat.perception.codes import CodesReport
 from mlthreat.perception.team import TeamView
-from mlthreat.report.common import FAMILY_COLOR, FAMILY_LABEL, LEVEL_COLOR, by_family, fmt
+from mlthreat.report.common import FAMILY_COLOR, FAMILY_LABEL, LEVEL_COLOR, fmt, lead_rows, lead_tail
 from mlthreat.report.markdown import GAP_TITLES
-from mlthreat.results import Assessment, Finding
+from mlthreat.results import Assessment
 from mlthreat.scanners import ScanReport
 from mlthreat.scanners.interface import ScanFinding
 from mlthreat.vocabulary import RISK_ORDER, Family, RiskLevel
-
-TOP = 8
 
 
 def _level(level: RiskLevel) -> Text:
@@ -37,17 +35,23 @@ def _counts(a: Assessment) -> Table:
     return table
 
 
-def _top(findings: list[Finding], fam: Family) -> Table:
-    table = Table(title=f"{FAMILY_LABEL[fam]}: top findings", title_justify="left",
-                  title_style=f"bold {FAMILY_COLOR[fam]}", show_lines=False, expand=True)
+def _lead(a: Assessment) -> RenderableType:
+    """The few threats to act on first (analysis.grouping), and what is left below."""
+    rows = lead_rows(a)
+    if not rows:
+        return Text(lead_tail(a).replace("below", "in the reports"), style="bold green")
+    table = Table(title="Act on these first", title_justify="left", title_style="bold",
+                  expand=True, caption=lead_tail(a).replace("below", "in the reports"),
+                  caption_justify="left")
     table.add_column("risk", no_wrap=True)
     table.add_column("threat", ratio=3)
-    table.add_column("attack path", ratio=4)
-    for f in findings[:TOP]:
-        table.add_row(Group(_level(f.level), Text(fmt(f.score), style="dim")),
-                      Text(f.name), Text(" → ".join(f.path), style="cyan"))
-    if len(findings) > TOP:
-        table.caption = f"… and {len(findings) - TOP} more in the reports"
+    table.add_column("where the attacker acts → where it harms", ratio=4)
+    for g, where, n in rows:
+        name = Text(g.name, style=f"bold {FAMILY_COLOR[g.family]}")
+        name.append(f"\n{FAMILY_LABEL[g.family]}" + (" · confirmed" if g.confirmed else "")
+                    + (f" · {n} findings" if n > 1 else ""), style="dim")
+        table.add_row(Group(_level(g.level), Text(fmt(g.score), style="dim")), name,
+                      Text(where, style="cyan"))
     return table
 
 
@@ -73,10 +77,7 @@ def summary(a: Assessment) -> list[RenderableType]:
         f"{len(a.findings)} findings", title="mlthreat threat model", border_style="blue"),
         _counts(a)]
     out += _gate_line(a)
-    for fam in Family:
-        findings = by_family(a, fam)
-        if findings:
-            out.append(_top(findings, fam))
+    out.append(_lead(a))
     linked = [g for g in a.asset_groups if g.linked]
     if linked:
         out.append(Text("Assets attacked by both families", style="bold"))

@@ -15,7 +15,9 @@ from mlthreat.report.common import (
     FAMILY_COLOR,
     FAMILY_LABEL,
     LEVEL_COLOR,
-    by_family,
+    grouped,
+    lead_rows,
+    lead_tail,
     reference_url,
 )
 from mlthreat.report.interface import Format, environment
@@ -95,7 +97,8 @@ def render(a: Assessment) -> str:
         family_color=FAMILY_COLOR, level_color={k.value: v for k, v in LEVEL_COLOR.items()},
         levels=[lvl.value for lvl in reversed(RISK_ORDER[1:])],
         diagram=_diagram(a), heatmap=_heatmap(a),
-        findings_by_family={fam: by_family(a, fam) for fam in Family},
+        findings_by_family={fam: grouped(a, fam) for fam in Family},
+        lead=lead_rows(a), lead_tail=lead_tail(a),
         reference_url=reference_url, max_drawn=MAX_DRAWN, gap_titles=GAP_TITLES,
         measurements=_measurements(a),
     )

@@ -2,7 +2,15 @@
 
 from __future__ import annotations
 
-from mlthreat.report.common import FAMILY_LABEL, by_family, fmt, path_text, reference_url
+from mlthreat.report.common import (
+    FAMILY_LABEL,
+    fmt,
+    grouped,
+    lead_rows,
+    lead_tail,
+    path_text,
+    reference_url,
+)
 from mlthreat.report.interface import Format
 from mlthreat.results import Assessment, Finding
 from mlthreat.vocabulary import Family, RiskLevel
@@ -30,13 +38,15 @@ def _summary(a: Assessment) -> list[str]:
     return lines
 
 
-def _findings(findings: list[Finding]) -> list[str]:
+def _findings(findings: list[tuple[Finding, bool]]) -> list[str]:
     lines = ["| risk | threat | acts at | path | likelihood × impact | missing controls | references |",
              "|---|---|---|---|---|---|---|"]
-    for f in findings:
+    for f, follows in findings:
         missing = ", ".join(c.control for c in f.controls_missing[:4])
+        name = f"↳ same threat, also harms `{f.harm_at}`" if follows else \
+            f"{_cell(f.name)} (`{f.threat_id}`)"
         lines.append(
-            f"| **{f.level.value}** {fmt(f.score)} | {_cell(f.name)} (`{f.threat_id}`) "
+            f"| **{f.level.value}** {fmt(f.score)} | {name} "
             f"| `{f.component}` | {path_text(f)} | {fmt(f.likelihood)} × {f.impact} "
             f"| {missing} | {_refs(f)} |")
     return lines
@@ -108,13 +118,26 @@ def _gate(a: Assessment) -> list[str]:
     return out
 
 
+def _lead(a: Assessment) -> list[str]:
+    out = ["## Act on these first", ""]
+    rows = lead_rows(a)
+    if rows:
+        out += ["| risk | threat | family | where the attacker acts → where it harms | findings |",
+                "|---|---|---|---|---|"]
+        out += [f"| **{g.level.value}** {fmt(g.score)} | {_cell(g.name)} (`{g.threat_id}`)"
+                f"{' · confirmed' if g.confirmed else ''} | {FAMILY_LABEL[g.family]} "
+                f"| {_cell(where)} | {n} |" for g, where, n in rows]
+        out.append("")
+    return out + [lead_tail(a), ""]
+
+
 def render(a: Assessment) -> str:
     out = [f"# Threat model: {a.pipeline_name}", ""]
     if a.pipeline_description:
         out += [a.pipeline_description, ""]
     out += [f"Spec: `{a.spec_file}` · {len(a.components)} components · {len(a.flows)} flows · "
             f"{len(a.findings)} findings · mlthreat {a.tool_version}, MITRE ATLAS "
-            f"{a.catalog_atlas_version}", "", "## Summary", "", *_summary(a), ""]
+            f"{a.catalog_atlas_version}", "", "## Summary", "", *_summary(a), "", *_lead(a)]
     if a.recommendations:
         out += ["## What to do first", "",
                 "| # | control | family | where | risk removed | findings |", "|---|---|---|---|---|---|"]
@@ -140,9 +163,10 @@ def render(a: Assessment) -> str:
         out += [f"- **{m.name}** (`{m.control}`): {m.explanation}" for m in a.incidental_mitigations]
         out.append("")
     for fam in Family:
-        findings = by_family(a, fam)
-        out += [f"## {FAMILY_LABEL[fam]} findings ({len(findings)})", ""]
-        out += (_findings(findings) if findings else ["None."]) + [""]
+        rows = grouped(a, fam)
+        groups = sum(not follows for _, follows in rows)
+        out += [f"## {FAMILY_LABEL[fam]} findings ({len(rows)} in {groups} groups)", ""]
+        out += (_findings(rows) if rows else ["None."]) + [""]
     out += _gate(a)
     out += _perception(a)
     adjusted = _adjustments(list(a.findings))

@@ -58,7 +58,9 @@ def sarif_gate(verdict: Triage | None, compared: bool) -> dict[str, Any]:
 
 
 def _result(finding: Finding, index: int, uri: str, evidence: list[Evidence],
-            verdict: Triage | None, compared: bool) -> dict[str, Any]:
+            verdict: Triage | None, compared: bool, leads: frozenset[str] = frozenset()
+            ) -> dict[str, Any]:
+    group = f"{finding.threat_id}>{finding.harm_at}"
     measured = [e.summary for e in evidence if e.summary]
     message = (f"[{FAMILY_LABEL[finding.family]}] {finding.name} at '{finding.component}' "
                f"(risk {finding.level.value}, score {fmt(finding.score)}). "
@@ -87,6 +89,7 @@ def _result(finding: Finding, index: int, uri: str, evidence: list[Evidence],
             "likelihood": finding.likelihood, "impact": finding.impact,
             "path": list(finding.path), "controlsMissing": missing,
             "measured": measurements(evidence),      # what the gate compares with
+            "group": group, "lead": group in leads,  # docs/risk.md, groups and the lead
         },
         **sarif_gate(verdict, compared),
     }
@@ -111,6 +114,7 @@ def render(assessment: Assessment) -> str:
     uri = _uri(assessment.spec_file)
     verdicts = {t.finding: t for t in assessment.triage}
     compared = assessment.compared_with is not None
+    leads = frozenset(i for ids in assessment.lead.threats for i in ids)
     log = {
         "$schema": SCHEMA_URI,
         "version": "2.1.0",
@@ -121,7 +125,7 @@ def render(assessment: Assessment) -> str:
                 "rules": rules}},
             "artifacts": [{"location": {"uri": uri}, "roles": ["analysisTarget"]}],
             "results": [_result(f, rule_index[f.threat_id], uri, assessment.evidence_of(f),
-                                 verdicts.get(f.id), compared)
+                                 verdicts.get(f.id), compared, leads)
                          for f in assessment.findings],
             "properties": {"pipeline": assessment.pipeline_name},
         }],
