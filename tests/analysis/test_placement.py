@@ -309,3 +309,22 @@ def test_rounding_is_not_recommended_where_only_labels_are_returned(model_of: Mo
     extraction = next(f for f in labels.findings if f.id == "aml-model-extraction@api")
     assert "label_only_output" in {c.control for c in extraction.controls_present}
     assert "output_rounding" not in {c.control for c in extraction.controls_missing}
+
+
+@pytest.mark.parametrize("exposure, controls, placed", [
+    ("public", "", False),                    # full scores returned: nothing to leak
+    ("public", "label_only_output", True),    # the team relies on restricted output
+    ("public", "output_rounding", True),
+    ("internal", "label_only_output", False),  # nobody outside can query it
+])
+def test_output_side_channels_matter_where_output_is_restricted(
+        model_of: Model, exposure: str, controls: str, placed: bool) -> None:
+    a = model_of(f"""\
+    name: scores
+    components:
+      - {{id: web, kind: client, exposure: {exposure}}}
+      - {{id: api, kind: serving, controls: [{controls}]}}
+    flows:
+      - {{from: web, to: api}}
+    """)
+    assert ("aml-output-side-channel" in _at(a, "api")) is placed
