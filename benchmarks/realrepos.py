@@ -119,7 +119,8 @@ def judged(repo: str) -> tuple[list[Verdict], list[Verdict]]:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--set", choices=("tune", "holdout", "all"), default="all")
+    ap.add_argument("--set", default="all",
+                    choices=("tune", "holdout", "holdout-genai", "holdout-genai-2", "all"))
     ap.add_argument("--snapshots", type=Path,
                     default=Path(os.environ.get("MLTHREAT_SNAPSHOTS", HERE / "snapshots")),
                     help="folder of OWNER+NAME/repo git directories or OWNER+NAME clones "

@@ -307,3 +307,60 @@ def test_an_unsafe_load_in_app_code_reaches_the_threat_model(tmp_path: Path,
     (e,) = scanned.evidence_of(f)
     assert e.location is not None and (e.location.file, e.location.line) == ("app.py", 4)
     assert any(a.reason.startswith("measured: pickle.load") for a in f.adjustments)
+
+
+def test_discover_drafts_llm_apps_in_the_generative_kinds(tmp_path: Path,
+                                                          catalog: Catalog) -> None:
+    # a LangGraph agent: the served graph imports a helper that builds the model and one that
+    # holds the tools; the system prompt sits in a third module imported through the context
+    pkg = tmp_path / "src" / "agent"
+    pkg.mkdir(parents=True)
+    (tmp_path / "langgraph.json").write_text('{"graphs": {"agent": "./src/agent/graph.py:graph"}}')
+    (pkg / "__init__.py").write_text("")
+    (pkg / "graph.py").write_text(
+        "from agent.tools import TOOLS\nfrom agent import utils\nfrom .context import Context\n"
+        "def call(state):\n    model = utils.load('openai/gpt').bind_tools(TOOLS)\n"     # 5
+        "    return model.invoke([{'role': 'system', 'content': Context.prompt}])\n")
+    (pkg / "utils.py").write_text(
+        "from langchain.chat_models import init_chat_model\n"
+        "def load(name):\n    return init_chat_model(name)\n")                          # 3
+    (pkg / "tools.py").write_text(
+        "from langchain_core.tools import tool\nfrom langchain_community.vectorstores import FAISS\n"
+        "@tool\ndef lookup(q: str) -> str:\n    return FAISS.load_local('idx').similarity_search(q)\n"
+        "TOOLS = [lookup]\n")
+    (pkg / "context.py").write_text("from agent.prompts import SYSTEM_PROMPT\n"
+                                    "class Context:\n    prompt = SYSTEM_PROMPT\n")
+    (pkg / "prompts.py").write_text('SYSTEM_PROMPT = """You are helpful."""\n')
+    (pkg / "memory.py").write_text(                       # imported by nothing: no flow
+        "from langchain.memory import ConversationBufferMemory\nm = ConversationBufferMemory()\n")
+    (tmp_path / "tests").mkdir()
+    (tmp_path / "tests" / "test_agent.py").write_text(  # tests are not the pipeline
+        "from anthropic import Anthropic\nAnthropic()\n")
+    draft = discover(tmp_path)
+    (tmp_path / "pipeline.yaml").write_text(to_yaml(draft, tmp_path, "agent"))
+    pipeline = load_pipeline(tmp_path / "pipeline.yaml", catalog)          # validates
+    kinds = {c.id: c.kind for c in pipeline.spec.components}
+    assert {k: kinds[k] for k in ("serving", "hosted_models", "agent_tools", "system_prompt",
+                                  "vector_store", "memory")} == {
+        "serving": "serving", "hosted_models": "hosted_model", "agent_tools": "agent_tool",
+        "system_prompt": "system_prompt", "vector_store": "retrieval_index", "memory": "memory"}
+    comps = {c.id: c for c in pipeline.spec.components}
+    assert "init_chat_model client (src/agent/utils.py:3)" in (comps["hosted_models"].notes or "")
+    assert "Anthropic" not in (comps["hosted_models"].notes or "")
+    flows = {(f.source, f.target): f.data for f in pipeline.spec.flows}
+    # helper modules reach the served graph through its imports, one or two levels away
+    assert flows[("serving", "hosted_models")] == \
+        "requests to the model (init_chat_model client, src/agent/utils.py:3)"
+    assert ("hosted_models", "serving") in flows
+    assert ("serving", "agent_tools") in flows and ("agent_tools", "serving") in flows
+    assert ("vector_store", "serving") in flows
+    assert flows[("system_prompt", "hosted_models")].startswith("system prompt (src/agent/")
+    assert not any("memory" in pair for pair in flows)    # nothing shows who uses it
+    # the drafted spec is threat-modelled as an LLM application
+    a = assess(pipeline, catalog)
+    at = {(f.threat_id, f.component) for f in a.findings}
+    assert ("aml-llm-direct-prompt-injection", "hosted_models") in at
+    assert ("aml-agent-tool-misuse", "agent_tools") in at
+    assert ("aml-llm-system-prompt-extraction", "hosted_models") in at
+    assert not {t for t, c in at if c == "hosted_models"} & {
+        "aml-backdoor-pretrained", "cls-unsafe-deserialization"}   # a vendor API, not a file

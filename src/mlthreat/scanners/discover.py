@@ -71,10 +71,16 @@ OUTSIDE: list[tuple[str, re.Pattern[str], str]] = [
     ("pretrained", re.compile(r"\bpipeline\([^)]*\bmodel\s*=\s*" + _S + r"([\w./-]+)"),
      "{} (transformers pipeline)"),
     ("pretrained", re.compile(r"\bwhisper\.load_model\(\s*" + _S + r"([\w.-]+)"), "Whisper {}"),
-    ("hosted", re.compile(r"\b(OpenAI|AzureOpenAI|AsyncOpenAI|ChatOpenAI|AzureChatOpenAI|Anthropic|"
-                          r"ChatAnthropic|GenerativeModel|ChatGoogleGenerativeAI|ChatVertexAI|"
-                          r"ChatCohere|ChatMistralAI|MistralClient|Groq|ChatGroq|ChatBedrock|"
-                          r"BedrockChat|Ollama|ChatOllama|OpenAIEmbeddings)\("), "{} client"),
+    # clients of LangChain, LlamaIndex and the providers' own SDKs
+    ("hosted", re.compile(r"\b((?:Async|Azure|Chat|AzureChat)?OpenAI(?:Like)?(?:Embeddings?)?|"
+                          r"(?:Async|Chat)?Anthropic|GenerativeModel|ChatGoogleGenerativeAI|"
+                          r"Gemini(?:Embedding)?|ChatVertexAI|ChatCohere|Cohere(?:Embeddings?)?|"
+                          r"ChatMistralAI|MistralAI|MistralClient|Groq|ChatGroq|ChatBedrock|"
+                          r"BedrockChat|Bedrock(?:Converse|Embedding)?|ChatLiteLLM|(?:Chat)?Ollama|"
+                          r"Ollama(?:Embeddings?)|init_chat_model|init_embeddings)\("), "{} client"),
+    ("hosted", re.compile(r"\b(litellm(?=\.a?completion\()|openai(?=\.(?:ChatCompletion|Completion|"
+                          r"Embedding|chat\.completions|completions|embeddings|responses)\.a?create\())"),
+     "{} API"),
     ("data", re.compile(r"\bload_dataset\(\s*(?:path\s*=\s*)?" + _S + r"([\w./-]+)" + _S),
      "{} (Hugging Face datasets)"),
     ("data", re.compile(r"\b(fetch_(?:openml|california_housing|covtype|kddcup99|lfw_\w+|"
@@ -92,7 +98,7 @@ OUTSIDE: list[tuple[str, re.Pattern[str], str]] = [
                         r"jsonl|arrow|npz|h5|tfrecord)(?:\?[^\"'\s]*)?)" + _E), "{}"),
     ("store", re.compile(r"\b(QdrantClient|chromadb|Chroma|FAISS|faiss|PGVector|Milvus|Pinecone|"
                          r"weaviate|LanceDB|lancedb|ElasticsearchStore|OpenSearchVectorSearch|"
-                         r"VectorStoreIndex|SimpleVectorStore|RedisVectorStore)\b[.(]"),
+                         r"VectorStoreIndex|\w+VectorStore|\w+VectorSearch)\b[.(]"),
      "{} vector store or index"),
     ("data", re.compile(r"\bkaggle\s+(?:competitions|datasets)\s+download\b|"
                         r"\bkaggle\.api\.\w*download"), "Kaggle download"),
@@ -103,18 +109,35 @@ OUTSIDE: list[tuple[str, re.Pattern[str], str]] = [
      "Weights & Biases"),
     ("tracking", re.compile(r"\bneptune\.init\w*\(|\bcomet_ml\.Experiment\("),
      "Neptune/Comet"),
+    ("tool", re.compile(r"(?m)^\s*@(tool|function_tool|mcp\.tool|server\.tool|app\.tool)\b"),
+     "@{} function"),
+    ("tool", re.compile(r"\b(FastMCP|MultiServerMCPClient|stdio_client|sse_client|"
+                        r"streamablehttp_client|StructuredTool\.from_function|ToolNode|"
+                        r"bind_tools|initialize_agent|create_react_agent|create_tool_calling_agent|"
+                        r"Tavily\w*|DuckDuckGoSearch\w*|SerpAPIWrapper|WikipediaQueryRun|"
+                        r"PythonREPLTool|ShellTool|Requests\w*Tool)\("), "{}"),
+    ("prompt", re.compile(r"[\"']role[\"']\s*:\s*[\"']system[\"']|\bSystemMessage\(|"
+                          r"\(\s*[\"']system[\"']\s*,|^[A-Z_]*SYSTEM_PROMPT\w*\s*=\s*[fr]?[\"']", re.M),
+     "a system prompt"),
+    ("memory", re.compile(r"\b(Conversation\w*Memory|\w*ChatMessageHistory|MemorySaver|"
+                          r"\w+Saver\.from_conn_string|InMemoryStore|AsyncPostgresStore|"
+                          r"PostgresStore|MemoryClient)\("), "{}"),
+    ("memory", re.compile(r"\bstore\.a?(?:put|search)\(\s*\("), "a LangGraph store"),
 ]
 # words every match of the OUTSIDE pattern of the same index contains
 NEEDLES: list[tuple[str, ...]] = [
     ("from_pretrained",), ("from_pretrained",), ("hub.load",), ("_download",), ("create_model",),
     ("imagenet",), ("models.",), ("SentenceTransformer",), ("pipeline(",), ("load_model",),
     ("OpenAI", "Anthropic", "GenerativeModel", "Google", "Vertex", "Cohere", "Mistral", "Groq",
-     "Bedrock", "Ollama"),
+     "Bedrock", "Ollama", "LiteLLM", "init_chat_model", "init_embeddings"), ("litellm", "openai."),
     ("load_dataset",), ("fetch_",), ("load_data",), ("download",), ("read_",),
     ("urlretrieve", "download", "get_file", "requests.get"), ("://",),
     ("Qdrant", "chroma", "Chroma", "FAISS", "faiss", "PGVector", "Milvus", "Pinecone", "weaviate",
-     "LanceDB", "lancedb", "Elasticsearch", "OpenSearch", "VectorStore"),
-    ("kaggle",), ("mlflow", "MlflowClient"), ("wandb",), ("neptune", "comet_ml")]
+     "LanceDB", "lancedb", "Elasticsearch", "OpenSearch", "VectorStore", "VectorSearch"),
+    ("kaggle",), ("mlflow", "MlflowClient"), ("wandb",), ("neptune", "comet_ml"),
+    ("tool",), ("MCP", "_client", "Tool", "tools", "agent", "Tavily", "DuckDuckGo", "SerpAPI",
+                "Wikipedia", "REPL"),
+    ("system",), ("Memory", "History", "Saver", "Store", "MemoryClient"), ("store.",)]
 # serving beyond FastAPI/Flask, and monitoring code
 SERVERS = [(re.compile(r"@serve\.deployment|\bserve\.run\("), "Ray Serve"),
            (re.compile(r"@bentoml\.(?:service|api)\b|\bbentoml\.Service\("), "BentoML"),
@@ -277,6 +300,8 @@ def _classify(draft: Draft, path: Path) -> None:
     elif suffix in (".yaml", ".yml") and (m := DOWNLOAD_KEY.search(_text(path)[:200_000])):
         draft.add("external_data", "data_source", "External data",
                   f"a data set configuration downloads {m.group(1)} ({rel.as_posix()})")
+    elif name == "langgraph.json":
+        _langgraph(draft, path)
     elif name == "config.properties" and "inference_address" in _text(path):
         draft.add("serving", "serving", "Model server", "a TorchServe config",
                   exposure="public")
@@ -290,6 +315,24 @@ def _classify(draft: Draft, path: Path) -> None:
     elif any(str(path.relative_to(draft.root)).startswith(c) for c in CI_FILES):
         draft.add("ci", "ci_cd", "CI/CD pipeline", "CI workflow files")
         draft.artifact("ci", "code", path)
+
+
+def _langgraph(draft: Draft, path: Path) -> None:
+    """A LangGraph deployment: the graphs it names are served (LangGraph Server / Platform)."""
+    try:
+        graphs = json.loads(_text(path)).get("graphs", {})
+    except (ValueError, AttributeError):
+        return
+    files = [path.parent / str(g).split(":")[0] for g in (graphs.values() if isinstance(
+        graphs, dict) else ()) if isinstance(g, str)]
+    files = [f for f in files if f.is_file()]
+    if not files:
+        return
+    draft.add("serving", "serving", "Serving API", "LangGraph graphs served by a LangGraph server "
+              f"({path.name}); exposure not known, assumed public until you say otherwise",
+              exposure="public")
+    for f in files:
+        draft.artifact("serving", "code", f)
 
 
 def _under_mlflow(path: Path, root: Path) -> bool:
@@ -402,18 +445,25 @@ SOURCES = {"data": ("external_data", "data_source", "External data",
                      "data fetched from outside the repository"),
            "pretrained": ("pretrained", "pretrained_model", "Pretrained models",
                           "models downloaded from a hub or a URL"),
-           "hosted": ("hosted_models", "pretrained_model", "Hosted model APIs",
+           "hosted": ("hosted_models", "hosted_model", "Hosted model APIs",
                       "a provider's model called through its API"),
            "tracking": ("tracking", "model_registry", "Experiment tracking and model registry",
                         "runs and models logged to or loaded from a tracking server"),
-           "store": ("vector_store", "data_store", "Vector store or document index",
-                     "documents and embeddings kept for retrieval")}
+           "store": ("vector_store", "retrieval_index", "Vector store or document index",
+                     "documents and embeddings kept for retrieval"),
+           "tool": ("agent_tools", "agent_tool", "Agent tools",
+                    "tools a model can call (functions, MCP servers, search)"),
+           "prompt": ("system_prompt", "system_prompt", "System prompts",
+                      "instructions given to the model with every request"),
+           "memory": ("memory", "memory", "Conversation memory",
+                      "conversations or memories kept across turns")}
 
 
 def _outside(draft: Draft) -> None:
-    """Components for what the code fetches from outside the repository, with flows to the
-    component whose code fetches it (or, for tracking, from the training that logs to it and to
-    the serving that loads from it)."""
+    """Components for what the code fetches from outside the repository or hands to a model
+    (hosted models, indexes, tools, system prompts, memory), with flows to and from the component
+    whose code does it, also through the helper modules it imports (for tracking: from the
+    training that logs to it and to the serving that loads from it)."""
     seen: dict[str, list[tuple[str, str, int]]] = {}
     for rel in draft.code_files:
         text = draft.text(rel)
@@ -432,16 +482,97 @@ def _outside(draft: Draft) -> None:
         places = [f"{label} ({rel}:{line})" for label, rel, line in hits][:MAX_SIGNALS]
         draft.add(cid, ckind, name, f"{what}: " + "; ".join(places)
                   + (f"; {len(hits) - len(places)} more" if len(hits) > len(places) else ""))
+    users = _Users(draft)
+    for kind, hits in seen.items():
+        cid = SOURCES[kind][0]
         for label, rel, line in hits:
-            target = draft.owner.get(rel)
-            if target is None:
-                continue            # a helper module: which component uses it is not shown
-            if kind != "tracking":
-                draft.flow(cid, target, f"{label} (read in {rel}:{line})")
-            elif draft.components[target]["kind"] == "serving":
-                draft.flow(cid, target, f"model loaded from the registry ({rel}:{line})")
-            else:
-                draft.flow(target, cid, f"runs and models logged ({rel}:{line})")
+            for target in users.of(rel):
+                _outside_flows(draft, kind, cid, target, label, f"{rel}:{line}")
+
+
+def _outside_flows(draft: Draft, kind: str, cid: str, target: str, label: str, where: str) -> None:
+    if kind == "tracking":
+        if draft.components[target]["kind"] == "serving":
+            draft.flow(cid, target, f"model loaded from the registry ({where})")
+        else:
+            draft.flow(target, cid, f"runs and models logged ({where})")
+    elif kind in ("hosted", "tool", "memory"):
+        ask, answer = {"hosted": ("requests to the model", "model output"),
+                       "tool": ("tool calls", "tool results"),
+                       "memory": ("turns kept", "remembered turns")}[kind]
+        draft.flow(target, cid, f"{ask} ({label}, {where})")
+        draft.flow(cid, target, f"{answer} ({label}, {where})")
+    elif kind == "prompt":
+        to = "hosted_models" if "hosted_models" in draft.components else target
+        draft.flow(cid, to, f"system prompt ({where})")
+    else:
+        draft.flow(cid, target, f"{label} (read in {where})")
+
+
+IMPORTS = re.compile(r"^[ \t]*(?:from[ \t]+([.\w]+)[ \t]+import[ \t]+(\([^)]*\)|[^\n#]+)|"
+                     r"import[ \t]+([\w., \t]+))", re.M)
+IMPORT_DEPTH = 3     # helper modules followed this many imports away from a component's code
+
+
+class _Users:
+    """The components whose code uses a file: its owner, or the owners of the code that imports
+    it (directly or through up to IMPORT_DEPTH helper modules, resolved by module name)."""
+
+    def __init__(self, draft: Draft) -> None:
+        self.draft = draft
+        self._importers: dict[str, set[str]] | None = None
+
+    def _graph(self) -> dict[str, set[str]]:
+        files = [r for r in self.draft.code_files if r.endswith(".py")]
+        by_name: dict[str, list[str]] = {}
+        for rel in files:
+            parts = Path(rel).with_suffix("").parts
+            parts = parts[:-1] if parts[-1] == "__init__" else parts
+            for i in range(len(parts)):
+                by_name.setdefault(".".join(parts[i:]), []).append(rel)
+        importers: dict[str, set[str]] = {}
+        for rel in files:
+            package = Path(rel).parent.parts
+            for mod in _imported(self.draft.text(rel), package):
+                for target in by_name.get(mod, ()):
+                    if target != rel:
+                        importers.setdefault(target, set()).add(rel)
+        return importers
+
+    def of(self, rel: str) -> list[str]:
+        if rel in self.draft.owner:
+            return [self.draft.owner[rel]]
+        if self._importers is None:
+            self._importers = self._graph()
+        found: list[str] = []
+        level, seen = [rel], {rel}
+        for _ in range(IMPORT_DEPTH):
+            level = sorted({i for r in level for i in self._importers.get(r, ())} - seen)
+            seen.update(level)
+            for r in level:
+                owner = self.draft.owner.get(r)
+                if owner and owner not in found:
+                    found.append(owner)
+            if found or not level:
+                break
+        return found
+
+
+def _imported(text: str, package: tuple[str, ...]) -> list[str]:
+    """Dotted module names a file imports (relative imports resolved against its package)."""
+    out = []
+    for m in IMPORTS.finditer(text):
+        if m.group(3):
+            out += [x.strip().split(" as ")[0].strip() for x in m.group(3).split(",")]
+            continue
+        base = m.group(1)
+        if base.startswith("."):
+            dots = len(base) - len(base.lstrip("."))
+            up = package[:len(package) - (dots - 1)] if dots - 1 <= len(package) else ()
+            base = ".".join([*up, *([base.lstrip(".")] if base.lstrip(".") else [])])
+        names = [x.strip().split(" as ")[0].strip() for x in m.group(2).strip().strip("()").split(",")]
+        out += ([base] if base else []) + [f"{base}.{n}" if base else n for n in names if n]
+    return [o for o in out if o]
 
 
 def _dvc_imports(draft: Draft, root: Path, files: list[Path]) -> None:
