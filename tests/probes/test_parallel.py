@@ -162,3 +162,38 @@ def test_a_bad_jobs_value_is_a_usage_error(value: str, capsys: pytest.CaptureFix
         cli.main(["probe", CREDIT, "--jobs", value])
     assert stop.value.code == 2
     assert f"'{value}' is not a number of worker processes" in capsys.readouterr().err
+
+
+class _FakeTorch:
+    """Stands in for PyTorch in `sys.modules`: counts the thread settings it is given."""
+
+    def __init__(self, initialising: bool, complete: bool) -> None:
+        import types
+        self.module = types.ModuleType("torch")
+        self.module.__spec__ = types.SimpleNamespace(_initializing=initialising)  # type: ignore[assignment]
+        self.threads = 4
+        if complete:
+            self.module.get_num_threads = lambda: self.threads   # type: ignore[attr-defined]
+            self.module.set_num_threads = self._set               # type: ignore[attr-defined]
+
+    def _set(self, n: int) -> None:
+        self.threads = n
+
+
+@pytest.mark.parametrize("initialising, complete", [(True, True), (False, False)])
+def test_torch_being_imported_by_another_thread_is_left_for_the_next_probe(
+        monkeypatch: pytest.MonkeyPatch, initialising: bool, complete: bool) -> None:
+    """On a Dask worker one thread may import torch while another starts a probe: the partly
+    initialised module is not touched (the CI failure was an AttributeError on it), and once it
+    is complete the next probe sets one thread and the exit restores the four."""
+    import sys
+    fake = _FakeTorch(initialising, complete)
+    monkeypatch.setitem(sys.modules, "torch", fake.module)
+    with execute.OneThread() as limit:
+        assert limit.torch_threads is None and fake.threads == 4
+        done = _FakeTorch(False, True)
+        done.threads = 4
+        monkeypatch.setitem(sys.modules, "torch", done.module)
+        limit.apply()
+        assert limit.torch_threads == 4 and done.threads == 1
+    assert done.threads == 4

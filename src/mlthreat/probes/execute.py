@@ -44,16 +44,30 @@ class OneThread:
 
     def apply(self) -> None:
         """Call before each probe: a model or training file may have imported torch since."""
-        torch = sys.modules.get("torch")
+        torch = _torch()
         if torch is not None and self.torch_threads is None:
             self.torch_threads = torch.get_num_threads()
             torch.set_num_threads(1)
 
     def __exit__(self, *exc: object) -> None:
-        torch = sys.modules.get("torch")
+        torch = _torch()
         if torch is not None and self.torch_threads is not None:
             torch.set_num_threads(self.torch_threads)
         self.limits.restore_original_limits()
+
+
+def _torch() -> Any:
+    """PyTorch if it is imported and done initialising, else None. On a Dask worker another
+    thread may be importing it at this moment: `sys.modules` then holds a partly initialised
+    module without `get_num_threads`, and the limit is applied before the next probe instead."""
+    torch = sys.modules.get("torch")
+    spec = getattr(torch, "__spec__", None)
+    if torch is None or getattr(spec, "_initializing", False):
+        return None
+    if not (callable(getattr(torch, "get_num_threads", None))
+            and callable(getattr(torch, "set_num_threads", None))):
+        return None
+    return torch
 
 
 def attempt(kind: str, target: Target, settings: dict[str, int], jobs: int, seed: int
