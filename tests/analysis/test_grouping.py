@@ -108,15 +108,21 @@ def test_examples_lead_with_few_and_count_the_rest(
             f"{a.lead.more_findings} more findings in {a.lead.more_groups} groups below.") in text
 
 
-def test_credit_extraction_from_the_app_and_at_the_api_is_one_group(
+def test_credit_each_model_is_harmed_where_it_sits_and_one_harm_is_one_group(
         example_pipeline: Callable[[str], Pipeline], catalog: Catalog) -> None:
-    # the mobile app queries the scoring API: extraction acting at either lands on the API
+    # the mobile app runs its own on-device model before it calls the scoring API: extraction
+    # acting at the app copies the app's model, not the API's forest (a group each); feedback
+    # manipulated at the portal or at the corrections desk lands on the one served model
     a = assess(example_pipeline("credit-scoring"), catalog)
-    g = a.group("aml-model-extraction>scoring_api")
-    assert set(g.components) == {"mobile_app", "scoring_api"}
+    assert a.group("aml-model-extraction>mobile_app").components == ("mobile_app",)
+    assert a.group("aml-model-extraction>scoring_api").components == ("scoring_api",)
+    assert [f.path for f in a.findings if f.threat_id == "aml-model-extraction"
+            and f.component == "mobile_app"] == [("mobile_app",)]
+    g = a.group("aml-feedback-loop-manipulation>scoring_api")
+    assert set(g.components) == {"applicant_portal", "corrections"}
     rows = {row[0].threat_id: row[1] for row in lead_rows(a)}
-    assert rows["aml-model-extraction"] == ("mobile_app, scoring_api → scoring_api; "
-                                            "at partner_prescreen")
+    assert rows["aml-model-extraction"] == "at mobile_app, scoring_api, partner_prescreen"
+    assert rows["aml-feedback-loop-manipulation"] == "applicant_portal, corrections → scoring_api"
 
 
 def test_rag_tool_misuse_at_three_tools_leads_once(

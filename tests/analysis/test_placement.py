@@ -328,3 +328,30 @@ def test_output_side_channels_matter_where_output_is_restricted(
       - {{from: web, to: api}}
     """)
     assert ("aml-output-side-channel" in _at(a, "api")) is placed
+
+
+def test_an_attack_on_a_model_harms_that_model_not_the_next_one_downstream(
+        model_of: Model) -> None:
+    # A self-hosted LLM behind an API front end, and a phone that runs its own model before it
+    # calls a server with another: each attack on a model lands on the model it queried.
+    a = model_of("""\
+    name: two-models
+    components:
+      - {id: users, kind: client, exposure: public}
+      - {id: api, kind: serving, exposure: public}
+      - {id: llm, kind: llm}
+      - {id: phone, kind: edge_deployment, exposure: public, artifacts: {model: [phone.pt]}}
+      - {id: server, kind: serving, artifacts: {model: [server.joblib]}}
+    flows:
+      - {from: users, to: api}
+      - {from: api, to: llm}
+      - {from: llm, to: api}
+      - {from: phone, to: server}
+    """)
+    harm = {(f.threat_id, f.component): f.harm_at for f in a.findings}
+    assert harm[("aml-model-extraction", "llm")] == "llm"
+    assert harm[("aml-resource-exhaustion", "llm")] == "llm"
+    assert harm[("aml-evasion-blackbox", "phone")] == "phone"
+    assert harm[("aml-model-extraction", "phone")] == "phone"
+    assert harm[("cls-unsafe-deserialization", "phone")] == "phone"
+    assert harm[("aml-evasion-blackbox", "server")] == "server"

@@ -84,9 +84,20 @@ def place(pipeline: Pipeline, catalog: Catalog,
     for comp in pipeline.spec.components:
         by_kind[comp.kind].append(comp)
     return Placed(ctx, tuple(
-        Placement(t, c, tuple(ctx.tracer.attack_path(c.id, t.reaches,
+        Placement(t, c, tuple(ctx.tracer.attack_path(c.id, harm_kinds(t, c.kind),
                                                      t.attacker == Attacker.external, t.via)))
         for t in catalog.threats for c in where(t, by_kind, ctx, shown)))
+
+
+def harm_kinds(threat: Threat, kind: Kind) -> tuple[Kind, ...]:
+    """The kinds a threat placed at a component of `kind` harms. Where the attacker acts at a
+    component of a kind the threat harms, the harm lands there and not at the next such component
+    downstream: extraction of an LLM behind an API front end steals the LLM, evasion of a phone's
+    on-device model fools the phone, a pickle loaded on the device runs there. Threats whose harm
+    passes through other kinds first (`via`) keep their route."""
+    if not threat.via and kind in threat.reaches:
+        return (kind,)
+    return threat.reaches
 
 
 def _sort_key(f: Finding) -> tuple[float, str, str, str]:
