@@ -12,8 +12,9 @@ the case's procedure (what the attackers really did), from the ATLAS data file:
   of the lead ("act on these first"), and whether the main attack is in the lead (a lead group at
   its component citing its technique): the short list must hold what the real attacker did.
 Per set (predictive, generative AI) and split (tune: cases whose misses changed the catalog;
-holdout: encoded before that and never used to change it), with 95 % Wilson intervals over the
-techniques, and the techniques missed most often.
+holdout, holdout2, holdout3: encoded from the summaries before their first read, each read once
+as a hold-out and tuned on afterwards, as benchmarks/README.md tells), with 95 % Wilson
+intervals over the techniques, and the techniques missed most often.
 
 Goals (issue #16): parent-level recall >= 90 % (predictive) and >= 80 % (generative AI), every
 main attack at the right component.

@@ -17,7 +17,10 @@ ALL = yaml.safe_load((CASES / "cases.yaml").read_text(encoding="utf-8"))["cases"
 # Misses of the second hold-out, kept as encoded (its specs are not changed after the first read):
 # the distillation case's main attack was written at the API front end, while extraction is
 # placed at the model behind it (path api -> claude).
-KNOWN_MISSES = {"AML.CS0056": "extraction is placed at the LLM behind the API, not at the API"}
+# The third hold-out's token theft from a desktop client: no threat acts at a client for
+# credentials it holds (a local attacker; the vendors called it out of scope).
+KNOWN_MISSES = {"AML.CS0056": "extraction is placed at the LLM behind the API, not at the API",
+                "AML.CS0036": "no threat for a session token read from a client's memory"}
 
 
 def _case(c: dict[str, object]) -> object:

@@ -355,3 +355,50 @@ def test_an_attack_on_a_model_harms_that_model_not_the_next_one_downstream(
     assert harm[("aml-model-extraction", "phone")] == "phone"
     assert harm[("cls-unsafe-deserialization", "phone")] == "phone"
     assert harm[("aml-evasion-blackbox", "server")] == "server"
+
+
+def test_code_from_outside_runs_where_it_is_run_and_the_own_repository_can_be_tampered(
+        model_of: Model) -> None:
+    # A notebook shared by a stranger runs in the team's notebook VM beside the team's own
+    # repository: the stranger's code harms the VM that runs it; the team's own repository gets
+    # no "code from outside", but a commit to it changes what the VM runs.
+    spec = """\
+    name: notebooks
+    components:
+      - {{id: shared, kind: code_repository, exposure: public{third}}}
+      - {{id: own_repo, kind: code_repository}}
+      - {{id: vm, kind: training}}
+      - {{id: registry, kind: model_registry}}
+    flows:
+      - {{from: shared, to: vm}}
+      - {{from: own_repo, to: vm}}
+      - {{from: vm, to: registry}}
+    """
+    a = model_of(spec.format(third=", third_party: true"))
+    untrusted = [f for f in a.findings if f.threat_id == "cls-untrusted-code-execution"]
+    assert [(f.component, f.harm_at) for f in untrusted] == [("shared", "vm")]
+    assert "cls-cicd-tampering" in _at(a, "own_repo")
+    b = model_of(spec.format(third=""))       # the team's own public repository
+    assert "cls-untrusted-code-execution" not in {f.threat_id for f in b.findings}
+    # code_review answers it where the code comes in
+    c = model_of(spec.format(third=", third_party: true, controls: [code_review]"))
+    f = next(f for f in c.findings if f.threat_id == "cls-untrusted-code-execution")
+    assert [u.control for u in f.controls_present] == ["code_review"]
+    assert f.likelihood < untrusted[0].likelihood
+
+
+@pytest.mark.parametrize("exposure, controls, placed", [
+    ("public", "", True), ("internal", "", False), ("public", ", controls: [authentication]", False)])
+def test_an_exposed_compute_cluster_answers_anyone(model_of: Model, exposure: str,
+                                                  controls: str, placed: bool) -> None:
+    # Ray's job API or a Jupyter server reachable from the internet runs any code it is sent
+    a = model_of(f"""\
+    name: cluster
+    components:
+      - {{id: cluster, kind: training, exposure: {exposure}{controls}}}
+      - {{id: data, kind: data_store}}
+    flows:
+      - {{from: data, to: cluster}}
+    """)
+    assert ("cls-unauthenticated-api" in _at(a, "cluster")) is placed
+    assert ("cls-public-app-exploit" in _at(a, "cluster")) is (exposure == "public")
