@@ -98,3 +98,20 @@ def test_exact_evasion_of_a_stump_is_its_threshold_in_deviations(tmp_path: Path)
     assert ev.extra["minimal"] == pytest.approx(expected.tolist(), rel=1e-4)
     # in raw units these would be thousands of times larger: the unit is the column's SD
     assert t.unit[j] > 1000
+
+
+def test_a_change_reads_as_the_columns_it_changes_in_the_datas_units(tmp_path: Path) -> None:
+    # one record moved by +1 standard deviation of amount and switched from one kind to the
+    # other: the change names exactly those two columns, amount in euros, kind as a category
+    t = _target(tmp_path, LogisticRegression(max_iter=5000), "lr.joblib")
+    frame = _frame()
+    x = t.x[0].copy()
+    x_adv = x.copy()
+    x_adv[0] += 1.0
+    x_adv[2:] = x[2:][::-1]
+    kinds = {"a": "b", "b": "a"}
+    assert t.constraints.changed(x, x_adv) == {
+        "amount": [pytest.approx(frame["amount"][0]),
+                   pytest.approx(frame["amount"][0] + frame["amount"].std(ddof=0))],
+        "kind": [frame["kind"][0], kinds[frame["kind"][0]]]}
+    assert t.constraints.changed(x, x) == {}

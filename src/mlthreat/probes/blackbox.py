@@ -347,9 +347,7 @@ def _examples(x: np.ndarray, results: list[tuple[np.ndarray | None, int]],
              if d is not None]
     out = []
     for dist, i, delta in sorted(found, key=lambda t: t[0])[:n]:
-        before, after = constraints.records(np.vstack([x[i], x[i] + delta]))
-        changed = {k: [before[k], after[k]] for k in before if before[k] != after[k]}
-        out.append({"row": i, "l2": dist, "changed": changed})
+        out.append({"row": i, "l2": dist, "changed": constraints.changed(x[i], x[i] + delta)})
     return out
 
 

@@ -237,8 +237,7 @@ def _examples(data: ExactData, sols: list[Solution], n: int = 3) -> list[dict[st
     for dist, i in ranked[:n]:
         x_adv = sols[i].x
         assert x_adv is not None
-        before, after = data.constraints.records(np.vstack([data.x[i], x_adv]))
-        changed = {k: [before[k], after[k]] for k in before if before[k] != after[k]}
+        changed = data.constraints.changed(data.x[i], x_adv)
         weights = np.ones(len(x_adv)) if data.weights is None else data.weights
         out.append({"row": i, "l2": float(np.linalg.norm((x_adv - data.x[i]) * weights)),
                     "distance": float(dist), "certified": sols[i].status == "optimal",

@@ -114,6 +114,12 @@ class Constraints:
             out.append(rec)
         return out
 
+    def changed(self, x: np.ndarray, x_adv: np.ndarray) -> dict[str, list[object]]:
+        """What a change does to one record, as the data's own columns: each column whose
+        value differs, with [before, after] (a one-hot group as its category)."""
+        before, after = self.records(np.vstack([x, x_adv]))
+        return {k: [before[k], after[k]] for k in before if before[k] != after[k]}
+
     def violations(self, x: np.ndarray, original: np.ndarray, tol: float = 1e-9) -> list[str]:
         """Why `x` is not realisable (empty when it is)."""
         x, orig = np.atleast_2d(x), np.atleast_2d(original)
