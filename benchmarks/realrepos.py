@@ -12,7 +12,12 @@ listed commit is extracted into a temporary folder; a repository without one is 
 so.
 
 Prints, per scanner: TP, FP, unjudged, precision with its Wilson 95 % interval, recall where
-missed problems are recorded; and discover's component recall (kinds drawn / kinds expected).
+missed problems are recorded; discover's component recall (kinds drawn / kinds expected); and,
+for repositories whose entry lists `aml` classes, how the adversarial-ML threats of the drafted
+spec compare with them: the drafted spec is threat-modelled as a user would (`mlthreat model`:
+placement and scoring, no scan, no probe), each adversarial-ML finding counts for its threat's
+class (CLASSES), and the classes found are compared with those expected (recall and precision
+over all (repository, class) pairs, with Wilson intervals; each miss and extra named).
 `--set holdout` runs the repositories that were never looked at while tuning.
 """
 
@@ -35,8 +40,46 @@ import yaml
 HERE = Path(__file__).resolve().parent / "realrepos"
 sys.path.insert(0, str(HERE.parents[1] / "src"))
 
+from mlthreat import Assessor, load_catalog, load_pipeline  # noqa: E402
+from mlthreat.errors import MlthreatError  # noqa: E402
 from mlthreat.scanners import scan_paths  # noqa: E402
-from mlthreat.scanners.discover import discover  # noqa: E402
+from mlthreat.scanners.discover import discover, to_yaml  # noqa: E402
+
+# every adversarial-ML threat of the catalog in one class of corpus.yaml's `aml` lists (the
+# header of corpus.yaml says what a careful engineer lists each class for)
+CLASSES = {
+    "evasion": ("aml-evasion-blackbox", "aml-evasion-whitebox", "aml-evasion-transfer",
+                "aml-proxy-evasion", "aml-insider-evasion", "aml-monitor-evasion",
+                "aml-physical-adversarial", "aml-capture-spoofing"),
+    "reconnaissance": ("aml-model-fingerprinting",),
+    "extraction": ("aml-model-extraction", "aml-insider-extraction", "aml-output-side-channel"),
+    "privacy": ("aml-membership-inference", "aml-attribute-inference", "aml-property-inference",
+                "aml-training-data-reconstruction"),
+    "availability": ("aml-resource-exhaustion", "aml-llm-cost-harvesting"),
+    "data-poisoning": ("aml-poisoning-label-flip", "aml-poisoning-clean-label",
+                       "aml-poisoning-targeted", "aml-poisoning-availability",
+                       "aml-poisoned-public-dataset", "aml-feedback-loop-manipulation"),
+    "backdoor": ("aml-backdoor-data", "aml-backdoor-pretrained"),
+    "model-tampering": ("aml-model-poisoning-direct", "aml-shipped-model-tampering"),
+    "generative": ("aml-llm-direct-prompt-injection", "aml-llm-jailbreak",
+                   "aml-llm-indirect-prompt-injection", "aml-rag-poisoning",
+                   "aml-llm-system-prompt-extraction", "aml-llm-data-leakage",
+                   "aml-llm-output-rendering-exfiltration", "aml-agent-tool-misuse",
+                   "aml-agent-memory-poisoning", "aml-llm-prompt-self-replication",
+                   "aml-llm-hallucinated-entities", "aml-agent-config-tampering",
+                   "aml-agent-tool-poisoning"),
+}
+CLASS_OF = {t: c for c, ts in CLASSES.items() for t in ts}
+
+
+def aml_classes(root: Path, draft: object, catalog: object) -> tuple[set[str], set[str]]:
+    """The adversarial-ML classes of the drafted spec's findings, and its threat ids."""
+    spec = root / "mlthreat-draft.yaml"
+    spec.write_text(to_yaml(draft, root, root.name))  # type: ignore[arg-type]
+    pipeline = load_pipeline(spec, catalog)  # type: ignore[arg-type]
+    assessment = Assessor(catalog, scan=False).assess(pipeline)  # type: ignore[arg-type]
+    ids = {f.threat_id for f in assessment.findings if f.family.value == "aml"}
+    return {CLASS_OF[t] for t in ids}, ids
 
 
 def wilson(k: int, n: int, z: float = 1.96) -> tuple[float, float]:
@@ -120,7 +163,8 @@ def judged(repo: str) -> tuple[list[Verdict], list[Verdict]]:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--set", default="all",
-                    choices=("tune", "holdout", "holdout-genai", "holdout-genai-2", "all"))
+                    choices=("tune", "holdout", "holdout-genai", "holdout-genai-2", "holdout-3",
+                             "all"))
     ap.add_argument("--snapshots", type=Path,
                     default=Path(os.environ.get("MLTHREAT_SNAPSHOTS", HERE / "snapshots")),
                     help="folder of OWNER+NAME/repo git directories or OWNER+NAME clones "
@@ -137,6 +181,12 @@ def main(argv: list[str] | None = None) -> int:
               and (not args.only or r["repo"] in args.only)]
     counts: dict[str, Counter[str]] = defaultdict(Counter)
     kinds_expected = kinds_found = 0
+    catalog = load_catalog()
+    unclassed = sorted(t.id for t in catalog.threats
+                       if t.family.value == "aml" and t.id not in CLASS_OF)
+    if unclassed:
+        raise SystemExit(f"CLASSES in {__file__} lacks {', '.join(unclassed)}")
+    aml_expected = aml_found = aml_hits = 0
     skipped = []
     for entry in wanted:
         repo = entry["repo"]
@@ -177,6 +227,22 @@ def main(argv: list[str] | None = None) -> int:
             missing = expected - found
             if missing:
                 print(f"    discover missed: {', '.join(sorted(missing))}")
+            if "aml" in entry:
+                want = set(entry["aml"])
+                try:
+                    got, ids = aml_classes(root, draft, catalog)
+                except MlthreatError as e:
+                    print(f"    drafted spec not usable: {e}")
+                    got, ids = set(), set()
+                aml_expected += len(want)
+                aml_found += len(got)
+                aml_hits += len(want & got)
+                print(f"    adversarial-ML classes {len(want & got)}/{len(want)} expected, "
+                      f"{len(got - want)} more"
+                      + (f"; missed: {', '.join(sorted(want - got))}" if want - got else "")
+                      + (f"; more: {', '.join(sorted(got - want))} ("
+                         + ", ".join(sorted(t for t in ids if CLASS_OF[t] in got - want)) + ")"
+                         if got - want else ""))
     print(f"\nset: {args.set}; {len(wanted) - len(skipped)} repositories")
     print(f"{'scanner':13s} {'TP':>5s} {'FP':>5s} {'unjudged':>9s} {'precision':>10s} "
           f"{'95% interval':>15s} {'recall':>8s}")
@@ -192,6 +258,12 @@ def main(argv: list[str] | None = None) -> int:
         lo, hi = wilson(kinds_found, kinds_expected)
         print(f"discover component recall: {kinds_found}/{kinds_expected} = "
               f"{kinds_found / kinds_expected:.3f} [{lo:.3f}, {hi:.3f}]")
+    if aml_expected or aml_found:
+        lo, hi = wilson(aml_hits, aml_expected)
+        plo, phi = wilson(aml_hits, aml_found)
+        print(f"adversarial-ML classes of the drafted specs: recall {aml_hits}/{aml_expected} = "
+              f"{aml_hits / max(aml_expected, 1):.3f} [{lo:.3f}, {hi:.3f}], precision "
+              f"{aml_hits}/{aml_found} = {aml_hits / max(aml_found, 1):.3f} [{plo:.3f}, {phi:.3f}]")
     for s in skipped:
         print(f"skipped {s}")
     return 0
