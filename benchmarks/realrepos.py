@@ -205,7 +205,7 @@ def main(argv: list[str] | None = None) -> int:
                 counts[f.scanner][v.verdict if v else "unjudged"] += 1
                 if v is None and args.list_unjudged:
                     print(f"  unjudged {repo} {f.where} {f.rule} {f.severity}: {f.message[:90]}")
-            for m in missed:
+            for m in (missed if not args.discover_only else []):
                 hit = any(f.rule == m.rule and f.file == m.file and
                           (m.line is None or f.line == m.line) for f in report.findings)
                 scanner = {"SEC": "secrets", "SRV": "serving", "DEP": "dependencies",

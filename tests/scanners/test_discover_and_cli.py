@@ -268,6 +268,54 @@ def test_discover_drafts_what_comes_from_outside_controls_and_shown_flows_only(
     assert all((c.notes or "").startswith("guessed:") for c in pipeline.spec.components)
 
 
+@pytest.mark.parametrize(("code", "public"), [
+    ("from datasets import load_dataset\nd = load_dataset('glue', 'cola')\n", True),
+    ("from sklearn.datasets import load_boston\nX, y = load_boston(return_X_y=True)\n", True),
+    ("import tensorflow_datasets as tfds\nds = tfds.load('mnist')\n", True),
+    ("import urllib.request\nurllib.request.urlretrieve('https://example.org/d.csv', 'd.csv')\n",
+     True),
+    # load_dataset's own builders read the team's local files; a bucket may well be private
+    ("from datasets import load_dataset\nd = load_dataset('csv', data_files='d.csv')\n", False),
+    ("import pandas as pd\nd = pd.read_csv('s3://our-bucket/train.csv')\n", False),
+])
+def test_a_published_data_set_is_drafted_public_and_its_poisoning_placed(
+        code: str, public: bool, tmp_path: Path, catalog: Catalog) -> None:
+    (tmp_path / "train.py").write_text(code + "clf.fit(X, y)\n")
+    draft = discover(tmp_path)
+    (tmp_path / "pipeline.yaml").write_text(to_yaml(draft, tmp_path, "data"))
+    pipeline = load_pipeline(tmp_path / "pipeline.yaml", catalog)
+    (source,) = [c for c in pipeline.spec.components if c.kind == "data_source"]
+    assert (source.exposure.value == "public") is public
+    assert ("exposure guessed public" in (source.notes or "")) is public
+    threats = {f.threat_id for f in assess(pipeline, catalog).findings
+               if f.component == source.id}
+    # whoever publishes the set can poison what training reads: placed only where that holds
+    assert ({"aml-poisoned-public-dataset", "aml-backdoor-data"} <= threats) is public
+    assert ("aml-poisoned-public-dataset" in threats) is public
+
+
+def test_discover_dvc_import_url_is_public_a_dvc_import_from_a_repository_is_not(
+        tmp_path: Path) -> None:
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "a.csv.dvc").write_text(
+        "deps:\n- path: https://example.org/a.csv\nouts:\n- path: a.csv\n")
+    assert discover(tmp_path).components["external_data"]["exposure"] == "public"
+    (tmp_path / "data" / "a.csv.dvc").write_text(
+        "deps:\n- path: a.csv\n  repo:\n    url: https://github.com/our-org/data-registry\n"
+        "outs:\n- path: a.csv\n")
+    assert "exposure" not in discover(tmp_path).components["external_data"]
+
+
+def test_discover_reads_lightning_loggers_as_tracking(tmp_path: Path) -> None:
+    (tmp_path / "train.py").write_text(
+        "import pytorch_lightning as pl\nfrom pytorch_lightning.loggers import WandbLogger\n"
+        "trainer = pl.Trainer(logger=WandbLogger(project='p'))\ntrainer.fit(model, data)\n")
+    draft = discover(tmp_path)
+    assert draft.components["tracking"]["kind"] == "model_registry"
+    assert "WandbLogger (Lightning logger) (train.py:3)" in draft.components["tracking"]["notes"]
+    assert ("training", "tracking", "runs and models logged (train.py:3)") in draft.flows
+
+
 def test_discover_draws_no_flow_the_code_does_not_show(tmp_path: Path) -> None:
     (tmp_path / "data.csv").write_text("a\n1\n")
     (tmp_path / "other.csv").write_text("a\n1\n")

@@ -86,6 +86,10 @@ OUTSIDE: list[tuple[str, re.Pattern[str], str]] = [
     ("data", re.compile(r"\b(fetch_(?:openml|california_housing|covtype|kddcup99|lfw_\w+|"
                         r"olivetti_faces|rcv1|species_distributions|20newsgroups\w*))\("),
      "scikit-learn {}"),
+    ("data", re.compile(r"\b(load_(?:boston|iris|digits|breast_cancer|wine|diabetes|linnerud))\("),
+     "scikit-learn {}"),
+    ("data", re.compile(r"\btfds\.(?:load|builder)\(\s*" + _S + r"([\w./:-]+)" + _S),
+     "TensorFlow Datasets {}"),
     ("data", re.compile(r"\bdatasets\.(\w+)\.load_data\("), "Keras data set {}"),
     ("data", re.compile(r"\bdatasets\.(\w+)\([^)]*download\s*=\s*True"), "torchvision {}"),
     ("data", re.compile(r"\b(?:read_csv|read_parquet|read_json|read_excel|read_table|read_feather)"
@@ -109,6 +113,8 @@ OUTSIDE: list[tuple[str, re.Pattern[str], str]] = [
      "Weights & Biases"),
     ("tracking", re.compile(r"\bneptune\.init\w*\(|\bcomet_ml\.Experiment\("),
      "Neptune/Comet"),
+    ("tracking", re.compile(r"\b(WandbLogger|MLFlowLogger|NeptuneLogger|CometLogger)\("),
+     "{} (Lightning logger)"),
     ("tool", re.compile(r"(?m)^\s*@(tool|function_tool|mcp\.tool|server\.tool|app\.tool)\b"),
      "@{} function"),
     ("tool", re.compile(r"\b(FastMCP|MultiServerMCPClient|stdio_client|sse_client|"
@@ -130,11 +136,12 @@ NEEDLES: list[tuple[str, ...]] = [
     ("imagenet",), ("models.",), ("SentenceTransformer",), ("pipeline(",), ("load_model",),
     ("OpenAI", "Anthropic", "GenerativeModel", "Google", "Vertex", "Cohere", "Mistral", "Groq",
      "Bedrock", "Ollama", "LiteLLM", "init_chat_model", "init_embeddings"), ("litellm", "openai."),
-    ("load_dataset",), ("fetch_",), ("load_data",), ("download",), ("read_",),
+    ("load_dataset",), ("fetch_",), ("load_",), ("tfds.",), ("load_data",), ("download",), ("read_",),
     ("urlretrieve", "download", "get_file", "requests.get"), ("://",),
     ("Qdrant", "chroma", "Chroma", "FAISS", "faiss", "PGVector", "Milvus", "Pinecone", "weaviate",
      "LanceDB", "lancedb", "Elasticsearch", "OpenSearch", "VectorStore", "VectorSearch"),
     ("kaggle",), ("mlflow", "MlflowClient"), ("wandb",), ("neptune", "comet_ml"),
+    ("Logger(",),
     ("tool",), ("MCP", "_client", "Tool", "tools", "agent", "Tavily", "DuckDuckGo", "SerpAPI",
                 "Wikipedia", "REPL"),
     ("system",), ("Memory", "History", "Saver", "Store", "MemoryClient"), ("store.",)]
@@ -300,6 +307,8 @@ def _classify(draft: Draft, path: Path) -> None:
     elif suffix in (".yaml", ".yml") and (m := DOWNLOAD_KEY.search(_text(path)[:200_000])):
         draft.add("external_data", "data_source", "External data",
                   f"a data set configuration downloads {m.group(1)} ({rel.as_posix()})")
+        if _public_data(m.group(1)):
+            _public(draft, "external_data")
     elif name == "langgraph.json":
         _langgraph(draft, path)
     elif name == "config.properties" and "inference_address" in _text(path):
@@ -482,12 +491,37 @@ def _outside(draft: Draft) -> None:
         places = [f"{label} ({rel}:{line})" for label, rel, line in hits][:MAX_SIGNALS]
         draft.add(cid, ckind, name, f"{what}: " + "; ".join(places)
                   + (f"; {len(hits) - len(places)} more" if len(hits) > len(places) else ""))
+        if kind == "data" and any(_public_data(label) for label, _, _ in hits):
+            _public(draft, cid)
     users = _Users(draft)
     for kind, hits in seen.items():
         cid = SOURCES[kind][0]
         for label, rel, line in hits:
             for target in users.of(rel):
                 _outside_flows(draft, kind, cid, target, label, f"{rel}:{line}")
+
+
+# load_dataset's own builders read local files: "csv", "json", ... are not a published data set
+HF_BUILDERS = frozenset({"csv", "json", "parquet", "text", "arrow", "pandas", "imagefolder",
+                         "audiofolder", "videofolder", "webdataset", "generator", "sql", "xml"})
+
+
+def _public_data(label: str) -> bool:
+    """Whether a data source's label names a published data set or a public URL (anyone who
+    controls that publication can change what training reads)."""
+    if label.endswith(" (Hugging Face datasets)"):
+        return label.split(" ", 1)[0].lower() not in HF_BUILDERS
+    return label.startswith(("scikit-learn ", "Keras data set ", "torchvision ",
+                             "TensorFlow Datasets ", "Kaggle download", "http://", "https://"))
+
+
+def _public(draft: Draft, cid: str) -> None:
+    """Mark a data source public: what it reads is published where others can change it."""
+    comp = draft.components[cid]
+    if comp.get("exposure") != "public":
+        comp["exposure"] = "public"
+        draft.note(cid, "exposure guessed public: a published data set or a public URL, which "
+                        "whoever publishes or hosts it can change")
 
 
 def _outside_flows(draft: Draft, kind: str, cid: str, target: str, label: str, where: str) -> None:
@@ -596,6 +630,8 @@ def _dvc_imports(draft: Draft, root: Path, files: list[Path]) -> None:
             rel = os.path.relpath(path, root)
             draft.add("external_data", "data_source", "External data",
                       f"data imported by DVC: {origin} ({rel})")
+            if not repo and _public_data(str(origin)):   # a repository may be private
+                _public(draft, "external_data")
             outs = [o.get("path") for o in meta.get("outs", []) if isinstance(o, dict)]
             for out in outs:
                 target = (Path(rel).parent / str(out)).as_posix()
