@@ -316,6 +316,113 @@ def test_discover_reads_lightning_loggers_as_tracking(tmp_path: Path) -> None:
     assert ("training", "tracking", "runs and models logged (train.py:3)") in draft.flows
 
 
+def test_discover_drafts_a_managed_ml_platform_pipeline(tmp_path: Path, catalog: Catalog) -> None:
+    # a TFX pipeline on Vertex AI: public BigQuery data, Transform, Trainer, Evaluator, the
+    # registry, an endpoint deployed by a build script, its monitoring job, Cloud Build
+    (tmp_path / "pipeline.py").write_text(
+        "from tfx.components import Transform, Trainer, Evaluator\n"
+        "from tfx.extensions.google_cloud_big_query.example_gen.component import BigQueryExampleGen\n"
+        "gen = BigQueryExampleGen(query='SELECT * FROM `bigquery-public-data.chicago_taxi_trips.t`')\n"
+        "transform = Transform(examples=gen.outputs['examples'], schema=s, module_file=m)\n"
+        "trainer = Trainer(module_file=m, examples=transform.outputs['transformed_examples'])\n"
+        "evaluator = Evaluator(examples=gen.outputs['examples'], model=trainer.outputs['model'])\n"
+        "trainer.train()\n"
+        "vertex_model = vertex_ai.Model.upload(display_name='m', artifact_uri=uri)\n")
+    (tmp_path / "build").mkdir()
+    (tmp_path / "build" / "deploy.py").write_text(
+        "endpoint = vertex_ai.Endpoint.create(name)\n"
+        "deployed = endpoint.deploy(model=model, machine_type='n1')\n")
+    (tmp_path / "build" / "model-deployment.yaml").write_text(
+        "steps:\n- name: 'gcr.io/cloud-builders/git'\n  args: ['clone', 'repo']\n")
+    (tmp_path / "monitor.py").write_text(
+        "job = vertex_ai_beta.ModelDeploymentMonitoringJob(display_name='m', endpoint=e)\n")
+    draft = discover(tmp_path)
+    (tmp_path / "spec.yaml").write_text(to_yaml(draft, tmp_path, "vertex"))
+    pipeline = load_pipeline(tmp_path / "spec.yaml", catalog)          # validates
+    kinds = {c.id: c.kind.value for c in pipeline.spec.components}
+    assert kinds == {"repo": "code_repository", "training": "training", "ci": "ci_cd",
+                     "external_data": "data_source", "data_stores": "data_store",
+                     "transform": "preprocessing", "model_evaluation": "validation",
+                     "platform_registry": "model_registry", "endpoint": "serving",
+                     "model_monitoring": "monitoring"}
+    comps = {c.id: c for c in pipeline.spec.components}
+    assert comps["external_data"].exposure.value == "public"      # a published data set
+    # the platform authenticates every call: internal, with authentication
+    assert comps["endpoint"].exposure.value == "internal"
+    assert comps["endpoint"].controls == ["authentication"]
+    flows = {(f.source, f.target) for f in pipeline.spec.flows}
+    assert {("transform", "training"), ("training", "model_evaluation"),
+            ("training", "platform_registry"), ("platform_registry", "endpoint"),
+            ("endpoint", "model_monitoring"), ("external_data", "training"),
+            ("data_stores", "training")} <= flows
+    findings = assess(pipeline, catalog).findings
+    at = {(f.threat_id, f.component) for f in findings}
+    # callers with credentials can still evade and copy the model; outsiders cannot query it
+    assert {("aml-insider-evasion", "endpoint"), ("aml-insider-extraction", "endpoint"),
+            ("aml-poisoned-public-dataset", "external_data")} <= at
+    assert not {t for t, c in at if c == "endpoint"} & {"aml-evasion-blackbox",
+                                                        "aml-model-extraction"}
+
+
+def test_discover_sagemaker_endpoint_and_registry(tmp_path: Path) -> None:
+    (tmp_path / "train.py").write_text(
+        "est = Estimator(image_uri=i, role=r)\nest.fit({'train': s3})\n"
+        "est.register(content_types=['text/csv'], response_types=['text/csv'],\n"
+        "             model_package_group_name='churn')\n"
+        "predictor = est.deploy(\n    initial_instance_count=1, instance_type='ml.m5.large')\n"
+        "monitor = DefaultModelMonitor(role=r)\n")
+    comps = discover(tmp_path).components
+    assert comps["endpoint"]["kind"] == "serving"
+    assert "a SageMaker endpoint (train.py:5)" in comps["endpoint"]["notes"]
+    assert "the SageMaker model registry (train.py:3)" in comps["platform_registry"]["notes"]
+    assert comps["model_monitoring"]["kind"] == "monitoring"
+
+
+@pytest.mark.parametrize(("code", "expected"), [
+    ("import cv2\ncap = cv2.VideoCapture(0)\nwhile True:\n    ok, frame = cap.read()\n", True),
+    ("import cv2\ncap = cv2.VideoCapture('rtsp://10.0.0.5/stream')\n", True),
+    ("import picamera\ncamera = picamera.PiCamera()\n", True),
+    # a video file is data, not a camera
+    ("import cv2\ncap = cv2.VideoCapture('clip.mp4')\n", False),
+])
+def test_discover_drafts_code_on_a_camera_stream_as_a_capturing_device(
+        code: str, expected: bool, tmp_path: Path, catalog: Catalog) -> None:
+    (tmp_path / "watch.py").write_text(code)
+    draft = discover(tmp_path)
+    assert ("camera_app" in draft.components) is expected
+    if expected:
+        (tmp_path / "spec.yaml").write_text(to_yaml(draft, tmp_path, "cam"))
+        pipeline = load_pipeline(tmp_path / "spec.yaml", catalog)
+        threats = {f.threat_id for f in assess(pipeline, catalog).findings
+                   if f.component == "camera_app"}
+        # what is filmed is chosen by whoever stands there; a stream injected needs access,
+        # which an internal device does not give (the user marks it public if it does)
+        assert "aml-physical-adversarial" in threats
+        assert "aml-capture-spoofing" not in threats
+
+
+def test_discover_face_recognition_code_handles_personal_data(tmp_path: Path) -> None:
+    (tmp_path / "train.py").write_text(
+        "import face_recognition\nenc = face_recognition.face_encodings(img)\nknn.fit(X, y)\n")
+    (tmp_path / "detect.py").write_text(
+        "import dlib\ndet = dlib.cnn_face_detection_model_v1(path)\n")
+    (tmp_path / "fit.py").write_text("import numpy as np\nclf.fit(X, y)\n")
+    comps = discover(tmp_path).components
+    assert comps["training"]["personal_data"] is True
+    assert "faces are biometric data (train.py)" in comps["training"]["notes"]
+    assert "dlib cnn_face_detection_model_v1 weights (detect.py:2)" in comps["pretrained"]["notes"]
+
+
+def test_discover_a_queue_or_database_the_code_uses_is_a_data_store(tmp_path: Path) -> None:
+    (tmp_path / "app.py").write_text(
+        "import redis\nfrom fastapi import FastAPI\napp = FastAPI()\n"
+        "db = redis.StrictRedis(host='redis')\n@app.post('/predict')\n"
+        "def predict(x: dict):\n    db.rpush('q', x)\n    return model.predict(x)\n")
+    draft = discover(tmp_path)
+    assert draft.components["data_stores"]["kind"] == "data_store"
+    assert ("data_stores", "serving", "redis.StrictRedis (read in app.py:4)") in draft.flows
+
+
 def test_discover_draws_no_flow_the_code_does_not_show(tmp_path: Path) -> None:
     (tmp_path / "data.csv").write_text("a\n1\n")
     (tmp_path / "other.csv").write_text("a\n1\n")

@@ -71,6 +71,8 @@ OUTSIDE: list[tuple[str, re.Pattern[str], str]] = [
     ("pretrained", re.compile(r"\bpipeline\([^)]*\bmodel\s*=\s*" + _S + r"([\w./-]+)"),
      "{} (transformers pipeline)"),
     ("pretrained", re.compile(r"\bwhisper\.load_model\(\s*" + _S + r"([\w.-]+)"), "Whisper {}"),
+    ("pretrained", re.compile(r"\bdlib\.(cnn_face_detection_model_v1|shape_predictor|"
+                              r"face_recognition_model_v1)\("), "dlib {} weights"),
     # clients of LangChain, LlamaIndex and the providers' own SDKs
     ("hosted", re.compile(r"\b((?:Async|Azure|Chat|AzureChat)?OpenAI(?:Like)?(?:Embeddings?)?|"
                           r"(?:Async|Chat)?Anthropic|GenerativeModel|ChatGoogleGenerativeAI|"
@@ -129,11 +131,32 @@ OUTSIDE: list[tuple[str, re.Pattern[str], str]] = [
                           r"\w+Saver\.from_conn_string|InMemoryStore|AsyncPostgresStore|"
                           r"PostgresStore|MemoryClient)\("), "{}"),
     ("memory", re.compile(r"\bstore\.a?(?:put|search)\(\s*\("), "a LangGraph store"),
+    # managed ML platforms: endpoints, registries, monitoring jobs (Vertex AI, SageMaker, Azure ML)
+    ("endpoint", re.compile(r"\b(?:Endpoint\.create|\w*[eE]ndpoint\w*\.deploy)\("),
+     "a Vertex AI endpoint"),
+    ("endpoint", re.compile(r"\.deploy\((?:[^()]|\([^()]*\)){0,300}?\binitial_instance_count\s*="),
+     "a SageMaker endpoint"),
+    ("endpoint", re.compile(r"\bManagedOnlineEndpoint\("), "an Azure ML online endpoint"),
+    ("registry", re.compile(r"\bModel\.upload\("), "the Vertex AI model registry"),
+    ("registry", re.compile(r"\.register\((?:[^()]|\([^()]*\)){0,400}?\bmodel_package_group_name\s*="),
+     "the SageMaker model registry"),
+    ("registry", re.compile(r"\bml_client\.models\.create_or_update\("), "the Azure ML registry"),
+    ("monitor", re.compile(r"\b(ModelDeploymentMonitoringJob|DefaultModelMonitor|ModelQualityMonitor|"
+                           r"ModelBiasMonitor|ModelExplainabilityMonitor|MonitorSchedule)\("),
+     "{} (managed model monitoring)"),
+    # data stores the code reads and writes
+    ("warehouse", re.compile(r"\b(bigquery\.Client|BigQueryExampleGen|snowflake\.connector\.connect|"
+                             r"redis\.(?:Strict)?Redis|MongoClient|psycopg2?\.connect)\("), "{}"),
+    ("data", re.compile(r"`?(bigquery-public-data\.[\w-]+)"), "BigQuery public data set {}"),
+    # TFX stages beyond the trainer
+    ("transform", re.compile(r"\bTransform\(\s*examples\s*="), "TFX Transform"),
+    ("evaluator", re.compile(r"\bEvaluator\(\s*examples\s*="), "TFX Evaluator"),
 ]
 # words every match of the OUTSIDE pattern of the same index contains
 NEEDLES: list[tuple[str, ...]] = [
     ("from_pretrained",), ("from_pretrained",), ("hub.load",), ("_download",), ("create_model",),
     ("imagenet",), ("models.",), ("SentenceTransformer",), ("pipeline(",), ("load_model",),
+    ("dlib.",),
     ("OpenAI", "Anthropic", "GenerativeModel", "Google", "Vertex", "Cohere", "Mistral", "Groq",
      "Bedrock", "Ollama", "LiteLLM", "init_chat_model", "init_embeddings"), ("litellm", "openai."),
     ("load_dataset",), ("fetch_",), ("load_",), ("tfds.",), ("load_data",), ("download",), ("read_",),
@@ -144,7 +167,11 @@ NEEDLES: list[tuple[str, ...]] = [
     ("Logger(",),
     ("tool",), ("MCP", "_client", "Tool", "tools", "agent", "Tavily", "DuckDuckGo", "SerpAPI",
                 "Wikipedia", "REPL"),
-    ("system",), ("Memory", "History", "Saver", "Store", "MemoryClient"), ("store.",)]
+    ("system",), ("Memory", "History", "Saver", "Store", "MemoryClient"), ("store.",),
+    ("ndpoint",), ("initial_instance_count",), ("ManagedOnlineEndpoint",), ("Model.upload",),
+    ("model_package_group_name",), ("ml_client",), ("Monitor",),
+    ("bigquery", "BigQuery", "snowflake", "redis", "Redis", "MongoClient", "psycopg"),
+    ("bigquery-public-data",), ("Transform(",), ("Evaluator(",)]
 # serving beyond FastAPI/Flask, and monitoring code
 SERVERS = [(re.compile(r"@serve\.deployment|\bserve\.run\("), "Ray Serve"),
            (re.compile(r"@bentoml\.(?:service|api)\b|\bbentoml\.Service\("), "BentoML"),
@@ -157,6 +184,11 @@ DOWNLOAD_KEY = re.compile(r"(?m)^download:\s*[\"']?((?:https?|s3|gs)://\S+?)[\"'
 WEB_APPS = re.compile(r"\b(FastAPI|APIRouter|Flask|Blueprint)\(")
 MONITORS = re.compile(r"(?m)^\s*(?:from|import)\s+(evidently|prometheus_client|whylogs|"
                       r"alibi_detect|nannyml|deepchecks)\b")
+# code that reads a camera: a webcam by index, an IP camera's stream, a Raspberry Pi camera
+CAMERA = re.compile(r"\bVideoCapture\(\s*(?:\d|[\"'](?:rtsp|rtmp|https?)://)|\bPiCamera2?\(")
+# face detection and recognition: the images are biometric data about people
+FACES = re.compile(r"(?m)^\s*(?:from|import)\s+(face_recognition|deepface|insightface|facenet_pytorch|"
+                   r"mtcnn)\b|\bface_recognition_model_v1\(|haarcascade_frontalface")
 EVAL_NAMES = re.compile(r"^(eval|evaluate|evaluation|val|validate|validation|benchmark)\w*\.py$")
 # controls visible in code: (control, pattern, what shows it)
 CONTROL_HINTS = [
@@ -248,6 +280,7 @@ def discover(root: Path) -> Draft:
     for path in files:
         _classify(draft, path)
     _outside(draft)
+    _faces(draft)
     _controls(draft, files)
     _connect(draft)
     return draft
@@ -309,6 +342,10 @@ def _classify(draft: Draft, path: Path) -> None:
                   f"a data set configuration downloads {m.group(1)} ({rel.as_posix()})")
         if _public_data(m.group(1)):
             _public(draft, "external_data")
+    elif suffix in (".yaml", ".yml") and (name.startswith(("cloudbuild", "buildspec")) or
+                                          "gcr.io/cloud-builders/" in _text(path)[:200_000]):
+        draft.add("ci", "ci_cd", "CI/CD pipeline", "CI workflow files")
+        draft.artifact("ci", "code", path)
     elif name == "langgraph.json":
         _langgraph(draft, path)
     elif name == "config.properties" and "inference_address" in _text(path):
@@ -364,6 +401,12 @@ def _python(draft: Draft, path: Path) -> None:
                   "exposure not known, assumed public until you say otherwise",
                   exposure="public")
         draft.artifact("serving", "code", path)
+    elif CAMERA.search(text):
+        draft.add("camera_app", "edge_deployment", "Camera application",
+                  "code that runs on a camera's stream; whoever is filmed chooses what it sees. "
+                  "Mark it public if others can reach the device or feed its stream",
+                  captures=["camera"])
+        draft.artifact("camera_app", "code", path)
     elif MONITORS.search(text):
         tool = MONITORS.search(text).group(1)  # type: ignore[union-attr]
         draft.add("monitoring", "monitoring", "Monitoring", f"code using {tool}")
@@ -375,6 +418,15 @@ def _python(draft: Draft, path: Path) -> None:
         draft.add("training", "training", "Training notebooks and scripts",
                   "scripts that call fit/train")
         draft.artifact("training", "code", path)
+
+
+def _faces(draft: Draft) -> None:
+    """Components whose code detects or recognises faces handle biometric data about people."""
+    for rel in draft.code_files:
+        cid = draft.owner.get(rel)
+        if cid and not draft.components[cid].get("personal_data") and FACES.search(draft.text(rel)):
+            draft.components[cid]["personal_data"] = True
+            draft.note(cid, f"personal data guessed: faces are biometric data ({rel})")
 
 
 def _in_stage(draft: Draft, path: Path) -> bool:
@@ -465,7 +517,21 @@ SOURCES = {"data": ("external_data", "data_source", "External data",
            "prompt": ("system_prompt", "system_prompt", "System prompts",
                       "instructions given to the model with every request"),
            "memory": ("memory", "memory", "Conversation memory",
-                      "conversations or memories kept across turns")}
+                      "conversations or memories kept across turns"),
+           "endpoint": ("endpoint", "serving", "Managed model endpoint",
+                        "a model deployed to a cloud platform's endpoint; the platform "
+                        "authenticates every call (IAM), so its callers are guessed to be your "
+                        "own applications"),
+           "registry": ("platform_registry", "model_registry", "Platform model registry",
+                        "models uploaded to a cloud platform's registry"),
+           "monitor": ("model_monitoring", "monitoring", "Managed model monitoring",
+                       "a cloud platform's monitoring job watching a deployed model"),
+           "warehouse": ("data_stores", "data_store", "Databases and warehouses",
+                         "databases, queues and warehouses the code connects to"),
+           "transform": ("transform", "preprocessing", "Feature transformation",
+                         "a pipeline step that transforms the training data"),
+           "evaluator": ("model_evaluation", "validation", "Model evaluation",
+                         "a pipeline step that evaluates the trained model")}
 
 
 def _outside(draft: Draft) -> None:
@@ -493,11 +559,16 @@ def _outside(draft: Draft) -> None:
                   + (f"; {len(hits) - len(places)} more" if len(hits) > len(places) else ""))
         if kind == "data" and any(_public_data(label) for label, _, _ in hits):
             _public(draft, cid)
+        if kind == "endpoint":
+            draft.components[cid].update(exposure="internal", controls=["authentication"])
     users = _Users(draft)
     for kind, hits in seen.items():
         cid = SOURCES[kind][0]
         for label, rel, line in hits:
-            for target in users.of(rel):
+            # a platform step is linked to the steps it serves even where no component's code
+            # holds the file (a deployment script, a notebook of the pipeline's own)
+            targets: list[str | None] = list(users.of(rel))
+            for target in targets or ([None] if kind in PLATFORM_STEPS else []):
                 _outside_flows(draft, kind, cid, target, label, f"{rel}:{line}")
 
 
@@ -512,7 +583,8 @@ def _public_data(label: str) -> bool:
     if label.endswith(" (Hugging Face datasets)"):
         return label.split(" ", 1)[0].lower() not in HF_BUILDERS
     return label.startswith(("scikit-learn ", "Keras data set ", "torchvision ",
-                             "TensorFlow Datasets ", "Kaggle download", "http://", "https://"))
+                             "TensorFlow Datasets ", "Kaggle download", "BigQuery public data set ",
+                             "http://", "https://"))
 
 
 def _public(draft: Draft, cid: str) -> None:
@@ -524,7 +596,28 @@ def _public(draft: Draft, cid: str) -> None:
                         "whoever publishes or hosts it can change")
 
 
-def _outside_flows(draft: Draft, kind: str, cid: str, target: str, label: str, where: str) -> None:
+# what a platform step is linked to: (component it follows, what the flow says), or precedes
+PLATFORM_STEPS = {"endpoint": ("platform_registry", "model deployed"),
+                  "registry": (None, "model uploaded"),
+                  "monitor": ("endpoint", "predictions watched"),
+                  "evaluator": ("training", "model evaluated"),
+                  "transform": (None, "transformed data")}
+
+
+def _outside_flows(draft: Draft, kind: str, cid: str, target: str | None, label: str,
+                   where: str) -> None:
+    if kind in PLATFORM_STEPS:
+        after, what = PLATFORM_STEPS[kind]
+        if kind == "transform":
+            to = "training" if "training" in draft.components else target
+            if to:
+                draft.flow(cid, to, f"{what} ({label}, {where})")
+            return
+        source = after if after in draft.components else target
+        if source:
+            draft.flow(source, cid, f"{what} ({label}, {where})")
+        return
+    assert target is not None
     if kind == "tracking":
         if draft.components[target]["kind"] == "serving":
             draft.flow(cid, target, f"model loaded from the registry ({where})")
@@ -539,6 +632,7 @@ def _outside_flows(draft: Draft, kind: str, cid: str, target: str, label: str, w
     elif kind == "prompt":
         to = "hosted_models" if "hosted_models" in draft.components else target
         draft.flow(cid, to, f"system prompt ({where})")
+
     else:
         draft.flow(cid, target, f"{label} (read in {where})")
 
