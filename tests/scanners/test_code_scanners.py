@@ -425,6 +425,30 @@ def test_dockerfile_commands_that_bind_every_interface(tmp_path: Path) -> None:
     assert rules("mlflow.Dockerfile") == [("SRV-BIND-ALL", "cls-unauthenticated-api", 3, "high")]
     assert rules("Dockerfile.auth") == [("SRV-BIND-ALL", "cls-public-app-exploit", 2, "low")]
     assert rules("Dockerfile.local") == []
+    # the command is ENTRYPOINT followed by CMD's arguments; a later stage starts afresh
+    (tmp_path / "Dockerfile.split").write_text(
+        'FROM python:3.12\nENTRYPOINT ["uvicorn"]\nCMD ["api.main:app", "--host", "0.0.0.0"]\n')
+    (tmp_path / "Dockerfile.stages").write_text(
+        'FROM python:3.12 AS build\nENTRYPOINT ["uvicorn"]\nFROM python:3.12\n'
+        'CMD ["report.html", "--host", "0.0.0.0"]\n')
+    assert rules("Dockerfile.split") == [("SRV-BIND-ALL", "cls-public-app-exploit", 3, "low")]
+    assert rules("Dockerfile.stages") == []
+
+
+def test_a_route_reaches_a_model_through_a_helper_named_in_snake_case(tmp_path: Path) -> None:
+    # face_recognition's web service: the page's POST runs the model through a helper whose
+    # name, not its body's words, says what it does
+    (tmp_path / "svc.py").write_text(
+        "import face_recognition\nfrom flask import Flask, request\napp = Flask(__name__)\n"
+        "@app.route('/', methods=['GET', 'POST'])\ndef upload_image():\n"
+        "    if request.method == 'POST':\n"
+        "        return detect_faces_in_image(request.files['file'])\n"
+        "    return '<form method=post></form>'\n"
+        "def detect_faces_in_image(f):\n"
+        "    return face_recognition.face_encodings(face_recognition.load_image_file(f))\n"
+        "@app.route('/about')\ndef about_page():\n    return render_template('about.html')\n")
+    found = {(f.rule, f.line) for f in scan_python(tmp_path / "svc.py")}
+    assert found == {("SRV-NO-AUTH", 5), ("SRV-NO-RATE-LIMIT", 3)}
 
 
 def test_a_published_packages_ranges_and_git_commits_are_not_unpinned_installs(

@@ -27,10 +27,11 @@ AUTH_HINTS = re.compile(r"auth|token|api_?key|current_user|verify|login|security
 LIMIT_HINTS = re.compile(r"limiter|ratelimit|rate_limit|throttl|slowapi|RateLimiter", re.I)
 PROBA_HINTS = re.compile(r"predict_proba|decision_function|softmax|logits|predict_log_proba", re.I)
 # a route reaches a model when its body (or a function of the file it calls) uses one
-MODEL_HINTS = re.compile(r"\b(predict\w*|model\w*|classif\w*|infer\w*|generate|forward|"
-                         r"embed\w*|pipeline|encode|decode|transcribe|detect|recommend\w*|"
-                         r"rank|tokeni[sz]\w*|llm|chain|agent|completion\w*|evaluat\w*|score\w*)\b",
-                         re.I)
+# a hint is a whole word of an identifier, snake_case parts included (detect_faces_in_image)
+MODEL_HINTS = re.compile(r"(?<![A-Za-z0-9])(predict\w*|model\w*|classif\w*|infer\w*|generate|"
+                         r"forward|embed\w*|pipeline|encode|decode|transcribe|detect|"
+                         r"recommend\w*|rank|tokeni[sz]\w*|llm|chain|agent|completion\w*|"
+                         r"evaluat\w*|score\w*)(?![A-Za-z0-9])", re.I)
 # routes that never reach a model: health and readiness checks, API docs, static files
 PLUMBING = re.compile(r"(^|/)(health\w*|ready\w*|live\w*|ping|status|metrics|version|docs|redoc|"
                       r"openapi(\.json)?|favicon\.ico|robots\.txt)/?$|(^|/)static(/.*)?$", re.I)
@@ -466,16 +467,23 @@ def scan_dockerfile(path: Path) -> list[ScanFinding]:
     except OSError:
         return []
     number = 0
+    entrypoint = ""         # the stage's ENTRYPOINT: a CMD gives it its arguments
     while number < len(lines):
         start, text = number + 1, lines[number]
         while text.rstrip().endswith("\\") and number + 1 < len(lines):
             number += 1
             text = text.rstrip()[:-1] + " " + lines[number]
         number += 1
+        if re.match(r"(?i)^\s*FROM\b", text):
+            entrypoint = ""
         m = re.match(r"(?i)^\s*(CMD|ENTRYPOINT)\b(.*)", text)
+        if m and m.group(1).upper() == "ENTRYPOINT":
+            entrypoint = m.group(2)
         if not m or not re.search(r"0\.0\.0\.0|\[?::\]?(?=[\s\"',:]|$)", m.group(2)):
             continue
         command = m.group(2)
+        if m.group(1).upper() == "CMD" and not SERVERS.search(command):
+            command = f"{entrypoint} {command}"
         server = SERVERS.search(command)
         if MLFLOW_SERVER.search(command) and "--app-name" not in command:
             out.append(ScanFinding(
