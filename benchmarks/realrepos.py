@@ -164,7 +164,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--set", default="all",
                     choices=("tune", "holdout", "holdout-genai", "holdout-genai-2", "holdout-3",
-                             "all"))
+                             "holdout-4", "all"))
     ap.add_argument("--snapshots", type=Path,
                     default=Path(os.environ.get("MLTHREAT_SNAPSHOTS", HERE / "snapshots")),
                     help="folder of OWNER+NAME/repo git directories or OWNER+NAME clones "
