@@ -353,6 +353,34 @@ def test_secrets_defaults_paths_dna_and_encoded_data_are_not_secrets(tmp_path: P
     assert [f.line for f in scan_secrets(tmp_path / "urls.md")] == [5]
     assert [f.line for f in scan_secrets(tmp_path / "settings.yaml")] == [6]
     assert [f.line for f in scan_secrets(tmp_path / "reads.txt")] == [2]
+    # a word and what the value stands for (a local test database's deepface_pass) against a
+    # real password in the same place
+    (tmp_path / "docker-compose.yml").write_text(
+        "services:\n  db:\n    environment:\n      POSTGRES_PASSWORD: deepface_pass\n"
+        "  db2:\n    environment:\n      POSTGRES_PASSWORD: Zq8vTn3LwP2k\n")
+    assert [f.line for f in scan_secrets(tmp_path / "docker-compose.yml")] == [7]
+
+
+def test_requirements_a_published_setup_py_reads_are_package_metadata(tmp_path: Path) -> None:
+    (tmp_path / "requirements.txt").write_text("numpy>=1.14\npandas\n")
+    (tmp_path / "requirements-dev.txt").write_text("pytest>=8\n")
+    setup = ('from setuptools import setup\nwith open("requirements.txt") as f:\n'
+             '    reqs = f.read().splitlines()\n'
+             'setup(name="x", url="https://github.com/o/x", install_requires=reqs{})\n')
+    (tmp_path / "setup.py").write_text(setup.format(""))
+    # a development environment beside it is still an environment
+    assert scan_dependencies(tmp_path / "requirements.txt", None) == []
+    assert [f.rule for f in scan_dependencies(tmp_path / "requirements-dev.txt", None)] == [
+        "DEP-LOOSE"]
+    # a setup.py that is no published package (no url, classifiers or keywords) keeps the file
+    # an environment, and so does one that does not read the file
+    (tmp_path / "setup.py").write_text(setup.format("").replace(
+        'url="https://github.com/o/x", ', ""))
+    assert [f.rule for f in scan_dependencies(tmp_path / "requirements.txt", None)] == [
+        "DEP-LOOSE", "DEP-UNPINNED"]
+    (tmp_path / "setup.py").write_text(
+        'from setuptools import setup\nsetup(name="x", url="u", install_requires=["numpy"])\n')
+    assert len(scan_dependencies(tmp_path / "requirements.txt", None)) == 2
 
 
 def test_pages_health_apps_tests_and_torch_defaults(tmp_path: Path) -> None:

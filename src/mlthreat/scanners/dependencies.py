@@ -175,6 +175,8 @@ def _library_requirements(path: Path, deps: list[tuple[Path, Dep]]) -> bool:
     package declares (or that the pyproject reads as its dependencies): library metadata."""
     if not path.name.lower().startswith("requirements"):
         return False
+    if _read_by_setup_py(path):
+        return True
     pyproject = path.parent / "pyproject.toml"
     try:
         project = tomllib.loads(pyproject.read_text(errors="replace")).get("project", {})
@@ -186,6 +188,20 @@ def _library_requirements(path: Path, deps: list[tuple[Path, Dep]]) -> bool:
         return True
     declared = {d.name for r in project.get("dependencies", []) if (d := _parse(r, None))}
     return bool(deps) and {d.name for _, d in deps} <= declared
+
+
+def _read_by_setup_py(path: Path) -> bool:
+    """A published package's setup.py (classifiers, url or keywords) that names this file and
+    passes install_requires: the file is the package's declared dependencies (read as text;
+    setup.py is never run)."""
+    try:
+        text = (path.parent / "setup.py").read_text(errors="replace")
+    except OSError:
+        return False
+    return ("install_requires" in text and re.search(
+        r"[\"']" + re.escape(path.name) + r"[\"']", text) is not None
+        and re.search(r"\b(classifiers|url|keywords)\s*=", text) is not None
+        and locked_names(path.parent) is None)
 
 
 def _published(project: dict[str, Any]) -> bool:

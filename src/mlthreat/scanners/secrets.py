@@ -57,7 +57,9 @@ PLACEHOLDER = re.compile(
     r"redacted|^(none|null|test|secret|password|token|string|str|todo|tbd)$|"
     # test doubles: test_key, fake-token, api-key, my_secret, sk-123
     r"^(test|fake|mock|sample|foo|bar|my)?[-_ ]?(api[-_ ]?)?(key|token|secret|password|pass|pwd)$|"
-    r"^(test|fake|mock|sample|foo|bar)[-_ ]|^(sk|pk)-\d{1,8}$")
+    r"^(test|fake|mock|sample|foo|bar)[-_ ]|^(sk|pk)-\d{1,8}$|"
+    # a word and what the value stands for: deepface_pass, admin_password, db_secret
+    r"^[a-z][a-z0-9]*[-_](pass|passwd|password|pwd|secret)$")
 # a value of a keyword detector that is a file's path, not its content (private_key_file=key.pem)
 FILE_PATH = re.compile(r"(?i)^[\w.~/\\-]*[/\\.][\w.-]*\.(pem|key|crt|cer|der|p12|pfx|jks|json|"
                        r"ya?ml|txt|cfg|ini|env|pub|gpg|asc)$")
