@@ -423,6 +423,32 @@ def test_discover_a_queue_or_database_the_code_uses_is_a_data_store(tmp_path: Pa
     assert ("data_stores", "serving", "redis.StrictRedis (read in app.py:4)") in draft.flows
 
 
+def test_discover_personal_columns_travis_evaluation_notebooks_clones_and_processors(
+        tmp_path: Path) -> None:
+    (tmp_path / "churn.csv").write_text("customerID,gender,tenure,Churn\n1,F,3,No\n")
+    (tmp_path / "houses.csv").write_text("rooms,area,price\n3,70,100\n")
+    (tmp_path / ".travis.yml").write_text("language: python\nscript: tox\n")
+    (tmp_path / "Evaluate-Results.ipynb").write_text(json.dumps(
+        {"cells": [{"cell_type": "code", "source": ["print(accuracy)\n"]}]}))
+    (tmp_path / "prepare.py").write_text(
+        "import subprocess\n"
+        "subprocess.run('git clone https://github.com/o/clothing-dataset-small.git', shell=True)\n"
+        "p = SKLearnProcessor(framework_version='1.2-1', role=r)\nclf.fit(X, y)\n")
+    comps = discover(tmp_path).components
+    assert comps["datasets"]["personal_data"] is True
+    assert "the columns customerID, gender (churn.csv)" in comps["datasets"]["notes"]
+    assert comps["ci"]["kind"] == "ci_cd"
+    assert comps["evaluation"]["kind"] == "validation"
+    assert comps["training"]["artifacts"]["code"] == ["prepare.py"]
+    assert comps["external_data"]["exposure"] == "public"
+    assert "https://github.com/o/clothing-dataset-small (git clone)" in comps[
+        "external_data"]["notes"]
+    assert comps["transform"]["kind"] == "preprocessing"
+    # one column about people alone (a user id) is left to the user; a table of houses is none
+    (tmp_path / "churn.csv").write_text("userId,movieId,rating\n1,2,4.0\n")
+    assert "personal_data" not in discover(tmp_path).components["datasets"]
+
+
 def test_discover_draws_no_flow_the_code_does_not_show(tmp_path: Path) -> None:
     (tmp_path / "data.csv").write_text("a\n1\n")
     (tmp_path / "other.csv").write_text("a\n1\n")

@@ -38,7 +38,7 @@ MODEL_SUFFIXES = {".pkl", ".pickle", ".joblib", ".pt", ".pth", ".ckpt", ".bin", 
 # Model formats the model-file scanner does not look inside; recognised by extension only.
 OPAQUE_MODELS = {".tflite", ".mlmodel", ".mlpackage", ".pb", ".gguf", ".pte", ".engine", ".plan"}
 CI_FILES = (".github/workflows", ".gitlab-ci.yml", "Jenkinsfile", "azure-pipelines.yml",
-            ".circleci/config.yml", "bitbucket-pipelines.yml")
+            ".circleci/config.yml", "bitbucket-pipelines.yml", ".travis.yml")
 TRAIN_HINT = re.compile(r"\.fit\(|Trainer\(|trainer\.train\(|\.train\(|optimizer\.step\(|"
                         r"lightgbm\.train|xgboost\.train|xgb\.train|lgb\.train")
 STAGE_KINDS = [(re.compile(r"train|fit|tune"), "training"),
@@ -106,6 +106,8 @@ OUTSIDE: list[tuple[str, re.Pattern[str], str]] = [
                          r"weaviate|LanceDB|lancedb|ElasticsearchStore|OpenSearchVectorSearch|"
                          r"VectorStoreIndex|\w+VectorStore|\w+VectorSearch)\b[.(]"),
      "{} vector store or index"),
+    ("data", re.compile(r"\bgit\s+clone\s+(?:-\S+\s+)*(https?://\S*?(?:data|Data|DATA)\S*?)"
+                        r"(?:\.git)?(?=[\s\"'\\]|$)"), "{} (git clone)"),
     ("data", re.compile(r"\bkaggle\s+(?:competitions|datasets)\s+download\b|"
                         r"\bkaggle\.api\.\w*download"), "Kaggle download"),
     ("tracking", re.compile(r"\bmlflow\.(?:set_tracking_uri|register_model|log_model|start_run|"
@@ -150,6 +152,8 @@ OUTSIDE: list[tuple[str, re.Pattern[str], str]] = [
     ("data", re.compile(r"`?(bigquery-public-data\.[\w-]+)"), "BigQuery public data set {}"),
     # TFX stages beyond the trainer
     ("transform", re.compile(r"\bTransform\(\s*examples\s*="), "TFX Transform"),
+    ("transform", re.compile(r"\b(SKLearnProcessor|ScriptProcessor|FrameworkProcessor|"
+                             r"PySparkProcessor)\("), "SageMaker {}"),
     ("evaluator", re.compile(r"\bEvaluator\(\s*examples\s*="), "TFX Evaluator"),
 ]
 # words every match of the OUTSIDE pattern of the same index contains
@@ -163,7 +167,7 @@ NEEDLES: list[tuple[str, ...]] = [
     ("urlretrieve", "download", "get_file", "requests.get"), ("://",),
     ("Qdrant", "chroma", "Chroma", "FAISS", "faiss", "PGVector", "Milvus", "Pinecone", "weaviate",
      "LanceDB", "lancedb", "Elasticsearch", "OpenSearch", "VectorStore", "VectorSearch"),
-    ("kaggle",), ("mlflow", "MlflowClient"), ("wandb",), ("neptune", "comet_ml"),
+    ("clone",), ("kaggle",), ("mlflow", "MlflowClient"), ("wandb",), ("neptune", "comet_ml"),
     ("Logger(",),
     ("tool",), ("MCP", "_client", "Tool", "tools", "agent", "Tavily", "DuckDuckGo", "SerpAPI",
                 "Wikipedia", "REPL"),
@@ -171,7 +175,7 @@ NEEDLES: list[tuple[str, ...]] = [
     ("ndpoint",), ("initial_instance_count",), ("ManagedOnlineEndpoint",), ("Model.upload",),
     ("model_package_group_name",), ("ml_client",), ("Monitor",),
     ("bigquery", "BigQuery", "snowflake", "redis", "Redis", "MongoClient", "psycopg"),
-    ("bigquery-public-data",), ("Transform(",), ("Evaluator(",)]
+    ("bigquery-public-data",), ("Transform(",), ("Processor(",), ("Evaluator(",)]
 # serving beyond FastAPI/Flask, and monitoring code
 SERVERS = [(re.compile(r"@serve\.deployment|\bserve\.run\("), "Ray Serve"),
            (re.compile(r"@bentoml\.(?:service|api)\b|\bbentoml\.Service\("), "BentoML"),
@@ -190,6 +194,9 @@ CAMERA = re.compile(r"\bVideoCapture\(\s*(?:\d|[\"'](?:rtsp|rtmp|https?)://)|\bP
 FACES = re.compile(r"(?m)^\s*(?:from|import)\s+(face_recognition|deepface|insightface|facenet_pytorch|"
                    r"mtcnn)\b|\bface_recognition_model_v1\(|haarcascade_frontalface")
 EVAL_NAMES = re.compile(r"^(eval|evaluate|evaluation|val|validate|validation|benchmark)\w*\.py$")
+# a notebook named for evaluating (Evaluate-Results.ipynb, benchmark_models.ipynb)
+EVAL_NOTEBOOKS = re.compile(r"(?i)^(eval|evaluate|evaluation|validate|validation|benchmark)[\w-]*"
+                            r"\.ipynb$")
 # controls visible in code: (control, pattern, what shows it)
 CONTROL_HINTS = [
     ("authentication", re.compile(r"\b(APIKeyHeader|APIKeyQuery|HTTPBearer|HTTPBasic|"
@@ -315,6 +322,11 @@ def _classify(draft: Draft, path: Path) -> None:
     if suffix in DATA_SUFFIXES and not _in_stage(draft, path):
         draft.add("datasets", "data_store", "Data files", "data files found in the repository")
         draft.artifact("datasets", "data", path)
+        people = _personal_columns(path)
+        if people and not draft.components["datasets"].get("personal_data"):
+            draft.components["datasets"]["personal_data"] = True
+            draft.note("datasets", f"personal data guessed from the columns {', '.join(people)} "
+                                   f"({rel.as_posix()})")
     elif name == "MLmodel":
         _mlflow(draft, path)
     elif _is_model(path) and not _in_stage(draft, path) and not _under_mlflow(path, draft.root):
@@ -327,6 +339,9 @@ def _classify(draft: Draft, path: Path) -> None:
         draft.add("feature_jobs", "preprocessing", "SQL feature jobs", "SQL files are assumed to "
                   "build features")
         draft.artifact("feature_jobs", "code", path)
+    elif suffix == ".ipynb" and EVAL_NOTEBOOKS.match(name):
+        draft.add("evaluation", "validation", "Evaluation", "scripts named eval*/val*/benchmark*")
+        draft.artifact("evaluation", "code", path)
     elif suffix == ".ipynb":
         draft.add("training", "training", "Training notebooks and scripts",
                   "notebooks are assumed to train or explore models")
@@ -418,6 +433,30 @@ def _python(draft: Draft, path: Path) -> None:
         draft.add("training", "training", "Training notebooks and scripts",
                   "scripts that call fit/train")
         draft.artifact("training", "code", path)
+
+
+# column names that say a table is about people (compared without case, "_", "-" or spaces)
+PERSONAL_COLUMNS = frozenset({
+    "customerid", "clientid", "patientid", "userid", "employeeid", "personid", "memberid",
+    "firstname", "lastname", "fullname", "surname", "email", "emailaddress", "phone",
+    "phonenumber", "address", "streetaddress", "ssn", "passport", "dob", "dateofbirth",
+    "birthdate", "gender", "sex", "age", "ethnicity", "race", "religion", "maritalstatus",
+    "income", "salary", "diagnosis", "patient", "creditscore"})
+
+
+def _personal_columns(path: Path) -> list[str]:
+    """The columns of a CSV/TSV header that name facts about people, when two or more do
+    (one alone, such as a user id, is left to the user to judge)."""
+    if path.suffix.lower() not in (".csv", ".tsv"):
+        return []
+    try:
+        with path.open(encoding="utf-8", errors="replace") as f:
+            header = f.readline(4096)
+    except OSError:
+        return []
+    cells = [c.strip().strip("\"'") for c in re.split(r"[,\t;]", header)]
+    found = [c for c in cells if re.sub(r"[\s_-]", "", c.lower()) in PERSONAL_COLUMNS]
+    return found if len(found) >= 2 else []
 
 
 def _faces(draft: Draft) -> None:
