@@ -449,6 +449,23 @@ def test_discover_personal_columns_travis_evaluation_notebooks_clones_and_proces
     assert "personal_data" not in discover(tmp_path).components["datasets"]
 
 
+def test_discover_reads_code_not_the_examples_in_its_docstrings_comments_and_messages(
+        tmp_path: Path) -> None:
+    (tmp_path / "lib.py").write_text(
+        'def audit(data):\n'
+        '    """Audit a data set.\n\n    >>> data = load_dataset("glue", "sst2")\n'
+        '    >>> clf.fit(X, y)\n    """\n'
+        '    # model = AutoModel.from_pretrained("bert-base-uncased")\n'
+        '    raise ValueError("try `dataset = load_dataset(\'imdb\', split=\'train\')`")\n')
+    assert discover(tmp_path).components.keys() == {"repo"}
+    (tmp_path / "lib.py").write_text(
+        (tmp_path / "lib.py").read_text() + 'd = load_dataset("imdb")\nclf.fit(X, y)\n')
+    comps = discover(tmp_path).components
+    assert "imdb (Hugging Face datasets) (lib.py:9)" in comps["external_data"]["notes"]
+    assert "glue" not in comps["external_data"]["notes"]
+    assert "pretrained" not in comps and comps["training"]["artifacts"]["code"] == ["lib.py"]
+
+
 def test_discover_draws_no_flow_the_code_does_not_show(tmp_path: Path) -> None:
     (tmp_path / "data.csv").write_text("a\n1\n")
     (tmp_path / "other.csv").write_text("a\n1\n")

@@ -16,10 +16,13 @@ draft always passes `mlthreat validate`.
 
 from __future__ import annotations
 
+import ast
 import bisect
+import io
 import json
 import os
 import re
+import tokenize
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -299,10 +302,10 @@ def _not_pipeline(rel: Path) -> bool:
 
 
 def _code_text(path: Path) -> str:
-    """A Python file's text, or a notebook's code cells joined (one cell after another)."""
+    """A Python file's code, or a notebook's code cells joined (one cell after another)."""
     text = _text(path)
     if path.suffix.lower() != ".ipynb":
-        return text
+        return _without_prose(text)
     try:
         cells = json.loads(text).get("cells", [])
     except (ValueError, AttributeError):
@@ -310,6 +313,45 @@ def _code_text(path: Path) -> str:
     return "\n".join("".join(c.get("source", [])) if isinstance(c.get("source"), list)
                      else str(c.get("source", "")) for c in cells
                      if isinstance(c, dict) and c.get("cell_type") == "code")
+
+
+def _without_prose(text: str) -> str:
+    """Python source with its docstrings and comments blanked, lines kept where they were: the
+    `load_dataset("glue")` of a docstring's example, or a line commented out, is not what the
+    code does. Text that does not parse is returned as it is."""
+    try:
+        tree = ast.parse(text)
+        tokens = list(tokenize.generate_tokens(io.StringIO(text).readline))
+    except (SyntaxError, ValueError, RecursionError, tokenize.TokenError, IndentationError):
+        return text
+    lines = text.splitlines(keepends=True)
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Module | ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef) \
+                and node.body and isinstance(node.body[0], ast.Expr) and isinstance(
+                    node.body[0].value, ast.Constant) and isinstance(node.body[0].value.value, str):
+            doc = node.body[0]
+            for i in range(doc.lineno - 1, (doc.end_lineno or doc.lineno)):
+                lines[i] = "\n" if lines[i].endswith("\n") else ""
+    for tok in tokens:
+        if tok.type == tokenize.COMMENT:
+            row, col = tok.start
+            line = lines[row - 1]
+            lines[row - 1] = line[:col] + ("\n" if line.endswith("\n") else "")
+    return "".join(lines)
+
+
+def _string_spans(text: str, starts: list[int]) -> list[tuple[int, int]]:
+    """Where the string literals of Python code lie (offsets); none for text that does not
+    tokenize (a notebook's shell lines)."""
+    spans = []
+    try:
+        for tok in tokenize.generate_tokens(io.StringIO(text).readline):
+            if tok.type == tokenize.STRING:
+                spans.append((starts[tok.start[0] - 1] + tok.start[1],
+                              starts[tok.end[0] - 1] + tok.end[1]))
+    except (SyntaxError, tokenize.TokenError, IndentationError, IndexError):
+        return []
+    return spans
 
 
 def _classify(draft: Draft, path: Path) -> None:
@@ -582,12 +624,16 @@ def _outside(draft: Draft) -> None:
     for rel in draft.code_files:
         text = draft.text(rel)
         starts: list[int] | None = None
+        strings: list[tuple[int, int]] = []
         for (kind, pattern, label), needles in zip(OUTSIDE, NEEDLES, strict=True):
             if not any(n in text for n in needles):
                 continue            # a substring test first: most files have none of them
             for m in pattern.finditer(text):
                 if starts is None:      # line starts, once per file that has a hit
                     starts = [0] + [i + 1 for i, ch in enumerate(text) if ch == "\n"]
+                    strings = _string_spans(text, starts)
+                if any(a < m.start() < b for a, b in strings):
+                    continue            # "try load_dataset('x')" in a message is not a call
                 line = bisect.bisect_right(starts, m.start())
                 seen.setdefault(kind, []).append(
                     (label.format(*m.groups()) if m.groups() else label, rel, line))
