@@ -632,8 +632,9 @@ def _outside(draft: Draft) -> None:
                 if starts is None:      # line starts, once per file that has a hit
                     starts = [0] + [i + 1 for i, ch in enumerate(text) if ch == "\n"]
                     strings = _string_spans(text, starts)
-                if any(a < m.start() < b for a, b in strings):
+                if "(" in m.group(0) and any(a < m.start() < b for a, b in strings):
                     continue            # "try load_dataset('x')" in a message is not a call
+                # (a command or a table name in a string is what the code runs or reads)
                 line = bisect.bisect_right(starts, m.start())
                 seen.setdefault(kind, []).append(
                     (label.format(*m.groups()) if m.groups() else label, rel, line))
