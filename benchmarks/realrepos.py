@@ -41,9 +41,10 @@ HERE = Path(__file__).resolve().parent / "realrepos"
 sys.path.insert(0, str(HERE.parents[1] / "src"))
 
 from mlthreat import Assessor, load_catalog, load_pipeline  # noqa: E402
+from mlthreat.catalog import Catalog  # noqa: E402
 from mlthreat.errors import MlthreatError  # noqa: E402
 from mlthreat.scanners import scan_paths  # noqa: E402
-from mlthreat.scanners.discover import discover, to_yaml  # noqa: E402
+from mlthreat.scanners.discover import Draft, discover, to_yaml  # noqa: E402
 
 # every adversarial-ML threat of the catalog in one class of corpus.yaml's `aml` lists (the
 # header of corpus.yaml says what a careful engineer lists each class for)
@@ -72,12 +73,12 @@ CLASSES = {
 CLASS_OF = {t: c for c, ts in CLASSES.items() for t in ts}
 
 
-def aml_classes(root: Path, draft: object, catalog: object) -> tuple[set[str], set[str]]:
+def aml_classes(root: Path, draft: Draft, catalog: Catalog) -> tuple[set[str], set[str]]:
     """The adversarial-ML classes of the drafted spec's findings, and its threat ids."""
     spec = root / "mlthreat-draft.yaml"
-    spec.write_text(to_yaml(draft, root, root.name))  # type: ignore[arg-type]
-    pipeline = load_pipeline(spec, catalog)  # type: ignore[arg-type]
-    assessment = Assessor(catalog, scan=False).assess(pipeline)  # type: ignore[arg-type]
+    spec.write_text(to_yaml(draft, root, root.name))
+    pipeline = load_pipeline(spec, catalog)
+    assessment = Assessor(catalog, scan=False).assess(pipeline)
     ids = {f.threat_id for f in assessment.findings if f.family.value == "aml"}
     return {CLASS_OF[t] for t in ids}, ids
 

@@ -138,7 +138,7 @@ OUTSIDE: list[tuple[str, re.Pattern[str], str]] = [
     ("memory", re.compile(r"\bstore\.a?(?:put|search)\(\s*\("), "a LangGraph store"),
     # managed ML platforms: endpoints, registries, monitoring jobs (Vertex AI, SageMaker, Azure ML)
     ("endpoint", re.compile(r"\b(?:Endpoint\.create|\w*[eE]ndpoint\w*\.deploy)\("),
-     "a Vertex AI endpoint"),
+     "a Vertex AI-style endpoint (Endpoint.create, endpoint.deploy)"),
     ("endpoint", re.compile(r"\.deploy\((?:[^()]|\([^()]*\)){0,300}?\binitial_instance_count\s*="),
      "a SageMaker endpoint"),
     ("endpoint", re.compile(r"\bManagedOnlineEndpoint\("), "an Azure ML online endpoint"),
