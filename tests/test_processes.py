@@ -5,7 +5,11 @@ from __future__ import annotations
 
 import ctypes
 import os
+import subprocess
+import sys
 import threading
+import time
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -71,3 +75,42 @@ def test_the_exact_solver_prints_nothing_to_standard_output(
     ctypes.CDLL(None).fflush(None)
     assert res.fun == pytest.approx(1.5)
     assert capfd.readouterr().out == ""
+
+
+def test_after_ctrl_c_workers_holding_a_task_are_killed_and_the_exit_does_not_wait(
+        tmp_path: Path) -> None:
+    # a worker in a process group of its own (Ctrl-C never reaches it) busy with a long task:
+    # without stop_workers, the interpreter's exit waits for that task (60 s here)
+    script = tmp_path / "run.py"
+    script.write_text(
+        "import os, sys, time\n"
+        "from joblib.externals.loky import get_reusable_executor\n"
+        "from mlthreat.processes import stop_workers, workers_deaf_to_ctrl_c\n"
+        "def task(path):\n"
+        "    open(path, 'w').write(str(os.getpid()))\n"
+        "    time.sleep(60)\n"
+        "with workers_deaf_to_ctrl_c():\n"
+        "    executor = get_reusable_executor(max_workers=1)\n"
+        f"    executor.submit(task, {str(tmp_path / 'pid')!r})\n"
+        f"while not os.path.exists({str(tmp_path / 'pid')!r}):\n"
+        "    time.sleep(0.05)\n"
+        "time.sleep(0.2)\n"
+        "stop_workers()\n")
+    started = time.perf_counter()
+    subprocess.run([sys.executable, str(script)], timeout=120, check=True)
+    took = time.perf_counter() - started
+    worker = int((tmp_path / "pid").read_text())
+    assert took < 30, took
+    deadline = time.time() + 10
+    while time.time() < deadline and _alive(worker):
+        time.sleep(0.1)
+    assert not _alive(worker)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    stat = Path(f"/proc/{pid}/stat")       # a zombie is dead, only not yet reaped
+    return not (stat.exists() and stat.read_text().split(") ")[1].startswith("Z"))

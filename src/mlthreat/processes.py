@@ -38,6 +38,18 @@ def sigint_blocked() -> Iterator[None]:
         signal.pthread_sigmask(signal.SIG_SETMASK, previous)
 
 
+def stop_workers() -> None:
+    """After Ctrl-C: kill the worker processes of joblib's reusable executor. They sit in a
+    process group of their own, never see the signal, and would go on with the task they hold;
+    the interpreter's exit then waits for them (a run interrupted outside the parallel runner's
+    own handler waited minutes once, under load). Nothing to do when no executor was started."""
+    module = sys.modules.get("joblib.externals.loky.reusable_executor")
+    executor = getattr(module, "_executor", None)
+    if executor is not None:
+        with suppress(Exception):
+            executor.shutdown(wait=False, kill_workers=True)
+
+
 # the position of `pgid_to_set` in _posixsubprocess.fork_exec's arguments (Python 3.11 to 3.14)
 PGID_ARGUMENT = 16
 

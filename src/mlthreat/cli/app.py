@@ -174,11 +174,11 @@ def _failed(cli: Cli, exc: BaseException) -> int:
     debug = bool(getattr(cli.args, "debug", False))
     if isinstance(exc, SystemExit):
         raise exc
-    if isinstance(exc, Interrupted):
-        cli.err.print(Text(str(exc), style="yellow"))
-        return EXIT_INTERRUPTED
-    if isinstance(exc, KeyboardInterrupt):
-        cli.err.print(Text("interrupted; nothing was written", style="yellow"))
+    if isinstance(exc, Interrupted | KeyboardInterrupt):
+        from mlthreat.processes import stop_workers
+        stop_workers()          # nothing of theirs is wanted now: do not wait for them at exit
+        cli.err.print(Text(str(exc) if isinstance(exc, Interrupted) else
+                           "interrupted; nothing was written", style="yellow"))
         return EXIT_INTERRUPTED
     if debug:
         import traceback
