@@ -682,26 +682,23 @@ def _public(draft: Draft, cid: str) -> None:
                         "whoever publishes or hosts it can change")
 
 
-# what a platform step is linked to: (component it follows, what the flow says), or precedes
-PLATFORM_STEPS = {"endpoint": ("platform_registry", "model deployed"),
-                  "registry": (None, "model uploaded"),
-                  "monitor": ("endpoint", "predictions watched"),
-                  "evaluator": ("training", "model evaluated"),
-                  "transform": (None, "transformed data")}
+# what a platform step is linked to when the draft has it (else the component whose code holds
+# the call), what the flow says, and whether the step feeds that component or follows it
+PLATFORM_STEPS = {"endpoint": ("platform_registry", "model deployed", False),
+                  "registry": (None, "model uploaded", False),
+                  "monitor": ("endpoint", "predictions watched", False),
+                  "evaluator": ("training", "model evaluated", False),
+                  "transform": ("training", "transformed data", True)}
 
 
 def _outside_flows(draft: Draft, kind: str, cid: str, target: str | None, label: str,
                    where: str) -> None:
     if kind in PLATFORM_STEPS:
-        after, what = PLATFORM_STEPS[kind]
-        if kind == "transform":
-            to = "training" if "training" in draft.components else target
-            if to:
-                draft.flow(cid, to, f"{what} ({label}, {where})")
-            return
-        source = after if after in draft.components else target
-        if source:
-            draft.flow(source, cid, f"{what} ({label}, {where})")
+        linked, what, feeds = PLATFORM_STEPS[kind]
+        other = linked if linked in draft.components else target
+        if other:
+            a, b = (cid, other) if feeds else (other, cid)
+            draft.flow(a, b, f"{what} ({label}, {where})")
         return
     assert target is not None
     if kind == "tracking":
