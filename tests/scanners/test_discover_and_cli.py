@@ -562,3 +562,58 @@ def test_discover_drafts_llm_apps_in_the_generative_kinds(tmp_path: Path,
     assert ("aml-llm-system-prompt-extraction", "hosted_models") in at
     assert not {t for t, c in at if c == "hosted_models"} & {
         "aml-backdoor-pretrained", "cls-unsafe-deserialization"}   # a vendor API, not a file
+
+
+def _prose_by_reference(text: str) -> tuple[list[tuple[int, int]], list[tuple[str, str]]]:
+    """Python's own tokenizer and parser, as the oracle: where the string literals lie, and the
+    tokens that remain once comments and string-only statements are taken out."""
+    import ast
+    import io
+    import tokenize
+    starts = [0] + [i + 1 for i, ch in enumerate(text) if ch == "\n"]
+    prose = {(n.lineno, n.col_offset) for n in ast.walk(ast.parse(text))
+             if isinstance(n, ast.Expr) and isinstance(n.value, ast.Constant)
+             and isinstance(n.value.value, str)}
+    spans, kept, skip = [], [], False
+    layout = {tokenize.NL, tokenize.NEWLINE, tokenize.INDENT, tokenize.DEDENT,
+              tokenize.ENDMARKER, tokenize.COMMENT}
+    for tok in tokenize.generate_tokens(io.StringIO(text).readline):
+        if tok.type == tokenize.STRING:
+            spans.append((starts[tok.start[0] - 1] + tok.start[1],
+                          starts[tok.end[0] - 1] + tok.end[1]))
+            skip = skip or tok.start in prose
+            if skip:
+                continue        # a string statement's strings (also implicitly joined ones)
+        skip = skip and tok.type == tokenize.STRING
+        if tok.type not in layout:
+            kept.append((tokenize.tok_name[tok.type], tok.string))
+    return spans, kept
+
+
+def test_discovers_lexer_agrees_with_pythons_tokenizer_on_real_code() -> None:
+    """The one-pass lexer that blanks prose (instead of tokenize, which took most of discover's
+    time) finds the same string literals as Python's tokenizer, and leaves exactly the code:
+    every token but comments and string-only statements, at the same offsets and lines."""
+    import io
+    import tokenize
+
+    from mlthreat.scanners.discover import _without_prose
+    tricky = ('"""doc with load_dataset("x") and # not a comment"""\n'
+              "import os  # a comment with 'quotes\n"
+              "def f(a):\n    '''doc \\''' still doc'''\n    s = \"#kept\" + r'\\\\'\n"
+              "    g(\n        \"an argument\"\n    )\n    'bare' \"two\"  # c\n"
+              "    x = 'a' \\\n        'b'\n    return rb'x' + f\"{a!r}\" + u'y'; 'z'\n")
+    sources = [tricky] + [p.read_text() for p in sorted(
+        (Path(__file__).parents[2] / "src" / "mlthreat").rglob("*.py"))]
+    for text in sources:
+        blanked, spans = _without_prose(text)
+        ref_spans, ref_kept = _prose_by_reference(text)
+        assert spans == ref_spans
+        assert len(blanked) == len(text) and [i for i, c in enumerate(blanked) if c == "\n"] == \
+            [i for i, c in enumerate(text) if c == "\n"]
+        kept = [(tokenize.tok_name[t.type], t.string)
+                for t in tokenize.generate_tokens(io.StringIO(blanked).readline)
+                if t.type not in {tokenize.NL, tokenize.NEWLINE, tokenize.INDENT,
+                                  tokenize.DEDENT, tokenize.ENDMARKER}]
+        assert kept == ref_kept
+    assert "load_dataset" not in _without_prose(tricky)[0]

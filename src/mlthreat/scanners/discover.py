@@ -16,13 +16,10 @@ draft always passes `mlthreat validate`.
 
 from __future__ import annotations
 
-import ast
 import bisect
-import io
 import json
 import os
 import re
-import tokenize
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -220,7 +217,7 @@ class Draft:
     flows: list[tuple[str, str, str]] = field(default_factory=list)
     owner: dict[str, str] = field(default_factory=dict)     # code file (relative) -> component
     code_files: list[str] = field(default_factory=list)      # every .py/.ipynb of the pipeline
-    _texts: dict[str, str] = field(default_factory=dict)
+    _texts: dict[str, tuple[str, list[tuple[int, int]]]] = field(default_factory=dict)
 
     def note(self, cid: str, text: str) -> None:
         self.components[cid]["notes"] += f"; {text}"
@@ -229,7 +226,12 @@ class Draft:
         """A code file's text (a notebook's code cells), read once."""
         if rel not in self._texts:
             self._texts[rel] = _code_text(self.root / rel)
-        return self._texts[rel]
+        return self._texts[rel][0]
+
+    def strings(self, rel: str) -> list[tuple[int, int]]:
+        """Where the string literals of a code file's text lie (offsets into `text(rel)`)."""
+        self.text(rel)
+        return self._texts[rel][1]
 
     def add(self, cid: str, kind: str, name: str, guessed: str, **extra: Any) -> str:
         if cid not in self.components:
@@ -301,57 +303,84 @@ def _not_pipeline(rel: Path) -> bool:
     return is_test_file(rel) or bool(DOC_DIRS & {p.lower() for p in rel.parts[:-1]})
 
 
-def _code_text(path: Path) -> str:
-    """A Python file's code, or a notebook's code cells joined (one cell after another)."""
+def _code_text(path: Path) -> tuple[str, list[tuple[int, int]]]:
+    """A Python file's code with its prose blanked, or a notebook's code cells joined (one cell
+    after another), and where its string literals lie (offsets into that text)."""
     text = _text(path)
     if path.suffix.lower() != ".ipynb":
         return _without_prose(text)
     try:
         cells = json.loads(text).get("cells", [])
     except (ValueError, AttributeError):
-        return ""
-    return "\n".join("".join(c.get("source", [])) if isinstance(c.get("source"), list)
+        return "", []
+    code = "\n".join("".join(c.get("source", [])) if isinstance(c.get("source"), list)
                      else str(c.get("source", "")) for c in cells
                      if isinstance(c, dict) and c.get("cell_type") == "code")
+    return code, [(m.start(), m.end()) for m in _LEX.finditer(code) if m.lastgroup == "s"]
 
 
-def _without_prose(text: str) -> str:
-    """Python source with its docstrings and comments blanked, lines kept where they were: the
-    `load_dataset("glue")` of a docstring's example, or a line commented out, is not what the
-    code does. Text that does not parse is returned as it is."""
-    try:
-        tree = ast.parse(text)
-        tokens = list(tokenize.generate_tokens(io.StringIO(text).readline))
-    except (SyntaxError, ValueError, RecursionError, tokenize.TokenError, IndentationError):
-        return text
-    lines = text.splitlines(keepends=True)
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Module | ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef) \
-                and node.body and isinstance(node.body[0], ast.Expr) and isinstance(
-                    node.body[0].value, ast.Constant) and isinstance(node.body[0].value.value, str):
-            doc = node.body[0]
-            for i in range(doc.lineno - 1, (doc.end_lineno or doc.lineno)):
-                lines[i] = "\n" if lines[i].endswith("\n") else ""
-    for tok in tokens:
-        if tok.type == tokenize.COMMENT:
-            row, col = tok.start
-            line = lines[row - 1]
-            lines[row - 1] = line[:col] + ("\n" if line.endswith("\n") else "")
-    return "".join(lines)
+# Python's lexical pieces that decide what is code, in one pass of the regex engine: string
+# literals (any prefix, triple-quoted or not), comments, brackets and line ends. Whichever starts
+# first wins, so a "#" inside a string is not a comment and a quote inside a comment not a string.
+_QUOTED = [q + r"(?:[^\\" + q[0] + r"]|\\[\s\S]|" + q[0] + "(?!" + q[1:] + "))*" + q
+           for q in ("'''", '"""')] + [q + r"(?:[^\\\n" + q + r"]|\\[\s\S])*" + q for q in "'\""]
+_LEX = re.compile(r"(?P<s>(?:[rRbBuUfF]{1,2})?(?:" + "|".join(_QUOTED) + "))"
+                  r"|(?P<c>#[^\n]*)|(?P<o>[(\[{])|(?P<x>[)\]}])|(?P<n>\n)")
 
 
-def _string_spans(text: str, starts: list[int]) -> list[tuple[int, int]]:
-    """Where the string literals of Python code lie (offsets); none for text that does not
-    tokenize (a notebook's shell lines)."""
-    spans = []
-    try:
-        for tok in tokenize.generate_tokens(io.StringIO(text).readline):
-            if tok.type == tokenize.STRING:
-                spans.append((starts[tok.start[0] - 1] + tok.start[1],
-                              starts[tok.end[0] - 1] + tok.end[1]))
-    except (SyntaxError, tokenize.TokenError, IndentationError, IndexError):
-        return []
-    return spans
+def _blank(chars: list[str], a: int, b: int) -> None:
+    chars[a:b] = [ch if ch == "\n" else " " for ch in chars[a:b]]
+
+
+def _code_after(rest: str) -> bool:
+    """Whether what follows a line's last string is code (not a comment, spaces or a ';')."""
+    return bool(rest.split("#", 1)[0].strip(" \t\r;"))
+
+
+def _without_prose(text: str) -> tuple[str, list[tuple[int, int]]]:
+    """Python source with its comments and its prose strings (docstrings, and any statement that
+    is only a string) blanked to spaces, so offsets and lines stay where they were, and where its
+    string literals lie: the `load_dataset("glue")` of a docstring's example, or a line commented
+    out, is not what the code does. One regex pass (Python's tokenize took most of discover's
+    time on a large library)."""
+    chars: list[str] | None = None
+    spans: list[tuple[int, int]] = []
+    depth, line_start = 0, 0
+    pending: list[int] = []     # string statements begun on this line, waiting for its end
+    for m in _LEX.finditer(text):
+        kind = m.lastgroup
+        if kind == "s":
+            spans.append((m.start(), m.end()))
+            if depth == 0 and (pending and not text[spans[-2][1]:m.start()].strip()
+                               or not pending and text[line_start:m.start()].rstrip()[-1:] in ("", ";")
+                               and not text[:line_start].rstrip(" \t\r\n").endswith("\\")):
+                pending.append(len(spans) - 1)
+            else:
+                pending = []
+        elif kind == "c":
+            chars = chars if chars is not None else list(text)
+            _blank(chars, m.start(), m.end())
+        elif kind == "o":
+            depth, pending = depth + 1, []
+        elif kind == "x":
+            depth, pending = max(0, depth - 1), []
+        elif depth == 0:        # a logical line ends
+            if pending and not _code_after(text[spans[pending[-1]][1]:m.start()]):
+                chars = chars if chars is not None else list(text)
+                for i in pending:
+                    _blank(chars, *spans[i])
+            pending, line_start = [], m.end()
+    if pending and not _code_after(text[spans[pending[-1]][1]:]):
+        chars = chars if chars is not None else list(text)
+        for i in pending:
+            _blank(chars, *spans[i])
+    return ("".join(chars) if chars is not None else text), spans
+
+
+def _in_string(spans: list[tuple[int, int]], at: int) -> bool:
+    """Whether an offset lies inside one of the string literals' spans (sorted by start)."""
+    i = bisect.bisect_left(spans, (at,)) - 1
+    return i >= 0 and spans[i][0] < at < spans[i][1]
 
 
 def _classify(draft: Draft, path: Path) -> None:
@@ -624,15 +653,13 @@ def _outside(draft: Draft) -> None:
     for rel in draft.code_files:
         text = draft.text(rel)
         starts: list[int] | None = None
-        strings: list[tuple[int, int]] = []
         for (kind, pattern, label), needles in zip(OUTSIDE, NEEDLES, strict=True):
             if not any(n in text for n in needles):
                 continue            # a substring test first: most files have none of them
             for m in pattern.finditer(text):
                 if starts is None:      # line starts, once per file that has a hit
-                    starts = [0] + [i + 1 for i, ch in enumerate(text) if ch == "\n"]
-                    strings = _string_spans(text, starts)
-                if "(" in m.group(0) and any(a < m.start() < b for a, b in strings):
+                    starts = [0] + [n.end() for n in re.finditer("\n", text)]
+                if "(" in m.group(0) and _in_string(draft.strings(rel), m.start()):
                     continue            # "try load_dataset('x')" in a message is not a call
                 # (a command or a table name in a string is what the code runs or reads)
                 line = bisect.bisect_right(starts, m.start())
