@@ -20,6 +20,10 @@ import pandas as pd
 from mlthreat.errors import InputError
 
 
+def _none() -> np.ndarray:
+    return np.zeros(0, dtype=int)
+
+
 @dataclass(frozen=True)
 class Constraints:
     """Per-column rules over a numeric feature matrix whose column names are `columns`."""
@@ -31,6 +35,13 @@ class Constraints:
     categorical: tuple[tuple[str, ...], ...] = ()   # one-hot groups: exactly one column is 1
     scale: tuple[float, ...] | None = None           # raw = x * scale + offset, per column
     offset: tuple[float, ...] | None = None
+    # derived in __post_init__: positions by name, per-column bounds, the columns each rule covers
+    _at: dict[str, int] = field(init=False, repr=False, compare=False, default_factory=dict)
+    _low: np.ndarray = field(init=False, repr=False, compare=False, default_factory=_none)
+    _high: np.ndarray = field(init=False, repr=False, compare=False, default_factory=_none)
+    _bounded: np.ndarray = field(init=False, repr=False, compare=False, default_factory=_none)
+    _whole: np.ndarray = field(init=False, repr=False, compare=False, default_factory=_none)
+    _fixed: np.ndarray = field(init=False, repr=False, compare=False, default_factory=_none)
 
     def __post_init__(self) -> None:
         known = set(self.columns)
@@ -46,6 +57,20 @@ class Constraints:
         for vec in (self.scale, self.offset):
             if vec is not None and len(vec) != len(self.columns):
                 raise InputError("constraints: scale/offset need one value per column")
+        # positions by name, and the per-column rules as arrays: `project` is vectorised, so an
+        # image's thousands of bounded pixels cost one numpy call, not a loop over columns
+        at = {name: i for i, name in enumerate(self.columns)}
+        lows = np.full(len(self.columns), -np.inf)
+        highs = np.full(len(self.columns), np.inf)
+        for name, (lo, hi) in self.bounds.items():
+            lows[at[name]] = -np.inf if lo is None else lo
+            highs[at[name]] = np.inf if hi is None else hi
+        object.__setattr__(self, "_at", at)
+        object.__setattr__(self, "_low", lows)
+        object.__setattr__(self, "_high", highs)
+        object.__setattr__(self, "_bounded", np.array(sorted(at[n] for n in self.bounds), int))
+        object.__setattr__(self, "_whole", np.array(sorted(at[n] for n in self.integer), int))
+        object.__setattr__(self, "_fixed", np.array(sorted(at[n] for n in self.immutable), int))
 
     def rescaled(self, unit: np.ndarray) -> Constraints:
         """The same rules over columns divided by `unit` (x = z * unit): raw = z * (scale * unit)
@@ -73,25 +98,38 @@ class Constraints:
         return (raw - (self.offset[i] if self.offset else 0.0)) / self.scale[i]
 
     def _index(self, names: Sequence[str] | frozenset[str]) -> list[int]:
-        return [self.columns.index(n) for n in names]
+        return [self._at[n] for n in names]
+
+    def _raw_all(self, x: np.ndarray, idx: np.ndarray) -> np.ndarray:
+        if self.scale is None:
+            return np.asarray(x[..., idx])
+        off = np.asarray(self.offset)[idx] if self.offset else 0.0
+        return np.asarray(x[..., idx] * np.asarray(self.scale)[idx] + off)
+
+    def _encoded_all(self, raw: np.ndarray, idx: np.ndarray) -> np.ndarray:
+        if self.scale is None:
+            return raw
+        off = np.asarray(self.offset)[idx] if self.offset else 0.0
+        return np.asarray((raw - off) / np.asarray(self.scale)[idx])
 
     def project(self, candidate: np.ndarray, original: np.ndarray) -> np.ndarray:
         """The nearest realisable record(s) to `candidate` that keep `original`'s immutables."""
         x = np.array(candidate, dtype=float, copy=True)
         orig = np.asarray(original, dtype=float)
-        for name, (low, high) in self.bounds.items():
-            i = self.columns.index(name)
-            x[..., i] = self._encoded(np.clip(self._raw(x, i), -np.inf if low is None else low,
-                                              np.inf if high is None else high), i)
-        for i in self._index(self.integer):
-            x[..., i] = self._encoded(np.round(self._raw(x, i)), i)
+        b = self._bounded
+        if len(b):
+            x[..., b] = self._encoded_all(np.clip(self._raw_all(x, b), self._low[b],
+                                                  self._high[b]), b)
+        w = self._whole
+        if len(w):
+            x[..., w] = self._encoded_all(np.round(self._raw_all(x, w)), w)
         for group in self.categorical:
             idx = self._index(group)
             block = x[..., idx]
             winner = np.argmax(block, axis=-1)
             x[..., idx] = np.eye(len(idx))[winner]
-        for i in self._index(self.immutable):
-            x[..., i] = orig[..., i]
+        if len(self._fixed):
+            x[..., self._fixed] = orig[..., self._fixed]
         return x
 
     def records(self, x: np.ndarray) -> list[dict[str, object]]:
