@@ -44,6 +44,27 @@ def load_model(path: Path, trust: bool = False) -> Any:
         return fn()
 
 
+def load_state(path: Path) -> dict[str, Any]:
+    """A PyTorch state dict (tensors by name), only after the model-file scanner passed the
+    file, and with `weights_only=True`: no code, whatever the file holds."""
+    if not path.is_file():
+        raise ModelError(f"{path}: model file not found; check artifacts.model in the spec")
+    data = path.read_bytes()
+    findings = scan_bytes(data, str(path), root=path.parent, name=path.name)
+    if findings:
+        raise ModelError(f"{path}: not loaded: the model-file scanner found {len(findings)} "
+                         f"problem(s), e.g. {findings[0].message}. run `mlthreat scan` for details")
+    with translated(path, "PyTorch", "torch"):
+        import torch
+        state = torch.load(io.BytesIO(data), weights_only=True)
+    if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
+        state = state["state_dict"]          # a checkpoint that carries its state dict
+    if not isinstance(state, dict):
+        raise ModelError(f"{path}: holds a {type(state).__name__}, not a state dict; save the "
+                         "weights with torch.save(model.state_dict(), path)")
+    return state
+
+
 def _loader(kind: str, path: Path, data: bytes
             ) -> tuple[str, str | None, Callable[[], Any]] | None:
     """(framework, extra that installs it, loading function) for the file's content."""

@@ -78,3 +78,23 @@ def mlp_from_state(state: dict[str, Any], path: Path) -> Any:
                 renamed[f"{2 * j}.{part}"] = state[f"{key}.{part}"]
     net.load_state_dict(renamed)
     return net.eval()
+
+
+def pixels_module(module: Any, shape: tuple[int, int, int], mean: np.ndarray,
+                  std: np.ndarray) -> Any:
+    """`module` taking flattened pixel rows in the data's units: reshaped to N×C×H×W and
+    normalised ((x - mean) / std per channel) inside the graph, so gradients are with respect
+    to the pixels the attacker changes."""
+    import torch
+
+    class Pixels(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.inner = module.eval()
+            self.register_buffer("mean", torch.as_tensor(mean, dtype=torch.float32))
+            self.register_buffer("std", torch.as_tensor(std, dtype=torch.float32))
+
+        def forward(self, rows: Any) -> Any:
+            return self.inner((rows.reshape(-1, *shape) - self.mean) / self.std)
+
+    return Pixels().eval()

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import ConfigDict, Field
+from pydantic import ConfigDict, Field, model_validator
 
 from mlthreat.fieldtypes import Strict, StrList
 from mlthreat.vocabulary import Asset, Criticality, Exposure, Kind
@@ -60,12 +60,43 @@ class ProbeEndpoint(Strict):
     headers: dict[str, str] = Field(default_factory=dict, description="e.g. an API key.")
 
 
+class ProbeImages(Strict):
+    """The model takes images (docs/probes.md, Images): how they are shaped, which pixel values
+    exist, and how the model normalises them. Budgets and changes are in the data's pixel units."""
+
+    shape: tuple[int, int, int] = Field(
+        description="channels, height, width of one image as the model takes it, e.g. [1, 28, 28] "
+                    "or [3, 32, 32].")
+    range: tuple[float, float] = Field(
+        default=(0.0, 1.0), description="The lowest and highest pixel value of the data (0 and 1, "
+                                        "or 0 and 255): every adversarial image stays inside.")
+    mean: list[float] = Field(default_factory=lambda: [0.0], description=(
+        "Per channel (or one for all), subtracted after the attacker's change, before the model: "
+        "the model's own normalisation."))
+    std: list[float] = Field(default_factory=lambda: [1.0], description=(
+        "Per channel (or one for all), the divisor of that normalisation."))
+    mask: str | None = Field(default=None, description=(
+        ".npy file of shape [height, width] (or the image's shape): non-zero where the attacker "
+        "may change pixels (a sticker or patch); none: the whole image."))
+    classes: StrList = Field(default_factory=list, description=(
+        "Names of the classes in the model's output order (an image folder's sub-folder names "
+        "by default)."))
+
+
 class ProbeSpec(Strict):
     """What probes need to measure attacks on the component's model (docs/probes.md)."""
 
-    data: str = Field(description="CSV or Parquet file with the model's features and target.")
-    target: str = Field(description="The target column.")
-    positive: str | int = Field(description="The target value of the positive class.")
+    data: str = Field(description="CSV or Parquet file with the model's features and target; "
+                                  "for images, an .npz file (arrays x and y) or a folder with one "
+                                  "sub-folder of images per class.")
+    target: str | None = Field(default=None, description="The target column (tables).")
+    positive: str | int | None = Field(
+        default=None, description="The target value of the positive class (tables).")
+    images: ProbeImages | None = Field(
+        default=None, description="The model takes images: their shape, range and normalisation.")
+    module: str | None = Field(default=None, description=(
+        "For a PyTorch state dict that is not a stack of Linear layers: file.py:function "
+        "returning the untrained torch.nn.Module the weights load into (your own code, run)."))
     drop: StrList = Field(default_factory=list, description="Columns that are not features.")
     test_size: int = Field(default=1000, ge=10,
                            description="Rows held out when the model was trained (non-members).")
@@ -90,6 +121,14 @@ class ProbeSpec(Strict):
                                   "called as function(x, y, seed) -> fitted model with "
                                   "predict_proba; used to retrain (poisoning, membership) "
                                   "models scikit-learn cannot clone.")
+
+    @model_validator(mode="after")
+    def _what_is_predicted(self) -> ProbeSpec:
+        if self.images is None and (self.target is None or self.positive is None):
+            raise ValueError("a probe block on a table needs `target:` (the column the model "
+                             "predicts) and `positive:` (its positive value); a model of images "
+                             "needs `images:` (shape, range)")
+        return self
 
 
 class Component(Strict):

@@ -403,7 +403,11 @@ class BlackBoxEvasion(Probe):
         data = points_to_attack(target, settings)
         per_point, n = settings["per_point"], len(data.x)
         method = "both" if target.adapter.capabilities.scores else "decision"
-        probe = cls(**{"method": method, "queries": per_point, **fixed})
+        params: dict[str, Any] = {"method": method, "queries": per_point}
+        if target.images:           # L2 budgets in pixel units
+            from mlthreat.probes.images import image_epsilons
+            params["epsilons"] = image_epsilons(target, "l2")
+        probe = cls(**{**params, **fixed})
         return Prepared(probe, target.adapter, data,
                         Budget(queries=per_point * n + n, seed=seed))
 

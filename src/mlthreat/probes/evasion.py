@@ -95,6 +95,18 @@ def realisable_within(c: Constraints, x: np.ndarray, moved: np.ndarray, eps: np.
     return best
 
 
+def _random_in_ball(rng: np.random.Generator, n: int, d: int, eps: np.ndarray, norm: str
+                    ) -> np.ndarray:
+    """n points drawn uniformly from the L-infinity or L2 ball of radius eps[row] (for L2: a
+    uniform direction, radius eps * U^(1/d))."""
+    if norm == "linf":
+        return np.asarray(rng.uniform(-1.0, 1.0, (n, d)) * eps[:, None], dtype=float)
+    direction = rng.normal(size=(n, d))
+    direction /= np.maximum(np.linalg.norm(direction, axis=1, keepdims=True), 1e-12)
+    radius = eps * rng.uniform(size=n) ** (1.0 / d)
+    return np.asarray(direction * radius[:, None], dtype=float)
+
+
 def _step(grad: np.ndarray, size: np.ndarray, norm: str) -> np.ndarray:
     if norm == "linf":
         return np.asarray(size[:, None] * np.sign(grad), dtype=float)
@@ -147,6 +159,8 @@ class WhiteBoxEvasion(Probe):
         "steps": Param(40, 1, 10_000, doc="PGD steps"),
         "max_epsilon": Param(4.0, 0.0, 1e6, doc="largest change the minimal search tries"),
         "search": Param(12, 0, 64, doc="bisection steps of the minimal change per point"),
+        "restarts": Param(1, 1, 100, doc="PGD runs per budget: the first from the point itself, "
+                                         "the others from a random point of the budget's ball"),
     }
     requires = {"gradients": "white-box evasion needs gradients; this model has none (the "
                              "black-box and transfer probes cover it)"}
@@ -155,7 +169,14 @@ class WhiteBoxEvasion(Probe):
     def configure(cls, target: Target, settings: dict[str, int], fixed: dict[str, Any],
                   seed: int, jobs: int) -> Prepared:
         data = points_to_attack(target, settings)
-        probe = cls(**{"norm": "l2", "epsilons": [0.25, 0.5, 1.0, 2.0], "search": 8, **fixed})
+        params: dict[str, Any] = {"norm": "l2", "epsilons": [0.25, 0.5, 1.0, 2.0], "search": 8}
+        if target.images:       # pixel units: the field's L-infinity budgets, random restarts
+            from mlthreat.probes.images import image_epsilons
+            assert target.spec.images is not None
+            low, high = target.spec.images.range
+            params.update(norm="linf", epsilons=image_epsilons(target, "linf"),
+                          max_epsilon=float(high - low), restarts=3)
+        probe = cls(**{**params, **fixed})
         return Prepared(probe, target.adapter, data, Budget(seed=seed))
 
     def curves(self, m: Measurement) -> tuple[Curve, ...]:
@@ -172,16 +193,16 @@ class WhiteBoxEvasion(Probe):
         epsilons = [float(e) for e in self.param("epsilons")]
         rates = []
         for eps in epsilons:
-            flipped, _ = self.pgd(model, x, start, np.full(len(x), eps), norm, data)
+            flipped, _ = self.pgd(model, x, start, np.full(len(x), eps), norm, data, rng=rng)
             rates.append(float(flipped.mean()))
-        minimal = self.minimal(model, x, start, norm, data)
+        minimal = self.minimal(model, x, start, norm, data, rng)
         found = minimal[np.isfinite(minimal)]
         median = float(np.median(found)) if len(found) else float("inf")
         curve = robustness(epsilons, rates, len(x))
         median_lo, median_hi = median_interval(minimal)
         mid = epsilons[len(epsilons) // 2]
         summary = (f"PGD ({norm}): {rates[len(epsilons) // 2]:.0%} of {len(x)} points flipped "
-                   f"within {mid}, {rates[-1]:.0%} within {epsilons[-1]}; median smallest "
+                   f"within {mid:.4g}, {rates[-1]:.0%} within {epsilons[-1]:.4g}; median smallest "
                    f"flipping change {median:.3f} ({len(found)} of {len(x)} flipped at all)")
         return Measurement("success_rate", rates[-1],
                            (curve["success_low"][-1], curve["success_high"][-1]),
@@ -192,13 +213,35 @@ class WhiteBoxEvasion(Probe):
                             "warnings": data.warnings()})
 
     def pgd(self, model: ModelAdapter, x: np.ndarray, start: np.ndarray, eps: np.ndarray,
-            norm: str, data: EvasionData, early: bool = True) -> tuple[np.ndarray, np.ndarray]:
+            norm: str, data: EvasionData, early: bool = True,
+            rng: np.random.Generator | None = None) -> tuple[np.ndarray, np.ndarray]:
         """(flipped?, adversarial points), each row within its own budget eps[row]. With
         `early`, a row stops moving once it flips (minimal changes); without, every row takes
-        all steps (changes that cross the boundary by a margin, as transfer attacks want)."""
+        all steps (changes that cross the boundary by a margin, as transfer attacks want).
+        With `restarts` above 1 (and an `rng`), rows not flipped run again from a random point
+        of their ball (Madry et al.'s random restarts)."""
+        flipped, adv = self._pgd_once(model, x, start, eps, norm, data, early, None)
+        for _ in range(int(self.param("restarts")) - 1):
+            rows = np.flatnonzero(~flipped)
+            if rng is None or not len(rows):
+                break
+            noise = _random_in_ball(rng, len(rows), x.shape[1], eps[rows], norm)
+            hit, moved = self._pgd_once(model, x[rows], start[rows], eps[rows], norm, data,
+                                        early, noise)
+            flipped[rows[hit]] = True
+            adv[rows[hit]] = moved[hit]
+        return flipped, adv
+
+    def _pgd_once(self, model: ModelAdapter, x: np.ndarray, start: np.ndarray, eps: np.ndarray,
+                  norm: str, data: EvasionData, early: bool, noise: np.ndarray | None
+                  ) -> tuple[np.ndarray, np.ndarray]:
         steps = int(self.param("steps"))
         size = 2.5 * eps / steps
         adv = x.copy()
+        if noise is not None:
+            adv = x + noise
+            if data.constraints is not None:
+                adv = realisable_within(data.constraints, x, adv, eps, norm)
         flipped = np.zeros(len(x), dtype=bool)
         for _ in range(steps):
             active = ~flipped
@@ -220,16 +263,16 @@ class WhiteBoxEvasion(Probe):
         return flipped, adv
 
     def minimal(self, model: ModelAdapter, x: np.ndarray, start: np.ndarray, norm: str,
-                data: EvasionData) -> np.ndarray:
+                data: EvasionData, rng: np.random.Generator | None = None) -> np.ndarray:
         """Per point, the smallest budget (to the search's precision) at which PGD flips it."""
         lo, hi = np.zeros(len(x)), np.full(len(x), float(self.param("max_epsilon")))
-        reachable, _ = self.pgd(model, x, start, hi, norm, data)
+        reachable, _ = self.pgd(model, x, start, hi, norm, data, rng=rng)
         rows = np.flatnonzero(reachable)
         for _ in range(int(self.param("search"))):
             if not len(rows):
                 break
             mid = (lo[rows] + hi[rows]) / 2
-            flipped, _ = self.pgd(model, x[rows], start[rows], mid, norm, data)
+            flipped, _ = self.pgd(model, x[rows], start[rows], mid, norm, data, rng=rng)
             hi[rows] = np.where(flipped, mid, hi[rows])
             lo[rows] = np.where(flipped, lo[rows], mid)
         return np.where(reachable, hi, np.inf)

@@ -158,6 +158,7 @@ class Poisoning(Probe):
         "value": Param(4.0, -1e12, 1e12, doc="the trigger's value in the model's input units: "
                                                "one for every column, or one per column"),
         "shown": Param(None, doc="the trigger's values in the record's units, for the summary"),
+        "patch": Param(None, doc="the trigger described, where it is an image patch"),
     }
     requires = {"retraining": "poisoning retrains the model: name the training function in the "
                               "probe block (train: file.py:function)"}
@@ -173,7 +174,12 @@ class Poisoning(Probe):
         params: dict[str, Any] = {"attack": "label_flip", "rates": [0.05, 0.1, 0.2], **fixed}
         if params["attack"] == "targeted_flip":
             params.update(target_class=wanted, source_class=1 - wanted)
-        if params["attack"] == "backdoor":
+        if params["attack"] == "backdoor" and t.images:     # a visible patch
+            from mlthreat.probes.images import patch_trigger
+            features, values, patch = patch_trigger(t)
+            params.update(rates=[0.01, 0.05, 0.1], target_class=wanted, value=values,
+                          features=features, patch=patch)
+        elif params["attack"] == "backdoor":
             features = trigger_columns(t)
             values = trigger_values(t, features)
             row = trigger(t.x[:1], features, values)
@@ -257,7 +263,9 @@ class Poisoning(Probe):
         summary = (f"{attack.replace('_', ' ')} retrained over {len(seeds)} seeds, {unit} at "
                    f"poison rates {', '.join(parts)}{self._rates_of(data)}; judged on {judged} "
                    "held-out rows")
-        if attack == "backdoor" and self.param("names"):
+        if attack == "backdoor" and self.param("patch"):
+            summary += f" (trigger: {self.param('patch')})"
+        elif attack == "backdoor" and self.param("names"):
             names = self.param("names")
             shown = self.param("shown") or self._values(len(names))
             values = ", ".join(f"{n} = {_number(v)}" for n, v in zip(names, shown, strict=True))

@@ -62,6 +62,13 @@ class Target:
     unit: np.ndarray | None = None   # model input units per standard deviation, per column,
     # where the model's input is not standardised: `x`, the adapter, the constraints and `fit`
     # then all work in standard deviations (`deviation_unit`), and x * unit is the model's input
+    classes: tuple[str, ...] = ()    # an image model's classes (`probes.images`); for a table,
+    # y is 1 for the positive value and 0 else
+
+    @property
+    def images(self) -> bool:
+        """The model classifies images: rows are flattened pixels in the data's units."""
+        return self.spec.images is not None
 
     @property
     def trees(self) -> bool:
@@ -90,6 +97,10 @@ def prepare(pipeline: Pipeline, comp: Component, trust: bool) -> Target:
 def _prepare(pipeline: Pipeline, comp: Component, trust: bool) -> Target:
     spec = comp.probe
     assert spec is not None
+    if spec.images is not None:
+        from mlthreat.probes.images import prepare_images
+        return prepare_images(pipeline, comp, trust)
+    assert spec.target is not None and spec.positive is not None
     table = load_table(pipeline.base_dir / spec.data, spec.target, spec.positive,
                        tuple(spec.drop))
     train, test = _split(table, spec)
@@ -205,6 +216,16 @@ def fits_rows(adapter: ModelAdapter, x: np.ndarray, table: Table, path: Path, da
             else "; is this the data the model was trained on?"
         raise ModelError(f"{path}: the model cannot answer the rows of {data} "
                          f"({brief(exc)}){hint}") from exc
+
+
+def fits_rows_of(adapter: ModelAdapter, x: np.ndarray, path: Path, data: str) -> None:
+    """The model answers the first rows of the data before any probe starts (images: the
+    shape and normalisation fit the model)."""
+    try:
+        adapter._labels(x[:64])
+    except Exception as exc:  # the framework's own error types, translated at the boundary
+        raise ModelError(f"{path}: the model cannot answer the images of {data} ({brief(exc)}); "
+                         "do images.shape and the module match the model?") from exc
 
 
 def _split(table: Table, spec: ProbeSpec) -> tuple[np.ndarray, np.ndarray]:

@@ -59,9 +59,14 @@ class TransferEvasion(Probe):
                   seed: int, jobs: int) -> Prepared:
         data = points_to_attack(target, settings)
         queries = target.spec.queries
-        probe = cls(**{"queries": queries, **fixed})
+        params: dict[str, Any] = {"queries": queries}
+        if target.images:           # the field's L-infinity budgets in pixel units
+            from mlthreat.probes.images import image_epsilons
+            params.update(norm="linf", epsilons=image_epsilons(target, "linf"))
+        probe = cls(**{**params, **fixed})
+        checks = len(probe.param("epsilons")) + 1     # each budget's changes tried on the model
         return Prepared(probe, target.adapter, data,
-                        Budget(queries=queries + len(data.x) * 5, seed=seed))
+                        Budget(queries=queries + len(data.x) * max(5, checks), seed=seed))
 
     def curves(self, m: Measurement) -> tuple[Curve, ...]:
         return robustness_curves(m)

@@ -1,0 +1,258 @@
+"""Probes on image models (issue #21): image data, the pixel adapter, white-box evasion against
+closed forms, budgets, ranges and masks, the patch backdoor, and the example end to end."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from mlthreat.catalog import load_catalog  # noqa: E402
+from mlthreat.errors import DataError, InputError, ModelError  # noqa: E402
+from mlthreat.pipeline import load_pipeline  # noqa: E402
+from mlthreat.pipeline.spec import ProbeImages  # noqa: E402
+from mlthreat.probes.evasion import EvasionData, WhiteBoxEvasion  # noqa: E402
+from mlthreat.probes.images import load_images, pixel_adapter  # noqa: E402
+from mlthreat.probes.target import prepare  # noqa: E402
+from tests.conftest import EXAMPLES  # noqa: E402
+
+EXAMPLE = EXAMPLES / "image-community"
+
+
+def _linear(w: np.ndarray, b: np.ndarray) -> torch.nn.Module:
+    """A linear classifier on C×H×W images (flattened inside), weights given."""
+    lin = torch.nn.Linear(w.shape[1], w.shape[0])
+    with torch.no_grad():
+        lin.weight.copy_(torch.as_tensor(w, dtype=torch.float32))
+        lin.bias.copy_(torch.as_tensor(b, dtype=torch.float32))
+    return torch.nn.Sequential(torch.nn.Flatten(), lin).eval()
+
+
+def test_npz_images_are_read_channels_first_whatever_their_layout(tmp_path: Path) -> None:
+    rgb = np.arange(2 * 4 * 5 * 3, dtype=np.uint8).reshape(2, 4, 5, 3)    # channels last
+    np.savez(tmp_path / "d.npz", x=rgb, y=np.array(["cat", "dog"]))
+    x, y, classes = load_images(tmp_path / "d.npz", ProbeImages(shape=(3, 4, 5), range=(0, 255)))
+    assert x.shape == (2, 3, 4, 5) and x[1, 2, 3, 4] == rgb[1, 3, 4, 2]
+    assert classes == ("cat", "dog") and list(y) == [0, 1]
+    grey = np.zeros((3, 4, 5))
+    np.savez(tmp_path / "g.npz", images=grey, labels=np.array([0, 1, 1]))
+    x, y, classes = load_images(tmp_path / "g.npz", ProbeImages(shape=(1, 4, 5)))
+    assert x.shape == (3, 1, 4, 5) and classes == ("0", "1")
+
+
+@pytest.mark.parametrize(("arrays", "images", "says"), [
+    ({"x": np.zeros((2, 4, 4)), "y": np.array([0, 1])}, {"shape": (1, 5, 5)},
+     "have shape (4, 4), but images.shape says [1, 5, 5]"),
+    ({"x": np.full((2, 4, 4), 200.0), "y": np.array([0, 1])}, {"shape": (1, 4, 4)},
+     "image 0 has pixel values outside images.range [0, 1]"),
+    ({"pixels": np.zeros((2, 4, 4)), "y": np.array([0, 1])}, {"shape": (1, 4, 4)},
+     "needs an array x (the images) and an array y"),
+    ({"x": np.zeros((2, 4, 4)), "y": np.array([0, 0])}, {"shape": (1, 4, 4)},
+     "every image has the same label"),
+    ({"x": np.zeros((2, 4, 4)), "y": np.array([0, 5])}, {"shape": (1, 4, 4), "classes": ["a", "b"]},
+     "labels run from 0 to 5, but images.classes names 2 classes"),
+])
+def test_bad_image_data_is_refused_with_what_is_wrong(tmp_path: Path, arrays: dict[str, object],
+                                                      images: dict[str, object], says: str) -> None:
+    np.savez(tmp_path / "d.npz", **arrays)   # type: ignore[arg-type]
+    with pytest.raises(DataError, match=r"d\.npz: ") as err:
+        load_images(tmp_path / "d.npz", ProbeImages(**images))   # type: ignore[arg-type]
+    assert says in str(err.value)
+
+
+def test_an_image_folder_is_one_class_per_sub_folder(tmp_path: Path) -> None:
+    from PIL import Image
+    for name, value in (("cats", 10), ("dogs", 200)):
+        (tmp_path / name).mkdir()
+        Image.fromarray(np.full((6, 7), value, dtype=np.uint8)).save(tmp_path / name / "a.png")
+    x, y, classes = load_images(tmp_path, ProbeImages(shape=(1, 6, 7), range=(0, 255)))
+    assert classes == ("cats", "dogs") and list(y) == [0, 1]
+    assert x.shape == (2, 1, 6, 7) and x[0].max() == 10 and x[1].min() == 200
+    Image.fromarray(np.zeros((5, 5), dtype=np.uint8)).save(tmp_path / "dogs" / "b.png")
+    with pytest.raises(DataError, match=r"b\.png: is 5×5 pixels, but images.shape says 7×6"):
+        load_images(tmp_path, ProbeImages(shape=(1, 6, 7), range=(0, 255)))
+
+
+def test_pixel_adapter_normalises_inside_and_its_gradient_is_the_pixels_own() -> None:
+    """Probabilities equal the module's on (x - mean) / std; the gradient of the margin with
+    respect to the raw pixels matches central finite differences."""
+    rng = np.random.default_rng(0)
+    module = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(12, 8), torch.nn.Tanh(),
+                                 torch.nn.Linear(8, 3)).double().eval()
+    images = ProbeImages(shape=(3, 2, 2), range=(0, 255), mean=[10, 20, 30], std=[2, 4, 8])
+    adapter = pixel_adapter(module.float(), images)
+    x = rng.uniform(0, 255, size=(5, 12))
+    mean = np.repeat([10.0, 20, 30], 4)
+    std = np.repeat([2.0, 4, 8], 4)
+    with torch.no_grad():
+        logits = module(torch.as_tensor(((x - mean) / std).reshape(-1, 3, 2, 2),
+                                        dtype=torch.float32)).double()
+    assert np.allclose(adapter.predict_proba(x), torch.softmax(logits, 1).numpy(), atol=1e-5)
+    target = adapter.predict(x)
+    grad = adapter.gradient(x, target)
+
+    def margin(rows: np.ndarray) -> np.ndarray:
+        p = np.log(adapter.predict_proba(rows))
+        own = p[np.arange(len(rows)), target]
+        p[np.arange(len(rows)), target] = -np.inf
+        return own - p.max(axis=1)
+    h = 0.05
+    for j in (0, 5, 11):
+        step = np.zeros(12)
+        step[j] = h
+        numeric = (margin(x + step) - margin(x - step)) / (2 * h)
+        assert np.allclose(grad[:, j], numeric, rtol=0.02, atol=1e-4)
+
+
+def test_pgd_on_a_linear_image_model_finds_the_closed_form_minimal_change() -> None:
+    """Two classes, scores w·x + b: the smallest L-infinity change that flips a point is
+    |margin| / ||w1 - w0||_1, the smallest L2 change |margin| / ||w1 - w0||_2 (the range is wide
+    enough never to bind). PGD's bisection must land just above, never below."""
+    rng = np.random.default_rng(1)
+    w, b = rng.normal(size=(2, 16)), np.zeros(2)
+    images = ProbeImages(shape=(1, 4, 4), range=(-1000, 1000))
+    adapter = pixel_adapter(_linear(w, b), images)
+    x = rng.normal(size=(20, 16))
+    diff = w[1] - w[0]
+    gap = np.abs(x @ diff)
+    for norm, exact in (("linf", gap / np.abs(diff).sum()), ("l2", gap / np.linalg.norm(diff))):
+        probe = WhiteBoxEvasion(norm=norm, steps=60, search=20, max_epsilon=float(exact.max()) * 4,
+                                epsilons=[0.1])
+        start = adapter.predict(x)
+        found = probe.minimal(adapter, x, start, norm, EvasionData(x))
+        assert np.all(found >= exact * (1 - 1e-3))
+        assert np.all(found <= exact * 1.02 + 1e-6)
+
+
+def _example_target(tmp_path: Path, mask: np.ndarray | None = None):   # type: ignore[no-untyped-def]
+    folder = tmp_path / "example"
+    shutil.copytree(EXAMPLE, folder)
+    if mask is not None:
+        np.save(folder / "patch.npy", mask)
+        text = (folder / "pipeline.yaml").read_text()
+        (folder / "pipeline.yaml").write_text(
+            text.replace("        std: [16]", "        std: [16]\n        mask: patch.npy"))
+    pipeline = load_pipeline(folder / "pipeline.yaml", load_catalog())
+    comp = next(c for c in pipeline.spec.components if c.probe)
+    return prepare(pipeline, comp, trust=False)
+
+
+def test_the_examples_cnn_loads_from_its_state_dict_and_classifies_held_out_digits(
+        tmp_path: Path) -> None:
+    t = _example_target(tmp_path)
+    assert t.images and t.x.shape == (1797, 64) and t.classes == tuple("0123456789")
+    assert len(t.test) == 500 and t.capabilities >= {"gradients", "scores", "retraining"}
+    accuracy = float(np.mean(t.adapter.predict(t.x[t.test]) == t.y[t.test]))
+    assert accuracy > 0.95        # train_model.py printed 0.976 for these weights
+
+
+def test_robust_accuracy_is_never_above_clean_and_falls_with_the_budget(tmp_path: Path) -> None:
+    t = _example_target(tmp_path)
+    x, y = t.x[t.test][:120], t.y[t.test][:120]
+    start = t.adapter.predict(x)
+    clean = float(np.mean(start == y))
+    probe = WhiteBoxEvasion(norm="linf", steps=20, restarts=2)
+    data = EvasionData(x, t.constraints)
+    robust = []
+    for eps in (0.0, 0.25, 0.5, 1.0, 2.0, 4.0):
+        flipped, adv = probe.pgd(t.adapter, x, start, np.full(len(x), eps), "linf", data,
+                                 rng=np.random.default_rng(0))
+        robust.append(float(np.mean(t.adapter.predict(adv) == y)))
+    assert robust[0] == clean
+    assert all(r <= clean for r in robust)
+    assert all(a >= b for a, b in zip(robust, robust[1:], strict=False))
+    assert robust[-1] < clean - 0.5       # at a quarter of the range most digits are lost
+
+
+def test_every_adversarial_image_stays_in_its_budget_range_and_mask(tmp_path: Path) -> None:
+    mask = np.zeros((8, 8))
+    mask[2:6, 2:6] = 1                    # a 4×4 sticker in the middle
+    t = _example_target(tmp_path, mask)
+    x = t.x[t.test][:60]
+    start = t.adapter.predict(x)
+    inside = mask.reshape(-1) != 0
+    for norm, eps in (("linf", 3.0), ("l2", 12.0)):
+        probe = WhiteBoxEvasion(norm=norm, steps=30, restarts=2)
+        flipped, adv = probe.pgd(t.adapter, x, start, np.full(len(x), eps), norm,
+                                 EvasionData(x, t.constraints), rng=np.random.default_rng(3))
+        delta = adv - x
+        size = np.abs(delta).max(axis=1) if norm == "linf" else np.linalg.norm(delta, axis=1)
+        assert np.all(size <= eps * (1 + 1e-6))
+        assert adv.min() >= 0 and adv.max() <= 16
+        assert np.all(delta[:, ~inside] == 0)
+        assert flipped.any() and np.all(t.adapter.predict(adv[flipped]) != start[flipped])
+
+
+def test_random_restarts_flip_at_least_what_one_run_flips(tmp_path: Path) -> None:
+    t = _example_target(tmp_path)
+    x = t.x[t.test][:80]
+    start = t.adapter.predict(x)
+    eps = np.full(len(x), 1.25)
+    once, _ = WhiteBoxEvasion(norm="linf", steps=10).pgd(
+        t.adapter, x, start, eps, "linf", EvasionData(x, t.constraints))
+    more, _ = WhiteBoxEvasion(norm="linf", steps=10, restarts=4).pgd(
+        t.adapter, x, start, eps, "linf", EvasionData(x, t.constraints),
+        rng=np.random.default_rng(0))
+    assert np.all(more[once]) and more.sum() >= once.sum()
+
+
+def test_image_probes_speak_in_pixel_units_and_the_backdoor_is_a_visible_patch(
+        tmp_path: Path) -> None:
+    from mlthreat.probes.images import patch_trigger
+    from mlthreat.probes.registry import RUNS
+    t = _example_target(tmp_path)
+    white = RUNS["evasion-whitebox"].probe.configure(t, {"points": 10}, {}, 0, 1).probe
+    assert white.param("norm") == "linf" and white.param("max_epsilon") == 16.0
+    assert white.param("epsilons")[2] == pytest.approx(16 * 8 / 255, abs=1e-5)
+    columns, values, text = patch_trigger(t)
+    # bottom-right 2×2 of an 8×8 image: rows 6 and 7, columns 6 and 7
+    assert columns == [54, 55, 62, 63] and values == [16, 0, 0, 16]
+    assert "2×2 checkerboard patch" in text
+    masked = _example_target(tmp_path / "m", np.eye(8))
+    with pytest.raises(InputError, match="images.mask does not let the attacker change"):
+        patch_trigger(masked)
+
+
+def test_image_model_errors_name_the_file_and_what_to_do(tmp_path: Path) -> None:
+    folder = tmp_path / "example"
+    shutil.copytree(EXAMPLE, folder)
+    (folder / "net.py").write_text((folder / "net.py").read_text().replace(
+        "torch.nn.Linear(32 * 4 * 4, 10)", "torch.nn.Linear(32 * 4 * 4, 7)"))
+    pipeline = load_pipeline(folder / "pipeline.yaml", load_catalog())
+    comp = next(c for c in pipeline.spec.components if c.probe)
+    with pytest.raises(ModelError, match=r"moderation\.pt: the weights do not load into the "
+                                         r"module net\.py:build returns"):
+        prepare(pipeline, comp, trust=False)
+
+
+def test_the_example_probed_end_to_end_gives_pixel_unit_evidence(tmp_path: Path) -> None:
+    from mlthreat.probes.runner import run_probes
+    folder = tmp_path / "example"
+    shutil.copytree(EXAMPLE, folder)
+    pipeline = load_pipeline(folder / "pipeline.yaml", load_catalog())
+    runs = run_probes(pipeline, only=("evasion",), budget="quick")
+    got = {ev.source: ev for run in runs for ev in run.results}
+    white = got["probe:evasion-whitebox"]
+    assert white.parameters["norm"] == "linf" and white.confirmed
+    assert white.extra["points"] == 50 and white.value > 0.9      # 0.3 of the range
+    assert got["probe:evasion-transfer"].parameters["norm"] == "linf"
+    black = got["probe:evasion-blackbox"]
+    assert black.series["epsilon"][0] == pytest.approx(0.01 * 16 * 8)   # L2: range × √64
+    assert "evasion-exact" in {k for run in runs for k, _ in run.skipped}
+
+
+def test_a_probe_block_says_what_it_needs_for_a_table_and_for_images(tmp_path: Path) -> None:
+    from mlthreat.errors import SpecError
+    spec = ("version: 1\nname: t\ncomponents:\n  - id: api\n    kind: serving\n"
+            "    artifacts: {model: m.pt}\n    probe:\n      data: d.npz\n")
+    (tmp_path / "pipeline.yaml").write_text(spec + "      positive: bad\n")
+    with pytest.raises(SpecError, match=r"pipeline\.yaml:8:7: .*needs `target:`.*`images:`"):
+        load_pipeline(tmp_path / "pipeline.yaml", load_catalog())
+    (tmp_path / "pipeline.yaml").write_text(spec + "      images: {shape: [1, 8, 8]}\n")
+    comp = load_pipeline(tmp_path / "pipeline.yaml", load_catalog()).spec.components[0]
+    assert comp.probe is not None and comp.probe.images is not None
+    assert comp.probe.images.range == (0.0, 1.0) and comp.probe.target is None
