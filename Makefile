@@ -42,6 +42,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/realrepos.py
 	$(BIN)/python benchmarks/cluster.py
 	$(BIN)/python benchmarks/atlas_recall.py
+	$(BIN)/python benchmarks/image_probes.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks

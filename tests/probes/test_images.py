@@ -256,3 +256,27 @@ def test_a_probe_block_says_what_it_needs_for_a_table_and_for_images(tmp_path: P
     comp = load_pipeline(tmp_path / "pipeline.yaml", load_catalog()).spec.components[0]
     assert comp.probe is not None and comp.probe.images is not None
     assert comp.probe.images.range == (0.0, 1.0) and comp.probe.target is None
+
+
+def test_an_onnx_image_model_answers_like_the_pytorch_one_it_was_exported_from(
+        tmp_path: Path) -> None:
+    """The same CNN exported to ONNX: read through onnxruntime after the scanner, fed normalised
+    N×C×H×W float32 images, it gives the PyTorch module's probabilities; it offers no
+    gradients, so white-box evasion is ruled out and the black-box probes remain."""
+    import warnings
+    pytest.importorskip("onnxruntime")
+    t = _example_target(tmp_path)
+    net = t.adapter.module.inner          # type: ignore[attr-defined]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(net, torch.zeros(1, 1, 8, 8), str(tmp_path / "cnn.onnx"), dynamo=False,
+                          input_names=["x"], dynamic_axes={"x": {0: "n"}})
+    folder = tmp_path / "example"
+    text = (folder / "pipeline.yaml").read_text().replace("models/moderation.pt", "cnn.onnx")
+    (folder / "pipeline.yaml").write_text(text.replace("      module: net.py:build", "      "))
+    shutil.copy(tmp_path / "cnn.onnx", folder / "cnn.onnx")
+    pipeline = load_pipeline(folder / "pipeline.yaml", load_catalog())
+    onnx = prepare(pipeline, next(c for c in pipeline.spec.components if c.probe), trust=False)
+    x = t.x[t.test][:50]
+    assert np.allclose(onnx.adapter.predict_proba(x), t.adapter.predict_proba(x), atol=1e-5)
+    assert "gradients" not in onnx.capabilities and "scores" in onnx.capabilities

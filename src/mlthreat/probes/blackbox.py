@@ -604,7 +604,7 @@ class BlackBoxEvasion(Probe):
         kind = {"decision": "labels only", "score": "scores",
                 "both": "scores and labels-only attacks, the better per point"}[method]
         summary = (f"black-box evasion ({kind}, ≤{per_point} queries per point): "
-                   f"{rates[at]:.0%} of {n} points flipped within L2 {epsilons[at]}, "
+                   f"{rates[at]:.0%} of {n} points flipped within L2 {epsilons[at]:.4g}, "
                    f"median smallest flipping change {median:.2f} (95% CI {m_lo:.2f}–{m_hi:.2f}), "
                    f"{used.mean():.0f} queries per point on average")
         return Measurement(

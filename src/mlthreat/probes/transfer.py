@@ -90,8 +90,9 @@ class TransferEvasion(Probe):
         curve = robustness(epsilons, rates, len(x))
         at = epsilons.index(1.0) if 1.0 in epsilons else len(epsilons) // 2
         summary = (f"transfer evasion from a copy trained on {spent} answers: "
-                   f"{rates[at]:.0%} of {len(x)} points flipped within {norm.upper()} "
-                   f"{epsilons[at]} (copy agrees with the model on {agree:.0%} of them)")
+                   f"{rates[at]:.0%} of {len(x)} points flipped within "
+                   f"{'L∞' if norm == 'linf' else 'L2'} {epsilons[at]:.4g} "
+                   f"(copy agrees with the model on {agree:.0%} of them)")
         return Measurement(
             "success_rate", rates[at], (curve["success_low"][at], curve["success_high"][at]),
             rates[at] >= SUCCESS_RATE, summary, curve,

@@ -1,0 +1,149 @@
+"""White-box evasion on an image model against AutoAttack (issue #21), in one run.
+
+The image-community example's digits CNN (`examples/image-community`: 8×8 images, pixel values
+0..16, 500 held-out images) is attacked under L-infinity budgets that are shares of the pixel
+range (8/255, 0.1, 0.2, 0.3). mlthreat: the white-box probe's PGD (margin loss, 40 steps, 3
+random restarts, the first from the image) on the held-out images the model gets right, through
+the probe's own prepared target (state dict loaded into `net.py:build`, normalisation in the
+graph). Baseline: torchattacks 3.5.1's AutoAttack, version "standard" (APGD-CE, APGD-T, FAB-T,
+Square), on the same weights and images scaled to [0, 1], run in benchmarks/.baselines-venv
+(created on first run with torch==2.13.0 and torchattacks). Reported per budget: robust accuracy
+(held-out images still classified correctly after the attack) of each, the difference in
+percentage points, and the seconds of each with their ratio. The issue's goal: within 1 point of
+AutoAttack's robust accuracy at no more than a third of its time.
+
+    .venv/bin/python benchmarks/image_probes.py [--points 500] [--no-baseline]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+EXAMPLE = ROOT / "examples" / "image-community"
+VENV = HERE / ".baselines-venv"
+# torch's CPU pin first; torchattacks without its declared dependencies (torchvision would pull
+# another torch, a CUDA build; AutoAttack needs none of it), then what it imports
+PINS = ["torch==2.13.0", "torchattacks==3.5.1", "scipy", "tqdm", "requests"]
+SHARES = (8 / 255, 0.1, 0.2, 0.3)
+
+AUTOATTACK = r'''
+import json, sys, time
+import numpy as np, torch
+sys.path.insert(0, sys.argv[1])
+from net import build
+import torchattacks
+torch.set_num_threads(1)
+args = json.loads(sys.argv[2])
+data = np.load(args["data"])
+net = build()
+net.load_state_dict(torch.load(args["weights"], weights_only=True))
+net.eval()
+x = torch.as_tensor(data["x"] / 16.0, dtype=torch.float32)
+y = torch.as_tensor(data["y"], dtype=torch.long)
+out = []
+for eps in args["eps"]:
+    attack = torchattacks.AutoAttack(net, norm="Linf", eps=eps, version="standard",
+                                     n_classes=10, seed=0)
+    started = time.perf_counter()
+    adv = attack(x, y)
+    seconds = time.perf_counter() - started
+    with torch.no_grad():
+        robust = float((net(adv).argmax(1) == y).float().mean())
+    out.append({"eps": eps, "robust": robust, "seconds": seconds,
+                "linf": float((adv - x).abs().max())})
+print(json.dumps(out))
+'''
+
+
+def baseline_python() -> Path | None:
+    python = VENV / "bin" / "python"
+    try:
+        if not python.exists():
+            subprocess.run([sys.executable, "-m", "venv", str(VENV)], check=True)
+        probe = subprocess.run([str(python), "-c", "import torchattacks"], capture_output=True)
+        if probe.returncode != 0:
+            print(f"installing {', '.join(PINS)} into {VENV} (first run only) …")
+            for pins in ([PINS[0]], ["--no-deps", PINS[1]], PINS[2:]):
+                subprocess.run([str(python), "-m", "pip", "install", "--quiet", *pins],
+                               check=True, timeout=1800)
+    except (subprocess.SubprocessError, OSError) as exc:
+        print(f"torchattacks unavailable ({exc}); reporting mlthreat alone")
+        return None
+    return python
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--points", type=int, default=500, help="held-out images attacked")
+    parser.add_argument("--no-baseline", action="store_true", help="mlthreat alone")
+    args = parser.parse_args()
+
+    import torch
+
+    from mlthreat.catalog import load_catalog
+    from mlthreat.pipeline import load_pipeline
+    from mlthreat.probes.evasion import EvasionData, WhiteBoxEvasion
+    from mlthreat.probes.target import prepare
+    torch.set_num_threads(1)
+    pipeline = load_pipeline(EXAMPLE / "pipeline.yaml", load_catalog())
+    comp = next(c for c in pipeline.spec.components if c.probe)
+    t = prepare(pipeline, comp, trust=False)
+    x, y = t.x[t.test][:args.points], t.y[t.test][:args.points]
+    start = t.adapter.predict(x)
+    correct = start == y
+    print(f"digits CNN, {len(x)} held-out images, clean accuracy {correct.mean():.3f}")
+    ours = []
+    for share in SHARES:
+        eps = 16 * share
+        probe = WhiteBoxEvasion(norm="linf", steps=40, restarts=3)
+        began = time.perf_counter()
+        flipped, adv = probe.pgd(t.adapter, x[correct], start[correct],
+                                 np.full(int(correct.sum()), eps), "linf",
+                                 EvasionData(x[correct], t.constraints),
+                                 rng=np.random.default_rng(0))
+        seconds = time.perf_counter() - began
+        robust = float((~flipped).sum() / len(x))
+        ours.append({"eps": eps, "robust": robust, "seconds": seconds})
+
+    theirs: list[dict[str, float]] = []
+    python = None if args.no_baseline else baseline_python()
+    if python is not None:
+        with tempfile.TemporaryDirectory() as tmp:
+            np.savez(Path(tmp) / "d.npz", x=x.reshape(-1, 1, 8, 8), y=y)
+            spec = {"data": str(Path(tmp) / "d.npz"),
+                    "weights": str(EXAMPLE / "models" / "moderation.pt"),
+                    "eps": [s for s in SHARES]}
+            run = subprocess.run([str(python), "-c", AUTOATTACK, str(EXAMPLE), json.dumps(spec)],
+                                 capture_output=True, text=True, timeout=7200)
+            if run.returncode:
+                print(f"AutoAttack failed: {run.stderr[-2000:]}")
+            else:
+                theirs = json.loads(run.stdout.strip().splitlines()[-1])
+
+    print("\n| L∞ budget (pixels of 0..16) | share of range | mlthreat PGD robust acc | "
+          "AutoAttack robust acc | difference (pp) | mlthreat s | AutoAttack s | time ratio |")
+    print("|---|---|---|---|---|---|---|---|")
+    for i, (share, mine) in enumerate(zip(SHARES, ours, strict=True)):
+        if theirs:
+            other = theirs[i]
+            diff = 100 * (mine["robust"] - other["robust"])
+            print(f"| {mine['eps']:.3f} | {share:.3f} | {mine['robust']:.3f} | "
+                  f"{other['robust']:.3f} | {diff:+.1f} | {mine['seconds']:.2f} | "
+                  f"{other['seconds']:.1f} | {mine['seconds'] / other['seconds']:.3f} |")
+        else:
+            print(f"| {mine['eps']:.3f} | {share:.3f} | {mine['robust']:.3f} | – | – | "
+                  f"{mine['seconds']:.2f} | – | – |")
+
+
+if __name__ == "__main__":
+    main()
