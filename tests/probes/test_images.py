@@ -187,7 +187,7 @@ def test_every_adversarial_image_stays_in_its_budget_range_and_mask(tmp_path: Pa
         assert flipped.any() and np.all(t.adapter.predict(adv[flipped]) != start[flipped])
 
 
-def test_random_restarts_flip_at_least_what_one_run_flips(tmp_path: Path) -> None:
+def test_random_restarts_and_runs_towards_runner_up_classes_flip_more_than_one_run(tmp_path: Path) -> None:
     t = _example_target(tmp_path)
     x = t.x[t.test][:80]
     start = t.adapter.predict(x)
@@ -198,6 +198,11 @@ def test_random_restarts_flip_at_least_what_one_run_flips(tmp_path: Path) -> Non
         t.adapter, x, start, eps, "linf", EvasionData(x, t.constraints),
         rng=np.random.default_rng(0))
     assert np.all(more[once]) and more.sum() >= once.sum()
+    aimed, adv = WhiteBoxEvasion(norm="linf", steps=10, targets=3).pgd(
+        t.adapter, x, start, eps, "linf", EvasionData(x, t.constraints))
+    assert np.all(aimed[once]) and aimed.sum() > once.sum()
+    assert np.all(t.adapter.predict(adv[aimed]) != start[aimed])
+    assert np.abs(adv - x).max() <= 1.25 + 1e-9
 
 
 def test_image_probes_speak_in_pixel_units_and_the_backdoor_is_a_visible_patch(
@@ -207,6 +212,7 @@ def test_image_probes_speak_in_pixel_units_and_the_backdoor_is_a_visible_patch(
     t = _example_target(tmp_path)
     white = RUNS["evasion-whitebox"].probe.configure(t, {"points": 10}, {}, 0, 1).probe
     assert white.param("norm") == "linf" and white.param("max_epsilon") == 16.0
+    assert white.param("restarts") == 3 and white.param("targets") == 3
     assert white.param("epsilons")[2] == pytest.approx(16 * 8 / 255, abs=1e-5)
     columns, values, text = patch_trigger(t)
     # bottom-right 2×2 of an 8×8 image: rows 6 and 7, columns 6 and 7

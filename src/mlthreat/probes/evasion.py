@@ -161,6 +161,8 @@ class WhiteBoxEvasion(Probe):
         "search": Param(12, 0, 64, doc="bisection steps of the minimal change per point"),
         "restarts": Param(1, 1, 100, doc="PGD runs per budget: the first from the point itself, "
                                          "the others from a random point of the budget's ball"),
+        "targets": Param(0, 0, 100, doc="then runs towards each of this many runner-up classes "
+                                        "for points still not flipped"),
     }
     requires = {"gradients": "white-box evasion needs gradients; this model has none (the "
                              "black-box and transfer probes cover it)"}
@@ -175,7 +177,7 @@ class WhiteBoxEvasion(Probe):
             assert target.spec.images is not None
             low, high = target.spec.images.range
             params.update(norm="linf", epsilons=image_epsilons(target, "linf"),
-                          max_epsilon=float(high - low), restarts=3)
+                          max_epsilon=float(high - low), restarts=3, targets=3)
         probe = cls(**{**params, **fixed})
         return Prepared(probe, target.adapter, data, Budget(seed=seed))
 
@@ -230,11 +232,26 @@ class WhiteBoxEvasion(Probe):
                                         early, noise)
             flipped[rows[hit]] = True
             adv[rows[hit]] = moved[hit]
+        targets = int(self.param("targets"))
+        rows = np.flatnonzero(~flipped)
+        if targets and data.target is None and len(rows) and model.capabilities.scores:
+            # then towards each of the runner-up classes in turn (as APGD-T does): climbing one
+            # class's margin finds changes the start class's own margin misses
+            order = np.argsort(-model.predict_proba(x[rows]), axis=1, kind="stable")
+            for rank in range(1, min(targets, order.shape[1] - 1) + 1):
+                left = ~flipped[rows]
+                if not left.any():
+                    break
+                sub = rows[left]
+                hit, moved = self._pgd_once(model, x[sub], start[sub], eps[sub], norm, data,
+                                            early, None, toward=order[left, rank])
+                flipped[sub[hit]] = True
+                adv[sub[hit]] = moved[hit]
         return flipped, adv
 
     def _pgd_once(self, model: ModelAdapter, x: np.ndarray, start: np.ndarray, eps: np.ndarray,
-                  norm: str, data: EvasionData, early: bool, noise: np.ndarray | None
-                  ) -> tuple[np.ndarray, np.ndarray]:
+                  norm: str, data: EvasionData, early: bool, noise: np.ndarray | None,
+                  toward: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         steps = int(self.param("steps"))
         size = 2.5 * eps / steps
         adv = x.copy()
@@ -247,8 +264,12 @@ class WhiteBoxEvasion(Probe):
             active = ~flipped
             if not active.any():
                 break
-            grad = model.gradient(adv[active], start[active])   # margin of the start class
-            moved = adv[active] - _step(grad, size[active], norm)       # descend the margin
+            if toward is None:
+                grad = model.gradient(adv[active], start[active])   # margin of the start class
+                moved = adv[active] - _step(grad, size[active], norm)   # descend the margin
+            else:                                               # climb the chosen class's margin
+                grad = model.gradient(adv[active], toward[active])
+                moved = adv[active] + _step(grad, size[active], norm)
             moved = x[active] + _project_ball(moved - x[active], eps[active], norm)
             if data.constraints is not None:
                 moved = realisable_within(data.constraints, x[active], moved, eps[active], norm)
