@@ -28,10 +28,12 @@ from pathlib import Path
 
 import numpy as np
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from benchmarks.baselines import baseline_python  # noqa: E402
+
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 EXAMPLE = ROOT / "examples" / "image-community"
-VENV = HERE / ".baselines-venv"
 # torch's CPU pin first; torchattacks without its declared dependencies (torchvision would pull
 # another torch, a CUDA build; AutoAttack needs none of it), then what it imports
 PINS = ["torch==2.13.0", "torchattacks==3.5.1", "scipy", "tqdm", "requests"]
@@ -64,23 +66,6 @@ for eps in args["eps"]:
                 "linf": float((adv - x).abs().max())})
 print(json.dumps(out))
 '''
-
-
-def baseline_python() -> Path | None:
-    python = VENV / "bin" / "python"
-    try:
-        if not python.exists():
-            subprocess.run([sys.executable, "-m", "venv", str(VENV)], check=True)
-        probe = subprocess.run([str(python), "-c", "import torchattacks"], capture_output=True)
-        if probe.returncode != 0:
-            print(f"installing {', '.join(PINS)} into {VENV} (first run only) …")
-            for pins in ([PINS[0]], ["--no-deps", PINS[1]], PINS[2:]):
-                subprocess.run([str(python), "-m", "pip", "install", "--quiet", *pins],
-                               check=True, timeout=1800)
-    except (subprocess.SubprocessError, OSError) as exc:
-        print(f"torchattacks unavailable ({exc}); reporting mlthreat alone")
-        return None
-    return python
 
 
 def main() -> None:
@@ -117,7 +102,8 @@ def main() -> None:
         ours.append({"eps": eps, "robust": robust, "seconds": seconds})
 
     theirs: list[dict[str, float]] = []
-    python = None if args.no_baseline else baseline_python()
+    python = None if args.no_baseline else baseline_python(
+        "import torchattacks", [[PINS[0]], ["--no-deps", PINS[1]], PINS[2:]], "torchattacks")
     if python is not None:
         with tempfile.TemporaryDirectory() as tmp:
             np.savez(Path(tmp) / "d.npz", x=x.reshape(-1, 1, 8, 8), y=y)

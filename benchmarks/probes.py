@@ -46,6 +46,9 @@ from sklearn.metrics import roc_auc_score
 from sklearn.model_selection import train_test_split
 
 from mlthreat.probes import Budget, SklearnAdapter
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from benchmarks.baselines import baseline_python  # noqa: E402
 from mlthreat.probes.data import load_table
 from mlthreat.probes.membership import (
     MembershipData,
@@ -59,7 +62,6 @@ from mlthreat.probes.training import sklearn_fit
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
-VENV = HERE / ".baselines-venv"
 # torch: ART's "nn" attack model needs it (CPU pin; unpinned pulls a CUDA build); packaging: ART
 # imports it without declaring it.
 ART_PINS = ["torch==2.13.0", "adversarial-robustness-toolbox==1.20.1", "scikit-learn==1.9.1",
@@ -136,19 +138,7 @@ def credit_constraints() -> object:
 
 
 def art_python() -> Path | None:
-    python = VENV / "bin" / "python"
-    try:
-        if not python.exists():
-            subprocess.run([sys.executable, "-m", "venv", str(VENV)], check=True)
-        probe = subprocess.run([str(python), "-c", "import art, xgboost, lightgbm"], capture_output=True)
-        if probe.returncode != 0:
-            print(f"installing {', '.join(ART_PINS)} into {VENV} (first run only) …")
-            subprocess.run([str(python), "-m", "pip", "install", "--quiet", *ART_PINS],
-                           check=True, timeout=1800)
-    except (subprocess.SubprocessError, OSError) as exc:
-        print(f"ART unavailable ({exc}); reporting mlthreat alone")
-        return None
-    return python
+    return baseline_python("import art, xgboost, lightgbm", [ART_PINS], "ART")
 
 
 def main() -> None:

@@ -17,8 +17,6 @@ model, or a state dict of Linear layers on the flattened image.
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -185,37 +183,10 @@ def split(y: np.ndarray, spec: ProbeSpec) -> tuple[np.ndarray, np.ndarray]:
     return train, test
 
 
-def user_function(base_dir: Path, entry: str, what: str) -> Any:
-    """The function `file.py:function` names (relative to the spec's folder), imported: the
-    team's own code, which the spec asks mlthreat to run."""
-    file, sep, name = entry.rpartition(":")
-    if not sep or not file.endswith(".py") or not name.isidentifier():
-        raise InputError(f"{what}: {entry!r} should look like path/to/file.py:function")
-    path = (base_dir / file).resolve()
-    if not path.is_file():
-        raise InputError(f"{what}: {path} not found")
-    module_name = f"mlthreat_user_{what}_{abs(hash(str(path)))}"
-    module = sys.modules.get(module_name)
-    if module is None:
-        spec = importlib.util.spec_from_file_location(module_name, path)
-        assert spec is not None and spec.loader is not None
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[module_name] = module
-        try:
-            spec.loader.exec_module(module)
-        except Exception as exc:  # the user's code: any failure is theirs to see
-            del sys.modules[module_name]
-            raise InputError(f"{what}: importing {path} failed: {type(exc).__name__}: "
-                             f"{exc}") from exc
-    fn = getattr(module, name, None)
-    if not callable(fn):
-        raise InputError(f"{what}: {path} has no function {name!r}")
-    return fn
-
-
 def image_model(path: Path, spec: ProbeSpec, base_dir: Path, trust: bool) -> ModelAdapter:
     """The model file as an adapter over flattened pixel rows in the data's units."""
     from mlthreat.adapters.loading import load_model, load_state
+    from mlthreat.probes.training import user_function
     images = spec.images
     assert images is not None
     if spec.module:

@@ -25,13 +25,25 @@ Fit = Callable[[np.ndarray, np.ndarray, int], Callable[[np.ndarray], np.ndarray]
 
 def user_fit(base_dir: Path, entry: str) -> Fit:
     """The `file.py:function` entry point (relative to the spec's folder) as a Fit."""
+    fn = user_function(base_dir, entry, "train")
+
+    def fit(x: np.ndarray, y: np.ndarray, seed: int) -> Any:
+        model = fn(x, y, seed)
+        return model.predict_proba if hasattr(model, "predict_proba") else model
+    return fit
+
+
+def user_function(base_dir: Path, entry: str, what: str) -> Any:
+    """The function `file.py:function` names (relative to the spec's folder; `what`: the spec
+    entry, "train" or "module"), imported: the team's own code, which the spec asks mlthreat to
+    run."""
     file, sep, name = entry.rpartition(":")
     if not sep or not file.endswith(".py") or not name.isidentifier():
-        raise InputError(f"train: {entry!r} should look like path/to/train.py:function")
+        raise InputError(f"{what}: {entry!r} should look like path/to/{what}.py:function")
     path = (base_dir / file).resolve()
     if not path.is_file():
-        raise InputError(f"train: {path} not found")
-    module_name = f"mlthreat_user_train_{abs(hash(str(path)))}"
+        raise InputError(f"{what}: {path} not found")
+    module_name = f"mlthreat_user_{what}_{abs(hash(str(path)))}"
     spec = importlib.util.spec_from_file_location(module_name, path)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
@@ -40,15 +52,11 @@ def user_fit(base_dir: Path, entry: str) -> Fit:
     try:
         spec.loader.exec_module(module)
     except Exception as exc:  # the user's code: any failure is theirs to see
-        raise InputError(f"train: importing {path} failed: {type(exc).__name__}: {exc}") from exc
+        raise InputError(f"{what}: importing {path} failed: {type(exc).__name__}: {exc}") from exc
     fn = getattr(module, name, None)
     if not callable(fn):
-        raise InputError(f"train: {path} has no function {name!r}")
-
-    def fit(x: np.ndarray, y: np.ndarray, seed: int) -> Any:
-        model = fn(x, y, seed)
-        return model.predict_proba if hasattr(model, "predict_proba") else model
-    return fit
+        raise InputError(f"{what}: {path} has no function {name!r}")
+    return fn
 
 
 def _by_value(module: Any) -> None:
