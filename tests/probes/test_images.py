@@ -286,3 +286,38 @@ def test_an_onnx_image_model_answers_like_the_pytorch_one_it_was_exported_from(
     x = t.x[t.test][:50]
     assert np.allclose(onnx.adapter.predict_proba(x), t.adapter.predict_proba(x), atol=1e-5)
     assert "gradients" not in onnx.capabilities and "scores" in onnx.capabilities
+
+
+def test_targeted_flipping_on_ten_classes_turns_the_class_the_model_finds_most_like_the_goal(
+        tmp_path: Path) -> None:
+    """Goal "3": the source class is the one whose training images get the highest mean
+    probability of 3 from the deployed model (computed here by hand), never 1 - goal."""
+    folder = tmp_path / "example"
+    shutil.copytree(EXAMPLE, folder)
+    text = (folder / "pipeline.yaml").read_text()
+    (folder / "pipeline.yaml").write_text(text.replace("      queries: 1000\n",
+                                                       "      queries: 1000\n      goal: \"3\"\n"))
+    pipeline = load_pipeline(folder / "pipeline.yaml", load_catalog())
+    t = prepare(pipeline, next(c for c in pipeline.spec.components if c.probe), trust=False)
+    assert t.goal == 3
+    p3 = t.adapter.predict_proba(t.x[t.train])[:, 3]
+    y = t.y[t.train]
+    expected = max((c for c in range(10) if c != 3), key=lambda c: p3[y == c].mean())
+    from mlthreat.probes.registry import RUNS
+    probe = RUNS["targeted"].probe.configure(t, {"seeds": 1}, {"attack": "targeted_flip"},
+                                              0, 1).probe
+    probe.check()         # a goal above 1 is a class like any other
+    assert probe.param("target_class") == 3 and probe.param("source_class") == expected
+    assert expected != 3 and expected != 1 - 3
+
+
+def test_table_only_entries_in_an_image_probe_block_are_refused(tmp_path: Path) -> None:
+    folder = tmp_path / "example"
+    shutil.copytree(EXAMPLE, folder)
+    text = (folder / "pipeline.yaml").read_text()
+    (folder / "pipeline.yaml").write_text(text.replace(
+        "      queries: 1000\n", "      queries: 1000\n      trigger: [c0_y0_x0]\n"))
+    pipeline = load_pipeline(folder / "pipeline.yaml", load_catalog())
+    with pytest.raises(InputError, match=r"probe block of moderation_service: trigger: not for "
+                                         r"images .*the backdoor is a patch"):
+        prepare(pipeline, next(c for c in pipeline.spec.components if c.probe), trust=False)

@@ -260,6 +260,15 @@ def prepare_images(pipeline: Pipeline, comp: Component, trust: bool) -> Target:
     from mlthreat.probes.training import sharing_clean
     spec, images = comp.probe, comp.probe.images if comp.probe else None
     assert spec is not None and images is not None
+    ignored = [name for name, given in (("constraints", spec.constraints.immutable or
+                                          spec.constraints.bounds or spec.constraints.integer),
+                                         ("trigger", spec.trigger), ("drop", spec.drop),
+                                         ("endpoint", spec.endpoint)) if given]
+    if ignored:
+        raise InputError(f"{', '.join(ignored)}: not for images (the pixels' range and "
+                         "images.mask say what an attacker may change; the backdoor is a patch; "
+                         "an HTTP endpoint taking images is not supported yet: probe the model "
+                         "file)")
     pixels, y, classes = load_images(pipeline.base_dir / spec.data, images)
     x = pixels.reshape(len(pixels), -1)
     train, test = split(y, spec)
@@ -271,22 +280,19 @@ def prepare_images(pipeline: Pipeline, comp: Component, trust: bool) -> Target:
     constraints = Constraints(columns, frozenset(c for c, m in zip(columns, movable,
                                                                    strict=True) if not m),
                               dict.fromkeys(columns, (low, high)))
-    base = None
-    if spec.endpoint is None:
-        if not comp.artifacts.model:
-            raise InputError(f"{comp.id}: a probe block needs a model in artifacts.model (or "
-                             "an endpoint)")
-        path = pipeline.base_dir / comp.artifacts.model[0]
-        base = image_model(path, spec, pipeline.base_dir, trust)
-        fits_rows_of(base, x, path, spec.data)
+    if not comp.artifacts.model:
+        raise InputError(f"{comp.id}: a probe block on images needs the model in "
+                         "artifacts.model")
+    path = pipeline.base_dir / comp.artifacts.model[0]
+    base = image_model(path, spec, pipeline.base_dir, trust)
+    fits_rows_of(base, x, path, spec.data)
     fit = _fit(pipeline, spec, None)
     if fit is not None:
         fit = _on_images(fit, images.shape)
         fit = sharing_clean(fit, x[train], y[train])
     adapter = _view(base, spec, constraints)
-    artifact = spec.endpoint.url if spec.endpoint else comp.artifacts.model[0]
-    return Target(comp.id, spec, artifact, adapter, x, y, train, test, constraints, fit,
-                  _goal(spec, classes), None, classes)
+    return Target(comp.id, spec, comp.artifacts.model[0], adapter, x, y, train, test, constraints,
+                  fit, _goal(spec, classes), None, classes)
 
 
 def _on_images(fit: Any, shape: tuple[int, int, int]) -> Any:

@@ -129,6 +129,23 @@ def trigger_columns(t: Target) -> list[int]:
     return pairs[int(np.argmin(response))]
 
 
+def source_class(t: Target, wanted: int) -> int:
+    """Whose labels targeted flipping turns into `wanted`: the other class of a binary model;
+    with more classes, the one the deployed model already finds most like `wanted` (highest
+    mean probability of `wanted` on its training rows; labels alone: most often predicted as
+    it), where a few flipped labels move the boundary furthest."""
+    classes = np.unique(t.y)
+    if len(classes) <= 2:
+        return 1 - wanted
+    x, y = t.x[t.train], t.y[t.train]
+    if t.adapter.capabilities.scores:
+        like = t.adapter.predict_proba(x)[:, wanted]
+    else:
+        like = (t.adapter.predict(x) == wanted).astype(float)
+    others = [int(c) for c in classes if c != wanted]
+    return max(others, key=lambda c: (float(like[y == c].mean()), -c))
+
+
 TITLES = {"label_flip": "label flipping", "targeted_flip": "targeted flipping",
           "backdoor": "backdoor"}
 
@@ -151,8 +168,8 @@ class Poisoning(Probe):
         "rates": Param([0.01, 0.05, 0.1], 0.0, 0.5, doc="shares of training rows poisoned"),
         "seeds": Param(3, 1, 100, doc="retrainings per rate"),
         "jobs": Param(1, 1, 256, doc="processes for the retrainings"),
-        "target_class": Param(0, 0, 1, doc="the class the attacker wants"),
-        "source_class": Param(1, 0, 1, doc="whose labels targeted flipping turns"),
+        "target_class": Param(0, 0, 1e6, doc="the class the attacker wants"),
+        "source_class": Param(1, 0, 1e6, doc="whose labels targeted flipping turns"),
         "features": Param([0, 1], 0, 1e6, doc="encoded columns of the backdoor trigger"),
         "names": Param(None, doc="the trigger columns' names, for the summary"),
         "value": Param(4.0, -1e12, 1e12, doc="the trigger's value in the model's input units: "
@@ -173,7 +190,7 @@ class Poisoning(Probe):
         wanted = 0 if t.goal is None else t.goal
         params: dict[str, Any] = {"attack": "label_flip", "rates": [0.05, 0.1, 0.2], **fixed}
         if params["attack"] == "targeted_flip":
-            params.update(target_class=wanted, source_class=1 - wanted)
+            params.update(target_class=wanted, source_class=source_class(t, wanted))
         if params["attack"] == "backdoor" and t.images:     # a visible patch
             from mlthreat.probes.images import patch_trigger
             features, values, patch = patch_trigger(t)
