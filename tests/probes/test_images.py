@@ -214,13 +214,14 @@ def test_image_probes_speak_in_pixel_units_and_the_backdoor_is_a_visible_patch(
     assert white.param("norm") == "linf" and white.param("max_epsilon") == 16.0
     assert white.param("restarts") == 3 and white.param("targets") == 3
     assert white.param("epsilons")[2] == pytest.approx(16 * 8 / 255, abs=1e-5)
-    columns, values, text = patch_trigger(t)
+    assert t.spec.images is not None
+    columns, values, text = patch_trigger(t.spec.images, t.constraints)
     # bottom-right 2×2 of an 8×8 image: rows 6 and 7, columns 6 and 7
     assert columns == [54, 55, 62, 63] and values == [16, 0, 0, 16]
     assert "2×2 checkerboard patch" in text
     masked = _example_target(tmp_path / "m", np.eye(8))
     with pytest.raises(InputError, match="images.mask does not let the attacker change"):
-        patch_trigger(masked)
+        patch_trigger(masked.spec.images, masked.constraints)
 
 
 def test_image_model_errors_name_the_file_and_what_to_do(tmp_path: Path) -> None:

@@ -404,9 +404,9 @@ class BlackBoxEvasion(Probe):
         per_point, n = settings["per_point"], len(data.x)
         method = "both" if target.adapter.capabilities.scores else "decision"
         params: dict[str, Any] = {"method": method, "queries": per_point}
-        if target.images:           # L2 budgets in pixel units
+        if target.spec.images is not None:      # L2 budgets in pixel units
             from mlthreat.probes.images import image_epsilons
-            params["epsilons"] = image_epsilons(target, "l2")
+            params["epsilons"] = image_epsilons(target.spec.images, "l2")
         probe = cls(**{**params, **fixed})
         return Prepared(probe, target.adapter, data,
                         Budget(queries=per_point * n + n, seed=seed))

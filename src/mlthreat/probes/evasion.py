@@ -176,7 +176,7 @@ class WhiteBoxEvasion(Probe):
             from mlthreat.probes.images import image_epsilons
             assert target.spec.images is not None
             low, high = target.spec.images.range
-            params.update(norm="linf", epsilons=image_epsilons(target, "linf"),
+            params.update(norm="linf", epsilons=image_epsilons(target.spec.images, "linf"),
                           max_epsilon=float(high - low), restarts=3, targets=3)
         probe = cls(**{**params, **fixed})
         return Prepared(probe, target.adapter, data, Budget(seed=seed))

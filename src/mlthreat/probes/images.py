@@ -28,8 +28,7 @@ from mlthreat.errors import DataError, InputError, ModelError, brief
 from mlthreat.pipeline.spec import ProbeImages, ProbeSpec
 
 if TYPE_CHECKING:
-    from mlthreat.pipeline import Component, Pipeline
-    from mlthreat.probes.target import Target
+    from mlthreat.probes.constraints import Constraints
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff")
 
@@ -253,68 +252,6 @@ class PixelsAdapter(ModelAdapter):
         return self.inner._labels(self._images(x))
 
 
-def prepare_images(pipeline: Pipeline, comp: Component, trust: bool) -> Target:
-    """A component whose model classifies images, ready for probing (the module docstring)."""
-    from mlthreat.probes.constraints import Constraints
-    from mlthreat.probes.target import Target, _fit, _view, fits_rows_of
-    from mlthreat.probes.training import sharing_clean
-    spec, images = comp.probe, comp.probe.images if comp.probe else None
-    assert spec is not None and images is not None
-    ignored = [name for name, given in (("constraints", spec.constraints.immutable or
-                                          spec.constraints.bounds or spec.constraints.integer),
-                                         ("trigger", spec.trigger), ("drop", spec.drop),
-                                         ("endpoint", spec.endpoint)) if given]
-    if ignored:
-        raise InputError(f"{', '.join(ignored)}: not for images (the pixels' range and "
-                         "images.mask say what an attacker may change; the backdoor is a patch; "
-                         "an HTTP endpoint taking images is not supported yet: probe the model "
-                         "file)")
-    pixels, y, classes = load_images(pipeline.base_dir / spec.data, images)
-    x = pixels.reshape(len(pixels), -1)
-    train, test = split(y, spec)
-    columns = tuple(f"c{c}_y{i}_x{j}" for c in range(images.shape[0])
-                    for i in range(images.shape[1]) for j in range(images.shape[2]))
-    low, high = images.range
-    movable = (np.ones(x.shape[1], dtype=bool) if images.mask is None
-               else load_mask(pipeline.base_dir / images.mask, images.shape))
-    constraints = Constraints(columns, frozenset(c for c, m in zip(columns, movable,
-                                                                   strict=True) if not m),
-                              dict.fromkeys(columns, (low, high)))
-    if not comp.artifacts.model:
-        raise InputError(f"{comp.id}: a probe block on images needs the model in "
-                         "artifacts.model")
-    path = pipeline.base_dir / comp.artifacts.model[0]
-    base = image_model(path, spec, pipeline.base_dir, trust)
-    fits_rows_of(base, x, path, spec.data)
-    fit = _fit(pipeline, spec, None)
-    if fit is not None:
-        fit = _on_images(fit, images.shape)
-        fit = sharing_clean(fit, x[train], y[train])
-    adapter = _view(base, spec, constraints)
-    return Target(comp.id, spec, comp.artifacts.model[0], adapter, x, y, train, test, constraints,
-                  fit, _goal(spec, classes), None, classes)
-
-
-def _on_images(fit: Any, shape: tuple[int, int, int]) -> Any:
-    """The team's training function sees images (N×C×H×W), as it was written to; what it
-    returns answers flattened rows."""
-    def train(x: np.ndarray, y: np.ndarray, seed: int) -> Any:
-        predict = fit(np.asarray(x, dtype=float).reshape(-1, *shape), y, seed)
-        return lambda rows: predict(np.asarray(rows, dtype=float).reshape(-1, *shape))
-    return train
-
-
-def _goal(spec: ProbeSpec, classes: tuple[str, ...]) -> int | None:
-    """The class the attacker wants, by name or index."""
-    if spec.goal is None:
-        return None
-    if str(spec.goal) in classes:
-        return classes.index(str(spec.goal))
-    if isinstance(spec.goal, int) and 0 <= spec.goal < len(classes):
-        return spec.goal
-    raise InputError(f"goal {spec.goal!r} is not one of the classes ({', '.join(classes)})")
-
-
 # budgets of the robustness curves for images, as shares of the pixel range: L-infinity at the
 # field's usual 2/255 ... 8/255 (CIFAR-10) up to 0.3 (MNIST); L2 as shares of the range times
 # the square root of the pixel count (0.5 on CIFAR-10 is about 0.01 of it, 2 on MNIST 0.07)
@@ -322,21 +259,21 @@ LINF_SHARES = (2 / 255, 4 / 255, 8 / 255, 16 / 255, 0.1, 0.2, 0.3)
 L2_SHARES = (0.01, 0.02, 0.05, 0.1, 0.2)
 
 
-def image_epsilons(t: Target, norm: str) -> list[float]:
+def image_epsilons(images: ProbeImages, norm: str) -> list[float]:
     """The robustness curve's budgets in the data's pixel units."""
-    assert t.spec.images is not None
-    low, high = t.spec.images.range
-    span = (high - low) * (1.0 if norm == "linf" else float(np.sqrt(t.x.shape[1])))
+    low, high = images.range
+    c, h, w = images.shape
+    span = (high - low) * (1.0 if norm == "linf" else float(np.sqrt(c * h * w)))
     return [round(span * s, 6) for s in (LINF_SHARES if norm == "linf" else L2_SHARES)]
 
 
-def patch_trigger(t: Target) -> tuple[list[int], list[float], str]:
+def patch_trigger(images: ProbeImages, constraints: Constraints
+                  ) -> tuple[list[int], list[float], str]:
     """The backdoor trigger on images: a visible checkerboard patch of the range's highest and
     lowest values in the bottom-right corner (side: an eighth of the smaller side, at least 2
     pixels; every channel), as (pixel columns, values, description)."""
-    assert t.spec.images is not None
-    c, h, w = t.spec.images.shape
-    low, high = t.spec.images.range
+    c, h, w = images.shape
+    low, high = images.range
     side = max(2, min(h, w) // 8)
     columns, values = [], []
     for ch in range(c):
@@ -344,8 +281,8 @@ def patch_trigger(t: Target) -> tuple[list[int], list[float], str]:
             for j in range(w - side, w):
                 columns.append(ch * h * w + i * w + j)
                 values.append(high if (i + j) % 2 == 0 else low)
-    fixed = [t.constraints.columns[k] for k in columns if t.constraints.columns[k]
-             in t.constraints.immutable]
+    fixed = [constraints.columns[k] for k in columns
+             if constraints.columns[k] in constraints.immutable]
     if fixed:
         raise InputError(f"the backdoor's {side}×{side} patch sits in the images' bottom-right "
                          "corner, which images.mask does not let the attacker change")

@@ -193,7 +193,8 @@ class Poisoning(Probe):
             params.update(target_class=wanted, source_class=source_class(t, wanted))
         if params["attack"] == "backdoor" and t.images:     # a visible patch
             from mlthreat.probes.images import patch_trigger
-            features, values, patch = patch_trigger(t)
+            assert t.spec.images is not None
+            features, values, patch = patch_trigger(t.spec.images, t.constraints)
             params.update(rates=[0.01, 0.05, 0.1], target_class=wanted, value=values,
                           features=features, patch=patch)
         elif params["attack"] == "backdoor":

@@ -98,8 +98,7 @@ def _prepare(pipeline: Pipeline, comp: Component, trust: bool) -> Target:
     spec = comp.probe
     assert spec is not None
     if spec.images is not None:
-        from mlthreat.probes.images import prepare_images
-        return prepare_images(pipeline, comp, trust)
+        return _prepare_images(pipeline, comp, trust)
     assert spec.target is not None and spec.positive is not None
     table = load_table(pipeline.base_dir / spec.data, spec.target, spec.positive,
                        tuple(spec.drop))
@@ -136,6 +135,66 @@ def _prepare(pipeline: Pipeline, comp: Component, trust: bool) -> Target:
     artifact = spec.endpoint.url if spec.endpoint else comp.artifacts.model[0]
     return Target(comp.id, spec, artifact, adapter, x, table.y, train, test, constraints, fit,
                   _goal(spec, table), unit)
+
+
+def _prepare_images(pipeline: Pipeline, comp: Component, trust: bool) -> Target:
+    """A component whose model classifies images, ready for probing (the module docstring)."""
+    from mlthreat.probes.images import image_model, load_images, load_mask, split
+    spec, images = comp.probe, comp.probe.images if comp.probe else None
+    assert spec is not None and images is not None
+    ignored = [name for name, given in (("constraints", spec.constraints.immutable or
+                                          spec.constraints.bounds or spec.constraints.integer),
+                                         ("trigger", spec.trigger), ("drop", spec.drop),
+                                         ("endpoint", spec.endpoint)) if given]
+    if ignored:
+        raise InputError(f"{', '.join(ignored)}: not for images (the pixels' range and "
+                         "images.mask say what an attacker may change; the backdoor is a patch; "
+                         "an HTTP endpoint taking images is not supported yet: probe the model "
+                         "file)")
+    pixels, y, classes = load_images(pipeline.base_dir / spec.data, images)
+    x = pixels.reshape(len(pixels), -1)
+    train, test = split(y, spec)
+    columns = tuple(f"c{c}_y{i}_x{j}" for c in range(images.shape[0])
+                    for i in range(images.shape[1]) for j in range(images.shape[2]))
+    low, high = images.range
+    movable = (np.ones(x.shape[1], dtype=bool) if images.mask is None
+               else load_mask(pipeline.base_dir / images.mask, images.shape))
+    constraints = Constraints(columns, frozenset(c for c, m in zip(columns, movable,
+                                                                   strict=True) if not m),
+                              dict.fromkeys(columns, (low, high)))
+    if not comp.artifacts.model:
+        raise InputError(f"{comp.id}: a probe block on images needs the model in "
+                         "artifacts.model")
+    path = pipeline.base_dir / comp.artifacts.model[0]
+    base = image_model(path, spec, pipeline.base_dir, trust)
+    fits_rows_of(base, x, path, spec.data)
+    fit = _fit(pipeline, spec, None)
+    if fit is not None:
+        fit = _on_images(fit, images.shape)
+        fit = sharing_clean(fit, x[train], y[train])
+    adapter = _view(base, spec, constraints)
+    return Target(comp.id, spec, comp.artifacts.model[0], adapter, x, y, train, test, constraints,
+                  fit, _class_goal(spec, classes), None, classes)
+
+
+def _on_images(fit: Any, shape: tuple[int, int, int]) -> Any:
+    """The team's training function sees images (N×C×H×W), as it was written to; what it
+    returns answers flattened rows."""
+    def train(x: np.ndarray, y: np.ndarray, seed: int) -> Any:
+        predict = fit(np.asarray(x, dtype=float).reshape(-1, *shape), y, seed)
+        return lambda rows: predict(np.asarray(rows, dtype=float).reshape(-1, *shape))
+    return train
+
+
+def _class_goal(spec: ProbeSpec, classes: tuple[str, ...]) -> int | None:
+    """The class the attacker wants, by name or index."""
+    if spec.goal is None:
+        return None
+    if str(spec.goal) in classes:
+        return classes.index(str(spec.goal))
+    if isinstance(spec.goal, int) and 0 <= spec.goal < len(classes):
+        return spec.goal
+    raise InputError(f"goal {spec.goal!r} is not one of the classes ({', '.join(classes)})")
 
 
 def deviation_unit(x: np.ndarray, constraints: Constraints, tolerance: float = 0.1

@@ -60,9 +60,9 @@ class TransferEvasion(Probe):
         data = points_to_attack(target, settings)
         queries = target.spec.queries
         params: dict[str, Any] = {"queries": queries}
-        if target.images:           # the field's L-infinity budgets in pixel units
+        if target.spec.images is not None:      # the field's L-infinity budgets in pixel units
             from mlthreat.probes.images import image_epsilons
-            params.update(norm="linf", epsilons=image_epsilons(target, "linf"))
+            params.update(norm="linf", epsilons=image_epsilons(target.spec.images, "linf"))
         probe = cls(**{**params, **fixed})
         checks = len(probe.param("epsilons")) + 1     # each budget's changes tried on the model
         return Prepared(probe, target.adapter, data,
