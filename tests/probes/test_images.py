@@ -3,6 +3,7 @@ closed forms, budgets, ranges and masks, the patch backdoor, and the example end
 
 from __future__ import annotations
 
+import re
 import shutil
 from pathlib import Path
 
@@ -322,3 +323,66 @@ def test_table_only_entries_in_an_image_probe_block_are_refused(tmp_path: Path) 
     with pytest.raises(InputError, match=r"probe block of moderation_service: trigger: not for "
                                          r"images .*the backdoor is a patch"):
         prepare(pipeline, next(c for c in pipeline.spec.components if c.probe), trust=False)
+
+
+def test_a_scikit_learn_model_on_the_pixels_is_an_image_model_with_gradients(
+        tmp_path: Path) -> None:
+    """An MLP fitted on the digits' flattened pixels divided by 16, saved with joblib: the spec's
+    normalisation (std 16) is applied before it, its answers match calling it by hand, and its
+    gradient with respect to the raw pixels matches finite differences (chain rule through the
+    normalisation), so white-box evasion runs on it."""
+    import joblib
+    from sklearn.neural_network import MLPClassifier
+    folder = tmp_path / "example"
+    shutil.copytree(EXAMPLE, folder)
+    data = np.load(folder / "data" / "digits.npz")
+    flat = data["x"].reshape(len(data["x"]), -1) / 16.0
+    mlp = MLPClassifier((32,), max_iter=300, random_state=0).fit(flat[:1200], data["y"][:1200])
+    joblib.dump(mlp, folder / "mlp.joblib")
+    text = (folder / "pipeline.yaml").read_text().replace("models/moderation.pt", "mlp.joblib")
+    (folder / "pipeline.yaml").write_text(text)
+    pipeline = load_pipeline(folder / "pipeline.yaml", load_catalog())
+    comp = next(c for c in pipeline.spec.components if c.probe)
+    with pytest.raises(ModelError, match=r"mlp\.joblib: a pickle file, not a PyTorch state dict; "
+                                         r"`module:` is for PyTorch weights"):
+        prepare(pipeline, comp, trust=False)
+    (folder / "pipeline.yaml").write_text(re.sub(r"\n +module: [^\n]*", "", text))
+    pipeline = load_pipeline(folder / "pipeline.yaml", load_catalog())
+    t = prepare(pipeline, next(c for c in pipeline.spec.components if c.probe), trust=False)
+    x = t.x[t.test][:40]
+    assert np.allclose(t.adapter.predict_proba(x), mlp.predict_proba(x / 16.0))
+    assert "gradients" in t.capabilities
+    start = t.adapter.predict(x)
+    grad = t.adapter.gradient(x, start)
+
+    def margin(rows: np.ndarray) -> np.ndarray:
+        p = np.log(np.clip(t.adapter.predict_proba(rows), 1e-300, None))
+        own = p[np.arange(len(rows)), start]
+        p[np.arange(len(rows)), start] = -np.inf
+        return own - p.max(axis=1)
+    step = np.zeros(64)
+    step[27] = 1e-3
+    numeric = (margin(x + step) - margin(x - step)) / 2e-3
+    assert np.allclose(grad[:, 27], numeric, rtol=0.05, atol=1e-4)
+    flipped, adv = WhiteBoxEvasion(norm="linf", steps=20).pgd(
+        t.adapter, x, start, np.full(len(x), 4.0), "linf", EvasionData(x, t.constraints))
+    assert flipped.mean() > 0.5 and adv.min() >= 0 and adv.max() <= 16
+
+
+def test_a_state_dict_of_linear_layers_needs_no_module_for_images(tmp_path: Path) -> None:
+    """Without `module:`, a state dict of Linear layers is rebuilt as an MLP (no code loaded)
+    and fed the flattened normalised image: its answers equal the network's by hand."""
+    torch.manual_seed(0)
+    mlp = torch.nn.Sequential(torch.nn.Linear(64, 16), torch.nn.ReLU(), torch.nn.Linear(16, 10))
+    folder = tmp_path / "example"
+    shutil.copytree(EXAMPLE, folder)
+    torch.save(mlp.state_dict(), folder / "mlp.pt")
+    text = (folder / "pipeline.yaml").read_text().replace("models/moderation.pt", "mlp.pt")
+    (folder / "pipeline.yaml").write_text(re.sub(r"\n +module: [^\n]*", "", text))
+    pipeline = load_pipeline(folder / "pipeline.yaml", load_catalog())
+    t = prepare(pipeline, next(c for c in pipeline.spec.components if c.probe), trust=False)
+    x = t.x[:20]
+    with torch.no_grad():
+        expected = torch.softmax(mlp(torch.as_tensor(x / 16.0, dtype=torch.float32)), 1).numpy()
+    assert np.allclose(t.adapter.predict_proba(x), expected, atol=1e-6)
+    assert "gradients" in t.capabilities

@@ -54,6 +54,11 @@ def load_state(path: Path) -> dict[str, Any]:
     if findings:
         raise ModelError(f"{path}: not loaded: the model-file scanner found {len(findings)} "
                          f"problem(s), e.g. {findings[0].message}. run `mlthreat scan` for details")
+    kind = sniff(data[:16])
+    if kind != "zip":
+        raise ModelError(f"{path}: a {kind} file, not a PyTorch state dict; `module:` is for "
+                         "PyTorch weights (torch.save(model.state_dict(), path)): remove it to "
+                         "load other formats")
     with translated(path, "PyTorch", "torch"):
         import torch
         state = torch.load(io.BytesIO(data), weights_only=True)

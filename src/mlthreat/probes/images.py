@@ -205,7 +205,12 @@ def image_model(path: Path, spec: ProbeSpec, base_dir: Path, trust: bool) -> Mod
                              f"returns ({brief(exc)}); is it the architecture they were saved "
                              "from?") from exc
         return pixel_adapter(module, images)
-    return pixel_adapter(load_model(path, trust=trust), images)
+    model = load_model(path, trust=trust)
+    first = next(iter(model.children()), None) if hasattr(model, "children") else None
+    if first is not None and type(first).__name__ == "Linear":   # an MLP rebuilt from its weights
+        import torch
+        model = torch.nn.Sequential(torch.nn.Flatten(), model).eval()
+    return pixel_adapter(model, images)
 
 
 def pixel_adapter(model: Any, images: ProbeImages) -> ModelAdapter:
@@ -216,7 +221,11 @@ def pixel_adapter(model: Any, images: ProbeImages) -> ModelAdapter:
         from mlthreat.adapters.torch import TorchAdapter, pixels_module
         return TorchAdapter(pixels_module(model, images.shape, mean, std))
     from mlthreat.adapters import adapter_for
-    return PixelsAdapter(adapter_for(model), shape, mean, std)
+    inner = adapter_for(model)
+    # an ONNX graph says whether it takes images or flat rows; other models (scikit-learn on
+    # the pixels, boosters) take flat rows
+    inputs = model.get_inputs()[0].shape if hasattr(model, "get_inputs") else [None, None]
+    return PixelsAdapter(inner, shape, mean, std, flat=len(inputs) == 2)
 
 
 def _normalisation(images: ProbeImages) -> tuple[tuple[int, int, int], np.ndarray, np.ndarray]:
@@ -233,17 +242,35 @@ def _normalisation(images: ProbeImages) -> tuple[tuple[int, int, int], np.ndarra
 
 
 class PixelsAdapter(ModelAdapter):
-    """A model without gradients (ONNX) fed the rows as normalised N×C×H×W images."""
+    """A model other than a PyTorch module fed the rows normalised: as N×C×H×W float32 images
+    (an ONNX graph taking images), or as flat rows (`flat`: scikit-learn on the pixels, an ONNX
+    graph taking rows). Gradients, where the inner model has them (flat rows only), follow the
+    chain rule through the normalisation."""
 
     def __init__(self, inner: ModelAdapter, shape: tuple[int, int, int], mean: np.ndarray,
-                 std: np.ndarray) -> None:
+                 std: np.ndarray, flat: bool = False) -> None:
         super().__init__()
-        self.inner, self.shape, self.mean, self.std = inner, shape, mean, std
+        self.inner, self.shape, self.mean, self.std, self.flat = inner, shape, mean, std, flat
         self.capabilities = inner.capabilities
+
+    def attach(self, meter: Any) -> None:
+        super().attach(meter)
+        self.inner.attach(None)      # rows are counted here, once
 
     def _images(self, x: Any) -> np.ndarray:
         rows = np.asarray(x, dtype=float).reshape(-1, *self.shape)
-        return np.asarray((rows - self.mean) / self.std, dtype=np.float32)
+        scaled = (rows - self.mean) / self.std
+        if self.flat:
+            return np.asarray(scaled.reshape(len(rows), -1), dtype=float)
+        return np.asarray(scaled, dtype=np.float32)
+
+    def gradient(self, x: np.ndarray, target: np.ndarray) -> np.ndarray:
+        if not self.flat:
+            return super().gradient(x, target)
+        self._count(len(x))
+        inner = self.inner.gradient(self._images(x), target)
+        per_pixel = np.broadcast_to(self.std, self.shape).reshape(-1)
+        return np.asarray(inner / per_pixel, dtype=float)
 
     def _proba(self, x: Any) -> Any:
         return self.inner._proba(self._images(x))

@@ -138,7 +138,8 @@ def _prepare(pipeline: Pipeline, comp: Component, trust: bool) -> Target:
 
 
 def _prepare_images(pipeline: Pipeline, comp: Component, trust: bool) -> Target:
-    """A component whose model classifies images, ready for probing (the module docstring)."""
+    """A component whose model classifies images, ready for probing (`probes.images`'s
+    docstring: pixel rows in the data's units, range bounds, mask immutables)."""
     from mlthreat.probes.images import image_model, load_images, load_mask, split
     spec, images = comp.probe, comp.probe.images if comp.probe else None
     assert spec is not None and images is not None
