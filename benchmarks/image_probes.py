@@ -36,7 +36,10 @@ ROOT = HERE.parent
 EXAMPLE = ROOT / "examples" / "image-community"
 # torch's CPU pin first; torchattacks without its declared dependencies (torchvision would pull
 # another torch, a CUDA build; AutoAttack needs none of it), then what it imports
-PINS = ["torch==2.13.0", "torchattacks==3.5.1", "scipy", "tqdm", "requests"]
+PINS = ["torch==2.13.0", "torchattacks==3.5.1", "scipy", "tqdm", "requests",
+        "adversarial-robustness-toolbox==1.20.1", "scikit-learn==1.9.1", "packaging", "six"]
+SQUARE_SHARES = (8 / 255, 0.1)
+SQUARE_QUERIES = (200, 1000)
 SHARES = (8 / 255, 0.1, 0.2, 0.3)
 
 AUTOATTACK = r'''
@@ -64,6 +67,39 @@ for eps in args["eps"]:
         robust = float((net(adv).argmax(1) == y).float().mean())
     out.append({"eps": eps, "robust": robust, "seconds": seconds,
                 "linf": float((adv - x).abs().max())})
+print(json.dumps(out))
+'''
+
+ART_SQUARE = r'''
+import json, sys, time, warnings, logging
+import numpy as np, torch
+warnings.simplefilter("ignore"); logging.disable(logging.WARNING)
+sys.path.insert(0, sys.argv[1])
+from net import build
+from art.estimators.classification import PyTorchClassifier
+from art.attacks.evasion import SquareAttack
+torch.set_num_threads(1)
+args = json.loads(sys.argv[2])
+data = np.load(args["data"])
+net = build()
+net.load_state_dict(torch.load(args["weights"], weights_only=True))
+net.eval()
+x = (data["x"] / 16.0).astype(np.float32)
+y = data["y"]
+clf = PyTorchClassifier(net, loss=torch.nn.CrossEntropyLoss(), input_shape=(1, 8, 8),
+                        nb_classes=10, clip_values=(0.0, 1.0))
+out = []
+for eps in args["eps"]:
+    for queries in args["queries"]:
+        attack = SquareAttack(clf, norm=np.inf, eps=eps, max_iter=queries, p_init=0.05,
+                              nb_restarts=1, batch_size=len(x), verbose=False)
+        np.random.seed(0)
+        started = time.perf_counter()
+        adv = attack.generate(x)
+        seconds = time.perf_counter() - started
+        flipped = float(np.mean(clf.predict(adv).argmax(1) != y))
+        out.append({"eps": eps, "queries": queries, "success": flipped, "seconds": seconds,
+                    "linf": float(np.abs(adv - x).max())})
 print(json.dumps(out))
 '''
 
@@ -103,7 +139,9 @@ def main() -> None:
 
     theirs: list[dict[str, float]] = []
     python = None if args.no_baseline else baseline_python(
-        "import torchattacks", [[PINS[0]], ["--no-deps", PINS[1]], PINS[2:]], "torchattacks")
+        "import torchattacks, art", [[PINS[0]], ["--no-deps", PINS[1]], PINS[2:]],
+        "torchattacks and ART")
+    squares = square_part(t, x[correct], y[correct], python)
     if python is not None:
         with tempfile.TemporaryDirectory() as tmp:
             np.savez(Path(tmp) / "d.npz", x=x.reshape(-1, 1, 8, 8), y=y)
@@ -130,6 +168,55 @@ def main() -> None:
         else:
             print(f"| {mine['eps']:.3f} | {share:.3f} | {mine['robust']:.3f} | – | – | "
                   f"{mine['seconds']:.2f} | – | – |")
+
+
+    print(f"\nScore-based black-box on the {int(correct.sum())} correctly classified images: "
+          "success (flipped) within the budget of queries per image")
+    print("| L∞ budget | queries per image | mlthreat Square success | ART SquareAttack success | "
+          "mlthreat s | ART s | time ratio |")
+    print("|---|---|---|---|---|---|---|")
+    for row in squares:
+        art = row.get("art")
+        if art:
+            print(f"| {row['eps']:.3f} | {row['queries']} | {row['success']:.3f} | "
+                  f"{art['success']:.3f} | {row['seconds']:.2f} | {art['seconds']:.2f} | "
+                  f"{row['seconds'] / art['seconds']:.3f} |")
+        else:
+            print(f"| {row['eps']:.3f} | {row['queries']} | {row['success']:.3f} | – | "
+                  f"{row['seconds']:.2f} | – | – |")
+
+
+def square_part(t: object, x: np.ndarray, y: np.ndarray, python: Path | None
+                ) -> list[dict[str, object]]:
+    """The Square probe's attack and ART's SquareAttack on the same images, budgets and query
+    budgets (ART's max_iter: one query per image per iteration, as ours)."""
+    from mlthreat.probes.evasion import EvasionData
+    from mlthreat.probes.square import SquareEvasion
+    rows: list[dict[str, object]] = []
+    for share in SQUARE_SHARES:
+        for queries in SQUARE_QUERIES:
+            probe = SquareEvasion(queries=queries, shape=(1, 8, 8))
+            began = time.perf_counter()
+            flipped, _ = probe.attack(t.adapter, x, y, 16 * share, (1, 8, 8),  # type: ignore[attr-defined]
+                                      EvasionData(x, t.constraints),  # type: ignore[attr-defined]
+                                      np.random.default_rng(0))
+            rows.append({"eps": 16 * share, "queries": queries, "success": float(flipped.mean()),
+                         "seconds": time.perf_counter() - began})
+    if python is None:
+        return rows
+    with tempfile.TemporaryDirectory() as tmp:
+        np.savez(Path(tmp) / "d.npz", x=x.reshape(-1, 1, 8, 8), y=y)
+        spec = {"data": str(Path(tmp) / "d.npz"),
+                "weights": str(EXAMPLE / "models" / "moderation.pt"),
+                "eps": list(SQUARE_SHARES), "queries": list(SQUARE_QUERIES)}
+        run = subprocess.run([str(python), "-c", ART_SQUARE, str(EXAMPLE), json.dumps(spec)],
+                             capture_output=True, text=True, timeout=7200)
+    if run.returncode:
+        print(f"ART's SquareAttack failed: {run.stderr[-2000:]}")
+        return rows
+    for row, art in zip(rows, json.loads(run.stdout.strip().splitlines()[-1]), strict=True):
+        row["art"] = art
+    return rows
 
 
 if __name__ == "__main__":

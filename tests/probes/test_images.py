@@ -386,3 +386,61 @@ def test_a_state_dict_of_linear_layers_needs_no_module_for_images(tmp_path: Path
         expected = torch.softmax(mlp(torch.as_tensor(x / 16.0, dtype=torch.float32)), 1).numpy()
     assert np.allclose(t.adapter.predict_proba(x), expected, atol=1e-6)
     assert "gradients" in t.capabilities
+
+
+def test_square_attack_keeps_every_image_it_sends_within_budget_range_and_mask(
+        tmp_path: Path) -> None:
+    """Every row the Square attack sends the model lies within ε of its original in L∞, inside
+    the pixel range, and unchanged outside the mask; an image it calls flipped is flipped; it
+    never spends more than its queries per image."""
+    from mlthreat.adapters.interface import ModelAdapter
+    from mlthreat.probes.square import SquareEvasion
+    mask = np.zeros((8, 8))
+    mask[1:7, 1:7] = 1
+    t = _example_target(tmp_path, mask)
+    x = t.x[t.test][:40]
+    inside = mask.reshape(-1) != 0
+
+    class Watching(ModelAdapter):
+        def __init__(self, inner: ModelAdapter) -> None:
+            super().__init__()
+            self.inner, self.capabilities, self.sent = inner, inner.capabilities, []
+
+        def _proba(self, rows: np.ndarray) -> np.ndarray:
+            self.sent.append(np.array(rows))
+            return np.asarray(self.inner._proba(rows))
+
+    model = Watching(t.adapter)
+    start = t.adapter.predict(x)
+    probe = SquareEvasion(queries=60, shape=(1, 8, 8))
+    flipped, used = probe.attack(model, x, start, 2.0, (1, 8, 8), EvasionData(x, t.constraints),
+                                 np.random.default_rng(0))
+    assert used.max() <= 60 and flipped.any()
+    for rows in model.sent:
+        assert rows.min() >= 0 and rows.max() <= 16
+        # each row's own original: the image it agrees with outside the mask and is nearest to
+        gap = np.abs(rows[:, None, :] - x[None, :, :])
+        same_outside = (gap[:, :, ~inside] == 0).all(axis=2)
+        nearest = np.where(same_outside, gap.max(axis=2), np.inf).min(axis=1)
+        assert np.all(nearest <= 2.0 + 1e-9)
+    assert probe.param("p_init") == 0.05
+
+
+def test_square_attack_flips_a_linear_model_exactly_when_the_budget_allows(tmp_path: Path) -> None:
+    """On a two-class linear image model a point can be flipped within ε exactly when
+    ε ≥ |margin| / ||w1 - w0||_1 (the closed form): the attack never claims a flip below that,
+    and finds most of those well above it."""
+    from mlthreat.probes.square import SquareEvasion
+    rng = np.random.default_rng(2)
+    w = rng.normal(size=(2, 16))
+    images = ProbeImages(shape=(1, 4, 4), range=(-1000, 1000))
+    adapter = pixel_adapter(_linear(w, np.zeros(2)), images)
+    x = rng.normal(size=(60, 16))
+    exact = np.abs(x @ (w[1] - w[0])) / np.abs(w[1] - w[0]).sum()
+    start = adapter.predict(x)
+    eps = float(np.median(exact))
+    flipped, _ = SquareEvasion(queries=300, shape=(1, 4, 4)).attack(
+        adapter, x, start, eps, (1, 4, 4), EvasionData(x), np.random.default_rng(0))
+    assert not np.any(flipped & (exact > eps * (1 + 1e-6)))
+    easy = exact < eps / 2
+    assert flipped[easy].mean() > 0.9

@@ -14,6 +14,7 @@ from mlthreat.probes.extraction import ModelExtraction
 from mlthreat.probes.interface import Probe
 from mlthreat.probes.membership import MembershipInference
 from mlthreat.probes.poisoning import Poisoning
+from mlthreat.probes.square import SquareEvasion
 from mlthreat.probes.transfer import TransferEvasion
 from mlthreat.results import Evidence
 
@@ -37,6 +38,7 @@ RUNS: dict[str, Run] = {r.name: r for r in (
     Run("backdoor", "poisoning", Poisoning, {"attack": "backdoor"}),
     Run("evasion-whitebox", "evasion", WhiteBoxEvasion),
     Run("evasion-blackbox", "evasion", BlackBoxEvasion),
+    Run("evasion-square", "evasion", SquareEvasion),
     Run("evasion-transfer", "evasion", TransferEvasion),
     Run("evasion-exact", "evasion", ExactEvasion),
 )}

@@ -6,7 +6,8 @@ shows it to an attacker (full probabilities, rounded scores, or the label only).
 `Target.capabilities` is what the planner compares with each probe's `requires`: "gradients"
 (white-box access), "scores" (more than the label), "retraining" (a model of the target's kind
 can be trained again: a scikit-learn estimator, or `train: file.py:function` in the spec),
-"trees" (the model file is a tree ensemble whose splits the exact evasion probe reads).
+"trees" (the model file is a tree ensemble whose splits the exact evasion probe reads),
+"images" (the model classifies images: `probes.images`).
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from mlthreat.probes.data import Table, load_table
 from mlthreat.probes.training import Fit, sharing_clean, sklearn_fit, user_fit
 from mlthreat.probes.trees import supported
 
-CAPABILITIES = ("gradients", "scores", "retraining", "trees")
+CAPABILITIES = ("gradients", "scores", "retraining", "trees", "images")
 
 # The attacker's effort, per budget name (docs/probes.md explains each figure).
 BUDGETS: dict[str, dict[str, int]] = {
@@ -80,7 +81,7 @@ class Target:
     def capabilities(self) -> frozenset[str]:
         have = {"gradients": self.adapter.capabilities.gradients,
                 "scores": self.adapter.capabilities.scores, "retraining": self.fit is not None,
-                "trees": self.trees}
+                "trees": self.trees, "images": self.images}
         return frozenset(k for k, v in have.items() if v)
 
 
