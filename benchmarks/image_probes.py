@@ -13,6 +13,11 @@ Square), on the same weights and images scaled to [0, 1], run in benchmarks/.bas
 percentage points, and the seconds of each with their ratio. The issue's goal: within 1 point of
 AutoAttack's robust accuracy at no more than a third of its time.
 
+Second part, score-based black-box: the Square probe's attack against ART 1.20.1's SquareAttack
+(L-infinity, p_init 0.05, one restart; ART's max_iter is one query per image per iteration, as
+ours) on the images the model gets right, at 8/255 and 0.1 of the range and 200 and 1,000 queries
+per image. Goal: success at least ART's at the same query budget, in less time.
+
     .venv/bin/python benchmarks/image_probes.py [--points 500] [--no-baseline]
 """
 
