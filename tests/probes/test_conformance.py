@@ -53,12 +53,27 @@ def forest() -> Target:
     return _target(RandomForestClassifier(5, max_depth=4, random_state=0))
 
 
+@pytest.fixture(scope="module")
+def image(linear: Target) -> Target:
+    """The same linear model as a classifier of 2×2 grey images (pixels -10..10)."""
+    from mlthreat.adapters import model_object
+    from mlthreat.pipeline.spec import ProbeImages
+    from mlthreat.probes.images import pixel_adapter
+    images = ProbeImages(shape=(1, 2, 2), range=(-10.0, 10.0))
+    columns = ("c0_y0_x0", "c0_y0_x1", "c0_y1_x0", "c0_y1_x1")
+    return dataclasses.replace(
+        linear, spec=ProbeSpec.model_construct(queries=60, trigger=[], images=images),
+        adapter=pixel_adapter(model_object(linear.adapter), images),
+        constraints=Constraints(columns, bounds=dict.fromkeys(columns, (-10.0, 10.0))))
+
+
 @pytest.fixture
-def target(request: pytest.FixtureRequest, linear: Target, forest: Target) -> Target:
+def target(request: pytest.FixtureRequest, linear: Target, forest: Target, image: Target
+           ) -> Target:
     """The linear model (gradients, scores, retraining) for every probe but those that read
-    trees, which get a small forest."""
-    kind = request.node.callspec.params["kind"]
-    return forest if "trees" in RUNS[kind].probe.requires else linear
+    trees, which get a small forest, and those for images, which get it as an image model."""
+    requires = RUNS[request.node.callspec.params["kind"]].probe.requires
+    return image if "images" in requires else forest if "trees" in requires else linear
 
 
 @pytest.mark.parametrize("kind", sorted(RUNS))
@@ -134,7 +149,7 @@ def test_a_missing_capability_is_a_skip_with_the_probes_reason(kind: str, target
 def _without(target: Target, capability: str) -> Target:
     if capability == "retraining":
         return dataclasses.replace(target, fit=None)
-    if capability == "trees":      # the same data, a model without trees
+    if capability in ("trees", "images"):   # the same data, a table model without trees
         return _target(LogisticRegression())
     # an interface that shows labels only: no scores, no gradients
     from mlthreat.adapters import RoundedAdapter
