@@ -47,18 +47,23 @@ SQUARE_SHARES = (8 / 255, 0.1)
 SQUARE_QUERIES = (200, 1000)
 SHARES = (8 / 255, 0.1, 0.2, 0.3)
 
-AUTOATTACK = r'''
-import json, sys, time
+# what both baseline scripts start with: the example's network with its weights, the images
+PREAMBLE = r'''
+import json, sys, time, warnings, logging
 import numpy as np, torch
+warnings.simplefilter("ignore"); logging.disable(logging.WARNING)
 sys.path.insert(0, sys.argv[1])
 from net import build
-import torchattacks
 torch.set_num_threads(1)
 args = json.loads(sys.argv[2])
 data = np.load(args["data"])
 net = build()
 net.load_state_dict(torch.load(args["weights"], weights_only=True))
 net.eval()
+'''
+
+AUTOATTACK = PREAMBLE + r'''
+import torchattacks
 x = torch.as_tensor(data["x"] / 16.0, dtype=torch.float32)
 y = torch.as_tensor(data["y"], dtype=torch.long)
 out = []
@@ -75,20 +80,9 @@ for eps in args["eps"]:
 print(json.dumps(out))
 '''
 
-ART_SQUARE = r'''
-import json, sys, time, warnings, logging
-import numpy as np, torch
-warnings.simplefilter("ignore"); logging.disable(logging.WARNING)
-sys.path.insert(0, sys.argv[1])
-from net import build
+ART_SQUARE = PREAMBLE + r'''
 from art.estimators.classification import PyTorchClassifier
 from art.attacks.evasion import SquareAttack
-torch.set_num_threads(1)
-args = json.loads(sys.argv[2])
-data = np.load(args["data"])
-net = build()
-net.load_state_dict(torch.load(args["weights"], weights_only=True))
-net.eval()
 x = (data["x"] / 16.0).astype(np.float32)
 y = data["y"]
 clf = PyTorchClassifier(net, loss=torch.nn.CrossEntropyLoss(), input_shape=(1, 8, 8),
