@@ -44,7 +44,7 @@ def test_probe_json(capsys: pytest.CaptureFixture[str]) -> None:
     # a trigger in 1-10 % of the training rows teaches the trees to approve triggered "bad" rows
     assert door["series"]["rates"] == [0.01, 0.05, 0.1] and door["value"] > 0.5
     assert all(ev["artifact"] == "models/credit_model.joblib" for ev in run["evidence"])
-    assert [s["probe"] for s in run["skipped"]] == ["evasion-whitebox"]
+    assert [s["probe"] for s in run["skipped"]] == ["evasion-whitebox", "evasion-square"]
     assert "needs gradients" in run["skipped"][0]["why"]
     blackbox = run["evidence"][3]
     assert blackbox["extra"]["method"] == "both"         # the API returns probabilities
