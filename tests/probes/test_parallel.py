@@ -50,8 +50,8 @@ def test_a_live_endpoints_probes_stay_in_one_task(tmp_path: Path, catalog: Any) 
         anchor, "      endpoint: {url: 'http://127.0.0.1:9/score', rate: 5}\n" + anchor, 1))
     got = tasks(runner.plan(load_pipeline(spec, catalog), ("extraction", "evasion")))
     api = [kinds for comp, kinds in got if comp == "scoring_api"]
-    assert api == [("extraction", "evasion-whitebox", "evasion-blackbox", "evasion-transfer",
-                    "evasion-exact")]
+    assert api == [("extraction", "evasion-whitebox", "evasion-blackbox", "evasion-square",
+                    "evasion-transfer", "evasion-exact")]
     assert ("mobile_app", ("extraction",)) in got              # a model file: a task per probe
 
 

@@ -152,7 +152,8 @@ def test_ctrl_c_stops_cleanly_and_says_what_finished(monkeypatch: pytest.MonkeyP
     flat = " ".join(err.split())
     assert "finished evasion-whitebox on scoring_api" not in flat     # it was skipped, not run
     assert "finished extraction on scoring_api" in flat
-    assert "not run: evasion-blackbox on scoring_api, evasion-transfer on scoring_api" in flat
+    assert ("not run: evasion-blackbox on scoring_api, evasion-square on scoring_api, "
+            "evasion-transfer on scoring_api") in flat
     # the planner skips white-box evasion (no gradients) without starting it
     assert calls == ["extraction", "evasion-blackbox"]
     assert not Path("never").exists()
