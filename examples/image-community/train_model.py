@@ -5,10 +5,9 @@ the classifier's state dict trained on the images the spec's split calls trainin
 
 import numpy as np
 import torch
+from net import fit
 from sklearn.datasets import load_digits
 from sklearn.model_selection import train_test_split
-
-from net import fit
 
 digits = load_digits()
 images = digits.images.astype(np.uint8)          # 1797 x 8 x 8, values 0..16

@@ -22,15 +22,7 @@ PICKLE_KINDS = {"pickle", "zlib", "gzip", "bz2", "lzma"}
 
 def load_model(path: Path, trust: bool = False) -> Any:
     """The model in `path`, loaded only if it is safe to load (see the module docstring)."""
-    if not path.is_file():
-        raise ModelError(f"{path}: model file not found; check artifacts.model in the spec")
-    data = path.read_bytes()   # scanned and loaded from these same bytes: no swap in between
-    findings = scan_bytes(data, str(path), root=path.parent, name=path.name)
-    if findings:
-        worst = findings[0]
-        raise ModelError(f"{path}: not loaded: the model-file scanner found "
-                         f"{len(findings)} problem(s), e.g. {worst.message}. mlthreat never "
-                         "unpickles a flagged file; run `mlthreat scan` for details")
+    data = _scanned(path)
     kind = sniff(data[:16])
     load = _loader(kind, path, data)
     if load is None:
@@ -44,16 +36,25 @@ def load_model(path: Path, trust: bool = False) -> Any:
         return fn()
 
 
-def load_state(path: Path) -> dict[str, Any]:
-    """A PyTorch state dict (tensors by name), only after the model-file scanner passed the
-    file, and with `weights_only=True`: no code, whatever the file holds."""
+def _scanned(path: Path) -> bytes:
+    """The file's bytes once the model-file scanner passed them: they are scanned and loaded
+    from the same bytes, so nothing can swap the file in between."""
     if not path.is_file():
         raise ModelError(f"{path}: model file not found; check artifacts.model in the spec")
     data = path.read_bytes()
     findings = scan_bytes(data, str(path), root=path.parent, name=path.name)
     if findings:
-        raise ModelError(f"{path}: not loaded: the model-file scanner found {len(findings)} "
-                         f"problem(s), e.g. {findings[0].message}. run `mlthreat scan` for details")
+        worst = findings[0]
+        raise ModelError(f"{path}: not loaded: the model-file scanner found "
+                         f"{len(findings)} problem(s), e.g. {worst.message}. mlthreat never "
+                         "unpickles a flagged file; run `mlthreat scan` for details")
+    return data
+
+
+def load_state(path: Path) -> dict[str, Any]:
+    """A PyTorch state dict (tensors by name), only after the model-file scanner passed the
+    file, and with `weights_only=True`: no code, whatever the file holds."""
+    data = _scanned(path)
     kind = sniff(data[:16])
     if kind != "zip":
         raise ModelError(f"{path}: a {kind} file, not a PyTorch state dict; `module:` is for "

@@ -21,7 +21,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from sklearn.model_selection import train_test_split
 
 from mlthreat.adapters.interface import ModelAdapter
 from mlthreat.errors import DataError, InputError, ModelError, brief
@@ -168,18 +167,6 @@ def load_mask(path: Path, shape: tuple[int, int, int]) -> np.ndarray:
     if not mask.any():
         raise DataError(f"{path}: the mask allows no pixel to change")
     return np.asarray(mask != 0).reshape(-1)
-
-
-def split(y: np.ndarray, spec: ProbeSpec) -> tuple[np.ndarray, np.ndarray]:
-    """The stratified split the model was trained with (members: training images)."""
-    try:
-        train, test = train_test_split(np.arange(len(y)), test_size=spec.test_size,
-                                       stratify=y, random_state=spec.seed)
-    except ValueError as exc:
-        raise DataError(f"{spec.data}: cannot split {len(y)} images into training and held-out "
-                        f"images ({exc}); test_size must leave images of every class on both "
-                        "sides") from exc
-    return train, test
 
 
 def image_model(path: Path, spec: ProbeSpec, base_dir: Path, trust: bool) -> ModelAdapter:

@@ -103,7 +103,7 @@ def _prepare(pipeline: Pipeline, comp: Component, trust: bool) -> Target:
     assert spec.target is not None and spec.positive is not None
     table = load_table(pipeline.base_dir / spec.data, spec.target, spec.positive,
                        tuple(spec.drop))
-    train, test = _split(table, spec)
+    train, test = _split(table.y, spec, "rows", f" by {spec.target!r}")
     model: Any = None
     transform: Callable[[Any], np.ndarray] = table.encoder.transform
     if spec.endpoint is None:
@@ -141,7 +141,7 @@ def _prepare(pipeline: Pipeline, comp: Component, trust: bool) -> Target:
 def _prepare_images(pipeline: Pipeline, comp: Component, trust: bool) -> Target:
     """A component whose model classifies images, ready for probing (`probes.images`'s
     docstring: pixel rows in the data's units, range bounds, mask immutables)."""
-    from mlthreat.probes.images import image_model, load_images, load_mask, split
+    from mlthreat.probes.images import image_model, load_images, load_mask
     spec, images = comp.probe, comp.probe.images if comp.probe else None
     assert spec is not None and images is not None
     ignored = [name for name, given in (("constraints", spec.constraints.immutable or
@@ -155,7 +155,7 @@ def _prepare_images(pipeline: Pipeline, comp: Component, trust: bool) -> Target:
                          "file)")
     pixels, y, classes = load_images(pipeline.base_dir / spec.data, images)
     x = pixels.reshape(len(pixels), -1)
-    train, test = split(y, spec)
+    train, test = _split(y, spec, "images")
     columns = tuple(f"c{c}_y{i}_x{j}" for c in range(images.shape[0])
                     for i in range(images.shape[1]) for j in range(images.shape[2]))
     low, high = images.range
@@ -289,14 +289,16 @@ def fits_rows_of(adapter: ModelAdapter, x: np.ndarray, path: Path, data: str) ->
                          "do images.shape and the module match the model?") from exc
 
 
-def _split(table: Table, spec: ProbeSpec) -> tuple[np.ndarray, np.ndarray]:
+def _split(y: np.ndarray, spec: ProbeSpec, rows: str, by: str = ""
+           ) -> tuple[np.ndarray, np.ndarray]:
+    """The stratified split the model was trained with (members: its training `rows`)."""
     try:
-        train, test = train_test_split(np.arange(len(table.y)), test_size=spec.test_size,
-                                       stratify=table.y, random_state=spec.seed)
+        train, test = train_test_split(np.arange(len(y)), test_size=spec.test_size,
+                                       stratify=y, random_state=spec.seed)
     except ValueError as exc:     # too few rows, or a class with a single row
-        raise DataError(f"{spec.data}: cannot split {len(table.y)} rows into training and "
-                        f"held-out rows by {spec.target!r} ({exc}); the probes need at least a "
-                        "few rows of each class") from exc
+        raise DataError(f"{spec.data}: cannot split {len(y)} {rows} into training and held-out "
+                        f"{rows}{by} ({exc}); the probes need at least a few {rows} of each "
+                        "class on both sides (test_size)") from exc
     return train, test
 
 
