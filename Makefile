@@ -19,12 +19,19 @@ $(STAMP): $(BIN)/python pyproject.toml
 
 install: $(STAMP)
 
+# The board's browser tests drive Debian's chromium with Playwright (never a downloaded browser).
+CHROMIUM := /usr/bin/chromium
+$(CHROMIUM):
+	@if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
+	echo "installing Debian's chromium for the board's browser tests"; \
+	$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium chromium-driver >/dev/null
+
 demo: $(STAMP)
 	$(BIN)/mlthreat demo --out demo-report
 
 # two worker processes (pytest-xdist), the slowest first taken by whichever is free: the suite
 # takes about 6.5 minutes on two cores instead of 10 (plain `pytest` still runs it in one)
-test: $(STAMP)
+test: $(STAMP) $(CHROMIUM)
 	$(BIN)/python -m pytest -n 2 --dist worksteal --durations=10
 	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/mypy

@@ -26,6 +26,7 @@ LAYERS = [
     {"adapters", "perception", "gate", "imports"},
     {"probes"},
     {"assessor", "report"},
+    {"web"},                 # the workshop board: a front end over the Assessor
     {"cli"},
     {"mlthreat"},            # the public API re-exports names from below, lazily
 ]

@@ -15,7 +15,7 @@ import pytest
 from mlthreat.analysis import Assessment, assess
 from mlthreat.catalog import Catalog
 from mlthreat.pipeline import Pipeline
-from mlthreat.report import FORMATS, Format, html, json_report, markdown, sarif
+from mlthreat.report import FORMATS, Format, html, json_report, layout, markdown, sarif
 from mlthreat.report.common import FAMILY_COLOR
 from mlthreat.vocabulary import Kind
 from tests.conftest import EXAMPLES, ROOT
@@ -143,7 +143,7 @@ def test_html_diagram_marks_findings_per_component(credit: Assessment) -> None:
 def test_html_draws_every_kind(example_pipeline: Callable[[str], Pipeline],
                                catalog: Catalog) -> None:
     # a kind without a diagram column made the report fail (the generative kinds, at first)
-    assert set(html.STAGE) == set(Kind)
+    assert set(layout.STAGE) == set(Kind)
     rag = assess(example_pipeline("rag-agent"), catalog)
     tags = _tags(html.render(rag))
     groups = [a["data-id"] for t, a in tags if t == "g" and a.get("class") == "component"]

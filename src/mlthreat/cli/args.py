@@ -22,6 +22,18 @@ BUDGETS = ("quick", "standard", "thorough")            # mlthreat.probes.target.
 SETTING_COMMANDS = ("model", "assess", "probe", "scan")   # commands a settings file sets
 
 
+BOARD_EPILOG = """\
+The board runs on this machine at the address it prints, which carries a random token: every
+request without it is refused. It saves only under the folder it was started in, keeping the
+spec's comments and order, and only a spec that passes `mlthreat validate`.
+
+examples:
+  mlthreat board pipeline.yaml                    draw on an existing spec, save it back
+  mlthreat board new.yaml --no-open               start empty; open the printed address yourself
+  mlthreat board pipeline.yaml --host 10.0.0.5 --port 8765   a workshop on the local network
+"""
+
+
 EPILOG = """\
 examples:
   mlthreat demo                                   threat-model the bundled credit-scoring case
@@ -36,6 +48,7 @@ examples:
   mlthreat elicit pipeline.yaml -o alice.yaml     interview one person about the pipeline
   mlthreat model pipeline.yaml --perception alice.yaml   what they believe vs what is found
   mlthreat team pipeline.yaml alice.yaml bob.yaml agreement across the team
+  mlthreat board pipeline.yaml                    draw the pipeline in a browser, threats live
   mlthreat catalog --family aml                   the adversarial-ML threats mlthreat knows
   mlthreat schema > pipeline.schema.json          JSON Schema of the spec, for editors
 
@@ -334,6 +347,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--answers", help="take the answers from this YAML file instead of asking")
     p.add_argument("--force", action="store_true", help="start over on a finished file")
     p.set_defaults(run="people:cmd_elicit")
+
+    p = sub.add_parser("board", help="the workshop board: draw the pipeline in a browser and "
+                       "see both families of threats appear as you draw",
+                       formatter_class=argparse.RawDescriptionHelpFormatter, epilog=BOARD_EPILOG)
+    p.add_argument("spec", nargs="?", help="spec to open (YAML); a missing file is created on "
+                   "the first save; without one the board starts empty")
+    p.add_argument("--port", type=int, default=0, help="port to listen on (default: a free one)")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: "
+                   "%(default)s, this machine only); another address lets others join, with "
+                   "the token, and is warned about")
+    p.add_argument("--no-open", action="store_true", help="print the address, do not open a "
+                   "browser")
+    p.set_defaults(run="board:cmd_board")
 
     p = sub.add_parser("team", help="agreement of several people's perceptions, where they "
                        "disagree, and which concepts they link")

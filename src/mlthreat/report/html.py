@@ -21,21 +21,13 @@ from mlthreat.report.common import (
     reference_url,
 )
 from mlthreat.report.interface import Format, environment
-from mlthreat.report.layout import NODE_H, NODE_W, layout
+from mlthreat.report.layout import NODE_H, NODE_W, STAGE, layout
 from mlthreat.report.markdown import GAP_TITLES
 from mlthreat.results import Assessment, Finding
 from mlthreat.vocabulary import RISK_ORDER, Family, Kind
 
-MAX_DRAWN = 400
-# Where each kind usually sits, left to right; flows against this order are drawn as feedback.
-STAGE = {
-    Kind.data_source: 0, Kind.feedback: 0, Kind.code_repository: 0, Kind.labeling: 1,
-    Kind.pretrained_model: 1, Kind.data_store: 2, Kind.ci_cd: 2, Kind.preprocessing: 3,
-    Kind.feature_store: 4, Kind.training: 5, Kind.validation: 6, Kind.model_registry: 7,
-    Kind.serving: 8, Kind.edge_deployment: 8, Kind.client: 9, Kind.monitoring: 9,
-    Kind.system_prompt: 1, Kind.retrieval_index: 4, Kind.memory: 4, Kind.hosted_model: 8,
-    Kind.llm: 8, Kind.agent_tool: 9,
-}  # components; beyond this the diagram and heatmap would not be readable
+MAX_DRAWN = 400   # components; beyond this the diagram and heatmap would not be readable
+
 
 
 

@@ -1,0 +1,344 @@
+"""The workshop board's web application (docs/board.md): a Starlette app over `Assessor`.
+
+Every request must carry the token printed with the URL (`?token=` on pages and assets, the
+`X-Board-Token` header on the API) and name this server in its Host header (no DNS rebinding);
+what changes state must be JSON from this page's own origin (no cross-site form posts) and at most
+`MAX_BODY` bytes. Specs are saved only under the folder the board was started in, whole, after
+they pass the same checks as `mlthreat validate`, and never over another file without the user's
+yes. The live threat model is `Assessor(scan=False)` on the drawn spec: no file is read for it.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import time
+from collections.abc import Awaitable, Callable, MutableMapping
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import yaml
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
+from starlette.routing import Route
+
+from mlthreat.assessor import Assessor
+from mlthreat.catalog import Catalog, load_catalog
+from mlthreat.errors import Problem, SpecError
+from mlthreat.pipeline.loader import parse_pipeline
+from mlthreat.report.common import FAMILY_COLOR, LEVEL_COLOR
+from mlthreat.report.layout import STAGE, layout
+from mlthreat.results import Assessment
+from mlthreat.vocabulary import Exposure, Kind
+from mlthreat.web import roundtrip
+from mlthreat.yamlio import read_text
+from mlthreat.yamlpos import load_located
+
+MAX_BODY = 2 * 1024 * 1024          # a 1,000-component spec is about 300 kB of JSON
+STATIC = ("board.js", "board.css")
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+
+@dataclass
+class Board:
+    """What one board serves: the folder it may save under and the spec it opened (if any)."""
+
+    root: Path
+    spec: Path | None = None
+    catalog: Catalog = field(default_factory=load_catalog)
+
+    def __post_init__(self) -> None:
+        self.root = self.root.resolve()
+        if self.spec is not None:
+            self.spec = self.spec.resolve()
+            if not self.spec.is_relative_to(self.root):
+                raise ValueError(f"{self.spec} is outside {self.root}, the folder the board "
+                                 "saves under; start the board in the spec's folder")
+
+    def inside(self, name: str) -> Path:
+        """`name` as a path under the root, or ValueError saying why not."""
+        if not name or "\x00" in name:
+            raise ValueError("name a file, e.g. pipeline.yaml")
+        path = (self.root / name).resolve()
+        if not path.is_relative_to(self.root):
+            raise ValueError(f"{name}: outside the folder the board was started in "
+                             f"({self.root}); the board saves only under it")
+        if path.suffix not in (".yaml", ".yml"):
+            raise ValueError(f"{name}: a spec file ends in .yaml or .yml")
+        return path
+
+
+class Guard:
+    """ASGI middleware: token, Host, Origin, content type and size on every request."""
+
+    def __init__(self, app: ASGIApp, token: str, hosts: set[str]) -> None:
+        self.app, self.token, self.hosts = app, token, hosts
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        request = Request(scope)
+        refusal = self._refusal(request)
+        if refusal is not None:
+            await refusal(scope, receive, send)
+            return
+        if request.method in ("GET", "HEAD"):
+            await self.app(scope, receive, _secure(send))
+            return
+        body, more = b"", True                 # read whole (small) before the app sees it
+        while more:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return
+            body += message.get("body", b"")
+            more = message.get("more_body", False)
+            if len(body) > MAX_BODY:
+                await _too_large()(scope, receive, send)
+                return
+        replayed = False
+
+        async def again() -> Message:
+            nonlocal replayed
+            if replayed:
+                return await receive()
+            replayed = True
+            return {"type": "http.request", "body": body, "more_body": False}
+
+        await self.app(scope, again, _secure(send))
+
+    def _refusal(self, request: Request) -> Response | None:
+        host = request.headers.get("host", "")
+        if host not in self.hosts:
+            return PlainTextResponse(f"unknown Host {host!r}: open the address `mlthreat board` "
+                                     "printed", status_code=421)
+        given = request.headers.get("x-board-token") or request.query_params.get("token", "")
+        if not hmac.compare_digest(given.encode(), self.token.encode()):
+            return PlainTextResponse("the board's token is missing or wrong: open the whole "
+                                     "address `mlthreat board` printed", status_code=403)
+        if request.method in ("GET", "HEAD"):
+            return None
+        origin = request.headers.get("origin")
+        if origin is not None and origin.split("://", 1)[-1] not in self.hosts:
+            return PlainTextResponse(f"requests from {origin} are refused", status_code=403)
+        if request.headers.get("content-type", "").split(";")[0].strip() != "application/json":
+            return PlainTextResponse("send JSON (Content-Type: application/json)",
+                                     status_code=415)
+        length = request.headers.get("content-length")
+        if length is not None and (not length.isdigit() or int(length) > MAX_BODY):
+            return _too_large()
+        return None
+
+
+def _too_large() -> Response:
+    return PlainTextResponse(f"request larger than {MAX_BODY // 1024} kB", status_code=413)
+
+
+HEADERS = [(b"content-security-policy", b"default-src 'self'; img-src 'self' data:; "
+            b"frame-ancestors 'none'; base-uri 'none'; form-action 'none'"),
+           (b"x-content-type-options", b"nosniff"), (b"referrer-policy", b"no-referrer"),
+           (b"cache-control", b"no-store")]
+
+
+def _secure(send: Send) -> Send:
+    async def wrapped(message: Message) -> None:
+        if message["type"] == "http.response.start":
+            message["headers"] = list(message.get("headers", [])) + HEADERS
+        await send(message)
+    return wrapped
+
+
+def create_app(board: Board, token: str, hosts: set[str]) -> ASGIApp:
+    """The board for `board`, answering only requests with `token` addressed to one of `hosts`
+    ("127.0.0.1:8765" ...)."""
+
+    async def page(request: Request) -> Response:
+        html = resources.files("mlthreat.web").joinpath("static/board.html").read_text("utf-8")
+        return HTMLResponse(html.replace("{{token}}", token))
+
+    async def static(request: Request) -> Response:
+        name = request.path_params["name"]
+        if name not in STATIC:
+            return PlainTextResponse("not found", status_code=404)
+        text = resources.files("mlthreat.web").joinpath(f"static/{name}").read_text("utf-8")
+        kind = "text/javascript" if name.endswith(".js") else "text/css"
+        return Response(text, media_type=kind)
+
+    async def state(request: Request) -> Response:
+        return JSONResponse(initial_state(board))
+
+    async def analyse(request: Request) -> Response:
+        body = await _json(request)
+        if isinstance(body, Response):
+            return body
+        return JSONResponse(analyse_spec(board, body.get("spec")))
+
+    async def save(request: Request) -> Response:
+        body = await _json(request)
+        if isinstance(body, Response):
+            return body
+        status, answer = save_spec(board, body.get("spec"), str(body.get("path", "")),
+                                   bool(body.get("overwrite", False)))
+        return JSONResponse(answer, status_code=status)
+
+    app = Starlette(routes=[
+        Route("/", page), Route("/static/{name}", static), Route("/api/state", state),
+        Route("/api/analyse", analyse, methods=["POST"]),
+        Route("/api/save", save, methods=["POST"]),
+    ])
+    return Guard(app, token, hosts)
+
+
+async def _json(request: Request) -> dict[str, Any] | Response:
+    try:
+        body = json.loads(await request.body())
+    except (ValueError, UnicodeDecodeError) as exc:
+        return JSONResponse({"error": f"not JSON: {exc}"}, status_code=400)
+    if not isinstance(body, dict):
+        return JSONResponse({"error": "send a JSON object"}, status_code=400)
+    return body
+
+
+# ------------------------------------------------------------------------------------ the API
+def initial_state(board: Board) -> dict[str, Any]:
+    """The catalog's vocabulary and the spec the board opened (or a new one)."""
+    cat = board.catalog
+    spec: dict[str, Any] = {"name": "new pipeline", "components": [], "flows": []}
+    problem = None
+    if board.spec is not None and board.spec.exists():
+        try:
+            loaded = roundtrip.plain(roundtrip.load(read_text(board.spec)))
+            if isinstance(loaded, dict):
+                spec = loaded
+            else:
+                problem = f"{board.spec}: not a mapping of name, components and flows"
+        except Exception as exc:    # shown in the board; the user can start anew or fix the file
+            problem = f"{board.spec}: {exc}"
+    return {
+        "spec": spec, "problem": problem, "positions": positions(spec),
+        "file": str(board.spec.relative_to(board.root)) if board.spec else None,
+        "root": str(board.root),
+        "kinds": [k.value for k in Kind], "exposures": [e.value for e in Exposure],
+        "controls": [{"id": c.id, "name": c.name, "family": c.family.value,
+                      "applies_to": [k.value for k in c.applies_to]} for c in cat.controls],
+        "colors": {"family": {f.value: v for f, v in FAMILY_COLOR.items()},
+                   "level": {k.value: v for k, v in LEVEL_COLOR.items()}},
+    }
+
+
+def positions(spec: dict[str, Any]) -> dict[str, list[float]]:
+    """Where each component of `spec` is drawn at first: the HTML report's layered layout."""
+    comps = [c for c in spec.get("components") or [] if isinstance(c, dict) and "id" in c]
+    ids = list(dict.fromkeys(str(c["id"]) for c in comps))
+    flows = [(str(f.get("from")), str(f.get("to"))) for f in spec.get("flows") or []
+             if isinstance(f, dict) and f.get("from") in ids and f.get("to") in ids]
+    known = {k.value: k for k in Kind}
+    kinds = {str(c["id"]): known.get(str(c.get("kind"))) for c in comps}
+    stage = {i: STAGE[k] if (k := kinds[i]) is not None else 5 for i in ids}
+    if not ids:
+        return {}
+    lay = layout(ids, flows, stage)
+    return {i: [b.x, b.y] for i, b in lay.boxes.items()}
+
+
+def analyse_spec(board: Board, spec: Any) -> dict[str, Any]:
+    """Findings per component of the drawn spec, or its problems, each at the part it concerns."""
+    start = time.perf_counter()
+    if not isinstance(spec, dict):
+        return {"problems": [{"message": "no spec sent"}], "findings": []}
+    text = yaml.safe_dump(spec, sort_keys=False, allow_unicode=True)
+    file = str(board.spec or board.root / "pipeline.yaml")
+    try:
+        pipeline = parse_pipeline(text, file, board.catalog)
+    except SpecError as exc:
+        return {"problems": _placed(exc.problems, text), "findings": [],
+                "ms": round(1000 * (time.perf_counter() - start), 1)}
+    assessment = Assessor(board.catalog, scan=False).assess(pipeline)
+    answer = _view(assessment)
+    answer["problems"] = _placed(pipeline.warnings, text)
+    answer["ms"] = round(1000 * (time.perf_counter() - start), 1)
+    return answer
+
+
+def _placed(problems: list[Problem], text: str) -> list[dict[str, Any]]:
+    """Problems with the component (or flow) their line falls in; the dumped text's line numbers
+    mean nothing to the user, so they are not shown."""
+    located = load_located(text)
+    data = located.data if isinstance(located.data, dict) else {}
+    starts: list[tuple[int, str, Any]] = []
+    for key, what in (("components", "component"), ("flows", "flow")):
+        items = data.get(key)
+        for i, item in enumerate(items if isinstance(items, list) else []):
+            pos = located.position((key, i))
+            if pos is not None:
+                ref = item.get("id") if what == "component" and isinstance(item, dict) else i
+                starts.append((pos[0], what, ref))
+    starts.sort(key=lambda s: s[0])
+    out = []
+    for p in problems:
+        at = [s for s in starts if p.line is not None and s[0] <= p.line]
+        entry: dict[str, Any] = {"message": p.message, "hint": p.hint}
+        if at:
+            entry[at[-1][1]] = at[-1][2]
+        out.append(entry)
+    return out
+
+
+def _view(a: Assessment) -> dict[str, Any]:
+    findings = [{"id": f.id, "threat": f.threat_id, "name": f.name, "family": f.family.value,
+                 "level": f.level.value, "score": round(f.score, 2), "component": f.component,
+                 "entry": f.entry, "path": list(f.path), "harm_at": f.harm_at,
+                 "asset": f.asset, "goal": f.goal,
+                 "missing": [c.control for c in f.controls_missing][:5],
+                 "recommendation": f.recommendation} for f in a.findings]
+    lead = [[g for g in threat] for threat in a.lead.threats]
+    groups = {g.id: {"name": g.name, "family": g.family.value, "level": g.level.value,
+                     "harm_at": g.harm_at, "findings": list(g.findings)} for g in a.groups}
+    return {
+        "findings": findings,
+        "lead": [groups[ids[0]] | {"groups": ids} for ids in lead if ids and ids[0] in groups],
+        "recommendations": [{"control": r.control, "name": r.name, "family": r.family,
+                             "where": list(r.where), "findings": r.findings,
+                             "reduction": round(r.risk_reduction, 2)}
+                            for r in a.recommendations[:8]],
+        "assets": [{"asset": g.asset, "goal": g.goal, "level": g.max_level.value,
+                    "aml": len(g.aml), "classical": len(g.classical), "summary": g.summary}
+                   for g in a.asset_groups],
+        "integrity": [list(p.path) for p in a.integrity_paths][:10],
+    }
+
+
+def save_spec(board: Board, spec: Any, name: str, overwrite: bool) -> tuple[int, dict[str, Any]]:
+    """Write the drawn spec to `name` under the root, keeping the old file's comments."""
+    if not isinstance(spec, dict):
+        return 400, {"error": "no spec sent"}
+    try:
+        path = board.inside(name)
+    except ValueError as exc:
+        return 400, {"error": str(exc)}
+    is_open = path == board.spec
+    if path.exists() and not (is_open or overwrite):
+        return 409, {"error": f"{name} exists; replace it?", "exists": True}
+    if not path.parent.is_dir():
+        return 400, {"error": f"{path.parent} is not a folder"}
+    original = path.read_text("utf-8") if path.exists() else None
+    try:
+        text = roundtrip.updated_text(original, spec)
+    except Exception as exc:      # ruamel cannot read the old file: keep it, say so
+        return 400, {"error": f"{name}: cannot merge into the file's text ({exc}); save under "
+                              "another name"}
+    try:
+        parse_pipeline(text, str(path), board.catalog)
+    except SpecError as exc:
+        return 422, {"error": "not saved: the spec has problems",
+                     "problems": _placed(exc.problems, text)}
+    roundtrip.write_whole(path, text)
+    board.spec = path
+    return 200, {"saved": str(path.relative_to(board.root)), "bytes": len(text)}

@@ -1,0 +1,529 @@
+// mlthreat board: draw the pipeline, see both families of threats as you draw (docs/board.md).
+// Plain browser JavaScript, no build step and nothing fetched from outside this server.
+"use strict";
+
+const TOKEN = document.querySelector('meta[name="board-token"]').content;
+const SVGNS = "http://www.w3.org/2000/svg";
+const W = 170, H = 58, GRID = 226, ROW = 84;
+const $ = (id) => document.getElementById(id);
+
+let V = null;            // vocabulary from the server: kinds, exposures, controls, colours
+let spec = null;         // the spec as plain data, exactly what is saved
+let pos = {};            // component id -> [x, y]; drawing only, not saved
+let selected = null;     // {type: "component", id} or {type: "flow", index}
+let result = null;       // the last analysis
+let past = [], future = [];
+let asked = 0, shown = 0, timer = null;
+
+async function api(path, body) {
+  const init = body === undefined ? {headers: {"X-Board-Token": TOKEN}}
+    : {method: "POST", headers: {"X-Board-Token": TOKEN, "Content-Type": "application/json"},
+       body: JSON.stringify(body)};
+  const r = await fetch(path, init);
+  let data;
+  try { data = await r.json(); } catch (e) { data = {error: await r.text()}; }
+  return {status: r.status, data};
+}
+
+function status(text, error) {
+  const s = $("status");
+  s.textContent = text;
+  s.className = error ? "error" : "";
+}
+
+function el(tag, attrs, parent, text) {
+  const e = document.createElementNS(SVGNS, tag);
+  for (const [k, v] of Object.entries(attrs || {})) e.setAttribute(k, v);
+  if (text !== undefined) e.textContent = text;
+  if (parent) parent.appendChild(e);
+  return e;
+}
+
+function html(tag, attrs, parent, text) {
+  const e = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs || {})) {
+    if (k === "checked" || k === "value") e[k] = v; else e.setAttribute(k, v);
+  }
+  if (text !== undefined) e.textContent = text;
+  if (parent) parent.appendChild(e);
+  return e;
+}
+
+const comps = () => spec.components || (spec.components = []);
+const flows = () => spec.flows || (spec.flows = []);
+const comp = (id) => comps().find((c) => c.id === id);
+
+// ------------------------------------------------------------------------------- editing
+function edit(change, what) {
+  past.push(JSON.stringify({spec, selected}));
+  if (past.length > 200) past.shift();
+  future = [];
+  change();
+  changed(what);
+}
+
+function changed(what) {
+  $("undo").disabled = past.length === 0;
+  $("redo").disabled = future.length === 0;
+  render();
+  if (what) status(what);
+  schedule();
+}
+
+function undo() {
+  if (!past.length) return;
+  future.push(JSON.stringify({spec, selected}));
+  ({spec, selected} = JSON.parse(past.pop()));
+  changed("undone");
+}
+
+function redo() {
+  if (!future.length) return;
+  past.push(JSON.stringify({spec, selected}));
+  ({spec, selected} = JSON.parse(future.pop()));
+  changed("redone");
+}
+
+function freeId(kind) {
+  let n = 1;
+  while (comp(`${kind}_${n}`)) n++;
+  return `${kind}_${n}`;
+}
+
+function freeSpot() {
+  const taken = new Set(Object.values(pos).map(([x, y]) => `${Math.round(x)},${Math.round(y)}`));
+  const cols = Math.max(2, Math.floor(($("canvas-wrap").clientWidth - 24) / GRID));
+  for (let row = 0; ; row++) {
+    for (let col = 0; col < cols; col++) {
+      const spot = [24 + col * GRID, 24 + row * ROW];
+      if (!taken.has(`${spot[0]},${spot[1]}`) && !Object.values(pos).some(
+        ([x, y]) => Math.abs(x - spot[0]) < W + 10 && Math.abs(y - spot[1]) < H + 10)) return spot;
+    }
+  }
+}
+
+function addComponent(kind) {
+  const id = freeId(kind);
+  pos[id] = freeSpot();
+  edit(() => { comps().push({id, kind}); selected = {type: "component", id}; }, `added ${id}`);
+  focusNode(id);
+}
+
+function addFlow(from, to) {
+  if (from === to) return;
+  if (flows().some((f) => f.from === from && f.to === to)) {
+    status(`a flow from ${from} to ${to} is already drawn`, true);
+    return;
+  }
+  edit(() => { flows().push({from, to}); selected = {type: "flow", index: flows().length - 1}; },
+       `flow ${from} → ${to}`);
+}
+
+function removeSelected() {
+  if (!selected) return;
+  if (selected.type === "component") {
+    const id = selected.id;
+    edit(() => {
+      spec.components = comps().filter((c) => c.id !== id);
+      spec.flows = flows().filter((f) => f.from !== id && f.to !== id);
+      selected = null;
+    }, `removed ${id} and its flows`);
+  } else {
+    const f = flows()[selected.index];
+    edit(() => { flows().splice(selected.index, 1); selected = null; },
+         `removed the flow ${f.from} → ${f.to}`);
+  }
+}
+
+function rename(oldId, newId) {
+  if (!newId || newId === oldId) return;
+  if (!/^[A-Za-z][A-Za-z0-9_.-]*$/.test(newId)) {
+    status(`${newId}: an id is a letter, then letters, digits, '_', '-' or '.'`, true);
+    render();
+    return;
+  }
+  if (comp(newId)) { status(`${newId} is taken`, true); render(); return; }
+  pos[newId] = pos[oldId];
+  edit(() => {
+    comp(oldId).id = newId;
+    for (const f of flows()) { if (f.from === oldId) f.from = newId; if (f.to === oldId) f.to = newId; }
+    selected = {type: "component", id: newId};
+  }, `renamed ${oldId} to ${newId}`);
+}
+
+function setField(id, key, value) {
+  edit(() => {
+    const c = comp(id);
+    if (value === "" || value === false || value === null ||
+        (Array.isArray(value) && value.length === 0)) delete c[key];
+    else c[key] = value;
+  }, `${id}: ${key} changed`);
+}
+
+// ------------------------------------------------------------------------------- drawing
+function findingsAt(id) {
+  return result ? result.findings.filter((f) => f.component === id) : [];
+}
+
+function problemsAt(type, ref) {
+  return result ? (result.problems || []).filter((p) => p[type] === ref) : [];
+}
+
+const ORDER = ["info", "low", "medium", "high", "critical"];
+const worst = (fs) => fs.reduce((w, f) => ORDER.indexOf(f.level) > ORDER.indexOf(w) ? f.level : w, "info");
+
+function render() {
+  const nodes = $("nodes"), edges = $("edges");
+  nodes.replaceChildren();
+  edges.replaceChildren();
+  for (const c of comps()) if (!pos[c.id]) pos[c.id] = freeSpot();
+  let maxX = 600, maxY = 400;
+  flows().forEach((f, i) => {
+    if (!pos[f.from] || !pos[f.to]) return;
+    const [ax, ay] = pos[f.from], [bx, by] = pos[f.to];
+    const x1 = ax + W, y1 = ay + H / 2, x2 = bx - 2, y2 = by + H / 2;
+    let d;
+    if (x2 > x1 + 10) {
+      const m = (x1 + x2) / 2;
+      d = `M${x1},${y1} C${m},${y1} ${m},${y2} ${x2},${y2}`;
+    } else {                     // backwards: around below both boxes
+      const low = Math.max(ay, by) + H + 18 + (i % 4) * 6;
+      d = `M${ax + W / 2 + 10},${ay + H} L${ax + W / 2 + 10},${low} L${bx + W / 2 - 10},${low} L${bx + W / 2 - 10},${by + H + 2}`;
+    }
+    const g = el("g", {class: "edge", "data-from": f.from, "data-to": f.to, "data-index": i}, edges);
+    if (selected && selected.type === "flow" && selected.index === i) g.classList.add("selected");
+    if (problemsAt("flow", i).length) g.classList.add("problem");
+    el("path", {class: "line", d, "marker-end": "url(#arrow)"}, g);
+    const hit = el("path", {class: "hit", d}, g);
+    el("title", {}, hit, `${f.from} → ${f.to}${f.data ? ": " + f.data : ""}`);
+    hit.addEventListener("mousedown", (e) => { e.stopPropagation(); selected = {type: "flow", index: i}; render(); });
+  });
+  for (const c of comps()) {
+    const [x, y] = pos[c.id];
+    maxX = Math.max(maxX, x + W + 60);
+    maxY = Math.max(maxY, y + H + 80);
+    const fs = findingsAt(c.id);
+    const aml = fs.filter((f) => f.family === "aml"), cls = fs.filter((f) => f.family === "classical");
+    const g = el("g", {class: "node", transform: `translate(${x},${y})`, tabindex: "0",
+      role: "button", "data-id": c.id,
+      "aria-label": `${c.name || c.id}, ${c.kind}, ${aml.length} adversarial-ML and ${cls.length} classical findings`}, nodes);
+    if (selected && selected.type === "component" && selected.id === c.id) g.classList.add("selected");
+    if (problemsAt("component", c.id).length) g.classList.add("problem");
+    el("rect", {class: "box", width: W, height: H, rx: 6}, g);
+    el("text", {x: 8, y: 20}, g, (c.name || c.id).slice(0, 24));
+    el("text", {x: 8, y: 38, class: "kind"}, g, `${c.kind}${c.exposure ? " · " + c.exposure : ""}`.slice(0, 28));
+    [[aml, "aml", W - 44], [cls, "classical", W - 18]].forEach(([list, fam, bx]) => {
+      if (!list.length) return;
+      const b = el("g", {class: `badge ${fam}`, "data-family": fam}, g);
+      el("circle", {cx: bx, cy: 46, r: 10, fill: V.colors.family[fam],
+                    stroke: V.colors.level[worst(list)], "stroke-width": 3}, b);
+      el("text", {x: bx, y: 50, "text-anchor": "middle"}, b, String(list.length));
+    });
+    const handle = el("circle", {class: "handle", cx: W, cy: H / 2, r: 6}, g);
+    el("title", {}, handle, "drag to another component to draw a flow");
+    g.addEventListener("mousedown", (e) => startMove(e, c.id));
+    handle.addEventListener("mousedown", (e) => startFlow(e, c.id));
+    g.addEventListener("focus", () => { if (!selected || selected.id !== c.id) { selected = {type: "component", id: c.id}; renderPanel(); mark(); } });
+  }
+  const svg = $("canvas");
+  svg.setAttribute("width", maxX);
+  svg.setAttribute("height", maxY);
+  $("pipeline-name").value = spec.name || "";
+  renderPanel();
+  renderResults();
+}
+
+function mark() {
+  document.querySelectorAll(".node").forEach((n) => n.classList.toggle(
+    "selected", !!selected && selected.type === "component" && selected.id === n.dataset.id));
+}
+
+function focusNode(id) {
+  const n = document.querySelector(`.node[data-id="${CSS.escape(id)}"]`);
+  if (n) n.focus();
+}
+
+function point(e) {
+  const r = $("canvas").getBoundingClientRect();
+  return [e.clientX - r.left, e.clientY - r.top];
+}
+
+function startMove(e, id) {
+  if (e.button !== 0) return;
+  e.preventDefault();
+  selected = {type: "component", id};
+  const [sx, sy] = point(e), [ox, oy] = pos[id];
+  let moved = false;
+  const move = (m) => {
+    const [x, y] = point(m);
+    pos[id] = [Math.max(0, ox + x - sx), Math.max(0, oy + y - sy)];
+    moved = true;
+    const node = document.querySelector(`.node[data-id="${CSS.escape(id)}"]`);
+    if (node) node.setAttribute("transform", `translate(${pos[id][0]},${pos[id][1]})`);
+  };
+  const up = () => {
+    window.removeEventListener("mousemove", move);
+    window.removeEventListener("mouseup", up);
+    render();
+    if (!moved) focusNode(id);
+  };
+  window.addEventListener("mousemove", move);
+  window.addEventListener("mouseup", up);
+}
+
+function startFlow(e, from) {
+  if (e.button !== 0) return;
+  e.preventDefault();
+  e.stopPropagation();
+  const line = $("rubber");
+  const [x0, y0] = [pos[from][0] + W, pos[from][1] + H / 2];
+  line.setAttribute("x1", x0); line.setAttribute("y1", y0);
+  line.setAttribute("x2", x0); line.setAttribute("y2", y0);
+  line.style.visibility = "visible";
+  const move = (m) => { const [x, y] = point(m); line.setAttribute("x2", x); line.setAttribute("y2", y); };
+  const up = (u) => {
+    window.removeEventListener("mousemove", move);
+    window.removeEventListener("mouseup", up);
+    line.style.visibility = "hidden";
+    const [x, y] = point(u);
+    const to = comps().find((c) => x >= pos[c.id][0] && x <= pos[c.id][0] + W + 6 &&
+                                   y >= pos[c.id][1] && y <= pos[c.id][1] + H);
+    if (to && to.id !== from) addFlow(from, to.id);
+  };
+  window.addEventListener("mousemove", move);
+  window.addEventListener("mouseup", up);
+}
+
+// ------------------------------------------------------------------------------- side panel
+function renderPanel() {
+  const p = $("panel");
+  p.replaceChildren();
+  html("h2", {}, p, "Selected");
+  if (selected && selected.type === "component" && comp(selected.id)) panelComponent(p, comp(selected.id));
+  else if (selected && selected.type === "flow" && flows()[selected.index]) panelFlow(p, selected.index);
+  else html("p", {class: "help"}, p, "Select a component or a flow to edit it.");
+}
+
+function field(p, label, input) {
+  const l = html("label", {}, p, label + " ");
+  l.appendChild(input);
+  return input;
+}
+
+function panelComponent(p, c) {
+  const id = field(p, "Id", html("input", {type: "text", value: c.id, id: "f-id"}));
+  id.addEventListener("change", () => rename(c.id, id.value.trim()));
+  const name = field(p, "Name", html("input", {type: "text", value: c.name || "", id: "f-name"}));
+  name.addEventListener("change", () => setField(c.id, "name", name.value.trim()));
+  const kind = field(p, "Kind", html("select", {id: "f-kind"}));
+  for (const k of V.kinds) html("option", {value: k}, kind, k);
+  kind.value = c.kind;
+  kind.addEventListener("change", () => setField(c.id, "kind", kind.value));
+  const exp = field(p, "Exposure", html("select", {id: "f-exposure"}));
+  for (const k of V.exposures) html("option", {value: k}, exp, k);
+  exp.value = c.exposure || "internal";
+  exp.addEventListener("change", () => setField(c.id, "exposure", exp.value === "internal" && !c.exposure ? "" : exp.value));
+  const owner = field(p, "Owner", html("input", {type: "text", value: c.owner || "", id: "f-owner"}));
+  owner.addEventListener("change", () => setField(c.id, "owner", owner.value.trim()));
+  for (const [key, label] of [["personal_data", "Holds data about people"], ["third_party", "Run by a third party"]]) {
+    const box = html("input", {type: "checkbox", checked: !!c[key], id: `f-${key}`});
+    const l = html("label", {}, p);
+    l.appendChild(box);
+    l.appendChild(document.createTextNode(" " + label));
+    box.addEventListener("change", () => setField(c.id, key, box.checked));
+  }
+  const model = field(p, "Model file", html("input", {type: "text", id: "f-model",
+    value: (c.artifacts && c.artifacts.model) || "", placeholder: "models/model.joblib"}));
+  model.addEventListener("change", () => edit(() => {
+    const x = comp(c.id);
+    const a = Object.assign({}, x.artifacts || {});
+    if (model.value.trim()) a.model = model.value.trim(); else delete a.model;
+    if (Object.keys(a).length) x.artifacts = a; else delete x.artifacts;
+  }, `${c.id}: model file changed`));
+  const fs = html("fieldset", {id: "f-controls"}, p);
+  html("legend", {}, fs, "Controls in place");
+  const have = new Set(c.controls || []);
+  const offered = V.controls.filter((k) => have.has(k.id) || !k.applies_to.length || k.applies_to.includes(c.kind));
+  for (const k of offered) {
+    const box = html("input", {type: "checkbox", checked: have.has(k.id), value: k.id});
+    const l = html("label", {title: k.id}, fs);
+    l.appendChild(box);
+    l.appendChild(document.createTextNode(` ${k.name}`));
+    box.addEventListener("change", () => {
+      const now = new Set(comp(c.id).controls || []);
+      if (box.checked) now.add(k.id); else now.delete(k.id);
+      setField(c.id, "controls", V.controls.map((x) => x.id).filter((x) => now.has(x))
+        .concat([...now].filter((x) => !V.controls.some((y) => y.id === x))));
+    });
+  }
+  const others = comps().filter((o) => o.id !== c.id);
+  if (others.length) {
+    const target = field(p, "Add a flow to", html("select", {id: "f-flow-to"}));
+    for (const o of others) html("option", {value: o.id}, target, o.name ? `${o.name} (${o.id})` : o.id);
+    const add = html("button", {type: "button", id: "f-add-flow"}, p, "Add flow");
+    add.addEventListener("click", () => addFlow(c.id, target.value));
+  }
+  const del = html("button", {type: "button", id: "f-delete"}, p, "Remove component");
+  del.addEventListener("click", removeSelected);
+  problemList(p, problemsAt("component", c.id));
+  const here = findingsAt(c.id);
+  if (here.length) {
+    html("h2", {}, p, `Threats acting here (${here.length})`);
+    findingList(html("ul", {}, p), here);
+  }
+}
+
+function panelFlow(p, i) {
+  const f = flows()[i];
+  html("p", {}, p, `Flow ${f.from} → ${f.to}`);
+  const data = field(p, "Data", html("input", {type: "text", value: f.data || "", id: "f-data"}));
+  data.addEventListener("change", () => edit(() => {
+    if (data.value.trim()) flows()[i].data = data.value.trim(); else delete flows()[i].data;
+  }, "flow data changed"));
+  const del = html("button", {type: "button", id: "f-delete"}, p, "Remove flow");
+  del.addEventListener("click", removeSelected);
+  problemList(p, problemsAt("flow", i));
+}
+
+function problemList(p, problems) {
+  if (!problems.length) return;
+  const ul = html("ul", {class: "problems"}, p);
+  for (const x of problems) html("li", {}, ul, x.message + (x.hint ? ` (${x.hint})` : ""));
+}
+
+// ------------------------------------------------------------------------------- results
+function findingList(ul, list) {
+  for (const f of list) {
+    const li = html("li", {class: "finding", tabindex: "0", "data-id": f.id});
+    html("span", {class: `lvl lvl-${f.level}`}, li, f.level);
+    html("span", {class: `fam-${f.family}`}, li, f.family === "aml" ? "AML " : "classical ");
+    li.appendChild(document.createTextNode(`${f.name} at ${f.component}` +
+      (f.harm_at !== f.component ? `, harm at ${f.harm_at}` : "")));
+    li.title = f.recommendation;
+    const on = () => highlight(f.path), off = () => highlight([]);
+    li.addEventListener("mouseenter", on); li.addEventListener("focus", on);
+    li.addEventListener("mouseleave", off); li.addEventListener("blur", off);
+    ul.appendChild(li);
+  }
+}
+
+function highlight(path) {
+  const on = new Set(path);
+  const steps = new Set(path.slice(1).map((t, i) => `${path[i]}>${t}`));
+  document.querySelectorAll(".node").forEach((n) => n.classList.toggle("onpath", on.has(n.dataset.id)));
+  document.querySelectorAll(".edge").forEach((e) => e.classList.toggle(
+    "onpath", steps.has(`${e.dataset.from}>${e.dataset.to}`)));
+}
+
+function renderResults() {
+  const lead = $("lead-list"), recs = $("recs"), assets = $("asset-list"), all = $("finding-list");
+  for (const x of [lead, recs, assets, all]) x.replaceChildren();
+  if (!result) return;
+  const general = (result.problems || []).filter((p) => p.component === undefined && p.flow === undefined);
+  if (general.length) status(general.map((p) => p.message).join("; "), true);
+  for (const g of result.lead || []) {
+    const li = html("li", {}, lead);
+    html("span", {class: `lvl lvl-${g.level}`}, li, g.level);
+    html("span", {class: `fam-${g.family}`}, li, g.name);
+    li.appendChild(document.createTextNode(`, harm at ${g.harm_at}`));
+  }
+  for (const r of result.recommendations || []) {
+    html("li", {}, recs, `${r.name} at ${r.where.join(", ") || "the whole pipeline"} ` +
+      `(${r.findings} finding${r.findings === 1 ? "" : "s"})`);
+  }
+  for (const a of result.assets || []) {
+    const li = html("li", {}, assets, `${a.asset} (${a.goal}): `);
+    html("span", {class: "fam-aml"}, li, `${a.aml} AML`);
+    li.appendChild(document.createTextNode(" · "));
+    html("span", {class: "fam-classical"}, li, `${a.classical} classical`);
+  }
+  const n = result.findings.length, aml = result.findings.filter((f) => f.family === "aml").length;
+  $("counts").textContent = `(${n}: ${aml} AML, ${n - aml} classical)`;
+  findingList(all, [...result.findings].sort((a, b) => b.score - a.score));
+}
+
+function schedule() {
+  document.body.dataset.dirty = "1";       // tests wait for "0": the findings shown are current
+  clearTimeout(timer);
+  timer = setTimeout(analyse, 120);
+}
+
+async function analyse() {
+  timer = null;
+  const mine = ++asked;
+  if (!comps().length) { result = null; render(); if (timer === null) document.body.dataset.dirty = "0"; return; }
+  const {status: code, data} = await api("/api/analyse", {spec});
+  if (mine < shown) return;          // an older answer arriving late
+  shown = mine;
+  if (code !== 200) {
+    status(data.error || `analysis failed (${code})`, true);
+    if (mine === asked && timer === null) document.body.dataset.dirty = "0";
+    return;
+  }
+  result = data;
+  render();
+  if (mine === asked && timer === null) document.body.dataset.dirty = "0";
+}
+
+// ------------------------------------------------------------------------------- saving
+async function save(overwrite) {
+  const path = $("path").value.trim();
+  if (!path) { status("name the file to save, e.g. pipeline.yaml", true); $("path").focus(); return; }
+  const {status: code, data} = await api("/api/save", {spec, path, overwrite: !!overwrite});
+  if (code === 409 && data.exists) {
+    if (window.confirm(`${path} exists. Replace it?`)) return save(true);
+    status("not saved", true);
+    return;
+  }
+  if (code !== 200) {
+    if (data.problems) { result = Object.assign(result || {findings: []}, {problems: data.problems}); render(); }
+    status(data.error + (data.problems ? ": " + data.problems.map((p) => p.message).join("; ") : ""), true);
+    return;
+  }
+  status(`saved ${data.saved}`);
+  document.body.dataset.saved = data.saved;
+}
+
+// ------------------------------------------------------------------------------- start
+document.addEventListener("keydown", (e) => {
+  const typing = ["INPUT", "SELECT", "TEXTAREA"].includes(document.activeElement.tagName);
+  const mod = e.ctrlKey || e.metaKey;
+  if (mod && e.key.toLowerCase() === "s") { e.preventDefault(); save(false); return; }
+  if (typing) return;
+  if (mod && e.key.toLowerCase() === "z") { e.preventDefault(); e.shiftKey ? redo() : undo(); }
+  else if (mod && e.key.toLowerCase() === "y") { e.preventDefault(); redo(); }
+  else if ((e.key === "Delete" || e.key === "Backspace") && selected) { e.preventDefault(); removeSelected(); }
+  else if (selected && selected.type === "component" && e.key.startsWith("Arrow")) {
+    e.preventDefault();
+    const [x, y] = pos[selected.id], step = e.shiftKey ? 50 : 10;
+    const d = {ArrowLeft: [-step, 0], ArrowRight: [step, 0], ArrowUp: [0, -step], ArrowDown: [0, step]}[e.key];
+    pos[selected.id] = [Math.max(0, x + d[0]), Math.max(0, y + d[1])];
+    render();
+    focusNode(selected.id);
+  }
+});
+
+async function start() {
+  const {status: code, data} = await api("/api/state");
+  if (code !== 200) { status(data.error || "cannot load the board", true); return; }
+  V = data;
+  spec = data.spec;
+  pos = data.positions || {};
+  $("path").value = data.file || "";
+  for (const k of V.kinds) {
+    const b = html("button", {type: "button", "data-kind": k}, $("kinds"), k.replaceAll("_", " "));
+    b.addEventListener("click", () => addComponent(k));
+  }
+  $("undo").addEventListener("click", undo);
+  $("redo").addEventListener("click", redo);
+  $("save").addEventListener("click", () => save(false));
+  $("pipeline-name").addEventListener("change", (e) => edit(() => { spec.name = e.target.value.trim() || "pipeline"; }, "renamed the pipeline"));
+  $("canvas").addEventListener("mousedown", (e) => { if (e.target.id === "canvas") { selected = null; render(); } });
+  render();
+  if (data.problem) status(data.problem, true);
+  else status(data.file ? `opened ${data.file}` : "a new pipeline: add components from the left");
+  document.body.dataset.ready = "1";
+  schedule();
+}
+
+start();

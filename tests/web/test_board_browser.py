@@ -1,0 +1,208 @@
+"""The board in a real browser: Debian's chromium driven by Playwright (never a downloaded
+browser; `make test` installs chromium). The server runs in a thread on 127.0.0.1, a free port."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from mlthreat.assessor import Assessor
+from mlthreat.catalog import Catalog
+from mlthreat.cli import main
+from mlthreat.web.app import Board
+from mlthreat.web.serve import Served, running
+from tests.conftest import EXAMPLES
+
+CHROMIUM = Path("/usr/bin/chromium")
+FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    if not CHROMIUM.exists():
+        pytest.fail(f"{CHROMIUM} is missing: `make test` installs Debian's chromium "
+                    "(apt-get install chromium chromium-driver)")
+    from playwright.sync_api import sync_playwright
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=str(CHROMIUM), args=FLAGS)
+        yield b
+        b.close()
+
+
+@pytest.fixture
+def page(browser: Any) -> Iterator[Any]:
+    context = browser.new_context(viewport={"width": 1600, "height": 1000})
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    yield page
+    context.close()
+    assert errors == []          # no script error, no CSP violation, no refused request
+
+
+def settle(page: Any) -> None:
+    """Wait until the findings shown are those of the spec as drawn."""
+    page.wait_for_selector("body[data-dirty='0']", state="attached", timeout=15000)
+
+
+def open_board(page: Any, served: Served) -> None:
+    page.goto(served.url)
+    page.wait_for_selector("body[data-ready]")
+    settle(page)
+
+
+def drag_flow(page: Any, source: str, target: str) -> None:
+    settle(page)                # a render replaces the nodes: measure between renders
+    handle = page.locator(f'.node[data-id="{source}"] .handle').bounding_box()
+    box = page.locator(f'.node[data-id="{target}"] rect.box').bounding_box()
+    page.mouse.move(handle["x"] + handle["width"] / 2, handle["y"] + handle["height"] / 2)
+    page.mouse.down()
+    page.mouse.move(box["x"] + 30, box["y"] + 20, steps=6)
+    page.mouse.up()
+
+
+def shown(page: Any) -> set[tuple[str, str]]:
+    """(threat, component) of every finding listed, read from the page."""
+    ids = page.locator("#finding-list li.finding").evaluate_all("els => els.map(e => e.dataset.id)")
+    out = set()
+    for fid in ids:
+        threat, _, rest = fid.partition("@")
+        out.add((threat, rest.split(">")[0].split("@")[0]))
+    return out
+
+
+def test_draw_the_reference_pipeline_from_an_empty_board(page: Any, tmp_path: Path,
+                                                        catalog: Catalog) -> None:
+    board = Board(tmp_path, tmp_path / "drawn.yaml", catalog)
+    with running(board) as served:
+        open_board(page, served)
+        assert page.locator(".node").count() == 0
+        plan = [("feedback", "corrections", "public"), ("data_store", "loan_db", None),
+                ("training", "train_job", None), ("serving", "scoring_api", "public"),
+                ("client", "portal", "public")]
+        for kind, name, exposure in plan:
+            if kind == "client":         # by keyboard: focus the palette button, press Enter
+                page.locator('#kinds button[data-kind="client"]').focus()
+                page.keyboard.press("Enter")
+            else:
+                page.click(f'#kinds button[data-kind="{kind}"]')
+            page.fill("#f-id", name)
+            page.keyboard.press("Tab")               # change event: the rename is applied
+            if exposure:
+                page.select_option("#f-exposure", exposure)
+        page.locator('.node[data-id="loan_db"]').click()
+        page.check("#f-personal_data")
+        page.locator('.node[data-id="scoring_api"]').click()
+        page.fill("#f-model", "models/credit_model.joblib")
+        page.keyboard.press("Tab")
+        for source, target in [("corrections", "loan_db"), ("loan_db", "train_job"),
+                               ("train_job", "scoring_api"), ("scoring_api", "portal")]:
+            drag_flow(page, source, target)
+        page.locator('.node[data-id="portal"]').focus()       # a flow by keyboard
+        page.select_option("#f-flow-to", "scoring_api")
+        page.click("#f-add-flow")
+        settle(page)
+        assert page.locator(".edge").count() == 5
+
+        # the reference case's threats (../shared/DESIGN.md) appear where the attacker acts
+        found = shown(page)
+        for expected in [("aml-poisoning-label-flip", "corrections"),
+                         ("aml-evasion-blackbox", "scoring_api"),
+                         ("aml-model-extraction", "scoring_api"),
+                         ("aml-membership-inference", "scoring_api"),
+                         ("cls-unauthenticated-api", "scoring_api"),
+                         ("cls-data-store-breach", "loan_db"),
+                         ("cls-unsafe-deserialization", "scoring_api")]:
+            assert expected in found, expected
+        # badges: the two families' counts on the node equal the findings listed there
+        api_node = page.locator('.node[data-id="scoring_api"]')
+        for family in ("aml", "classical"):
+            badge = int(api_node.locator(f'.badge[data-family="{family}"] text').text_content())
+            assert badge == sum(1 for f in page.locator("#finding-list li.finding").evaluate_all(
+                "els => els.map(e => e.dataset.id)") if f.split("@")[1].startswith("scoring_api")
+                and f.startswith("aml-" if family == "aml" else "cls-"))
+
+        # undo and redo, from the keyboard, with the canvas focused
+        page.locator('.node[data-id="portal"]').focus()
+        page.keyboard.press("Control+z")
+        settle(page)
+        assert page.locator(".edge").count() == 4
+        page.keyboard.press("Control+Shift+z")
+        settle(page)
+        assert page.locator(".edge").count() == 5
+
+        # a control added in the panel rules its threat out, live
+        page.locator('.node[data-id="scoring_api"]').click()
+        page.check('#f-controls input[value="authentication"]')
+        settle(page)
+        assert ("cls-unauthenticated-api", "scoring_api") not in shown(page)
+
+        page.keyboard.press("Control+s")
+        page.wait_for_selector("body[data-saved]")
+        saved = tmp_path / "drawn.yaml"
+        assert main(["validate", str(saved)]) == 0
+        data = yaml.safe_load(saved.read_text())
+        assert [c["id"] for c in data["components"]] == [n for _, n, _ in plan]
+        assert {(f["from"], f["to"]) for f in data["flows"]} == {
+            ("corrections", "loan_db"), ("loan_db", "train_job"), ("train_job", "scoring_api"),
+            ("scoring_api", "portal"), ("portal", "scoring_api")}
+        # the browser shows exactly what the Assessor finds in the saved file
+        direct = Assessor(catalog, scan=False).assess(saved)
+        assert shown(page) == {(f.threat_id, f.component) for f in direct.findings}
+
+        page.reload()
+        page.wait_for_selector("body[data-ready]")
+        settle(page)
+        assert page.locator(".node").count() == 5 and page.locator(".edge").count() == 5
+
+
+def test_hovering_a_finding_lights_its_attack_path(page: Any, tmp_path: Path,
+                                                  catalog: Catalog) -> None:
+    shutil.copy(EXAMPLES / "credit-scoring" / "pipeline.yaml", tmp_path / "pipeline.yaml")
+    direct = Assessor(catalog, scan=False).assess(tmp_path / "pipeline.yaml")
+    longest = max(direct.findings, key=lambda f: len(f.path))
+    assert len(longest.path) >= 3
+    with running(Board(tmp_path, tmp_path / "pipeline.yaml", catalog)) as served:
+        open_board(page, served)
+        page.locator(f'#finding-list li.finding[data-id="{longest.id}"]').hover()
+        lit = page.locator(".node.onpath").evaluate_all("els => els.map(e => e.dataset.id)")
+        assert sorted(lit) == sorted(set(longest.path))
+        steps = page.locator(".edge.onpath").evaluate_all(
+            "els => els.map(e => [e.dataset.from, e.dataset.to])")
+        assert sorted(map(tuple, steps)) == sorted(set(zip(longest.path, longest.path[1:],
+                                                           strict=False)))
+
+
+def test_problems_are_shown_at_their_component_and_nothing_is_saved_unasked(
+        page: Any, tmp_path: Path, catalog: Catalog) -> None:
+    spec = tmp_path / "pipeline.yaml"
+    shutil.copy(EXAMPLES / "credit-scoring" / "pipeline.yaml", spec)
+    before = spec.read_bytes()
+    with running(Board(tmp_path, spec, catalog)) as served:
+        open_board(page, served)
+        assert page.locator(".node.problem").count() == 0
+        page.click('#kinds button[data-kind="monitoring"]')   # a component with no flow
+        settle(page)
+        assert page.locator(".node.problem").evaluate_all(
+            "els => els.map(e => e.dataset.id)") == ["monitoring_1"]
+        assert "has no flows" in page.locator("#panel .problems").inner_text()
+        page.fill("#f-id", "scoring_api")             # taken: refused in the page
+        page.keyboard.press("Tab")
+        assert "taken" in page.locator("#status").inner_text()
+        page.fill("#f-id", "new monitor")             # not an id
+        page.keyboard.press("Tab")
+        assert "letter" in page.locator("#status").inner_text()
+        assert page.locator('.node[data-id="monitoring_1"]').count() == 1
+        page.locator('.node[data-id="corrections"]').click()
+        page.keyboard.press("Delete")                 # its flows go with it
+        settle(page)
+        assert page.locator('.node[data-id="corrections"]').count() == 0
+        assert page.locator('.edge[data-from="corrections"], .edge[data-to="corrections"]'
+                            ).count() == 0
+    assert spec.read_bytes() == before                # nothing saved without Save
