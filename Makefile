@@ -50,6 +50,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/cluster.py
 	$(BIN)/python benchmarks/atlas_recall.py
 	$(BIN)/python benchmarks/image_probes.py
+	$(BIN)/python benchmarks/board_latency.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks

@@ -205,3 +205,29 @@ def test_problems_of_a_drawn_spec_are_placed_at_their_component_or_flow(
     spec["components"][1]["kind"] = "training"       # the loader checks references next
     problems = api(client, "/api/analyse", {"spec": spec}).json()["problems"]
     assert [(p.get("flow"), "nowhere" in p["message"]) for p in problems] == [(0, True)]
+
+
+def test_a_participants_view_goes_to_their_own_perception_file(client: TestClient,
+                                                              folder: Path) -> None:
+    view = {"component": "scoring_api", "threats": ["aml-model-extraction", "someone copies it"],
+            "defenses": [{"control": "rate_limiting"}], "responsibility": "other_team",
+            "responsible": "platform", "attacker_gain": "unsure"}
+    r = api(client, "/api/perception", {"respondent": "Ann-Marie O'Neil", "view": view,
+                                        "pipeline": "credit-scoring"})
+    assert r.status_code == 200 and r.json()["saved"] == "perceptions/ann-marie-o-neil.yaml"
+    second = dict(view, component="loan_db", threats=[])
+    api(client, "/api/perception", {"respondent": "Ann-Marie O'Neil", "view": second})
+    again = dict(view, threats=["aml-evasion-blackbox"])      # answering again replaces
+    api(client, "/api/perception", {"respondent": "Ann-Marie O'Neil", "view": again})
+    saved = yaml.safe_load((folder / "perceptions" / "ann-marie-o-neil.yaml").read_text())
+    assert [(v["component"], v["threats"]) for v in saved["views"]] == [
+        ("loan_db", []), ("scoring_api", ["aml-evasion-blackbox"])]
+    got = api(client, "/api/perception?who=Ann-Marie O'Neil").json()
+    assert got["respondent"] == "Ann-Marie O'Neil" and len(got["views"]) == 2
+    # another person whose name gives the same file name does not overwrite it
+    r = api(client, "/api/perception", {"respondent": "ann marie o neil", "view": view})
+    assert r.status_code == 409
+    for bad in ({"respondent": "../..", "view": view},              # no name left: refused
+                {"respondent": "Bo", "view": {"component": "x", "attacker_gain": "maybe"}}):
+        assert api(client, "/api/perception", bad).status_code == 400
+    assert sorted(p.name for p in (folder / "perceptions").iterdir()) == ["ann-marie-o-neil.yaml"]

@@ -3,6 +3,7 @@ browser; `make test` installs chromium). The server runs in a thread on 127.0.0.
 
 from __future__ import annotations
 
+import os
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -44,6 +45,13 @@ def page(browser: Any) -> Iterator[Any]:
     yield page
     context.close()
     assert errors == []          # no script error, no CSP violation, no refused request
+
+
+def shot(page: Any, name: str) -> None:
+    """docs/board.md's screenshots: taken when MLTHREAT_SCREENSHOTS names a folder."""
+    folder = os.environ.get("MLTHREAT_SCREENSHOTS")
+    if folder:
+        page.screenshot(path=str(Path(folder) / f"{name}.png"))
 
 
 def settle(page: Any) -> None:
@@ -120,6 +128,7 @@ def test_draw_the_reference_pipeline_from_an_empty_board(page: Any, tmp_path: Pa
                          ("cls-data-store-breach", "loan_db"),
                          ("cls-unsafe-deserialization", "scoring_api")]:
             assert expected in found, expected
+        shot(page, "board-drawn")
         # badges: the two families' counts on the node equal the findings listed there
         api_node = page.locator('.node[data-id="scoring_api"]')
         for family in ("aml", "classical"):
@@ -171,6 +180,7 @@ def test_hovering_a_finding_lights_its_attack_path(page: Any, tmp_path: Path,
     with running(Board(tmp_path, tmp_path / "pipeline.yaml", catalog)) as served:
         open_board(page, served)
         page.locator(f'#finding-list li.finding[data-id="{longest.id}"]').hover()
+        shot(page, "board-path")
         lit = page.locator(".node.onpath").evaluate_all("els => els.map(e => e.dataset.id)")
         assert sorted(lit) == sorted(set(longest.path))
         steps = page.locator(".edge.onpath").evaluate_all(
@@ -206,3 +216,63 @@ def test_problems_are_shown_at_their_component_and_nothing_is_saved_unasked(
         assert page.locator('.edge[data-from="corrections"], .edge[data-to="corrections"]'
                             ).count() == 0
     assert spec.read_bytes() == before                # nothing saved without Save
+
+
+def _kappa(x: list[int], y: list[int]) -> float:
+    """Cohen's kappa by its closed form, (p_o - p_e) / (1 - p_e)."""
+    n = len(x)
+    po = sum(a == b for a, b in zip(x, y, strict=True)) / n
+    px, py = sum(x) / n, sum(y) / n
+    pe = px * py + (1 - px) * (1 - py)
+    return (po - pe) / (1 - pe)
+
+
+def test_workshop_two_participants_and_the_team_view(browser: Any, tmp_path: Path,
+                                                     catalog: Catalog) -> None:
+    spec = tmp_path / "pipeline.yaml"
+    shutil.copy(EXAMPLES / "credit-scoring" / "pipeline.yaml", spec)
+    chosen = {"Alice": [0, 1, 5], "Bob": [0, 3]}      # which of the listed threats each ticks
+    with running(Board(tmp_path, spec, catalog)) as served:
+        ticked: dict[str, list[str]] = {}
+        listed: list[str] = []
+        for who, picks in chosen.items():
+            context = browser.new_context(viewport={"width": 1600, "height": 1000})
+            page = context.new_page()
+            page.goto(served.url + f"&as={who}")
+            page.wait_for_selector("body[data-ready]")
+            settle(page)
+            page.locator('.node[data-id="scoring_api"]').click()
+            boxes = page.locator("#v-threats input")
+            listed = boxes.evaluate_all("els => els.map(e => e.value)")
+            for i in picks:
+                boxes.nth(i).check()
+            ticked[who] = [listed[i] for i in picks]
+            page.select_option("#v-gain", "no")
+            if who == "Alice":
+                shot(page, "board-participant")
+            page.click("#v-save")
+            page.wait_for_selector('body[data-view-saved="scoring_api"]')
+            assert page.locator('.node.answered[data-id="scoring_api"]').count() == 1
+            context.close()
+        # the files are perception files `mlthreat model --perception` reads
+        alice = yaml.safe_load((tmp_path / "perceptions" / "alice.yaml").read_text())
+        assert alice["respondent"] == "Alice" and alice["views"][0]["threats"] == ticked["Alice"]
+        assert alice["views"][0]["attacker_gain"] is False
+        assert main(["model", str(spec), "--perception",
+                     str(tmp_path / "perceptions" / "alice.yaml")]) in (0, 1)
+
+        context = browser.new_context(viewport={"width": 1600, "height": 1000})
+        facilitator = context.new_page()
+        facilitator.goto(served.url)
+        facilitator.wait_for_selector("body[data-ready]")
+        facilitator.click("#team-toggle")
+        facilitator.wait_for_selector('body[data-team="2"]', state="attached")
+        shot(facilitator, "board-team")
+        shown_kappa = float(facilitator.locator("#team-pairs td.kappa").inner_text())
+        gaps = facilitator.locator("#team-gaps").inner_text()
+        context.close()
+    # both answered only scoring_api: the items are the threats listed there
+    x = [int(t in ticked["Alice"]) for t in listed]
+    y = [int(t in ticked["Bob"]) for t in listed]
+    assert shown_kappa == pytest.approx(_kappa(x, y), abs=5e-4)
+    assert "Alice (1/14 components)" in gaps and "attacker doubt" in gaps

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hmac
 import json
+import re
 import time
 from collections.abc import Awaitable, Callable, MutableMapping
 from dataclasses import dataclass, field
@@ -28,6 +29,11 @@ from starlette.routing import Route
 from mlthreat.assessor import Assessor
 from mlthreat.catalog import Catalog, load_catalog
 from mlthreat.errors import Problem, SpecError
+from mlthreat.perception.files import read_perception, save_perception
+from mlthreat.perception.gaps import GAP_KINDS, with_perceptions
+from mlthreat.perception.loader import Mappers, load_perception
+from mlthreat.perception.model import Perception, View
+from mlthreat.perception.team import team_view
 from mlthreat.pipeline.loader import parse_pipeline
 from mlthreat.report.common import FAMILY_COLOR, LEVEL_COLOR
 from mlthreat.report.layout import STAGE, layout
@@ -37,6 +43,7 @@ from mlthreat.web import roundtrip
 from mlthreat.yamlio import read_text
 from mlthreat.yamlpos import load_located
 
+ORDER = ["critical", "high", "medium", "low", "info"]
 MAX_BODY = 2 * 1024 * 1024          # a 1,000-component spec is about 300 kB of JSON
 STATIC = ("board.js", "board.css")
 Scope = MutableMapping[str, Any]
@@ -53,6 +60,7 @@ class Board:
     root: Path
     spec: Path | None = None
     catalog: Catalog = field(default_factory=load_catalog)
+    perceptions: str = "perceptions"     # participants' files, under root
 
     def __post_init__(self) -> None:
         self.root = self.root.resolve()
@@ -188,10 +196,29 @@ def create_app(board: Board, token: str, hosts: set[str]) -> ASGIApp:
                                    bool(body.get("overwrite", False)))
         return JSONResponse(answer, status_code=status)
 
+    async def perception(request: Request) -> Response:
+        if request.method == "GET":
+            status, answer = read_view(board, request.query_params.get("who", ""))
+            return JSONResponse(answer, status_code=status)
+        body = await _json(request)
+        if isinstance(body, Response):
+            return body
+        status, answer = save_view(board, body)
+        return JSONResponse(answer, status_code=status)
+
+    async def team(request: Request) -> Response:
+        body = await _json(request)
+        if isinstance(body, Response):
+            return body
+        status, answer = team_answer(board, body.get("spec"))
+        return JSONResponse(answer, status_code=status)
+
     app = Starlette(routes=[
         Route("/", page), Route("/static/{name}", static), Route("/api/state", state),
         Route("/api/analyse", analyse, methods=["POST"]),
         Route("/api/save", save, methods=["POST"]),
+        Route("/api/perception", perception, methods=["GET", "POST"]),
+        Route("/api/team", team, methods=["POST"]),
     ])
     return Guard(app, token, hosts)
 
@@ -228,6 +255,8 @@ def initial_state(board: Board) -> dict[str, Any]:
         "kinds": [k.value for k in Kind], "exposures": [e.value for e in Exposure],
         "controls": [{"id": c.id, "name": c.name, "family": c.family.value,
                       "applies_to": [k.value for k in c.applies_to]} for c in cat.controls],
+        "mitigations": {t.id: [c.id for c, _ in cat.mitigations(t.id)] for t in cat.threats},
+        "perceptions": board.perceptions,
         "colors": {"family": {f.value: v for f, v in FAMILY_COLOR.items()},
                    "level": {k.value: v for k, v in LEVEL_COLOR.items()}},
     }
@@ -342,3 +371,106 @@ def save_spec(board: Board, spec: Any, name: str, overwrite: bool) -> tuple[int,
     roundtrip.write_whole(path, text)
     board.spec = path
     return 200, {"saved": str(path.relative_to(board.root)), "bytes": len(text)}
+
+
+# ------------------------------------------------------------------------- workshop mode
+def _slug(name: str) -> str:
+    slug = re.sub(r"[^a-z0-9]+", "-", name.strip().lower()).strip("-")
+    if not slug:
+        raise ValueError("give your name (letters or digits) to keep your answers")
+    return slug[:60]
+
+
+def perception_path(board: Board, who: str) -> Path:
+    return board.inside(f"{board.perceptions}/{_slug(who)}.yaml")
+
+
+def read_view(board: Board, who: str) -> tuple[int, dict[str, Any]]:
+    """A participant's perception so far (views per component), or an empty one."""
+    try:
+        path = perception_path(board, who)
+    except ValueError as exc:
+        return 400, {"error": str(exc)}
+    if not path.exists():
+        return 200, {"respondent": who, "views": [], "file": str(path.relative_to(board.root))}
+    try:
+        p = read_perception(path)
+    except SpecError as exc:
+        return 422, {"error": str(exc)}
+    return 200, p.model_dump(mode="json", exclude_none=True) | {
+        "file": str(path.relative_to(board.root))}
+
+
+def save_view(board: Board, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+    """One participant's view of one component, written into their perception file (the
+    format `mlthreat elicit` writes; docs/perception.md)."""
+    who = str(body.get("respondent", "")).strip()
+    try:
+        path = perception_path(board, who)
+        view = View.model_validate(body.get("view"))
+    except ValueError as exc:        # pydantic's ValidationError is a ValueError
+        return 400, {"error": str(exc)}
+    try:
+        old = read_perception(path) if path.exists() else None
+    except SpecError as exc:
+        return 422, {"error": f"{exc} (the file was not changed; fix or move it)"}
+    if old is not None and old.respondent != who:
+        return 409, {"error": f"{path.relative_to(board.root)} belongs to {old.respondent!r}; "
+                              "choose another name"}
+    views = [v for v in (old.views if old else []) if v.component != view.component]
+    keep = {k: body.get(k) or (getattr(old, k) if old else None) for k in ("role", "team")}
+    spec_name = str(body.get("pipeline") or "") or (old.pipeline if old else None)
+    components = body.get("components")
+    done = {v.component for v in views} | {view.component}
+    complete = isinstance(components, list) and set(map(str, components)) <= done
+    p = Perception(respondent=who, pipeline=spec_name, complete=complete,
+                   views=[*views, view], **keep)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    save_perception(p, path)
+    return 200, {"saved": str(path.relative_to(board.root)), "components": len(p.views)}
+
+
+def team_answer(board: Board, spec: Any) -> tuple[int, dict[str, Any]]:
+    """The team view of every perception file in the workshop folder, against the drawn spec:
+    agreement (Cohen per pair, Fleiss, Krippendorff), disagreements, each person's gaps."""
+    if not isinstance(spec, dict):
+        return 400, {"error": "no spec sent"}
+    folder = board.root / board.perceptions
+    files = sorted(folder.glob("*.yaml")) if folder.is_dir() else []
+    text = yaml.safe_dump(spec, sort_keys=False, allow_unicode=True)
+    try:
+        pipeline = parse_pipeline(text, str(board.spec or board.root / "pipeline.yaml"),
+                                  board.catalog)
+    except SpecError:
+        return 422, {"error": "the drawn spec has problems; fix them to see the team view"}
+    assessment = Assessor(board.catalog, scan=False).assess(pipeline)
+    mappers = Mappers.for_catalog(board.catalog)
+    people, skipped = [], []
+    for f in files:
+        try:
+            people.append(load_perception(f, pipeline, board.catalog, mappers))
+        except SpecError as exc:     # a file about components no longer drawn, say
+            skipped.append(f"{f.relative_to(board.root)}: {exc.problems[0].message}")
+    answer: dict[str, Any] = {"respondents": [p.respondent for p in people],
+                              "skipped": skipped}
+    if people:
+        gaps = with_perceptions(assessment, pipeline, board.catalog,
+                                [p.file for p in people]).perception
+        answer["gaps"] = [{"respondent": r.respondent, "answered": len(r.components_answered),
+                           "of": len(pipeline.spec.components),
+                           "counts": {k: r.count(k) for k in GAP_KINDS if r.count(k)},
+                           "top": [g.explanation for g in sorted(
+                               r.gaps, key=lambda g: ORDER.index(g.level))[:3]]}
+                          for r in gaps]
+    if len(people) >= 2:
+        view = team_view(people, assessment, board.catalog, top=10)
+        answer |= {
+            "pairs": [{"a": x.a, "b": x.b, "kappa": x.kappa, "items": x.items}
+                      for x in view.pairs],
+            "fleiss": view.fleiss_kappa, "fleiss_items": view.fleiss_items,
+            "alpha": view.krippendorff_alpha,
+            "disagreements": [{"component": d.component, "threat": d.threat, "yes": list(d.yes),
+                               "no": list(d.no), "level": d.level}
+                              for d in view.disagreements],
+        }
+    return 200, answer

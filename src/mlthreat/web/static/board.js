@@ -14,6 +14,8 @@ let selected = null;     // {type: "component", id} or {type: "flow", index}
 let result = null;       // the last analysis
 let past = [], future = [];
 let asked = 0, shown = 0, timer = null;
+let me = null;           // workshop mode: this participant's perception {respondent, views}
+let teamTimer = null;
 
 async function api(path, body) {
   const init = body === undefined ? {headers: {"X-Board-Token": TOKEN}}
@@ -219,6 +221,10 @@ function render() {
                     stroke: V.colors.level[worst(list)], "stroke-width": 3}, b);
       el("text", {x: bx, y: 50, "text-anchor": "middle"}, b, String(list.length));
     });
+    if (me && me.views.some((v) => v.component === c.id)) {
+      g.classList.add("answered");
+      el("text", {x: W - 16, y: 16, class: "tick", "aria-hidden": "true"}, g, "✓");
+    }
     const handle = el("circle", {class: "handle", cx: W, cy: H / 2, r: 6}, g);
     el("title", {}, handle, "drag to another component to draw a flow");
     g.addEventListener("mousedown", (e) => startMove(e, c.id));
@@ -367,10 +373,143 @@ function panelComponent(p, c) {
   del.addEventListener("click", removeSelected);
   problemList(p, problemsAt("component", c.id));
   const here = findingsAt(c.id);
+  if (me) yourView(p, c, here);
   if (here.length) {
     html("h2", {}, p, `Threats acting here (${here.length})`);
     findingList(html("ul", {}, p), here);
   }
+}
+
+// ------------------------------------------------------------------------------- workshop
+const RESPONSIBILITY = [["", "(not said)"], ["us", "us"], ["other_team", "another team"],
+  ["provider", "a provider"], ["nobody", "nobody"], ["unsure", "unsure"]];
+
+function yourView(p, c, here) {
+  // the interview of `mlthreat elicit` for one component, as a form (docs/perception.md)
+  const old = me.views.find((v) => v.component === c.id) || {};
+  const form = html("form", {id: "view-form", "aria-label": `Your view of ${c.id}`}, p);
+  html("h2", {}, form, `Your view of ${c.name || c.id}` + (old.component ? " (answered)" : ""));
+  const threats = [...new Map(here.map((f) => [f.threat, f.name])).entries()]
+    .sort((a, b) => a[1].localeCompare(b[1]));
+  const seen = new Set(old.threats || []);
+  const tf = html("fieldset", {id: "v-threats"}, form);
+  html("legend", {}, tf, "What could an attacker do here?");
+  for (const [id, name] of threats) {
+    const l = html("label", {}, tf);
+    l.appendChild(html("input", {type: "checkbox", value: id, checked: seen.has(id)}));
+    l.appendChild(document.createTextNode(" " + name));
+  }
+  const ownThreats = (old.threats || []).filter((t) => !threats.some(([id]) => id === t));
+  field(form, "Other threats, in your words (comma-separated)",
+        html("input", {type: "text", id: "v-other-threats", value: ownThreats.join(", ")}));
+  const controls = [...new Set(threats.flatMap(([id]) => V.mitigations[id] || []))];
+  const names = Object.fromEntries(V.controls.map((k) => [k.id, k.name]));
+  const have = new Set((old.defenses || []).map((d) => d.control));
+  const df = html("fieldset", {id: "v-defenses"}, form);
+  html("legend", {}, df, "Which defenses do you have here?");
+  for (const id of controls.sort((a, b) => names[a].localeCompare(names[b]))) {
+    const l = html("label", {}, df);
+    l.appendChild(html("input", {type: "checkbox", value: id, checked: have.has(id)}));
+    l.appendChild(document.createTextNode(" " + names[id]));
+  }
+  const ownDefenses = [...have].filter((d) => !controls.includes(d));
+  field(form, "Other defenses, in your words (comma-separated)",
+        html("input", {type: "text", id: "v-other-defenses", value: ownDefenses.join(", ")}));
+  const resp = field(form, "Who is responsible for securing it?", html("select", {id: "v-responsibility"}));
+  for (const [v, label] of RESPONSIBILITY) html("option", {value: v}, resp, label);
+  resp.value = old.responsibility || "";
+  field(form, "Who, when not us", html("input", {type: "text", id: "v-responsible", value: old.responsible || ""}));
+  const gain = field(form, "Would an attacker gain anything here?", html("select", {id: "v-gain"}));
+  for (const [v, label] of [["", "(not said)"], ["yes", "yes"], ["no", "no"], ["unsure", "unsure"]])
+    html("option", {value: v}, gain, label);
+  gain.value = old.attacker_gain === true ? "yes" : old.attacker_gain === false ? "no" : (old.attacker_gain || "");
+  field(form, "Why?", html("input", {type: "text", id: "v-reason", value: old.reason || ""}));
+  const conf = field(form, "How confident are you?", html("select", {id: "v-confidence"}));
+  for (const v of ["", "low", "medium", "high"]) html("option", {value: v}, conf, v || "(not said)");
+  conf.value = old.confidence || "";
+  const save = html("button", {type: "submit", id: "v-save"}, form, "Save my view");
+  form.addEventListener("submit", (e) => { e.preventDefault(); saveView(c.id, form); });
+  return save;
+}
+
+function words(text) { return text.split(",").map((x) => x.trim()).filter((x) => x); }
+
+async function saveView(component, form) {
+  const q = (sel) => form.querySelector(sel);
+  const checked = (id) => [...form.querySelectorAll(`#${id} input:checked`)].map((b) => b.value);
+  const view = {component,
+    threats: [...checked("v-threats"), ...words(q("#v-other-threats").value)],
+    defenses: [...checked("v-defenses"), ...words(q("#v-other-defenses").value)].map((c) => ({control: c}))};
+  const opt = {responsibility: q("#v-responsibility").value, responsible: q("#v-responsible").value.trim(),
+    reason: q("#v-reason").value.trim(), confidence: q("#v-confidence").value};
+  for (const [k, v] of Object.entries(opt)) if (v) view[k] = v;
+  const g = q("#v-gain").value;
+  if (g) view.attacker_gain = g === "yes" ? true : g === "no" ? false : "unsure";
+  const {status: code, data} = await api("/api/perception", {respondent: me.respondent, view,
+    pipeline: spec.name, components: comps().map((x) => x.id)});
+  if (code !== 200) { status(data.error || `not saved (${code})`, true); return; }
+  me.views = me.views.filter((v) => v.component !== component).concat([view]);
+  status(`your view of ${component} saved to ${data.saved}`);
+  document.body.dataset.viewSaved = component;
+  render();
+}
+
+async function becomeParticipant(name) {
+  name = name.trim();
+  if (!name) { me = null; render(); return; }
+  const {status: code, data} = await api(`/api/perception?who=${encodeURIComponent(name)}`);
+  if (code !== 200) { status(data.error || "cannot read your answers", true); return; }
+  me = {respondent: name, views: data.views || []};
+  status(`${name}: select a component to say what you see there (saved to ${data.file})`);
+  render();
+}
+
+async function refreshTeam() {
+  const body = $("team-body");
+  const {status: code, data} = await api("/api/team", {spec});
+  body.replaceChildren();
+  if (code !== 200) { html("p", {class: "help"}, body, data.error || `team view failed (${code})`); return; }
+  if (!data.respondents.length) {
+    html("p", {class: "help"}, body, `No answers yet: participants enter their name under "You" and save their view of each component (files in ${V.perceptions}/).`);
+    return;
+  }
+  html("p", {}, body, `${data.respondents.length} participant(s): ${data.respondents.join(", ")}`);
+  if (data.pairs) {
+    const t = html("table", {id: "team-pairs"}, body);
+    const head = html("tr", {}, t);
+    for (const h of ["pair", "Cohen's κ", "items"]) html("th", {scope: "col"}, head, h);
+    for (const x of data.pairs) {
+      const r = html("tr", {}, t);
+      html("td", {}, r, `${x.a} / ${x.b}`);
+      html("td", {class: "kappa"}, r, x.kappa === null ? "undefined" : x.kappa.toFixed(3));
+      html("td", {}, r, String(x.items));
+    }
+    html("p", {}, body, `Fleiss' κ ${data.fleiss === null ? "undefined" : data.fleiss.toFixed(3)} ` +
+      `(${data.fleiss_items} items everyone rated); Krippendorff's α ${data.alpha === null ? "undefined" : data.alpha.toFixed(3)}`);
+    if (data.disagreements.length) {
+      html("h3", {}, body, "Where people disagree");
+      const ul = html("ul", {}, body);
+      for (const d of data.disagreements)
+        html("li", {}, ul, `${d.component}: ${d.threat} (yes: ${d.yes.join(", ")}; no: ${d.no.join(", ")})`);
+    }
+  } else html("p", {class: "help"}, body, "Agreement needs a second participant.");
+  html("h3", {}, body, "Gaps per person");
+  const ul = html("ul", {id: "team-gaps"}, body);
+  for (const g of data.gaps || []) {
+    const li = html("li", {}, ul, `${g.respondent} (${g.answered}/${g.of} components): ` +
+      (Object.entries(g.counts).map(([k, n]) => `${n} ${k.replaceAll("_", " ")}`).join(", ") || "no gaps"));
+    if (g.top.length) { const inner = html("ul", {}, li); for (const t of g.top) html("li", {}, inner, t); }
+  }
+  for (const s of data.skipped) html("p", {class: "help"}, body, s);
+  document.body.dataset.team = String(data.respondents.length);
+}
+
+function toggleTeam() {
+  const open = $("team").hidden;
+  $("team").hidden = !open;
+  $("team-toggle").setAttribute("aria-expanded", String(open));
+  clearInterval(teamTimer);
+  if (open) { refreshTeam(); teamTimer = setInterval(refreshTeam, 4000); }
 }
 
 function panelFlow(p, i) {
@@ -515,6 +654,10 @@ async function start() {
     b.addEventListener("click", () => addComponent(k));
   }
   $("undo").addEventListener("click", undo);
+  $("who").addEventListener("change", (e) => becomeParticipant(e.target.value));
+  $("team-toggle").addEventListener("click", toggleTeam);
+  const as = new URLSearchParams(location.search).get("as");
+  if (as) { $("who").value = as; await becomeParticipant(as); }
   $("redo").addEventListener("click", redo);
   $("save").addEventListener("click", () => save(false));
   $("pipeline-name").addEventListener("change", (e) => edit(() => { spec.name = e.target.value.trim() || "pipeline"; }, "renamed the pipeline"));
