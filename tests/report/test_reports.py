@@ -8,6 +8,7 @@ from collections.abc import Callable
 from html.parser import HTMLParser
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
 import jsonschema
 import pytest
@@ -16,7 +17,6 @@ from mlthreat.analysis import Assessment, assess
 from mlthreat.catalog import Catalog
 from mlthreat.pipeline import Pipeline
 from mlthreat.report import FORMATS, Format, html, json_report, layout, markdown, sarif
-from mlthreat.report.common import FAMILY_COLOR
 from mlthreat.vocabulary import Kind
 from tests.conftest import EXAMPLES, ROOT
 
@@ -111,16 +111,28 @@ def test_html_is_self_contained(credit: Assessment) -> None:
     assert "@import" not in text and "url(http" not in text
 
 
+def _graph(text: str) -> dict[str, Any]:
+    """The graph the report's diagram script lays out and draws (static/diagram.js)."""
+    start = text.index('<script type="application/json" id="diagram-graph">')
+    body = text[text.index(">", start) + 1:text.index("</script>", start)]
+    return dict(json.loads(body))
+
+
 def test_html_diagram_marks_findings_per_component(credit: Assessment) -> None:
-    tags = _tags(html.render(credit))
-    groups = [a["data-id"] for t, a in tags if t == "g" and a.get("class") == "component"]
-    assert sorted(groups) == sorted(c.id for c in credit.components)
-    flows = [a for t, a in tags if t == "path" and (a.get("class") or "").startswith("flow")]
-    assert len(flows) == len(credit.flows)
-    back = {(a["data-from"], a["data-to"]) for a in flows if "back" in (a.get("class") or "")}
-    assert ("scoring_api", "loan_db") in back          # the feedback flow is drawn as one
-    fills = {a.get("fill") for t, a in tags if t == "circle"}
-    assert FAMILY_COLOR["aml"] in fills and FAMILY_COLOR["classical"] in fills
+    text = html.render(credit)
+    tags = _tags(text)
+    graph = _graph(text)
+    nodes = {n["id"]: n for n in graph["nodes"]}
+    assert sorted(nodes) == sorted(c.id for c in credit.components)
+    assert len(graph["edges"]) == len(credit.flows)
+    for c in credit.components:                       # the badges' counts, per family
+        here = [f for f in credit.findings if f.component == c.id]
+        assert nodes[c.id]["aml"] == sum(f.family.value == "aml" for f in here)
+        assert nodes[c.id]["classical"] == sum(f.family.value == "classical" for f in here)
+    order = [n["id"] for n in graph["nodes"]]        # pipeline order: the feedback flow goes back
+    assert order.index("loan_db") < order.index("scoring_api")
+    assert {"source": "scoring_api", "target": "loan_db"} in graph["edges"]
+    assert "MlthreatDiagram.render" in text and "g.ELK = f()" in text   # renderer and ELK inline
     cells = [a for t, a in tags if t == "td" and a.get("class") == "c" and a.get("title")]
     assert len(cells) == len(credit.findings)          # heatmap: one coloured cell per finding
     rows = [(a["data-id"], a["class"]) for t, a in tags
@@ -145,9 +157,8 @@ def test_html_draws_every_kind(example_pipeline: Callable[[str], Pipeline],
     # a kind without a diagram column made the report fail (the generative kinds, at first)
     assert set(layout.STAGE) == set(Kind)
     rag = assess(example_pipeline("rag-agent"), catalog)
-    tags = _tags(html.render(rag))
-    groups = [a["data-id"] for t, a in tags if t == "g" and a.get("class") == "component"]
-    assert sorted(groups) == sorted(c.id for c in rag.components)
+    graph = _graph(html.render(rag))
+    assert sorted(n["id"] for n in graph["nodes"]) == sorted(c.id for c in rag.components)
 
 
 def test_markdown_keeps_families_apart(credit: Assessment) -> None:

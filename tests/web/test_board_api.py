@@ -231,3 +231,44 @@ def test_a_participants_view_goes_to_their_own_perception_file(client: TestClien
                 {"respondent": "Bo", "view": {"component": "x", "attacker_gain": "maybe"}}):
         assert api(client, "/api/perception", bad).status_code == 400
     assert sorted(p.name for p in (folder / "perceptions").iterdir()) == ["ann-marie-o-neil.yaml"]
+
+
+def test_the_command_serves_on_loopback_with_a_token_and_stops_on_ctrl_c(folder: Path) -> None:
+    import signal
+    import subprocess
+    import sys
+    import urllib.error
+    import urllib.request
+    proc = subprocess.Popen([sys.executable, "-m", "mlthreat.cli", "board", "pipeline.yaml",
+                             "--no-open"], cwd=folder, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None
+        url = proc.stdout.readline().strip()
+        assert url.startswith("http://127.0.0.1:") and "?token=" in url
+        with urllib.request.urlopen(url, timeout=10) as r:
+            assert r.status == 200 and "mlthreat board" in r.read().decode()
+        bare = url.split("?")[0]
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(bare, timeout=10)
+        assert refused.value.code == 403
+    finally:
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=20)
+    assert proc.returncode == 0 and "board stopped" in err
+    assert "saves only under" in err
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--host", "0.0.0.0"], "every interface is refused"),
+    (["--host", "example.org"], "give an IP address"),
+    (["notes.txt"], "ends in .yaml"),
+])
+def test_the_command_refuses_what_it_cannot_serve_safely(folder: Path, args: list[str],
+                                                         message: str, capsys: Any,
+                                                         monkeypatch: Any) -> None:
+    monkeypatch.chdir(folder)
+    spec = [] if args[0].startswith("--") else args[:1]
+    options = args if args[0].startswith("--") else args[1:]
+    assert main(["board", *(spec or ["pipeline.yaml"]), "--no-open", *options]) == 2
+    assert message in capsys.readouterr().err

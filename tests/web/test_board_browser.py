@@ -3,9 +3,7 @@ browser; `make test` installs chromium). The server runs in a thread on 127.0.0.
 
 from __future__ import annotations
 
-import os
 import shutil
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -16,53 +14,9 @@ from mlthreat.assessor import Assessor
 from mlthreat.catalog import Catalog
 from mlthreat.cli import main
 from mlthreat.web.app import Board
-from mlthreat.web.serve import Served, running
+from mlthreat.web.serve import running
 from tests.conftest import EXAMPLES
-
-CHROMIUM = Path("/usr/bin/chromium")
-FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    if not CHROMIUM.exists():
-        pytest.fail(f"{CHROMIUM} is missing: `make test` installs Debian's chromium "
-                    "(apt-get install chromium chromium-driver)")
-    from playwright.sync_api import sync_playwright
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=str(CHROMIUM), args=FLAGS)
-        yield b
-        b.close()
-
-
-@pytest.fixture
-def page(browser: Any) -> Iterator[Any]:
-    context = browser.new_context(viewport={"width": 1600, "height": 1000})
-    page = context.new_page()
-    errors: list[str] = []
-    page.on("pageerror", lambda e: errors.append(str(e)))
-    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
-    yield page
-    context.close()
-    assert errors == []          # no script error, no CSP violation, no refused request
-
-
-def shot(page: Any, name: str) -> None:
-    """docs/board.md's screenshots: taken when MLTHREAT_SCREENSHOTS names a folder."""
-    folder = os.environ.get("MLTHREAT_SCREENSHOTS")
-    if folder:
-        page.screenshot(path=str(Path(folder) / f"{name}.png"))
-
-
-def settle(page: Any) -> None:
-    """Wait until the findings shown are those of the spec as drawn."""
-    page.wait_for_selector("body[data-dirty='0']", state="attached", timeout=15000)
-
-
-def open_board(page: Any, served: Served) -> None:
-    page.goto(served.url)
-    page.wait_for_selector("body[data-ready]")
-    settle(page)
+from tests.web.conftest import open_board, settle, shot
 
 
 def drag_flow(page: Any, source: str, target: str) -> None:

@@ -28,6 +28,11 @@ def pressed() -> bool:
     return bool(_pressed)
 
 
+def stopped_as_asked() -> None:
+    """Ctrl-C was the command's own way to end (the board's server): not an interruption."""
+    _pressed.clear()
+
+
 def _ctrl_c(signum: int, frame: FrameType | None) -> None:
     _pressed.append(signum)
     raise KeyboardInterrupt
@@ -60,4 +65,4 @@ def main(argv: Sequence[str] | None = None) -> int:
     return code
 
 
-__all__ = ["main", "pressed"]
+__all__ = ["main", "pressed", "stopped_as_asked"]

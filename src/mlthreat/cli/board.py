@@ -6,6 +6,7 @@ import contextlib
 import webbrowser
 from pathlib import Path
 
+from mlthreat.cli import stopped_as_asked
 from mlthreat.cli.app import Cli
 from mlthreat.errors import EXIT_OK, InputError
 
@@ -15,8 +16,8 @@ def cmd_board(cli: Cli) -> int:
         from mlthreat.web.app import Board
         from mlthreat.web.serve import LOOPBACK, prepare, serve
     except ImportError as exc:
-        raise InputError(f"the board needs its extra ({exc.name} is missing): "
-                         "pip install 'mlthreat[board]'") from exc
+        raise InputError(f"the board needs {exc.name}: pip install starlette uvicorn "
+                         "ruamel.yaml (mlthreat's board extra)") from exc
     args = cli.args
     spec = Path(args.spec) if args.spec else None
     if spec is not None and spec.is_dir():
@@ -41,5 +42,6 @@ def cmd_board(cli: Cli) -> int:
         webbrowser.open(served.url)
     with contextlib.suppress(KeyboardInterrupt):
         serve(served)
+    stopped_as_asked()
     cli.err.print("board stopped")
     return EXIT_OK

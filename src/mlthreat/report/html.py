@@ -8,6 +8,7 @@ paths and what to do first.
 from __future__ import annotations
 
 from collections import defaultdict
+from importlib import resources
 from typing import Any
 
 from mlthreat.report.charts import svg
@@ -21,7 +22,7 @@ from mlthreat.report.common import (
     reference_url,
 )
 from mlthreat.report.interface import Format, environment
-from mlthreat.report.layout import NODE_H, NODE_W, STAGE, layout
+from mlthreat.report.layout import STAGE
 from mlthreat.report.markdown import GAP_TITLES
 from mlthreat.results import Assessment, Finding
 from mlthreat.vocabulary import RISK_ORDER, Family, Kind
@@ -38,24 +39,32 @@ def _worst(findings: list[Finding]) -> str | None:
 
 
 def _diagram(a: Assessment) -> dict[str, Any] | None:
+    """The graph the shared renderer (static/diagram.js, also the board's) lays out and draws:
+    components in pipeline order (data first), so a flow against that order is feedback."""
     if len(a.components) > MAX_DRAWN:
         return None
-    lay = layout([c.id for c in a.components], [(f.source, f.target) for f in a.flows],
-                 {c.id: STAGE[Kind(c.kind)] for c in a.components})
     per: dict[str, dict[Family, list[Finding]]] = defaultdict(lambda: defaultdict(list))
     for f in a.findings:
         per[f.component][f.family].append(f)
+    order = sorted(range(len(a.components)), key=lambda i: (STAGE[Kind(a.components[i].kind)], i))
     nodes = []
-    for c in a.components:
-        box = lay.boxes[c.id]
+    for c in (a.components[i] for i in order):
         fams = per[c.id]
         nodes.append({
-            "c": c, "x": box.x, "y": box.y,
-            "aml": len(fams[Family.aml]), "cls": len(fams[Family.classical]),
-            "aml_worst": _worst(fams[Family.aml]), "cls_worst": _worst(fams[Family.classical]),
+            "id": c.id, "label": c.name or c.id, "sub": c.kind.replace("_", " "),
+            "public": c.exposure in ("public", "partner"),
+            "title": f"{c.name or c.id} ({c.kind}, {c.exposure}): {len(fams[Family.aml])} "
+                     f"adversarial-ML, {len(fams[Family.classical])} classical findings",
+            "aml": len(fams[Family.aml]), "classical": len(fams[Family.classical]),
+            "amlWorst": _worst(fams[Family.aml]), "classicalWorst": _worst(fams[Family.classical]),
         })
-    return {"nodes": nodes, "edges": lay.edges, "width": lay.width, "height": lay.height,
-            "w": NODE_W, "h": NODE_H}
+    return {"nodes": nodes, "edges": [{"source": f.source, "target": f.target} for f in a.flows]}
+
+
+def _script(name: str) -> str:
+    """A file of the shared renderer, to inline: the report stays one file that works offline."""
+    text = resources.files("mlthreat.report").joinpath(f"static/{name}").read_text("utf-8")
+    return text.replace("</script", "<\\/script")
 
 
 def _heatmap(a: Assessment) -> dict[str, Any] | None:
@@ -89,6 +98,7 @@ def render(a: Assessment) -> str:
         family_color=FAMILY_COLOR, level_color={k.value: v for k, v in LEVEL_COLOR.items()},
         levels=[lvl.value for lvl in reversed(RISK_ORDER[1:])],
         diagram=_diagram(a), heatmap=_heatmap(a),
+        diagram_js=_script("diagram.js"), elk_js=_script("vendor/elk.bundled.js"),
         findings_by_family={fam: grouped(a, fam) for fam in Family},
         lead=lead_rows(a), lead_tail=lead_tail(a),
         reference_url=reference_url, max_drawn=MAX_DRAWN, gap_titles=GAP_TITLES,

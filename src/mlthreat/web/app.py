@@ -36,7 +36,7 @@ from mlthreat.perception.model import Perception, View
 from mlthreat.perception.team import team_view
 from mlthreat.pipeline.loader import parse_pipeline
 from mlthreat.report.common import FAMILY_COLOR, LEVEL_COLOR
-from mlthreat.report.layout import STAGE, layout
+from mlthreat.report.layout import STAGE
 from mlthreat.results import Assessment
 from mlthreat.vocabulary import Exposure, Kind
 from mlthreat.web import roundtrip
@@ -45,7 +45,9 @@ from mlthreat.yamlpos import load_located
 
 ORDER = ["critical", "high", "medium", "low", "info"]
 MAX_BODY = 2 * 1024 * 1024          # a 1,000-component spec is about 300 kB of JSON
-STATIC = ("board.js", "board.css")
+BOARD, SHARED = resources.files("mlthreat.web") / "static", resources.files("mlthreat.report") / "static"
+STATIC = {"board.js": BOARD, "board.css": BOARD,       # the diagram renderer is the report's
+          "diagram.js": SHARED, "vendor/elk.bundled.js": SHARED}
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
@@ -149,7 +151,7 @@ def _too_large() -> Response:
     return PlainTextResponse(f"request larger than {MAX_BODY // 1024} kB", status_code=413)
 
 
-HEADERS = [(b"content-security-policy", b"default-src 'self'; img-src 'self' data:; "
+HEADERS = [(b"content-security-policy", b"default-src 'self'; img-src 'self' data: blob:; "
             b"frame-ancestors 'none'; base-uri 'none'; form-action 'none'"),
            (b"x-content-type-options", b"nosniff"), (b"referrer-policy", b"no-referrer"),
            (b"cache-control", b"no-store")]
@@ -175,7 +177,7 @@ def create_app(board: Board, token: str, hosts: set[str]) -> ASGIApp:
         name = request.path_params["name"]
         if name not in STATIC:
             return PlainTextResponse("not found", status_code=404)
-        text = resources.files("mlthreat.web").joinpath(f"static/{name}").read_text("utf-8")
+        text = STATIC[name].joinpath(name).read_text("utf-8")
         kind = "text/javascript" if name.endswith(".js") else "text/css"
         return Response(text, media_type=kind)
 
@@ -214,7 +216,7 @@ def create_app(board: Board, token: str, hosts: set[str]) -> ASGIApp:
         return JSONResponse(answer, status_code=status)
 
     app = Starlette(routes=[
-        Route("/", page), Route("/static/{name}", static), Route("/api/state", state),
+        Route("/", page), Route("/static/{name:path}", static), Route("/api/state", state),
         Route("/api/analyse", analyse, methods=["POST"]),
         Route("/api/save", save, methods=["POST"]),
         Route("/api/perception", perception, methods=["GET", "POST"]),
@@ -249,10 +251,11 @@ def initial_state(board: Board) -> dict[str, Any]:
         except Exception as exc:    # shown in the board; the user can start anew or fix the file
             problem = f"{board.spec}: {exc}"
     return {
-        "spec": spec, "problem": problem, "positions": positions(spec),
+        "spec": spec, "problem": problem,
         "file": str(board.spec.relative_to(board.root)) if board.spec else None,
         "root": str(board.root),
         "kinds": [k.value for k in Kind], "exposures": [e.value for e in Exposure],
+        "stages": {k.value: STAGE[k] for k in Kind},
         "controls": [{"id": c.id, "name": c.name, "family": c.family.value,
                       "applies_to": [k.value for k in c.applies_to]} for c in cat.controls],
         "mitigations": {t.id: [c.id for c, _ in cat.mitigations(t.id)] for t in cat.threats},
@@ -260,21 +263,6 @@ def initial_state(board: Board) -> dict[str, Any]:
         "colors": {"family": {f.value: v for f, v in FAMILY_COLOR.items()},
                    "level": {k.value: v for k, v in LEVEL_COLOR.items()}},
     }
-
-
-def positions(spec: dict[str, Any]) -> dict[str, list[float]]:
-    """Where each component of `spec` is drawn at first: the HTML report's layered layout."""
-    comps = [c for c in spec.get("components") or [] if isinstance(c, dict) and "id" in c]
-    ids = list(dict.fromkeys(str(c["id"]) for c in comps))
-    flows = [(str(f.get("from")), str(f.get("to"))) for f in spec.get("flows") or []
-             if isinstance(f, dict) and f.get("from") in ids and f.get("to") in ids]
-    known = {k.value: k for k in Kind}
-    kinds = {str(c["id"]): known.get(str(c.get("kind"))) for c in comps}
-    stage = {i: STAGE[k] if (k := kinds[i]) is not None else 5 for i in ids}
-    if not ids:
-        return {}
-    lay = layout(ids, flows, stage)
-    return {i: [b.x, b.y] for i, b in lay.boxes.items()}
 
 
 def analyse_spec(board: Board, spec: Any) -> dict[str, Any]:

@@ -4,7 +4,8 @@
 
 const TOKEN = document.querySelector('meta[name="board-token"]').content;
 const SVGNS = "http://www.w3.org/2000/svg";
-const W = 170, H = 58, GRID = 226, ROW = 84;
+const D = window.MlthreatDiagram;        // the renderer shared with the HTML report
+const W = D.W, H = D.H, GRID = W + 56, ROW = H + 28;
 const $ = (id) => document.getElementById(id);
 
 let V = null;            // vocabulary from the server: kinds, exposures, controls, colours
@@ -16,6 +17,8 @@ let past = [], future = [];
 let asked = 0, shown = 0, timer = null;
 let me = null;           // workshop mode: this participant's perception {respondent, views}
 let teamTimer = null;
+let routes = {};         // "from>to" -> {points, a, b}: ELK's route while neither end has moved
+let scale = 1;           // zoom: drawing units per screen pixel
 
 async function api(path, body) {
   const init = body === undefined ? {headers: {"X-Board-Token": TOKEN}}
@@ -141,10 +144,11 @@ function rename(oldId, newId) {
   if (!newId || newId === oldId) return;
   if (!/^[A-Za-z][A-Za-z0-9_.-]*$/.test(newId)) {
     status(`${newId}: an id is a letter, then letters, digits, '_', '-' or '.'`, true);
+    panelKey = null;
     render();
     return;
   }
-  if (comp(newId)) { status(`${newId} is taken`, true); render(); return; }
+  if (comp(newId)) { status(`${newId} is taken`, true); panelKey = null; render(); return; }
   pos[newId] = pos[oldId];
   edit(() => {
     comp(oldId).id = newId;
@@ -174,6 +178,16 @@ function problemsAt(type, ref) {
 const ORDER = ["info", "low", "medium", "high", "critical"];
 const worst = (fs) => fs.reduce((w, f) => ORDER.indexOf(f.level) > ORDER.indexOf(w) ? f.level : w, "info");
 
+function graphNode(c) {
+  const fs = findingsAt(c.id);
+  const aml = fs.filter((f) => f.family === "aml"), cls = fs.filter((f) => f.family === "classical");
+  return {id: c.id, label: c.name || c.id, sub: String(c.kind).replaceAll("_", " "),
+          public: c.exposure === "public" || c.exposure === "partner",
+          aml: aml.length, classical: cls.length, amlWorst: worst(aml), classicalWorst: worst(cls)};
+}
+
+function same(p, q) { return p && q && Math.abs(p[0] - q[0]) < 0.5 && Math.abs(p[1] - q[1]) < 0.5; }
+
 function render() {
   const nodes = $("nodes"), edges = $("edges");
   nodes.replaceChildren();
@@ -182,20 +196,14 @@ function render() {
   let maxX = 600, maxY = 400;
   flows().forEach((f, i) => {
     if (!pos[f.from] || !pos[f.to]) return;
-    const [ax, ay] = pos[f.from], [bx, by] = pos[f.to];
-    const x1 = ax + W, y1 = ay + H / 2, x2 = bx - 2, y2 = by + H / 2;
-    let d;
-    if (x2 > x1 + 10) {
-      const m = (x1 + x2) / 2;
-      d = `M${x1},${y1} C${m},${y1} ${m},${y2} ${x2},${y2}`;
-    } else {                     // backwards: around below both boxes
-      const low = Math.max(ay, by) + H + 18 + (i % 4) * 6;
-      d = `M${ax + W / 2 + 10},${ay + H} L${ax + W / 2 + 10},${low} L${bx + W / 2 - 10},${low} L${bx + W / 2 - 10},${by + H + 2}`;
-    }
-    const g = el("g", {class: "edge", "data-from": f.from, "data-to": f.to, "data-index": i}, edges);
+    const r = routes[`${f.from}>${f.to}`];
+    const d = r && same(r.a, pos[f.from]) && same(r.b, pos[f.to]) ? D.path(r.points)
+      : D.curve(pos[f.from], pos[f.to]);
+    if (r) for (const [x, y] of r.points) { maxX = Math.max(maxX, x + 40); maxY = Math.max(maxY, y + 40); }
+    const g = D.edge(edges, {source: f.from, target: f.to, back: !!(r && r.back)}, d);
+    g.dataset.index = i;
     if (selected && selected.type === "flow" && selected.index === i) g.classList.add("selected");
     if (problemsAt("flow", i).length) g.classList.add("problem");
-    el("path", {class: "line", d, "marker-end": "url(#arrow)"}, g);
     const hit = el("path", {class: "hit", d}, g);
     el("title", {}, hit, `${f.from} → ${f.to}${f.data ? ": " + f.data : ""}`);
     hit.addEventListener("mousedown", (e) => { e.stopPropagation(); selected = {type: "flow", index: i}; render(); });
@@ -204,23 +212,13 @@ function render() {
     const [x, y] = pos[c.id];
     maxX = Math.max(maxX, x + W + 60);
     maxY = Math.max(maxY, y + H + 80);
-    const fs = findingsAt(c.id);
-    const aml = fs.filter((f) => f.family === "aml"), cls = fs.filter((f) => f.family === "classical");
-    const g = el("g", {class: "node", transform: `translate(${x},${y})`, tabindex: "0",
-      role: "button", "data-id": c.id,
-      "aria-label": `${c.name || c.id}, ${c.kind}, ${aml.length} adversarial-ML and ${cls.length} classical findings`}, nodes);
+    const n = graphNode(c);
+    const g = D.node(nodes, n, pos[c.id], V.colors);
+    g.setAttribute("tabindex", "0");
+    g.setAttribute("role", "button");
+    g.setAttribute("aria-label", `${n.label}, ${c.kind}, ${c.exposure || "internal"}, ${n.aml} adversarial-ML and ${n.classical} classical findings`);
     if (selected && selected.type === "component" && selected.id === c.id) g.classList.add("selected");
     if (problemsAt("component", c.id).length) g.classList.add("problem");
-    el("rect", {class: "box", width: W, height: H, rx: 6}, g);
-    el("text", {x: 8, y: 20}, g, (c.name || c.id).slice(0, 24));
-    el("text", {x: 8, y: 38, class: "kind"}, g, `${c.kind}${c.exposure ? " · " + c.exposure : ""}`.slice(0, 28));
-    [[aml, "aml", W - 44], [cls, "classical", W - 18]].forEach(([list, fam, bx]) => {
-      if (!list.length) return;
-      const b = el("g", {class: `badge ${fam}`, "data-family": fam}, g);
-      el("circle", {cx: bx, cy: 46, r: 10, fill: V.colors.family[fam],
-                    stroke: V.colors.level[worst(list)], "stroke-width": 3}, b);
-      el("text", {x: bx, y: 50, "text-anchor": "middle"}, b, String(list.length));
-    });
     if (me && me.views.some((v) => v.component === c.id)) {
       g.classList.add("answered");
       el("text", {x: W - 16, y: 16, class: "tick", "aria-hidden": "true"}, g, "✓");
@@ -232,11 +230,45 @@ function render() {
     g.addEventListener("focus", () => { if (!selected || selected.id !== c.id) { selected = {type: "component", id: c.id}; renderPanel(); mark(); } });
   }
   const svg = $("canvas");
-  svg.setAttribute("width", maxX);
-  svg.setAttribute("height", maxY);
+  svg.setAttribute("viewBox", `0 0 ${maxX} ${maxY}`);
+  svg.setAttribute("width", Math.round(maxX * scale));
+  svg.setAttribute("height", Math.round(maxY * scale));
   $("pipeline-name").value = spec.name || "";
   renderPanel();
   renderResults();
+}
+
+async function arrange() {
+  // ELK's layered layout of the whole drawing; routes hold until a component moves
+  if (!comps().length) return;
+  try {
+    const order = comps().map((c, i) => [V.stages[c.kind] ?? 5, i, c.id]).sort((p, q) => p[0] - q[0] || p[1] - q[1]);
+    const geo = await D.layout({nodes: order.map(([, , id]) => ({id})),
+                                edges: flows().map((f) => ({source: f.from, target: f.to}))});
+    pos = geo.nodes;
+    routes = {};
+    for (const e of geo.edges) if (e.points) routes[`${e.source}>${e.target}`] = {points: e.points, back: e.back, a: pos[e.source], b: pos[e.target]};
+  } catch (err) {
+    status(`layout failed (${err}); components keep their places`, true);
+  }
+  render();
+}
+
+function zoom(how) {
+  const wrap = $("canvas-wrap"), svg = $("canvas");
+  const [, , w, h] = (svg.getAttribute("viewBox") || "0 0 600 400").split(" ").map(Number);
+  if (how === "fit") scale = Math.min(1, (wrap.clientWidth - 8) / w, Math.max(0.25, (wrap.clientHeight - 8) / h));
+  else scale = Math.min(2, Math.max(0.25, scale * (how === "in" ? 1.25 : 0.8)));
+  $("zoom-level").textContent = `${Math.round(scale * 100)} %`;
+  render();
+}
+
+async function exportAs(kind) {
+  const name = (spec.name || "pipeline").replace(/[^A-Za-z0-9_.-]+/g, "-");
+  const svg = $("canvas");
+  const blob = kind === "svg" ? D.svgBlob(svg) : await D.pngBlob(svg, 2);
+  D.download(blob, `${name}.${kind}`);
+  status(`exported ${name}.${kind}`);
 }
 
 function mark() {
@@ -251,7 +283,7 @@ function focusNode(id) {
 
 function point(e) {
   const r = $("canvas").getBoundingClientRect();
-  return [e.clientX - r.left, e.clientY - r.top];
+  return [(e.clientX - r.left) / scale, (e.clientY - r.top) / scale];
 }
 
 function startMove(e, id) {
@@ -301,13 +333,36 @@ function startFlow(e, from) {
 }
 
 // ------------------------------------------------------------------------------- side panel
+let panelKey = null;
+
 function renderPanel() {
-  const p = $("panel");
-  p.replaceChildren();
-  html("h2", {}, p, "Selected");
-  if (selected && selected.type === "component" && comp(selected.id)) panelComponent(p, comp(selected.id));
-  else if (selected && selected.type === "flow" && flows()[selected.index]) panelFlow(p, selected.index);
-  else html("p", {class: "help"}, p, "Select a component or a flow to edit it.");
+  // the form is rebuilt only when what it shows changed: an answer arriving from the analysis
+  // must not reset a field someone is filling in; the live parts below it are always redrawn
+  const c = selected && selected.type === "component" ? comp(selected.id) : null;
+  const f = selected && selected.type === "flow" ? flows()[selected.index] : null;
+  const key = JSON.stringify([selected, c, f, comps().map((x) => x.id),
+    c ? [...new Set(findingsAt(c.id).map((x) => x.threat))] : null,
+    me && c ? [me.respondent, me.views.find((v) => v.component === c.id) || null] : null]);
+  if (key !== panelKey) {
+    panelKey = key;
+    const p = $("panel");
+    p.replaceChildren();
+    html("h2", {}, p, "Selected");
+    if (c) panelComponent(p, c);
+    else if (f) panelFlow(p, selected.index);
+    else html("p", {class: "help"}, p, "Select a component or a flow to edit it.");
+    html("div", {id: "panel-live"}, p);
+  }
+  const live = $("panel-live");
+  live.replaceChildren();
+  if (c) {
+    problemList(live, problemsAt("component", c.id));
+    const here = findingsAt(c.id);
+    if (here.length) {
+      html("h2", {}, live, `Threats acting here (${here.length})`);
+      findingList(html("ul", {}, live), here);
+    }
+  } else if (f) problemList(live, problemsAt("flow", selected.index));
 }
 
 function field(p, label, input) {
@@ -371,13 +426,7 @@ function panelComponent(p, c) {
   }
   const del = html("button", {type: "button", id: "f-delete"}, p, "Remove component");
   del.addEventListener("click", removeSelected);
-  problemList(p, problemsAt("component", c.id));
-  const here = findingsAt(c.id);
-  if (me) yourView(p, c, here);
-  if (here.length) {
-    html("h2", {}, p, `Threats acting here (${here.length})`);
-    findingList(html("ul", {}, p), here);
-  }
+  if (me) yourView(p, c, findingsAt(c.id));
 }
 
 // ------------------------------------------------------------------------------- workshop
@@ -521,7 +570,6 @@ function panelFlow(p, i) {
   }, "flow data changed"));
   const del = html("button", {type: "button", id: "f-delete"}, p, "Remove flow");
   del.addEventListener("click", removeSelected);
-  problemList(p, problemsAt("flow", i));
 }
 
 function problemList(p, problems) {
@@ -647,13 +695,19 @@ async function start() {
   if (code !== 200) { status(data.error || "cannot load the board", true); return; }
   V = data;
   spec = data.spec;
-  pos = data.positions || {};
+  pos = {};
   $("path").value = data.file || "";
   for (const k of V.kinds) {
     const b = html("button", {type: "button", "data-kind": k}, $("kinds"), k.replaceAll("_", " "));
     b.addEventListener("click", () => addComponent(k));
   }
   $("undo").addEventListener("click", undo);
+  $("arrange").addEventListener("click", arrange);
+  $("zoom-fit").addEventListener("click", () => zoom("fit"));
+  $("zoom-in").addEventListener("click", () => zoom("in"));
+  $("zoom-out").addEventListener("click", () => zoom("out"));
+  $("export-svg").addEventListener("click", () => exportAs("svg"));
+  $("export-png").addEventListener("click", () => exportAs("png"));
   $("who").addEventListener("change", (e) => becomeParticipant(e.target.value));
   $("team-toggle").addEventListener("click", toggleTeam);
   const as = new URLSearchParams(location.search).get("as");
@@ -662,6 +716,13 @@ async function start() {
   $("save").addEventListener("click", () => save(false));
   $("pipeline-name").addEventListener("change", (e) => edit(() => { spec.name = e.target.value.trim() || "pipeline"; }, "renamed the pipeline"));
   $("canvas").addEventListener("mousedown", (e) => { if (e.target.id === "canvas") { selected = null; render(); } });
+  await arrange();
+  render();
+  const [, , w] = $("canvas").getAttribute("viewBox").split(" ").map(Number);
+  if (w > $("canvas-wrap").clientWidth) {           // the whole pipeline in view, still legible
+    scale = Math.max(0.5, ($("canvas-wrap").clientWidth - 8) / w);
+    $("zoom-level").textContent = `${Math.round(scale * 100)} %`;
+  }
   render();
   if (data.problem) status(data.problem, true);
   else status(data.file ? `opened ${data.file}` : "a new pipeline: add components from the left");
