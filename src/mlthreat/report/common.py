@@ -8,7 +8,7 @@ from mlthreat.vocabulary import Family, RiskLevel
 FAMILY_LABEL = {Family.aml: "Adversarial ML", Family.classical: "Classical security"}
 FAMILY_COLOR = {Family.aml: "#7c3aed", Family.classical: "#0e7490"}
 LEVEL_COLOR = {
-    RiskLevel.critical: "#b91c1c", RiskLevel.high: "#ea580c", RiskLevel.medium: "#ca8a04",
+    RiskLevel.critical: "#b91c1c", RiskLevel.high: "#c2410c", RiskLevel.medium: "#a16207",
     RiskLevel.low: "#4d7c0f", RiskLevel.info: "#64748b",
 }
 REFERENCE_URL = {

@@ -134,6 +134,7 @@
     for (const e of geo.edges) edge(edges, e, e.points ? path(e.points) : curve(geo.nodes[e.source], geo.nodes[e.target]));
     for (const n of graph.nodes) node(nodes, n, geo.nodes[n.id], colors);
     svg.dataset.rendered = "1";
+    document.dispatchEvent(new Event("mlthreat:drawn"));    // the page may now scroll sideways
     return geo;
   }
 

@@ -216,15 +216,16 @@ function render() {
     const g = D.node(nodes, n, pos[c.id], V.colors);
     g.setAttribute("tabindex", "0");
     g.setAttribute("role", "button");
-    g.setAttribute("aria-label", `${n.label}, ${c.kind}, ${c.exposure || "internal"}, ${n.aml} adversarial-ML and ${n.classical} classical findings`);
+    // its name is its content: the name, the kind and the badges' counts with their titles
+    // (an aria-label would hide what is shown: axe's label-content-name-mismatch)
     if (selected && selected.type === "component" && selected.id === c.id) g.classList.add("selected");
     if (problemsAt("component", c.id).length) g.classList.add("problem");
     if (me && me.views.some((v) => v.component === c.id)) {
       g.classList.add("answered");
       el("text", {x: W - 16, y: 16, class: "tick", "aria-hidden": "true"}, g, "✓");
     }
-    const handle = el("circle", {class: "handle", cx: W, cy: H / 2, r: 6}, g);
-    el("title", {}, handle, "drag to another component to draw a flow");
+    el("circle", {class: "handle", cx: W, cy: H / 2, r: 6, "aria-hidden": "true"}, g);
+    const handle = g.lastChild;      // dragging draws a flow (the palette's help says so)
     g.addEventListener("mousedown", (e) => startMove(e, c.id));
     handle.addEventListener("mousedown", (e) => startFlow(e, c.id));
     g.addEventListener("focus", () => { if (!selected || selected.id !== c.id) { selected = {type: "component", id: c.id}; renderPanel(); mark(); } });
