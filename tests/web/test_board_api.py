@@ -272,3 +272,48 @@ def test_the_command_refuses_what_it_cannot_serve_safely(folder: Path, args: lis
     options = args if args[0].startswith("--") else args[1:]
     assert main(["board", *(spec or ["pipeline.yaml"]), "--no-open", *options]) == 2
     assert message in capsys.readouterr().err
+
+
+def test_the_team_view_names_concepts_people_link_across_the_families(client: TestClient,
+                                                                     folder: Path) -> None:
+    answers = {"Ann": ["aml-model-extraction", "cls-unauthenticated-api"],
+               "Ben": ["aml-model-extraction", "cls-unauthenticated-api",
+                       "cls-missing-rate-limiting"],
+               "Cy": ["aml-evasion-blackbox"]}
+    for who, threats in answers.items():
+        view = {"component": "scoring_api", "threats": threats}
+        assert api(client, "/api/perception", {"respondent": who, "view": view}).status_code == 200
+    spec = api(client, "/api/state").json()["spec"]
+    team = api(client, "/api/team", {"spec": spec}).json()
+    assert team["respondents"] == ["Ann", "Ben", "Cy"]
+    linked = {(x["aml"], x["classical"]): x["people"] for x in team["linked"]}
+    # by hand: extraction with unauthenticated access named by Ann and Ben, with rate limiting
+    # by Ben alone; Cy names no classical threat
+    assert linked == {("Model extraction through the query interface",
+                       "Unauthenticated access to an exposed endpoint"): 2,
+                      ("Model extraction through the query interface",
+                       "Missing rate limiting and denial of service"): 1}
+    assert len(team["pairs"]) == 3 and all(g["answered"] == 1 for g in team["gaps"])
+
+
+def test_evidence_of_an_earlier_assessment_is_read_or_refused_clearly(folder: Path,
+                                                                      tmp_path: Path,
+                                                                      catalog: Catalog) -> None:
+    from mlthreat.web.app import initial_state, read_evidence
+    report = tmp_path / "tm.json"
+    shutil.copytree(EXAMPLES / "credit-scoring", tmp_path / "cs")
+    assert main(["model", str(tmp_path / "cs" / "pipeline.yaml"), "-f", "json",
+                 "-o", str(report)]) in (0, 1)
+    written = yaml.safe_load(report.read_text())["evidence"]      # JSON is YAML
+    evidence = read_evidence(report)
+    assert [e["id"] for e in evidence] == [e["id"] for e in written] and evidence
+    board = Board(folder, folder / "pipeline.yaml", catalog, evidence=evidence,
+                  evidence_file="tm.json")
+    shown = initial_state(board)["evidence"]
+    assert {e["component"] for e in shown} == {e["component"] for e in written}
+    for bad, message in [("not json {", "not JSON"), ('{"findings": []}', "not an mlthreat")]:
+        path = tmp_path / "bad.json"
+        path.write_text(bad)
+        with pytest.raises(ValueError, match=message):
+            read_evidence(path)
+    assert main(["board", "--no-open", "--evidence", str(tmp_path / "missing.json")]) == 2

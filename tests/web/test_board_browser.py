@@ -82,6 +82,9 @@ def test_draw_the_reference_pipeline_from_an_empty_board(page: Any, tmp_path: Pa
                          ("cls-data-store-breach", "loan_db"),
                          ("cls-unsafe-deserialization", "scoring_api")]:
             assert expected in found, expected
+        # nothing checks the data on its way to training and nothing watches the model
+        assert "corrections → loan_db → train_job (open)" in page.locator(
+            "#integrity-list").inner_text()
         shot(page, "board-drawn")
         # badges: the two families' counts on the node equal the findings listed there
         api_node = page.locator('.node[data-id="scoring_api"]')
@@ -230,3 +233,23 @@ def test_workshop_two_participants_and_the_team_view(browser: Any, tmp_path: Pat
     y = [int(t in ticked["Bob"]) for t in listed]
     assert shown_kappa == pytest.approx(_kappa(x, y), abs=5e-4)
     assert "Alice (1/14 components)" in gaps and "attacker doubt" in gaps
+
+
+def test_evidence_of_an_earlier_assess_is_shown_where_it_was_measured(page: Any, tmp_path: Path,
+                                                                     catalog: Catalog) -> None:
+    from mlthreat.web.app import read_evidence
+    shutil.copytree(EXAMPLES / "credit-scoring", tmp_path / "cs")
+    spec = tmp_path / "cs" / "pipeline.yaml"
+    report = tmp_path / "cs" / "tm.json"
+    assert main(["model", str(spec), "-f", "json", "-o", str(report)]) in (0, 1)
+    evidence = read_evidence(report)
+    per = {c: sum(e["component"] == c for e in evidence) for c in {e["component"] for e in evidence}}
+    board = Board(tmp_path / "cs", spec, catalog, evidence=evidence, evidence_file="tm.json")
+    with running(board) as served:
+        open_board(page, served)
+        marked = page.locator(".node rect.evidence").evaluate_all(
+            "els => els.map(r => r.parentNode.dataset.id)")
+        assert sorted(marked) == sorted(per)
+        component = max(per, key=lambda c: per[c])
+        page.locator(f'.node[data-id="{component}"]').click()
+        assert page.locator("#panel .evidence-list li").count() == per[component]

@@ -30,6 +30,7 @@ spec's comments and order, and only a spec that passes `mlthreat validate`.
 examples:
   mlthreat board pipeline.yaml                    draw on an existing spec, save it back
   mlthreat board new.yaml --no-open               start empty; open the printed address yourself
+  mlthreat board pipeline.yaml --evidence reports/threat-model.json   with the probes' results
   mlthreat board pipeline.yaml --host 10.0.0.5 --port 8765   a workshop on the local network
 """
 
@@ -359,6 +360,9 @@ def build_parser() -> argparse.ArgumentParser:
                    "the token, and is warned about")
     p.add_argument("--no-open", action="store_true", help="print the address, do not open a "
                    "browser")
+    p.add_argument("--evidence", metavar="REPORT.json", help="show what an earlier `mlthreat "
+                   "assess` measured and scanned (its JSON report) on the components it "
+                   "concerns")
     p.set_defaults(run="board:cmd_board")
 
     p = sub.add_parser("team", help="agreement of several people's perceptions, where they "

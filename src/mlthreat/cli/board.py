@@ -27,6 +27,10 @@ def cmd_board(cli: Cli) -> int:
         raise InputError(f"{spec}: a spec file ends in .yaml or .yml")
     try:
         board = Board(Path.cwd(), spec)
+        if args.evidence:
+            from mlthreat.web.app import read_evidence
+            board.evidence = read_evidence(Path(args.evidence))
+            board.evidence_file = args.evidence
         served = prepare(board, args.host, args.port)
     except ValueError as exc:
         raise InputError(str(exc)) from exc

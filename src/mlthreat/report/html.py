@@ -57,6 +57,8 @@ def _diagram(a: Assessment) -> dict[str, Any] | None:
                      f"adversarial-ML, {len(fams[Family.classical])} classical findings",
             "aml": len(fams[Family.aml]), "classical": len(fams[Family.classical]),
             "amlWorst": _worst(fams[Family.aml]), "classicalWorst": _worst(fams[Family.classical]),
+            "evidence": sum(e.component == c.id for e in a.evidence),
+            "confirmed": sum(e.component == c.id and e.confirmed for e in a.evidence),
         })
     return {"nodes": nodes, "edges": [{"source": f.source, "target": f.target} for f in a.flows]}
 

@@ -63,6 +63,8 @@ class Board:
     spec: Path | None = None
     catalog: Catalog = field(default_factory=load_catalog)
     perceptions: str = "perceptions"     # participants' files, under root
+    evidence: list[dict[str, Any]] = field(default_factory=list)   # from an earlier assess
+    evidence_file: str | None = None
 
     def __post_init__(self) -> None:
         self.root = self.root.resolve()
@@ -260,6 +262,7 @@ def initial_state(board: Board) -> dict[str, Any]:
                       "applies_to": [k.value for k in c.applies_to]} for c in cat.controls],
         "mitigations": {t.id: [c.id for c, _ in cat.mitigations(t.id)] for t in cat.threats},
         "perceptions": board.perceptions,
+        "evidence": board.evidence, "evidence_file": board.evidence_file,
         "colors": {"family": {f.value: v for f, v in FAMILY_COLOR.items()},
                    "level": {k.value: v for k, v in LEVEL_COLOR.items()}},
     }
@@ -328,7 +331,8 @@ def _view(a: Assessment) -> dict[str, Any]:
         "assets": [{"asset": g.asset, "goal": g.goal, "level": g.max_level.value,
                     "aml": len(g.aml), "classical": len(g.classical), "summary": g.summary}
                    for g in a.asset_groups],
-        "integrity": [list(p.path) for p in a.integrity_paths][:10],
+        "integrity": [{"path": list(p.path), "verdict": p.verdict, "explanation": p.explanation}
+                      for p in a.integrity_paths if p.verdict != "guarded"][:10],
     }
 
 
@@ -450,15 +454,41 @@ def team_answer(board: Board, spec: Any) -> tuple[int, dict[str, Any]]:
                            "top": [g.explanation for g in sorted(
                                r.gaps, key=lambda g: ORDER.index(g.level))[:3]]}
                           for r in gaps]
-    if len(people) >= 2:
         view = team_view(people, assessment, board.catalog, top=10)
-        answer |= {
-            "pairs": [{"a": x.a, "b": x.b, "kappa": x.kappa, "items": x.items}
-                      for x in view.pairs],
-            "fleiss": view.fleiss_kappa, "fleiss_items": view.fleiss_items,
-            "alpha": view.krippendorff_alpha,
-            "disagreements": [{"component": d.component, "threat": d.threat, "yes": list(d.yes),
-                               "no": list(d.no), "level": d.level}
-                              for d in view.disagreements],
-        }
+        linked = sorted(((view.cooccurrence[i][j], x, y)
+                         for i, x in enumerate(view.aml_concepts)
+                         for j, y in enumerate(view.classical_concepts)
+                         if view.cooccurrence[i][j]), key=lambda t: -t[0])[:8]
+        answer["linked"] = [{"aml": board.catalog.threat(x).name, "people": n,
+                             "classical": board.catalog.threat(y).name} for n, x, y in linked]
+        if len(people) >= 2:
+            answer |= {
+                "pairs": [{"a": x.a, "b": x.b, "kappa": x.kappa, "items": x.items}
+                          for x in view.pairs],
+                "fleiss": view.fleiss_kappa, "fleiss_items": view.fleiss_items,
+                "alpha": view.krippendorff_alpha,
+                "disagreements": [{"component": d.component, "threat": d.threat,
+                                   "yes": list(d.yes), "no": list(d.no), "level": d.level}
+                                  for d in view.disagreements],
+            }
     return 200, answer
+
+
+def read_evidence(path: Path) -> list[dict[str, Any]]:
+    """The evidence of an earlier `mlthreat assess` (its JSON report), per component, or
+    ValueError saying what is wrong with the file."""
+    try:
+        data = json.loads(read_text(path, "JSON report"))
+    except SpecError as exc:
+        raise ValueError(str(exc)) from exc
+    except ValueError as exc:
+        raise ValueError(f"{path}: not JSON ({exc}); give the JSON report of `mlthreat assess "
+                         "... -f json`") from exc
+    if not isinstance(data, dict) or "schema_version" not in data or not isinstance(
+            data.get("evidence"), list):
+        raise ValueError(f"{path}: not an mlthreat JSON report (no schema_version and evidence); "
+                         "write one with `mlthreat assess SPEC -f json -o FILE`")
+    keep = ("id", "source", "component", "title", "summary", "confirmed", "clears",
+            "threat_ids", "artifact", "severity")
+    return [{k: e.get(k) for k in keep} for e in data["evidence"]
+            if isinstance(e, dict) and e.get("component")]

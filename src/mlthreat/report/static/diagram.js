@@ -93,6 +93,12 @@
     const g = el("g", {class: "node component", transform: `translate(${xy[0]},${xy[1]})`, "data-id": n.id}, parent);
     if (n.title) el("title", {}, g, n.title);
     el("rect", {class: "box" + (n.public ? " exposed" : ""), width: W, height: H, rx: 6}, g);
+    if (n.evidence) {          // measured or scanned: a stripe on the left, red where confirmed
+      const bar = el("rect", {class: "evidence" + (n.confirmed ? " confirmed" : ""), x: 1.5, y: 6,
+                              width: 4, height: H - 12, rx: 2}, g);
+      el("title", {}, bar, `${n.evidence} measurement(s) or scan result(s)` +
+         (n.confirmed ? `, ${n.confirmed} confirming a threat` : ""));
+    }
     const lines = wrap(n.label || n.id);
     lines.forEach((line, i) => el("text", {x: 9, y: 18 + i * 15, class: "label"}, g, line));
     el("text", {x: 9, y: H - 10, class: "kind"}, g, wrap(n.sub || "", 17)[0]);
@@ -142,6 +148,7 @@
     .box { fill: #fff; stroke: #64748b; stroke-width: 1.2; } .box.exposed { stroke: #b91c1c; stroke-width: 2.2; }
     text { font: 12px system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; fill: #1e293b; }
     text.kind { font-size: 11px; fill: #475569; } .badge text { fill: #fff; font-size: 11px; font-weight: 700; }
+    rect.evidence { fill: #334155; } rect.evidence.confirmed { fill: #b91c1c; }
     .edge path.line { fill: none; stroke: #475569; stroke-width: 1.4; } .edge.back path.line { stroke-dasharray: 6 4; }
     .handle { display: none; }`;
 

@@ -19,6 +19,8 @@ let me = null;           // workshop mode: this participant's perception {respon
 let teamTimer = null;
 let routes = {};         // "from>to" -> {points, a, b}: ELK's route while neither end has moved
 let scale = 1;           // zoom: drawing units per screen pixel
+let placedByHand = false; // a component was moved: no automatic layout until Arrange
+let shape = "";           // the components and flows last laid out
 
 async function api(path, body) {
   const init = body === undefined ? {headers: {"X-Board-Token": TOKEN}}
@@ -73,6 +75,9 @@ function changed(what) {
   render();
   if (what) status(what);
   schedule();
+  // a component or flow added or removed: laid out again, unless someone placed things by hand
+  const now = JSON.stringify([comps().map((c) => [c.id, c.kind]), flows().map((f) => [f.from, f.to])]);
+  if (now !== shape && !placedByHand) arrange();
 }
 
 function undo() {
@@ -181,7 +186,9 @@ const worst = (fs) => fs.reduce((w, f) => ORDER.indexOf(f.level) > ORDER.indexOf
 function graphNode(c) {
   const fs = findingsAt(c.id);
   const aml = fs.filter((f) => f.family === "aml"), cls = fs.filter((f) => f.family === "classical");
+  const ev = (V.evidence || []).filter((e) => e.component === c.id);
   return {id: c.id, label: c.name || c.id, sub: String(c.kind).replaceAll("_", " "),
+          evidence: ev.length, confirmed: ev.filter((e) => e.confirmed).length,
           public: c.exposure === "public" || c.exposure === "partner",
           aml: aml.length, classical: cls.length, amlWorst: worst(aml), classicalWorst: worst(cls)};
 }
@@ -189,6 +196,8 @@ function graphNode(c) {
 function same(p, q) { return p && q && Math.abs(p[0] - q[0]) < 0.5 && Math.abs(p[1] - q[1]) < 0.5; }
 
 function render() {
+  const active = document.activeElement;
+  const focused = active && active.classList && active.classList.contains("node") ? active.dataset.id : null;
   const nodes = $("nodes"), edges = $("edges");
   nodes.replaceChildren();
   edges.replaceChildren();
@@ -237,16 +246,24 @@ function render() {
   $("pipeline-name").value = spec.name || "";
   renderPanel();
   renderResults();
+  if (focused) focusNode(focused);          // the keyboard stays where it was
 }
 
 async function arrange() {
   // ELK's layered layout of the whole drawing; routes hold until a component moves
+  shape = JSON.stringify([comps().map((c) => [c.id, c.kind]), flows().map((f) => [f.from, f.to])]);
+  placedByHand = false;
   if (!comps().length) return;
   try {
     const order = comps().map((c, i) => [V.stages[c.kind] ?? 5, i, c.id]).sort((p, q) => p[0] - q[0] || p[1] - q[1]);
     const geo = await D.layout({nodes: order.map(([, , id]) => ({id})),
                                 edges: flows().map((f) => ({source: f.from, target: f.to}))});
     pos = geo.nodes;
+    const room = $("canvas-wrap").clientWidth - 8;
+    if (geo.width * scale > room) {          // keep the whole pipeline in view, still legible
+      scale = Math.max(0.5, room / geo.width);
+      $("zoom-level").textContent = `${Math.round(scale * 100)} %`;
+    }
     routes = {};
     for (const e of geo.edges) if (e.points) routes[`${e.source}>${e.target}`] = {points: e.points, back: e.back, a: pos[e.source], b: pos[e.target]};
   } catch (err) {
@@ -295,7 +312,9 @@ function startMove(e, id) {
   let moved = false;
   const move = (m) => {
     const [x, y] = point(m);
+    if (!moved && Math.abs(x - sx) + Math.abs(y - sy) < 4) return;   // a click, not a move
     pos[id] = [Math.max(0, ox + x - sx), Math.max(0, oy + y - sy)];
+    placedByHand = true;
     moved = true;
     const node = document.querySelector(`.node[data-id="${CSS.escape(id)}"]`);
     if (node) node.setAttribute("transform", `translate(${pos[id][0]},${pos[id][1]})`);
@@ -358,6 +377,13 @@ function renderPanel() {
   live.replaceChildren();
   if (c) {
     problemList(live, problemsAt("component", c.id));
+    const ev = (V.evidence || []).filter((e) => e.component === c.id);
+    if (ev.length) {
+      html("h2", {}, live, `Measured and scanned here (${ev.length}, from ${V.evidence_file})`);
+      const ul = html("ul", {class: "evidence-list"}, live);
+      for (const e of ev) html("li", {}, ul, `${e.title || e.source}: ${e.summary}` +
+        (e.confirmed ? " (confirms a threat)" : e.clears ? " (clears a threat)" : ""));
+    }
     const here = findingsAt(c.id);
     if (here.length) {
       html("h2", {}, live, `Threats acting here (${here.length})`);
@@ -543,6 +569,11 @@ async function refreshTeam() {
         html("li", {}, ul, `${d.component}: ${d.threat} (yes: ${d.yes.join(", ")}; no: ${d.no.join(", ")})`);
     }
   } else html("p", {class: "help"}, body, "Agreement needs a second participant.");
+  if ((data.linked || []).length) {
+    html("h3", {}, body, "Concepts named together (adversarial ML with classical)");
+    const ul = html("ul", {id: "team-linked"}, body);
+    for (const l of data.linked) html("li", {}, ul, `${l.aml} with ${l.classical}: ${l.people} participant(s)`);
+  }
   html("h3", {}, body, "Gaps per person");
   const ul = html("ul", {id: "team-gaps"}, body);
   for (const g of data.gaps || []) {
@@ -619,6 +650,10 @@ function renderResults() {
     html("li", {}, recs, `${r.name} at ${r.where.join(", ") || "the whole pipeline"} ` +
       `(${r.findings} finding${r.findings === 1 ? "" : "s"})`);
   }
+  const integ = $("integrity-list");
+  integ.replaceChildren();
+  for (const p of result.integrity || []) html("li", {title: p.explanation}, integ, `${p.path.join(" → ")} (${p.verdict})`);
+  if (!(result.integrity || []).length) html("li", {class: "help"}, integ, "none open");
   for (const a of result.assets || []) {
     const li = html("li", {}, assets, `${a.asset} (${a.goal}): `);
     html("span", {class: "fam-aml"}, li, `${a.aml} AML`);
@@ -686,6 +721,7 @@ document.addEventListener("keydown", (e) => {
     const [x, y] = pos[selected.id], step = e.shiftKey ? 50 : 10;
     const d = {ArrowLeft: [-step, 0], ArrowRight: [step, 0], ArrowUp: [0, -step], ArrowDown: [0, step]}[e.key];
     pos[selected.id] = [Math.max(0, x + d[0]), Math.max(0, y + d[1])];
+    placedByHand = true;
     render();
     focusNode(selected.id);
   }
@@ -718,12 +754,6 @@ async function start() {
   $("pipeline-name").addEventListener("change", (e) => edit(() => { spec.name = e.target.value.trim() || "pipeline"; }, "renamed the pipeline"));
   $("canvas").addEventListener("mousedown", (e) => { if (e.target.id === "canvas") { selected = null; render(); } });
   await arrange();
-  render();
-  const [, , w] = $("canvas").getAttribute("viewBox").split(" ").map(Number);
-  if (w > $("canvas-wrap").clientWidth) {           // the whole pipeline in view, still legible
-    scale = Math.max(0.5, ($("canvas-wrap").clientWidth - 8) / w);
-    $("zoom-level").textContent = `${Math.round(scale * 100)} %`;
-  }
   render();
   if (data.problem) status(data.problem, true);
   else status(data.file ? `opened ${data.file}` : "a new pipeline: add components from the left");
