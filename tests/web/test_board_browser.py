@@ -253,3 +253,94 @@ def test_evidence_of_an_earlier_assess_is_shown_where_it_was_measured(page: Any,
         component = max(per, key=lambda c: per[c])
         page.locator(f'.node[data-id="{component}"]').click()
         assert page.locator("#panel .evidence-list li").count() == per[component]
+
+
+def _drawable(spec: dict[str, Any]) -> dict[str, Any]:
+    """The example as the board draws it: without probe blocks, notes and endpoints (for
+    `assess`, not drawn), assets without their notes."""
+    out = {k: v for k, v in spec.items() if k not in ("version",)}
+    out["assets"] = {a: {"criticality": v["criticality"]} for a, v in spec["assets"].items()}
+    comps = []
+    for c in spec["components"]:
+        c = {k: v for k, v in c.items() if k not in ("probe", "notes")
+             and (k, v) != ("exposure", "internal")}                     # the default, left out
+        arts = {k: [v] if k in ("code", "data") and isinstance(v, str) else v   # lists, as drawn
+                for k, v in c.get("artifacts", {}).items() if k != "endpoint"}
+        if arts:
+            c["artifacts"] = arts
+        else:
+            c.pop("artifacts", None)
+        comps.append(c)
+    out["components"] = comps
+    out["flows"] = [{"from": f["from"], "to": f["to"]} for f in spec["flows"]]
+    return out
+
+
+def test_draw_the_whole_credit_scoring_case_and_get_its_threat_model(page: Any, tmp_path: Path,
+                                                                     catalog: Catalog) -> None:
+    example = yaml.safe_load((EXAMPLES / "credit-scoring" / "pipeline.yaml").read_text())
+    want = _drawable(example)
+    with running(Board(tmp_path, tmp_path / "credit.yaml", catalog)) as served:
+        open_board(page, served)
+        page.fill("#pipeline-name", want["name"])
+        page.keyboard.press("Tab")
+        page.fill("#p-description", want["description"])
+        page.keyboard.press("Tab")
+        page.fill("#p-owner", want["owner"])
+        page.keyboard.press("Tab")
+        for key in ("about", "decides"):
+            page.fill(f"#p-{key}", want["domain"][key])
+            page.keyboard.press("Tab")
+        for asset, info in want["assets"].items():
+            page.select_option(f'#p-assets select[data-asset="{asset}"]', info["criticality"])
+        for control in want["controls"]:
+            page.check(f'#p-controls input[value="{control}"]')
+        for c in want["components"]:
+            page.click(f'#kinds button[data-kind="{c["kind"]}"]')
+            page.fill("#f-id", c["id"])
+            page.keyboard.press("Tab")
+            for key in ("name", "owner"):
+                if key in c:
+                    page.fill(f"#f-{key}", c[key])
+                    page.keyboard.press("Tab")
+            if c.get("exposure", "internal") != "internal":
+                page.select_option("#f-exposure", c["exposure"])
+            for flag in ("personal_data", "third_party"):
+                if c.get(flag):
+                    page.check(f"#f-{flag}")
+            for key, value in c.get("artifacts", {}).items():
+                page.fill(f"#f-{key}", value if isinstance(value, str) else ", ".join(value))
+                page.keyboard.press("Tab")
+            for control in c.get("controls", []):
+                page.check(f'#f-controls input[value="{control}"]')
+        for n, f in enumerate(want["flows"]):
+            if n % 5 == 0:                             # some with the mouse
+                drag_flow(page, f["from"], f["to"])
+            else:                                      # the rest from the keyboard
+                page.locator(f'.node[data-id="{f["from"]}"]').focus()
+                page.select_option("#f-flow-to", f["to"])
+                page.click("#f-add-flow")
+        settle(page)
+        page.keyboard.press("Control+s")
+        page.wait_for_selector("body[data-saved]")
+        saved = yaml.safe_load((tmp_path / "credit.yaml").read_text())
+        drawn = shown(page)
+    for got, exp in zip(saved["components"], want["components"], strict=True):
+        assert got == exp, (got, exp)
+    assert {k: v for k, v in saved.items() if k != "flows"} == \
+        {k: v for k, v in want.items() if k != "flows"}
+    assert sorted(map(str, saved["flows"])) == sorted(map(str, want["flows"]))
+    # the findings on the board are those of the example itself, probes aside
+    spec = tmp_path / "expected.yaml"
+    spec.write_text(yaml.safe_dump(want, sort_keys=False))
+    expected = Assessor(catalog, scan=False).assess(spec)
+    assert drawn == {(f.threat_id, f.component) for f in expected.findings}
+    # ... and among them what ../shared/DESIGN.md expects of the reference case
+    for threat, where in [("aml-poisoning-label-flip", "corrections"),
+                          ("aml-evasion-blackbox", "scoring_api"),
+                          ("aml-model-extraction", "scoring_api"),
+                          ("aml-membership-inference", "scoring_api"),
+                          ("cls-unauthenticated-api", "scoring_api"),
+                          ("cls-data-store-breach", "loan_db"),
+                          ("cls-unsafe-deserialization", "scoring_api")]:
+        assert (threat, where) in drawn

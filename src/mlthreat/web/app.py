@@ -38,7 +38,7 @@ from mlthreat.pipeline.loader import parse_pipeline
 from mlthreat.report.common import FAMILY_COLOR, LEVEL_COLOR
 from mlthreat.report.layout import STAGE
 from mlthreat.results import Assessment
-from mlthreat.vocabulary import Exposure, Kind
+from mlthreat.vocabulary import Asset, Criticality, Exposure, Kind
 from mlthreat.web import roundtrip
 from mlthreat.yamlio import read_text
 from mlthreat.yamlpos import load_located
@@ -258,6 +258,7 @@ def initial_state(board: Board) -> dict[str, Any]:
         "root": str(board.root),
         "kinds": [k.value for k in Kind], "exposures": [e.value for e in Exposure],
         "stages": {k.value: STAGE[k] for k in Kind},
+        "assets": [x.value for x in Asset], "criticality": [x.value for x in Criticality],
         "controls": [{"id": c.id, "name": c.name, "family": c.family.value,
                       "applies_to": [k.value for k in c.applies_to]} for c in cat.controls],
         "mitigations": {t.id: [c.id for c, _ in cat.mitigations(t.id)] for t in cat.threats},

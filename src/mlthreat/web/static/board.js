@@ -360,7 +360,7 @@ function renderPanel() {
   // must not reset a field someone is filling in; the live parts below it are always redrawn
   const c = selected && selected.type === "component" ? comp(selected.id) : null;
   const f = selected && selected.type === "flow" ? flows()[selected.index] : null;
-  const key = JSON.stringify([selected, c, f, comps().map((x) => x.id),
+  const key = JSON.stringify([selected, c, f, c || f ? null : [spec.description, spec.owner, spec.domain, spec.controls, spec.assets], comps().map((x) => x.id),
     c ? [...new Set(findingsAt(c.id).map((x) => x.threat))] : null,
     me && c ? [me.respondent, me.views.find((v) => v.component === c.id) || null] : null]);
   if (key !== panelKey) {
@@ -370,7 +370,7 @@ function renderPanel() {
     html("h2", {}, p, "Selected");
     if (c) panelComponent(p, c);
     else if (f) panelFlow(p, selected.index);
-    else html("p", {class: "help"}, p, "Select a component or a flow to edit it.");
+    else panelPipeline(p);
     html("div", {id: "panel-live"}, p);
   }
   const live = $("panel-live");
@@ -428,6 +428,32 @@ function panelComponent(p, c) {
     if (model.value.trim()) a.model = model.value.trim(); else delete a.model;
     if (Object.keys(a).length) x.artifacts = a; else delete x.artifacts;
   }, `${c.id}: model file changed`));
+  for (const [key, label, hint] of [["code", "Code files", "serving/app.py, train.py"],
+                                    ["data", "Data files", "data/train.csv"]]) {
+    const now = (c.artifacts && c.artifacts[key]) || [];
+    const input = field(p, `${label} (comma-separated)`, html("input", {type: "text", id: `f-${key}`,
+      value: (Array.isArray(now) ? now : [now]).join(", "), placeholder: hint}));
+    input.addEventListener("change", () => edit(() => {
+      const x = comp(c.id);
+      const a = Object.assign({}, x.artifacts || {});
+      const list = words(input.value);
+      if (list.length) a[key] = list; else delete a[key];
+      if (Object.keys(a).length) x.artifacts = a; else delete x.artifacts;
+    }, `${c.id}: ${label.toLowerCase()} changed`));
+  }
+  const caps = html("fieldset", {id: "f-captures"}, p);
+  html("legend", {}, caps, "Captures from the physical world");
+  for (const what of ["camera", "microphone", "document", "sensor"]) {
+    const box = html("input", {type: "checkbox", value: what, checked: (c.captures || []).includes(what)});
+    const l = html("label", {}, caps);
+    l.appendChild(box);
+    l.appendChild(document.createTextNode(" " + what));
+    box.addEventListener("change", () => setField(c.id, "captures",
+      ["camera", "microphone", "document", "sensor"].filter((w) =>
+        w === what ? box.checked : (comp(c.id).captures || []).includes(w))));
+  }
+  const notes = field(p, "Notes", html("input", {type: "text", id: "f-notes", value: c.notes || ""}));
+  notes.addEventListener("change", () => setField(c.id, "notes", notes.value.trim()));
   const fs = html("fieldset", {id: "f-controls"}, p);
   html("legend", {}, fs, "Controls in place");
   const have = new Set(c.controls || []);
@@ -437,12 +463,7 @@ function panelComponent(p, c) {
     const l = html("label", {title: k.id}, fs);
     l.appendChild(box);
     l.appendChild(document.createTextNode(` ${k.name}`));
-    box.addEventListener("change", () => {
-      const now = new Set(comp(c.id).controls || []);
-      if (box.checked) now.add(k.id); else now.delete(k.id);
-      setField(c.id, "controls", V.controls.map((x) => x.id).filter((x) => now.has(x))
-        .concat([...now].filter((x) => !V.controls.some((y) => y.id === x))));
-    });
+    box.addEventListener("change", () => setField(c.id, "controls", toggled(comp(c.id).controls, k.id, box.checked)));
   }
   const others = comps().filter((o) => o.id !== c.id);
   if (others.length) {
@@ -506,6 +527,12 @@ function yourView(p, c, here) {
   const save = html("button", {type: "submit", id: "v-save"}, form, "Save my view");
   form.addEventListener("submit", (e) => { e.preventDefault(); saveView(c.id, form); });
   return save;
+}
+
+function toggled(list, id, on) {
+  // the user's order kept: a control ticked goes last, one unticked leaves its place
+  const now = (list || []).filter((x) => x !== id);
+  return on ? now.concat([id]) : now;
 }
 
 function words(text) { return text.split(",").map((x) => x.trim()).filter((x) => x); }
@@ -593,6 +620,57 @@ function toggleTeam() {
   if (open) { refreshTeam(); teamTimer = setInterval(refreshTeam, 4000); }
 }
 
+function setTop(key, value, what) {
+  edit(() => {
+    if (value === "" || value === null || (Array.isArray(value) && !value.length) ||
+        (typeof value === "object" && !Array.isArray(value) && value !== null && !Object.keys(value).length))
+      delete spec[key];
+    else spec[key] = value;
+  }, what);
+}
+
+function panelPipeline(p) {
+  // nothing selected: the pipeline itself (what applies to every component)
+  html("p", {class: "help"}, p, "Select a component or a flow to edit it. The pipeline:");
+  const desc = field(p, "Description", html("input", {type: "text", id: "p-description", value: spec.description || ""}));
+  desc.addEventListener("change", () => setTop("description", desc.value.trim(), "description changed"));
+  const owner = field(p, "Owner", html("input", {type: "text", id: "p-owner", value: spec.owner || ""}));
+  owner.addEventListener("change", () => setTop("owner", owner.value.trim(), "owner changed"));
+  for (const [key, label, hint] of [["about", "Whom the inputs describe", "loan applicants"],
+                                    ["decides", "What the model decides", "the loan decision"]]) {
+    const input = field(p, label, html("input", {type: "text", id: `p-${key}`,
+      value: (spec.domain || {})[key] || "", placeholder: hint}));
+    input.addEventListener("change", () => {
+      const d = Object.assign({}, spec.domain || {});
+      if (input.value.trim()) d[key] = input.value.trim(); else delete d[key];
+      setTop("domain", d, "domain changed");
+    });
+  }
+  const af = html("fieldset", {id: "p-assets"}, p);
+  html("legend", {}, af, "How much each asset matters");
+  for (const asset of V.assets) {
+    const sel = field(af, asset.replaceAll("_", " "), html("select", {"data-asset": asset}));
+    for (const v of ["", ...V.criticality]) html("option", {value: v}, sel, v || "(medium)");
+    sel.value = ((spec.assets || {})[asset] || {}).criticality || "";
+    sel.addEventListener("change", () => {
+      const all = JSON.parse(JSON.stringify(spec.assets || {}));
+      if (sel.value) all[asset] = Object.assign(all[asset] || {}, {criticality: sel.value});
+      else delete all[asset];
+      setTop("assets", all, `${asset}: criticality changed`);
+    });
+  }
+  const cf = html("fieldset", {id: "p-controls"}, p);
+  html("legend", {}, cf, "Controls on every component");
+  const have = new Set(spec.controls || []);
+  for (const k of V.controls) {
+    const box = html("input", {type: "checkbox", checked: have.has(k.id), value: k.id});
+    const l = html("label", {title: k.id}, cf);
+    l.appendChild(box);
+    l.appendChild(document.createTextNode(` ${k.name}`));
+    box.addEventListener("change", () => setTop("controls", toggled(spec.controls, k.id, box.checked), "pipeline controls changed"));
+  }
+}
+
 function panelFlow(p, i) {
   const f = flows()[i];
   html("p", {}, p, `Flow ${f.from} → ${f.to}`);
@@ -600,6 +678,13 @@ function panelFlow(p, i) {
   data.addEventListener("change", () => edit(() => {
     if (data.value.trim()) flows()[i].data = data.value.trim(); else delete flows()[i].data;
   }, "flow data changed"));
+  const enters = field(p, "What the data becomes at the target", html("select", {id: "f-enters"}));
+  for (const [v, label] of [["", "(the kind's default)"], ["context", "context read by a model"],
+                            ["training", "training data"]]) html("option", {value: v}, enters, label);
+  enters.value = f.enters || "";
+  enters.addEventListener("change", () => edit(() => {
+    if (enters.value) flows()[i].enters = enters.value; else delete flows()[i].enters;
+  }, "flow changed"));
   const del = html("button", {type: "button", id: "f-delete"}, p, "Remove flow");
   del.addEventListener("click", removeSelected);
 }
