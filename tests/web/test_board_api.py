@@ -317,3 +317,27 @@ def test_evidence_of_an_earlier_assessment_is_read_or_refused_clearly(folder: Pa
         with pytest.raises(ValueError, match=message):
             read_evidence(path)
     assert main(["board", "--no-open", "--evidence", str(tmp_path / "missing.json")]) == 2
+
+
+def test_a_spec_that_could_not_be_read_is_not_replaced_without_a_yes(tmp_path: Path,
+                                                                    catalog: Catalog) -> None:
+    broken = tmp_path / "pipeline.yaml"
+    broken.write_text("name: x\ncomponents: [\n  # half a file, saved mid-edit\n")
+    board = Board(tmp_path, broken, catalog)
+    c = TestClient(create_app(board, TOKEN, {HOST}), base_url=f"http://{HOST}")
+    state = api(c, "/api/state").json()
+    assert "asks first" in state["problem"] and state["spec"]["components"] == []
+    drawn = {"name": "x", "components": [{"id": "a", "kind": "data_source"}]}
+    assert api(c, "/api/save", {"spec": drawn, "path": "pipeline.yaml"}).status_code == 409
+    assert "half a file" in broken.read_text()
+
+
+def test_a_link_out_of_the_folder_is_not_followed_when_saving(client: TestClient,
+                                                             folder: Path,
+                                                             tmp_path_factory: Any) -> None:
+    outside = tmp_path_factory.mktemp("outside")
+    (folder / "escape").symlink_to(outside, target_is_directory=True)
+    spec = yaml.safe_load((folder / "pipeline.yaml").read_text())
+    r = api(client, "/api/save", {"spec": spec, "path": "escape/pipeline.yaml"})
+    assert r.status_code == 400 and "outside the folder" in r.json()["error"]
+    assert list(outside.iterdir()) == []

@@ -344,3 +344,28 @@ def test_draw_the_whole_credit_scoring_case_and_get_its_threat_model(page: Any, 
                           ("cls-data-store-breach", "loan_db"),
                           ("cls-unsafe-deserialization", "scoring_api")]:
         assert (threat, where) in drawn
+
+
+def test_replacing_a_file_asks_and_no_means_no(page: Any, tmp_path: Path, catalog: Catalog) -> None:
+    broken = tmp_path / "pipeline.yaml"
+    broken.write_text("name: x\ncomponents: [\n")
+    answers: list[bool] = [False, True]
+    asked: list[str] = []
+
+    def answer(dialog: Any) -> None:
+        asked.append(dialog.message)
+        dialog.accept() if answers.pop(0) else dialog.dismiss()
+    page.on("dialog", answer)
+    with running(Board(tmp_path, broken, catalog)) as served:
+        open_board(page, served)
+        assert "asks first" in page.locator("#status").inner_text()
+        page.click('#kinds button[data-kind="data_source"]')
+        settle(page)
+        page.click("#save")
+        page.wait_for_selector("#status:has-text('not saved')")
+        assert broken.read_text() == "name: x\ncomponents: [\n"
+        page.click("#save")
+        page.wait_for_selector("body[data-saved]")
+    assert len(asked) == 2 and "cannot be read" in asked[0]
+    assert yaml.safe_load(broken.read_text())["components"] == [{"id": "data_source_1",
+                                                                 "kind": "data_source"}]

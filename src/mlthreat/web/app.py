@@ -13,6 +13,7 @@ from __future__ import annotations
 import hmac
 import json
 import re
+import threading
 import time
 from collections.abc import Awaitable, Callable, MutableMapping
 from dataclasses import dataclass, field
@@ -22,6 +23,7 @@ from typing import Any
 
 import yaml
 from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
@@ -65,6 +67,7 @@ class Board:
     perceptions: str = "perceptions"     # participants' files, under root
     evidence: list[dict[str, Any]] = field(default_factory=list)   # from an earlier assess
     evidence_file: str | None = None
+    lock: threading.Lock = field(default_factory=threading.Lock, repr=False)   # file writes
 
     def __post_init__(self) -> None:
         self.root = self.root.resolve()
@@ -184,20 +187,21 @@ def create_app(board: Board, token: str, hosts: set[str]) -> ASGIApp:
         return Response(text, media_type=kind)
 
     async def state(request: Request) -> Response:
-        return JSONResponse(initial_state(board))
+        return JSONResponse(await run_in_threadpool(initial_state, board))
 
     async def analyse(request: Request) -> Response:
         body = await _json(request)
         if isinstance(body, Response):
             return body
-        return JSONResponse(analyse_spec(board, body.get("spec")))
+        return JSONResponse(await run_in_threadpool(analyse_spec, board, body.get("spec")))
 
     async def save(request: Request) -> Response:
         body = await _json(request)
         if isinstance(body, Response):
             return body
-        status, answer = save_spec(board, body.get("spec"), str(body.get("path", "")),
-                                   bool(body.get("overwrite", False)))
+        status, answer = await run_in_threadpool(
+            save_spec, board, body.get("spec"), str(body.get("path", "")),
+            bool(body.get("overwrite", False)))
         return JSONResponse(answer, status_code=status)
 
     async def perception(request: Request) -> Response:
@@ -207,14 +211,14 @@ def create_app(board: Board, token: str, hosts: set[str]) -> ASGIApp:
         body = await _json(request)
         if isinstance(body, Response):
             return body
-        status, answer = save_view(board, body)
+        status, answer = await run_in_threadpool(save_view, board, body)
         return JSONResponse(answer, status_code=status)
 
     async def team(request: Request) -> Response:
         body = await _json(request)
         if isinstance(body, Response):
             return body
-        status, answer = team_answer(board, body.get("spec"))
+        status, answer = await run_in_threadpool(team_answer, board, body.get("spec"))
         return JSONResponse(answer, status_code=status)
 
     app = Starlette(routes=[
@@ -238,6 +242,15 @@ async def _json(request: Request) -> dict[str, Any] | Response:
 
 
 # ------------------------------------------------------------------------------------ the API
+def _readable(path: Path) -> bool:
+    """Whether the file holds a YAML mapping the save can merge into (comments kept); one
+    that does not is replaced only after the user's yes."""
+    try:
+        return isinstance(roundtrip.load(path.read_text("utf-8")), dict)
+    except Exception:                # any reader error: not mergeable
+        return False
+
+
 def initial_state(board: Board) -> dict[str, Any]:
     """The catalog's vocabulary and the spec the board opened (or a new one)."""
     cat = board.catalog
@@ -252,6 +265,8 @@ def initial_state(board: Board) -> dict[str, Any]:
                 problem = f"{board.spec}: not a mapping of name, components and flows"
         except Exception as exc:    # shown in the board; the user can start anew or fix the file
             problem = f"{board.spec}: {exc}"
+        if problem:
+            problem += ("; the board starts empty, and saving over the file asks first")
     return {
         "spec": spec, "problem": problem,
         "file": str(board.spec.relative_to(board.root)) if board.spec else None,
@@ -338,19 +353,26 @@ def _view(a: Assessment) -> dict[str, Any]:
 
 
 def save_spec(board: Board, spec: Any, name: str, overwrite: bool) -> tuple[int, dict[str, Any]]:
-    """Write the drawn spec to `name` under the root, keeping the old file's comments."""
+    """Write the drawn spec to `name` under the root, keeping the old file's comments (one
+    read-merge-write at a time)."""
+    with board.lock:
+        return _save_spec(board, spec, name, overwrite)
+
+
+def _save_spec(board: Board, spec: Any, name: str, overwrite: bool) -> tuple[int, dict[str, Any]]:
     if not isinstance(spec, dict):
         return 400, {"error": "no spec sent"}
     try:
         path = board.inside(name)
     except ValueError as exc:
         return 400, {"error": str(exc)}
-    is_open = path == board.spec
+    is_open = path == board.spec and _readable(path)
     if path.exists() and not (is_open or overwrite):
-        return 409, {"error": f"{name} exists; replace it?", "exists": True}
+        why = "exists" if path != board.spec else "cannot be read as a YAML mapping"
+        return 409, {"error": f"{name} {why}; replace it?", "exists": True}
     if not path.parent.is_dir():
         return 400, {"error": f"{path.parent} is not a folder"}
-    original = path.read_text("utf-8") if path.exists() else None
+    original = path.read_text("utf-8") if path.exists() and _readable(path) else None
     try:
         text = roundtrip.updated_text(original, spec)
     except Exception as exc:      # ruamel cannot read the old file: keep it, say so
@@ -396,7 +418,12 @@ def read_view(board: Board, who: str) -> tuple[int, dict[str, Any]]:
 
 def save_view(board: Board, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
     """One participant's view of one component, written into their perception file (the
-    format `mlthreat elicit` writes; docs/perception.md)."""
+    format `mlthreat elicit` writes; docs/perception.md), one read-merge-write at a time."""
+    with board.lock:
+        return _save_view(board, body)
+
+
+def _save_view(board: Board, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
     who = str(body.get("respondent", "")).strip()
     try:
         path = perception_path(board, who)

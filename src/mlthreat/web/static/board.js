@@ -779,7 +779,7 @@ async function save(overwrite) {
   if (!path) { status("name the file to save, e.g. pipeline.yaml", true); $("path").focus(); return; }
   const {status: code, data} = await api("/api/save", {spec, path, overwrite: !!overwrite});
   if (code === 409 && data.exists) {
-    if (window.confirm(`${path} exists. Replace it?`)) return save(true);
+    if (window.confirm(data.error)) return save(true);
     status("not saved", true);
     return;
   }
