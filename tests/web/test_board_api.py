@@ -341,3 +341,29 @@ def test_a_link_out_of_the_folder_is_not_followed_when_saving(client: TestClient
     r = api(client, "/api/save", {"spec": spec, "path": "escape/pipeline.yaml"})
     assert r.status_code == 400 and "outside the folder" in r.json()["error"]
     assert list(outside.iterdir()) == []
+
+
+def test_reports_of_the_drawn_spec_carry_the_workshops_perceptions(client: TestClient,
+                                                                  folder: Path) -> None:
+    import json as jsonlib
+    for who, threats in {"Ann": ["aml-model-extraction"], "Ben": []}.items():
+        view = {"component": "scoring_api", "threats": threats}
+        api(client, "/api/perception", {"respondent": who, "view": view})
+    spec = api(client, "/api/state").json()["spec"]
+    got = api(client, "/api/report", {"spec": spec, "format": "json"}).json()
+    assert got["name"] == "threat-model.json"
+    report = jsonlib.loads(got["text"])
+    assert [p["respondent"] for p in report["perception"]] == ["Ann", "Ben"]
+    assert main(["model", str(folder / "pipeline.yaml"), "--perception",
+                 str(folder / "perceptions" / "ann.yaml"), "--perception",
+                 str(folder / "perceptions" / "ben.yaml"), "-f", "json", "-o",
+                 str(folder / "cli.json"), "--no-scan"]) in (0, 1)
+    cli = jsonlib.loads((folder / "cli.json").read_text())
+    assert [f["id"] for f in report["findings"]] == [f["id"] for f in cli["findings"]]
+    assert [len(p["gaps"]) for p in report["perception"]] == [len(p["gaps"]) for p in
+                                                              cli["perception"]]
+    for fmt, marker in [("html", "<html"), ("md", "# "), ("sarif", '"version": "2.1.0"'),
+                        ("team", "Cohen")]:
+        text = api(client, "/api/report", {"spec": spec, "format": fmt}).json()["text"]
+        assert marker in text, fmt
+    assert api(client, "/api/report", {"spec": spec, "format": "pdf"}).status_code == 400

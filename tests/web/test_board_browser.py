@@ -218,7 +218,8 @@ def test_workshop_two_participants_and_the_team_view(browser: Any, tmp_path: Pat
         assert main(["model", str(spec), "--perception",
                      str(tmp_path / "perceptions" / "alice.yaml")]) in (0, 1)
 
-        context = browser.new_context(viewport={"width": 1600, "height": 1000})
+        context = browser.new_context(viewport={"width": 1600, "height": 1000},
+                                      accept_downloads=True)
         facilitator = context.new_page()
         facilitator.goto(served.url)
         facilitator.wait_for_selector("body[data-ready]")
@@ -227,7 +228,16 @@ def test_workshop_two_participants_and_the_team_view(browser: Any, tmp_path: Pat
         shot(facilitator, "board-team")
         shown_kappa = float(facilitator.locator("#team-pairs td.kappa").inner_text())
         gaps = facilitator.locator("#team-gaps").inner_text()
+        exported = {}
+        for fmt in ("team", "html"):                  # the reports, from the board
+            facilitator.select_option("#report-format", fmt)
+            with facilitator.expect_download() as got:
+                facilitator.click("#export-report")
+            exported[got.value.suggested_filename] = Path(got.value.path()).read_text()
         context.close()
+    assert "Alice" in exported["team-view.html"] and "Cohen" in exported["team-view.html"]
+    assert "Perception gaps: Alice" in exported["threat-model.html"]
+    assert "Perception gaps: Bob" in exported["threat-model.html"]
     # both answered only scoring_api: the items are the threats listed there
     x = [int(t in ticked["Alice"]) for t in listed]
     y = [int(t in ticked["Bob"]) for t in listed]

@@ -33,10 +33,10 @@ from mlthreat.catalog import Catalog, load_catalog
 from mlthreat.errors import Problem, SpecError
 from mlthreat.perception.files import read_perception, save_perception
 from mlthreat.perception.gaps import GAP_KINDS, with_perceptions
-from mlthreat.perception.loader import Mappers, load_perception
+from mlthreat.perception.loader import Mappers, ResolvedPerception, load_perception
 from mlthreat.perception.model import Perception, View
 from mlthreat.perception.team import team_view
-from mlthreat.pipeline.loader import parse_pipeline
+from mlthreat.pipeline.loader import Pipeline, parse_pipeline
 from mlthreat.report.common import FAMILY_COLOR, LEVEL_COLOR
 from mlthreat.report.layout import STAGE
 from mlthreat.results import Assessment
@@ -221,12 +221,21 @@ def create_app(board: Board, token: str, hosts: set[str]) -> ASGIApp:
         status, answer = await run_in_threadpool(team_answer, board, body.get("spec"))
         return JSONResponse(answer, status_code=status)
 
+    async def report(request: Request) -> Response:
+        body = await _json(request)
+        if isinstance(body, Response):
+            return body
+        status, answer = await run_in_threadpool(report_text, board, body.get("spec"),
+                                                 str(body.get("format", "html")))
+        return JSONResponse(answer, status_code=status)
+
     app = Starlette(routes=[
         Route("/", page), Route("/static/{name:path}", static), Route("/api/state", state),
         Route("/api/analyse", analyse, methods=["POST"]),
         Route("/api/save", save, methods=["POST"]),
         Route("/api/perception", perception, methods=["GET", "POST"]),
         Route("/api/team", team, methods=["POST"]),
+        Route("/api/report", report, methods=["POST"]),
     ])
     return Guard(app, token, hosts)
 
@@ -450,27 +459,27 @@ def _save_view(board: Board, body: dict[str, Any]) -> tuple[int, dict[str, Any]]
     return 200, {"saved": str(path.relative_to(board.root)), "components": len(p.views)}
 
 
+def _drawn(board: Board, spec: Any, purpose: str
+           ) -> tuple[Pipeline | None, tuple[int, dict[str, Any]]]:
+    """The drawn spec as a Pipeline, or the answer that says why not."""
+    if not isinstance(spec, dict):
+        return None, (400, {"error": "no spec sent"})
+    text = yaml.safe_dump(spec, sort_keys=False, allow_unicode=True)
+    try:
+        return parse_pipeline(text, str(board.spec or board.root / "pipeline.yaml"),
+                              board.catalog), (200, {})
+    except SpecError:
+        return None, (422, {"error": f"the drawn spec has problems; fix them {purpose}"})
+
+
 def team_answer(board: Board, spec: Any) -> tuple[int, dict[str, Any]]:
     """The team view of every perception file in the workshop folder, against the drawn spec:
     agreement (Cohen per pair, Fleiss, Krippendorff), disagreements, each person's gaps."""
-    if not isinstance(spec, dict):
-        return 400, {"error": "no spec sent"}
-    folder = board.root / board.perceptions
-    files = sorted(folder.glob("*.yaml")) if folder.is_dir() else []
-    text = yaml.safe_dump(spec, sort_keys=False, allow_unicode=True)
-    try:
-        pipeline = parse_pipeline(text, str(board.spec or board.root / "pipeline.yaml"),
-                                  board.catalog)
-    except SpecError:
-        return 422, {"error": "the drawn spec has problems; fix them to see the team view"}
+    pipeline, refusal = _drawn(board, spec, "to see the team view")
+    if pipeline is None:
+        return refusal
     assessment = Assessor(board.catalog, scan=False).assess(pipeline)
-    mappers = Mappers.for_catalog(board.catalog)
-    people, skipped = [], []
-    for f in files:
-        try:
-            people.append(load_perception(f, pipeline, board.catalog, mappers))
-        except SpecError as exc:     # a file about components no longer drawn, say
-            skipped.append(f"{f.relative_to(board.root)}: {exc.problems[0].message}")
+    people, skipped = _people(board, pipeline)
     answer: dict[str, Any] = {"respondents": [p.respondent for p in people],
                               "skipped": skipped}
     if people:
@@ -520,3 +529,44 @@ def read_evidence(path: Path) -> list[dict[str, Any]]:
             "threat_ids", "artifact", "severity")
     return [{k: e.get(k) for k in keep} for e in data["evidence"]
             if isinstance(e, dict) and e.get("component")]
+
+
+REPORTS = {"html": "threat-model.html", "md": "threat-model.md", "json": "threat-model.json",
+           "sarif": "threat-model.sarif", "team": "team-view.html"}
+
+
+def _people(board: Board, pipeline: Pipeline) -> tuple[list[ResolvedPerception], list[str]]:
+    """The workshop's perception files that fit the drawn spec, and why the others do not."""
+    folder = board.root / board.perceptions
+    files = sorted(folder.glob("*.yaml")) if folder.is_dir() else []
+    mappers = Mappers.for_catalog(board.catalog)
+    people, skipped = [], []
+    for f in files:
+        try:
+            people.append(load_perception(f, pipeline, board.catalog, mappers))
+        except SpecError as exc:     # a file about components no longer drawn, say
+            skipped.append(f"{f.relative_to(board.root)}: {exc.problems[0].message}")
+    return people, skipped
+
+
+def report_text(board: Board, spec: Any, fmt: str) -> tuple[int, dict[str, Any]]:
+    """A report of the drawn spec with the workshop's perceptions, in one of mlthreat's formats
+    (`mlthreat model ... --perception ...`), or the team view; the browser saves it."""
+    from mlthreat.report import FORMATS
+    from mlthreat.report.research import render_team
+    if fmt not in REPORTS:
+        return 400, {"error": f"format {fmt!r}: one of {', '.join(REPORTS)}"}
+    pipeline, refusal = _drawn(board, spec, "to export a report")
+    if pipeline is None:
+        return refusal
+    people, skipped = _people(board, pipeline)
+    if fmt == "team":
+        if len(people) < 2:
+            return 422, {"error": "a team view needs the answers of two participants or more"}
+        view = team_view(people, Assessor(board.catalog, scan=False).assess(pipeline),
+                         board.catalog)
+        return 200, {"text": render_team(view, "html"), "name": REPORTS[fmt],
+                     "skipped": skipped}
+    assessment = Assessor(board.catalog, scan=False).assess(pipeline, [p.file for p in people])
+    return 200, {"text": FORMATS[fmt].render(assessment), "name": REPORTS[fmt],
+                 "skipped": skipped}

@@ -281,6 +281,17 @@ function zoom(how) {
   render();
 }
 
+async function exportReport() {
+  // the drawn spec's report with the workshop's perceptions (mlthreat model --perception ...)
+  const fmt = $("report-format").value;
+  const {status: code, data} = await api("/api/report", {spec, format: fmt});
+  if (code !== 200) { status(data.error || `no report (${code})`, true); return; }
+  const kinds = {html: "text/html", md: "text/markdown", json: "application/json",
+                 sarif: "application/json", team: "text/html"};
+  D.download(new Blob([data.text], {type: kinds[fmt]}), data.name);
+  status(`exported ${data.name}` + (data.skipped.length ? `; left out: ${data.skipped.join("; ")}` : ""));
+}
+
 async function exportAs(kind) {
   const name = (spec.name || "pipeline").replace(/[^A-Za-z0-9_.-]+/g, "-");
   const svg = $("canvas");
@@ -830,6 +841,7 @@ async function start() {
   $("zoom-out").addEventListener("click", () => zoom("out"));
   $("export-svg").addEventListener("click", () => exportAs("svg"));
   $("export-png").addEventListener("click", () => exportAs("png"));
+  $("export-report").addEventListener("click", exportReport);
   $("who").addEventListener("change", (e) => becomeParticipant(e.target.value));
   $("team-toggle").addEventListener("click", toggleTeam);
   const as = new URLSearchParams(location.search).get("as");
