@@ -31,6 +31,8 @@ def drag_flow(page: Any, source: str, target: str) -> None:
 
 def shown(page: Any) -> set[tuple[str, str]]:
     """(threat, component) of every finding listed, read from the page."""
+    if page.locator("#show-all").count():       # the list starts with the worst 60
+        page.click("#show-all")
     ids = page.locator("#finding-list li.finding").evaluate_all("els => els.map(e => e.dataset.id)")
     out = set()
     for fid in ids:
@@ -136,6 +138,7 @@ def test_hovering_a_finding_lights_its_attack_path(page: Any, tmp_path: Path,
     assert len(longest.path) >= 3
     with running(Board(tmp_path, tmp_path / "pipeline.yaml", catalog)) as served:
         open_board(page, served)
+        page.click("#show-all")                     # 89 findings: the list shows 60 first
         page.locator(f'#finding-list li.finding[data-id="{longest.id}"]').hover()
         shot(page, "board-path")
         lit = page.locator(".node.onpath").evaluate_all("els => els.map(e => e.dataset.id)")

@@ -17,6 +17,8 @@ let past = [], future = [];
 let asked = 0, shown = 0, timer = null;
 let me = null;           // workshop mode: this participant's perception {respondent, views}
 let teamTimer = null;
+const LISTED = 60;       // findings listed before "show all": a long list slows every redraw
+let showAll = false;
 let routes = {};         // "from>to" -> {points, a, b}: ELK's route while neither end has moved
 let scale = 1;           // zoom: drawing units per screen pixel
 let placedByHand = false; // a component was moved: no automatic layout until Arrange
@@ -61,7 +63,10 @@ const flows = () => spec.flows || (spec.flows = []);
 const comp = (id) => comps().find((c) => c.id === id);
 
 // ------------------------------------------------------------------------------- editing
+let editStart = null;     // when the last edit began (performance.now), for its latency
+
 function edit(change, what) {
+  editStart = performance.now();
   past.push(JSON.stringify({spec, selected}));
   if (past.length > 200) past.shift();
   future = [];
@@ -758,13 +763,20 @@ function renderResults() {
   }
   const n = result.findings.length, aml = result.findings.filter((f) => f.family === "aml").length;
   $("counts").textContent = `(${n}: ${aml} AML, ${n - aml} classical)`;
-  findingList(all, [...result.findings].sort((a, b) => b.score - a.score));
+  const worstFirst = [...result.findings].sort((a, b) => b.score - a.score);
+  findingList(all, showAll ? worstFirst : worstFirst.slice(0, LISTED));
+  if (!showAll && worstFirst.length > LISTED) {
+    const li = html("li", {}, all);
+    const more = html("button", {type: "button", id: "show-all"}, li,
+                      `show all ${worstFirst.length} (${worstFirst.length - LISTED} more)`);
+    more.addEventListener("click", () => { showAll = true; renderResults(); });
+  }
 }
 
 function schedule() {
   document.body.dataset.dirty = "1";       // tests wait for "0": the findings shown are current
   clearTimeout(timer);
-  timer = setTimeout(analyse, 120);
+  timer = setTimeout(analyse, 40);   // edits in one burst (an undo of several) analysed once
 }
 
 async function analyse() {
@@ -781,7 +793,10 @@ async function analyse() {
   }
   result = data;
   render();
-  if (mine === asked && timer === null) document.body.dataset.dirty = "0";
+  if (mine === asked && timer === null) {
+    document.body.dataset.dirty = "0";
+    if (editStart !== null) document.body.dataset.editMs = (performance.now() - editStart).toFixed(1);
+  }
 }
 
 // ------------------------------------------------------------------------------- saving
