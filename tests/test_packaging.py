@@ -93,6 +93,17 @@ def test_the_wheel_built_from_the_image_files_works_without_the_checkout(
     assert done.returncode == 0, done.stderr
     html = (work / "reports" / "threat-model.html").read_text()
     assert "aml-model-extraction" in html and "</html>" in html
+    assert "g.ELK = f()" in html and "MlthreatDiagram" in html   # the renderer came with it
+    # the board serves its page, script and the shared renderer from the installed package
+    board = subprocess.run([sys.executable, "-c", (
+        "from pathlib import Path; from starlette.testclient import TestClient; "
+        "from mlthreat.web.app import Board, create_app; "
+        "c = TestClient(create_app(Board(Path('cs'), Path('cs/pipeline.yaml')), 't', "
+        "{'127.0.0.1:1'}), base_url='http://127.0.0.1:1'); "
+        "print([c.get(u + '?token=t').status_code for u in ('/', '/static/board.js', "
+        "'/static/diagram.js', '/static/vendor/elk.bundled.js')])")],
+        cwd=work, env=env, capture_output=True, text=True, timeout=120, check=False)
+    assert board.stdout.strip() == "[200, 200, 200, 200]", board.stderr
     done = mlthreat("demo", "--example", "mobile-app", "--out", "demo")
     assert done.returncode == 0, done.stderr
     assert (work / "demo" / "threat-model.sarif").is_file()

@@ -29,8 +29,10 @@ GEOMETRY = """svg => {
     const box = rect.getBoundingClientRect();
     return {id: g.dataset.id, x: +t[1], y: +t[2], w: +rect.getAttribute('width'),
             h: +rect.getAttribute('height'), box: [box.left, box.top, box.right, box.bottom],
-            texts: [...g.querySelectorAll('text')].filter(x => x.textContent).map(x => {
-              const b = x.getBoundingClientRect(); return [b.left, b.top, b.right, b.bottom]; })};
+            texts: [...g.querySelectorAll('text, .badge')]     // a badge as one piece
+              .filter(x => x.textContent && !(x.tagName === 'text' && x.closest('.badge')))
+              .map(x => { const b = x.getBoundingClientRect();
+                          return [b.left, b.top, b.right, b.bottom]; })};
   });
   const edges = [...svg.querySelectorAll('.edge')].map(g => ({
     from: g.dataset.from, to: g.dataset.to, d: g.querySelector('path.line').getAttribute('d')}));
@@ -58,6 +60,9 @@ def check_legible(geo: dict[str, Any], components: int, flows: int) -> None:
         for t in a["texts"]:                       # every label inside its own box
             assert a["box"][0] - 0.5 <= t[0] and t[2] <= a["box"][2] + 0.5, (a["id"], t)
             assert a["box"][1] - 0.5 <= t[1] and t[3] <= a["box"][3] + 0.5, (a["id"], t)
+        for j, t in enumerate(a["texts"]):          # name, kind and badges do not cover each other
+            for u in a["texts"][j + 1:]:
+                assert not _overlap(t, u, slack=0.5), (a["id"], t, u)
         for b in nodes[i + 1:]:                    # no two boxes (so no two labels) overlap
             assert not _overlap(a["box"], b["box"]), (a["id"], b["id"])
     by_id = {n["id"]: n for n in nodes}
