@@ -13,6 +13,15 @@ import pytest
 
 from mlthreat.web.serve import Served
 
+# What ../shared/DESIGN.md expects of the reference case (credit scoring), where the attacker acts
+DESIGN_EXPECTED = [("aml-poisoning-label-flip", "corrections"),
+                   ("aml-evasion-blackbox", "scoring_api"),
+                   ("aml-model-extraction", "scoring_api"),
+                   ("aml-membership-inference", "scoring_api"),
+                   ("cls-unauthenticated-api", "scoring_api"),
+                   ("cls-data-store-breach", "loan_db"),
+                   ("cls-unsafe-deserialization", "scoring_api")]
+
 CHROMIUM = Path("/usr/bin/chromium")
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 

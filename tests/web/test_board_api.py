@@ -17,6 +17,7 @@ from mlthreat.cli import main
 from mlthreat.pipeline import load_pipeline
 from mlthreat.web.app import MAX_BODY, Board, create_app
 from tests.conftest import EXAMPLES
+from tests.web.conftest import DESIGN_EXPECTED
 
 TOKEN = "t0ken-for-tests"
 HOST = "127.0.0.1:8765"
@@ -169,12 +170,7 @@ def test_live_findings_are_the_assessors_for_the_same_spec(client: TestClient, f
     assert answer["problems"] == []
     # the reference case's expected threats (docs/DESIGN: credit scoring), where they act
     at = {(f["threat"], f["component"]) for f in answer["findings"]}
-    for expected in [("aml-poisoning-label-flip", "corrections"),
-                     ("aml-evasion-blackbox", "scoring_api"),
-                     ("aml-model-extraction", "scoring_api"),
-                     ("aml-membership-inference", "scoring_api"),
-                     ("cls-unauthenticated-api", "scoring_api"),
-                     ("cls-data-store-breach", "loan_db")]:
+    for expected in DESIGN_EXPECTED:
         assert expected in at
 
 

@@ -16,7 +16,7 @@ from mlthreat.cli import main
 from mlthreat.web.app import Board
 from mlthreat.web.serve import running
 from tests.conftest import EXAMPLES
-from tests.web.conftest import open_board, settle, shot
+from tests.web.conftest import DESIGN_EXPECTED, open_board, settle, shot
 
 
 def drag_flow(page: Any, source: str, target: str) -> None:
@@ -76,13 +76,7 @@ def test_draw_the_reference_pipeline_from_an_empty_board(page: Any, tmp_path: Pa
 
         # the reference case's threats (../shared/DESIGN.md) appear where the attacker acts
         found = shown(page)
-        for expected in [("aml-poisoning-label-flip", "corrections"),
-                         ("aml-evasion-blackbox", "scoring_api"),
-                         ("aml-model-extraction", "scoring_api"),
-                         ("aml-membership-inference", "scoring_api"),
-                         ("cls-unauthenticated-api", "scoring_api"),
-                         ("cls-data-store-breach", "loan_db"),
-                         ("cls-unsafe-deserialization", "scoring_api")]:
+        for expected in DESIGN_EXPECTED:
             assert expected in found, expected
         # nothing checks the data on its way to training and nothing watches the model
         assert "corrections → loan_db → train_job (open)" in page.locator(
@@ -349,14 +343,7 @@ def test_draw_the_whole_credit_scoring_case_and_get_its_threat_model(page: Any, 
     expected = Assessor(catalog, scan=False).assess(spec)
     assert drawn == {(f.threat_id, f.component) for f in expected.findings}
     # ... and among them what ../shared/DESIGN.md expects of the reference case
-    for threat, where in [("aml-poisoning-label-flip", "corrections"),
-                          ("aml-evasion-blackbox", "scoring_api"),
-                          ("aml-model-extraction", "scoring_api"),
-                          ("aml-membership-inference", "scoring_api"),
-                          ("cls-unauthenticated-api", "scoring_api"),
-                          ("cls-data-store-breach", "loan_db"),
-                          ("cls-unsafe-deserialization", "scoring_api")]:
-        assert (threat, where) in drawn
+    assert set(DESIGN_EXPECTED) <= drawn
 
 
 def test_replacing_a_file_asks_and_no_means_no(page: Any, tmp_path: Path, catalog: Catalog) -> None:
