@@ -201,6 +201,11 @@ def test_problems_of_a_drawn_spec_are_placed_at_their_component_or_flow(
     spec["components"][1]["kind"] = "training"       # the loader checks references next
     problems = api(client, "/api/analyse", {"spec": spec}).json()["problems"]
     assert [(p.get("flow"), "nowhere" in p["message"]) for p in problems] == [(0, True)]
+    spec["flows"] = [{"from": "a", "to": "b"}]
+    spec["controls"] = ["no_such_control"]            # after the components: the pipeline's own
+    problems = api(client, "/api/analyse", {"spec": spec}).json()["problems"]
+    assert [("component" in p, "flow" in p, "no_such_control" in p["message"])
+            for p in problems] == [(False, False, True)]
 
 
 def test_a_participants_view_goes_to_their_own_perception_file(client: TestClient,

@@ -325,12 +325,16 @@ def _placed(problems: list[Problem], text: str) -> list[dict[str, Any]]:
             if pos is not None:
                 ref = item.get("id") if what == "component" and isinstance(item, dict) else i
                 starts.append((pos[0], what, ref))
+    for key in data:                 # a top-level key ends the item before it
+        pos = located.key_position((key,))
+        if pos is not None and key not in ("components", "flows"):
+            starts.append((pos[0], "", None))
     starts.sort(key=lambda s: s[0])
     out = []
     for p in problems:
         at = [s for s in starts if p.line is not None and s[0] <= p.line]
         entry: dict[str, Any] = {"message": p.message, "hint": p.hint}
-        if at:
+        if at and at[-1][1]:
             entry[at[-1][1]] = at[-1][2]
         out.append(entry)
     return out
