@@ -107,7 +107,7 @@ function freeId(kind) {
 
 function freeSpot() {
   const taken = new Set(Object.values(pos).map(([x, y]) => `${Math.round(x)},${Math.round(y)}`));
-  const cols = Math.max(2, Math.floor(($("canvas-wrap").clientWidth - 24) / GRID));
+  const cols = Math.max(2, Math.floor(($("canvas-wrap").clientWidth / scale - 24) / GRID));
   for (let row = 0; ; row++) {
     for (let col = 0; col < cols; col++) {
       const spot = [24 + col * GRID, 24 + row * ROW];
