@@ -371,23 +371,41 @@ function startFlow(e, from) {
 // ------------------------------------------------------------------------------- side panel
 let panelKey = null;
 
+let viewKey = null;
+
 function renderPanel() {
-  // the form is rebuilt only when what it shows changed: an answer arriving from the analysis
-  // must not reset a field someone is filling in; the live parts below it are always redrawn
+  // each part is rebuilt only when what it shows changed: an answer arriving from the analysis
+  // must not reset a field someone is filling in; the live parts at the bottom are always redrawn
   const c = selected && selected.type === "component" ? comp(selected.id) : null;
   const f = selected && selected.type === "flow" ? flows()[selected.index] : null;
-  const key = JSON.stringify([selected, c, f, c || f ? null : [spec.description, spec.owner, spec.domain, spec.controls, spec.assets], comps().map((x) => x.id),
-    c ? [...new Set(findingsAt(c.id).map((x) => x.threat))] : null,
-    me && c ? [me.respondent, me.views.find((v) => v.component === c.id) || null] : null]);
+  const key = JSON.stringify([selected, c, f, c || f ? null : [spec.description, spec.owner,
+    spec.domain, spec.controls, spec.assets], comps().map((x) => x.id)]);
+  const p = $("panel");
+  const typing = document.activeElement && p.contains(document.activeElement) &&
+    document.activeElement.id ? [document.activeElement.id, document.activeElement.value] : null;
   if (key !== panelKey) {
     panelKey = key;
-    const p = $("panel");
+    viewKey = null;
     p.replaceChildren();
     html("h2", {}, p, "Selected");
     if (c) panelComponent(p, c);
     else if (f) panelFlow(p, selected.index);
     else panelPipeline(p);
+    html("div", {id: "panel-view"}, p);
     html("div", {id: "panel-live"}, p);
+  }
+  // workshop mode: the participant's own view, rebuilt when the threats placed here change
+  const vkey = JSON.stringify(me && c ? [me.respondent, c.id, me.views.find((v) => v.component === c.id) || null,
+    [...new Set(findingsAt(c.id).map((x) => x.threat))]] : null);
+  if (vkey !== viewKey) {
+    viewKey = vkey;
+    $("panel-view").replaceChildren();
+    if (me && c) yourView($("panel-view"), c, findingsAt(c.id));
+  }
+  if (typing && document.activeElement !== $(typing[0]) && $(typing[0])) {
+    const back = $(typing[0]);                  // rebuilt under the cursor: what was typed stays
+    if ("value" in back && back.type !== "checkbox") back.value = typing[1];
+    back.focus();
   }
   const live = $("panel-live");
   live.replaceChildren();
@@ -490,7 +508,6 @@ function panelComponent(p, c) {
   }
   const del = html("button", {type: "button", id: "f-delete"}, p, "Remove component");
   del.addEventListener("click", removeSelected);
-  if (me) yourView(p, c, findingsAt(c.id));
 }
 
 // ------------------------------------------------------------------------------- workshop
