@@ -60,8 +60,9 @@ def shot(page: Any, name: str) -> None:
 
 
 def settle(page: Any) -> None:
-    """Wait until the findings shown are those of the spec as drawn."""
-    page.wait_for_selector("body[data-dirty='0']", state="attached", timeout=15000)
+    """Wait until the findings shown are those of the spec as drawn, and its layout is done."""
+    page.wait_for_selector("body[data-dirty='0'][data-laid-out='1']", state="attached",
+                           timeout=15000)
 
 
 def open_board(page: Any, served: Served) -> None:

@@ -21,6 +21,7 @@ const LISTED = 60;       // findings listed before "show all": a long list slows
 let showAll = false;
 let routes = {};         // "from>to" -> {points, a, b}: ELK's route while neither end has moved
 let scale = 1;           // zoom: drawing units per screen pixel
+let arranging = 0;        // layouts started; the last one to finish says so
 let placedByHand = false; // a component was moved: no automatic layout until Arrange
 let shape = "";           // the components and flows last laid out
 
@@ -259,6 +260,8 @@ async function arrange() {
   shape = JSON.stringify([comps().map((c) => [c.id, c.kind]), flows().map((f) => [f.from, f.to])]);
   placedByHand = false;
   if (!comps().length) return;
+  const mine = ++arranging;
+  document.body.dataset.laidOut = "0";       // tests wait for "1": the components stay put
   try {
     const order = comps().map((c, i) => [V.stages[c.kind] ?? 5, i, c.id]).sort((p, q) => p[0] - q[0] || p[1] - q[1]);
     const geo = await D.layout({nodes: order.map(([, , id]) => ({id})),
@@ -275,6 +278,7 @@ async function arrange() {
     status(`layout failed (${err}); components keep their places`, true);
   }
   render();
+  if (mine === arranging) document.body.dataset.laidOut = "1";
 }
 
 function zoom(how) {
@@ -883,6 +887,7 @@ async function start() {
   $("pipeline-name").addEventListener("change", (e) => edit(() => { spec.name = e.target.value.trim() || "pipeline"; }, "renamed the pipeline"));
   $("canvas").addEventListener("mousedown", (e) => { if (e.target.id === "canvas") { selected = null; render(); } });
   await arrange();
+  document.body.dataset.laidOut = "1";
   render();
   if (data.problem) status(data.problem, true);
   else status(data.file ? `opened ${data.file}` : "a new pipeline: add components from the left");
