@@ -167,7 +167,7 @@ def _python_blocks(text: str) -> list[str]:
     return re.findall(r"```python\n(.*?)```", text, flags=re.S)
 
 
-@pytest.mark.parametrize("page", ["api.md", "contributing.md"])
+@pytest.mark.parametrize("page", ["api.md", "contributing.md", "board.md"])
 def test_every_python_example_in_the_docs_runs(page: str, capsys: pytest.CaptureFixture[str]
                                                ) -> None:
     """The page's examples run one after the other, as a reader would paste them into one
