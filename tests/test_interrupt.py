@@ -100,6 +100,9 @@ def test_ctrl_c_at_any_moment_exits_130_and_says_what_finished(case: Path) -> No
     landed = 0
     for n, (at, jobs) in enumerate(moments):
         code, err, files, _ = _assess(case, f"out{n}", jobs, at)
+        if code is None:                 # finished before this moment (the machine got faster:
+            at = round(at * 0.6, 2)      # the browser tests beside it ended): once more, earlier
+            code, err, files, _ = _assess(case, f"out{n}-again", jobs, at)
         if code is None:                 # finished before this moment: nothing to interrupt
             continue
         landed += 1
