@@ -30,8 +30,6 @@ from mlthreat.vocabulary import RISK_ORDER, Family, Kind
 MAX_DRAWN = 400   # components; beyond this the diagram and heatmap would not be readable
 
 
-
-
 def _worst(findings: list[Finding]) -> str | None:
     if not findings:
         return None
