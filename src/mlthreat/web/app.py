@@ -518,6 +518,9 @@ def team_answer(board: Board, spec: Any) -> tuple[int, dict[str, Any]]:
 def read_evidence(path: Path) -> list[dict[str, Any]]:
     """The evidence of an earlier `mlthreat assess` (its JSON report), per component, or
     ValueError saying what is wrong with the file."""
+    if not path.is_file():
+        raise ValueError(f"{path}: no such file; give the JSON report of an earlier `mlthreat "
+                         "assess SPEC -f json -o FILE`")
     try:
         data = json.loads(read_text(path, "JSON report"))
     except SpecError as exc:
