@@ -8,6 +8,7 @@ own reason, where the target lacks a capability it requires."""
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 from typing import Any
 
@@ -67,12 +68,46 @@ def image(linear: Target) -> Target:
         constraints=Constraints(columns, bounds=dict.fromkeys(columns, (-10.0, 10.0))))
 
 
+@functools.cache
+def _text_target() -> Target:
+    """A bag-of-words logistic regression on short texts of made-up words, prepared as
+    `probes.target` prepares a text model (features in x, the texts and a reader of them)."""
+    from sklearn.feature_extraction.text import CountVectorizer
+    from sklearn.pipeline import make_pipeline
+
+    from mlthreat.pipeline.spec import ProbeText
+    from mlthreat.probes.textdata import TextAdapter
+    rng = np.random.default_rng(0)
+    good, bad = ["brisk", "kindly", "smooth", "lovely"], ["rude", "broken", "delayed", "awful"]
+    texts = tuple(" ".join(rng.choice(good + bad + ["flight", "crew", "seat"], 6))
+                  for _ in range(160))
+    y = np.array([int(sum((w in good) - (w in bad) for w in t.split()) > 0) for t in texts])
+    train, test = np.arange(120), np.arange(120, 160)
+    model = make_pipeline(CountVectorizer(), LogisticRegression()).fit(
+        [texts[i] for i in train], y[train])
+    head, clf = model[:-1], model[-1]
+
+    def transform(rows: Any) -> np.ndarray:
+        return np.asarray(head.transform(list(rows)).toarray(), dtype=float)
+
+    names = tuple(head.get_feature_names_out())
+    adapter = SklearnAdapter(clf)
+    return Target("api", ProbeSpec.model_construct(queries=60, trigger=[],
+                                                   text=ProbeText(column="t")),
+                  "model.joblib", adapter, transform(texts), y, train, test,
+                  Constraints(names, frozenset(names)), sklearn_fit(clf), goal=1, texts=texts,
+                  reader=TextAdapter(adapter, transform))
+
+
 @pytest.fixture
 def target(request: pytest.FixtureRequest, linear: Target, forest: Target, image: Target
            ) -> Target:
     """The linear model (gradients, scores, retraining) for every probe but those that read
-    trees, which get a small forest, and those for images, which get it as an image model."""
+    trees, which get a small forest, those for images, which get it as an image model, and
+    those for text, which get a bag-of-words model."""
     requires = RUNS[request.node.callspec.params["kind"]].probe.requires
+    if "text" in requires:
+        return _text_target()
     return image if "images" in requires else forest if "trees" in requires else linear
 
 
@@ -149,8 +184,10 @@ def test_a_missing_capability_is_a_skip_with_the_probes_reason(kind: str, target
 def _without(target: Target, capability: str) -> Target:
     if capability == "retraining":
         return dataclasses.replace(target, fit=None)
-    if capability in ("trees", "images"):   # the same data, a table model without trees
+    if capability in ("trees", "images", "text"):  # the same data, a table model without trees
         return _target(LogisticRegression())
+    if capability == "records":             # a text model: its rows are a vectoriser's features
+        return _text_target()
     # an interface that shows labels only: no scores, no gradients
     from mlthreat.adapters import RoundedAdapter
     return dataclasses.replace(target, adapter=RoundedAdapter(target.adapter, None))

@@ -44,7 +44,8 @@ def test_probe_json(capsys: pytest.CaptureFixture[str]) -> None:
     # a trigger in 1-10 % of the training rows teaches the trees to approve triggered "bad" rows
     assert door["series"]["rates"] == [0.01, 0.05, 0.1] and door["value"] > 0.5
     assert all(ev["artifact"] == "models/credit_model.joblib" for ev in run["evidence"])
-    assert [s["probe"] for s in run["skipped"]] == ["evasion-whitebox", "evasion-square"]
+    assert [s["probe"] for s in run["skipped"]] == ["evasion-whitebox", "evasion-square",
+                                                   "evasion-text"]
     assert "needs gradients" in run["skipped"][0]["why"]
     blackbox = run["evidence"][3]
     assert blackbox["extra"]["method"] == "both"         # the API returns probabilities
@@ -153,7 +154,7 @@ def test_ctrl_c_stops_cleanly_and_says_what_finished(monkeypatch: pytest.MonkeyP
     assert "finished evasion-whitebox on scoring_api" not in flat     # it was skipped, not run
     assert "finished extraction on scoring_api" in flat
     assert ("not run: evasion-blackbox on scoring_api, evasion-square on scoring_api, "
-            "evasion-transfer on scoring_api") in flat
+            "evasion-text on scoring_api, evasion-transfer on scoring_api") in flat
     # the planner skips white-box evasion (no gradients) without starting it
     assert calls == ["extraction", "evasion-blackbox"]
     assert not Path("never").exists()

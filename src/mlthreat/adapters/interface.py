@@ -113,6 +113,49 @@ class ScaledAdapter(ModelAdapter):
         return np.asarray(self.inner.gradient(moved, target) * self.unit, dtype=float)
 
 
+class PositiveAdapter(ModelAdapter):
+    """A two-class model fitted on the target's own values ("bad"/"good", "spam"/"ham") as the
+    probes number them: column 1 and label 1 are the spec's positive value, 0 the other."""
+
+    def __init__(self, inner: ModelAdapter, classes: Any, positive: str | int) -> None:
+        super().__init__()
+        self.inner = inner
+        self.classes = np.asarray(classes)
+        self.positive = str(positive)
+        self.at = [str(c) for c in self.classes].index(self.positive)
+        self.capabilities = inner.capabilities
+
+    def attach(self, meter: Meter | None) -> None:
+        super().attach(meter)
+        self.inner.attach(meter)
+
+    def _proba(self, x: Any) -> Any:
+        p = np.asarray(two_columns(self.inner._proba(x)))
+        return p[:, ::-1] if self.at == 0 else p
+
+    def _labels(self, x: Any) -> Any:
+        return (np.asarray(self.inner._labels(x)).astype(str) == self.positive).astype(int)
+
+    def gradient(self, x: np.ndarray, target: np.ndarray) -> np.ndarray:
+        values = np.where(np.asarray(target) == 1, self.classes[self.at],
+                          self.classes[1 - self.at])
+        return self.inner.gradient(x, values)
+
+
+def positive_view(adapter: ModelAdapter, model: Any, positive: str | int) -> ModelAdapter:
+    """`adapter` as the probes number classes (1: the positive value): wrapped where the model's
+    two classes are the target's own values, unchanged where they already are 0 and 1 (or
+    False and True) in that order."""
+    classes = getattr(model, "classes_", None)
+    if classes is None or len(classes) != 2:
+        return adapter
+    names = [str(c) for c in classes]
+    if str(positive) not in names or names in (["0", "1"], ["False", "True"]) and \
+            names[1] == str(positive):
+        return adapter
+    return PositiveAdapter(adapter, classes, positive)
+
+
 def two_columns(p: np.ndarray) -> np.ndarray:
     """Binary models answer P(class 1) alone; probes want one column per class."""
     p = np.asarray(p, dtype=float)

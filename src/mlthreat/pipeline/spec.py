@@ -83,17 +83,35 @@ class ProbeImages(Strict):
         "by default)."))
 
 
+class ProbeText(Strict):
+    """The model reads text (docs/probes.md, Text): which column holds it, and how far an
+    attacker may change it while a reader still reads the same words."""
+
+    column: str = Field(description="The data's column holding the text the model reads.")
+    protected: StrList = Field(default_factory=list, description=(
+        "Words the attacker leaves as they are (names, negations, the words that carry the "
+        "meaning); case is ignored."))
+    words: float = Field(default=0.2, gt=0, le=1, description=(
+        "The share of a text's words the attacker may change (at least one word)."))
+    edits: int = Field(default=1, ge=1, le=3, description=(
+        "Letter edits per changed word (swap two neighbouring letters, drop, insert or replace "
+        "one), so that a reader still reads the word."))
+
+
 class ProbeSpec(Strict):
     """What probes need to measure attacks on the component's model (docs/probes.md)."""
 
-    data: str = Field(description="CSV or Parquet file with the model's features and target; "
-                                  "for images, an .npz file (arrays x and y) or a folder with one "
+    data: str = Field(description="CSV or Parquet file with the model's features (or text) and "
+                                  "target; for images, an .npz file (arrays x and y) or a folder with one "
                                   "sub-folder of images per class.")
     target: str | None = Field(default=None, description="The target column (tables).")
     positive: str | int | None = Field(
         default=None, description="The target value of the positive class (tables).")
     images: ProbeImages | None = Field(
         default=None, description="The model takes images: their shape, range and normalisation.")
+    text: ProbeText | None = Field(
+        default=None, description="The model reads text: its column and what an attacker may "
+                                  "change.")
     module: str | None = Field(default=None, description=(
         "For a PyTorch state dict that is not a stack of Linear layers: file.py:function "
         "returning the untrained torch.nn.Module the weights load into (your own code, run)."))
@@ -124,8 +142,12 @@ class ProbeSpec(Strict):
 
     @model_validator(mode="after")
     def _what_is_predicted(self) -> ProbeSpec:
+        if self.images is not None and self.text is not None:
+            raise ValueError("a probe block takes `images:` or `text:`, not both: one model "
+                             "reads one kind of input")
         if self.images is None and (self.target is None or self.positive is None):
-            raise ValueError("a probe block on a table needs `target:` (the column the model "
+            kind = "text" if self.text is not None else "a table"
+            raise ValueError(f"a probe block on {kind} needs `target:` (the column the model "
                              "predicts) and `positive:` (its positive value); a model of images "
                              "needs `images:` (shape, range)")
         return self

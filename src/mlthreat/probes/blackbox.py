@@ -46,6 +46,7 @@ from mlthreat.errors import ProbeError
 from mlthreat.probes.constraints import Constraints
 from mlthreat.probes.copies import balanced
 from mlthreat.probes.evasion import (
+    ROWS_ONLY,
     EvasionData,
     WhiteBoxEvasion,
     points_to_attack,
@@ -384,6 +385,7 @@ class BlackBoxEvasion(Probe):
 
     name = "evasion-blackbox"
     threat_ids = ("aml-evasion-blackbox", "aml-insider-evasion")
+    requires = ROWS_ONLY
 
     parameters = {
         "method": Param("decision", choices=("decision", "score", "both"),

@@ -36,6 +36,18 @@ class Table:
 def load_table(path: Path, target: str, positive: str | int,
                drop: tuple[str, ...] = ()) -> Table:
     """Read `path`, split off `target` (1 where it equals `positive`) and encode the rest."""
+    frame = read_frame(path, target)
+    frame = frame.drop(columns=[c for c in drop if c in frame.columns])
+    frame = _numbers_checked(frame, path, line_offset=2 if path.suffix != ".parquet" else 1)
+    raw = frame.pop(target)
+    y, values = binary_target(raw, positive, path, target)
+    encoder = tabular_encoder(frame)
+    return Table(frame, y, np.asarray(encoder.fit_transform(frame), dtype=float), encoder,
+                 values)
+
+
+def read_frame(path: Path, target: str) -> pd.DataFrame:
+    """The CSV or Parquet file as a frame with at least one row and the `target` column."""
     try:
         frame = pd.read_parquet(path) if path.suffix == ".parquet" else pd.read_csv(path)
     except ImportError as exc:
@@ -49,18 +61,19 @@ def load_table(path: Path, target: str, positive: str | int,
     if frame.empty:
         raise DataError(f"{path}: has a header but no rows; the probes need the rows the model "
                         "was trained and tested on")
-    frame = frame.drop(columns=[c for c in drop if c in frame.columns])
-    frame = _numbers_checked(frame, path, line_offset=2 if path.suffix != ".parquet" else 1)
-    raw = frame.pop(target)
+    return frame
+
+
+def binary_target(raw: pd.Series, positive: str | int, path: Path, target: str
+                  ) -> tuple[np.ndarray, tuple[str, ...]]:
+    """1 where the target equals `positive`, else 0; and the target's values, as text."""
     y = ((raw == positive) | (raw.astype(str) == str(positive))).astype(int).to_numpy()
     if y.min() == y.max():
         values = sorted(raw.dropna().astype(str).unique())[:10]
         raise DataError(f"{path}: {target!r} never (or always) equals {positive!r} (its values: "
                         f"{', '.join(values)}); set `positive:` to one of them, in quotes if it "
                         "reads as yes/no/true/false (YAML turns those into true and false)")
-    encoder = tabular_encoder(frame)
-    return Table(frame, y, np.asarray(encoder.fit_transform(frame), dtype=float), encoder,
-                 tuple(sorted(raw.dropna().astype(str).unique())))
+    return y, tuple(sorted(raw.dropna().astype(str).unique()))
 
 
 def tabular_encoder(frame: pd.DataFrame) -> ColumnTransformer:

@@ -28,6 +28,10 @@ if TYPE_CHECKING:
     from mlthreat.probes.target import Target
 
 SUCCESS_RATE = 0.5
+# what the probes that move a model's input rows require: a text model's rows are its
+# vectoriser's features, which no text need give
+ROWS_ONLY = {"records": "it moves the model's input rows, and no text need give the features it "
+                        "would find (evasion-text misspells the words instead)"}
 
 
 @dataclass(frozen=True)
@@ -165,7 +169,8 @@ class WhiteBoxEvasion(Probe):
                                         "for points still not flipped"),
     }
     requires = {"gradients": "white-box evasion needs gradients; this model has none (the "
-                             "black-box and transfer probes cover it)"}
+                             "black-box and transfer probes cover it)",
+                **ROWS_ONLY}
 
     @classmethod
     def configure(cls, target: Target, settings: dict[str, int], fixed: dict[str, Any],

@@ -169,6 +169,10 @@ class MembershipInference(Probe):
                               population_y=t.y, population_index=cand,
                               project=t.constraints.project)
         attack = "reference" if "scores" in t.capabilities else "label_only"
+        if attack == "label_only" and t.text:
+            raise ProbeError("label-only membership inference adds noise to records; on text it "
+                             "would need word-level noise, not measured yet (with scores, the "
+                             "reference attack runs)")
         if attack == "reference" and t.fit is None:
             raise ProbeError(cls.RETRAINING)
         probe = cls(**{"attack": attack, "fit": t.fit, "jobs": jobs,

@@ -191,6 +191,9 @@ class Poisoning(Probe):
         params: dict[str, Any] = {"attack": "label_flip", "rates": [0.05, 0.1, 0.2], **fixed}
         if params["attack"] == "targeted_flip":
             params.update(target_class=wanted, source_class=source_class(t, wanted))
+        if params["attack"] == "backdoor" and t.text:
+            raise ProbeError("a backdoor in text (a trigger word in poisoned training texts) "
+                             "needs the whole Pipeline retrained on texts; not measured yet")
         if params["attack"] == "backdoor" and t.images:     # a visible patch
             from mlthreat.probes.images import patch_trigger
             assert t.spec.images is not None

@@ -15,6 +15,7 @@ from mlthreat.probes.interface import Probe
 from mlthreat.probes.membership import MembershipInference
 from mlthreat.probes.poisoning import Poisoning
 from mlthreat.probes.square import SquareEvasion
+from mlthreat.probes.text import TextEvasion
 from mlthreat.probes.transfer import TransferEvasion
 from mlthreat.results import Evidence
 
@@ -39,6 +40,7 @@ RUNS: dict[str, Run] = {r.name: r for r in (
     Run("evasion-whitebox", "evasion", WhiteBoxEvasion),
     Run("evasion-blackbox", "evasion", BlackBoxEvasion),
     Run("evasion-square", "evasion", SquareEvasion),
+    Run("evasion-text", "evasion", TextEvasion),
     Run("evasion-transfer", "evasion", TransferEvasion),
     Run("evasion-exact", "evasion", ExactEvasion),
 )}

@@ -51,8 +51,8 @@ class SquareEvasion(Probe):
     }
     requires = {"scores": "the Square attack reads the model's scores; with labels only the "
                           "label-only black-box probe measures evasion",
-                "images": "the Square attack changes square patches of an image; tables have "
-                          "the black-box probe"}
+                "images": "the Square attack changes square patches of an image; tables and "
+                          "text have evasion probes of their own"}
 
     @classmethod
     def configure(cls, target: Target, settings: dict[str, int], fixed: dict[str, Any],

@@ -7,7 +7,9 @@ shows it to an attacker (full probabilities, rounded scores, or the label only).
 (white-box access), "scores" (more than the label), "retraining" (a model of the target's kind
 can be trained again: a scikit-learn estimator, or `train: file.py:function` in the spec),
 "trees" (the model file is a tree ensemble whose splits the exact evasion probe reads),
-"images" (the model classifies images: `probes.images`).
+"images" (the model classifies images: `probes.images`), "text" (the model reads text:
+`probes.text`), "records" (the attacker sets the model's input row itself: a table's record or
+an image's pixels, not text, whose features only a text can give).
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ from mlthreat.probes.data import Table, load_table
 from mlthreat.probes.training import Fit, sharing_clean, sklearn_fit, user_fit
 from mlthreat.probes.trees import supported
 
-CAPABILITIES = ("gradients", "scores", "retraining", "trees", "images")
+CAPABILITIES = ("gradients", "scores", "retraining", "trees", "images", "text", "records")
 
 # The attacker's effort, per budget name (docs/probes.md explains each figure).
 BUDGETS: dict[str, dict[str, int]] = {
@@ -65,11 +67,19 @@ class Target:
     # then all work in standard deviations (`deviation_unit`), and x * unit is the model's input
     classes: tuple[str, ...] = ()    # an image model's classes (`probes.images`); for a table,
     # y is 1 for the positive value and 0 else
+    texts: tuple[str, ...] = ()      # a text model's texts, row by row (`probes.text`); x holds
+    # their features as the model's vectoriser gives them
+    reader: ModelAdapter | None = None   # a text model as an attacker who sends texts sees it
 
     @property
     def images(self) -> bool:
         """The model classifies images: rows are flattened pixels in the data's units."""
         return self.spec.images is not None
+
+    @property
+    def text(self) -> bool:
+        """The model reads text: rows of x are its vectoriser's features of `texts`."""
+        return self.spec.text is not None
 
     @property
     def trees(self) -> bool:
@@ -81,7 +91,8 @@ class Target:
     def capabilities(self) -> frozenset[str]:
         have = {"gradients": self.adapter.capabilities.gradients,
                 "scores": self.adapter.capabilities.scores, "retraining": self.fit is not None,
-                "trees": self.trees, "images": self.images}
+                "trees": self.trees and not self.text, "images": self.images, "text": self.text,
+                "records": not self.text}
         return frozenset(k for k, v in have.items() if v)
 
 
@@ -100,6 +111,8 @@ def _prepare(pipeline: Pipeline, comp: Component, trust: bool) -> Target:
     assert spec is not None
     if spec.images is not None:
         return _prepare_images(pipeline, comp, trust)
+    if spec.text is not None:
+        return _prepare_text(pipeline, comp, trust)
     assert spec.target is not None and spec.positive is not None
     table = load_table(pipeline.base_dir / spec.data, spec.target, spec.positive,
                        tuple(spec.drop))
@@ -135,7 +148,7 @@ def _prepare(pipeline: Pipeline, comp: Component, trust: bool) -> Target:
         fit = sharing_clean(fit, x[train], table.y[train])
     artifact = spec.endpoint.url if spec.endpoint else comp.artifacts.model[0]
     return Target(comp.id, spec, artifact, adapter, x, table.y, train, test, constraints, fit,
-                  _goal(spec, table), unit)
+                  _goal(spec, table.values), unit)
 
 
 def _prepare_images(pipeline: Pipeline, comp: Component, trust: bool) -> Target:
@@ -177,6 +190,44 @@ def _prepare_images(pipeline: Pipeline, comp: Component, trust: bool) -> Target:
     adapter = _view(base, spec, constraints)
     return Target(comp.id, spec, comp.artifacts.model[0], adapter, x, y, train, test, constraints,
                   fit, _class_goal(spec, classes), None, classes)
+
+
+def _prepare_text(pipeline: Pipeline, comp: Component, trust: bool) -> Target:
+    """A component whose model reads text, ready for probing (`probes.text`'s docstring: the
+    vectoriser's features for the probes that work on rows, the texts for evasion)."""
+    from mlthreat.adapters.interface import positive_view
+    from mlthreat.probes.textdata import TextAdapter, load_texts, text_features
+    spec = comp.probe
+    assert spec is not None and spec.text is not None
+    assert spec.target is not None and spec.positive is not None
+    ignored = [name for name, given in (("constraints", spec.constraints.immutable or
+                                          spec.constraints.bounds or spec.constraints.integer),
+                                         ("trigger", spec.trigger), ("drop", spec.drop),
+                                         ("endpoint", spec.endpoint), ("module", spec.module),
+                                         ("train", spec.train)) if given]
+    if ignored:
+        raise InputError(f"{', '.join(ignored)}: not for text (text.protected and text.words "
+                         "say what an attacker may change; retraining refits the Pipeline's "
+                         "classifier on its vectoriser's features; an HTTP endpoint taking text "
+                         "is not supported yet: probe the model file)")
+    data = load_texts(pipeline.base_dir / spec.data, spec.text, spec.target, spec.positive)
+    train, test = _split(data.y, spec, "texts", f" by {spec.target!r}")
+    if not comp.artifacts.model:
+        raise InputError(f"{comp.id}: a probe block on text needs the model in artifacts.model")
+    path = pipeline.base_dir / comp.artifacts.model[0]
+    model = load_model(path, trust=trust)
+    transform, classifier, names = text_features(model, data.texts, path, spec.data)
+    x = transform(data.texts)
+    base = positive_view(_adapter(classifier, path), classifier, spec.positive)
+    fits_rows_of(base, x, path, spec.data)
+    constraints = Constraints(names, frozenset(names))     # no feature is set by hand
+    fit = _fit(pipeline, spec, classifier)
+    if fit is not None:
+        fit = sharing_clean(fit, x[train], data.y[train])
+    adapter = _view(base, spec, constraints)
+    return Target(comp.id, spec, comp.artifacts.model[0], adapter, x, data.y, train, test,
+                  constraints, fit, _goal(spec, data.values), None, (), data.texts,
+                  TextAdapter(adapter, transform))
 
 
 def _on_images(fit: Any, shape: tuple[int, int, int]) -> Any:
@@ -327,11 +378,11 @@ def _fit(pipeline: Pipeline, spec: ProbeSpec, model: Any) -> Fit | None:
     return None
 
 
-def _goal(spec: ProbeSpec, table: Table) -> int | None:
+def _goal(spec: ProbeSpec, values: tuple[str, ...]) -> int | None:
     """The attacker's wanted class as the probes number it (1: the positive value)."""
     if spec.goal is None:
         return None
-    if str(spec.goal) not in table.values:
+    if str(spec.goal) not in values:
         raise InputError(f"{spec.data}: goal {spec.goal!r} is not a value of {spec.target!r} "
-                         f"(values: {', '.join(table.values)})")
+                         f"(values: {', '.join(values)})")
     return 1 if str(spec.goal) == str(spec.positive) else 0

@@ -21,6 +21,7 @@ from mlthreat.adapters.sklearn import SklearnAdapter
 from mlthreat.errors import ProbeError
 from mlthreat.probes.copies import balanced
 from mlthreat.probes.evasion import (
+    ROWS_ONLY,
     EvasionData,
     WhiteBoxEvasion,
     points_to_attack,
@@ -44,6 +45,7 @@ class TransferEvasion(Probe):
     name = "evasion-transfer"
     # a copy needs only queries; one trained on look-alike data is a proxy
     threat_ids = ("aml-evasion-transfer", "aml-evasion-blackbox", "aml-proxy-evasion")
+    requires = ROWS_ONLY
 
     parameters = {
         "queries": Param(1000, 1, 10_000_000, doc="rows labelled by the model for the copy"),

@@ -1,0 +1,224 @@
+"""Text models under attack: the data is a column of a CSV or Parquet file, the model a
+scikit-learn Pipeline whose first steps turn text into features (a CountVectorizer or
+TfidfVectorizer, words or character n-grams) and whose last step classifies them
+(`probes.textdata`); here, the misspellings an attacker types to change the model's decision.
+
+What each probe sees of a text model:
+- membership inference, extraction and label-flip poisoning work on the features the team's own
+  vectoriser gives (`Target.x`), as they do on a table's encoded columns; retraining refits the
+  classifier on them with the vectoriser as fitted.
+- the feature-space evasion probes do not run: no text gives an arbitrary feature vector.
+- `evasion-text` changes the words themselves (`TextEvasion`): it sends texts, reads scores and
+  keeps every change a reader still reads as the same word.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from mlthreat.adapters.interface import ModelAdapter
+from mlthreat.errors import ProbeError
+from mlthreat.probes.evasion import SUCCESS_RATE, few_points
+from mlthreat.probes.interface import Budget, Measurement, Meter, Param, Prepared, Probe
+from mlthreat.probes.stats import robustness, wilson
+from mlthreat.probes.textdata import pieces
+from mlthreat.results import Curve
+
+if TYPE_CHECKING:
+    from mlthreat.probes.target import Target
+
+# neighbouring keys on a QWERTY keyboard: the letters a typing slip puts in
+KEYS = ("qwertyuiop", "asdfghjkl", "zxcvbnm")
+
+
+def neighbours(letter: str) -> str:
+    """The keys beside `letter` on a QWERTY keyboard (in its case); '' for other letters."""
+    low = letter.lower()
+    for row in KEYS:
+        i = row.find(low)
+        if i >= 0:
+            near = row[max(0, i - 1):i] + row[i + 1:i + 2]
+            return near.upper() if letter.isupper() else near
+    return ""
+
+
+def misspellings(word: str, rng: np.random.Generator) -> list[str]:
+    """One letter edit of each kind a reader reads past (DeepWordBug's four, Gao et al. 2018):
+    two neighbouring letters swapped, a letter dropped, a neighbouring key typed instead, a
+    neighbouring key typed as well. Words of four letters or more keep their first and last
+    letter. Each differs from `word` and keeps at least two letters."""
+    n = len(word)
+    if n < 2:
+        return []
+    lo, hi = (1, n - 1) if n >= 4 else (0, n)     # inner letters: positions lo .. hi-1
+    found: list[str] = []
+
+    def add(cand: str) -> None:
+        if cand != word and len(cand) >= 2 and cand not in found:
+            found.append(cand)
+
+    if hi - lo >= 2:
+        i = int(rng.integers(lo, hi - 1))
+        add(word[:i] + word[i + 1] + word[i] + word[i + 2:])
+    if n >= 3:
+        i = int(rng.integers(lo, hi))
+        add(word[:i] + word[i + 1:])
+    i = int(rng.integers(lo, hi))
+    near = neighbours(word[i])
+    if near:
+        add(word[:i] + near[int(rng.integers(len(near)))] + word[i + 1:])
+        add(word[:i + 1] + near[int(rng.integers(len(near)))] + word[i + 1:])
+    return found
+
+
+@dataclass(frozen=True)
+class TextData:
+    texts: tuple[str, ...]             # held-out texts the model gets right, to attack
+    start: np.ndarray                  # their class, as the model answers (0 or 1)
+    protected: frozenset[str]          # lower-case words never changed
+    asked: int | None = None
+
+
+class TextEvasion(Probe):
+    """Parameters: words (share of a text's words the attacker may change, 0.2), edits (letter
+    edits per changed word, 1), queries (model calls per text, 200)."""
+
+    name = "evasion-text"
+    threat_ids = ("aml-evasion-blackbox",)
+    parameters = {
+        "words": Param(0.2, 1e-6, 1.0, doc="share of a text's words the attacker may change"),
+        "edits": Param(1, 1, 3, doc="letter edits per changed word"),
+        "queries": Param(200, 2, 1_000_000, doc="model calls per text"),
+    }
+    requires = {"text": "misspelling words needs a model that reads text; tables and images "
+                        "have the other evasion probes",
+                "scores": "the misspelling attack ranks words by the model's scores; with labels "
+                          "only it is not measured"}
+
+    @classmethod
+    def configure(cls, target: Target, settings: dict[str, int], fixed: dict[str, Any],
+                  seed: int, jobs: int) -> Prepared:
+        """Held-out texts the model answers correctly (and, with a goal, does not already give
+        the goal), at most the budget's number of points."""
+        t, spec = target, target.spec.text
+        assert spec is not None and t.reader is not None
+        test = [int(i) for i in t.test]
+        texts = [t.texts[i] for i in test]
+        answered = np.asarray(t.reader._labels(texts))
+        keep = [k for k, i in enumerate(test) if answered[k] == t.y[i]
+                and (t.goal is None or answered[k] != t.goal)]
+        keep = keep[:settings["points"]]
+        if not keep:
+            raise ProbeError("no held-out text to attack: the model gets none right that is not "
+                             "already the attacker's goal")
+        data = TextData(tuple(texts[k] for k in keep), answered[keep],
+                        frozenset(w.lower() for w in spec.protected), settings["points"])
+        probe = cls(**{"words": spec.words, "edits": spec.edits,
+                       "queries": settings["per_point"] * 2, **fixed})
+        return Prepared(probe, t.reader, data,
+                        Budget(queries=len(keep) * (probe.param("queries") + 1), seed=seed))
+
+    def curves(self, m: Measurement) -> tuple[Curve, ...]:
+        eps, rate = m.series.get("epsilon"), m.series.get("success_rate")
+        if not eps or not rate:
+            return ()
+        return (Curve(tuple(eps), tuple(rate), "words changed (at most)", "success rate",
+                      tuple(m.series["success_low"]), tuple(m.series["success_high"]),
+                      x_range=(0.0, max(eps))),)
+
+    def _measure(self, model: ModelAdapter, data: TextData, rng: np.random.Generator,
+                 meter: Meter) -> Measurement:
+        if not model.capabilities.scores:
+            raise ProbeError("the misspelling attack needs the model's scores")
+        results = [self.attack(model, text, int(c), data.protected, rng)
+                   for text, c in zip(data.texts, data.start, strict=True)]
+        n = len(results)
+        changed = np.array([r[0] if r[0] is not None else np.inf for r in results])
+        flipped = np.isfinite(changed)
+        rate = float(flipped.mean())
+        most = int(max(1, changed[flipped].max())) if flipped.any() else 1
+        steps = list(range(1, max(most, 3) + 1))
+        curve = robustness([float(k) for k in steps],
+                           [float((changed <= k).mean()) for k in steps], n)
+        median = float(np.median(changed[flipped])) if flipped.any() else float("nan")
+        queries = [r[2] for r in results if r[0] is not None]
+        shown = min((r for r in results if r[0] is not None),
+                    key=lambda r: (r[0], len(r[1][0])), default=None)
+        example = (f"; e.g. “{_short(shown[1][0])}” with {_changes(*shown[1])}"
+                   if shown is not None else "")
+        low, high = wilson(rate, n)
+        summary = (f"misspellings (≤{self.param('edits')} letter edit(s) in ≤"
+                   f"{self.param('words'):.0%} of the words, scores, ≤{self.param('queries')} "
+                   f"queries per text): {rate:.0%} of {n} texts change the decision"
+                   + (f", median {median:g} word(s) changed" if flipped.any() else "")
+                   + example)
+        return Measurement(
+            "success_rate", rate, (low, high), rate >= SUCCESS_RATE, summary, curve,
+            {"norm": "words", "points": n, "median_words": median,
+             "median_queries": float(np.median(queries)) if queries else float("nan"),
+             "misspelt": [list(r[1]) for r in results if r[0] is not None][:5],
+             "warnings": few_points(n, data.asked)})
+
+    def attack(self, model: ModelAdapter, text: str, start: int, protected: frozenset[str],
+               rng: np.random.Generator) -> tuple[int | None, tuple[str, str], int]:
+        """(words changed when the decision changed, else None; (text, changed text); queries).
+        Words are ranked by how much removing each lowers the model's margin for its answer,
+        then misspelt in that order, the edit that lowers the margin most kept each time."""
+        parts, words = pieces(text)
+        editable = [i for i in words if parts[i].lower() not in protected and len(parts[i]) >= 2]
+        limit = max(1, int(np.floor(float(self.param("words")) * len(words) + 1e-9)))
+        budget, edits = int(self.param("queries")), int(self.param("edits"))
+        if not editable:
+            return None, (text, text), 0
+        used = len(editable)
+        if used > budget:
+            editable, used = editable[:budget], budget
+        gone = [_join(parts, {i: ""}) for i in editable]
+        drop = _margin(model, gone, start)
+        order = [editable[k] for k in np.argsort(drop, kind="stable")]
+        current: dict[int, str] = {}
+        margin = float(_margin(model, [text], start)[0])
+        used += 1
+        for i in order:
+            if len(current) >= limit:
+                break
+            for _ in range(edits):
+                cands = misspellings(current.get(i, parts[i]), rng)
+                if not cands or used + len(cands) > budget:
+                    break
+                rows = [_join(parts, {**current, i: c}) for c in cands]
+                got = _margin(model, rows, start)
+                used += len(cands)
+                best = int(np.argmin(got))
+                if got[best] >= margin:
+                    break
+                current[i], margin = cands[best], float(got[best])
+                if margin < 0:
+                    return len(current), (text, _join(parts, current)), used
+        return None, (text, _join(parts, current)), used
+
+
+def _join(parts: list[str], changed: dict[int, str]) -> str:
+    return "".join(changed.get(i, p) for i, p in enumerate(parts))
+
+
+def _margin(model: ModelAdapter, rows: list[str], start: int) -> np.ndarray:
+    """Below zero once the decision changed: the log probability of the model's first answer
+    minus the other class's."""
+    logp = np.log(np.clip(model.predict_proba(rows), 1e-30, None))
+    return np.asarray(logp[:, start] - logp[:, 1 - start], dtype=float)
+
+
+def _changes(before: str, after: str) -> str:
+    """The words an attack changed, as “old” → “new”."""
+    old, new = pieces(before)[0], pieces(after)[0]
+    pairs = [f"“{a}” → “{b}”" for a, b in zip(old, new, strict=False) if a != b]
+    return ", ".join(pairs) if pairs else "no change"
+
+
+def _short(text: str, width: int = 70) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= width else text[:width - 1] + "…"

@@ -1,0 +1,121 @@
+"""Text data and models for the probes (`probes.text` says what each probe sees of them): the
+text column of a CSV or Parquet file, the team's scikit-learn Pipeline split into its vectoriser
+and its classifier, and the model as an attacker who sends texts sees it."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from mlthreat.adapters.interface import ModelAdapter
+from mlthreat.errors import DataError, ModelError, brief
+from mlthreat.probes.data import binary_target, read_frame
+
+if TYPE_CHECKING:
+    from mlthreat.pipeline.spec import ProbeText
+
+# a word: letters, with an apostrophe inside ("don't"); digits, signs and spaces are kept as
+# they are, so a text is the joined list of its pieces
+WORD = re.compile(r"[^\W\d_]+(?:['’][^\W\d_]+)*")
+# the features of every text, held dense: more cells than this is a vectoriser too wide to
+# probe here (about 1.6 GB)
+MAX_CELLS = 200_000_000
+
+
+@dataclass(frozen=True)
+class Texts:
+    texts: tuple[str, ...]
+    y: np.ndarray                 # 1 for the positive value, else 0
+    values: tuple[str, ...]       # the target's values, as text
+
+
+def load_texts(path: Path, text: ProbeText, target: str, positive: str | int) -> Texts:
+    """The text column and the binary target of a CSV or Parquet file; an empty cell is the
+    empty text."""
+    frame = read_frame(path, target)
+    if text.column not in frame.columns:
+        raise DataError(f"{path}: no column {text.column!r} (text.column); columns: "
+                        f"{', '.join(map(str, frame.columns))}")
+    if text.column == target:
+        raise DataError(f"{path}: text.column and target are both {target!r}; the text is what "
+                        "the model reads, the target what it predicts")
+    raw = frame[text.column]
+    numbers = raw.dropna().map(lambda v: isinstance(v, int | float)).all() and raw.notna().any()
+    if numbers:
+        raise DataError(f"{path}: column {text.column!r} holds numbers, not text; text.column "
+                        "names the column of the texts the model reads")
+    y, values = binary_target(frame[target], positive, path, target)
+    return Texts(tuple(raw.fillna("").astype(str)), y, values)
+
+
+def text_features(model: Any, texts: Sequence[str], path: Path, data: str
+                  ) -> tuple[Callable[[Sequence[str]], np.ndarray], Any, tuple[str, ...]]:
+    """The model's vectoriser (every step but the last) as a function of texts, its classifier,
+    and the features' names; a model that is no such Pipeline is refused with what to save."""
+    if not (hasattr(model, "steps") and len(model.steps) > 1):
+        raise ModelError(f"{path}: a text model is probed as a scikit-learn Pipeline whose first "
+                         "step takes raw text (CountVectorizer, TfidfVectorizer, …) and whose "
+                         f"last step classifies; this file holds a {type(model).__name__}: save "
+                         "the vectoriser and the classifier as one Pipeline")
+    head, classifier = model[:-1], model[-1]
+
+    def transform(rows: Sequence[str]) -> np.ndarray:
+        out = head.transform(list(rows))
+        return np.asarray(out.toarray() if hasattr(out, "toarray") else out, dtype=float)
+
+    try:
+        first = transform(texts[:8])
+    except Exception as exc:  # the framework's own error types, translated at the boundary
+        raise ModelError(f"{path}: the model's first steps cannot read the texts of {data} "
+                         f"({brief(exc)}); the first step must take raw text") from exc
+    if first.ndim != 2:
+        raise ModelError(f"{path}: the model's first steps give {first.ndim}-dimensional "
+                         "features, not one row per text")
+    if first.shape[1] * len(texts) > MAX_CELLS:
+        raise ModelError(f"{path}: {len(texts)} texts × {first.shape[1]} features is too many "
+                         "to probe; limit the vectoriser's vocabulary (max_features) or give "
+                         "fewer texts")
+    try:
+        names = tuple(str(n) for n in head.get_feature_names_out())
+    except (AttributeError, ValueError):
+        names = ()
+    if len(names) != first.shape[1]:
+        names = tuple(f"f{i}" for i in range(first.shape[1]))
+    return transform, classifier, names
+
+
+class TextAdapter(ModelAdapter):
+    """The model as an attacker who sends texts sees it: the vectoriser, then the classifier as
+    the interface shows it (`view`: full, rounded or label only). Texts are counted here, once."""
+
+    def __init__(self, view: ModelAdapter, transform: Callable[[Sequence[str]], np.ndarray]
+                 ) -> None:
+        super().__init__()
+        self.view = view
+        self.transform = transform
+        self.capabilities = view.capabilities
+
+    def _proba(self, x: Any) -> Any:
+        return self.view._proba(self.transform(x))
+
+    def _labels(self, x: Any) -> Any:
+        return self.view._labels(self.transform(x))
+
+
+def pieces(text: str) -> tuple[list[str], list[int]]:
+    """The text as pieces that join back into it, and which pieces are words."""
+    parts, words, at = [], [], 0
+    for m in WORD.finditer(text):
+        if m.start() > at:
+            parts.append(text[at:m.start()])
+        words.append(len(parts))
+        parts.append(m.group())
+        at = m.end()
+    if at < len(text):
+        parts.append(text[at:])
+    return parts, words
