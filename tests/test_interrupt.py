@@ -85,12 +85,18 @@ def _assess(case: Path, out: str, jobs: str, at: float | None
 
 
 def _before_our_code(code: int | None, err: str) -> bool:
-    """Ctrl-C reached the interpreter while it was still starting up (importing runpy or site),
-    before the first line of mlthreat ran: CPython prints its own traceback and exits 1 or dies of
-    the signal, as it does for any program; no mlthreat frame is in it. An interrupt inside
-    mlthreat's own imports names an mlthreat file and stays a failure."""
-    ours = re.search(r'File "[^"]*[/\\]mlthreat[/\\][^"]*"', err)
-    return code in (1, -signal.SIGINT) and "KeyboardInterrupt" in err and ours is None
+    """Ctrl-C reached the interpreter before the command line could catch it: while Python was
+    still starting up (importing runpy or site), or importing the two package modules that run
+    before `mlthreat.cli.main` installs its handler (`mlthreat/__init__.py` and
+    `mlthreat/cli/__init__.py`, which import only what the interpreter needs for that). CPython
+    prints its own traceback and exits 1 or dies of the signal, as it does for any program. An
+    interrupt in any other mlthreat frame stays a failure."""
+    if code not in (1, -signal.SIGINT) or "KeyboardInterrupt" not in err:
+        return False
+    ours = re.findall(r'File "([^"]*[/\\]mlthreat[/\\][^"]*)", line \d+, in (\S+)', err)
+    first = ("/mlthreat/__init__.py", "/mlthreat/cli/__init__.py")
+    return all(where == "<module>" and path.replace("\\", "/").endswith(first)
+               for path, where in ours)
 
 
 def test_ctrl_c_at_any_moment_exits_130_and_says_what_finished(case: Path) -> None:

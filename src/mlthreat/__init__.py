@@ -10,10 +10,14 @@ Names are imported on first use, so that `import mlthreat` (and `mlthreat --vers
 
 from __future__ import annotations
 
-from importlib import import_module
-from typing import TYPE_CHECKING, Any
+import sys
 
 from mlthreat.version import __version__
+
+# typing and importlib are not imported here: the command line (`mlthreat`, `python -m
+# mlthreat.cli`) imports this package before it can catch Ctrl-C, so this module imports only
+# what the interpreter already holds (tests/test_interrupt.py)
+TYPE_CHECKING = False
 
 _PUBLIC = {
     "Assessor": "mlthreat.assessor", "Observer": "mlthreat.progress",
@@ -33,6 +37,8 @@ __all__ = ["Assessment", "Assessor", "Catalog", "Curve", "DataError", "Evidence"
            "load_pipeline"]
 
 if TYPE_CHECKING:
+    from typing import Any
+
     from mlthreat.assessor import Assessor
     from mlthreat.catalog import Catalog, load_catalog
     from mlthreat.errors import (
@@ -52,5 +58,6 @@ if TYPE_CHECKING:
 
 def __getattr__(name: str) -> Any:
     if name in _PUBLIC:
-        return getattr(import_module(_PUBLIC[name]), name)
+        __import__(_PUBLIC[name])
+        return getattr(sys.modules[_PUBLIC[name]], name)
     raise AttributeError(f"module 'mlthreat' has no attribute {name!r}")

@@ -271,3 +271,29 @@ def test_assess_on_the_text_example_reports_the_measurement_in_every_format(
     if evidence[0]["extra"]["misspelt"]:      # each changed text is shown, escaped
         before = evidence[0]["extra"]["misspelt"][0][0]
         assert str(escape(before))[:30] in html
+
+
+def test_a_table_model_fitted_on_its_own_values_is_probed_in_the_specs_numbering(
+        tmp_path: Path) -> None:
+    """A model fitted on "bad"/"good" with `positive: bad` (which sorts first): before, its string
+    answers met the probes' 0/1 and the run failed with an internal error."""
+    from sklearn.preprocessing import StandardScaler
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame({"a": rng.normal(size=300), "b": rng.normal(size=300)})
+    frame["label"] = np.where(frame["a"] + frame["b"] > 0, "good", "bad")
+    frame.to_csv(tmp_path / "d.csv", index=False)
+    model = make_pipeline(StandardScaler(), LogisticRegression()).fit(frame[["a", "b"]],
+                                                                      frame["label"])
+    joblib.dump(model, tmp_path / "m.joblib")
+    path = _spec(tmp_path, "      data: d.csv\n      target: label\n      positive: bad\n"
+                 "      test_size: 60\n      goal: good\n")
+    pipeline = load_pipeline(path, load_catalog())
+    t = prepare(pipeline, pipeline.spec.components[0], trust=False)
+    assert t.goal == 0 and list(t.y[:20]) == [int(v == "bad") for v in frame["label"][:20]]
+    answers = model.predict(frame[["a", "b"]])
+    assert list(t.adapter.predict(t.x)) == [int(v == "bad") for v in answers]
+    assert np.allclose(t.adapter.predict_proba(t.x)[:, 1],
+                       model.predict_proba(frame[["a", "b"]])[:, 0])
+    from mlthreat.probes.execute import attempt
+    ev = attempt("evasion-whitebox", t, {"points": 10, "per_point": 20}, 1, 0)
+    assert not isinstance(ev, str) and ev.value > 0     # gradients towards "good" flip rows

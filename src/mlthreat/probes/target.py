@@ -24,7 +24,7 @@ from sklearn.model_selection import train_test_split
 
 from mlthreat.adapters import ModelAdapter, RoundedAdapter, adapter_for, model_object
 from mlthreat.adapters.http import HttpAdapter
-from mlthreat.adapters.interface import ScaledAdapter
+from mlthreat.adapters.interface import ScaledAdapter, positive_view
 from mlthreat.adapters.loading import load_model
 from mlthreat.errors import DataError, InputError, ModelError, brief
 from mlthreat.pipeline import Component, Pipeline
@@ -135,7 +135,7 @@ def _prepare(pipeline: Pipeline, comp: Component, trust: bool) -> Target:
     x = np.asarray(transform(table.frame), dtype=float)
     base = None
     if model is not None:
-        base = _adapter(model, path)
+        base = positive_view(_adapter(model, path), model, spec.positive)
         fits_rows(base, x, table, path, spec.data)
     fit = _fit(pipeline, spec, model)
     unit = deviation_unit(x, constraints)
@@ -195,7 +195,6 @@ def _prepare_images(pipeline: Pipeline, comp: Component, trust: bool) -> Target:
 def _prepare_text(pipeline: Pipeline, comp: Component, trust: bool) -> Target:
     """A component whose model reads text, ready for probing (`probes.text`'s docstring: the
     vectoriser's features for the probes that work on rows, the texts for evasion)."""
-    from mlthreat.adapters.interface import positive_view
     from mlthreat.probes.textdata import TextAdapter, load_texts, text_features
     spec = comp.probe
     assert spec is not None and spec.text is not None

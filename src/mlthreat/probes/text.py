@@ -186,7 +186,8 @@ class TextEvasion(Probe):
             if len(current) >= limit:
                 break
             for _ in range(edits):
-                cands = misspellings(current.get(i, parts[i]), rng)
+                cands = [c for c in misspellings(current.get(i, parts[i]), rng)
+                         if c != parts[i]]      # a second edit may undo the first
                 if not cands or used + len(cands) > budget:
                     break
                 rows = [_join(parts, {**current, i: c}) for c in cands]
