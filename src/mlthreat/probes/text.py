@@ -119,7 +119,7 @@ class TextEvasion(Probe):
         probe = cls(**{"words": spec.words, "edits": spec.edits,
                        "queries": settings["per_point"] * 2, **fixed})
         return Prepared(probe, t.reader, data,
-                        Budget(queries=len(keep) * (probe.param("queries") + 1), seed=seed))
+                        Budget(queries=len(keep) * (probe.param("queries") + 2), seed=seed))
 
     def curves(self, m: Measurement) -> tuple[Curve, ...]:
         eps, rate = m.series.get("epsilon"), m.series.get("success_rate")
@@ -135,6 +135,8 @@ class TextEvasion(Probe):
             raise ProbeError("the misspelling attack needs the model's scores")
         results = [self.attack(model, text, int(c), data.protected, rng)
                    for text, c in zip(data.texts, data.start, strict=True)]
+        chance = float(np.mean([self.at_random(model, text, int(c), data.protected, rng)
+                                for text, c in zip(data.texts, data.start, strict=True)]))
         n = len(results)
         changed = np.array([r[0] if r[0] is not None else np.inf for r in results])
         flipped = np.isfinite(changed)
@@ -154,10 +156,10 @@ class TextEvasion(Probe):
                    f"{self.param('words'):.0%} of the words, scores, ≤{self.param('queries')} "
                    f"queries per text): {rate:.0%} of {n} texts change the decision"
                    + (f", median {median:g} word(s) changed" if flipped.any() else "")
-                   + example)
+                   + f" (misspelling as many words at random: {chance:.0%})" + example)
         return Measurement(
             "success_rate", rate, (low, high), rate >= SUCCESS_RATE, summary, curve,
-            {"norm": "words", "points": n, "median_words": median,
+            {"norm": "words", "points": n, "median_words": median, "at_random": chance,
              "median_queries": float(np.median(queries)) if queries else float("nan"),
              "misspelt": [list(r[1]) for r in results if r[0] is not None][:5],
              "warnings": few_points(n, data.asked)})
@@ -200,6 +202,24 @@ class TextEvasion(Probe):
                 if margin < 0:
                     return len(current), (text, _join(parts, current)), used
         return None, (text, _join(parts, current)), used
+
+
+    def at_random(self, model: ModelAdapter, text: str, start: int, protected: frozenset[str],
+                  rng: np.random.Generator) -> bool:
+        """The baseline, one query: as many words as the attack may change, chosen at random
+        and misspelt with one random edit each; does the decision change?"""
+        parts, words = pieces(text)
+        editable = [i for i in words if parts[i].lower() not in protected and len(parts[i]) >= 2]
+        limit = max(1, int(np.floor(float(self.param("words")) * len(words) + 1e-9)))
+        if not editable:
+            return False
+        chosen = rng.choice(editable, size=min(limit, len(editable)), replace=False)
+        changed = {}
+        for i in chosen:
+            cands = misspellings(parts[int(i)], rng)
+            if cands:
+                changed[int(i)] = cands[int(rng.integers(len(cands)))]
+        return bool(_margin(model, [_join(parts, changed)], start)[0] < 0)
 
 
 def _join(parts: list[str], changed: dict[int, str]) -> str:
