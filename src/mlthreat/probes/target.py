@@ -157,15 +157,9 @@ def _prepare_images(pipeline: Pipeline, comp: Component, trust: bool) -> Target:
     from mlthreat.probes.images import image_model, load_images, load_mask
     spec, images = comp.probe, comp.probe.images if comp.probe else None
     assert spec is not None and images is not None
-    ignored = [name for name, given in (("constraints", spec.constraints.immutable or
-                                          spec.constraints.bounds or spec.constraints.integer),
-                                         ("trigger", spec.trigger), ("drop", spec.drop),
-                                         ("endpoint", spec.endpoint)) if given]
-    if ignored:
-        raise InputError(f"{', '.join(ignored)}: not for images (the pixels' range and "
-                         "images.mask say what an attacker may change; the backdoor is a patch; "
-                         "an HTTP endpoint taking images is not supported yet: probe the model "
-                         "file)")
+    _refuse_table_entries(spec, "images", "the pixels' range and images.mask say what an "
+                          "attacker may change; the backdoor is a patch; an HTTP endpoint taking "
+                          "images is not supported yet: probe the model file")
     pixels, y, classes = load_images(pipeline.base_dir / spec.data, images)
     x = pixels.reshape(len(pixels), -1)
     train, test = _split(y, spec, "images")
@@ -199,16 +193,10 @@ def _prepare_text(pipeline: Pipeline, comp: Component, trust: bool) -> Target:
     spec = comp.probe
     assert spec is not None and spec.text is not None
     assert spec.target is not None and spec.positive is not None
-    ignored = [name for name, given in (("constraints", spec.constraints.immutable or
-                                          spec.constraints.bounds or spec.constraints.integer),
-                                         ("trigger", spec.trigger), ("drop", spec.drop),
-                                         ("endpoint", spec.endpoint), ("module", spec.module),
-                                         ("train", spec.train)) if given]
-    if ignored:
-        raise InputError(f"{', '.join(ignored)}: not for text (text.protected and text.words "
-                         "say what an attacker may change; retraining refits the Pipeline's "
-                         "classifier on its vectoriser's features; an HTTP endpoint taking text "
-                         "is not supported yet: probe the model file)")
+    _refuse_table_entries(spec, "text", "text.protected and text.words say what an attacker "
+                          "may change; retraining refits the Pipeline's classifier on its "
+                          "vectoriser's features; an HTTP endpoint taking text is not supported "
+                          "yet: probe the model file", module=True, train=True)
     data = load_texts(pipeline.base_dir / spec.data, spec.text, spec.target, spec.positive)
     train, test = _split(data.y, spec, "texts", f" by {spec.target!r}")
     if not comp.artifacts.model:
@@ -227,6 +215,21 @@ def _prepare_text(pipeline: Pipeline, comp: Component, trust: bool) -> Target:
     return Target(comp.id, spec, comp.artifacts.model[0], adapter, x, data.y, train, test,
                   constraints, fit, _goal(spec, data.values), None, (), data.texts,
                   TextAdapter(adapter, transform))
+
+
+def _refuse_table_entries(spec: ProbeSpec, kind: str, instead: str, module: bool = False,
+                          train: bool = False) -> None:
+    """Entries of the probe block that mean nothing for this kind of input are refused, with what
+    says it instead (a block written for a table and then given `images:` or `text:`)."""
+    entries: list[tuple[str, object]] = [
+        ("constraints", spec.constraints.immutable or spec.constraints.bounds or
+         spec.constraints.integer), ("trigger", spec.trigger), ("drop", spec.drop),
+        ("endpoint", spec.endpoint)]
+    entries += [("module", spec.module)] if module else []
+    entries += [("train", spec.train)] if train else []
+    ignored = [name for name, given in entries if given]
+    if ignored:
+        raise InputError(f"{', '.join(ignored)}: not for {kind} ({instead})")
 
 
 def _on_images(fit: Any, shape: tuple[int, int, int]) -> Any:
