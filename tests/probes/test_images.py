@@ -290,6 +290,59 @@ def test_an_onnx_image_model_answers_like_the_pytorch_one_it_was_exported_from(
     assert "gradients" not in onnx.capabilities and "scores" in onnx.capabilities
 
 
+def _scripted_example(tmp_path: Path, net: torch.nn.Module, keep_module: bool = False) -> Path:
+    folder = tmp_path / "example"
+    torch.jit.script(net).save(str(folder / "scripted.pt"))
+    text = (folder / "pipeline.yaml").read_text().replace("models/moderation.pt", "scripted.pt")
+    if not keep_module:
+        text = text.replace("      module: net.py:build", "      ")
+    (folder / "pipeline.yaml").write_text(text)
+    return folder / "pipeline.yaml"
+
+
+def test_a_torchscript_image_model_loads_only_when_trusted_and_answers_like_its_source(
+        tmp_path: Path) -> None:
+    """TorchScript is code (PyTorch's security policy): refused without --trust with what to do;
+    with it, the scanned program gives the original module's probabilities and its gradients.
+    A program whose code reaches the file system is refused whatever the user says; `module:`
+    beside a TorchScript archive is refused with what to change."""
+    t = _example_target(tmp_path)
+    net = t.adapter.module.inner          # type: ignore[attr-defined]
+    spec = _scripted_example(tmp_path, net)
+    pipeline = load_pipeline(spec, load_catalog())
+    comp = next(c for c in pipeline.spec.components if c.probe)
+    with pytest.raises(InputError, match="TorchScript program.*--trust"):
+        prepare(pipeline, comp, trust=False)
+    scripted = prepare(pipeline, comp, trust=True)
+    x = t.x[t.test][:50]
+    assert np.allclose(scripted.adapter.predict_proba(x), t.adapter.predict_proba(x), atol=1e-6)
+    assert "gradients" in scripted.capabilities
+    g = scripted.adapter.gradient(x, t.y[t.test][:50])         # type: ignore[attr-defined]
+    assert np.allclose(g, t.adapter.gradient(x, t.y[t.test][:50]),  # type: ignore[attr-defined]
+                       atol=1e-6)
+
+    class Leaks(torch.nn.Module):
+        def __init__(self, inner: torch.nn.Module) -> None:
+            super().__init__()
+            self.inner = inner
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            torch.save(x, "/tmp/leaked.pt")
+            return self.inner(x)
+    folder = tmp_path / "example"
+    torch.jit.script(Leaks(net)).save(str(folder / "scripted.pt"))
+    with pytest.raises(ModelError, match="scanner found"):
+        prepare(load_pipeline(spec, load_catalog()), comp, trust=True)
+
+    shutil.rmtree(folder)
+    _example_target(tmp_path)
+    pipeline = load_pipeline(_scripted_example(tmp_path, net, keep_module=True), load_catalog())
+    comp = next(c for c in pipeline.spec.components if c.probe)
+    assert comp.probe is not None and comp.probe.module == "net.py:build"
+    with pytest.raises(ModelError, match="TorchScript archive carries its own architecture"):
+        prepare(pipeline, comp, trust=True)
+
+
 def test_targeted_flipping_on_ten_classes_turns_the_class_the_model_finds_most_like_the_goal(
         tmp_path: Path) -> None:
     """Goal "3": the source class is the one whose training images get the highest mean

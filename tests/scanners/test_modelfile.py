@@ -90,6 +90,80 @@ def test_torch_full_module_pickle_is_allowed(tmp_path: Path) -> None:
     assert bad(scan_path(tmp_path / "module.pt")) == []
 
 
+class _Net:  # built lazily: torch is an optional extra
+    @staticmethod
+    def make(torch):  # type: ignore[no-untyped-def]
+        class Net(torch.nn.Module):
+            def __init__(self) -> None:
+                super().__init__()
+                self.conv = torch.nn.Conv2d(1, 2, 3)
+                self.out = torch.nn.Linear(2 * 4 * 4, 3)
+
+            def forward(self, x):  # type: ignore[no-untyped-def]
+                return self.out(torch.relu(self.conv(x)).flatten(1))
+        return Net()
+
+
+def _rewritten(source: Path, target: Path, replace: dict[str, bytes]) -> Path:
+    """A copy of a zip archive with some members' bytes replaced or added."""
+    with zipfile.ZipFile(source) as old, zipfile.ZipFile(target, "w") as new:
+        names = old.namelist()
+        for name in names:
+            new.writestr(name, replace.get(name, old.read(name)))
+        for name, data in replace.items():
+            if name not in names:
+                new.writestr(name, data)
+    return target
+
+
+def test_torchscript_archives_are_one_program_finding(tmp_path: Path) -> None:
+    """Scripted and traced models: their data.pkl names `__torch__.` classes that jit.load
+    resolves in the archive's own code/. The scanner finds exactly the classes torch compiled,
+    reports the archive once as a TorchScript program (low), and no per-class custom import."""
+    torch = pytest.importorskip("torch")
+    from mlthreat.scanners.modelfile import At, Budget, _torchscript
+    torch.jit.script(_Net.make(torch)).save(str(tmp_path / "scripted.pt"))
+    torch.jit.trace(_Net.make(torch), torch.zeros(1, 1, 6, 6)).save(str(tmp_path / "traced.pt"))
+    for name in ("scripted.pt", "traced.pt"):
+        findings = scan_path(tmp_path / name)
+        assert [(f.rule, f.severity) for f in findings] == [("MF-TORCHSCRIPT", "low")], findings
+        loaded = torch.jit.load(str(tmp_path / name))     # the oracle: torch's compiled types
+        compiled = {m._c._type().qualified_name() for m in loaded.modules()}
+        with zipfile.ZipFile(tmp_path / name) as archive:
+            own, _ = _torchscript(archive, archive.infolist(), name, "", At(0, Budget(60)))
+        assert compiled <= own and all(n.startswith("__torch__.") for n in own), (compiled, own)
+
+
+def test_torchscript_file_operators_and_forged_classes(tmp_path: Path) -> None:
+    torch = pytest.importorskip("torch")
+
+    class Reads(torch.nn.Module):
+        def forward(self, x):  # type: ignore[no-untyped-def]
+            torch.save(x, "/tmp/out.pt")
+            return x + torch.from_file("/etc/hostname", size=1, dtype=torch.uint8).sum()
+    torch.jit.script(Reads()).save(str(tmp_path / "reads.pt"))
+    findings = scan_path(tmp_path / "reads.pt")
+    files = [f for f in findings if f.rule == "MF-TORCHSCRIPT-FILE"]
+    assert {f.severity for f in files} == {"high"} and len(files) == 2
+    assert any("torch.save" in f.message for f in files)
+    assert any("torch.from_file" in f.message for f in files)
+    assert all("/code/__torch__" in f.member and f.member.endswith(".py") for f in files)
+
+    torch.jit.script(_Net.make(torch)).save(str(tmp_path / "net.pt"))
+    # a global the code does not define, and a class defined outside __torch__, stay custom;
+    # a payload in a TorchScript archive's data.pkl is still what it is
+    cases = {"undefined": (memo_stack_global("__torch__.nowhere", "Thing", "x"), {}),
+             "outside": (memo_stack_global("evilpkg", "Thing", "x"),
+                         {"net/code/evilpkg.py": b"class Thing(Module):\n  pass\n"}),
+             "payload": (memo_stack_global("os", "system", "touch x"), {})}
+    for case, (pkl, extra) in cases.items():
+        forged = _rewritten(tmp_path / "net.pt", tmp_path / f"{case}.pt",
+                            {"net/data.pkl": pkl, **extra})
+        rules = {f.rule for f in scan_path(forged)}
+        want = "MF-PICKLE-CODE_EXECUTION" if case == "payload" else "MF-PICKLE-CUSTOM"
+        assert want in rules, (case, rules)
+
+
 PAYLOADS = {
     "reduce os.system": lambda m: dumps(Payload(m)),
     "reduce eval": lambda m: dumps(EvalPayload(m)),

@@ -177,7 +177,8 @@ def _probe_options(p: argparse.ArgumentParser) -> None:
                         "the other in this process; the results do not depend on N (default: "
                         f"auto, the cores this process may use: {usable_cores()} here)")
     p.add_argument("--trust", action="store_true",
-                   help="load model formats the scanner cannot look inside (never a flagged file)")
+                   help="load model formats the scanner cannot look inside, and TorchScript "
+                        "programs (code, by PyTorch's own policy); never a flagged file")
     _scheduler_option(p, "the probes and their retrainings")
 
 

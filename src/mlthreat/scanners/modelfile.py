@@ -67,10 +67,12 @@ LZ4_MAGIC = b"\x04\x22\x4d\x18"   # an lz4 frame: joblib.load decompresses it wh
 
 @dataclass(frozen=True)
 class At:
-    """Where a scan is inside one top-level file: its nesting depth and the file's one budget."""
+    """Where a scan is inside one top-level file: its nesting depth, the file's one budget, and
+    the classes a TorchScript archive being read defines in its own code (`own`)."""
 
     depth: int
     budget: Budget
+    own: frozenset[str] = frozenset()
 
     def deeper(self) -> At:
         return At(self.depth + 1, self.budget)
@@ -262,12 +264,15 @@ def _unique(found: list[ScanFinding]) -> list[ScanFinding]:
 
 
 # ---------------------------------------------------------------------- pickles
-def _pickle_findings(result: Result, file: str, member: str) -> list[ScanFinding]:
+def _pickle_findings(result: Result, file: str, member: str,
+                     own: frozenset[str] = frozenset()) -> list[ScanFinding]:
     out = []
     called = {(h.dotted, h.member) for h in result.bad() if h.called}
     for hit in result.bad():
         if not hit.called and (hit.dotted, hit.member) in called:
             continue   # the call below says it, with the import
+        if hit.verdict == "custom" and hit.dotted in own:
+            continue   # a class of the archive's own TorchScript code: MF-TORCHSCRIPT says it
         out.append(finding(file, SEVERITY[hit.verdict], f"MF-PICKLE-{hit.verdict.upper()}",
                            _hit_message(hit, result), hit.offset, _member(member, hit)))
     for offset, what in result.problems:
@@ -304,11 +309,11 @@ def _pickle(data: Data, file: str, member: str, root: Path | None, name: str,
     # for it. Anything else (a text file, a data file, a .pth of site-packages whose first byte
     # is also an opcode) breaks the loader too: only what would run before that is reported.
     if data[:1] == b"\x80" or result.pickles > 0:
-        return _pickle_findings(result, file, member)
+        return _pickle_findings(result, file, member, at.own)
     result.found = {k: h for k, h in result.found.items() if SEVERITY.get(h.verdict) in
                     ("high", "critical")}
     result.problems = list(result.limits)
-    return _pickle_findings(result, file, member)
+    return _pickle_findings(result, file, member, at.own)
 
 
 def _pickle_also(data: Data, file: str, member: str, root: Path | None, name: str,
@@ -316,7 +321,7 @@ def _pickle_also(data: Data, file: str, member: str, root: Path | None, name: st
     """The same bytes read as a pickle beside another format: what that reading would run."""
     result = scan_pickle_bytes(data, budget=at.budget)
     result.problems = list(result.limits)
-    return _pickle_findings(result, file, member)
+    return _pickle_findings(result, file, member, at.own)
 
 
 # ---------------------------------------------------------------------- compressed (joblib)
@@ -450,9 +455,12 @@ def _zip(data: Data, file: str, member: str, root: Path | None, name: str,
     pickles = [i for i in infos if i.filename.endswith(".pkl")]
     rest = [i for i in infos if not i.filename.endswith(".pkl")]
     is_torch = any(PurePosixPath(i.filename).name == "data.pkl" for i in pickles)
+    own: frozenset[str] = frozenset()
     if is_torch:
         rest = [i for i in rest if PurePosixPath(i.filename).name in ("config.json",)
                 or "/code/" in i.filename]    # storages are raw bytes, never unpickled
+        own, script = _torchscript(archive, infos, file, member, at)
+        out += script
     todo = pickles + rest
     if len(todo) > MAX_MEMBERS:
         out.append(finding(file, "high", "MF-TOO-MANY", f"{len(todo)} members: only the first "
@@ -477,8 +485,10 @@ def _zip(data: Data, file: str, member: str, root: Path | None, name: str,
                 if not wanted:
                     continue
                 chunks = _read_rest(stream, head)
+                inner = At(at.depth + 1, at.budget, own) if leaf.endswith(".pkl") else \
+                    at.deeper()
                 with _collected(chunks, info.compress_size, at) as blob:
-                    out += scan_bytes(blob, file, where, root, leaf, at.deeper())
+                    out += scan_bytes(blob, file, where, root, leaf, inner)
         except _TooBig as exc:
             out.append(finding(file, "high", "MF-BOMB", f"member not scanned: {exc}; treat as "
                                "unsafe", member=where))
@@ -487,6 +497,59 @@ def _zip(data: Data, file: str, member: str, root: Path | None, name: str,
             out.append(finding(file, "high", "MF-UNPARSEABLE", f"member cannot be read ({exc}): "
                                "treat as unsafe", member=where))
     return out
+
+
+# TorchScript: torch.jit.load compiles the archive's code/ (a typed subset of Python that
+# imports nothing) and resolves data.pkl's `__torch__.` classes there, not by importing Python.
+# PyTorch's security policy still counts a TorchScript model as code from its provider, and
+# a few of its operators reach the file system (torch.save, torch.from_file; torchvision's
+# ops.image.read_file / write_file once torchvision is imported).
+_TS_CLASS = re.compile(r"^class\s+(\w+)\s*[(:]", re.M)
+_TS_FILE_OP = re.compile(r"\b(?:torch|ops\s*\.\s*aten)\s*\.\s*(save|from_file)\b|"
+                         r"\bops\s*\.\s*(?!aten\b|prim\b)\w+\s*\.\s*(\w*(?:file|save|load|"
+                         r"write|read|open|exec|system)\w*)\b")
+MAX_CODE = 64 * 1024**2        # bytes of TorchScript source read from one archive
+
+
+def _torchscript(archive: zipfile.ZipFile, infos: list[zipfile.ZipInfo], file: str,
+                 member: str, at: At) -> tuple[frozenset[str], list[ScanFinding]]:
+    """The `__torch__.` classes a PyTorch archive's code/ defines, and what that code is."""
+    own: set[str] = set()
+    calls: list[ScanFinding] = []
+    read = 0
+    for info in infos:
+        parts = PurePosixPath(info.filename).parts
+        if "code" not in parts[:2] or not info.filename.endswith(".py") or info.is_dir():
+            continue
+        read += info.file_size
+        if read > MAX_CODE or at.budget.over():
+            break     # the classes not read stay custom: reported, never assumed safe
+        try:
+            text = archive.read(info).decode("utf-8", "replace")
+        except (zipfile.BadZipFile, OSError, ValueError, RuntimeError, zlib.error, EOFError,
+                NotImplementedError, lzma.LZMAError, struct.error):
+            continue  # the member loop reports it as unreadable
+        module = ".".join(parts[parts.index("code") + 1:])[:-len(".py")]
+        if module.split(".")[0] == "__torch__":   # the only names jit.load resolves in code/
+            own.update(f"{module}.{name}" for name in _TS_CLASS.findall(text))
+        where = f"{member}/{info.filename}" if member else info.filename
+        for m in _TS_FILE_OP.finditer(text):
+            line = text.count("\n", 0, m.start()) + 1
+            shown = text.splitlines()[line - 1].strip()[:120]
+            calls.append(finding(file, "high", "MF-TORCHSCRIPT-FILE", f"the model's "
+                                 f"TorchScript code reaches the file system ({m.group(0)}, "
+                                 f"line {line}: {shown}): running the model reads or writes "
+                                 "files its provider chose", m.start(), where))
+    if not own:
+        return frozenset(), calls
+    names = sorted({n.rsplit(".", 1)[1] for n in own})
+    shown = ", ".join(names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
+    program = finding(file, "low", "MF-TORCHSCRIPT", f"a TorchScript program ({len(own)} "
+                      f"class(es) in its code/: {shown}): torch.jit.load compiles it and the "
+                      "model runs it when called; it imports no Python, but PyTorch's security "
+                      "policy treats it as code from its provider: load it only from a source "
+                      "you trust", member=member)
+    return frozenset(own), [program] + calls[:20]
 
 
 def _read_rest(stream: IO[bytes], head: bytes) -> Iterator[bytes]:
