@@ -186,8 +186,8 @@ def _small(folder: Path, model: object | None = None) -> None:
     ("      text: {column: message}\n", DataError, r"d\.csv: no column 'message' \(text\.column\)"),
     ("      text: {column: n}\n", DataError, r"column 'n' holds numbers, not text"),
     ("      text: {column: kind}\n", DataError, r"text\.column and target are both 'kind'"),
-    ("      text: {column: body}\n      endpoint: {url: 'http://127.0.0.1:9/'}\n", InputError,
-     r"pipeline\.yaml:\d+:\d+: probe block of api: endpoint: not for text"),
+    ("      text: {column: body}\n      endpoint: {url: 'http://127.0.0.1:9/', images: png}\n",
+     InputError, r"pipeline\.yaml:\d+:\d+: probe block of api: endpoint\.images: only for"),
 ])
 def test_bad_text_input_is_refused_with_where_and_what(tmp_path: Path, probe: str,
                                                        error: type[Exception], says: str) -> None:

@@ -74,7 +74,8 @@ class HttpAdapter(ModelAdapter):
         return np.argmax(two_columns(np.asarray(answers, dtype=float)), axis=1)
 
     def _answers(self, x: Any) -> list[Any]:
-        rows = np.asarray(x, dtype=float)
+        # numbers, unless an encoder takes the items as they are (texts)
+        rows = np.asarray(x) if self.encode is not None else np.asarray(x, dtype=float)
         out: list[Any] = []
         for i in range(0, len(rows), self.batch):
             chunk = rows[i:i + self.batch]

@@ -58,6 +58,11 @@ class ProbeEndpoint(Strict):
     batch: int = Field(default=64, ge=1, description="Rows per request.")
     rate: float | None = Field(default=None, gt=0, description="Requests per second at most.")
     headers: dict[str, str] = Field(default_factory=dict, description="e.g. an API key.")
+    images: Literal["chw", "hwc", "png"] = Field(
+        default="chw", description="How an image is sent when the probe block has `images:`: "
+        "nested lists channels-first (chw) or channels-last (hwc) in the data's pixel units, or "
+        "a base64 PNG (png: pixels mapped from images.range to 0-255 and rounded, as an upload "
+        "would be; 1, 3 or 4 channels).")
 
 
 class ProbeImages(Strict):

@@ -76,7 +76,7 @@ def attempt(kind: str, target: Target, settings: dict[str, int], jobs: int, seed
     capability the probe requires and the target lacks, or a ProbeError of the run itself."""
     for capability, why in RUNS[kind].probe.requires.items():
         if capability not in target.capabilities:
-            return why
+            return target.no_retraining(why) if capability == "retraining" else why
     try:
         return _one(kind, target, settings, jobs, seed)
     except ProbeError as exc:

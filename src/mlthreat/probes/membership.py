@@ -174,7 +174,7 @@ class MembershipInference(Probe):
                              "would need word-level noise, not measured yet (with scores, the "
                              "reference attack runs)")
         if attack == "reference" and t.fit is None:
-            raise ProbeError(cls.RETRAINING)
+            raise ProbeError(t.no_retraining(cls.RETRAINING))
         probe = cls(**{"attack": attack, "fit": t.fit, "jobs": jobs,
                        "references": settings["references"],
                        "noise_queries": 2 * settings["references"],

@@ -81,6 +81,15 @@ class Target:
         """The model reads text: rows of x are its vectoriser's features of `texts`."""
         return self.spec.text is not None
 
+    def no_retraining(self, why: str) -> str:
+        """Why a probe that retrains cannot run here: `why`, or for text (where `train:` is
+        not taken) what gives the retraining instead."""
+        if not self.text:
+            return why
+        return (f"{why.split(':')[0]}: on text, retraining refits the classifier of the team's "
+                "Pipeline on its vectoriser's features, which only the model file holds: probe "
+                "the file (artifacts.model, no endpoint:) to measure this")
+
     @property
     def trees(self) -> bool:
         """The model file is a tree ensemble the exact evasion probe reads."""
@@ -158,8 +167,8 @@ def _prepare_images(pipeline: Pipeline, comp: Component, trust: bool) -> Target:
     spec, images = comp.probe, comp.probe.images if comp.probe else None
     assert spec is not None and images is not None
     _refuse_table_entries(spec, "images", "the pixels' range and images.mask say what an "
-                          "attacker may change; the backdoor is a patch; an HTTP endpoint taking "
-                          "images is not supported yet: probe the model file")
+                          "attacker may change; the backdoor is a patch", endpoint=False)
+    _refuse_endpoint_entries(spec, "images")
     pixels, y, classes = load_images(pipeline.base_dir / spec.data, images)
     x = pixels.reshape(len(pixels), -1)
     train, test = _split(y, spec, "images")
@@ -171,36 +180,57 @@ def _prepare_images(pipeline: Pipeline, comp: Component, trust: bool) -> Target:
     constraints = Constraints(columns, frozenset(c for c, m in zip(columns, movable,
                                                                    strict=True) if not m),
                               dict.fromkeys(columns, (low, high)))
-    if not comp.artifacts.model:
-        raise InputError(f"{comp.id}: a probe block on images needs the model in "
-                         "artifacts.model")
-    path = pipeline.base_dir / comp.artifacts.model[0]
-    base = image_model(path, spec, pipeline.base_dir, trust)
-    fits_rows_of(base, x, path, spec.data)
+    base = None
+    if spec.endpoint is None:
+        if not comp.artifacts.model:
+            raise InputError(f"{comp.id}: a probe block on images needs the model in "
+                             "artifacts.model (or an endpoint)")
+        path = pipeline.base_dir / comp.artifacts.model[0]
+        base = image_model(path, spec, pipeline.base_dir, trust)
+        fits_rows_of(base, x, path, spec.data)
     fit = _fit(pipeline, spec, None)
     if fit is not None:
         fit = _on_images(fit, images.shape)
         fit = sharing_clean(fit, x[train], y[train])
-    adapter = _view(base, spec, constraints)
-    return Target(comp.id, spec, comp.artifacts.model[0], adapter, x, y, train, test, constraints,
+    adapter = _view(base, spec, constraints, image_items(images, spec.endpoint.images)
+                    if spec.endpoint else None)
+    artifact = spec.endpoint.url if spec.endpoint else comp.artifacts.model[0]
+    return Target(comp.id, spec, artifact, adapter, x, y, train, test, constraints,
                   fit, _class_goal(spec, classes), None, classes)
 
 
 def _prepare_text(pipeline: Pipeline, comp: Component, trust: bool) -> Target:
     """A component whose model reads text, ready for probing (`probes.text`'s docstring: the
     vectoriser's features for the probes that work on rows, the texts for evasion)."""
-    from mlthreat.probes.textdata import TextAdapter, load_texts, text_features
+    from mlthreat.probes.textdata import (
+        TextAdapter,
+        TextRowsAdapter,
+        load_texts,
+        own_features,
+        text_features,
+    )
     spec = comp.probe
     assert spec is not None and spec.text is not None
     assert spec.target is not None and spec.positive is not None
     _refuse_table_entries(spec, "text", "text.protected and text.words say what an attacker "
                           "may change; retraining refits the Pipeline's classifier on its "
-                          "vectoriser's features; an HTTP endpoint taking text is not supported "
-                          "yet: probe the model file", module=True, train=True)
+                          "vectoriser's features", module=True, train=True, endpoint=False)
+    _refuse_endpoint_entries(spec, "text")
     data = load_texts(pipeline.base_dir / spec.data, spec.text, spec.target, spec.positive)
     train, test = _split(data.y, spec, "texts", f" by {spec.target!r}")
+    if spec.endpoint is not None:
+        # the vectoriser is behind the URL: the probes that work on rows get the attacker's
+        # own features of the texts, each row answered by sending its text
+        own, names = own_features(data.texts, [data.texts[i] for i in train])
+        x = own(data.texts)
+        constraints = Constraints(names, frozenset(names))
+        reader = _view(None, spec, constraints, items=lambda texts: [str(t) for t in texts])
+        return Target(comp.id, spec, spec.endpoint.url, TextRowsAdapter(reader, x, data.texts),
+                      x, data.y, train, test, constraints, None, _goal(spec, data.values),
+                      None, (), data.texts, reader)
     if not comp.artifacts.model:
-        raise InputError(f"{comp.id}: a probe block on text needs the model in artifacts.model")
+        raise InputError(f"{comp.id}: a probe block on text needs the model in artifacts.model "
+                         "(or an endpoint)")
     path = pipeline.base_dir / comp.artifacts.model[0]
     model = load_model(path, trust=trust)
     transform, classifier, names = text_features(model, data.texts, path, spec.data)
@@ -218,18 +248,68 @@ def _prepare_text(pipeline: Pipeline, comp: Component, trust: bool) -> Target:
 
 
 def _refuse_table_entries(spec: ProbeSpec, kind: str, instead: str, module: bool = False,
-                          train: bool = False) -> None:
+                          train: bool = False, endpoint: bool = True) -> None:
     """Entries of the probe block that mean nothing for this kind of input are refused, with what
     says it instead (a block written for a table and then given `images:` or `text:`)."""
     entries: list[tuple[str, object]] = [
         ("constraints", spec.constraints.immutable or spec.constraints.bounds or
-         spec.constraints.integer), ("trigger", spec.trigger), ("drop", spec.drop),
-        ("endpoint", spec.endpoint)]
+         spec.constraints.integer), ("trigger", spec.trigger), ("drop", spec.drop)]
+    entries += [("endpoint", spec.endpoint)] if endpoint else []
     entries += [("module", spec.module)] if module else []
     entries += [("train", spec.train)] if train else []
     ignored = [name for name, given in entries if given]
     if ignored:
         raise InputError(f"{', '.join(ignored)}: not for {kind} ({instead})")
+
+
+def _refuse_endpoint_entries(spec: ProbeSpec, kind: str) -> None:
+    """An endpoint for images or text: the model file and the table's record encoding are not
+    used, so saying them is a mistake to point out (the model is behind the URL)."""
+    e = spec.endpoint
+    if e is None:
+        return
+    if "records" in e.model_fields_set:
+        raise InputError(f"endpoint.records: not for {kind} (each item sent is "
+                         f"{'an image, as endpoint.images says' if kind == 'images' else 'a text'})")
+    if kind != "images" and "images" in e.model_fields_set:
+        raise InputError("endpoint.images: only for a probe block with images:")
+    if spec.module:
+        raise InputError("module: not with an endpoint (the model is behind the URL; module: "
+                         "is the architecture a state dict in artifacts.model loads into)")
+
+
+def image_items(images: Any, encoding: str) -> Callable[[np.ndarray], list[Any]]:
+    """Rows of pixels (channel, row, column order) as the items an image endpoint takes."""
+    c, h, w = images.shape
+    low, high = images.range
+    if encoding == "png":
+        if c not in (1, 3, 4):
+            raise InputError(f"endpoint.images: png holds 1, 3 or 4 channels; these images have "
+                             f"{c}: send them as chw or hwc lists")
+        try:
+            from PIL import Image
+        except ImportError as exc:
+            raise InputError("endpoint.images: png needs Pillow: pip install pillow (mlthreat's "
+                             "images extra)") from exc
+
+    def items(rows: np.ndarray) -> list[Any]:
+        cube = np.asarray(rows, dtype=float).reshape(-1, c, h, w)
+        if encoding == "chw":
+            return list(cube.tolist())
+        if encoding == "hwc":
+            return list(cube.transpose(0, 2, 3, 1).tolist())
+        import base64
+        import io
+        levels = np.clip(np.rint((cube - low) / (high - low) * 255), 0, 255).astype(np.uint8)
+        out = []
+        for image in levels:
+            picture = Image.fromarray(image[0] if c == 1 else image.transpose(1, 2, 0),
+                                      {1: "L", 3: "RGB", 4: "RGBA"}[c])
+            buffer = io.BytesIO()
+            picture.save(buffer, format="PNG")
+            out.append(base64.b64encode(buffer.getvalue()).decode("ascii"))
+        return out
+    return items
 
 
 def _on_images(fit: Any, shape: tuple[int, int, int]) -> Any:
@@ -355,15 +435,16 @@ def _split(y: np.ndarray, spec: ProbeSpec, rows: str, by: str = ""
     return train, test
 
 
-def _view(view: ModelAdapter | None, spec: ProbeSpec, constraints: Constraints
-          ) -> ModelAdapter:
+def _view(view: ModelAdapter | None, spec: ProbeSpec, constraints: Constraints,
+          items: Callable[[np.ndarray], list[Any]] | None = None) -> ModelAdapter:
     """The model (its adapter; None for an endpoint) as the interface shows it to an
-    attacker."""
+    attacker. `items`: how an endpoint for images or text takes its inputs."""
     if spec.endpoint is not None:
         e = spec.endpoint
+        encode = items or (constraints.records if e.records else None)
         return HttpAdapter(e.url, e.request, e.response,
                            "label" if spec.output == "label" else "probabilities", e.batch,
-                           e.rate, e.headers, constraints.records if e.records else None)
+                           e.rate, e.headers, encode)
     assert view is not None         # no endpoint: the model file was loaded
     if spec.output == "rounded":
         return RoundedAdapter(view, 2)

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from mlthreat.adapters.interface import ModelAdapter
-from mlthreat.errors import DataError, ModelError, brief
+from mlthreat.errors import DataError, ModelError, ProbeError, brief
 from mlthreat.probes.data import binary_target, read_frame
 
 if TYPE_CHECKING:
@@ -105,6 +105,54 @@ class TextAdapter(ModelAdapter):
 
     def _labels(self, x: Any) -> Any:
         return self.view._labels(self.transform(x))
+
+
+def own_features(texts: Sequence[str], fit_on: Sequence[str]
+                 ) -> tuple[Callable[[Sequence[str]], np.ndarray], tuple[str, ...]]:
+    """An attacker's own features of texts, for a model behind an endpoint whose vectoriser
+    nobody here holds: TF-IDF (sublinear, words seen in two texts or more, at most
+    MAX_CELLS / texts columns) fitted on the attacker's texts."""
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    width = max(1, min(20_000, MAX_CELLS // max(1, len(texts))))
+    vectoriser = TfidfVectorizer(sublinear_tf=True, min_df=2, max_features=width)
+    try:
+        vectoriser.fit(list(fit_on))
+    except ValueError:           # too few words for min_df=2: every word counts
+        vectoriser = TfidfVectorizer(sublinear_tf=True, max_features=width).fit(list(fit_on))
+
+    def transform(rows: Sequence[str]) -> np.ndarray:
+        return np.asarray(vectoriser.transform(list(rows)).toarray(), dtype=float)
+    return transform, tuple(str(n) for n in vectoriser.get_feature_names_out())
+
+
+class TextRowsAdapter(ModelAdapter):
+    """Rows that stand for texts (the attacker's own features of them, `own_features`), each
+    answered by sending its text to `reader` (an endpoint that reads texts). A row that stands
+    for no text cannot be sent: the probe that made it up gets a ProbeError saying so."""
+
+    def __init__(self, reader: ModelAdapter, rows: np.ndarray, texts: Sequence[str]) -> None:
+        super().__init__()
+        self.reader, self.texts = reader, tuple(texts)
+        self.index = {np.ascontiguousarray(r, dtype=float).tobytes(): i
+                      for i, r in enumerate(rows)}
+        self.capabilities = reader.capabilities
+
+    def _texts(self, x: Any) -> list[str]:
+        out = []
+        for row in np.ascontiguousarray(np.atleast_2d(x), dtype=float):
+            i = self.index.get(row.tobytes())
+            if i is None:
+                raise ProbeError("this probe sends feature rows that stand for no text, and a "
+                                 "text endpoint reads texts only; probe the model file (the "
+                                 "vectoriser and classifier Pipeline) for it")
+            out.append(self.texts[i])
+        return out
+
+    def _proba(self, x: Any) -> Any:
+        return self.reader._proba(self._texts(x))
+
+    def _labels(self, x: Any) -> Any:
+        return self.reader._labels(self._texts(x))
 
 
 def pieces(text: str) -> tuple[list[str], list[int]]:
