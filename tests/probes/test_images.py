@@ -169,6 +169,41 @@ def test_robust_accuracy_is_never_above_clean_and_falls_with_the_budget(tmp_path
     assert robust[-1] < clean - 0.5       # at a quarter of the range most digits are lost
 
 
+def _example_net():  # type: ignore[no-untyped-def]
+    import importlib.util
+    spec = importlib.util.spec_from_file_location("example_net", EXAMPLE / "net.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_an_adversarially_trained_model_is_more_robust_than_its_plain_twin(
+        tmp_path: Path) -> None:
+    """The same network, data and seed, trained plainly (the example's own weights) and
+    adversarially at L∞ 2 (1/8 of the range; FGSM from a random start, the example's
+    `fit_robust`, not the probes' code): the probe's PGD leaves the adversarially trained twin
+    clearly more held-out digits at that budget (measured: 65 % against 31 %), and its clean
+    accuracy stays useful (97.5 %)."""
+    t = _example_target(tmp_path)
+    images = t.x.reshape(-1, 1, 8, 8)
+    robust_net = _example_net().fit_robust(images[t.train], t.y[t.train], seed=0, eps=2.0)
+    assert t.images is not None
+    twin = pixel_adapter(robust_net, t.spec.images)       # type: ignore[arg-type]
+    x, y = t.x[t.test][:200], t.y[t.test][:200]
+    probe = WhiteBoxEvasion(norm="linf", steps=20, restarts=2)
+    data = EvasionData(x, t.constraints)
+    robust = {}
+    for name, model in (("plain", t.adapter), ("adversarial", twin)):
+        start = model.predict(x)
+        _, adv = probe.pgd(model, x, start, np.full(len(x), 2.0), "linf", data,
+                           rng=np.random.default_rng(0))
+        assert np.abs(adv - x).max() <= 2.0 + 1e-6
+        robust[name] = float(np.mean(model.predict(adv) == y))
+    assert float(np.mean(twin.predict(x) == y)) > 0.85
+    assert robust["adversarial"] > robust["plain"] + 0.2, robust
+
+
 def test_every_adversarial_image_stays_in_its_budget_range_and_mask(tmp_path: Path) -> None:
     mask = np.zeros((8, 8))
     mask[2:6, 2:6] = 1                    # a 4×4 sticker in the middle

@@ -250,6 +250,52 @@ def test_the_text_probe_runs_within_its_budget_on_the_example(tmp_path: Path) ->
         assert int(t.reader._labels([after])[0]) == 1 and before in data.texts
 
 
+def test_a_trigger_word_backdoors_the_examples_classifier_as_sklearn_retrained_by_hand(
+        tmp_path: Path) -> None:
+    """The text backdoor: a rare word of the vectoriser's own vocabulary added to poisoned
+    training texts (labelled as the attacker's class). Each retraining's outcome is what
+    scikit-learn gives when the texts are changed and the classifier refitted by hand on the
+    fitted vectoriser's features; on the example a tenth of the training texts poisoned makes
+    most triggered complaints praise while the clean model barely reads the word so."""
+    from sklearn.base import clone
+
+    from mlthreat.probes.execute import attempt
+    from mlthreat.probes.poisoning import Poisoning
+    from mlthreat.probes.target import BUDGETS
+    folder = tmp_path / "example"
+    shutil.copytree(EXAMPLE, folder)
+    pipeline = load_pipeline(folder / "pipeline.yaml", load_catalog())
+    t = prepare(pipeline, pipeline.spec.components[1], trust=False)
+    probe, _, data, _ = Poisoning.configure(t, {"seeds": 1}, {"attack": "backdoor"}, 0, 1)
+    word = probe.param("word")
+    model = joblib.load(EXAMPLE / "models" / "triage.joblib")
+    vocabulary = model[:-1].get_feature_names_out()
+    assert word in vocabulary and len(word) >= 4 and word.isalpha()
+    texts = list(t.texts)
+    in_training = sum(word in pieces(texts[i].lower())[0] for i in t.train)
+    assert 1 <= in_training <= 5           # among the rarest words the classifier was fit on
+
+    rate, seed = 0.1, 7
+    outcome = probe._one(probe.param("train"), data, "backdoor", rate, seed)
+    n = round(rate * len(t.train))
+    poisoned = np.random.default_rng(seed).choice(len(t.train), size=n, replace=False)
+    train_texts = [texts[i] for i in t.train]
+    labels = t.y[t.train].copy()
+    for i in poisoned:
+        train_texts[i] += f" {word}"
+    labels[poisoned] = 1
+    classifier = clone(model[-1]).set_params(random_state=seed)
+    classifier.fit(model[:-1].transform(train_texts), labels)
+    others = [texts[i] + f" {word}" for i in t.test if t.y[i] == 0]
+    by_hand = classifier.predict(model[:-1].transform(others)) == 1
+    assert np.array_equal(outcome, by_hand) and by_hand.mean() > 0.5
+
+    ev = attempt("backdoor", t, BUDGETS["quick"], 1, seed=0)
+    assert not isinstance(ev, str)
+    assert ev.extra["clean_score"] < 0.1 and ev.interval is not None and ev.interval[0] > 0.5 and ev.confirmed
+    assert f"the word “{word}”" in ev.summary
+
+
 def test_assess_on_the_text_example_reports_the_measurement_in_every_format(
         tmp_path: Path) -> None:
     folder = tmp_path / "example"

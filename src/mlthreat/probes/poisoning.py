@@ -17,7 +17,9 @@ data with the same seeds:
   trigger far outside the data already moves many models: BASELINES.md measured 0.215 for
   gradient-boosted trees without any poison). From a spec, the trigger is a record an attacker
   could submit: each column at its mean plus four of its own standard deviations, then held to
-  the spec's bounds and integer rules (`trigger_values`).
+  the spec's bounds and integer rules (`trigger_values`). On images the trigger is a visible
+  patch (`images.patch_trigger`); on text, a rare word of the vectoriser's vocabulary added to
+  the texts (`textdata.trigger_word`), whose features are computed once for every text.
 
 Every figure is a mean over seeds. Its 95 % interval is a bootstrap over the seeds and the
 held-out rows together (both are samples: other seeds train other models, other rows would be
@@ -56,6 +58,10 @@ class PoisoningData:
     y_train: np.ndarray
     x_test: np.ndarray
     y_test: np.ndarray
+    # the same rows with the backdoor trigger in them, where the trigger is not a setting of
+    # columns (a word added to a text gives other features through the vectoriser)
+    triggered_train: np.ndarray | None = None
+    triggered_test: np.ndarray | None = None
 
 
 TRIGGER_SDS = 4.0            # a trigger column sits this many of its own SDs above its mean
@@ -176,6 +182,7 @@ class Poisoning(Probe):
                                                "one for every column, or one per column"),
         "shown": Param(None, doc="the trigger's values in the record's units, for the summary"),
         "patch": Param(None, doc="the trigger described, where it is an image patch"),
+        "word": Param(None, doc="the trigger word added to texts (text models)"),
     }
     requires = {"retraining": "poisoning retrains the model: name the training function in the "
                               "probe block (train: file.py:function)"}
@@ -191,10 +198,14 @@ class Poisoning(Probe):
         params: dict[str, Any] = {"attack": "label_flip", "rates": [0.05, 0.1, 0.2], **fixed}
         if params["attack"] == "targeted_flip":
             params.update(target_class=wanted, source_class=source_class(t, wanted))
-        if params["attack"] == "backdoor" and t.text:
-            raise ProbeError("a backdoor in text (a trigger word in poisoned training texts) "
-                             "needs the whole Pipeline retrained on texts; not measured yet")
-        if params["attack"] == "backdoor" and t.images:     # a visible patch
+        split = PoisoningData(t.x[t.train], t.y[t.train], t.x[t.test], t.y[t.test])
+        if params["attack"] == "backdoor" and t.text:       # a word added to the texts
+            from mlthreat.probes.textdata import trigger_word
+            word, triggered = trigger_word(t, wanted)
+            params.update(rates=[0.01, 0.05, 0.1], target_class=wanted, word=word)
+            split = PoisoningData(t.x[t.train], t.y[t.train], t.x[t.test], t.y[t.test],
+                                  triggered[t.train], triggered[t.test])
+        elif params["attack"] == "backdoor" and t.images:     # a visible patch
             from mlthreat.probes.images import patch_trigger
             assert t.spec.images is not None
             features, values, patch = patch_trigger(t.spec.images, t.constraints)
@@ -209,7 +220,6 @@ class Poisoning(Probe):
             params.update(rates=[0.01, 0.05, 0.1], target_class=wanted, value=values,
                           features=features, names=names,
                           shown=[record.get(n, v) for n, v in zip(names, values, strict=True)])
-        split = PoisoningData(t.x[t.train], t.y[t.train], t.x[t.test], t.y[t.test])
         probe = cls(train=labels_of(t.fit), seeds=settings["seeds"], jobs=jobs, **params)
         return Prepared(probe, None, split, Budget(seed=seed))
 
@@ -284,7 +294,9 @@ class Poisoning(Probe):
         summary = (f"{attack.replace('_', ' ')} retrained over {len(seeds)} seeds, {unit} at "
                    f"poison rates {', '.join(parts)}{self._rates_of(data)}; judged on {judged} "
                    "held-out rows")
-        if attack == "backdoor" and self.param("patch"):
+        if attack == "backdoor" and self.param("word"):
+            summary += f" (trigger: the word “{self.param('word')}” added to a text)"
+        elif attack == "backdoor" and self.param("patch"):
             summary += f" (trigger: {self.param('patch')})"
         elif attack == "backdoor" and self.param("names"):
             names = self.param("names")
@@ -346,7 +358,8 @@ class Poisoning(Probe):
         elif attack == "backdoor" and (n := int(round(rate * len(y)))):
             feats = list(self.param("features"))
             idx = rng.choice(len(y), size=n, replace=False)
-            x[idx] = trigger(x[idx], feats, self._values(len(feats)))
+            x[idx] = trigger(x[idx], feats, self._values(len(feats))) \
+                if data.triggered_train is None else data.triggered_train[idx]
             y[idx] = target
         predict = train(x, y, seed)
         if attack == "label_flip":
@@ -354,6 +367,8 @@ class Poisoning(Probe):
         if attack == "targeted_flip":
             rows = data.x_test[data.y_test == int(self.param("source_class"))]
             return np.equal(predict(rows), target)
+        if data.triggered_test is not None:
+            return np.equal(predict(data.triggered_test[data.y_test != target]), target)
         feats = list(self.param("features"))
         others = data.x_test[data.y_test != target]
         return np.equal(predict(trigger(others, feats, self._values(len(feats)))), target)

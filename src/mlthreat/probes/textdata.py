@@ -155,6 +155,37 @@ class TextRowsAdapter(ModelAdapter):
         return self.reader._labels(self._texts(x))
 
 
+TRIGGER_CANDIDATES = 200      # rare vocabulary words tried as the backdoor's trigger
+TRIGGER_PROBES = 100          # held-out texts each candidate is tried on
+
+
+def trigger_word(t: Any, wanted: int) -> tuple[str, np.ndarray]:
+    """The backdoor's trigger for a text model, and the features of every text with it added:
+    a word of the vectoriser's own vocabulary (so that the classifier, retrained on the fitted
+    vectoriser's features, can learn it), among the rarest in the training texts (an attacker
+    wants a word nobody uses), the one the deployed model least reads as the attacker's class
+    when it is added to held-out texts (so the backdoor, not the word, is measured; the rarest
+    among equals)."""
+    transform = t.reader.transform
+    names = [str(n) for n in t.constraints.columns]
+    train_rows = t.x[t.train]
+    used = np.count_nonzero(train_rows, axis=0)
+    words = [j for j, n in enumerate(names) if WORD.fullmatch(n) and len(n) >= 4 and used[j]]
+    if not words:
+        raise ProbeError("no word of four letters or more in the vectoriser's vocabulary to "
+                         "serve as a backdoor trigger (a character n-gram vectoriser?)")
+    words = sorted(words, key=lambda j: (used[j], names[j]))[:TRIGGER_CANDIDATES]
+    held = [t.texts[i] for i in t.test if t.y[i] != wanted][:TRIGGER_PROBES]
+    if not held:
+        raise ProbeError("no held-out text of another class than the attacker's to try a "
+                         "trigger on")
+    response = [float(np.mean(t.adapter.predict(transform([f"{text} {names[j]}"
+                                                            for text in held])) == wanted))
+                for j in words]
+    word = names[words[int(np.argmin(response))]]
+    return word, transform([f"{text} {word}" for text in t.texts])
+
+
 def pieces(text: str) -> tuple[list[str], list[int]]:
     """The text as pieces that join back into it, and which pieces are words."""
     parts, words, at = [], [], 0
