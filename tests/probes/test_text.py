@@ -114,6 +114,58 @@ def test_misspelling_a_linear_bag_of_words_needs_exactly_the_closed_form_number_
     assert checked >= 40            # most texts flip within their words
 
 
+def test_the_label_only_attack_needs_no_fewer_words_than_the_closed_form_and_each_it_keeps(
+        ) -> None:
+    """With labels only (the interface rounds to the decision): every change it reports flips
+    the model, uses at least the closed-form minimum of words (a misspelt made-up word leaves
+    the vocabulary, so the fewest words are the strongest ones towards the answer), stays within
+    the share of words and the edits, and is 1-minimal: putting back any one changed word brings
+    the decision back. It beats misspelling as many words at random, one query each."""
+    from mlthreat.adapters import RoundedAdapter
+    from mlthreat.probes.text import TextData
+    model, texts, _ = _linear_bag()
+    vec, clf = model[0], model[-1]
+    index, coef, bias = vec.vocabulary_, clf.coef_[0], float(clf.intercept_[0])
+    head = model[:-1]
+    reader = TextAdapter(RoundedAdapter(SklearnAdapter(clf), None),
+                         lambda rows: head.transform(list(rows)).toarray())
+    assert not reader.capabilities.scores
+    probe = TextEvasion(words=0.5, edits=2, queries=300)
+    rng = np.random.default_rng(0)
+    flipped = 0
+    for text in texts[:60]:
+        contrib = sorted((coef[index[w]] for w in text.split()), reverse=True)
+        logit = bias + sum(contrib)
+        start = int(logit > 0)
+        ordered = contrib if start == 1 else sorted(contrib)
+        need, z = None, logit
+        for k, c in enumerate(ordered, 1):
+            z -= c
+            if (z < 0) if start == 1 else (z > 0):
+                need = k
+                break
+        got, (before, after), used = probe.attack_labels(reader, text, start, frozenset(), rng)
+        assert used <= 300 and before == text
+        if got is None:
+            continue
+        flipped += 1
+        old, new = text.split(), after.split()
+        changed = [k for k, (a, b) in enumerate(zip(old, new, strict=True)) if a != b]
+        assert need is not None and got == len(changed) >= need
+        assert got <= max(1, int(0.5 * len(old)))
+        assert all(_distance(old[k], new[k]) <= 2 for k in changed)
+        assert int(model.predict([after])[0]) != start
+        for k in changed:                        # each kept change is needed
+            back = " ".join(old[j] if j == k else new[j] for j in range(len(old)))
+            assert int(model.predict([back])[0]) == start
+    assert flipped >= 20
+    starts = np.array([int(model.predict([t])[0]) for t in texts[:60]])
+    ev = probe.run(reader, TextData(tuple(texts[:60]), starts, frozenset()),
+                   Budget(queries=60 * 310, seed=0))
+    assert ev.extra["method"] == "labels" and "labels only" in ev.summary
+    assert ev.value is not None and ev.value > ev.extra["at_random"] + 0.1
+
+
 def test_every_changed_word_stays_within_its_edits_and_protected_words_stay() -> None:
     rng = np.random.default_rng(1)
     texts = ["the service was great and the crew so kind", "awful delay and rude staff again",

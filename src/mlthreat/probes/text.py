@@ -9,7 +9,9 @@ What each probe sees of a text model:
   classifier on them with the vectoriser as fitted.
 - the feature-space evasion probes do not run: no text gives an arbitrary feature vector.
 - `evasion-text` changes the words themselves (`TextEvasion`): it sends texts, reads scores and
-  keeps every change a reader still reads as the same word.
+  keeps every change a reader still reads as the same word; where the interface returns labels
+  only, it tries random misspellings of as many words as allowed, restarting within the query
+  budget, and then undoes every change the decision does not need (`attack_labels`).
 """
 
 from __future__ import annotations
@@ -94,9 +96,7 @@ class TextEvasion(Probe):
         "queries": Param(200, 2, 1_000_000, doc="model calls per text"),
     }
     requires = {"text": "misspelling words needs a model that reads text; tables and images "
-                        "have the other evasion probes",
-                "scores": "the misspelling attack ranks words by the model's scores; with labels "
-                          "only it is not measured"}
+                        "have the other evasion probes"}
 
     @classmethod
     def configure(cls, target: Target, settings: dict[str, int], fixed: dict[str, Any],
@@ -131,9 +131,9 @@ class TextEvasion(Probe):
 
     def _measure(self, model: ModelAdapter, data: TextData, rng: np.random.Generator,
                  meter: Meter) -> Measurement:
-        if not model.capabilities.scores:
-            raise ProbeError("the misspelling attack needs the model's scores")
-        results = [self.attack(model, text, int(c), data.protected, rng)
+        scores = model.capabilities.scores
+        attack = self.attack if scores else self.attack_labels
+        results = [attack(model, text, int(c), data.protected, rng)
                    for text, c in zip(data.texts, data.start, strict=True)]
         chance = float(np.mean([self.at_random(model, text, int(c), data.protected, rng)
                                 for text, c in zip(data.texts, data.start, strict=True)]))
@@ -153,13 +153,15 @@ class TextEvasion(Probe):
                    if shown is not None else "")
         low, high = wilson(rate, n)
         summary = (f"misspellings (≤{self.param('edits')} letter edit(s) in ≤"
-                   f"{self.param('words'):.0%} of the words, scores, ≤{self.param('queries')} "
+                   f"{self.param('words'):.0%} of the words, "
+                   f"{'scores' if scores else 'labels only'}, ≤{self.param('queries')} "
                    f"queries per text): {rate:.0%} of {n} texts change the decision"
                    + (f", median {median:g} word(s) changed" if flipped.any() else "")
                    + f" (misspelling as many words at random: {chance:.0%})" + example)
         return Measurement(
             "success_rate", rate, (low, high), rate >= SUCCESS_RATE, summary, curve,
             {"norm": "words", "points": n, "median_words": median, "at_random": chance,
+             "method": "scores" if scores else "labels",
              "median_queries": float(np.median(queries)) if queries else float("nan"),
              "misspelt": [list(r[1]) for r in results if r[0] is not None][:5],
              "warnings": few_points(n, data.asked)})
@@ -204,6 +206,45 @@ class TextEvasion(Probe):
         return None, (text, _join(parts, current)), used
 
 
+    def attack_labels(self, model: ModelAdapter, text: str, start: int,
+                      protected: frozenset[str], rng: np.random.Generator
+                      ) -> tuple[int | None, tuple[str, str], int]:
+        """The decision-based attack, for an interface that returns labels only: as many words
+        as allowed, chosen at random, each given `edits` random misspellings; one query; again
+        with other words and edits until the decision changes or the budget is spent. Then each
+        changed word, in random order, is put back if the decision stays changed without it (one
+        query each; the first pass is kept back from the budget), pass after pass until none goes
+        back, so that every word reported is one the change needs (while the budget lasts)."""
+        parts, words = pieces(text)
+        editable = [i for i in words if parts[i].lower() not in protected and len(parts[i]) >= 2]
+        limit = max(1, int(np.floor(float(self.param("words")) * len(words) + 1e-9)))
+        budget, edits = int(self.param("queries")), int(self.param("edits"))
+        if not editable:
+            return None, (text, text), 0
+        used, size = 0, min(limit, len(editable))
+        while used + size <= budget:      # a try, and the queries its undoing may take
+            chosen = rng.choice(editable, size=size, replace=False)
+            changed = {int(i): w for i in chosen if (w := _typed(parts[int(i)], edits, rng))}
+            if not changed:
+                break                           # no word here can be misspelt
+            used += 1
+            if int(model.predict([_join(parts, changed)])[0]) == start:
+                continue
+            first, smaller = True, True
+            while smaller and len(changed) > 1 and (first or used < budget):
+                # again after a word went back: a word's change can matter again once another
+                # is undone (words pull both ways), so a pass that undoes nothing ends it
+                first, smaller = False, False
+                for i in [int(k) for k in rng.permutation(list(changed))]:
+                    if len(changed) == 1 or used >= budget:
+                        break
+                    without = {k: v for k, v in changed.items() if k != i}
+                    used += 1
+                    if int(model.predict([_join(parts, without)])[0]) != start:
+                        changed, smaller = without, True
+            return len(changed), (text, _join(parts, changed)), used
+        return None, (text, text), used
+
     def at_random(self, model: ModelAdapter, text: str, start: int, protected: frozenset[str],
                   rng: np.random.Generator) -> bool:
         """The baseline, one query: as many words as the attack may change, chosen at random
@@ -219,7 +260,19 @@ class TextEvasion(Probe):
             cands = misspellings(parts[int(i)], rng)
             if cands:
                 changed[int(i)] = cands[int(rng.integers(len(cands)))]
-        return bool(_margin(model, [_join(parts, changed)], start)[0] < 0)
+        return bool(int(model.predict([_join(parts, changed)])[0]) != start)
+
+
+def _typed(word: str, edits: int, rng: np.random.Generator) -> str | None:
+    """`word` after `edits` random misspellings in a row (never back to itself), or None when
+    it has none."""
+    current = word
+    for _ in range(edits):
+        cands = [c for c in misspellings(current, rng) if c != word]
+        if not cands:
+            break
+        current = cands[int(rng.integers(len(cands)))]
+    return current if current != word else None
 
 
 def _join(parts: list[str], changed: dict[int, str]) -> str:
