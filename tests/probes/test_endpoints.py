@@ -190,6 +190,21 @@ def test_entries_an_endpoint_for_images_or_text_does_not_use_are_refused(
         _target(tmp_path, example, endpoint, "api", drop_module)
 
 
+def test_a_tables_endpoint_takes_no_image_encoding(tmp_path: Path) -> None:
+    folder = tmp_path / "credit"
+    shutil.copytree(EXAMPLES / "credit-scoring", folder)
+    spec = folder / "pipeline.yaml"
+    anchor = "      goal: good                # what an applicant gaming the API wants"
+    text = spec.read_text()
+    assert anchor in text
+    spec.write_text(text.replace(anchor, "      endpoint: {url: 'http://127.0.0.1:9/', images: "
+                                         "png}\n" + anchor, 1))
+    pipeline = load_pipeline(spec, load_catalog())
+    comp = next(c for c in pipeline.spec.components if c.id == "scoring_api")
+    with pytest.raises(InputError, match=r"pipeline\.yaml:\d+:\d+: .*endpoint\.images: only"):
+        prepare(pipeline, comp, trust=False)
+
+
 def test_png_uploads_need_one_three_or_four_channels() -> None:
     from mlthreat.pipeline.spec import ProbeImages
     from mlthreat.probes.target import image_items

@@ -123,6 +123,9 @@ def _prepare(pipeline: Pipeline, comp: Component, trust: bool) -> Target:
     if spec.text is not None:
         return _prepare_text(pipeline, comp, trust)
     assert spec.target is not None and spec.positive is not None
+    if spec.endpoint is not None and "images" in spec.endpoint.model_fields_set:
+        raise InputError("endpoint.images: only for a probe block with images: (a table's rows "
+                         "are sent as records, or as number lists with records: false)")
     table = load_table(pipeline.base_dir / spec.data, spec.target, spec.positive,
                        tuple(spec.drop))
     train, test = _split(table.y, spec, "rows", f" by {spec.target!r}")
