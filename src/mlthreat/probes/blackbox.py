@@ -393,6 +393,9 @@ class BlackBoxEvasion(Probe):
                             "each, the smaller change kept per point)"),
         "queries": Param(200, 1, 1_000_000, doc="model calls per point"),
         "starts": Param(5, 1, 100, doc="starting points per point (decision)"),
+        "labels_attack": Param("pointwise", choices=("pointwise", "hopskip"),
+                               doc="the labels-only attack: pointwise refinement (tables) or "
+                                   "HopSkipJump (images)"),
         "step": Param(0.25, 1e-6, 100.0, doc="coordinate step (score)"),
         "epsilons": Param(list(EPSILONS), 0.0, 1e6, doc="budgets of the robustness curve"),
     }
@@ -409,6 +412,7 @@ class BlackBoxEvasion(Probe):
         if target.spec.images is not None:      # L2 budgets in pixel units
             from mlthreat.probes.images import image_epsilons
             params["epsilons"] = image_epsilons(target.spec.images, "l2")
+            params["labels_attack"] = "hopskip"
         probe = cls(**{**params, **fixed})
         return Prepared(probe, target.adapter, data,
                         Budget(queries=per_point * n + n, seed=seed))
@@ -462,6 +466,13 @@ class BlackBoxEvasion(Probe):
                   ) -> tuple[list[tuple[np.ndarray | None, int]], dict[str, Any]]:
         """The labels-only attack on every point, and what its first tiny moves showed."""
         pool = np.asarray(data.pool, dtype=float)
+        if self.param("labels_attack") == "hopskip":
+            from mlthreat.probes.hopskip import hopskip_attack
+            c = data.constraints
+            movable = np.array([0.0 if c is not None and n in c.immutable else 1.0
+                                for n in (c.columns if c is not None else range(x.shape[1]))])
+            return drive([hopskip_attack(p, pool, self._preference(data, p), movable, rng)
+                          for p in points], model), {}
         starts = int(self.param("starts"))
         trees: list[np.ndarray | None] = (self._tree_guesses(x, data, rng) if tree_copy
                                            else [None] * len(x))
