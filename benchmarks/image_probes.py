@@ -18,12 +18,22 @@ Second part, score-based black-box: the Square probe's attack against ART 1.20.1
 ours) on the images the model gets right, at 8/255 and 0.1 of the range and 200 and 1,000 queries
 per image. Goal: success at least ART's at the same query budget, in less time.
 
-With `--model robust` both parts run on the network's adversarially trained twin instead
+Third part, labels only: the black-box probe's HopSkipJump for images (started from the
+attacker's nearest own image of another class, `probes/hopskip.py`) against ART 1.20.1's
+HopSkipJump (L2, untargeted, max_iter 10, max_eval 1000, init_eval 100, init_size 100; its
+queries counted by wrapping the classifier's predict) on the first `--hsj-points` correctly
+classified images. ART runs first; ours gets a tenth of ART's mean queries per image. Reported:
+success within L2 budgets in pixel units (shares of the range times the square root of the
+pixels), the median smallest change, queries per image and seconds. Goal: at least ART's
+success at a tenth of its queries.
+
+With `--model robust` all three parts run on the network's adversarially trained twin instead
 (`net.py:fit_robust`: FGSM from a random start at L-infinity 2.0, 15 epochs, seed 0, on the
 example's 1,297 training images), where a weak attack shows: its gradients are flatter and its
 robust accuracy is what AutoAttack was made to measure.
 
     .venv/bin/python benchmarks/image_probes.py [--points 500] [--no-baseline] [--model robust]
+        [--parts whitebox,labels,square] [--hsj-points 200]
 """
 
 from __future__ import annotations
@@ -35,6 +45,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -108,12 +119,48 @@ print(json.dumps(out))
 '''
 
 
+ART_HSJ = PREAMBLE + r'''
+from art.estimators.classification import PyTorchClassifier
+from art.attacks.evasion import HopSkipJump
+x = (data["x"] / 16.0).astype(np.float32)
+y = data["y"]
+clf = PyTorchClassifier(net, loss=torch.nn.CrossEntropyLoss(), input_shape=(1, 8, 8),
+                        nb_classes=10, clip_values=(0.0, 1.0))
+asked = [0]
+plain = clf.predict
+def counted(rows, *a, **k):
+    asked[0] += len(rows)
+    return plain(np.asarray(rows, dtype=np.float32), *a, **k)
+clf.predict = counted
+attack = HopSkipJump(clf, targeted=False, norm=2, max_iter=10, max_eval=1000, init_eval=100,
+                     init_size=100, verbose=False)
+np.random.seed(0)
+started = time.perf_counter()
+adv = attack.generate(x)
+seconds = time.perf_counter() - started
+queries = asked[0]
+flipped = plain(adv).argmax(1) != y
+dist = np.where(flipped, np.linalg.norm((adv - x).reshape(len(x), -1), axis=1) * 16.0, np.inf)
+print(json.dumps({"dist": [float(d) if np.isfinite(d) else None for d in dist],
+                  "queries": queries / len(x), "seconds": seconds}))
+'''
+L2_BUDGETS = (3.2, 6.4, 12.8)     # pixel units: 0.025, 0.05 and 0.1 of 16 x sqrt(64)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--points", type=int, default=500, help="held-out images attacked")
     parser.add_argument("--no-baseline", action="store_true", help="mlthreat alone")
     parser.add_argument("--model", choices=["deployed", "robust"], default="deployed",
                         help="the example's weights, or its adversarially trained twin")
+    parser.add_argument("--parts", default="whitebox,labels,square",
+                        help="comma-separated: whitebox (PGD vs AutoAttack), labels (HopSkipJump "
+                             "vs ART's), square (Square vs ART's)")
+    parser.add_argument("--hsj-queries", type=int, default=None,
+                        help="queries per image for the probe's HopSkipJump (default: a tenth "
+                             "of ART's mean, or 250 without the baseline)")
+    parser.add_argument("--hsj-points", type=int, default=200,
+                        help="correctly classified images in the label-only part")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         run(args, Path(tmp))
@@ -125,7 +172,6 @@ def run(args: argparse.Namespace, tmp: Path) -> None:
 
     from mlthreat.catalog import load_catalog
     from mlthreat.pipeline import load_pipeline
-    from mlthreat.probes.evasion import EvasionData, WhiteBoxEvasion
     from mlthreat.probes.target import prepare
     torch.set_num_threads(1)
     pipeline = load_pipeline(EXAMPLE / "pipeline.yaml", load_catalog())
@@ -152,6 +198,37 @@ def run(args: argparse.Namespace, tmp: Path) -> None:
     start = t.adapter.predict(x)
     correct = start == y
     print(f"digits CNN, {len(x)} held-out images, clean accuracy {correct.mean():.3f}")
+    python = None if args.no_baseline else baseline_python(
+        "import torchattacks, art", [[PINS[0]], ["--no-deps", PINS[1]], PINS[2:]],
+        "torchattacks and ART")
+    parts = set(args.parts.split(","))
+    if "whitebox" in parts:
+        whitebox_part(t, x, y, start, correct, python, weights, tmp)
+    if "labels" in parts:
+        hopskip_part(t, x[correct][:args.hsj_points], y[correct][:args.hsj_points], python,
+                     weights, tmp, args.hsj_queries)
+    if "square" in parts:
+        squares = square_part(t, x[correct], y[correct], python, weights)
+        print(f"\nScore-based black-box on the {int(correct.sum())} correctly classified "
+              "images: success (flipped) within the budget of queries per image")
+        print("| L∞ budget | queries per image | mlthreat Square success | ART SquareAttack "
+              "success | mlthreat s | ART s | time ratio |")
+        print("|---|---|---|---|---|---|---|")
+        for row in squares:
+            art = row.get("art")
+            if art:
+                print(f"| {row['eps']:.3f} | {row['queries']} | {row['success']:.3f} | "
+                      f"{art['success']:.3f} | {row['seconds']:.2f} | {art['seconds']:.2f} | "
+                      f"{row['seconds'] / art['seconds']:.3f} |")
+            else:
+                print(f"| {row['eps']:.3f} | {row['queries']} | {row['success']:.3f} | – | "
+                      f"{row['seconds']:.2f} | – | – |")
+
+
+def whitebox_part(t: Any, x: np.ndarray, y: np.ndarray, start: np.ndarray,
+                  correct: np.ndarray, python: Path | None, weights: Path, tmp: Path) -> None:
+    """The probe's PGD and AutoAttack at each L-infinity budget."""
+    from mlthreat.probes.evasion import EvasionData, WhiteBoxEvasion
     ours = []
     for share in SHARES:
         eps = 16 * share
@@ -164,12 +241,7 @@ def run(args: argparse.Namespace, tmp: Path) -> None:
         seconds = time.perf_counter() - began
         robust = float((~flipped).sum() / len(x))
         ours.append({"eps": eps, "robust": robust, "seconds": seconds})
-
     theirs: list[dict[str, float]] = []
-    python = None if args.no_baseline else baseline_python(
-        "import torchattacks, art", [[PINS[0]], ["--no-deps", PINS[1]], PINS[2:]],
-        "torchattacks and ART")
-    squares = square_part(t, x[correct], y[correct], python, weights)
     if python is not None:
         np.savez(tmp / "d.npz", x=x.reshape(-1, 1, 8, 8), y=y)
         spec = {"data": str(tmp / "d.npz"), "weights": str(weights), "eps": list(SHARES)}
@@ -179,7 +251,6 @@ def run(args: argparse.Namespace, tmp: Path) -> None:
             print(f"AutoAttack failed: {done.stderr[-2000:]}")
         else:
             theirs = json.loads(done.stdout.strip().splitlines()[-1])
-
     print("\n| L∞ budget (pixels of 0..16) | share of range | mlthreat PGD robust acc | "
           "AutoAttack robust acc | difference (pp) | mlthreat s | AutoAttack s | time ratio |")
     print("|---|---|---|---|---|---|---|---|")
@@ -195,20 +266,53 @@ def run(args: argparse.Namespace, tmp: Path) -> None:
                   f"{mine['seconds']:.2f} | – | – |")
 
 
-    print(f"\nScore-based black-box on the {int(correct.sum())} correctly classified images: "
-          "success (flipped) within the budget of queries per image")
-    print("| L∞ budget | queries per image | mlthreat Square success | ART SquareAttack success | "
-          "mlthreat s | ART s | time ratio |")
-    print("|---|---|---|---|---|---|---|")
-    for row in squares:
-        art = row.get("art")
-        if art:
-            print(f"| {row['eps']:.3f} | {row['queries']} | {row['success']:.3f} | "
-                  f"{art['success']:.3f} | {row['seconds']:.2f} | {art['seconds']:.2f} | "
-                  f"{row['seconds'] / art['seconds']:.3f} |")
+def hopskip_part(t: object, x: np.ndarray, y: np.ndarray, python: Path | None,
+                 weights: Path, tmp: Path, queries: int | None = None) -> None:
+    """ART's HopSkipJump, then the probe's at a tenth of ART's mean queries per image (the
+    probe's own starting images: the attacker's training images)."""
+    from mlthreat.adapters import RoundedAdapter
+    from mlthreat.probes.blackbox import BlackBoxEvasion, drive
+    from mlthreat.probes.evasion import EvasionData
+    from mlthreat.probes.hopskip import hopskip_attack
+    art: dict[str, object] | None = None
+    if python is not None:
+        np.savez(tmp / "h.npz", x=x.reshape(-1, 1, 8, 8), y=y)
+        spec = {"data": str(tmp / "h.npz"), "weights": str(weights)}
+        done = subprocess.run([str(python), "-c", ART_HSJ, str(EXAMPLE), json.dumps(spec)],
+                              capture_output=True, text=True, timeout=7200)
+        if done.returncode:
+            print(f"ART's HopSkipJump failed: {done.stderr[-2000:]}")
         else:
-            print(f"| {row['eps']:.3f} | {row['queries']} | {row['success']:.3f} | – | "
-                  f"{row['seconds']:.2f} | – | – |")
+            art = json.loads(done.stdout.strip().splitlines()[-1])
+    per_point = queries or (int(float(art["queries"]) // 10)  # type: ignore[arg-type]
+                            if art else 250)
+    labels = RoundedAdapter(t.adapter, None)  # type: ignore[attr-defined]
+    data = EvasionData(x, t.constraints, pool=t.x[t.train],  # type: ignore[attr-defined]
+                       pool_y=t.y[t.train])  # type: ignore[attr-defined]
+    probe = BlackBoxEvasion(method="decision", labels_attack="hopskip")
+    began = time.perf_counter()
+    start = labels.predict(x)
+    points = [probe._point(x[i], int(start[i]), per_point, data) for i in range(len(x))]
+    movable = np.ones(x.shape[1])
+    rng = np.random.default_rng(0)
+    results = drive([hopskip_attack(p, data.pool, probe._preference(data, p), movable, rng)
+                     for p in points], labels)
+    seconds = time.perf_counter() - began
+    ours = np.array([np.inf if d is None else float(np.linalg.norm(d)) for d, _ in results])
+    used = float(np.mean([q for _, q in results]))
+    print(f"\nLabel-only black-box on {len(x)} correctly classified images: success within L2 "
+          "budgets (pixel units of 0..16), median smallest change, queries per image")
+    print("| attack | queries per image | " + " | ".join(f"success ≤ {b}" for b in L2_BUDGETS)
+          + " | median L2 | seconds |")
+    print("|---|---|" + "---|" * len(L2_BUDGETS) + "---|---|")
+    rows = [("mlthreat HopSkipJump (own start)", used, ours, seconds)]
+    if art:
+        dist = np.array([np.inf if d is None else d for d in art["dist"]])  # type: ignore[attr-defined]
+        rows.append(("ART HopSkipJump", float(art["queries"]), dist,  # type: ignore[arg-type]
+                     float(art["seconds"])))  # type: ignore[arg-type]
+    for name, q, dist, secs in rows:
+        rates = " | ".join(f"{np.mean(dist <= b):.3f}" for b in L2_BUDGETS)
+        print(f"| {name} | {q:.0f} | {rates} | {np.median(dist):.2f} | {secs:.1f} |")
 
 
 def square_part(t: object, x: np.ndarray, y: np.ndarray, python: Path | None, weights: Path

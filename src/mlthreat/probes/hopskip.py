@@ -13,7 +13,7 @@ as in the paper; the step starts at the distance over the square root of the ite
 Where this differs from the paper's (and ART's) attack: the start is not uniform noise but the
 nearest of the attacker's own images the model puts in another class (the boundary attack's
 start, Brendel et al. 2018), and the sign queries per iteration start from the point's budget
-(a twenty-fifth of it, between 8 and 100) instead of a fixed 100, so that a few hundred queries
+(a fifteenth of it, between 8 and 100) instead of a fixed 100, so that a few hundred queries
 go through several iterations. Every image sent is projected onto the valid range and the mask
 (`_Point.project`), and the random directions move only the pixels the attacker may touch.
 """
@@ -31,6 +31,8 @@ START_BATCH = 8        # the attacker's own images asked at once for a flipping 
 START_ROUNDS = 4       # batches of them at most
 MAX_HALVINGS = 10      # of the step along the estimated direction
 MAX_SEARCH = 12        # binary search steps at most
+STARTS = 3             # flipping images of the attacker's searched to the boundary
+MIN_EVALS = 8          # sign queries an iteration needs at least
 
 
 def hopskip_attack(p: _Point, pool: np.ndarray, prefer: np.ndarray, movable: np.ndarray,
@@ -39,9 +41,9 @@ def hopskip_attack(p: _Point, pool: np.ndarray, prefer: np.ndarray, movable: np.
     d = max(1, int(movable.sum()))
     theta = 1.0 / (d * math.sqrt(d))
     steps = min(MAX_SEARCH, max(4, math.ceil(math.log2(1.0 / theta))))
-    evals0 = int(np.clip(p.budget // 25, 8, 100))
+    evals0 = int(np.clip(p.budget // 15, 8, 100))
     order = np.argsort(np.linalg.norm(pool - p.x, axis=1) + prefer)
-    start: np.ndarray | None = None
+    starts: list[np.ndarray] = []
     for i in range(0, min(len(order), START_ROUNDS * START_BATCH), START_BATCH):
         if p.left() < START_BATCH + steps:
             break
@@ -49,15 +51,21 @@ def hopskip_attack(p: _Point, pool: np.ndarray, prefer: np.ndarray, movable: np.
         hit = yield from p.ask(rows)
         if hit.any():
             sent = p.project(rows)[hit]
-            start = sent[int(np.argmin(np.linalg.norm(sent - p.x, axis=1)))]
+            starts = list(sent[np.argsort(np.linalg.norm(sent - p.x, axis=1))][:STARTS])
             break
-    if start is None:
+    if not starts:
         return None, p.used
-    boundary = yield from _search(p, start, steps)
+    boundary = yield from _search(p, starts[0], steps)
+    for other in starts[1:]:        # another image of another class may lie nearer
+        if p.left() < steps + 2 * evals0:
+            break
+        there = yield from _search(p, other, steps)
+        if np.linalg.norm(there - p.x) < np.linalg.norm(boundary - p.x):
+            boundary = there
     best = boundary - p.x
     for t in range(1, 10_000):
-        evals = int(min(evals0 * math.sqrt(t), 10 * evals0))
-        if p.left() < evals + 2 + steps:
+        evals = int(min(evals0 * math.sqrt(t), 10 * evals0, p.left() - 2 - steps))
+        if evals < MIN_EVALS:
             break
         dist = float(np.linalg.norm(boundary - p.x))
         if dist == 0.0:
