@@ -163,9 +163,10 @@ def judged(repo: str) -> tuple[list[Verdict], list[Verdict]]:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--set", default="all",
-                    choices=("tune", "holdout", "holdout-genai", "holdout-genai-2", "holdout-3",
-                             "holdout-4", "all"))
+    sets = sorted({str(r.get("set")) for r in yaml.safe_load(
+        (HERE / "corpus.yaml").read_text())["repos"]})
+    ap.add_argument("--set", default="all", choices=(*sets, "all"),
+                    help="the corpus's sets, read from corpus.yaml (default: all)")
     ap.add_argument("--snapshots", type=Path,
                     default=Path(os.environ.get("MLTHREAT_SNAPSHOTS", HERE / "snapshots")),
                     help="folder of OWNER+NAME/repo git directories or OWNER+NAME clones "

@@ -307,8 +307,15 @@ def test_every_way_of_binding_all_interfaces_and_of_running_downloaded_code(
         "c = AutoModel.from_pretrained('org/model', trust_remote_code=True)\n"
         "d = AutoModel.from_pretrained('org/model', revision='abc123')\n")
 
+    # `app` imported from flask (the module), then bound to the application (holdout-5's
+    # Diabetes app): its run() is the app's
+    (tmp_path / "shadow.py").write_text(
+        "from flask import Flask, request, app\napp = Flask(__name__)\n"
+        "if __name__ == '__main__':\n    app.run(host='0.0.0.0')\n")
+
     def rules(name: str) -> list[tuple[str, int | None, str]]:
         return [(f.rule, f.line, f.severity) for f in scan_python(tmp_path / name)]
+    assert rules("shadow.py") == [("SRV-BIND-ALL", 4, "low")]
     assert rules("wsgi.py") == [("SRV-BIND-ALL", 3, "low")]
     assert rules("gunicorn.conf.py") == [("SRV-BIND-ALL", 1, "low")]
     assert rules("load.py") == [("SRV-TORCH-HUB", 3, "high"), ("SRV-TORCH-HUB", 4, "medium"),

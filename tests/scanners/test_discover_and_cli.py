@@ -378,6 +378,47 @@ def test_discover_sagemaker_endpoint_and_registry(tmp_path: Path) -> None:
     assert comps["model_monitoring"]["kind"] == "monitoring"
 
 
+def test_discover_azure_ml_v1_scoring_registry_telemetry_and_azure_pipelines(
+        tmp_path: Path) -> None:
+    """The Azure ML SDK v1 layout (microsoft/MLOpsPython): an entry script whose init() loads
+    the registered model and whose run() answers requests is served; Model.register puts the
+    model in the platform's registry; a deployment configuration with Application Insights is
+    telemetry of the service; Azure Pipelines YAML is CI wherever it sits, also in the hidden
+    .pipelines folder. A script with init and run that loads no registered model is not served."""
+    (tmp_path / "scoring").mkdir()
+    (tmp_path / "scoring" / "score.py").write_text(
+        "import os, joblib\nfrom azureml.core.model import Model\n\ndef init():\n"
+        "    global model\n    model = joblib.load(Model.get_model_path('m'))\n\n"
+        "def run(data):\n    return model.predict(data).tolist()\n")
+    (tmp_path / "register.py").write_text(
+        "from azureml.core.model import Model as AMLModel\n"
+        "m = AMLModel.register(workspace=ws, model_path='outputs/m.pkl',\n"
+        "                      model_name='diabetes', tags={'area': 'x'})\n")
+    (tmp_path / "scoring" / "deployment_config_aks.yml").write_text(
+        "computeType: AKS\nauthEnabled: True\nappInsightsEnabled: True\n")
+    (tmp_path / ".pipelines").mkdir()
+    (tmp_path / ".pipelines" / "ci.yml").write_text(
+        "trigger:\n  branches:\n    include: [master]\npool:\n  vmImage: ubuntu-latest\n"
+        "steps:\n- task: AzureCLI@1\n  inputs:\n    scriptLocation: inlineScript\n")
+    (tmp_path / "setup").mkdir()
+    (tmp_path / "setup" / "iac-pipeline.yml").write_text(
+        "jobs:\n- job: infra\n  steps:\n  - task: AzureResourceGroupDeployment@2\n")
+    (tmp_path / "jobs.py").write_text("def init():\n    pass\n\ndef run(x):\n    return x\n")
+    draft = discover(tmp_path)
+    comps = draft.components
+    assert comps["serving"]["kind"] == "serving"
+    assert "Azure ML scoring script" in comps["serving"]["notes"]
+    assert [a for a in comps["serving"].get("artifacts", {}).get("code", [])] == \
+        ["scoring/score.py"]
+    assert comps["platform_registry"]["kind"] == "model_registry"
+    assert "Model.register" in comps["platform_registry"]["notes"]
+    assert comps["service_telemetry"]["kind"] == "monitoring"
+    assert sorted(comps["ci"]["artifacts"]["code"]) == [".pipelines/ci.yml",
+                                                        "setup/iac-pipeline.yml"]
+    (tmp_path / "scoring" / "deployment_config_aks.yml").write_text("appInsightsEnabled: False\n")
+    assert "service_telemetry" not in discover(tmp_path).components
+
+
 @pytest.mark.parametrize(("code", "expected"), [
     ("import cv2\ncap = cv2.VideoCapture(0)\nwhile True:\n    ok, frame = cap.read()\n", True),
     ("import cv2\ncap = cv2.VideoCapture('rtsp://10.0.0.5/stream')\n", True),
@@ -444,6 +485,11 @@ def test_discover_personal_columns_travis_evaluation_notebooks_clones_and_proces
     assert "https://github.com/o/clothing-dataset-small (git clone)" in comps[
         "external_data"]["notes"]
     assert comps["transform"]["kind"] == "preprocessing"
+    # health measurements are facts about people (the Pima diabetes set of holdout-5)
+    (tmp_path / "churn.csv").write_text("Pregnancies,Glucose,BloodPressure,SkinThickness,Insulin,"
+                                        "BMI,DiabetesPedigreeFunction,Age,Outcome\n6,148,72,35,0,"
+                                        "33.6,0.627,50,1\n")
+    assert discover(tmp_path).components["datasets"]["personal_data"] is True
     # one column about people alone (a user id) is left to the user; a table of houses is none
     (tmp_path / "churn.csv").write_text("userId,movieId,rating\n1,2,4.0\n")
     assert "personal_data" not in discover(tmp_path).components["datasets"]

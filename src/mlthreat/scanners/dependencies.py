@@ -41,11 +41,17 @@ class Dep:
 LOCK_FILES = ("poetry.lock", "uv.lock", "pdm.lock", "pylock.toml", "Pipfile.lock")
 
 
+# conda environment files go by many names (Azure ML's conda_dependencies.yml, a CI's
+# ci_dependencies.yml, MLflow's conda.yaml, environment-gpu.yml); `_conda` reads only those
+# whose YAML is an environment (a `dependencies` list)
+CONDA_NAME_PARTS = ("conda", "environment", "dependencies")
+
+
 def is_dependency_file(path: Path) -> bool:
     n = path.name.lower()
-    return (n.startswith("requirements") and n.endswith((".txt", ".in"))) or n in (
-        "pyproject.toml", "environment.yml", "environment.yaml", "conda.yaml", "conda.yml") \
-        or path.name in LOCK_FILES
+    return (n.startswith("requirements") and n.endswith((".txt", ".in"))) or \
+        n == "pyproject.toml" or path.name in LOCK_FILES or \
+        (n.endswith((".yml", ".yaml")) and any(part in n for part in CONDA_NAME_PARTS))
 
 
 def read_deps(path: Path, seen: set[Path] | None = None) -> list[tuple[Path, Dep]]:
@@ -229,10 +235,14 @@ def _conda(path: Path) -> list[Dep]:
         data = yaml.safe_load(text) or {}
     except yaml.YAMLError:
         return []
+    listed = data.get("dependencies") if isinstance(data, dict) else None
+    if not isinstance(listed, list):     # not a conda environment (another YAML of that name)
+        return []
     out = []
-    for item in data.get("dependencies", []) if isinstance(data, dict) else []:
+    for item in listed:
         if isinstance(item, dict):
-            for pip_req in item.get("pip", []):
+            pips = item.get("pip")
+            for pip_req in pips if isinstance(pips, list) else []:
                 if d := _parse(str(pip_req), _line_of(text, _name(str(pip_req)))):
                     out.append(d)
         elif isinstance(item, str):

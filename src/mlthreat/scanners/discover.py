@@ -37,7 +37,10 @@ MODEL_SUFFIXES = {".pkl", ".pickle", ".joblib", ".pt", ".pth", ".ckpt", ".bin", 
                   ".onnx", ".h5", ".keras", ".npz", ".sav", ".model", ".ubj", ".xgb", ".lgb"}
 # Model formats the model-file scanner does not look inside; recognised by extension only.
 OPAQUE_MODELS = {".tflite", ".mlmodel", ".mlpackage", ".pb", ".gguf", ".pte", ".engine", ".plan"}
-CI_FILES = (".github/workflows", ".gitlab-ci.yml", "Jenkinsfile", "azure-pipelines.yml",
+# hidden folders whose YAML files are CI pipelines (GitHub Actions; Azure Pipelines' usual homes)
+HIDDEN_CI = (".github/workflows", ".pipelines", ".azure-pipelines", ".azuredevops")
+CI_FILES = (".github/workflows", ".pipelines", ".azure-pipelines", ".azuredevops",
+            ".gitlab-ci.yml", "Jenkinsfile", "azure-pipelines.yml",
             ".circleci/config.yml", "bitbucket-pipelines.yml", ".travis.yml")
 TRAIN_HINT = re.compile(r"\.fit\(|Trainer\(|trainer\.train\(|\.train\(|optimizer\.step\(|"
                         r"lightgbm\.train|xgboost\.train|xgb\.train|lgb\.train")
@@ -143,6 +146,8 @@ OUTSIDE: list[tuple[str, re.Pattern[str], str]] = [
     ("registry", re.compile(r"\.register\((?:[^()]|\([^()]*\)){0,400}?\bmodel_package_group_name\s*="),
      "the SageMaker model registry"),
     ("registry", re.compile(r"\bml_client\.models\.create_or_update\("), "the Azure ML registry"),
+    ("registry", re.compile(r"\b\w*Model\.register\((?:[^()]|\([^()]*\)){0,400}?\bmodel_name\s*="),
+     "the Azure ML model registry (Model.register)"),
     ("monitor", re.compile(r"\b(ModelDeploymentMonitoringJob|DefaultModelMonitor|ModelQualityMonitor|"
                            r"ModelBiasMonitor|ModelExplainabilityMonitor|MonitorSchedule)\("),
      "{} (managed model monitoring)"),
@@ -173,7 +178,7 @@ NEEDLES: list[tuple[str, ...]] = [
                 "Wikipedia", "REPL"),
     ("system",), ("Memory", "History", "Saver", "Store", "MemoryClient"), ("store.",),
     ("ndpoint",), ("initial_instance_count",), ("ManagedOnlineEndpoint",), ("Model.upload",),
-    ("model_package_group_name",), ("ml_client",), ("Monitor",),
+    ("model_package_group_name",), ("ml_client",), ("Model.register",), ("Monitor",),
     ("bigquery", "BigQuery", "snowflake", "redis", "Redis", "MongoClient", "psycopg"),
     ("bigquery-public-data",), ("Transform(",), ("Processor(",), ("Evaluator(",)]
 # serving beyond FastAPI/Flask, and monitoring code
@@ -182,6 +187,14 @@ SERVERS = [(re.compile(r"@serve\.deployment|\bserve\.run\("), "Ray Serve"),
            (re.compile(r"\bgr\.(?:Interface|Blocks|ChatInterface)\("), "Gradio"),
            (re.compile(r"(?m)^\s*(?:import streamlit\b|from streamlit\b)"), "Streamlit"),
            (re.compile(r"(?m)^def lambda_handler\("), "an AWS Lambda handler")]
+# Azure Pipelines YAML wherever it sits: its steps are tasks, its agents vmImages
+AZURE_PIPELINE = re.compile(r"(?m)^\s*(?:-\s*)?task:\s*[\w.]+@\d+\s*$|^\s*vmImage:\s*\S")
+# Application Insights switched on for a deployed service (Azure ML deployment configurations)
+APP_INSIGHTS = re.compile(r"(?mi)^\s*\"?appInsightsEnabled\"?\s*:\s*true\b")
+# an Azure ML entry script: init() loads the registered model, run() answers each request
+AML_INIT = re.compile(r"(?m)^def init\(\s*\)")
+AML_RUN = re.compile(r"(?m)^def run\(\s*\w+")
+AML_MODEL = re.compile(r"\bAZUREML_MODEL_DIR\b|\bModel\.get_model_path\(")
 # a data set configuration that names where to download it from (YOLO-style data/*.yaml)
 DOWNLOAD_KEY = re.compile(r"(?m)^download:\s*[\"']?((?:https?|s3|gs)://\S+?)[\"']?\s*$")
 # a file that may define a FastAPI or Flask app (read as a syntax tree only then)
@@ -260,8 +273,8 @@ def _files(root: Path) -> list[Path]:
         if Path(dirpath).name == ".github":
             continue
         out += [Path(dirpath) / f for f in sorted(filenames)]
-    for hidden in (root / ".github" / "workflows").glob("*.y*ml"):
-        out.append(hidden)
+    for folder in HIDDEN_CI:
+        out += sorted((root / folder).glob("*.y*ml"))
     return out
 
 
@@ -429,9 +442,15 @@ def _classify(draft: Draft, path: Path) -> None:
         if _public_data(m.group(1)):
             _public(draft, "external_data")
     elif suffix in (".yaml", ".yml") and (name.startswith(("cloudbuild", "buildspec")) or
-                                          "gcr.io/cloud-builders/" in _text(path)[:200_000]):
+                                          "gcr.io/cloud-builders/" in _text(path)[:200_000] or
+                                          AZURE_PIPELINE.search(_text(path)[:200_000])):
         draft.add("ci", "ci_cd", "CI/CD pipeline", "CI workflow files")
         draft.artifact("ci", "code", path)
+    elif suffix in (".yaml", ".yml") and APP_INSIGHTS.search(_text(path)[:200_000]):
+        draft.add("service_telemetry", "monitoring", "Service telemetry",
+                  f"Application Insights on a deployed service ({rel.as_posix()}): requests, "
+                  "latency and failures, not the model's inputs or drift")
+        draft.artifact("service_telemetry", "code", path)
     elif name == "langgraph.json":
         _langgraph(draft, path)
     elif name == "config.properties" and "inference_address" in _text(path):
@@ -482,6 +501,9 @@ def _text(path: Path) -> str:
 def _python(draft: Draft, path: Path) -> None:
     text = draft.text(os.path.relpath(path, draft.root))
     server = next((what for pattern, what in SERVERS if pattern.search(text)), None)
+    if server is None and AML_INIT.search(text) and AML_RUN.search(text) and \
+            AML_MODEL.search(text):
+        server = "an Azure ML scoring script (init and run)"
     if server or (WEB_APPS.search(text) and serving_apps(path)):
         draft.add("serving", "serving", "Serving API", f"{server or 'a FastAPI/Flask app'}; "
                   "exposure not known, assumed public until you say otherwise",
@@ -512,7 +534,10 @@ PERSONAL_COLUMNS = frozenset({
     "firstname", "lastname", "fullname", "surname", "email", "emailaddress", "phone",
     "phonenumber", "address", "streetaddress", "ssn", "passport", "dob", "dateofbirth",
     "birthdate", "gender", "sex", "age", "ethnicity", "race", "religion", "maritalstatus",
-    "income", "salary", "diagnosis", "patient", "creditscore"})
+    "income", "salary", "diagnosis", "patient", "creditscore",
+    # health measurements of a person (special-category data)
+    "bmi", "bloodpressure", "glucose", "insulin", "pregnancies", "cholesterol", "heartrate",
+    "bloodsugar", "smoker", "smoking", "medication"})
 
 
 def _personal_columns(path: Path) -> list[str]:

@@ -103,6 +103,8 @@ class _Visitor(ast.NodeVisitor):
                                            AUTH_HINTS.search(ast.unparse(kw.value))
                                            for kw in call.keywords)
                         self.apps[target.id] = app
+                        # `from flask import app` then `app = Flask(...)`: the name is the app
+                        self.aliases.pop(target.id, None)
                 if ctor == "FastAPI" and _kw_true(call, "debug"):
                     self.add(node, "SRV-DEBUG", "cls-public-app-exploit", "classical", "high",
                              "FastAPI(debug=True): tracebacks with code and data go to clients")
