@@ -22,10 +22,28 @@ from __future__ import annotations
 
 import math
 from collections.abc import Generator
+from typing import Protocol
 
 import numpy as np
 
-from mlthreat.probes.blackbox import Attack, _Point
+
+class _Point(Protocol):
+    """What the attack needs of a point's state (`blackbox._Point`, the black-box probe's):
+    where it starts, what it may spend, and a query that counts and projects."""
+
+    x: np.ndarray
+    budget: int
+    used: int
+
+    def left(self) -> int: ...
+
+    def ask(self, rows: np.ndarray) -> Generator[np.ndarray, np.ndarray, np.ndarray]: ...
+
+    def project(self, rows: np.ndarray) -> np.ndarray: ...
+
+
+# yields rows to label, receives their labels, returns (best change or None, queries spent)
+Attack = Generator[np.ndarray, np.ndarray, tuple[np.ndarray | None, int]]
 
 START_BATCH = 8        # the attacker's own images asked at once for a flipping start
 START_ROUNDS = 4       # batches of them at most
