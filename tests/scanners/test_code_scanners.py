@@ -590,3 +590,25 @@ def test_includes_library_requirements_and_variable_names(tmp_path: Path) -> Non
         'api_key_env = "OPENAI_API_KEY"\n_KEY_ENV = "LANGSMITH_PROMPT_API_KEY"\n'
         'api_key = "Zq8vTn3LwP2kR7sX"\n')
     assert [f.line for f in scan_secrets(tmp_path / "config.py")] == [3]
+
+
+def test_a_route_that_starts_training_without_authentication_is_found(tmp_path: Path) -> None:
+    """holdout-5's wafer app: POST /train retrains on a folder the client names. A route whose
+    code calls something named for training (camelCase or snake_case, or .fit) and has no
+    authentication is found; with a login decorator it is not; a route whose only link to
+    training is in its strings (a page about training) is not."""
+    (tmp_path / "main.py").write_text(
+        "from flask import Flask, request\nfrom trainingModel import trainModel\n"
+        "app = Flask(__name__)\n"
+        "@app.route('/train', methods=['POST'])\ndef trainRouteClient():\n"        # 5
+        "    obj = trainModel()\n    obj.trainingModel()\n    return 'ok'\n"
+        "@app.route('/refit', methods=['POST'])\n@login_required\ndef refit():\n"   # 11
+        "    clf.fit(X, y)\n    return 'ok'\n"
+        "@app.route('/docs/training')\ndef training_page():\n"                      # 15
+        "    return render_template('t.html', title='How we train the model')\n"
+        "@app.route('/outfit')\ndef outfit():\n    return pick_outfit()\n")
+    found = {(f.rule, f.line) for f in scan_python(tmp_path / "main.py")}
+    assert ("SRV-NO-AUTH", 5) in found
+    assert not {line for rule, line in found if rule == "SRV-NO-AUTH"} - {5}
+    message = next(f.message for f in scan_python(tmp_path / "main.py") if f.line == 5)
+    assert "retrain the model on data they choose" in message

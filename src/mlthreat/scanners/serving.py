@@ -321,9 +321,8 @@ class _Visitor(ast.NodeVisitor):
         app.routes += 1
         path = deco.args[0].value if isinstance(deco, ast.Call) and deco.args and \
             isinstance(deco.args[0], ast.Constant) and isinstance(deco.args[0].value, str) else ""
-        if PLUMBING.search(path) or PLUMBING.search(node.name) or not self._reaches_model(node):
-            return            # a health check, docs, static files, a page: no model behind it
-        app.model_routes += 1
+        if PLUMBING.search(path) or PLUMBING.search(node.name):
+            return            # a health check, docs, static files: no model behind it
         text = ast.unparse(node.args) + ast.unparse(deco)
         decorators = " ".join(ast.unparse(d) for d in node.decorator_list)
         authed = app.app_auth or bool(AUTH_HINTS.search(text)) or bool(
@@ -331,6 +330,14 @@ class _Visitor(ast.NodeVisitor):
         if app.framework == "flask":
             body = ast.unparse(node)
             authed = authed or bool(re.search(r"request\.headers|authorization", body, re.I))
+        if not self._reaches_model(node):
+            if _trains(node) and not authed:     # /train: retraining for whoever asks
+                self.add(node, "SRV-NO-AUTH", "cls-unauthenticated-api", "classical", "high",
+                         f"route {node.name} starts training and has no authentication: anyone "
+                         "who reaches it can retrain the model on data they choose (poisoning) "
+                         "or keep the trainer busy")
+            return            # a page, a form, a file download: no model behind it
+        app.model_routes += 1
         if not authed:
             self.add(node, "SRV-NO-AUTH", "cls-unauthenticated-api", "classical", "high",
                      f"route {node.name} has no authentication dependency: anyone who reaches "
@@ -341,6 +348,19 @@ class _Visitor(ast.NodeVisitor):
                      f"route {node.name} returns full probability vectors or logits: model "
                      "extraction and membership inference need far fewer queries; return the "
                      "label or rounded scores")
+
+
+# words of the names a route uses that start training (split at underscores and case changes)
+TRAIN_WORDS = frozenset({"train", "training", "retrain", "retraining", "fit", "finetune",
+                         "trainer"})
+
+
+def _trains(node: ast.FunctionDef | ast.AsyncFunctionDef) -> bool:
+    """The route's code calls something named for training (trainModel().trainingModel(),
+    retrain(), model.fit): its identifiers, not its strings, split into words."""
+    words = {w.lower() for name in _identifiers(node.body).split()
+             for w in re.findall(r"[A-Z]?[a-z]+|[A-Z]+(?![a-z])", name)}
+    return bool(words & TRAIN_WORDS)
 
 
 def _forces_unsafe(key: ast.expr, value: ast.expr) -> bool:
