@@ -146,6 +146,27 @@ print(json.dumps({"dist": [float(d) if np.isfinite(d) else None for d in dist],
 '''
 L2_BUDGETS = (3.2, 6.4, 12.8)     # pixel units: 0.025, 0.05 and 0.1 of 16 x sqrt(64)
 
+ART_MI = PREAMBLE + r'''
+from art.estimators.classification import PyTorchClassifier
+from art.attacks.inference.membership_inference import (
+    MembershipInferenceBlackBox, MembershipInferenceBlackBoxRuleBased)
+clf = PyTorchClassifier(net, loss=torch.nn.CrossEntropyLoss(), input_shape=(1, 8, 8),
+                        nb_classes=10, clip_values=(0.0, 1.0))
+def prep(a):
+    return (np.asarray(a, dtype=np.float64) / 16.0).reshape(-1, 1, 8, 8).astype(np.float32)
+out = {}
+rule = MembershipInferenceBlackBoxRuleBased(clf)
+out["rule-based"] = np.asarray(rule.infer(prep(data["xe"]), data["ye"], probabilities=True)
+                               ).reshape(len(data["ye"]), -1)[:, -1].tolist()
+for kind in ("rf", "gb", "nn"):
+    attack = MembershipInferenceBlackBox(clf, attack_model_type=kind)
+    attack.fit(prep(data["xa_in"]), data["ya_in"], prep(data["xa_out"]), data["ya_out"])
+    scores = attack.infer(prep(data["xe"]), data["ye"], probabilities=True)
+    out[kind] = np.asarray(scores).reshape(len(data["ye"]), -1)[:, -1].tolist()
+print(json.dumps(out))
+'''
+MI_EPOCHS = 100        # the memorising target: the example's network, trained this long
+
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
@@ -153,9 +174,12 @@ def main() -> None:
     parser.add_argument("--no-baseline", action="store_true", help="mlthreat alone")
     parser.add_argument("--model", choices=["deployed", "robust"], default="deployed",
                         help="the example's weights, or its adversarially trained twin")
-    parser.add_argument("--parts", default="whitebox,labels,square",
+    parser.add_argument("--parts", default="whitebox,labels,square,membership",
                         help="comma-separated: whitebox (PGD vs AutoAttack), labels (HopSkipJump "
-                             "vs ART's), square (Square vs ART's)")
+                             "vs ART's), square (Square vs ART's), membership (reference attack "
+                             "vs ART's black-box attacks on a memorising twin)")
+    parser.add_argument("--references", type=int, default=16,
+                        help="reference models of the membership part")
     parser.add_argument("--hsj-queries", type=int, default=None,
                         help="queries per image for the probe's HopSkipJump (default: a tenth "
                              "of ART's mean, or 250 without the baseline)")
@@ -207,6 +231,9 @@ def run(args: argparse.Namespace, tmp: Path) -> None:
     if "labels" in parts:
         hopskip_part(t, x[correct][:args.hsj_points], y[correct][:args.hsj_points], python,
                      weights, tmp, args.hsj_queries)
+    if "membership" in parts:
+        membership_part(t, python, tmp, args.references, shifts=False)
+        membership_part(t, python, tmp, args.references, shifts=True)
     if "square" in parts:
         squares = square_part(t, x[correct], y[correct], python, weights)
         print(f"\nScore-based black-box on the {int(correct.sum())} correctly classified "
@@ -264,6 +291,133 @@ def whitebox_part(t: Any, x: np.ndarray, y: np.ndarray, start: np.ndarray,
         else:
             print(f"| {mine['eps']:.3f} | {share:.3f} | {mine['robust']:.3f} | – | – | "
                   f"{mine['seconds']:.2f} | – | – |")
+
+
+def membership_part(t: Any, python: Path | None, tmp: Path, references: int,
+                    shifts: bool) -> None:
+    """Membership inference on a memorising twin of the example's network (the same
+    architecture trained MI_EPOCHS epochs on half the digits), the protocol of benchmarks/
+    probes.py: candidates split in half; ART's attacks train on the first half with membership
+    labels, the probe's reference attack never sees one (its reference models train on random
+    halves of all images through the same training function); every attack scored on the
+    second half, on the same stratified resamples. `shifts`: target and reference models
+    trained with one-pixel shifts (net.fit's augmentation), the setting LiRA's augmented queries
+    were made for."""
+    import importlib.util
+
+    from sklearn.metrics import roc_auc_score
+    from sklearn.model_selection import train_test_split
+
+    from mlthreat.probes.images import ImageShifts, pixel_adapter
+    from mlthreat.probes.interface import Budget
+    from mlthreat.probes.membership import (
+        MembershipData,
+        MembershipInference,
+        logit_confidence,
+        supported_fprs,
+        tpr_at_fpr,
+    )
+    spec = importlib.util.spec_from_file_location("example_net", EXAMPLE / "net.py")
+    assert spec is not None and spec.loader is not None
+    net = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(net)
+    images = t.spec.images
+    x, y = t.x, t.y
+    idx = np.arange(len(y))
+    tr, te = train_test_split(idx, test_size=0.5, stratify=y, random_state=0)
+
+    def train(rows: np.ndarray, labels: np.ndarray, seed: int) -> Any:
+        model = net.fit(np.asarray(rows, float).reshape(-1, 1, 8, 8), labels, seed,
+                        epochs=MI_EPOCHS, shifts=shifts)
+        adapter = pixel_adapter(model, images)
+        return adapter.predict_proba
+    began = time.perf_counter()
+    target = net.fit(x[tr].reshape(-1, 1, 8, 8), y[tr], 0, epochs=MI_EPOCHS, shifts=shifts)
+    adapter = pixel_adapter(target, images)
+    fit_seconds = time.perf_counter() - began
+    weights = tmp / "memorising.pt"
+    import torch
+    torch.save(target.state_dict(), weights)
+    acc_in = float(np.mean(adapter.predict(x[tr]) == y[tr]))
+    acc_out = float(np.mean(adapter.predict(x[te]) == y[te]))
+    cand = np.concatenate([tr, te])
+    member = np.r_[np.ones(len(tr), bool), np.zeros(len(te), bool)]
+    attack_half, eval_half = train_test_split(np.arange(len(cand)), test_size=0.5,
+                                              stratify=member, random_state=0)
+    ev_idx, ev_member = cand[eval_half], member[eval_half]
+    non_members = int((~ev_member).sum())
+    alpha = supported_fprs(non_members)[0]
+    print(f"\nMembership: the network trained {MI_EPOCHS} epochs on {len(tr)} digits"
+          f"{' with one-pixel shifts' if shifts else ''} "
+          f"({fit_seconds:.1f} s): accuracy {acc_in:.3f} on them, {acc_out:.3f} on the other "
+          f"{len(te)}; evaluation half {int(ev_member.sum())} members, {non_members} non-members")
+    scored: dict[str, tuple[np.ndarray, float]] = {}
+    data = MembershipData(x[ev_idx], y[ev_idx], ev_member)
+    observed = logit_confidence(adapter.predict_proba(data.x), data.y)
+    scored["mlthreat loss threshold"] = (observed, 0.0)
+    full = MembershipData(x[ev_idx], y[ev_idx], ev_member, population_x=x, population_y=y,
+                          population_index=ev_idx)
+    probe = MembershipInference(attack="reference", fit=train, references=references, jobs=1)
+    began = time.perf_counter()
+    scored[f"mlthreat reference attack ({references} reference models)"] = (
+        probe.scores(observed, full, Budget(seed=0).rng()), time.perf_counter() - began)
+    # what the probe runs on images: the same attack with LiRA's augmentations (four one-pixel
+    # shifts besides the image), the same reference seeds
+    shifts = ImageShifts((1, 8, 8))
+    probe = MembershipInference(attack="reference", fit=train, references=references, jobs=1,
+                                augment=shifts)
+    views = np.stack([logit_confidence(adapter.predict_proba(v), data.y)
+                      for v in shifts(data.x)])
+    began = time.perf_counter()
+    scored[f"mlthreat reference attack, shifts ({references} reference models)"] = (
+        probe.scores(views, full, Budget(seed=0).rng()), time.perf_counter() - began)
+    ours = list(scored)[2]
+    if python is not None:
+        a_in = cand[attack_half][member[attack_half]]
+        a_out = cand[attack_half][~member[attack_half]]
+        np.savez(tmp / "mi.npz", xa_in=x[a_in], ya_in=y[a_in], xa_out=x[a_out], ya_out=y[a_out],
+                 xe=x[ev_idx], ye=y[ev_idx])
+        spec_args = {"data": str(tmp / "mi.npz"), "weights": str(weights)}
+        began = time.perf_counter()
+        done = subprocess.run([str(python), "-c", ART_MI, str(EXAMPLE), json.dumps(spec_args)],
+                              capture_output=True, text=True, timeout=7200)
+        seconds = time.perf_counter() - began
+        if done.returncode:
+            print(f"ART's membership attacks failed: {done.stderr[-2000:]}")
+        else:
+            art = json.loads(done.stdout.strip().splitlines()[-1])
+            for kind, values in art.items():
+                scored[f"ART black-box ({kind})"] = (np.array(values), seconds / len(art))
+    rng = np.random.default_rng(0)
+    ins, outs = np.flatnonzero(ev_member), np.flatnonzero(~ev_member)
+    resamples = [np.concatenate([rng.choice(ins, len(ins)), rng.choice(outs, len(outs))])
+                 for _ in range(1000)]
+
+    def figures(scores: np.ndarray, where: np.ndarray) -> tuple[float, float]:
+        return (float(roc_auc_score(ev_member[where], scores[where])),
+                tpr_at_fpr(scores[where], ev_member[where], alpha))
+    boot = {name: np.array([figures(sc, r) for r in resamples]) for name, (sc, _) in
+            scored.items()}
+    every = np.arange(len(ev_member))
+    print(f"TPR read at {alpha:.1%} FPR, the lowest rate {non_members} non-members support "
+          "(10 false positives); 95 % intervals from 1,000 stratified resamples")
+    print("| attack | AUC | TPR | seconds |")
+    print("|---|---|---|---|")
+    for name, (sc, secs) in scored.items():
+        auc, tpr = figures(sc, every)
+        (a_lo, t_lo), (a_hi, t_hi) = np.percentile(boot[name], [2.5, 97.5], axis=0)
+        print(f"| {name} | {auc:.3f} [{a_lo:.3f}, {a_hi:.3f}] | {tpr:.3f} [{t_lo:.3f}, "
+              f"{t_hi:.3f}] | {secs:.1f} |")
+    arts = [n for n in scored if n.startswith("ART")]
+    if arts:
+        best = np.max([boot[n][:, 1] for n in arts], axis=0)
+        ratio = boot[ours][:, 1] / np.maximum(best, 1e-12)
+        point = figures(scored[ours][0], every)[1] / max(
+            max(figures(scored[n][0], every)[1] for n in arts), 1e-12)
+        lo, hi = np.percentile(ratio, [2.5, 97.5])
+        print(f"TPR at {alpha:.1%} FPR, mlthreat reference / best ART = {point:.1f}x "
+              f"[{lo:.1f}, {hi:.1f}]; at least 2x in {np.mean(ratio >= 2):.0%} of resamples "
+              "(goal: at least 2x where reference models are allowed)")
 
 
 def hopskip_part(t: object, x: np.ndarray, y: np.ndarray, python: Path | None,

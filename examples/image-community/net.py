@@ -23,18 +23,27 @@ def build() -> torch.nn.Module:
         torch.nn.Flatten(), torch.nn.Linear(32 * 4 * 4, 10))
 
 
-def fit(images: np.ndarray, labels: np.ndarray, seed: int, epochs: int = 15) -> torch.nn.Module:
-    """Train the network on images (N x 1 x 8 x 8, pixel values 0..16) with Adam."""
+def fit(images: np.ndarray, labels: np.ndarray, seed: int, epochs: int = 15,
+        shifts: bool = False) -> torch.nn.Module:
+    """Train the network on images (N x 1 x 8 x 8, pixel values 0..16) with Adam; `shifts`:
+    each batch moved by a random pixel up, down, left or right or left as it is (the usual
+    augmentation of small-image classifiers; the border repeated)."""
     torch.manual_seed(seed)
     net = build()
     x = torch.as_tensor(np.asarray(images, dtype=np.float32) / SCALE)
     y = torch.as_tensor(np.asarray(labels), dtype=torch.long)
     opt = torch.optim.Adam(net.parameters(), lr=3e-3)
     order = np.random.default_rng(seed)
+    padded = torch.nn.functional.pad(x, (1, 1, 1, 1), mode="replicate") if shifts else x
+    moves = ((0, 0), (-1, 0), (1, 0), (0, -1), (0, 1))
     for _ in range(epochs):
         for batch in np.array_split(order.permutation(len(x)), max(1, len(x) // 64)):
+            xb = x[batch]
+            if shifts:
+                dy, dx = moves[int(order.integers(len(moves)))]
+                xb = padded[batch][:, :, 1 + dy:9 + dy, 1 + dx:9 + dx]
             opt.zero_grad()
-            torch.nn.functional.cross_entropy(net(x[batch]), y[batch]).backward()
+            torch.nn.functional.cross_entropy(net(xb), y[batch]).backward()
             opt.step()
     return net.eval()
 

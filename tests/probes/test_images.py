@@ -600,3 +600,22 @@ def test_square_attack_flips_a_linear_model_exactly_when_the_budget_allows(tmp_p
     assert not np.any(flipped & (exact > eps * (1 + 1e-6)))
     easy = exact < eps / 2
     assert flipped[easy].mean() > 0.9
+
+
+def test_membership_queries_shifted_views_only_of_a_model_trained_on_them(
+        tmp_path: Path) -> None:
+    from mlthreat.probes.images import ImageShifts
+    from mlthreat.probes.membership import MembershipInference
+    settings = {"references": 2, "bootstrap": 10}
+    plain = MembershipInference.configure(_example_target(tmp_path), settings, {}, 0, 1)[0]
+    assert plain.param("augment") is None
+    folder = tmp_path / "shifted"
+    shutil.copytree(EXAMPLE, folder)
+    text = (folder / "pipeline.yaml").read_text()
+    (folder / "pipeline.yaml").write_text(
+        text.replace("        std: [16]", "        std: [16]\n        augmentation: shifts"))
+    pipeline = load_pipeline(folder / "pipeline.yaml", load_catalog())
+    t = prepare(pipeline, next(c for c in pipeline.spec.components if c.probe), trust=False)
+    shifted = MembershipInference.configure(t, settings, {}, 0, 1)[0]
+    assert isinstance(shifted.param("augment"), ImageShifts)
+    assert shifted.param("augment").shape == (1, 8, 8)

@@ -305,3 +305,39 @@ def test_few_non_members_are_said() -> None:
     ev = MembershipInference(attack="threshold", bootstrap=20).run(SklearnAdapter(lr), data,
                                                                    Budget())
     assert any("only 60 non-members" in w and "16.7%" in w for w in ev.extra["warnings"])
+
+
+def test_augmented_views_add_their_likelihood_ratios() -> None:
+    """LiRA with augmentations: each view gets its own per-record Gaussians and the log ratios
+    add. With two views that are the records themselves, every score is exactly twice the
+    score without views (same reference seeds); the threshold attack reads the first view."""
+    x, y = make_classification(300, n_features=6, flip_y=0.1, random_state=2)
+    tr = np.arange(150)
+    target = RandomForestClassifier(20, random_state=0).fit(x[tr], y[tr])
+    member = np.isin(np.arange(300), tr)
+    data = MembershipData(x, y, member, population_x=x, population_y=y,
+                          population_index=np.arange(300))
+    fit = sklearn_fit(RandomForestClassifier(20))
+    observed = logit_confidence(target.predict_proba(x), y)
+    plain = MembershipInference(attack="reference", fit=fit, references=6).scores(
+        observed, data, np.random.default_rng(5))
+    twice = MembershipInference(attack="reference", fit=fit, references=6,
+                                augment=lambda rows: [rows, rows.copy()]).scores(
+        np.stack([observed, observed]), data, np.random.default_rng(5))
+    assert np.allclose(twice, 2 * plain)
+    threshold = MembershipInference(attack="threshold").scores(
+        np.stack([observed, observed + 1]), data, np.random.default_rng(0))
+    assert np.array_equal(threshold, observed)
+
+
+def test_image_shifts_move_each_image_by_one_pixel_with_its_border_repeated() -> None:
+    from mlthreat.probes.images import ImageShifts
+    image = np.arange(9, dtype=float).reshape(1, 3, 3)       # 0 1 2 / 3 4 5 / 6 7 8
+    views = ImageShifts((1, 3, 3))(image.reshape(1, -1))
+    assert len(views) == 5 and np.array_equal(views[0], image.reshape(1, -1))
+    got = {tuple(v.reshape(-1).astype(int)) for v in views[1:]}
+    by_hand = {(0, 1, 2, 0, 1, 2, 3, 4, 5),       # content moved down, the top row repeated
+               (3, 4, 5, 6, 7, 8, 6, 7, 8),       # moved up
+               (0, 0, 1, 3, 3, 4, 6, 6, 7),       # moved right
+               (1, 2, 2, 4, 5, 5, 7, 8, 8)}       # moved left
+    assert got == by_hand

@@ -86,6 +86,11 @@ class ProbeImages(Strict):
     classes: StrList = Field(default_factory=list, description=(
         "Names of the classes in the model's output order (an image folder's sub-folder names "
         "by default)."))
+    augmentation: Literal["none", "shifts"] = Field(default="none", description=(
+        "How the model was trained: shifts = on images moved by a pixel (the usual "
+        "augmentation of small-image classifiers). Membership inference then queries each "
+        "image's shifted views too and adds their likelihood ratios, as LiRA does; on a model "
+        "trained without them the views only add noise, so leave it none."))
 
 
 class ProbeText(Strict):

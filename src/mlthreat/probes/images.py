@@ -281,6 +281,26 @@ def image_epsilons(images: ProbeImages, norm: str) -> list[float]:
     return [round(span * s, 6) for s in (LINF_SHARES if norm == "linf" else L2_SHARES)]
 
 
+class ImageShifts:
+    """The augmented views LiRA queries on images (Carlini et al. 2022 use flips and shifts):
+    the rows themselves, then each image moved by one pixel up, down, left and right, the border
+    row or column repeated. No mirror: on digits or text a flip changes the class. A class, not
+    a closure, so that the views travel to worker processes."""
+
+    def __init__(self, shape: tuple[int, int, int]) -> None:
+        self.shape = tuple(int(v) for v in shape)
+
+    def __call__(self, rows: np.ndarray) -> list[np.ndarray]:
+        c, h, w = self.shape
+        cube = np.asarray(rows, dtype=float).reshape(-1, c, h, w)
+        padded = np.pad(cube, ((0, 0), (0, 0), (1, 1), (1, 1)), mode="edge")
+        views = [rows]
+        for dy, dx in ((-1, 0), (1, 0), (0, -1), (0, 1)):
+            views.append(padded[:, :, 1 + dy:1 + dy + h, 1 + dx:1 + dx + w]
+                         .reshape(len(cube), -1))
+        return views
+
+
 def patch_trigger(images: ProbeImages, constraints: Constraints
                   ) -> tuple[list[int], list[float], str]:
     """The backdoor trigger on images: a visible checkerboard patch of the range's highest and

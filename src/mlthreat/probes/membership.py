@@ -113,22 +113,28 @@ def _bootstrap(scores: np.ndarray, member: np.ndarray, rng: np.random.Generator,
 
 
 def _reference_confidences(fit: Fit, px: np.ndarray, py: np.ndarray, x: np.ndarray,
-                           y: np.ndarray, k: int, seeds: np.ndarray, jobs: int
+                           y: np.ndarray, k: int, seeds: np.ndarray, jobs: int,
+                           augment: Callable[[np.ndarray], list[np.ndarray]] | None = None
                            ) -> tuple[np.ndarray, np.ndarray]:
-    """(in-mask k x n, confidence k x n) of k reference models on the candidates."""
+    """(in-mask k x n, confidence k x n, or k x views x n with `augment`) of k reference models
+    on the candidates."""
     masks = [np.random.default_rng(int(s)).random(len(px)) < 0.5 for s in seeds]
-    conf = fan_out(_reference, (fit, px, py, x, y),
+    conf = fan_out(_reference, (fit, px, py, x, y, augment),
                    [(m, int(s)) for m, s in zip(masks, seeds, strict=True)], jobs)
     return np.array(masks), np.array(conf)
 
 
-def _reference(shared: tuple[Fit, np.ndarray, np.ndarray, np.ndarray, np.ndarray],
+def _reference(shared: tuple[Fit, np.ndarray, np.ndarray, np.ndarray, np.ndarray,
+                             Callable[[np.ndarray], list[np.ndarray]] | None],
                part: tuple[np.ndarray, int]) -> np.ndarray:
-    """One reference model, trained on the rows of its mask: its confidence on the candidates."""
-    fit, px, py, x, y = shared
+    """One reference model, trained on the rows of its mask: its confidence on the candidates
+    (on each augmented view of them, with `augment`)."""
+    fit, px, py, x, y, augment = shared
     mask, seed = part
     predict = fit(px[mask], py[mask], seed)
-    return logit_confidence(np.asarray(predict(x)), y)
+    if augment is None:
+        return logit_confidence(np.asarray(predict(x)), y)
+    return np.stack([logit_confidence(np.asarray(predict(view)), y) for view in augment(x)])
 
 
 class MembershipInference(Probe):
@@ -151,6 +157,10 @@ class MembershipInference(Probe):
         "noise": Param(0.05, 0.0, 100.0, doc="noise in standard deviations of each column "
                                            "(label-only)"),
         "candidates": Param(2000, 20, 10_000_000, doc="records scored (label-only)"),
+        "augment": Param(None, doc="rows -> the same records in a few augmented views, the "
+                                   "first the records themselves (reference attack: every "
+                                   "view queried, the likelihood ratios added, as LiRA does "
+                                   "with its augmentations)"),
     }
     RETRAINING = ("the reference attack retrains models of this kind: name the training function "
                   "in the probe block (train: file.py:function)")
@@ -175,7 +185,11 @@ class MembershipInference(Probe):
                              "reference attack runs)")
         if attack == "reference" and t.fit is None:
             raise ProbeError(t.no_retraining(cls.RETRAINING))
-        probe = cls(**{"attack": attack, "fit": t.fit, "jobs": jobs,
+        augment = None
+        if t.images and t.spec.images is not None and t.spec.images.augmentation == "shifts":
+            from mlthreat.probes.images import ImageShifts
+            augment = ImageShifts(t.spec.images.shape)
+        probe = cls(**{"attack": attack, "fit": t.fit, "jobs": jobs, "augment": augment,
                        "references": settings["references"],
                        "noise_queries": 2 * settings["references"],
                        "bootstrap": settings["bootstrap"], **fixed})
@@ -206,6 +220,10 @@ class MembershipInference(Probe):
         else:
             proba = np.asarray(model.predict_proba(data.x))
             observed = logit_confidence(proba, data.y)
+            augment = self.param("augment")
+            if augment is not None and attack == "reference":   # one row per view
+                observed = np.stack([observed, *(logit_confidence(np.asarray(
+                    model.predict_proba(view)), data.y) for view in augment(data.x)[1:])])
             scores = self.scores(observed, data, rng)
         members, others = int(member.sum()), int((~member).sum())
         fprs = supported_fprs(others)
@@ -230,7 +248,8 @@ class MembershipInference(Probe):
             summary += (f" ({' and '.join(percent(a) for a in sorted(unsupported, reverse=True))} "
                         f"FPR not reported: {others} non-members give fewer than "
                         f"{MIN_FALSE_POSITIVES} false positives there)")
-        warnings_ = [] if proba is None else _fit_warnings(proba, observed, data.y, member, rng)
+        warnings_ = [] if proba is None else _fit_warnings(
+            proba, observed if observed.ndim == 1 else observed[0], data.y, member, rng)
         if others < 100:
             warnings_.append(f"only {others} non-members: the lowest false positive rate they "
                              f"support is {percent(lowest)}, so whether the attacker can be sure "
@@ -255,7 +274,7 @@ class MembershipInference(Probe):
         scores a run used (benchmarks compare them with other attacks on shared resamples)."""
         attack = self.param("attack")
         if attack == "threshold":
-            return observed
+            return observed if observed.ndim == 1 else observed[0]
         if attack == "reference":
             return self._likelihood_ratio(observed, data, rng)
         raise ProbeError(f"unknown membership attack {attack!r}")
@@ -296,11 +315,16 @@ class MembershipInference(Probe):
             px, py, where = data.population_x, data.population_y, data.population_index
         k = int(self.param("references"))
         seeds = rng.integers(0, 2**31 - 1, size=k)
+        augment = self.param("augment") if observed.ndim == 2 else None
         masks, conf = _reference_confidences(fit, px, py, data.x, data.y, k, seeds,
-                                             int(self.param("jobs")))
+                                             int(self.param("jobs")), augment)
         # Which reference models saw each candidate; none, for candidates outside the pool.
-        seen = masks[:, where] if where is not None else np.zeros_like(conf, dtype=bool)
-        return _ratio(observed, conf, seen)
+        seen = masks[:, where] if where is not None else np.zeros((k, len(data.y)), dtype=bool)
+        if augment is None:
+            return _ratio(observed, conf, seen)
+        # LiRA with augmentations: a Gaussian per record and view, the log ratios added
+        return np.asarray(sum(_ratio(observed[v], conf[:, v, :], seen)
+                              for v in range(len(observed))), dtype=float)
 
 
 def _sample(data: MembershipData, member: np.ndarray, most: int, rng: np.random.Generator
