@@ -50,7 +50,7 @@ from typing import Any
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from benchmarks.baselines import baseline_python  # noqa: E402
+from benchmarks.baselines import baseline_python, paired_figures  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -305,7 +305,6 @@ def membership_part(t: Any, python: Path | None, tmp: Path, references: int,
     were made for."""
     import importlib.util
 
-    from sklearn.metrics import roc_auc_score
     from sklearn.model_selection import train_test_split
 
     from mlthreat.probes.images import ImageShifts, pixel_adapter
@@ -315,7 +314,6 @@ def membership_part(t: Any, python: Path | None, tmp: Path, references: int,
         MembershipInference,
         logit_confidence,
         supported_fprs,
-        tpr_at_fpr,
     )
     spec = importlib.util.spec_from_file_location("example_net", EXAMPLE / "net.py")
     assert spec is not None and spec.loader is not None
@@ -388,35 +386,21 @@ def membership_part(t: Any, python: Path | None, tmp: Path, references: int,
             art = json.loads(done.stdout.strip().splitlines()[-1])
             for kind, values in art.items():
                 scored[f"ART black-box ({kind})"] = (np.array(values), seconds / len(art))
-    rng = np.random.default_rng(0)
-    ins, outs = np.flatnonzero(ev_member), np.flatnonzero(~ev_member)
-    resamples = [np.concatenate([rng.choice(ins, len(ins)), rng.choice(outs, len(outs))])
-                 for _ in range(1000)]
-
-    def figures(scores: np.ndarray, where: np.ndarray) -> tuple[float, float]:
-        return (float(roc_auc_score(ev_member[where], scores[where])),
-                tpr_at_fpr(scores[where], ev_member[where], alpha))
-    boot = {name: np.array([figures(sc, r) for r in resamples]) for name, (sc, _) in
-            scored.items()}
-    every = np.arange(len(ev_member))
+    paired = paired_figures({n: sc for n, (sc, _) in scored.items()}, ev_member, alpha)
     print(f"TPR read at {alpha:.1%} FPR, the lowest rate {non_members} non-members support "
           "(10 false positives); 95 % intervals from 1,000 stratified resamples")
     print("| attack | AUC | TPR | seconds |")
     print("|---|---|---|---|")
-    for name, (sc, secs) in scored.items():
-        auc, tpr = figures(sc, every)
-        (a_lo, t_lo), (a_hi, t_hi) = np.percentile(boot[name], [2.5, 97.5], axis=0)
+    for name, (_, secs) in scored.items():
+        auc, tpr = paired.point[name]
+        (a_lo, t_lo), (a_hi, t_hi) = paired.interval(name)
         print(f"| {name} | {auc:.3f} [{a_lo:.3f}, {a_hi:.3f}] | {tpr:.3f} [{t_lo:.3f}, "
               f"{t_hi:.3f}] | {secs:.1f} |")
     arts = [n for n in scored if n.startswith("ART")]
     if arts:
-        best = np.max([boot[n][:, 1] for n in arts], axis=0)
-        ratio = boot[ours][:, 1] / np.maximum(best, 1e-12)
-        point = figures(scored[ours][0], every)[1] / max(
-            max(figures(scored[n][0], every)[1] for n in arts), 1e-12)
-        lo, hi = np.percentile(ratio, [2.5, 97.5])
+        point, lo, hi, share = paired.ratio_to_best(ours, arts)
         print(f"TPR at {alpha:.1%} FPR, mlthreat reference / best ART = {point:.1f}x "
-              f"[{lo:.1f}, {hi:.1f}]; at least 2x in {np.mean(ratio >= 2):.0%} of resamples "
+              f"[{lo:.1f}, {hi:.1f}]; at least 2x in {share:.0%} of resamples "
               "(goal: at least 2x where reference models are allowed)")
 
 

@@ -42,20 +42,18 @@ from pathlib import Path
 
 import numpy as np
 from sklearn.ensemble import RandomForestClassifier
-from sklearn.metrics import roc_auc_score
 from sklearn.model_selection import train_test_split
 
 from mlthreat.probes import Budget, SklearnAdapter
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from benchmarks.baselines import baseline_python  # noqa: E402
+from benchmarks.baselines import baseline_python, paired_figures  # noqa: E402
 from mlthreat.probes.data import load_table
 from mlthreat.probes.membership import (
     MembershipData,
     MembershipInference,
     logit_confidence,
     supported_fprs,
-    tpr_at_fpr,
 )
 from mlthreat.probes.stats import median_interval, wilson
 from mlthreat.probes.training import sklearn_fit
@@ -221,43 +219,28 @@ def membership(args: argparse.Namespace, python: Path | None) -> None:
             print(f"ART's copy of the forest: test accuracy {art['test_accuracy']:.3f}")
             for kind in ("gb", "rf", "nn"):
                 scored[f"ART black-box ({kind})"] = (np.array(art[kind]), seconds / 3)
-    # Every figure on the same stratified resamples of the evaluation half (paired bootstrap):
-    # a ratio of two TPRs read at a handful of false positives moves a lot from sample to sample
-    rng = np.random.default_rng(0)
-    ins, outs = np.flatnonzero(ev_member), np.flatnonzero(~ev_member)
-    resamples = [np.concatenate([rng.choice(ins, len(ins)), rng.choice(outs, len(outs))])
-                 for _ in range(1000)]
-
-    def figures(scores: np.ndarray, idx: np.ndarray) -> tuple[float, float]:
-        return (float(roc_auc_score(ev_member[idx], scores[idx])),
-                tpr_at_fpr(scores[idx], ev_member[idx], alpha))
-
-    boot = {name: np.array([figures(sc, idx) for idx in resamples])
-            for name, (sc, _) in scored.items()}
-    every = np.arange(len(ev_member))
+    # Every figure on the same stratified resamples of the evaluation half (paired bootstrap)
+    paired = paired_figures({n: sc for n, (sc, _) in scored.items()}, ev_member, alpha)
     head = f"TPR@{alpha:.0%}FPR"
     print(f"\nTPR read at {alpha:.0%} FPR, the lowest rate {non_members} non-members support "
           f"(10 false positives); 95 % intervals from 1,000 stratified resamples")
     print(f"{'attack':<46} {'AUC':>22} {head:>22} {'seconds':>8}")
-    for name, (sc, secs) in scored.items():
-        auc, tpr = figures(sc, every)
-        (a_lo, t_lo), (a_hi, t_hi) = np.percentile(boot[name], [2.5, 97.5], axis=0)
+    for name, (_, secs) in scored.items():
+        auc, tpr = paired.point[name]
+        (a_lo, t_lo), (a_hi, t_hi) = paired.interval(name)
         print(f"{name:<46} {auc:.3f} [{a_lo:.3f}, {a_hi:.3f}] {tpr:>7.3f} [{t_lo:.3f}, "
               f"{t_hi:.3f}] {secs:>8.1f}")
     arts = [n for n in scored if n.startswith("ART")]
     if arts:
-        best_tpr = np.max([boot[n][:, 1] for n in arts], axis=0)
-        best_auc = np.max([boot[n][:, 0] for n in arts], axis=0)
-        ratio = boot[ours][:, 1] / np.maximum(best_tpr, 1e-12)
-        point = figures(scored[ours][0], every)[1] / max(
-            max(figures(scored[n][0], every)[1] for n in arts), 1e-12)
-        lo, hi = np.percentile(ratio, [2.5, 97.5])
+        point, lo, hi, share = paired.ratio_to_best(ours, arts)
+        best_auc = np.max([paired.boot[n][:, 0] for n in arts], axis=0)
+        gap = paired.boot[ours][:, 0] - best_auc
         print(f"\nTPR at {alpha:.0%} FPR, mlthreat / best ART (best of the three on each "
               f"resample) = {point:.1f}x [{lo:.1f}, {hi:.1f}]; at least 2x in "
-              f"{np.mean(ratio >= 2):.0%} of resamples (goal: at least 2x)")
-        print(f"AUC mlthreat minus best ART: {np.median(boot[ours][:, 0] - best_auc):+.3f} "
-              f"[{np.percentile(boot[ours][:, 0] - best_auc, 2.5):+.3f}, "
-              f"{np.percentile(boot[ours][:, 0] - best_auc, 97.5):+.3f}] (goal: no lower)")
+              f"{share:.0%} of resamples (goal: at least 2x)")
+        print(f"AUC mlthreat minus best ART: {np.median(gap):+.3f} "
+              f"[{np.percentile(gap, 2.5):+.3f}, {np.percentile(gap, 97.5):+.3f}] "
+              "(goal: no lower)")
 
 
 def train_mlp(x: np.ndarray, y: np.ndarray, seed: int = 0, epochs: int = 200) -> object:

@@ -83,6 +83,22 @@ def _reader(model: object) -> TextAdapter:
     return TextAdapter(SklearnAdapter(clf), lambda rows: head.transform(list(rows)).toarray())
 
 
+def _fewest_words(text: str, index: dict[str, int], coef: np.ndarray, bias: float
+                  ) -> tuple[int, int | None]:
+    """The linear bag's answer and the closed-form fewest words that change it: a misspelt word
+    leaves the vocabulary, so the attacker removes, one word at a time, the words that push the
+    logit towards its answer, the strongest first (None: removing them all does not)."""
+    contrib = sorted((coef[index[w]] for w in text.split()), reverse=True)
+    logit = bias + sum(contrib)
+    start = int(logit > 0)
+    z = logit
+    for k, c in enumerate(contrib if start == 1 else sorted(contrib), 1):
+        z -= c
+        if (z < 0) if start == 1 else (z > 0):
+            return start, k
+    return start, None
+
+
 def test_misspelling_a_linear_bag_of_words_needs_exactly_the_closed_form_number_of_words(
         ) -> None:
     model, texts, _ = _linear_bag()
@@ -92,18 +108,7 @@ def test_misspelling_a_linear_bag_of_words_needs_exactly_the_closed_form_number_
     probe = TextEvasion(words=1.0, edits=1, queries=1000)
     checked = 0
     for text in texts[:80]:
-        contrib = sorted((coef[index[w]] for w in text.split()), reverse=True)
-        logit = bias + sum(contrib)
-        start = int(logit > 0)
-        # a misspelt word leaves the vocabulary: the attacker removes, one word at a time, the
-        # words that push the logit towards its answer, the strongest first
-        ordered = contrib if start == 1 else sorted(contrib)
-        need, z = None, logit
-        for k, c in enumerate(ordered, 1):
-            z -= c
-            if (z < 0) if start == 1 else (z > 0):
-                need = k
-                break
+        start, need = _fewest_words(text, index, coef, bias)
         got, (before, after), used = probe.attack(reader, text, start, frozenset(),
                                                   np.random.default_rng(0))
         assert got == need, (text, got, need)
@@ -134,16 +139,7 @@ def test_the_label_only_attack_needs_no_fewer_words_than_the_closed_form_and_eac
     rng = np.random.default_rng(0)
     flipped = 0
     for text in texts[:60]:
-        contrib = sorted((coef[index[w]] for w in text.split()), reverse=True)
-        logit = bias + sum(contrib)
-        start = int(logit > 0)
-        ordered = contrib if start == 1 else sorted(contrib)
-        need, z = None, logit
-        for k, c in enumerate(ordered, 1):
-            z -= c
-            if (z < 0) if start == 1 else (z > 0):
-                need = k
-                break
+        start, need = _fewest_words(text, index, coef, bias)
         got, (before, after), used = probe.attack_labels(reader, text, start, frozenset(), rng)
         assert used <= 300 and before == text
         if got is None:

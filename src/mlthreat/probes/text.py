@@ -166,14 +166,20 @@ class TextEvasion(Probe):
              "misspelt": [list(r[1]) for r in results if r[0] is not None][:5],
              "warnings": few_points(n, data.asked)})
 
+    def _editable(self, text: str, protected: frozenset[str]) -> tuple[list[str], list[int], int]:
+        """The text's pieces, which of them the attacker may misspell (words of two letters or
+        more that are not protected), and how many words at most (`words` of them, at least 1)."""
+        parts, words = pieces(text)
+        editable = [i for i in words if parts[i].lower() not in protected and len(parts[i]) >= 2]
+        return parts, editable, max(1, int(np.floor(float(self.param("words")) * len(words)
+                                                     + 1e-9)))
+
     def attack(self, model: ModelAdapter, text: str, start: int, protected: frozenset[str],
                rng: np.random.Generator) -> tuple[int | None, tuple[str, str], int]:
         """(words changed when the decision changed, else None; (text, changed text); queries).
         Words are ranked by how much removing each lowers the model's margin for its answer,
         then misspelt in that order, the edit that lowers the margin most kept each time."""
-        parts, words = pieces(text)
-        editable = [i for i in words if parts[i].lower() not in protected and len(parts[i]) >= 2]
-        limit = max(1, int(np.floor(float(self.param("words")) * len(words) + 1e-9)))
+        parts, editable, limit = self._editable(text, protected)
         budget, edits = int(self.param("queries")), int(self.param("edits"))
         if not editable:
             return None, (text, text), 0
@@ -215,9 +221,7 @@ class TextEvasion(Probe):
         changed word, in random order, is put back if the decision stays changed without it (one
         query each; the first pass is kept back from the budget), pass after pass until none goes
         back, so that every word reported is one the change needs (while the budget lasts)."""
-        parts, words = pieces(text)
-        editable = [i for i in words if parts[i].lower() not in protected and len(parts[i]) >= 2]
-        limit = max(1, int(np.floor(float(self.param("words")) * len(words) + 1e-9)))
+        parts, editable, limit = self._editable(text, protected)
         budget, edits = int(self.param("queries")), int(self.param("edits"))
         if not editable:
             return None, (text, text), 0
@@ -249,9 +253,7 @@ class TextEvasion(Probe):
                   rng: np.random.Generator) -> bool:
         """The baseline, one query: as many words as the attack may change, chosen at random
         and misspelt with one random edit each; does the decision change?"""
-        parts, words = pieces(text)
-        editable = [i for i in words if parts[i].lower() not in protected and len(parts[i]) >= 2]
-        limit = max(1, int(np.floor(float(self.param("words")) * len(words) + 1e-9)))
+        parts, editable, limit = self._editable(text, protected)
         if not editable:
             return False
         chosen = rng.choice(editable, size=min(limit, len(editable)), replace=False)
