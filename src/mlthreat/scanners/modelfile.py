@@ -509,6 +509,7 @@ _TS_FILE_OP = re.compile(r"\b(?:torch|ops\s*\.\s*aten)\s*\.\s*(save|from_file)\b
                          r"\bops\s*\.\s*(?!aten\b|prim\b)\w+\s*\.\s*(\w*(?:file|save|load|"
                          r"write|read|open|exec|system)\w*)\b")
 MAX_CODE = 64 * 1024**2        # bytes of TorchScript source read from one archive
+MAX_TS_CALLS = 20              # file operators reported per archive
 
 
 def _torchscript(archive: zipfile.ZipFile, infos: list[zipfile.ZipInfo], file: str,
@@ -534,6 +535,8 @@ def _torchscript(archive: zipfile.ZipFile, infos: list[zipfile.ZipInfo], file: s
             own.update(f"{module}.{name}" for name in _TS_CLASS.findall(text))
         where = f"{member}/{info.filename}" if member else info.filename
         for m in _TS_FILE_OP.finditer(text):
+            if len(calls) >= MAX_TS_CALLS:
+                break     # enough to say it; a file of millions would cost a pass each
             line = text.count("\n", 0, m.start()) + 1
             shown = text.splitlines()[line - 1].strip()[:120]
             calls.append(finding(file, "high", "MF-TORCHSCRIPT-FILE", f"the model's "
@@ -549,7 +552,7 @@ def _torchscript(archive: zipfile.ZipFile, infos: list[zipfile.ZipInfo], file: s
                       "model runs it when called; it imports no Python, but PyTorch's security "
                       "policy treats it as code from its provider: load it only from a source "
                       "you trust", member=member)
-    return frozenset(own), [program] + calls[:20]
+    return frozenset(own), [program] + calls
 
 
 def _read_rest(stream: IO[bytes], head: bytes) -> Iterator[bytes]:
