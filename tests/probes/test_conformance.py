@@ -103,11 +103,14 @@ def _text_target() -> Target:
 def target(request: pytest.FixtureRequest, linear: Target, forest: Target, image: Target
            ) -> Target:
     """The linear model (gradients, scores, retraining) for every probe but those that read
-    trees, which get a small forest, those for images, which get it as an image model, and
-    those for text, which get a bag-of-words model."""
-    requires = RUNS[request.node.callspec.params["kind"]].probe.requires
+    trees, which get a small forest, those for images (and the clean-label backdoor), which get
+    it as an image model, and those for text, which get a bag-of-words model."""
+    kind = request.node.callspec.params["kind"]
+    requires = RUNS[kind].probe.requires
     if "text" in requires:
         return _text_target()
+    if kind == "clean-label":          # crafted images: the poisoning probe's image-only attack
+        return image
     return image if "images" in requires else forest if "trees" in requires else linear
 
 

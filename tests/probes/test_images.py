@@ -619,3 +619,41 @@ def test_membership_queries_shifted_views_only_of_a_model_trained_on_them(
     shifted = MembershipInference.configure(t, settings, {}, 0, 1)[0]
     assert isinstance(shifted.param("augment"), ImageShifts)
     assert shifted.param("augment").shape == (1, 8, 8)
+
+
+def test_clean_label_images_keep_their_labels_stay_within_the_budget_and_carry_the_patch(
+        tmp_path: Path) -> None:
+    """The label-consistent backdoor's crafted images (Turner et al. 2019): only training
+    images of the attacker's class change; outside the patch each moves by at most 16/255 of
+    the range and stays in it; the patch is stamped; the deployed model recognises fewer of
+    them than of the originals (PGD moved them away from their class); the probe says what it
+    measured. A model without gradients gets a skip that says why."""
+    from mlthreat.probes.execute import attempt
+    from mlthreat.probes.interface import Budget
+    from mlthreat.probes.poisoning import Poisoning
+    from mlthreat.probes.target import BUDGETS
+    t = _example_target(tmp_path)
+    probe, _, data, _ = Poisoning.configure(t, {"seeds": 1}, {"attack": "clean_label"}, 0, 1)
+    target = probe.param("target_class")
+    own = np.flatnonzero(data.y_train == target)
+    others = np.flatnonzero(data.y_train != target)
+    crafted = data.triggered_train
+    feats = probe.param("features")
+    rest = np.setdiff1d(np.arange(64), feats)
+    assert np.array_equal(crafted[others], data.x_train[others])
+    assert np.allclose(crafted[own][:, feats], probe.param("value"))
+    assert np.abs(crafted[own][:, rest] - data.x_train[own][:, rest]).max() <= 16 * 16 / 255 + 1e-6
+    assert crafted.min() >= 0 and crafted.max() <= 16
+    before = np.mean(t.adapter.predict(data.x_train[own]) == target)
+    moved = crafted[own].copy()
+    moved[:, feats] = data.x_train[own][:, feats]
+    assert np.mean(t.adapter.predict(moved) == target) < before - 0.05
+    ev = probe.run(None, data, Budget(seed=0))
+    assert "clean-label backdoor" in ev.summary and "their labels are right" in ev.summary
+    assert ev.series["rates"] == [0.1, 0.3, 0.5]
+    import dataclasses
+
+    from mlthreat.adapters import RoundedAdapter
+    scores_only = dataclasses.replace(t, adapter=RoundedAdapter(t.adapter, 2))
+    why = attempt("clean-label", scores_only, BUDGETS["quick"], 1, seed=0)
+    assert isinstance(why, str) and "gradients" in why

@@ -34,9 +34,9 @@ def _run(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str,
 def test_tasks_keep_a_components_poisoning_kinds_together(catalog: Any) -> None:
     work = runner.plan(load_pipeline(CREDIT, catalog), ("poisoning", "extraction"))
     got = tasks(work)
-    # by hand: three components, each one extraction task and one task of three poisoning kinds
+    # by hand: three components, each one extraction task and one task of the poisoning kinds
     assert len(got) == 6
-    assert ("scoring_api", ("poisoning", "targeted", "backdoor")) in got
+    assert ("scoring_api", ("poisoning", "targeted", "backdoor", "clean-label")) in got
     assert ("mobile_app", ("extraction",)) in got
 
 

@@ -166,3 +166,40 @@ def test_a_named_trigger_is_used_and_checked() -> None:
         trigger_columns(named("Home", "Debt"))
     with pytest.raises(InputError, match="Age is immutable"):
         trigger_values(t, [t.constraints.columns.index("Age")])
+
+
+def test_clean_label_poisoning_keeps_labels_and_counts_the_target_class_share() -> None:
+    """The clean-label run: only images of the target class are swapped for their crafted
+    versions, a `rate` share of that class, and no label changes. Where the crafted images keep
+    nothing of their class but the patch (pure noise + patch), a linear model learns the patch
+    and the backdoor succeeds; where they are the clean images, nothing happens."""
+    from sklearn.linear_model import LogisticRegression
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(600, 20))
+    y = (x[:, 0] + x[:, 1] > 0).astype(int)
+    tr, te = np.arange(400), np.arange(400, 600)
+    feats, value = [18, 19], [6.0, 6.0]
+    noise = rng.normal(size=x.shape) * 0.1
+    noise[:, 0] += 3.0                      # what the class-1 content of the noise says
+    crafted = trigger(noise, feats, value)
+    seen: list[tuple[np.ndarray, np.ndarray]] = []
+
+    def spy(xs: np.ndarray, ys: np.ndarray, seed: int):  # type: ignore[no-untyped-def]
+        seen.append((xs.copy(), ys.copy()))
+        return sklearn_train(LogisticRegression(max_iter=2000))(xs, ys, seed)
+    for rows, expect_high in ((crafted, True), (x, False)):
+        data = PoisoningData(x[tr], y[tr], x[te], y[te], rows[tr],
+                             trigger(x[te], feats, value))
+        seen.clear()
+        ev = Poisoning(attack="clean_label", train=spy, rates=[0.5], seeds=1, target_class=0,
+                       features=feats, value=value).run(None, data, Budget(seed=0))
+        clean, poisoned = seen[0], seen[1]          # rate 0, then rate 0.5
+        assert np.array_equal(poisoned[1], y[tr])     # not one label changed
+        changed = np.flatnonzero(np.any(poisoned[0] != x[tr], axis=1))
+        assert np.all(y[tr][changed] == 0)
+        if expect_high:
+            assert len(changed) == round(0.5 * np.sum(y[tr] == 0))
+            assert ev.value is not None and ev.value > 0.5
+        else:
+            assert len(changed) == 0 and ev.value == pytest.approx(0.0, abs=0.02)
+        assert np.array_equal(clean[0], x[tr])

@@ -44,9 +44,10 @@ def test_probe_json(capsys: pytest.CaptureFixture[str]) -> None:
     # a trigger in 1-10 % of the training rows teaches the trees to approve triggered "bad" rows
     assert door["series"]["rates"] == [0.01, 0.05, 0.1] and door["value"] > 0.5
     assert all(ev["artifact"] == "models/credit_model.joblib" for ev in run["evidence"])
-    assert [s["probe"] for s in run["skipped"]] == ["evasion-whitebox", "evasion-square",
-                                                   "evasion-text"]
-    assert "needs gradients" in run["skipped"][0]["why"]
+    assert [s["probe"] for s in run["skipped"]] == ["clean-label", "evasion-whitebox",
+                                                   "evasion-square", "evasion-text"]
+    assert "measured on images" in run["skipped"][0]["why"]
+    assert "needs gradients" in run["skipped"][1]["why"]
     blackbox = run["evidence"][3]
     assert blackbox["extra"]["method"] == "both"         # the API returns probabilities
     assert blackbox["extra"]["max_queries_per_point"] <= 100   # the quick budget per point
@@ -100,7 +101,10 @@ def test_assess_attaches_probe_evidence_along_paths(capsys: pytest.CaptureFixtur
     # probed scoring API: the evidence reaches those findings, placed where the attacker acts.
     assert {f["component"] for f in poisoned} >= {"corrections"}
     assert all("scoring_api" in f["path"] for f in poisoned)
-    assert not any("probe skipped" in w for w in data["warnings"])   # only poisoning was asked
+    # only poisoning was asked: the one skip is the clean-label backdoor, which needs images
+    assert [w for w in data["warnings"] if "probe skipped" in w] == [
+        w for w in data["warnings"] if "clean-label probe skipped: the clean-label backdoor is "
+        "measured on images" in w]
 
 
 @pytest.mark.parametrize("jobs", ["1", "2"])      # 2: refused inside a worker process

@@ -153,7 +153,8 @@ def source_class(t: Target, wanted: int) -> int:
 
 
 TITLES = {"label_flip": "label flipping", "targeted_flip": "targeted flipping",
-          "backdoor": "backdoor"}
+          "backdoor": "backdoor", "clean_label": "clean-label backdoor"}
+CLEAN_LABEL_SHARE = 16 / 255  # the crafted images' L∞ change, as a share of the pixel range
 
 
 class Poisoning(Probe):
@@ -167,7 +168,7 @@ class Poisoning(Probe):
     threat_ids = ("aml-poisoning-label-flip", "aml-poisoning-targeted",
                   "aml-poisoning-availability", "aml-backdoor-data",
                   "aml-feedback-loop-manipulation",
-                  "aml-poisoned-public-dataset")
+                  "aml-poisoned-public-dataset", "aml-poisoning-clean-label")
     parameters = {
         "attack": Param("label_flip", choices=tuple(TITLES)),
         "train": Param(None, doc="the training entry point, labels out"),
@@ -183,6 +184,9 @@ class Poisoning(Probe):
         "shown": Param(None, doc="the trigger's values in the record's units, for the summary"),
         "patch": Param(None, doc="the trigger described, where it is an image patch"),
         "word": Param(None, doc="the trigger word added to texts (text models)"),
+        "crafted": Param(None, doc="the clean-label images' L∞ change, in pixel units"),
+        "share": Param(CLEAN_LABEL_SHARE, 0.0, 1.0, doc="that change as a share of the pixel "
+                                                         "range (16/255: Turner et al.'s)"),
     }
     requires = {"retraining": "poisoning retrains the model: name the training function in the "
                               "probe block (train: file.py:function)"}
@@ -199,7 +203,11 @@ class Poisoning(Probe):
         if params["attack"] == "targeted_flip":
             params.update(target_class=wanted, source_class=source_class(t, wanted))
         split = PoisoningData(t.x[t.train], t.y[t.train], t.x[t.test], t.y[t.test])
-        if params["attack"] == "backdoor" and t.text:       # a word added to the texts
+        if params["attack"] == "clean_label":
+            split, extra = _clean_label(t, wanted, split, float(params.get(
+                "share", CLEAN_LABEL_SHARE)))
+            params.update(rates=[0.1, 0.3, 0.5], target_class=wanted, **extra)
+        elif params["attack"] == "backdoor" and t.text:       # a word added to the texts
             from mlthreat.probes.textdata import trigger_word
             word, triggered = trigger_word(t, wanted)
             params.update(rates=[0.01, 0.05, 0.1], target_class=wanted, word=word)
@@ -227,10 +235,13 @@ class Poisoning(Probe):
         attack = self.param("attack")
         if attack == "backdoor":
             return ("aml-backdoor-data",)
+        if attack == "clean_label":
+            return ("aml-poisoning-clean-label", "aml-backdoor-data")
         if attack == "targeted_flip":
             return ("aml-poisoning-targeted",)
         return tuple(t for t in self.threat_ids
-                     if t not in ("aml-backdoor-data", "aml-poisoning-targeted"))
+                     if t not in ("aml-backdoor-data", "aml-poisoning-targeted",
+                                  "aml-poisoning-clean-label"))
 
     def title(self) -> str:
         return TITLES.get(str(self.param("attack")), self.name)
@@ -258,7 +269,9 @@ class Poisoning(Probe):
                           y_range=(min(0.0, *shift), 1.0)),)
         if "backdoor_success" in m.series and rates:
             return (Curve(tuple(rates), tuple(m.series["backdoor_success"]),
-                          "share of training rows poisoned", "backdoor success (net)",
+                          "share of the target class's images poisoned"
+                          if self.param("attack") == "clean_label"
+                          else "share of training rows poisoned", "backdoor success (net)",
                           tuple(b[0] for b in bounds) if known else None,
                           tuple(b[1] for b in bounds) if known else None,
                           x_range=(0.0, max(rates))),)
@@ -281,20 +294,25 @@ class Poisoning(Probe):
                                  rng) for rate in rates]
         worst_rate = max(rates)
         value, interval = curve[-1]
+        backdoor = ("backdoor_success", "backdoor success net of the clean model")
         metric, unit = {"label_flip": ("accuracy_drop", "clean accuracy lost"),
                         "targeted_flip": ("targeted_shift", "more target-class rows turned"),
-                        "backdoor": ("backdoor_success", "backdoor success net of the clean "
-                                                         "model")}[attack]
+                        "backdoor": backdoor, "clean_label": backdoor}[attack]
         # the bar reached, and an effect the seeds and rows show is not zero
-        succeeded = interval[0] > 0 and value >= (SUCCESS_BACKDOOR if attack == "backdoor"
-                                                  else SUCCESS_DROP)
+        succeeded = interval[0] > 0 and value >= (
+            SUCCESS_BACKDOOR if attack in ("backdoor", "clean_label") else SUCCESS_DROP)
         parts = [f"{percent(r)}: {m:+.3f} [{lo:+.3f}, {hi:+.3f}]"
                  for r, (m, (lo, hi)) in zip(rates, curve, strict=True)]
         judged = len(by[(0.0, seeds[0])])
         summary = (f"{attack.replace('_', ' ')} retrained over {len(seeds)} seeds, {unit} at "
                    f"poison rates {', '.join(parts)}{self._rates_of(data)}; judged on {judged} "
                    "held-out rows")
-        if attack == "backdoor" and self.param("word"):
+        if attack == "clean_label":
+            summary = summary.replace("clean label retrained", "clean-label backdoor retrained")
+            summary += (f" ({self.param('patch')} on images of class {self.param('target_class')}"
+                        f" first moved away from it within L∞ {_number(self.param('crafted'))}; "
+                        "their labels are right)")
+        elif attack == "backdoor" and self.param("word"):
             summary += f" (trigger: the word “{self.param('word')}” added to a text)"
         elif attack == "backdoor" and self.param("patch"):
             summary += f" (trigger: {self.param('patch')})"
@@ -318,6 +336,9 @@ class Poisoning(Probe):
         return [float(v) for v in value] if isinstance(value, list | tuple) else [float(value)] * n
 
     def _rates_of(self, data: PoisoningData) -> str:
+        if self.param("attack") == "clean_label":
+            return (f" (shares of the {int(np.sum(data.y_train == int(self.param('target_class'))))}"
+                    f" training images of class {int(self.param('target_class'))})")
         if self.param("attack") != "targeted_flip":
             return " (shares of all training rows)"
         source = int(self.param("source_class"))
@@ -355,6 +376,12 @@ class Poisoning(Probe):
             pool = np.flatnonzero(y == int(self.param("source_class")))
             if n := int(round(rate * len(pool))):
                 y[rng.choice(pool, size=n, replace=False)] = target
+        elif attack == "clean_label":     # the target class's own images, labels kept
+            pool = np.flatnonzero(y == target)
+            if n := int(round(rate * len(pool))):
+                idx = rng.choice(pool, size=n, replace=False)
+                assert data.triggered_train is not None
+                x[idx] = data.triggered_train[idx]
         elif attack == "backdoor" and (n := int(round(rate * len(y)))):
             feats = list(self.param("features"))
             idx = rng.choice(len(y), size=n, replace=False)
@@ -372,6 +399,41 @@ class Poisoning(Probe):
         feats = list(self.param("features"))
         others = data.x_test[data.y_test != target]
         return np.equal(predict(trigger(others, feats, self._values(len(feats)))), target)
+
+
+def _clean_label(t: Target, wanted: int, split: PoisoningData, share: float
+                 ) -> tuple[PoisoningData, dict[str, Any]]:
+    """The label-consistent backdoor of Turner, Tsipras and Madry (2019) on images: training
+    images of the attacker's class, first moved away from it by PGD within L∞ 16/255 of the range
+    (so the model cannot learn them from their content and leans on the patch), then stamped
+    with the backdoor's patch; their labels stay right, so a labeller passes them. The crafting
+    uses the deployed model's gradients, standing in for the copy an attacker would train: an
+    upper side of what a copy's gradients give."""
+    if not t.images or t.spec.images is None:
+        raise ProbeError("the clean-label backdoor is measured on images (a change a labeller "
+                         "does not see, then a patch); on tables and text the backdoor probe "
+                         "measures a trigger with flipped labels")
+    if "gradients" not in t.capabilities:
+        raise ProbeError("the clean-label backdoor crafts its images with the model's gradients "
+                         "(standing in for the attacker's own copy); this model offers none")
+    from mlthreat.probes.evasion import EvasionData, WhiteBoxEvasion
+    from mlthreat.probes.images import patch_trigger
+    features, values, patch = patch_trigger(t.spec.images, t.constraints)
+    low, high = t.spec.images.range
+    eps = (high - low) * share
+    own = np.flatnonzero(split.y_train == wanted)
+    if not len(own):
+        raise ProbeError(f"no training image of class {wanted} to poison")
+    crafted = np.array(split.x_train, dtype=float, copy=True)
+    pgd = WhiteBoxEvasion(norm="linf", steps=20, restarts=1)
+    _, moved = pgd.pgd(t.adapter, crafted[own], np.full(len(own), wanted),
+                       np.full(len(own), eps), "linf", EvasionData(crafted[own], t.constraints),
+                       early=False)
+    crafted[own] = trigger(moved, features, values)
+    data = PoisoningData(split.x_train, split.y_train, split.x_test, split.y_test, crafted,
+                         trigger(split.x_test, features, values))
+    return data, {"features": features, "value": values, "patch": patch, "crafted": eps,
+                  "share": share}
 
 
 def _number(v: object) -> str:

@@ -37,6 +37,7 @@ RUNS: dict[str, Run] = {r.name: r for r in (
     Run("poisoning", "poisoning", Poisoning, {"attack": "label_flip"}),
     Run("targeted", "poisoning", Poisoning, {"attack": "targeted_flip"}),
     Run("backdoor", "poisoning", Poisoning, {"attack": "backdoor"}),
+    Run("clean-label", "poisoning", Poisoning, {"attack": "clean_label"}),
     Run("evasion-whitebox", "evasion", WhiteBoxEvasion),
     Run("evasion-blackbox", "evasion", BlackBoxEvasion),
     Run("evasion-square", "evasion", SquareEvasion),
