@@ -612,3 +612,36 @@ def test_a_route_that_starts_training_without_authentication_is_found(tmp_path: 
     assert not {line for rule, line in found if rule == "SRV-NO-AUTH"} - {5}
     message = next(f.message for f in scan_python(tmp_path / "main.py") if f.line == 5)
     assert "retrain the model on data they choose" in message
+
+
+def test_azure_ml_web_services_without_keys_are_found(tmp_path: Path) -> None:
+    """holdout-5's MLOpsPython: an ACI deployment configuration without authEnabled answers
+    anyone (ACI is keyless by default), while AKS is keyed unless turned off. The same in the
+    SDK's deploy_configuration; a Kubernetes manifest named like a deployment is not read as one."""
+    from mlthreat.scanners.serving import ServingScanner
+    cases = {
+        "deployment_config_aci.yml": ("computeType: ACI\ncontainerResourceRequirements:\n"
+                                      "  cpu: 1\n", [1]),
+        "deploy_config_aci_keyed.yml": ("computeType: ACI\nauthEnabled: True\n", []),
+        "deployment_config_aks.yml": ("computeType: AKS\nautoScaler:\n  minReplicas: 1\n", []),
+        "deployment_config_aks_open.yml": ("computeType: AKS\nauthEnabled: false\n", [2]),
+        "deployment_config_token.json": ('{"computeType": "AKS", "authEnabled": false,\n'
+                                         ' "tokenAuthEnabled": true}\n', []),
+        "k8s-deployment-config.yaml": ("apiVersion: apps/v1\nkind: Deployment\n", []),
+    }
+    scanner = ServingScanner()
+    for name, (text, lines) in cases.items():
+        (tmp_path / name).write_text(text)
+        assert scanner.applies_to(tmp_path / name), name
+        found = scanner.scan(tmp_path / name, None)  # type: ignore[arg-type]
+        assert [(f.rule, f.line) for f in found] == [("SRV-NO-AUTH", n) for n in lines], name
+    (tmp_path / "deploy.py").write_text(
+        "from azureml.core.webservice import AciWebservice, AksWebservice\n"
+        "a = AciWebservice.deploy_configuration(cpu_cores=1, memory_gb=1)\n"        # 2
+        "b = AciWebservice.deploy_configuration(auth_enabled=True)\n"
+        "c = AksWebservice.deploy_configuration(autoscale_enabled=True)\n"
+        "d = AksWebservice.deploy_configuration(auth_enabled=False)\n"              # 5
+        "e = AksWebservice.deploy_configuration(auth_enabled=False, token_auth_enabled=True)\n"
+        "f = AciWebservice.deploy_configuration(auth_enabled=flag)\n")
+    assert [(f.rule, f.line) for f in scan_python(tmp_path / "deploy.py")] == [
+        ("SRV-NO-AUTH", 2), ("SRV-NO-AUTH", 5)]

@@ -1,5 +1,6 @@
 """Serving code, read as a syntax tree (never imported): FastAPI and Flask apps, TorchServe's
-config.properties, and the command a Dockerfile starts.
+config.properties, the command a Dockerfile starts, and Azure ML web-service deployment
+configurations (keyless ACI or AKS services).
 
 Per route that reaches a model (health checks, API docs, static files and pages left out): no
 authentication dependency, full probability vectors or logits returned; per app (not per router):
@@ -178,6 +179,9 @@ class _Visitor(ast.NodeVisitor):
                                        lineno=node.lineno) if bound else node,
                               parts[-2], parts[-1])
         self._download(node, name)
+        if parts[-2:] in (["AciWebservice", "deploy_configuration"],
+                          ["AksWebservice", "deploy_configuration"]):
+            self._aml_service(node, parts[-2])
         if name in KNOWN_WRAPPERS and not _is_true(_kw(node, "weights_only")):
             self.add(node, "SRV-TORCH-LOAD", "cls-unsafe-deserialization", "classical", "high",
                      f"{KNOWN_WRAPPERS[name]} calls torch.load with weights_only=False: the "
@@ -300,6 +304,19 @@ class _Visitor(ast.NodeVisitor):
         called = {_dotted(c.func).rsplit(".", 1)[-1] for c in ast.walk(node)
                   if isinstance(c, ast.Call)}
         return bool(called & self.model_functions)
+
+    def _aml_service(self, node: ast.Call, kind: str) -> None:
+        """An Azure ML web service configured without keys or tokens: ACI's are keyless unless
+        auth_enabled=True, AKS's keyed unless auth_enabled=False."""
+        key = _kw(node, "auth_enabled")
+        token = _kw(node, "token_auth_enabled")
+        keyed = _is_true(key) if kind == "AciWebservice" else not (
+            isinstance(key, ast.Constant) and key.value is False)
+        if keyed or _is_true(token) or (key is not None and not isinstance(key, ast.Constant)):
+            return        # keyed, or decided at run time (not judged)
+        self.add(node, "SRV-NO-AUTH", "cls-unauthenticated-api", "classical", "high",
+                 f"{kind}.deploy_configuration without key or token authentication: anyone who "
+                 "finds the scoring URI can query the model")
 
     # -------------------------------------------------------------- routes
     def visit_FunctionDef(self, node: ast.FunctionDef | ast.AsyncFunctionDef) -> None:  # noqa: N802
@@ -476,6 +493,37 @@ def scan_torchserve(path: Path) -> list[ScanFinding]:
     return out
 
 
+# Azure ML web-service deployment configurations (`az ml model deploy --dc FILE`): ACI keys are
+# off unless authEnabled is set, AKS keys on unless it is turned off
+AML_COMPUTE = re.compile(r"(?mi)^\s*\"?computeType\"?\s*:\s*\"?(ACI|AKS)\b")
+AML_AUTH = re.compile(r"(?mi)^\s*\"?(authEnabled|tokenAuthEnabled)\"?\s*:\s*\"?(true|false)\b")
+
+
+def scan_aml_deployment(path: Path) -> list[ScanFinding]:
+    """An Azure ML deployment configuration whose web service answers without a key or token."""
+    try:
+        text = path.read_text(encoding="utf-8", errors="replace")[:200_000]
+    except OSError:
+        return []
+    compute = AML_COMPUTE.search(text)
+    if not compute:
+        return []
+    settings = {m.group(1).lower(): (m.group(2).lower() == "true", m) for m in
+                AML_AUTH.finditer(text)}
+    key, key_at = settings.get("authenabled", (compute.group(1).upper() == "AKS", None))
+    token = settings.get("tokenauthenabled", (False, None))[0]
+    if key or token:
+        return []
+    at = key_at or compute
+    line = text.count("\n", 0, at.start()) + 1
+    why = "authEnabled: false" if key_at else f"no authEnabled, and {compute.group(1).upper()} " \
+        "deployments are keyless by default"
+    return [ScanFinding("serving", "SRV-NO-AUTH", "cls-unauthenticated-api", "classical",
+                        "high", str(path), line, f"Azure ML {compute.group(1).upper()} "
+                        f"deployment without key or token authentication ({why}): anyone who "
+                        "finds the scoring URI can query the model")]
+
+
 SERVERS = re.compile(r"(?i)\b(uvicorn|gunicorn|hypercorn|flask|streamlit|gradio|torchserve|"
                      r"mlflow|bentoml|tritonserver|jupyter|tensorboard|python3?)\b")
 MLFLOW_SERVER = re.compile(r"\bmlflow\s+(server|ui)\b")
@@ -537,14 +585,24 @@ class ServingScanner(Scanner):
                   "cls-unsafe-deserialization", "aml-model-extraction", "aml-backdoor-pretrained")
 
     def applies_to(self, path: Path) -> bool:
-        return path.suffix == ".py" or path.name == "config.properties" or _dockerfile(path)
+        return path.suffix == ".py" or path.name == "config.properties" or _dockerfile(path) \
+            or _aml_deployment(path)
 
     reads_tests = False
 
     def scan(self, path: Path, ctx: ScanContext) -> list[ScanFinding]:
         if _dockerfile(path):
             return scan_dockerfile(path)
+        if _aml_deployment(path):
+            return scan_aml_deployment(path)
         return scan_python(path) if path.suffix == ".py" else scan_torchserve(path)
+
+
+def _aml_deployment(path: Path) -> bool:
+    """A file named like an Azure ML deployment configuration (deployment_config_aci.yml,
+    deploymentconfig.json); `scan_aml_deployment` reads only those with a computeType."""
+    name = path.name.lower()
+    return name.endswith((".yml", ".yaml", ".json")) and "deploy" in name and "config" in name
 
 
 def _dockerfile(path: Path) -> bool:
