@@ -111,6 +111,13 @@ def target(request: pytest.FixtureRequest, linear: Target, forest: Target, image
         return _text_target()
     if kind == "clean-label":          # crafted images: the poisoning probe's image-only attack
         return image
+    if kind == "evasion-patch":        # a sticker needs its place: the image with a mask
+        columns = image.constraints.columns
+        return dataclasses.replace(
+            image, spec=ProbeSpec.model_construct(queries=60, trigger=[], images=image.spec.images
+                                                  .model_copy(update={"mask": "sticker.npy"})),
+            constraints=Constraints(columns, frozenset(columns[:2]),
+                                    dict.fromkeys(columns, (-10.0, 10.0))))
     return image if "images" in requires else forest if "trees" in requires else linear
 
 

@@ -45,7 +45,8 @@ def test_probe_json(capsys: pytest.CaptureFixture[str]) -> None:
     assert door["series"]["rates"] == [0.01, 0.05, 0.1] and door["value"] > 0.5
     assert all(ev["artifact"] == "models/credit_model.joblib" for ev in run["evidence"])
     assert [s["probe"] for s in run["skipped"]] == ["clean-label", "evasion-whitebox",
-                                                   "evasion-square", "evasion-text"]
+                                                   "evasion-square", "evasion-patch",
+                                                   "evasion-text"]
     assert "measured on images" in run["skipped"][0]["why"]
     assert "needs gradients" in run["skipped"][1]["why"]
     blackbox = run["evidence"][3]
@@ -158,7 +159,8 @@ def test_ctrl_c_stops_cleanly_and_says_what_finished(monkeypatch: pytest.MonkeyP
     assert "finished evasion-whitebox on scoring_api" not in flat     # it was skipped, not run
     assert "finished extraction on scoring_api" in flat
     assert ("not run: evasion-blackbox on scoring_api, evasion-square on scoring_api, "
-            "evasion-text on scoring_api, evasion-transfer on scoring_api") in flat
+            "evasion-patch on scoring_api, evasion-text on scoring_api, evasion-transfer on "
+            "scoring_api") in flat
     # the planner skips white-box evasion (no gradients) without starting it
     assert calls == ["extraction", "evasion-blackbox"]
     assert not Path("never").exists()

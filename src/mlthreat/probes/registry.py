@@ -13,6 +13,7 @@ from mlthreat.probes.evasion import WhiteBoxEvasion
 from mlthreat.probes.extraction import ModelExtraction
 from mlthreat.probes.interface import Probe
 from mlthreat.probes.membership import MembershipInference
+from mlthreat.probes.patch import PatchEvasion
 from mlthreat.probes.poisoning import Poisoning
 from mlthreat.probes.square import SquareEvasion
 from mlthreat.probes.text import TextEvasion
@@ -41,6 +42,7 @@ RUNS: dict[str, Run] = {r.name: r for r in (
     Run("evasion-whitebox", "evasion", WhiteBoxEvasion),
     Run("evasion-blackbox", "evasion", BlackBoxEvasion),
     Run("evasion-square", "evasion", SquareEvasion),
+    Run("evasion-patch", "evasion", PatchEvasion),
     Run("evasion-text", "evasion", TextEvasion),
     Run("evasion-transfer", "evasion", TransferEvasion),
     Run("evasion-exact", "evasion", ExactEvasion),
