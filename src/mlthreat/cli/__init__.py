@@ -13,6 +13,7 @@ next step of the assessment, and a command that still finishes exits 130 all the
 
 from __future__ import annotations
 
+import os
 import signal
 import sys
 import threading
@@ -65,4 +66,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     return code
 
 
-__all__ = ["main", "pressed", "stopped_as_asked"]
+def console() -> int:
+    """The process's entry point (the `mlthreat` script and `python -m mlthreat.cli`): `main`,
+    and after Ctrl-C, out at once. The interrupt has been reported and the workers told to stop;
+    an ordinary exit would still join whatever a library left behind (loky's executor thread
+    and the workers it waits for), and CI saw such an exit hang for minutes after the message."""
+    code = main()
+    if code == 130:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(130)
+    return code
+
+
+__all__ = ["console", "main", "pressed", "stopped_as_asked"]

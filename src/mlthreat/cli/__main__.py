@@ -2,6 +2,6 @@
 
 import sys
 
-from mlthreat.cli import main
+from mlthreat.cli import console
 
-sys.exit(main())
+sys.exit(console())
