@@ -272,12 +272,7 @@ def whitebox_part(t: Any, x: np.ndarray, y: np.ndarray, start: np.ndarray,
     if python is not None:
         np.savez(tmp / "d.npz", x=x.reshape(-1, 1, 8, 8), y=y)
         spec = {"data": str(tmp / "d.npz"), "weights": str(weights), "eps": list(SHARES)}
-        done = subprocess.run([str(python), "-c", AUTOATTACK, str(EXAMPLE), json.dumps(spec)],
-                              capture_output=True, text=True, timeout=7200)
-        if done.returncode:
-            print(f"AutoAttack failed: {done.stderr[-2000:]}")
-        else:
-            theirs = json.loads(done.stdout.strip().splitlines()[-1])
+        theirs = baseline(python, AUTOATTACK, spec, "AutoAttack") or []
     print("\n| L∞ budget (pixels of 0..16) | share of range | mlthreat PGD robust acc | "
           "AutoAttack robust acc | difference (pp) | mlthreat s | AutoAttack s | time ratio |")
     print("|---|---|---|---|---|---|---|---|")
@@ -377,15 +372,10 @@ def membership_part(t: Any, python: Path | None, tmp: Path, references: int,
                  xe=x[ev_idx], ye=y[ev_idx])
         spec_args = {"data": str(tmp / "mi.npz"), "weights": str(weights)}
         began = time.perf_counter()
-        done = subprocess.run([str(python), "-c", ART_MI, str(EXAMPLE), json.dumps(spec_args)],
-                              capture_output=True, text=True, timeout=7200)
+        art = baseline(python, ART_MI, spec_args, "ART's membership attacks")
         seconds = time.perf_counter() - began
-        if done.returncode:
-            print(f"ART's membership attacks failed: {done.stderr[-2000:]}")
-        else:
-            art = json.loads(done.stdout.strip().splitlines()[-1])
-            for kind, values in art.items():
-                scored[f"ART black-box ({kind})"] = (np.array(values), seconds / len(art))
+        for kind, values in (art or {}).items():
+            scored[f"ART black-box ({kind})"] = (np.array(values), seconds / len(art))
     paired = paired_figures({n: sc for n, (sc, _) in scored.items()}, ev_member, alpha)
     print(f"TPR read at {alpha:.1%} FPR, the lowest rate {non_members} non-members support "
           "(10 false positives); 95 % intervals from 1,000 stratified resamples")
@@ -416,12 +406,7 @@ def hopskip_part(t: object, x: np.ndarray, y: np.ndarray, python: Path | None,
     if python is not None:
         np.savez(tmp / "h.npz", x=x.reshape(-1, 1, 8, 8), y=y)
         spec = {"data": str(tmp / "h.npz"), "weights": str(weights)}
-        done = subprocess.run([str(python), "-c", ART_HSJ, str(EXAMPLE), json.dumps(spec)],
-                              capture_output=True, text=True, timeout=7200)
-        if done.returncode:
-            print(f"ART's HopSkipJump failed: {done.stderr[-2000:]}")
-        else:
-            art = json.loads(done.stdout.strip().splitlines()[-1])
+        art = baseline(python, ART_HSJ, spec, "ART's HopSkipJump")
     per_point = queries or (int(float(art["queries"]) // 10)  # type: ignore[arg-type]
                             if art else 250)
     labels = RoundedAdapter(t.adapter, None)  # type: ignore[attr-defined]
@@ -476,14 +461,23 @@ def square_part(t: object, x: np.ndarray, y: np.ndarray, python: Path | None, we
         spec = {"data": str(Path(tmp) / "d.npz"),
                 "weights": str(weights),
                 "eps": list(SQUARE_SHARES), "queries": list(SQUARE_QUERIES)}
-        run = subprocess.run([str(python), "-c", ART_SQUARE, str(EXAMPLE), json.dumps(spec)],
-                             capture_output=True, text=True, timeout=7200)
-    if run.returncode:
-        print(f"ART's SquareAttack failed: {run.stderr[-2000:]}")
+        theirs = baseline(python, ART_SQUARE, spec, "ART's SquareAttack")
+    if theirs is None:
         return rows
-    for row, art in zip(rows, json.loads(run.stdout.strip().splitlines()[-1]), strict=True):
+    for row, art in zip(rows, theirs, strict=True):
         row["art"] = art
     return rows
+
+
+def baseline(python: Path, script: str, spec: dict[str, Any], what: str) -> Any:
+    """The JSON a reference tool's script prints last, run in the baselines' venv with the
+    example's folder and `spec`; None, with the tool's error shown, when it fails."""
+    done = subprocess.run([str(python), "-c", script, str(EXAMPLE), json.dumps(spec)],
+                          capture_output=True, text=True, timeout=7200)
+    if done.returncode:
+        print(f"{what} failed: {done.stderr[-2000:]}")
+        return None
+    return json.loads(done.stdout.strip().splitlines()[-1])
 
 
 if __name__ == "__main__":

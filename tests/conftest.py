@@ -8,8 +8,10 @@ import os
 # their thread pools oversubscribe two cores and small fits slow down several-fold. One thread each.
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
+import json  # noqa: E402
 import textwrap  # noqa: E402
 from collections.abc import Callable
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
 import pytest
@@ -22,6 +24,16 @@ ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = ROOT / "examples"
 EXAMPLE_NAMES = sorted(p.parent.name for p in EXAMPLES.glob("*/pipeline.yaml"))
 ATLAS_YAML = ROOT.parent / "shared" / "reference" / "atlas" / "ATLAS.yaml"
+
+
+def reply_json(handler: BaseHTTPRequestHandler, answer: object) -> None:
+    """A test server's 200 answer, `answer` as its JSON body."""
+    out = json.dumps(answer).encode()
+    handler.send_response(200)
+    handler.send_header("Content-Type", "application/json")
+    handler.send_header("Content-Length", str(len(out)))
+    handler.end_headers()
+    handler.wfile.write(out)
 
 
 @pytest.fixture

@@ -24,6 +24,7 @@ from mlthreat.errors import InputError, ModelError
 from mlthreat.probes import ProbeError
 from mlthreat.probes.constraints import from_transform
 from mlthreat.probes.data import tabular_encoder
+from tests.conftest import reply_json
 
 
 def data() -> tuple[np.ndarray, np.ndarray]:
@@ -117,13 +118,7 @@ class _Api(BaseHTTPRequestHandler):
         self.seen.append(body)
         rows = np.array(body["rows"]) if "rows" in body else np.array(
             [[r["a"], r["b"]] for r in body["inputs"]["records"]])
-        answer = {"data": {"scores": self.model.predict_proba(rows)[:, 1].tolist()}}
-        out = json.dumps(answer).encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(out)))
-        self.end_headers()
-        self.wfile.write(out)
+        reply_json(self, {"data": {"scores": self.model.predict_proba(rows)[:, 1].tolist()}})
 
     def log_message(self, *args: object) -> None:
         pass

@@ -26,7 +26,7 @@ from mlthreat.errors import InputError  # noqa: E402
 from mlthreat.pipeline import load_pipeline  # noqa: E402
 from mlthreat.probes.execute import attempt  # noqa: E402
 from mlthreat.probes.target import BUDGETS, Target, prepare  # noqa: E402
-from tests.conftest import EXAMPLES  # noqa: E402
+from tests.conftest import EXAMPLES, reply_json  # noqa: E402
 
 IMAGES = EXAMPLES / "image-community"
 TWEETS = EXAMPLES / "support-tweets"
@@ -55,11 +55,7 @@ class _Api(BaseHTTPRequestHandler):
             with torch.no_grad():
                 proba = torch.softmax(self.cnn(torch.tensor(cube, dtype=torch.float32) / 16),
                                       1).numpy()
-        out = json.dumps({"predictions": proba.tolist()}).encode()
-        self.send_response(200)
-        self.send_header("Content-Length", str(len(out)))
-        self.end_headers()
-        self.wfile.write(out)
+        reply_json(self, {"predictions": proba.tolist()})
 
     def log_message(self, *args: object) -> None:
         pass

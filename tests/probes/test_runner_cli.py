@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from mlthreat import cli
-from tests.conftest import EXAMPLES
+from tests.conftest import EXAMPLES, reply_json
 from tests.scanners.conftest import Payload
 
 CREDIT = str(EXAMPLES / "credit-scoring" / "pipeline.yaml")
@@ -216,11 +216,7 @@ def test_probes_query_a_live_http_endpoint_with_records(tmp_path: Path,
             body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
             seen.extend(body["instances"])
             proba = model.predict_proba(pd.DataFrame(body["instances"]))
-            out = json.dumps({"predictions": proba.tolist()}).encode()
-            self.send_response(200)
-            self.send_header("Content-Length", str(len(out)))
-            self.end_headers()
-            self.wfile.write(out)
+            reply_json(self, {"predictions": proba.tolist()})
 
         def log_message(self, *args: object) -> None:
             pass

@@ -98,7 +98,7 @@ class PatchEvasion(Probe):
             raise ProbeError("the sticker is optimised with the model's gradients")
         span = data.high - data.low
         sticker = rng.uniform(data.low, data.high, size=int(data.movable.sum()))
-        at_random = float(self._success(model, data, sticker.copy()).mean())
+        at_random = float(self._success(model, data, sticker).mean())
         batch = min(int(self.param("batch")), len(data.own))
         for _ in range(int(self.param("steps"))):
             idx = rng.choice(len(data.own), size=batch, replace=False)

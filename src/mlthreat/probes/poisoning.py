@@ -304,11 +304,11 @@ class Poisoning(Probe):
         parts = [f"{percent(r)}: {m:+.3f} [{lo:+.3f}, {hi:+.3f}]"
                  for r, (m, (lo, hi)) in zip(rates, curve, strict=True)]
         judged = len(by[(0.0, seeds[0])])
-        summary = (f"{attack.replace('_', ' ')} retrained over {len(seeds)} seeds, {unit} at "
+        head = TITLES[attack] if attack == "clean_label" else attack.replace("_", " ")
+        summary = (f"{head} retrained over {len(seeds)} seeds, {unit} at "
                    f"poison rates {', '.join(parts)}{self._rates_of(data)}; judged on {judged} "
                    "held-out rows")
         if attack == "clean_label":
-            summary = summary.replace("clean label retrained", "clean-label backdoor retrained")
             summary += (f" ({self.param('patch')} on images of class {self.param('target_class')}"
                         f" first moved away from it within L∞ {_number(self.param('crafted'))}; "
                         "their labels are right)")
