@@ -109,6 +109,16 @@ def test_transfer_attack_flips_a_model_through_its_copy() -> None:
     # the boundary is a plane with |normal| = 1.5: within L2 3.0 nearly every point flips
     assert rates[-1] >= 0.9 and rates[0] < rates[-1]
     assert ev.extra["surrogate_queries"] == 500 and ev.extra["surrogate_agreement"] > 0.9
+    # per point, the smallest submitted change that flipped: never inside the plane's distance
+    # (less a margin for the network's own boundary), never above the largest budget, and at
+    # least every point that flipped at a budget is counted within it
+    found = np.array(ev.extra["minimal"])
+    w = np.array([1.0, -1.0, 0.5] + [0.0] * 3)
+    plane = np.abs(x[1000:1100] @ w) / np.linalg.norm(w)
+    flipped = np.isfinite(found)
+    assert np.all(found[flipped] >= plane[flipped] - 0.05) and np.all(found[flipped] <= 3.0 + 1e-9)
+    assert all(np.mean(found <= e + 1e-9) >= r for e, r in zip((0.1, 1.0, 3.0), rates,
+                                                               strict=True))
 
 
 def test_decision_attack_with_the_attackers_labels_nears_the_closed_form() -> None:
@@ -264,3 +274,28 @@ def test_transfer_with_the_attackers_own_labels_queries_nothing_for_its_copy() -
     with pytest.raises(ProbeError, match="needs the attacker's labels"):
         TransferEvasion(labels="own").run(model, EvasionData(points, pool=x[600:1100]),
                                           Budget(seed=0))
+
+
+def votes_model(rows: np.ndarray) -> np.ndarray:
+    """Six columns, each worth a vote above 0.1 and four above 0.6; three votes flip the
+    decision. The smallest flip from near the origin spreads over the three nearest columns:
+    a change of about 0.1 each (L2 about 0.17), where one column alone needs 0.6."""
+    rows = np.atleast_2d(rows)
+    votes = (rows > 0.1).sum(axis=1) + 3 * (rows > 0.6).sum(axis=1)
+    return (votes >= 3).astype(int)
+
+
+def test_decision_attack_spreads_its_change_where_several_small_moves_flip() -> None:
+    rng = np.random.default_rng(0)
+    points = rng.uniform(-0.05, 0.0, size=(20, 6))
+    pool = rng.uniform(-1.0, 1.0, size=(600, 6))
+    gaps = np.sort(0.1 - points, axis=1)
+    exact = np.minimum(np.sqrt((gaps[:, :3] ** 2).sum(axis=1)), 0.6 - points.max(axis=1))
+    ev = BlackBoxEvasion(method="decision", queries=230).run(
+        CallableAdapter(votes_model, scores=False),
+        EvasionData(points, pool=pool, pool_y=votes_model(pool)), Budget(seed=0))
+    found = np.array(ev.extra["minimal"])
+    assert np.all(found >= exact - 1e-9)
+    # the sparse search alone stops short of the corner (median 1.05x, worst 1.14x here)
+    assert np.median(found / exact) < 1.01 and np.max(found / exact) < 1.1
+    assert ev.extra["max_queries_per_point"] <= 230

@@ -19,6 +19,10 @@ groups) to a hair off their original values while the label stays flipped, binar
 the line back to the point, then shrink each remaining coordinate by binary search. Tree
 ensembles cut the input space along coordinates, so the sparse, per-coordinate search is where
 their decision boundaries are near; this is what makes a few hundred queries enough.
+The sparse search ends on one or two long moves; an ensemble often flips cheaper where several
+columns each cross a nearby threshold. So the decision attack keeps part of its queries to
+learn which columns tip the label near the boundary and to spread its change over them
+(`tipping_signs`, `spread`), keeping the smaller change.
 
 Every candidate is projected onto realisable records (`Constraints`) before it is sent. Each
 point's attack is a generator that yields the rows it wants labelled; the driver answers all
@@ -75,6 +79,10 @@ HAIR = 1e-6   # what a reset coordinate keeps of its move, relative to its value
 TIES = 0.05   # a value this share of the attacker's rows hold exactly is a likely split point
 MORE_NUDGES = 32    # more tiny moves for the points still standing, if ...
 EXACT_SPLITS = 0.1  # ... at least this share of points flipped with the first ones
+DENSE_SHARE = 0.4   # of a point's queries kept back for the spread-out change (`spread`) ...
+DENSE_FROM = 100    # ... when it has at least this many
+TIP = 0.6           # a column's trial move at the boundary, as a share of the best change
+SCAN = (0.3, 0.5, 0.7, 0.85, 1.0, 1.3, 1.7, 2.5)  # steps along the spread ray, x the best's size
 
 # A point's attack: yields rows to label, receives their labels, returns (best delta or None,
 # queries spent).
@@ -245,6 +253,8 @@ def decision_attack(p: _Point, pool: np.ndarray, prefer: np.ndarray, starts: int
     sparse change. `hairs`, for a model that splits at the data's own values (`_nudged`): hair
     moves (`_hair`) that every start gets a random pattern of, and whose helpful pattern near
     the first refined change then goes into all the rest (`helpful_hairs`)."""
+    kept = int(DENSE_SHARE * p.budget) if p.budget >= DENSE_FROM else 0
+    p.budget -= kept        # for `spread`, once the sparse search is done
     order = np.argsort(np.linalg.norm(pool - p.x, axis=1) + prefer)
     found: list[np.ndarray] = [] if nudged is None else [nudged]
     if guesses is not None and 0 < len(guesses) <= p.left():
@@ -273,6 +283,10 @@ def decision_attack(p: _Point, pool: np.ndarray, prefer: np.ndarray, starts: int
             hairs = None    # once: the first refined change is near the point
             if pattern is not None:
                 queue = [_with_pattern(p, d, pattern) for d in [best, *queue]]
+    p.budget += kept
+    if best is not None and not _is_hair(p, best) and kept:
+        signs = yield from tipping_signs(p, best)
+        best = yield from spread(p, best, signs)
     p.budget -= 1   # kept back for `_drop_hairs`
     while best is not None and p.left() > 0 and not _is_hair(p, best):
         before = p.used   # what is left sharpens the best change found
@@ -283,6 +297,83 @@ def decision_attack(p: _Point, pool: np.ndarray, prefer: np.ndarray, starts: int
     if best is not None:
         best = yield from _drop_hairs(p, best)
     return best, p.used
+
+
+def tipping_signs(p: _Point, best: np.ndarray
+                  ) -> Generator[np.ndarray, np.ndarray, np.ndarray]:
+    """Which columns, moved which way, help the flip? The ones `best` moves (its signs), and
+    each other free column (one a single coordinate; not one-hot or fixed) whose move of
+    `TIP` times the best's size, made at the last point on the line to `best` that does not
+    flip yet, tips the label over: one query per column and sign; a column that tips both ways
+    is left out."""
+    lo, _ = yield from _line(p, best)
+    at = p.x + lo * best
+    size = TIP * float(np.linalg.norm(best))
+    signs = np.where(np.abs(best) > p.hair, np.sign(best), 0.0)
+    rows, moves = [], []
+    for g in p.groups:
+        j = int(g[0])
+        if len(g) != 1 or signs[j] != 0:
+            continue
+        for sign in (1.0, -1.0):
+            row = at.copy()
+            row[j] += sign * size
+            if p.project(row)[0, j] != at[j]:
+                rows.append(row)
+                moves.append((j, sign))
+    if not rows or p.left() < len(rows) + 2 * len(SCAN):
+        return signs
+    hit = yield from p.ask(np.array(rows))
+    tipped: dict[int, list[float]] = {}
+    for (j, sign), h in zip(moves, hit, strict=True):
+        if h:
+            tipped.setdefault(j, []).append(sign)
+    for j, ways in tipped.items():
+        if len(ways) == 1:
+            signs[j] = ways[0]
+    return signs
+
+
+def spread(p: _Point, best: np.ndarray, signs: np.ndarray
+           ) -> Generator[np.ndarray, np.ndarray, np.ndarray]:
+    """A change spread over every helpful column (`signs`), then cut back: the ray from the
+    point moving each of them by the same amount, stepped out (`SCAN`) to the first flip and
+    bisected; then each column reset where the flip holds without it, and the rest shrunk.
+    Tree ensembles, forests most, flip at a corner where several columns cross a nearby
+    threshold each: cheaper in L2 than the one or two long moves the sparse search keeps. The
+    smaller of this and `best` is returned."""
+    length = float(np.linalg.norm(signs))
+    if length == 0.0:
+        return best
+    unit = float(np.linalg.norm(best)) / length
+    lo, hi = 0.0, None
+    for f in SCAN:
+        if p.left() < 1:
+            return best
+        if (yield from p.ask(p.x + f * unit * signs))[0]:
+            hi = f * unit
+            break
+        lo = f * unit
+    if hi is None:
+        return best
+    for _ in range(8):
+        if p.left() < 1:
+            break
+        mid = (lo + hi) / 2
+        if (yield from p.ask(p.x + mid * signs))[0]:
+            hi = mid
+        else:
+            lo = mid
+    delta = p.project(p.x + hi * signs)[0] - p.x
+    for i in np.argsort(-np.abs(delta)):
+        if abs(delta[i]) <= p.hair[i] or p.left() < 1:
+            continue
+        trial = delta.copy()
+        trial[i] = 0.0
+        if (yield from p.ask(p.x + trial))[0]:
+            delta = p.project(p.x + trial)[0] - p.x
+    delta = yield from shrink(p, delta, 6)
+    return delta if np.linalg.norm(delta) < np.linalg.norm(best) else best
 
 
 def _with_pattern(p: _Point, delta: np.ndarray, pattern: np.ndarray) -> np.ndarray:

@@ -6,7 +6,8 @@ labels they already have, with `labels="own"`, spending nothing), trains a surro
 scikit-learn multilayer perceptron), and runs PGD on the surrogate at each budget of a grid,
 every step projected onto realisable records. Each adversarial example is then submitted once
 to the real model. Reported: the share that flips the real model at each budget (the transfer
-robustness curve, Wilson intervals) and the queries spent.
+robustness curve, Wilson intervals), the queries spent, and per point the size of the smallest
+submitted change that flipped it (`minimal`; infinite where none did).
 """
 
 from __future__ import annotations
@@ -84,11 +85,14 @@ class TransferEvasion(Probe):
         epsilons = [float(e) for e in self.param("epsilons")]
         pgd = WhiteBoxEvasion(steps=int(self.param("steps")))
         rates, agree = [], float(np.mean(surrogate.predict(x) == start))
+        smallest = np.full(len(x), np.inf)      # per point, the smallest change that flipped
         for eps in epsilons:
             _, adv = pgd.pgd(surrogate, x, start, np.full(len(x), eps), norm, data, early=False)
             now = model.predict(adv)
             hit = (now != start) if data.target is None else (now == data.target)
             rates.append(float(hit.mean()))
+            size = np.linalg.norm(adv - x, ord=np.inf if norm == "linf" else 2, axis=1)
+            smallest = np.where(hit, np.minimum(smallest, size), smallest)
         curve = robustness(epsilons, rates, len(x))
         at = epsilons.index(1.0) if 1.0 in epsilons else len(epsilons) // 2
         summary = (f"transfer evasion from a copy trained on {spent} answers: "
@@ -99,6 +103,7 @@ class TransferEvasion(Probe):
             "success_rate", rates[at], (curve["success_low"][at], curve["success_high"][at]),
             rates[at] >= SUCCESS_RATE, summary, curve,
             {"norm": norm, "points": len(x), "surrogate_queries": spent,
+             "minimal": [float(d) for d in smallest],
              "surrogate_agreement": agree, "warnings": data.warnings()})
 
     def _surrogate(self, model: ModelAdapter, data: EvasionData, rng: np.random.Generator
