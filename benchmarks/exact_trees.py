@@ -116,31 +116,23 @@ def cases(groups: set[str]) -> Iterator[Case]:
 
 
 def _holdout() -> Iterator[Case]:
-    import lightgbm
-    import xgboost
     data = load_breast_cancer()
-    x = StandardScaler().fit_transform(data.data)
-    y = data.target
-    train, test = train_test_split(np.arange(len(y)), test_size=200, stratify=y, random_state=0)
-    for name, model in (
-            ("HistGradientBoosting", HistGradientBoostingClassifier(random_state=0)),
-            ("random forest, 100 trees, depth 8", RandomForestClassifier(100, max_depth=8,
-                                                                         random_state=0)),
-            ("XGBoost, 100 trees, depth 6", xgboost.XGBClassifier(n_estimators=100,
-                                                                  random_state=0)),
-            ("LightGBM, 100 trees", lightgbm.LGBMClassifier(n_estimators=100, verbose=-1,
-                                                            random_state=0))):
-        yield Case("holdout", f"breast cancer: {name}", model.fit(x[train], y[train]), x, y,
-                   train, test, None, None)
+    yield from _four("holdout", "breast cancer", StandardScaler().fit_transform(data.data),
+                     data.target, 200)
 
 
 def _holdout_2() -> Iterator[Case]:
+    data = load_diabetes()
+    y = (data.target > np.median(data.target)).astype(int)
+    yield from _four("holdout-2", "diabetes", StandardScaler().fit_transform(data.data), y, 150)
+
+
+def _four(group: str, label: str, x: np.ndarray, y: np.ndarray, tests: int) -> Iterator[Case]:
+    """A hold-out's four models (no constraints, any change of decision)."""
     import lightgbm
     import xgboost
-    data = load_diabetes()
-    x = StandardScaler().fit_transform(data.data)
-    y = (data.target > np.median(data.target)).astype(int)
-    train, test = train_test_split(np.arange(len(y)), test_size=150, stratify=y, random_state=0)
+    train, test = train_test_split(np.arange(len(y)), test_size=tests, stratify=y,
+                                   random_state=0)
     for name, model in (
             ("HistGradientBoosting", HistGradientBoostingClassifier(random_state=0)),
             ("random forest, 100 trees, depth 8", RandomForestClassifier(100, max_depth=8,
@@ -149,8 +141,8 @@ def _holdout_2() -> Iterator[Case]:
                                                                   random_state=0)),
             ("LightGBM, 100 trees", lightgbm.LGBMClassifier(n_estimators=100, verbose=-1,
                                                             random_state=0))):
-        yield Case("holdout-2", f"diabetes: {name}", model.fit(x[train], y[train]), x, y,
-                   train, test, None, None)
+        yield Case(group, f"{label}: {name}", model.fit(x[train], y[train]), x, y, train, test,
+                   None, None)
 
 
 def measure(case: Case, points: int) -> dict[str, Any]:

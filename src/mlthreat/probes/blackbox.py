@@ -155,11 +155,11 @@ def refine(p: _Point, delta: np.ndarray, steps: int = 3, largest_first: bool = T
     return delta, p.used
 
 
-def _line(p: _Point, delta: np.ndarray, steps: int = 8
+def _line(p: _Point, delta: np.ndarray, steps: int = 8, lo: float = 0.0, hi: float = 1.0
           ) -> Generator[np.ndarray, np.ndarray, tuple[float, float]]:
-    """Binary search along the line from the point to the flipping `p.x + delta`: the largest
-    fraction found that does not flip and the smallest that does."""
-    lo, hi = 0.0, 1.0
+    """Binary search along the line from the point to the flipping `p.x + hi * delta` (`lo`: a
+    multiple known not to flip): the largest multiple found that does not flip and the smallest
+    that does."""
     for _ in range(steps):
         if p.left() < 1:
             break
@@ -253,8 +253,10 @@ def decision_attack(p: _Point, pool: np.ndarray, prefer: np.ndarray, starts: int
     sparse change. `hairs`, for a model that splits at the data's own values (`_nudged`): hair
     moves (`_hair`) that every start gets a random pattern of, and whose helpful pattern near
     the first refined change then goes into all the rest (`helpful_hairs`)."""
-    kept = int(DENSE_SHARE * p.budget) if p.budget >= DENSE_FROM else 0
-    p.budget -= kept        # for `spread`, once the sparse search is done
+    # kept for `spread` once the sparse search is done; not where the model splits at the
+    # data's own values (`hairs`): there the hair search needs the queries
+    kept = int(DENSE_SHARE * p.budget) if p.budget >= DENSE_FROM and hairs is None else 0
+    p.budget -= kept
     order = np.argsort(np.linalg.norm(pool - p.x, axis=1) + prefer)
     found: list[np.ndarray] = [] if nudged is None else [nudged]
     if guesses is not None and 0 < len(guesses) <= p.left():
@@ -356,14 +358,7 @@ def spread(p: _Point, best: np.ndarray, signs: np.ndarray
         lo = f * unit
     if hi is None:
         return best
-    for _ in range(8):
-        if p.left() < 1:
-            break
-        mid = (lo + hi) / 2
-        if (yield from p.ask(p.x + mid * signs))[0]:
-            hi = mid
-        else:
-            lo = mid
+    _, hi = yield from _line(p, signs, 8, lo, hi)
     delta = p.project(p.x + hi * signs)[0] - p.x
     for i in np.argsort(-np.abs(delta)):
         if abs(delta[i]) <= p.hair[i] or p.left() < 1:
