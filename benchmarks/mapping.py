@@ -77,10 +77,12 @@ def main() -> None:
     parser.add_argument("--show", choices=["tune", "holdout"],
                         help="list the misses of a split that is tuned on (holdout has been, "
                              "since 2026-12-05; holdout4 is only ever measured)")
+    parser.add_argument("--split", action="append",
+                        help="measure only this split (repeatable; default every split)")
     args = parser.parse_args()
     data = yaml.safe_load(PHRASES.read_text(encoding="utf-8"))
     splits = dict.fromkeys(r[2] for kind in ("threats", "controls") for r in data[kind])
-    for split in splits:
+    for split in args.split or splits:
         print(f"{split}:")
         for kind in ("threats", "controls"):
             rows = [r for r in data[kind] if r[2] == split]

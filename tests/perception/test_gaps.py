@@ -249,4 +249,4 @@ def test_the_tune_phrases_map_as_labelled(mappers: Mappers) -> None:
         rows = [r for r in data[kind] if r[2] == "tune"]
         wrong = [(text, expected, mapper.map(text).target) for text, expected, _ in rows
                  if (mapper.map(text).target or "-") not in expected.split("|")]
-        assert len(wrong) <= 0.08 * len(rows), wrong   # measured 2026-12-02: 6.7 % and 5.5 %
+        assert len(wrong) <= 0.08 * len(rows), wrong   # measured 2026-12-05: 5.3 % and 5.7 %
