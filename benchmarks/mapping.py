@@ -72,14 +72,44 @@ def measure(kind: str, rows: list[list[str]], show: bool) -> dict[str, float]:
     return {"top1": right / max(named, 1), "cross": cross / max(named, 1)}
 
 
+def plot4ai(deck_file: Path, show: bool) -> None:
+    """Each labelled card's question and, separately, its title, mapped as threats."""
+    import json
+    try:
+        deck = json.loads(deck_file.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as e:
+        print(f"{deck_file}: not PLOT4AI's deck.json ({e}); clone "
+              "https://github.com/PLOT4ai/plot4ai-library and give its deck.json", file=sys.stderr)
+        sys.exit(2)
+    labels = yaml.safe_load((HERE / "plot4ai_labels.yaml").read_text(encoding="utf-8"))["cards"]
+    cards = {card["label"]: card for category in deck for card in category["cards"]}
+    missing = sorted(set(labels) - set(cards))
+    if missing:
+        print(f"{deck_file}: no card {', '.join(missing)}; the labels are for the deck at commit "
+              "5f4b43e (another version of the deck?)", file=sys.stderr)
+        sys.exit(2)
+    for field in ("question", "label"):
+        print(f"plot4ai, each card's {field} ({len(labels)} cards):")
+        rows = [[cards[name][field], expected, "plot4ai"] for name, expected in labels.items()]
+        measure("threats", rows, show=show)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--show", choices=["tune", "holdout"],
+    parser.add_argument("--show", choices=["tune", "holdout", "plot4ai"],
                         help="list the misses of a split that is tuned on (holdout has been, "
-                             "since 2026-12-05; holdout4 is only ever measured)")
+                             "since 2026-12-05; holdout4 is only ever measured), or of the "
+                             "PLOT4AI cards (read once on 2026-12-05, never tuned on)")
     parser.add_argument("--split", action="append",
                         help="measure only this split (repeatable; default every split)")
+    parser.add_argument("--plot4ai", type=Path, metavar="DECK",
+                        help="also map the threat cards of PLOT4AI (deck.json of "
+                             "github.com/PLOT4ai/plot4ai-library) labelled in "
+                             "benchmarks/plot4ai_labels.yaml: wording nobody here wrote")
     args = parser.parse_args()
+    if args.plot4ai:
+        plot4ai(args.plot4ai, show=args.show == "plot4ai")
+        return
     data = yaml.safe_load(PHRASES.read_text(encoding="utf-8"))
     splits = dict.fromkeys(r[2] for kind in ("threats", "controls") for r in data[kind])
     for split in args.split or splits:
