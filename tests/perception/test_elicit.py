@@ -175,3 +175,59 @@ def test_a_vague_answer_is_asked_about_again(catalog: Catalog, credit: Assessmen
         Interview(pipeline, catalog, credit, io3, saved.append, mappers=mappers).run(
             Perception(respondent="r"))
     assert saved[-1].views[0].threats == ["attacks"]
+
+
+def test_a_weak_match_is_confirmed_not_taken(catalog: Catalog, credit: Assessment,
+                                             example_pipeline: Callable[[str], Pipeline]) -> None:
+    from mlthreat.perception.loader import Mappers
+    from mlthreat.perception.mapping import CONFIRM
+    pipeline = example_pipeline("credit-scoring")
+    mappers = Mappers.for_catalog(catalog)
+    said = "customers lying on the form"     # an evasion, read as a data-store breach
+    weak = mappers.threats.map(said)
+    assert weak.target == "cls-data-store-breach" and weak.score < CONFIRM
+
+    def first_view(answers: list[str]) -> tuple[list[str], _Person]:
+        io = _Person(answers)
+        saved: list[Perception] = []
+        with pytest.raises(EOFError):
+            Interview(pipeline, catalog, credit, io, saved.append, mappers=mappers).run(
+                Perception(respondent="r"))
+        return saved[-1].views[0].threats, io
+
+    # "no", then a number from the list: the listed threat, not the weak guess
+    threats, io = first_view([said, "no", "1", "", "", "", "", ""])
+    first = next(line for line in io.said if line.startswith("   1. "))   # the first component's
+    assert [catalog.threat(t).name for t in threats] == [first.split(". ", 1)[1]]
+    assert any(f"'{said}' reads as breach of a data store" in p for p in io.prompts)
+    assert any(p.startswith("Which threat then?") for p in io.prompts)
+    # "yes" takes the entry itself
+    threats, _ = first_view([said, "yes", "", "", "", "", ""])
+    assert threats == ["cls-data-store-breach"]
+
+
+def test_a_defense_in_own_words_is_asked_about_by_letter(
+        catalog: Catalog, credit: Assessment,
+        example_pipeline: Callable[[str], Pipeline]) -> None:
+    from mlthreat.perception.loader import Mappers
+    pipeline = example_pipeline("credit-scoring")
+    mappers = Mappers.for_catalog(catalog)
+    assert mappers.controls.map("we trust our people").target is None
+    io = _Person(["", "we trust our people", "a", "", "", "", ""])
+    saved: list[Perception] = []
+    with pytest.raises(EOFError):
+        Interview(pipeline, catalog, credit, io, saved.append, mappers=mappers).run(
+            Perception(respondent="r"))
+    first = next(line for line in io.said if line.strip().startswith("a) "))
+    control = next(c for c in catalog.controls if c.name == first.split(") ", 1)[1])
+    assert [d.control for d in saved[-1].views[0].defenses] == [control.id]
+    assert any("'we trust our people' names no defense mlthreat knows" in p and "a letter" in p
+               for p in io.prompts)
+    # a defense that maps well ("our firewall") is not asked about
+    io2 = _Person(["", "our firewall", "", "", "", ""])
+    saved.clear()
+    with pytest.raises(EOFError):
+        Interview(pipeline, catalog, credit, io2, saved.append, mappers=mappers).run(
+            Perception(respondent="r"))
+    assert [d.control for d in saved[-1].views[0].defenses] == ["our firewall"]
+    assert not any("'our firewall'" in p for p in io2.prompts)

@@ -19,12 +19,14 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from mlthreat.catalog import Catalog
 from mlthreat.errors import InputError
+from mlthreat.perception.mapping import CONFIRM
 from mlthreat.perception.model import Defense, Perception, Responsibility, View
 from mlthreat.pipeline import Component, Pipeline
 from mlthreat.results import Assessment
 
 if TYPE_CHECKING:
     from mlthreat.perception.loader import Mappers
+    from mlthreat.perception.mapping import Mapping
 
 QUESTIONS = ("threats", "defenses", "responsibility", "attacker_gain", "reason", "confidence")
 RESPONSIBILITY = {
@@ -172,26 +174,42 @@ class Interview:
         return part
 
     def _clarified(self, said: str, numbered: list[str], comp: str) -> str:
-        """Free text that names no single threat, asked about again: a person can confirm the
-        closest entry, pick a number, or say it in other words; never a silent guess."""
+        """Free text that names no single threat, or names one only weakly, asked about again:
+        a person can confirm the closest entry, pick a number, or say it in other words; never
+        a silent guess."""
         if self.mappers is None or not self.io.interactive or said in numbered:
             return said
         mapping = self.mappers.threats.map(said)
-        if mapping.target is not None:
+        if mapping.target is not None and (mapping.how != "text" or mapping.score >= CONFIRM):
             return said
         closest = self.catalog.threat(mapping.best).name.lower() if mapping.best else None
-        what = "is too general to name one threat" if mapping.how == "vague" else \
-            "names no threat mlthreat knows"
-        hint = f" Did you mean {closest}? [yes / a number / other words / Enter: keep it]" \
-            if closest else " [a number / other words / Enter: keep it]"
-        answer = self.io.ask(comp, "clarify", f"'{said}' {what}.{hint}").strip()
+        def number(answer: str) -> str | None:
+            return self._item(answer, numbered, comp, "threats") if answer.isdigit() else None
+        return self._asked_back(said, mapping, closest, comp, ("threat", "a number", number))
+
+    def _asked_back(self, said: str, mapping: Mapping, closest: str | None, comp: str,
+                    kind: tuple[str, str, Callable[[str], str | None]]) -> str:
+        """The question about `said`; `kind`: what it should name, how the listed ones are
+        picked ("a number"), and the entry a picked one is (None when the answer picks none)."""
+        what, pick_word, pick = kind
+        if mapping.target is not None:
+            question = f"'{said}' reads as {closest} (similarity {mapping.score:.2f})."
+        elif mapping.how == "vague":
+            question = f"'{said}' is too general to name one {what}."
+        else:
+            question = f"'{said}' names no {what} mlthreat knows."
+        hint = f" Did you mean {closest}? [yes / {pick_word} / other words / Enter: keep it]" \
+            if closest else f" [{pick_word} / other words / Enter: keep it]"
+        answer = self.io.ask(comp, "clarify", question + hint).strip()
+        if answer.lower() in ("no", "n", "nein") and mapping.target is not None:
+            # a weak match the person rejects: their words alone would map to it again
+            answer = self.io.ask(comp, "clarify", f"Which {what} then? [{pick_word} / other "
+                                 f"words / Enter: keep '{said}', read as {closest}]").strip()
         if not answer or answer.lower() in ("no", "n", "nein"):
             return said
         if answer.lower() in ("yes", "y", "ja") and mapping.best:
             return str(mapping.best)
-        if answer.isdigit():
-            return self._item(answer, numbered, comp, "threats")
-        return answer
+        return pick(answer) or answer
 
     def _defenses(self, comp: str, labels: dict[str, str], threats: list[str]) -> list[Defense]:
         answer = self.io.ask(comp, "defenses", "Which defenses do you have here, and against "
@@ -201,9 +219,23 @@ class Interview:
             control, *rest = re.split(r"\s+against\s+", part, maxsplit=1, flags=re.IGNORECASE)
             against = rest[0] if rest else ""
             control = labels.get(control.strip().lower(), control.strip())
+            if control not in labels.values():
+                control = self._clarified_control(control, labels, comp)
             out.append(Defense(control=control, against=[
                 self._item(x, threats, comp, "defenses") for x in _split(against, ",")]))
         return out
+
+    def _clarified_control(self, said: str, labels: dict[str, str], comp: str) -> str:
+        """A defense in the person's own words, asked about as threats are."""
+        if self.mappers is None or not self.io.interactive:
+            return said
+        mapping = self.mappers.controls.map(said)
+        if mapping.target is not None and (mapping.how != "text" or mapping.score >= CONFIRM):
+            return said
+        best = self.catalog.control(mapping.best) if mapping.best else None
+        closest = best.name.lower() if best else None
+        return self._asked_back(said, mapping, closest, comp,
+                                ("defense", "a letter", lambda a: labels.get(a.lower())))
 
     def _responsibility(self, comp: str) -> tuple[Responsibility | None, str | None]:
         prompt = ("Who is responsible for securing this component? [us / other team / provider"

@@ -24,6 +24,7 @@ from mlthreat.catalog import Catalog
 from mlthreat.catalog.loader import in_words
 
 MIN_SIMILARITY = 0.3
+CONFIRM = 0.5             # the interview confirms a mapping of free text below this similarity
 COVERAGE = 0.4            # weight of the query words an entry's phrases cover (the rest: best phrase)
 CHAR_ALONE = 0.6          # a match sharing no content word must be this close in characters
 _WORD = re.compile(r"[a-z0-9äöüß]+")
