@@ -6,7 +6,8 @@ the case's procedure (what the attackers really did), from the ATLAS data file:
 - technique recall, at parent level (AML.T0051.001 counts as AML.T0051) and exact, over all the
   procedure's techniques and over those of the tactics a pipeline's threat model speaks to (all
   but Reconnaissance and Resource Development, which happen before and outside the system);
-- whether the case's main attack is found at the right component (a finding at that component
+- whether the case's main attack is found at the right component (a finding that acts at that
+  component or enters there: extraction through an API front end acts at the model behind it
   citing the technique, parent level);
 - findings per spec, the groups they form (one threat reaching one component) and the threats
   of the lead ("act on these first"), and whether the main attack is in the lead (a lead group at
@@ -93,11 +94,12 @@ def main() -> int:
         cited = {r.id for f in a.findings for r in f.references if r.scheme == "atlas"}
         cited_parent = {parent(t) for t in cited}
         main = case["main"]
-        at_main = {parent(r.id) for f in a.findings if f.component == main["component"]
+        at_main = {parent(r.id) for f in a.findings if main["component"] in (f.component, f.entry)
                    for r in f.references if r.scheme == "atlas"}
         found_main = main["technique"] in at_main
         led = {i for ids in a.lead.threats for i in ids}
-        in_lead = any(f.component == main["component"] and f"{f.threat_id}>{f.harm_at}" in led
+        in_lead = any(main["component"] in (f.component, f.entry)
+                      and f"{f.threat_id}>{f.harm_at}" in led
                       and any(r.scheme == "atlas" and parent(r.id) == main["technique"]
                               for r in f.references) for f in a.findings)
         group_name = f"{case['set']} {case['split']}"

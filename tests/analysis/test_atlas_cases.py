@@ -14,13 +14,9 @@ from tests.conftest import ROOT
 
 CASES = ROOT / "benchmarks" / "atlas"
 ALL = yaml.safe_load((CASES / "cases.yaml").read_text(encoding="utf-8"))["cases"]
-# Misses of the second hold-out, kept as encoded (its specs are not changed after the first read):
-# the distillation case's main attack was written at the API front end, while extraction is
-# placed at the model behind it (path api -> claude).
 # The third hold-out's token theft from a desktop client: no threat acts at a client for
 # credentials it holds (a local attacker; the vendors called it out of scope).
-KNOWN_MISSES = {"AML.CS0056": "extraction is placed at the LLM behind the API, not at the API",
-                "AML.CS0036": "no threat for a session token read from a client's memory"}
+KNOWN_MISSES = {"AML.CS0036": "no threat for a session token read from a client's memory"}
 
 
 def _case(c: dict[str, object]) -> object:
@@ -40,6 +36,9 @@ def test_main_attack_found_where_the_attacker_acts(case: dict[str, object],
     a = assess(load_pipeline(CASES / str(case["spec"]), catalog), catalog)
     main = case["main"]
     assert isinstance(main, dict)
+    # where the attacker acts or comes in: the distillation case's main attack was written at the
+    # API front end, and extraction acts at the model behind it (entry api, path api -> claude)
     cited = {r.id.split(".")[0] + "." + r.id.split(".")[1] for f in a.findings
-             if f.component == main["component"] for r in f.references if r.scheme == "atlas"}
+             if main["component"] in (f.component, f.entry) for r in f.references
+             if r.scheme == "atlas"}
     assert main["technique"] in cited
