@@ -645,3 +645,104 @@ def test_azure_ml_web_services_without_keys_are_found(tmp_path: Path) -> None:
         "f = AciWebservice.deploy_configuration(auth_enabled=flag)\n")
     assert [(f.rule, f.line) for f in scan_python(tmp_path / "deploy.py")] == [
         ("SRV-NO-AUTH", 2), ("SRV-NO-AUTH", 5)]
+
+
+def test_routes_reach_models_and_routers_across_the_repositorys_modules(tmp_path: Path) -> None:
+    """holdout-6: a route calling a function of another module of the repository that runs the
+    model (dvc-fastapi-mlops), and an app that includes a router of model routes
+    (fast-ml-deploy), are judged as if the code were in one file; a library's function and a
+    router without model routes are not."""
+    (tmp_path / "app").mkdir()
+    (tmp_path / "app" / "__init__.py").write_text("")
+    (tmp_path / "app" / "core.py").write_text(
+        "from src.model import ProjectModel\nproject_model = ProjectModel.load('m')\n"
+        "def post_example_core(body):\n    return answer(body)\n"
+        "def answer(body):\n    return project_model.predict(body)\n"
+        "def describe(body):\n    return {'name': body.name}\n")
+    (tmp_path / "app" / "main.py").write_text(
+        "from fastapi import FastAPI\nfrom .core import post_example_core, describe\n"
+        "from json import dumps\napp = FastAPI()\n"
+        "@app.post('/')\ndef post_example(body: dict):\n    return post_example_core(body)\n"
+        "@app.post('/about')\ndef about(body: dict):\n    return dumps(describe(body))\n")
+    found = {(f.rule, f.line) for f in scan_python(tmp_path / "app" / "main.py")}
+    assert found == {("SRV-NO-AUTH", 6), ("SRV-NO-RATE-LIMIT", 4)}
+
+    (tmp_path / "routes" / "v1").mkdir(parents=True)
+    (tmp_path / "routes" / "v1" / "iris.py").write_text(
+        "from fastapi import APIRouter\nimport models.ml.classifier as clf\n"
+        "router = APIRouter()\n@router.post('/iris/predict')\ndef get_prediction(x: dict):\n"
+        "    return clf.model.predict(x['data']).tolist()\n")
+    (tmp_path / "routes" / "pages.py").write_text(
+        "from fastapi import APIRouter\npages = APIRouter()\n"
+        "@pages.get('/')\ndef home():\n    return 'hello'\n")
+    (tmp_path / "main.py").write_text(
+        "from fastapi import FastAPI\nfrom routes.v1.iris import router\n"
+        "from routes.pages import pages\napp = FastAPI()\n"
+        "app.include_router(pages)\napp.include_router(router, prefix='/v1')\n")
+    assert {(f.rule, f.line) for f in scan_python(tmp_path / "main.py")} == \
+        {("SRV-NO-RATE-LIMIT", 4)}
+    (tmp_path / "main.py").write_text(
+        "from fastapi import FastAPI\nfrom routes.pages import pages\napp = FastAPI()\n"
+        "app.include_router(pages)\n")
+    assert scan_python(tmp_path / "main.py") == []
+    # the router limits its own requests: the app is limited
+    (tmp_path / "routes" / "v1" / "iris.py").write_text(
+        "from fastapi import APIRouter\nimport models.ml.classifier as clf\n"
+        "from slowapi import Limiter\nlimiter = Limiter(key_func=None)\n"
+        "router = APIRouter()\n@router.post('/iris/predict')\n@limiter.limit('5/minute')\n"
+        "def get_prediction(x: dict):\n    return clf.model.predict(x['data']).tolist()\n")
+    from mlthreat.scanners import serving
+    serving._routers.cache_clear()
+    (tmp_path / "main.py").write_text(
+        "from fastapi import FastAPI\nfrom routes.v1.iris import router\napp = FastAPI()\n"
+        "app.include_router(router)\n")
+    assert scan_python(tmp_path / "main.py") == []
+
+
+def test_a_download_url_spelled_by_module_constants_is_read(tmp_path: Path) -> None:
+    # ml-deployment-k8s-fastapi: the model's URL is an f-string of module constants
+    (tmp_path / "main.py").write_text(
+        "import urllib.request\nMODEL_FN = 'resnet50.onnx'\n"
+        "BASE = 'https://github.com/o/r/releases/download/v1.0.0/'\n"
+        "DEFAULT_MODEL_URL = f'{BASE}{MODEL_FN}'\nLABELS_URL = BASE + 'labels.txt'\n"
+        "def load(url):\n"
+        "    urllib.request.urlretrieve(DEFAULT_MODEL_URL, MODEL_FN)\n"   # 7: weights, fixed URL
+        "    urllib.request.urlretrieve(url, MODEL_FN)\n"                 # URL decided at run time
+        "    urllib.request.urlretrieve(LABELS_URL, 'labels.txt')\n")     # not weights
+    found = [(f.rule, f.line) for f in scan_python(tmp_path / "main.py")]
+    assert found == [("SRV-WEIGHTS-DOWNLOAD", 7)]
+
+
+def test_debug_in_a_test_configuration_class_is_the_tests_own(tmp_path: Path) -> None:
+    (tmp_path / "config.py").write_text(
+        "class Config:\n    DEBUG = False\n"
+        "class DevelopmentConfig(Config):\n    DEBUG = True\n"                # 4: run.py uses it
+        "class TestingConfig(Config):\n    DEBUG = True\n    TESTING = True\n"
+        "class TestConfig(Config):\n    DEBUG = True\n")
+    assert [(f.rule, f.line) for f in scan_python(tmp_path / "config.py")] == [("SRV-DEBUG", 4)]
+
+
+def test_openapi_operations_routed_to_model_functions_without_security(tmp_path: Path) -> None:
+    """connexion routes an OpenAPI file's operations to Python functions by operationId: an
+    operation whose function (in this repository) runs a model, with no security scheme, answers
+    anyone; a secured spec, a health operation and a library's function are not findings."""
+    from mlthreat.scanners.serving import ServingScanner
+    (tmp_path / "api" / "spec").mkdir(parents=True)
+    (tmp_path / "api" / "__init__.py").write_text("")
+    (tmp_path / "api" / "controller.py").write_text(
+        "from model_pkg.predict import make_prediction\n"
+        "def health():\n    return {'status': 'ok'}\n"
+        "def predict():\n    return make_prediction(input_data=request.get_json())\n")
+    spec = ("openapi: 3.0.0\npaths:\n  /:\n    get:\n      operationId: api.controller.health\n"
+            "  /v1/predictions:\n    post:\n      operationId: api.controller.predict\n"
+            "  /v1/other:\n    post:\n      operationId: json.dumps\n")
+    (tmp_path / "api" / "spec" / "api.yaml").write_text(spec)
+    scanner = ServingScanner()
+    path = tmp_path / "api" / "spec" / "api.yaml"
+    assert scanner.applies_to(path)
+    assert [(f.rule, f.line) for f in scanner.scan(path, None)] == [  # type: ignore[arg-type]
+        ("SRV-NO-AUTH", 8)]
+    path.write_text(spec + "security:\n  - api_key: []\n")
+    assert scanner.scan(path, None) == []  # type: ignore[arg-type]
+    (tmp_path / "data.json").write_text('{"paths": {"/x": {"post": {"operationId": "a.b"}}}}')
+    assert scanner.scan(tmp_path / "data.json", None) == []  # type: ignore[arg-type]

@@ -16,9 +16,12 @@ apps and loads in a test suite found in a scanned folder do not (the Scanner's r
 from __future__ import annotations
 
 import ast
+import functools
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
+
+import yaml
 
 from mlthreat.scanners.interface import ScanContext, ScanFinding, Scanner
 
@@ -36,6 +39,8 @@ MODEL_HINTS = re.compile(r"(?<![A-Za-z0-9])(predict\w*|model\w*|classif\w*|infer
 # routes that never reach a model: health and readiness checks, API docs, static files
 PLUMBING = re.compile(r"(^|/)(health\w*|ready\w*|live\w*|ping|status|metrics|version|docs|redoc|"
                       r"openapi(\.json)?|favicon\.ico|robots\.txt)/?$|(^|/)static(/.*)?$", re.I)
+# a configuration class for the test suite (TestingConfig, TestConfig): its DEBUG is the tests'
+TEST_CLASS = re.compile(r"^Test|Test(ing)?(Config|Settings)$")
 BIND_CALLS = ("WSGIServer", "make_server", "HTTPServer", "ThreadingHTTPServer", "serve")
 # calls that fetch model weights from outside when they run, and the argument that pins or checks
 # what arrives (a revision, a hash); None: nothing can pin it
@@ -117,12 +122,23 @@ class _Visitor(ast.NodeVisitor):
                      "authenticates and limits")
         for target in node.targets:   # app.debug = True / app.config["DEBUG"] = True
             text = ast.unparse(target)
-            if (text.endswith(".debug") or "DEBUG" in text) and _is_true(node.value):
+            if (text.endswith(".debug") or "DEBUG" in text) and _is_true(node.value) and \
+                    not any(TEST_CLASS.search(c) for c in self.classes):
                 self.add(node, "SRV-DEBUG", "cls-public-app-exploit", "classical", "high",
                          f"{text} = True: the debugger lets anyone who reaches it run code")
         self.generic_visit(node)
 
     aliases: dict[str, str] = field(default_factory=dict)
+    classes: list[str] = field(default_factory=list)
+    constants: dict[str, str] = field(default_factory=dict)   # module-level NAME = "text"
+    # name -> (module, level, name in it) of every `from ... import`; routers an app includes
+    imported: dict[str, tuple[str, int, str]] = field(default_factory=dict)
+    included: list[tuple[str, str]] = field(default_factory=list)
+
+    def visit_ClassDef(self, node: ast.ClassDef) -> None:  # noqa: N802
+        self.classes.append(node.name)   # class TestingConfig: DEBUG = True is the tests' own
+        self.generic_visit(node)
+        self.classes.pop()
 
     def visit_Import(self, node: ast.Import) -> None:  # noqa: N802
         for a in node.names:          # import pickle as pkl
@@ -133,6 +149,8 @@ class _Visitor(ast.NodeVisitor):
         for a in node.names:          # from torch import load (as tload)
             if node.module and a.name != "*":
                 self.aliases[a.asname or a.name] = f"{node.module}.{a.name}"
+            if a.name != "*":         # from .core import post_example_core: maybe this repo's
+                self.imported[a.asname or a.name] = (node.module or "", node.level, a.name)
 
     def _loader_alias(self, value: ast.expr) -> tuple[str, list[ast.keyword]]:
         """The unsafe loader an expression names (a bare reference, or functools.partial of it
@@ -173,6 +191,9 @@ class _Visitor(ast.NodeVisitor):
     def visit_Call(self, node: ast.Call) -> None:  # noqa: N802
         name = self._resolved(_dotted(node.func))
         parts = name.split(".")
+        if parts[-1] in ("include_router", "register_blueprint") and node.args and \
+                isinstance(node.func, ast.Attribute) and _dotted(node.func.value) in self.apps:
+            self.included.append((_dotted(node.func.value), _dotted(node.args[0])))
         if len(parts) >= 2 and (parts[-2], parts[-1]) in UNSAFE_LOADS:
             bound = self.partial_kwargs.get(self._bound(_dotted(node.func)))
             self._unsafe_load(ast.Call(node.func, node.args, node.keywords + bound,
@@ -237,8 +258,8 @@ class _Visitor(ast.NodeVisitor):
         key = tail if tail in DOWNLOADS else name.rsplit(".", 1)[-1]
         if key not in DOWNLOADS or key in ("download",):
             return
-        literals = [a.value for a in [*node.args, *(k.value for k in node.keywords)]
-                    if isinstance(a, ast.Constant) and isinstance(a.value, str)]
+        literals = [v for a in [*node.args, *(k.value for k in node.keywords)]
+                    if (v := _text(a, self.constants)) is not None]
         if key in ("hf_hub_download", "snapshot_download"):
             repo = _kw(node, "repo_id") or (node.args[0] if node.args else None)
             kind = _kw(node, "repo_type")
@@ -303,7 +324,15 @@ class _Visitor(ast.NodeVisitor):
             return True
         called = {_dotted(c.func).rsplit(".", 1)[-1] for c in ast.walk(node)
                   if isinstance(c, ast.Call)}
-        return bool(called & self.model_functions)
+        if called & self.model_functions:
+            return True
+        # a function imported from a module of this repository that uses a model
+        for name in called & set(self.imported):
+            module, level, original = self.imported[name]
+            found = _local_module(Path(self.path), module, level)
+            if found is not None and original in _model_functions(str(found)):
+                return True
+        return False
 
     def _aml_service(self, node: ast.Call, kind: str) -> None:
         """An Azure ML web service configured without keys or tokens: ACI's are keyless unless
@@ -420,6 +449,24 @@ def _identifiers(body: list[ast.stmt]) -> str:
     return " ".join(names)
 
 
+def _text(node: ast.AST, constants: dict[str, str]) -> str | None:
+    """A string an expression spells out: a literal, a module constant, or an f-string or sum
+    made of them; None when part of it is decided when the code runs."""
+    if isinstance(node, ast.Constant) and isinstance(node.value, str):
+        return node.value
+    if isinstance(node, ast.Name):
+        return constants.get(node.id)
+    if isinstance(node, ast.FormattedValue):
+        return _text(node.value, constants)
+    if isinstance(node, ast.JoinedStr):
+        parts = [_text(v, constants) for v in node.values]
+        return None if any(p is None for p in parts) else "".join(p or "" for p in parts)
+    if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Add):
+        left, right = _text(node.left, constants), _text(node.right, constants)
+        return None if left is None or right is None else left + right
+    return None
+
+
 def _dotted(node: ast.AST) -> str:
     if isinstance(node, ast.Name):
         return node.id
@@ -452,8 +499,27 @@ def scan_python(path: Path) -> list[ScanFinding]:
     visitor.model_functions = {
         f.name for f in ast.walk(tree) if isinstance(f, ast.FunctionDef | ast.AsyncFunctionDef)
         and MODEL_HINTS.search(_identifiers(f.body))}
+    for stmt in tree.body:            # MODEL_URL = f"https://.../{MODEL_FN}" at module level
+        if isinstance(stmt, ast.Assign) and len(stmt.targets) == 1 and \
+                isinstance(stmt.targets[0], ast.Name):
+            text = _text(stmt.value, visitor.constants)
+            if text is not None:
+                visitor.constants[stmt.targets[0].id] = text
     visitor.visit(tree)
     out = visitor.findings
+    for app_name, router in visitor.included:   # app.include_router(iris_router, ...)
+        head = router.split(".")[0]
+        if head not in visitor.imported or app_name not in visitor.apps:
+            continue
+        module, level, original = visitor.imported[head]
+        if router != head:            # from routes.v1 import iris_predict; iris_predict.router
+            module, level, original = (f"{module}.{original}" if module else original, level,
+                                       router.split(".", 1)[1])
+        found = _local_module(path, module, level)
+        if found is not None:
+            routes, limited = _routers(str(found)).get(original, (0, False))
+            visitor.apps[app_name].model_routes += routes
+            visitor.apps[app_name].limited |= limited
     for app in visitor.apps.values():
         if app.model_routes and not app.limited and not app.router:
             out.append(ScanFinding("serving", "SRV-NO-RATE-LIMIT", "cls-missing-rate-limiting",
@@ -462,6 +528,58 @@ def scan_python(path: Path) -> list[ScanFinding]:
                                    "fastapi-limiter, flask-limiter): unlimited queries make "
                                    "extraction and denial of service cheap"))
     return sorted(out, key=lambda f: (f.line or 0, f.rule))
+
+
+def _local_module(path: Path, module: str, level: int) -> Path | None:
+    """The file of this repository an import names, if there is one: relative imports from the
+    importing file's package, absolute ones from one of its parent folders (a repository's
+    root is seldom more than a few levels up); never a library's."""
+    parts = [p for p in module.split(".") if p]
+    if level:
+        bases = [path.parents[level - 1]] if level <= len(path.parents) else []
+    else:
+        bases = list(path.parents)[:5]
+    for base in bases:
+        target = base.joinpath(*parts) if parts else base
+        for candidate in (target.with_suffix(".py"), target / "__init__.py"):
+            if parts and candidate.is_file():
+                return candidate
+    return None
+
+
+def _parsed(path: str) -> ast.Module | None:
+    try:
+        return ast.parse(Path(path).read_text(encoding="utf-8", errors="replace"))
+    except (SyntaxError, ValueError, OSError, RecursionError):
+        return None
+
+
+@functools.lru_cache(maxsize=256)
+def _model_functions(path: str) -> frozenset[str]:
+    """Functions of a file that use a model, themselves or through another of the file's."""
+    tree = _parsed(path)
+    if tree is None:
+        return frozenset()
+    functions = [f for f in ast.walk(tree) if isinstance(f, ast.FunctionDef | ast.AsyncFunctionDef)]
+    found = {f.name for f in functions if MODEL_HINTS.search(_identifiers(f.body))}
+    for f in functions:
+        called = {_dotted(c.func).rsplit(".", 1)[-1] for c in ast.walk(f) if isinstance(c, ast.Call)}
+        if called & found:
+            found.add(f.name)
+    return frozenset(found)
+
+
+@functools.lru_cache(maxsize=256)
+def _routers(path: str) -> dict[str, tuple[int, bool]]:
+    """The routers and blueprints a file defines: routes that reach a model, rate-limited."""
+    tree = _parsed(path)
+    if tree is None:
+        return {}
+    visitor = _Visitor(path, "")
+    visitor.model_functions = set(_model_functions(path))
+    visitor.visit(tree)
+    return {name: (app.model_routes, app.limited) for name, app in visitor.apps.items()
+            if app.router}
 
 
 def serving_apps(path: Path) -> list[str]:
@@ -586,7 +704,7 @@ class ServingScanner(Scanner):
 
     def applies_to(self, path: Path) -> bool:
         return path.suffix == ".py" or path.name == "config.properties" or _dockerfile(path) \
-            or _aml_deployment(path)
+            or _aml_deployment(path) or path.suffix in (".yaml", ".yml", ".json")
 
     reads_tests = False
 
@@ -595,7 +713,49 @@ class ServingScanner(Scanner):
             return scan_dockerfile(path)
         if _aml_deployment(path):
             return scan_aml_deployment(path)
+        if path.suffix in (".yaml", ".yml", ".json"):
+            return scan_openapi(path)
         return scan_python(path) if path.suffix == ".py" else scan_torchserve(path)
+
+
+def scan_openapi(path: Path) -> list[ScanFinding]:
+    """An OpenAPI file that routes to Python functions by operationId (connexion's way), with no
+    security scheme for an operation whose function, in this repository, uses a model."""
+    try:
+        if path.stat().st_size > 2_000_000:
+            return []
+        text = path.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return []
+    if "operationId" not in text or not re.search(r"^\s*[\"']?(openapi|swagger)[\"']?\s*:",
+                                                   text, re.M):
+        return []
+    try:
+        spec = yaml.safe_load(text)
+    except yaml.YAMLError:
+        return []
+    if not isinstance(spec, dict) or not isinstance(spec.get("paths"), dict) or \
+            spec.get("security"):
+        return []
+    out = []
+    for route, operations in spec["paths"].items():
+        if not isinstance(operations, dict) or PLUMBING.search(str(route)):
+            continue
+        for method, op in operations.items():
+            if not isinstance(op, dict) or op.get("security") or \
+                    not isinstance(op.get("operationId"), str):
+                continue
+            module, _, function = op["operationId"].rpartition(".")
+            found = _local_module(path, module, 0) if module else None
+            if found is None or function not in _model_functions(str(found)):
+                continue
+            line = next((i for i, row in enumerate(text.splitlines(), start=1)
+                         if op["operationId"] in row), None)
+            out.append(ScanFinding(
+                "serving", "SRV-NO-AUTH", "cls-unauthenticated-api", "classical", "high",
+                str(path), line, f"{method.upper()} {route} runs {op['operationId']} with no "
+                "security scheme in the OpenAPI file: anyone who reaches it can query the model"))
+    return out
 
 
 def _aml_deployment(path: Path) -> bool:
