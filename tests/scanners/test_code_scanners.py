@@ -366,6 +366,11 @@ def test_secrets_defaults_paths_dna_and_encoded_data_are_not_secrets(tmp_path: P
         "services:\n  db:\n    environment:\n      POSTGRES_PASSWORD: deepface_pass\n"
         "  db2:\n    environment:\n      POSTGRES_PASSWORD: Zq8vTn3LwP2k\n")
     assert [f.line for f in scan_secrets(tmp_path / "docker-compose.yml")] == [7]
+    # tox's spelling of an environment variable with a default (holdout-6's test database)
+    (tmp_path / "tox.ini").write_text(
+        "[testenv]\nsetenv =\n  DB_PASSWORD={env:DB_PASSWORD:password}\n"
+        "[testenv:deploy]\nsetenv =\n  DB_PASSWORD=Zq8vTn3LwP2k\n")
+    assert [f.line for f in scan_secrets(tmp_path / "tox.ini")] == [6]
 
 
 def test_requirements_a_published_setup_py_reads_are_package_metadata(tmp_path: Path) -> None:

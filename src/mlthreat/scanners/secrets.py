@@ -179,6 +179,8 @@ def _not_a_secret(kind: str, value: str, line: str) -> bool:
         return True
     if re.search(r"\$\{\w+:-?" + re.escape(v.rstrip("}")), line):
         return True           # ${DB_PASSWORD:postgres}: the environment's value, or a default
+    if re.search(r"\{env:\w+:" + re.escape(v.rstrip("}")) + r"\}", line):
+        return True           # tox's {env:DB_PASSWORD:password}: the same, in tox's spelling
     if kind == "Basic Auth Credentials":
         return _url_not_secret(v, line)
     if kind == "AWS Access Key" and re.fullmatch(r"[ACGTN]+", v[4:]):
