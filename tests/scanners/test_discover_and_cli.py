@@ -663,3 +663,39 @@ def test_discovers_lexer_agrees_with_pythons_tokenizer_on_real_code() -> None:
                                   tokenize.DEDENT, tokenize.ENDMARKER}]
         assert kept == ref_kept
     assert "load_dataset" not in _without_prose(tricky)[0]
+
+
+def test_discover_what_holdout_6_showed_it_missed(tmp_path: Path) -> None:
+    """A DVC stage whose parameter is a URL downloads public data; a Keras application loads
+    ImageNet weights unless told weights=...; CircleCI's hidden folder is CI; a trained_models
+    folder is where the models go even when its files are not committed."""
+    (tmp_path / "dvc.yaml").write_text(
+        "stages:\n  load:\n    cmd: python src/load.py\n    params:\n      - data.url\n"
+        "    outs:\n      - data/load.dir\n  train:\n    cmd: python src/train.py\n"
+        "    params:\n      - model.epochs\n    deps:\n      - data/load.dir\n")
+    (tmp_path / "params.yaml").write_text(
+        "data:\n  url: https://example.org/stuff/titanic.csv\nmodel:\n  epochs: 100\n")
+    draft = discover(tmp_path)
+    data = draft.components["external_data"]
+    assert data["kind"] == "data_source" and data["exposure"] == "public"
+    assert ("external_data", "load", "https://example.org/stuff/titanic.csv (DVC parameter "
+            "data.url)") in draft.flows
+    assert not any(a == "external_data" and b == "train" for a, b, _ in draft.flows)
+
+    other = tmp_path / "other"
+    (other / "notebooks").mkdir(parents=True)
+    (other / "notebooks" / "export.py").write_text(
+        "import tensorflow as tf\ncore = tf.keras.applications.ResNet50(include_top=True)\n"
+        "x = tf.keras.applications.resnet50.preprocess_input(inputs)\n"
+        "blank = tf.keras.applications.MobileNetV2(weights=None)\n")
+    (other / ".circleci").mkdir()
+    (other / ".circleci" / "config.yml").write_text("version: 2.1\njobs: {}\n")
+    (other / "pkg" / "trained_models").mkdir(parents=True)
+    (other / "pkg" / "trained_models" / "__init__.py").write_text("")
+    draft = discover(other)
+    assert "Keras ResNet50 (ImageNet weights by default)" in \
+        draft.components["pretrained"]["notes"]
+    assert "MobileNetV2" not in draft.components["pretrained"]["notes"]
+    assert draft.components["ci"]["kind"] == "ci_cd"
+    assert draft.components["model_store"]["kind"] == "model_registry"
+    assert "pkg/trained_models/" in draft.components["model_store"]["notes"]

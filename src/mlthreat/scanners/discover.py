@@ -38,10 +38,14 @@ MODEL_SUFFIXES = {".pkl", ".pickle", ".joblib", ".pt", ".pth", ".ckpt", ".bin", 
 # Model formats the model-file scanner does not look inside; recognised by extension only.
 OPAQUE_MODELS = {".tflite", ".mlmodel", ".mlpackage", ".pb", ".gguf", ".pte", ".engine", ".plan"}
 # hidden folders whose YAML files are CI pipelines (GitHub Actions; Azure Pipelines' usual homes)
-HIDDEN_CI = (".github/workflows", ".pipelines", ".azure-pipelines", ".azuredevops")
+# folders whose name says they hold trained models, whether or not the files are committed
+MODEL_FOLDERS = {"trained_models", "saved_models", "trained_model", "saved_model_dir",
+                 "model_store", "model_artifacts", "model_registry"}
+HIDDEN_CI = (".github/workflows", ".pipelines", ".azure-pipelines", ".azuredevops", ".circleci",
+             ".buildkite")
 CI_FILES = (".github/workflows", ".pipelines", ".azure-pipelines", ".azuredevops",
             ".gitlab-ci.yml", "Jenkinsfile", "azure-pipelines.yml",
-            ".circleci/config.yml", "bitbucket-pipelines.yml", ".travis.yml")
+            ".circleci/config.yml", "bitbucket-pipelines.yml", ".travis.yml", ".buildkite")
 TRAIN_HINT = re.compile(r"\.fit\(|Trainer\(|trainer\.train\(|\.train\(|optimizer\.step\(|"
                         r"lightgbm\.train|xgboost\.train|xgb\.train|lgb\.train")
 STAGE_KINDS = [(re.compile(r"train|fit|tune"), "training"),
@@ -67,6 +71,9 @@ OUTSIDE: list[tuple[str, re.Pattern[str], str]] = [
                               + r"[^)]*pretrained\s*=\s*True"), "{} (timm)"),
     ("pretrained", re.compile(r"\b(\w+)\([^()]*\bweights\s*=\s*" + _S + "imagenet"),
      "{} with ImageNet weights"),
+    # Keras applications load ImageNet weights unless told weights=None
+    ("pretrained", re.compile(r"\bapplications\.(?:[a-z_0-9]+\.)?([A-Z]\w+)\((?![^)]*\bweights"
+                              r"\s*=)"), "Keras {} (ImageNet weights by default)"),
     ("pretrained", re.compile(r"\bmodels\.(\w+)\([^)]*(?:pretrained\s*=\s*True|weights\s*=\s*"
                               r"(?!None\b)[\w\"'])"), "torchvision {}"),
     ("pretrained", re.compile(r"\bSentenceTransformer\(\s*" + _S + r"([\w./-]+)"),
@@ -164,8 +171,8 @@ OUTSIDE: list[tuple[str, re.Pattern[str], str]] = [
 # words every match of the OUTSIDE pattern of the same index contains
 NEEDLES: list[tuple[str, ...]] = [
     ("from_pretrained",), ("from_pretrained",), ("hub.load",), ("_download",), ("create_model",),
-    ("imagenet",), ("models.",), ("SentenceTransformer",), ("pipeline(",), ("load_model",),
-    ("dlib.",),
+    ("imagenet",), ("applications.",), ("models.",), ("SentenceTransformer",), ("pipeline(",),
+    ("load_model",), ("dlib.",),
     ("OpenAI", "Anthropic", "GenerativeModel", "Google", "Vertex", "Cohere", "Mistral", "Groq",
      "Bedrock", "Ollama", "LiteLLM", "init_chat_model", "init_embeddings"), ("litellm", "openai."),
     ("load_dataset",), ("fetch_",), ("load_",), ("tfds.",), ("load_data",), ("download",), ("read_",),
@@ -403,6 +410,13 @@ def _classify(draft: Draft, path: Path) -> None:
         return
     if suffix in (".py", ".ipynb"):
         draft.code_files.append(rel.as_posix())
+    folder = next((d for d in rel.parts[:-1] if d.lower() in MODEL_FOLDERS), None)
+    if folder and "model_store" not in draft.components:
+        # trained_models/ kept in the repository (often with only an __init__.py or .gitkeep)
+        # for the files training writes and serving reads
+        where = Path(*rel.parts[:rel.parts.index(folder) + 1]).as_posix()
+        draft.add("model_store", "model_registry", "Model artifacts",
+                  f"a folder for trained models ({where}/)")
     if suffix in DATA_SUFFIXES and not _in_stage(draft, path):
         draft.add("datasets", "data_store", "Data files", "data files found in the repository")
         draft.artifact("datasets", "data", path)
@@ -609,6 +623,13 @@ def _dvc(draft: Draft, root: Path) -> None:
         draft.components[cid]["_stage"] = True
         for dep in _as_list(stage.get("deps")):
             _stage_artifact(draft, cid, root / dep)
+        for key, url in _url_params(root, stage.get("params")):
+            draft.add("external_data", "data_source", "External data",
+                      f"data fetched from outside the repository: {url} (DVC parameter {key} "
+                      f"of stage '{name}')")
+            if _public_data(url):
+                _public(draft, "external_data")
+            draft.flow("external_data", cid, f"{url} (DVC parameter {key})")
         for out in _as_list(stage.get("outs")):
             outputs[str(out)] = cid
             _stage_artifact(draft, cid, root / out)
@@ -620,6 +641,29 @@ def _dvc(draft: Draft, root: Path) -> None:
                 draft.add("datasets", "data_store", "Data files", "data files used by DVC stages")
                 draft.artifact("datasets", "data", root / str(dep))
                 draft.flow("datasets", _slug(name), f"{dep} (dvc)")
+
+
+def _url_params(root: Path, params: object) -> list[tuple[str, str]]:
+    """The parameters a DVC stage reads (`params: [data.url]`, or `{file.yaml: [keys]}`) whose
+    value in the parameters file is an http(s) URL: the stage downloads from there."""
+    wanted: list[tuple[str, str]] = []
+    for item in params if isinstance(params, list) else []:
+        if isinstance(item, str):
+            wanted.append(("params.yaml", item))
+        elif isinstance(item, dict):
+            wanted += [(str(f), str(k)) for f, keys in item.items()
+                       for k in (keys if isinstance(keys, list) else [])]
+    out = []
+    for name, key in wanted:
+        try:
+            value: object = yaml.safe_load(_text(root / name)) if (root / name).is_file() else None
+        except yaml.YAMLError:
+            continue
+        for part in key.split("."):
+            value = value.get(part) if isinstance(value, dict) else None
+        if isinstance(value, str) and re.match(r"https?://\S+$", value):
+            out.append((key, value))
+    return out
 
 
 def _stage_artifact(draft: Draft, cid: str, path: Path) -> None:
