@@ -699,3 +699,33 @@ def test_discover_what_holdout_6_showed_it_missed(tmp_path: Path) -> None:
     assert draft.components["ci"]["kind"] == "ci_cd"
     assert draft.components["model_store"]["kind"] == "model_registry"
     assert "pkg/trained_models/" in draft.components["model_store"]["notes"]
+
+
+def test_discover_a_served_dvc_output_and_a_request_schema_about_people(tmp_path: Path) -> None:
+    """dvc-fastapi-mlops: the API loads the train stage's output, so the served model comes from
+    it; its request schema takes a passenger's sex and age, so the data it learnt from is about
+    people. A schema about a flower's petals is not."""
+    (tmp_path / "dvc.yaml").write_text(
+        "stages:\n  load:\n    cmd: python src/load.py\n    params:\n      - data.url\n"
+        "    outs:\n      - data/load.dir\n  train:\n    cmd: python src/train.py\n"
+        "    deps:\n      - data/load.dir\n    outs:\n      - data/train.dir\n")
+    (tmp_path / "params.yaml").write_text("data:\n  url: https://example.org/titanic.csv\n")
+    (tmp_path / "app").mkdir()
+    (tmp_path / "app" / "main.py").write_text(
+        "from fastapi import FastAPI\nfrom .core import answer\nfrom .models import Request\n"
+        "app = FastAPI()\n@app.post('/')\ndef post(body: Request):\n    return answer(body)\n")
+    (tmp_path / "app" / "core.py").write_text(
+        "from src.model import ProjectModel\nmodel = ProjectModel.load('./data/train.dir/m')\n"
+        "def answer(body):\n    return model.predict(body)\n")
+    (tmp_path / "app" / "models.py").write_text(
+        "from pydantic import BaseModel, Field\nclass Request(BaseModel):\n"
+        "    pclass: str = Field(...)\n    sex: str = Field(...)\n    age: float = Field(...)\n")
+    draft = discover(tmp_path)
+    assert ("train", "serving", "data/train.dir (loaded in app/core.py)") in draft.flows
+    data = draft.components["external_data"]
+    assert data.get("personal_data") is True
+    assert "the serving API takes sex, age (app/models.py, Request)" in data["notes"]
+    (tmp_path / "app" / "models.py").write_text(
+        "from pydantic import BaseModel\nclass Request(BaseModel):\n"
+        "    petal_length: float\n    sepal_width: float\n")
+    assert not discover(tmp_path).components["external_data"].get("personal_data")

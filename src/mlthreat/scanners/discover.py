@@ -16,6 +16,7 @@ draft always passes `mlthreat validate`.
 
 from __future__ import annotations
 
+import ast
 import bisect
 import json
 import os
@@ -315,6 +316,8 @@ def discover(root: Path) -> Draft:
     _faces(draft)
     _controls(draft, files)
     _connect(draft)
+    _served_outputs(draft)
+    _request_people(draft)
     return draft
 
 
@@ -578,6 +581,66 @@ def _faces(draft: Draft) -> None:
             draft.note(cid, f"personal data guessed: faces are biometric data ({rel})")
 
 
+def _serving_code(draft: Draft) -> list[str]:
+    """The Python files beside a serving component's code (its package: app/main.py's app/)."""
+    dirs = {str(Path(rel).parent) for c in draft.components.values() if c["kind"] == "serving"
+            for rel in c.get("artifacts", {}).get("code", [])}
+    return [rel for rel in draft.code_files if rel.endswith(".py") and str(Path(rel).parent) in dirs]
+
+
+def _served_outputs(draft: Draft) -> None:
+    """A DVC stage's output that serving code loads (`ProjectModel.load('./data/train.dir/...')`):
+    the served model comes from that stage."""
+    serving = next((cid for cid, c in draft.components.items() if c["kind"] == "serving"), None)
+    if serving is None:
+        return
+    for cid, comp in list(draft.components.items()):
+        for out in comp.get("_outs", []):
+            path = out.strip("./")
+            rel = next((r for r in _serving_code(draft) if path and re.search(
+                rf"(?<![\w.-]){re.escape(path)}(?![\w-])", draft.text(r))), None)
+            if rel and comp["kind"] in ("training", "validation", "preprocessing"):
+                draft.flow(cid, serving, f"{out} (loaded in {rel})")
+
+
+def _request_people(draft: Draft) -> None:
+    """A serving API whose request schema (pydantic models beside its code) takes two or more
+    facts about people (age, sex, income, ...) answers about people, and the model learnt from
+    records with the same fields: the data that feeds training is personal."""
+    found: list[str] = []
+    where = ""
+    for rel in _serving_code(draft):
+        try:
+            tree = ast.parse(draft.text(rel))
+        except (SyntaxError, ValueError, RecursionError):
+            continue
+        for cls in ast.walk(tree):
+            if not isinstance(cls, ast.ClassDef) or not any(
+                    _base_name(b) == "BaseModel" for b in cls.bases):
+                continue
+            fields = [n.target.id for n in cls.body
+                      if isinstance(n, ast.AnnAssign) and isinstance(n.target, ast.Name)]
+            people = [f for f in fields if re.sub(r"[\s_-]", "", f.lower()) in PERSONAL_COLUMNS]
+            if len(people) >= 2 and len(people) > len(found):
+                found, where = people, f"{rel}, {cls.name}"
+    if not found:
+        return
+    training = {cid for cid, c in draft.components.items()
+                if c["kind"] in ("training", "preprocessing")}
+    for a, b, _ in list(draft.flows):
+        comp = draft.components.get(a, {})
+        if b in training and comp.get("kind") in ("data_source", "data_store") and \
+                not comp.get("personal_data"):
+            comp["personal_data"] = True
+            draft.note(a, f"personal data guessed: the serving API takes {', '.join(found)} "
+                          f"({where}), and the model learnt from records like them")
+
+
+def _base_name(node: ast.expr) -> str:
+    return node.attr if isinstance(node, ast.Attribute) else node.id \
+        if isinstance(node, ast.Name) else ""
+
+
 def _in_stage(draft: Draft, path: Path) -> bool:
     rel = os.path.relpath(path, draft.root)
     return any(rel in c.get("artifacts", {}).get(k, []) for c in draft.components.values()
@@ -632,6 +695,7 @@ def _dvc(draft: Draft, root: Path) -> None:
             draft.flow("external_data", cid, f"{url} (DVC parameter {key})")
         for out in _as_list(stage.get("outs")):
             outputs[str(out)] = cid
+            draft.components[cid].setdefault("_outs", []).append(str(out))
             _stage_artifact(draft, cid, root / out)
     for name, stage in (stages or {}).items():
         for dep in _as_list(stage.get("deps") if isinstance(stage, dict) else None):
