@@ -696,8 +696,7 @@ def test_routes_reach_models_and_routers_across_the_repositorys_modules(tmp_path
         "from slowapi import Limiter\nlimiter = Limiter(key_func=None)\n"
         "router = APIRouter()\n@router.post('/iris/predict')\n@limiter.limit('5/minute')\n"
         "def get_prediction(x: dict):\n    return clf.model.predict(x['data']).tolist()\n")
-    from mlthreat.scanners import serving
-    serving._routers.cache_clear()
+    # (the router file changed since it was last read: it is read again)
     (tmp_path / "main.py").write_text(
         "from fastapi import FastAPI\nfrom routes.v1.iris import router\napp = FastAPI()\n"
         "app.include_router(router)\n")
@@ -751,3 +750,27 @@ def test_openapi_operations_routed_to_model_functions_without_security(tmp_path:
     assert scanner.scan(path, None) == []  # type: ignore[arg-type]
     (tmp_path / "data.json").write_text('{"paths": {"/x": {"post": {"operationId": "a.b"}}}}')
     assert scanner.scan(tmp_path / "data.json", None) == []  # type: ignore[arg-type]
+
+
+def test_a_connexion_app_is_judged_on_the_operations_of_its_openapi_file(tmp_path: Path) -> None:
+    (tmp_path / "api" / "spec").mkdir(parents=True)
+    (tmp_path / "api" / "__init__.py").write_text("")
+    (tmp_path / "api" / "controller.py").write_text(
+        "from model_pkg.predict import make_prediction\n"
+        "def predict():\n    return make_prediction(input_data=request.get_json())\n")
+    (tmp_path / "api" / "spec" / "api.yaml").write_text(
+        "openapi: 3.0.0\nsecurity:\n  - key: []\npaths:\n  /v1/predictions:\n    post:\n"
+        "      operationId: api.controller.predict\n")
+    app = ("import connexion\n\ndef create_app():\n"
+           "    app = connexion.App(__name__, specification_dir='spec/')\n"
+           "    app.add_api('api.yaml')\n    return app\n")
+    (tmp_path / "api" / "app.py").write_text(app)
+    assert [(f.rule, f.line) for f in scan_python(tmp_path / "api" / "app.py")] == [
+        ("SRV-NO-RATE-LIMIT", 4)]         # authenticated, but not limited
+    (tmp_path / "api" / "app.py").write_text(
+        app.replace("    return app\n", "    Limiter(app.app, default_limits=['5/minute'])\n"
+                    "    return app\n").replace("import connexion\n",
+                                               "import connexion\nfrom flask_limiter import Limiter\n"))
+    assert scan_python(tmp_path / "api" / "app.py") == []
+    (tmp_path / "api" / "app.py").write_text(app.replace("api.yaml", "other.yaml"))
+    assert scan_python(tmp_path / "api" / "app.py") == []    # no such file: nothing to judge

@@ -39,6 +39,9 @@ MODEL_HINTS = re.compile(r"(?<![A-Za-z0-9])(predict\w*|model\w*|classif\w*|infer
 # routes that never reach a model: health and readiness checks, API docs, static files
 PLUMBING = re.compile(r"(^|/)(health\w*|ready\w*|live\w*|ping|status|metrics|version|docs|redoc|"
                       r"openapi(\.json)?|favicon\.ico|robots\.txt)/?$|(^|/)static(/.*)?$", re.I)
+# connexion's app classes: routes come from an OpenAPI file given to add_api
+CONNEXION_APPS = {"connexion.App", "connexion.FlaskApp", "connexion.AsyncApp",
+                  "connexion.apps.flask_app.FlaskApp"}
 # a configuration class for the test suite (TestingConfig, TestConfig): its DEBUG is the tests'
 TEST_CLASS = re.compile(r"^Test|Test(ing)?(Config|Settings)$")
 BIND_CALLS = ("WSGIServer", "make_server", "HTTPServer", "ThreadingHTTPServer", "serve")
@@ -68,6 +71,7 @@ class _App:
     routes: int = 0
     model_routes: int = 0         # routes that reach a model: rate limiting is judged on them
     router: bool = False          # an APIRouter or Blueprint: rate limits sit on the app
+    spec_dir: str = ""            # connexion: where its OpenAPI files are
 
 
 @dataclass
@@ -97,6 +101,14 @@ class _Visitor(ast.NodeVisitor):
             if isinstance(target, ast.Subscript) and _forces_unsafe(target.slice, node.value):
                 self._forced(node)
         call = node.value
+        if isinstance(call, ast.Call) and self._resolved(_dotted(call.func)) in CONNEXION_APPS:
+            for target in node.targets:   # app = connexion.App(__name__, specification_dir=...)
+                if isinstance(target, ast.Name):
+                    app = _App(target.id, "connexion", node.lineno)
+                    folder = _kw(call, "specification_dir")
+                    app.spec_dir = folder.value if isinstance(folder, ast.Constant) and \
+                        isinstance(folder.value, str) else ""
+                    self.apps[target.id] = app
         if isinstance(call, ast.Call):
             ctor = _dotted(call.func).rsplit(".", 1)[-1]
             if ctor in ("FastAPI", "APIRouter", "Flask", "Blueprint"):
@@ -194,6 +206,18 @@ class _Visitor(ast.NodeVisitor):
         if parts[-1] in ("include_router", "register_blueprint") and node.args and \
                 isinstance(node.func, ast.Attribute) and _dotted(node.func.value) in self.apps:
             self.included.append((_dotted(node.func.value), _dotted(node.args[0])))
+        owner = _dotted(node.func.value) if isinstance(node.func, ast.Attribute) else ""
+        if parts[-1] == "add_api" and owner in self.apps and node.args and \
+                self.apps[owner].framework == "connexion":
+            spec = _text(node.args[0], self.constants)   # connexion_app.add_api("api.yaml")
+            app = self.apps[owner]
+            if spec:
+                found = Path(self.path).parent / app.spec_dir / spec
+                app.model_routes += len(_model_operations(found)) if found.is_file() else 0
+        if LIMIT_HINTS.search(parts[-1]) and parts[-1][:1].isupper():
+            for app in self.apps.values():   # Limiter(app, default_limits=[...]) limits them all
+                if app.framework == "connexion":
+                    app.limited = True
         if len(parts) >= 2 and (parts[-2], parts[-1]) in UNSAFE_LOADS:
             bound = self.partial_kwargs.get(self._bound(_dotted(node.func)))
             self._unsafe_load(ast.Call(node.func, node.args, node.keywords + bound,
@@ -554,9 +578,23 @@ def _parsed(path: str) -> ast.Module | None:
         return None
 
 
-@functools.lru_cache(maxsize=256)
+def _stamp(path: str | Path) -> tuple[int, int]:
+    """What identifies a file's version for the caches below: a file edited between two scans
+    of one process (the board) is read again."""
+    try:
+        st = Path(path).stat()
+    except OSError:
+        return (0, 0)
+    return (st.st_mtime_ns, st.st_size)
+
+
 def _model_functions(path: str) -> frozenset[str]:
     """Functions of a file that use a model, themselves or through another of the file's."""
+    return _model_functions_of(path, _stamp(path))
+
+
+@functools.lru_cache(maxsize=256)
+def _model_functions_of(path: str, stamp: tuple[int, int]) -> frozenset[str]:
     tree = _parsed(path)
     if tree is None:
         return frozenset()
@@ -569,9 +607,13 @@ def _model_functions(path: str) -> frozenset[str]:
     return frozenset(found)
 
 
-@functools.lru_cache(maxsize=256)
 def _routers(path: str) -> dict[str, tuple[int, bool]]:
     """The routers and blueprints a file defines: routes that reach a model, rate-limited."""
+    return _routers_of(path, _stamp(path))
+
+
+@functools.lru_cache(maxsize=256)
+def _routers_of(path: str, stamp: tuple[int, int]) -> dict[str, tuple[int, bool]]:
     tree = _parsed(path)
     if tree is None:
         return {}
@@ -721,29 +763,43 @@ class ServingScanner(Scanner):
 def scan_openapi(path: Path) -> list[ScanFinding]:
     """An OpenAPI file that routes to Python functions by operationId (connexion's way), with no
     security scheme for an operation whose function, in this repository, uses a model."""
+    return [ScanFinding(
+        "serving", "SRV-NO-AUTH", "cls-unauthenticated-api", "classical", "high", str(path), line,
+        f"{method.upper()} {route} runs {operation} with no security scheme in the OpenAPI file: "
+        "anyone who reaches it can query the model")
+        for route, method, operation, line, secured in _model_operations(path) if not secured]
+
+
+def _model_operations(path: Path) -> tuple[tuple[str, str, str, int | None, bool], ...]:
+    """(route, method, operationId, line, secured) of an OpenAPI file's operations whose
+    operationId names a function of this repository that uses a model."""
+    return _model_operations_of(path, _stamp(path))
+
+
+@functools.lru_cache(maxsize=64)
+def _model_operations_of(path: Path, stamp: tuple[int, int]
+                         ) -> tuple[tuple[str, str, str, int | None, bool], ...]:
     try:
         if path.stat().st_size > 2_000_000:
-            return []
+            return ()
         text = path.read_text(encoding="utf-8", errors="replace")
     except OSError:
-        return []
+        return ()
     if "operationId" not in text or not re.search(r"^\s*[\"']?(openapi|swagger)[\"']?\s*:",
                                                    text, re.M):
-        return []
+        return ()
     try:
         spec = yaml.safe_load(text)
     except yaml.YAMLError:
-        return []
-    if not isinstance(spec, dict) or not isinstance(spec.get("paths"), dict) or \
-            spec.get("security"):
-        return []
+        return ()
+    if not isinstance(spec, dict) or not isinstance(spec.get("paths"), dict):
+        return ()
     out = []
     for route, operations in spec["paths"].items():
         if not isinstance(operations, dict) or PLUMBING.search(str(route)):
             continue
         for method, op in operations.items():
-            if not isinstance(op, dict) or op.get("security") or \
-                    not isinstance(op.get("operationId"), str):
+            if not isinstance(op, dict) or not isinstance(op.get("operationId"), str):
                 continue
             module, _, function = op["operationId"].rpartition(".")
             found = _local_module(path, module, 0) if module else None
@@ -751,11 +807,9 @@ def scan_openapi(path: Path) -> list[ScanFinding]:
                 continue
             line = next((i for i, row in enumerate(text.splitlines(), start=1)
                          if op["operationId"] in row), None)
-            out.append(ScanFinding(
-                "serving", "SRV-NO-AUTH", "cls-unauthenticated-api", "classical", "high",
-                str(path), line, f"{method.upper()} {route} runs {op['operationId']} with no "
-                "security scheme in the OpenAPI file: anyone who reaches it can query the model"))
-    return out
+            out.append((str(route), str(method), op["operationId"], line,
+                        bool(spec.get("security") or op.get("security"))))
+    return tuple(out)
 
 
 def _aml_deployment(path: Path) -> bool:
