@@ -782,6 +782,9 @@ def _model_operations_of(path: Path, stamp: tuple[int, int]
     try:
         if path.stat().st_size > 2_000_000:
             return ()
+        with path.open("rb") as f:    # an OpenAPI document says so near its top
+            if not re.search(rb"[\"']?(openapi|swagger)[\"']?\s*:", f.read(4096)):
+                return ()
         text = path.read_text(encoding="utf-8", errors="replace")
     except OSError:
         return ()
