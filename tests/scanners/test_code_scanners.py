@@ -774,3 +774,15 @@ def test_a_connexion_app_is_judged_on_the_operations_of_its_openapi_file(tmp_pat
     assert scan_python(tmp_path / "api" / "app.py") == []
     (tmp_path / "api" / "app.py").write_text(app.replace("api.yaml", "other.yaml"))
     assert scan_python(tmp_path / "api" / "app.py") == []    # no such file: nothing to judge
+
+
+def test_modules_above_the_projects_root_are_not_looked_for(tmp_path: Path) -> None:
+    (tmp_path / "helpers.py").write_text("def answer(x):\n    return model.predict(x)\n")
+    (tmp_path / "proj").mkdir()
+    (tmp_path / "proj" / "main.py").write_text(
+        "from fastapi import FastAPI\nfrom helpers import answer\napp = FastAPI()\n"
+        "@app.post('/')\ndef post(x: dict):\n    return answer(x)\n")
+    assert {f.rule for f in scan_python(tmp_path / "proj" / "main.py")} == {
+        "SRV-NO-AUTH", "SRV-NO-RATE-LIMIT"}          # found one level up
+    (tmp_path / "proj" / "pyproject.toml").write_text("[project]\nname = 'p'\n")
+    assert scan_python(tmp_path / "proj" / "main.py") == []  # the project ends at pyproject.toml

@@ -39,6 +39,8 @@ MODEL_HINTS = re.compile(r"(?<![A-Za-z0-9])(predict\w*|model\w*|classif\w*|infer
 # routes that never reach a model: health and readiness checks, API docs, static files
 PLUMBING = re.compile(r"(^|/)(health\w*|ready\w*|live\w*|ping|status|metrics|version|docs|redoc|"
                       r"openapi(\.json)?|favicon\.ico|robots\.txt)/?$|(^|/)static(/.*)?$", re.I)
+# files that mark a project's root: absolute imports are not looked for above it
+PROJECT_ROOTS = (".git", "pyproject.toml", "setup.py", "setup.cfg")
 # connexion's app classes: routes come from an OpenAPI file given to add_api
 CONNEXION_APPS = {"connexion.App", "connexion.FlaskApp", "connexion.AsyncApp",
                   "connexion.apps.flask_app.FlaskApp"}
@@ -562,7 +564,11 @@ def _local_module(path: Path, module: str, level: int) -> Path | None:
     if level:
         bases = [path.parents[level - 1]] if level <= len(path.parents) else []
     else:
-        bases = list(path.parents)[:5]
+        bases = []
+        for base in list(path.parents)[:5]:   # up to the project's root, when it is marked
+            bases.append(base)
+            if any((base / marker).exists() for marker in PROJECT_ROOTS):
+                break
     for base in bases:
         target = base.joinpath(*parts) if parts else base
         for candidate in (target.with_suffix(".py"), target / "__init__.py"):
