@@ -348,3 +348,17 @@ def test_scanner_never_imports_scanned_modules(tmp_path: Path) -> None:
     data = memo_stack_global("mlthreat_never_imported_module", "boom", "x")
     scan_bytes(data, "x.pkl", name="x.pkl")
     assert "mlthreat_never_imported_module" not in sys.modules
+
+
+def test_a_text_file_read_as_a_global_opcode_names_the_module_its_first_line_does() -> None:
+    """ask-multiple-pdfs' htmlTemplates.py starts with "css = '''": as a pickle, GLOBAL's module
+    is that whole first line, which no import finds (pickle.loads raises ModuleNotFoundError),
+    not "ss" (pickletools joins module and name with a space). A module line without spaces is
+    still judged."""
+    import pickle
+    text = b"css = '''\n<style>\n.chat-message {\n"
+    with pytest.raises(ModuleNotFoundError):
+        pickle.loads(text + b".")
+    assert scan_bytes(text, "htmlTemplates.py", name="htmlTemplates.py") == []
+    found = scan_bytes(b"cos\nsystem\n(S'echo'\ntR.", "x.pkl", name="x.pkl")
+    assert any(f.severity == "critical" and "os.system" in f.message for f in found)

@@ -426,6 +426,8 @@ class Machine:
         try:
             if op.name in _BLOBS:
                 arg = self._blob(op.name, offset)
+            elif op.name in ("GLOBAL", "INST"):
+                arg = self._pair()
             else:
                 arg = op.arg.reader(cast(_BinaryIO, self.f)) if op.arg is not None else None
         except (ValueError, EOFError, UnicodeDecodeError, OverflowError) as exc:
@@ -465,6 +467,15 @@ class Machine:
         if name == "BINSTRING":
             return body.decode("latin-1") if n <= MAX_TEXT else _TEXT
         return bytearray(body) if name == "BYTEARRAY8" else body
+
+    def _pair(self) -> tuple[str, str]:
+        """GLOBAL's and INST's module and name, one line each, read as the unpickler reads them
+        (pickletools joins the two with a space, which loses where a module name with a space,
+        such as the first line of a text file, ends)."""
+        module, name = self.f.readline(), self.f.readline()
+        if not module.endswith(b"\n") or not name.endswith(b"\n"):
+            raise ValueError("no newline found when trying to read a module and a name")
+        return module[:-1].decode("utf-8"), name[:-1].decode("utf-8")
 
     def _pop_mark(self) -> list[Any]:
         items = self.stack
@@ -606,7 +617,7 @@ class Machine:
         elif name in ("GET", "BINGET", "LONG_BINGET"):
             s.append(self.memo[int(arg)])
         elif name == "GLOBAL":
-            module, _, qual = str(arg).partition(" ")
+            module, qual = arg
             s.append(self._global(module, qual, offset))
         elif name == "STACK_GLOBAL":
             qual, module = s.pop(), s.pop()
@@ -622,7 +633,7 @@ class Machine:
                 raise _Stop(offset, "STACK_GLOBAL of a constant that is no name: loading fails "
                                     "here")
         elif name == "INST":
-            module, _, qual = str(arg).partition(" ")
+            module, qual = arg
             args = tuple(self._pop_mark())
             self.stack.append(self._call(self._global(module, qual, offset), args, offset))
         elif name == "OBJ":
