@@ -748,6 +748,12 @@ def test_openapi_operations_routed_to_model_functions_without_security(tmp_path:
         ("SRV-NO-AUTH", 8)]
     path.write_text(spec + "security:\n  - api_key: []\n")
     assert scanner.scan(path, None) == []  # type: ignore[arg-type]
+    # an operation's empty `security` switches the file's off for it
+    path.write_text(spec.replace("operationId: api.controller.predict\n",
+                                 "operationId: api.controller.predict\n      security: []\n")
+                    + "security:\n  - api_key: []\n")
+    assert [(f.rule, f.line) for f in scanner.scan(path, None)] == [  # type: ignore[arg-type]
+        ("SRV-NO-AUTH", 8)]
     (tmp_path / "data.json").write_text('{"paths": {"/x": {"post": {"operationId": "a.b"}}}}')
     assert scanner.scan(tmp_path / "data.json", None) == []  # type: ignore[arg-type]
 

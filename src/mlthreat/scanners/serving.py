@@ -816,8 +816,10 @@ def _model_operations_of(path: Path, stamp: tuple[int, int]
                 continue
             line = next((i for i, row in enumerate(text.splitlines(), start=1)
                          if op["operationId"] in row), None)
-            out.append((str(route), str(method), op["operationId"], line,
-                        bool(spec.get("security") or op.get("security"))))
+            # an operation's own `security` (even an empty one, which switches it off)
+            # overrides the file's
+            secured = bool(op["security"] if "security" in op else spec.get("security"))
+            out.append((str(route), str(method), op["operationId"], line, secured))
     return tuple(out)
 
 
