@@ -718,11 +718,17 @@ def _url_params(root: Path, params: object) -> list[tuple[str, str]]:
             wanted += [(str(f), str(k)) for f, keys in item.items()
                        for k in (keys if isinstance(keys, list) else [])]
     out = []
+    files: dict[str, object] = {}
     for name, key in wanted:
+        path = (root / name).resolve()
+        if not path.is_relative_to(root.resolve()) or not path.is_file():
+            continue                  # a parameters file outside the repository is not read
         try:
-            value: object = yaml.safe_load(_text(root / name)) if (root / name).is_file() else None
+            if name not in files:
+                files[name] = yaml.safe_load(_text(path))
         except yaml.YAMLError:
-            continue
+            files[name] = None
+        value = files[name]
         for part in key.split("."):
             value = value.get(part) if isinstance(value, dict) else None
         if isinstance(value, str) and re.match(r"https?://\S+$", value):
