@@ -94,9 +94,31 @@ def plot4ai(deck_file: Path, show: bool) -> None:
         measure("threats", rows, show=show)
 
 
+def atlas_names(atlas_file: Path, show: bool) -> None:
+    """MITRE ATLAS's technique names (wording nobody here wrote), each labelled with the catalog
+    threats whose references cite it, parent techniques and sub-techniques alike; a technique
+    no threat cites is labelled unmapped (reconnaissance, resource development and the like)."""
+    from mlthreat import load_catalog
+    try:
+        atlas = yaml.safe_load(atlas_file.read_text(encoding="utf-8"))
+        techniques = atlas["matrices"][0]["techniques"]
+    except (OSError, yaml.YAMLError, KeyError, IndexError, TypeError) as e:
+        print(f"{atlas_file}: not MITRE ATLAS's ATLAS.yaml ({e})", file=sys.stderr)
+        sys.exit(2)
+    cited: dict[str, set[str]] = {}
+    for threat in load_catalog().threats:
+        for ref in threat.references.atlas:
+            cited.setdefault(ref, set()).add(threat.id)
+    rows = [[t["name"], "|".join(sorted(cited[t["id"]])) if t["id"] in cited else "-", "atlas"]
+            for t in techniques]
+    print(f"MITRE ATLAS technique names ({len(rows)}, {sum(r[1] != '-' for r in rows)} cited "
+          "by a catalog threat):")
+    measure("threats", rows, show=show)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--show", choices=["tune", "holdout", "plot4ai"],
+    parser.add_argument("--show", choices=["tune", "holdout", "plot4ai", "atlas"],
                         help="list the misses of a split that is tuned on (holdout has been, "
                              "since 2026-12-05; holdout4 is only ever measured), or of the "
                              "PLOT4AI cards (read once on 2026-12-05, never tuned on)")
@@ -106,7 +128,13 @@ def main() -> None:
                         help="also map the threat cards of PLOT4AI (deck.json of "
                              "github.com/PLOT4ai/plot4ai-library) labelled in "
                              "benchmarks/plot4ai_labels.yaml: wording nobody here wrote")
+    parser.add_argument("--atlas", type=Path, metavar="ATLAS_YAML",
+                        help="also map MITRE ATLAS technique names, each labelled with the "
+                             "catalog threats that cite it (none: it should stay unmapped)")
     args = parser.parse_args()
+    if args.atlas:
+        atlas_names(args.atlas, show=args.show == "atlas")
+        return
     if args.plot4ai:
         plot4ai(args.plot4ai, show=args.show == "plot4ai")
         return
