@@ -19,7 +19,6 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from mlthreat.catalog import Catalog
 from mlthreat.errors import InputError
-from mlthreat.perception.mapping import CONFIRM
 from mlthreat.perception.model import Defense, Perception, Responsibility, View
 from mlthreat.pipeline import Component, Pipeline
 from mlthreat.results import Assessment
@@ -180,7 +179,7 @@ class Interview:
         if self.mappers is None or not self.io.interactive or said in numbered:
             return said
         mapping = self.mappers.threats.map(said)
-        if mapping.target is not None and (mapping.how != "text" or mapping.score >= CONFIRM):
+        if mapping.settled:
             return said
         closest = self.catalog.threat(mapping.best).name.lower() if mapping.best else None
         def number(answer: str) -> str | None:
@@ -230,7 +229,7 @@ class Interview:
         if self.mappers is None or not self.io.interactive:
             return said
         mapping = self.mappers.controls.map(said)
-        if mapping.target is not None and (mapping.how != "text" or mapping.score >= CONFIRM):
+        if mapping.settled:
             return said
         best = self.catalog.control(mapping.best) if mapping.best else None
         closest = best.name.lower() if best else None

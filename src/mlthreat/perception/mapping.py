@@ -134,6 +134,11 @@ class Mapping:
     how: str                # "id" | "alias" | "text" | "unmapped" | "vague"
     best: str | None = None  # the closest entry even when unmapped (to ask back about)
 
+    @property
+    def settled(self) -> bool:
+        """Mapped by id or alias, or by text at least CONFIRM similar: nothing to confirm."""
+        return self.target is not None and (self.how != "text" or self.score >= CONFIRM)
+
 
 class Mapper:
     """Nearest catalog entry for a free-text phrase, for one kind of entry.

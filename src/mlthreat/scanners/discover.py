@@ -594,10 +594,11 @@ def _served_outputs(draft: Draft) -> None:
     serving = next((cid for cid, c in draft.components.items() if c["kind"] == "serving"), None)
     if serving is None:
         return
+    code = _serving_code(draft)
     for cid, comp in list(draft.components.items()):
         for out in comp.get("_outs", []):
             path = out.strip("./")
-            rel = next((r for r in _serving_code(draft) if path and re.search(
+            rel = next((r for r in code if path and re.search(
                 rf"(?<![\w.-]){re.escape(path)}(?![\w-])", draft.text(r))), None)
             if rel and comp["kind"] in ("training", "validation", "preprocessing"):
                 draft.flow(cid, serving, f"{out} (loaded in {rel})")

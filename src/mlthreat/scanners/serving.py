@@ -348,8 +348,7 @@ class _Visitor(ast.NodeVisitor):
         """The route uses a model, itself or through a function of this file it calls."""
         if MODEL_HINTS.search(_identifiers(node.body)):
             return True
-        called = {_dotted(c.func).rsplit(".", 1)[-1] for c in ast.walk(node)
-                  if isinstance(c, ast.Call)}
+        called = _calls(node)
         if called & self.model_functions:
             return True
         # a function imported from a module of this repository that uses a model
@@ -493,6 +492,11 @@ def _text(node: ast.AST, constants: dict[str, str]) -> str | None:
     return None
 
 
+def _calls(node: ast.AST) -> set[str]:
+    """The last part of the name of every function `node` calls (`clf.model.predict` -> predict)."""
+    return {_dotted(c.func).rsplit(".", 1)[-1] for c in ast.walk(node) if isinstance(c, ast.Call)}
+
+
 def _dotted(node: ast.AST) -> str:
     if isinstance(node, ast.Name):
         return node.id
@@ -607,8 +611,7 @@ def _model_functions_of(path: str, stamp: tuple[int, int]) -> frozenset[str]:
     functions = [f for f in ast.walk(tree) if isinstance(f, ast.FunctionDef | ast.AsyncFunctionDef)]
     found = {f.name for f in functions if MODEL_HINTS.search(_identifiers(f.body))}
     for f in functions:
-        called = {_dotted(c.func).rsplit(".", 1)[-1] for c in ast.walk(f) if isinstance(c, ast.Call)}
-        if called & found:
+        if _calls(f) & found:
             found.add(f.name)
     return frozenset(found)
 
