@@ -7,7 +7,9 @@ before the third round, only ever measured) and each kind (threats, controls):
   95 % Wilson interval;
 - how often a wrong entry is chosen where the phrase should stay unmapped, and how often a
   phrase that names an entry is left unmapped (then the interview asks back);
-- how often a threat phrase lands in the other family (adversarial ML vs classical security).
+- how often a threat phrase lands in the other family (adversarial ML vs classical security);
+- how many mappings the interview confirms rather than takes (similarity below the mapper's
+  CONFIRM), and how many of the wrong mappings are among them.
 
 Goals (issue #18): top-1 >= 90 %, wrong family <= 3 %, vague phrases unmapped.
 Run: `.venv/bin/python benchmarks/mapping.py [--show tune|holdout]` (lists a tuned split's misses).
@@ -43,9 +45,15 @@ def measure(kind: str, rows: list[list[str]], show: bool) -> dict[str, float]:
     mapper = mappers.threats if kind == "threats" else mappers.controls
     family = {t.id: t.family for t in catalog.threats}
     named = right = unmapped_named = vague = vague_mapped = cross = 0
+    mapped = wrong = asked = asked_wrong = 0     # what the interview confirms (Mapping.settled)
     misses = []
     for text, expected, _ in rows:
         got = mapper.map(text)
+        if got.target is not None:
+            bad = got.target not in expected.split("|")
+            mapped, wrong = mapped + 1, wrong + bad
+            if not got.settled:
+                asked, asked_wrong = asked + 1, asked_wrong + bad
         if expected == "-":
             vague += 1
             if got.target is not None:
@@ -67,6 +75,8 @@ def measure(kind: str, rows: list[list[str]], show: bool) -> dict[str, float]:
           f"{hi:.1%}); left unmapped (asks back) {unmapped_named}; vague phrases mapped anyway "
           f"{vague_mapped}/{vague}" + (f"; other family {cross}/{named} = {cross / max(named, 1):.1%}"
                                          if kind == "threats" else ""))
+    print(f"    the interview confirms {asked} of {mapped} mappings (weak ones), "
+          f"{asked_wrong} of the {wrong} wrong")
     if show:
         print("\n".join(misses))
     return {"top1": right / max(named, 1), "cross": cross / max(named, 1)}
