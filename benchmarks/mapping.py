@@ -12,7 +12,7 @@ before the third round, only ever measured) and each kind (threats, controls):
   CONFIRM), and how many of the wrong mappings are among them.
 
 Goals (issue #18): top-1 >= 90 %, wrong family <= 3 %, vague phrases unmapped.
-Run: `.venv/bin/python benchmarks/mapping.py [--show tune|holdout]` (lists a tuned split's misses).
+Run: `.venv/bin/python benchmarks/mapping.py [--show tune|holdout] [--without coverage|lemmas]`.
 """
 
 from __future__ import annotations
@@ -141,7 +141,16 @@ def main() -> None:
     parser.add_argument("--atlas", type=Path, metavar="ATLAS_YAML",
                         help="also map MITRE ATLAS technique names, each labelled with the "
                              "catalog threats that cite it (none: it should stay unmapped)")
+    parser.add_argument("--without", choices=["coverage", "lemmas"],
+                        help="measure the mapper with one of its parts switched off: the "
+                             "word-coverage weighting, or the lemmas (words kept as written)")
     args = parser.parse_args()
+    if args.without:
+        from mlthreat.perception import mapping
+        if args.without == "coverage":
+            mapping.COVERAGE = 0.0
+        else:
+            mapping._lemma = lambda word: word   # type: ignore[assignment]
     if args.atlas:
         atlas_names(args.atlas, show=args.show == "atlas")
         return
