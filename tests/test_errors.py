@@ -4,6 +4,7 @@ the real command line, and a check that every error class maps to a documented e
 
 from __future__ import annotations
 
+import argparse
 import inspect
 import json
 import pickle
@@ -218,3 +219,23 @@ def test_every_error_class_has_a_documented_exit_code() -> None:
         assert f"`{c.__name__}`" in documented, f"{c.__name__} missing from docs/reports.md"
     assert errors.InputError.exit_code == 2 and errors.ToolError.exit_code == 3
     assert all(issubclass(c, errors.InputError) == (c.exit_code == 2) for c in classes)
+
+
+def test_an_error_raised_while_ctrl_c_unwound_a_lock_is_the_interrupt() -> None:
+    """CI saw `probe --scheduler local:2` answer Ctrl-C with "mlthreat failed: RuntimeError:
+    cannot release un-acquired lock": the interrupt landed inside a lock's `with`, whose exit
+    then failed. That error's context is the interrupt; an ordinary error is not one."""
+    import threading
+
+    from mlthreat.cli.app import Cli, _failed
+    from mlthreat.errors import EXIT_INTERRUPTED, EXIT_TOOL, from_interrupt
+    lock = threading.Lock()
+    with pytest.raises(RuntimeError) as caught, lock:
+        lock.release()            # as a wait cut short leaves it: not held on the way out
+        raise KeyboardInterrupt
+    assert isinstance(caught.value.__context__, KeyboardInterrupt)
+    assert from_interrupt(caught.value) and from_interrupt(KeyboardInterrupt())
+    assert not from_interrupt(RuntimeError("cannot release un-acquired lock"))
+    cli = Cli(argparse.Namespace(debug=False))
+    assert _failed(cli, caught.value) == EXIT_INTERRUPTED
+    assert _failed(cli, RuntimeError("a real bug")) == EXIT_TOOL

@@ -12,7 +12,7 @@ from pathlib import Path
 from mlthreat.analysis.assess import place, score, shown_by_scans
 from mlthreat.analysis.attribution import number
 from mlthreat.catalog import Catalog, load_catalog
-from mlthreat.errors import Interrupted
+from mlthreat.errors import Interrupted, from_interrupt
 from mlthreat.imports import load as load_evidence
 from mlthreat.perception.gaps import with_perceptions
 from mlthreat.pipeline import Pipeline, load_pipeline
@@ -43,7 +43,9 @@ class Assessor:
         steps = Steps(self.observer)
         try:
             return self._assess(spec, perceptions, steps)
-        except KeyboardInterrupt as exc:   # between the probes' own bookkeeping: say where
+        except BaseException as exc:       # noqa: BLE001 - Ctrl-C between the probes' own
+            if not from_interrupt(exc):    # bookkeeping: say where
+                raise
             raise Interrupted(f"interrupted while {steps.current}; finished: "
                               f"{', '.join(steps.done) or 'nothing'}. Nothing was written."
                               ) from exc

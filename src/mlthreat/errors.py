@@ -86,6 +86,20 @@ class Interrupted(MlthreatError):
     exit_code = EXIT_INTERRUPTED
 
 
+def from_interrupt(exc: BaseException) -> bool:
+    """Ctrl-C itself, or an error raised while Python unwound it: a KeyboardInterrupt that lands
+    inside a lock's `with` (threading, Dask's client) turns into "RuntimeError: cannot release
+    un-acquired lock", whose context is the interrupt."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        if isinstance(current, KeyboardInterrupt):
+            return True
+        seen.add(id(current))
+        current = current.__context__
+    return False
+
+
 class ProbeError(MlthreatError):
     """A probe cannot run on this target (unusable data, a precondition the planner cannot see
     in advance); the runner turns it into a Skipped result."""

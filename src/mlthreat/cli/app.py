@@ -23,6 +23,7 @@ from mlthreat.errors import (
     Interrupted,
     MlthreatError,
     OutputError,
+    from_interrupt,
 )
 
 if TYPE_CHECKING:
@@ -174,7 +175,7 @@ def _failed(cli: Cli, exc: BaseException) -> int:
     debug = bool(getattr(cli.args, "debug", False))
     if isinstance(exc, SystemExit):
         raise exc
-    if isinstance(exc, Interrupted | KeyboardInterrupt):
+    if isinstance(exc, Interrupted) or from_interrupt(exc):
         from mlthreat.processes import stop_workers
         stop_workers()          # nothing of theirs is wanted now: do not wait for them at exit
         cli.err.print(Text(str(exc) if isinstance(exc, Interrupted) else

@@ -29,7 +29,7 @@ import uuid
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from mlthreat.errors import InputError, MlthreatError, SpecError
+from mlthreat.errors import InputError, MlthreatError, SpecError, from_interrupt
 from mlthreat.pipeline import Component, Pipeline
 from mlthreat.probes.execute import OneThread, attempt
 from mlthreat.probes.parallel import Relay, _target, collect, tasks
@@ -183,7 +183,9 @@ def run_on_cluster(pipeline: Pipeline, work: list[tuple[Component, tuple[str, ..
             comp_id = futures[future]
             for what, kind, value in future.result():     # a task's failure is raised here
                 relay.end(comp_id, kind, what, value)
-    except KeyboardInterrupt:
+    except BaseException as exc:          # noqa: BLE001 - Ctrl-C, however it arrives
+        if not from_interrupt(exc):
+            raise
         stopped = True
     finally:
         with sigint_blocked():              # a second Ctrl-C must not cut the clean-up short

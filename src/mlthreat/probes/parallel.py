@@ -24,6 +24,7 @@ from typing import Any
 from joblib import Parallel, delayed
 from joblib.externals.loky import get_reusable_executor
 
+from mlthreat.errors import from_interrupt
 from mlthreat.pipeline import Component, Pipeline
 from mlthreat.probes.execute import OneThread, ProbeRun, attempt
 from mlthreat.probes.registry import GROUPS
@@ -76,7 +77,9 @@ def run_parallel(pipeline: Pipeline, work: list[tuple[Component, tuple[str, ...]
                                    queue) for comp_id, kinds in tasks(work))
             # stopped now, while Ctrl-C is still ours to handle, not in an exit handler
             get_reusable_executor().shutdown(wait=True)
-        except KeyboardInterrupt:
+        except BaseException as exc:    # noqa: BLE001 - Ctrl-C, however it arrives
+            if not from_interrupt(exc):
+                raise
             stopped = True              # what ended is in the relay; the rest is interrupted
         finally:
             queue.put(None)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from mlthreat.errors import InputError
+from mlthreat.errors import InputError, from_interrupt
 from mlthreat.pipeline import Component, Pipeline
 from mlthreat.probes.execute import OneThread, ProbeRun, attempt
 from mlthreat.probes.parallel import run_parallel, tasks
@@ -74,7 +74,9 @@ def _run_probes(pipeline: Pipeline, only: tuple[str, ...], budget: str, jobs: in
         runs.append(run)
         try:
             target = prepare(pipeline, comp, trust)
-        except KeyboardInterrupt:          # while loading a model or data: nothing of it ran
+        except BaseException as exc:       # noqa: BLE001 - Ctrl-C while loading a model or data
+            if not from_interrupt(exc):
+                raise
             run.interrupted = list(todo)
             runs += [ProbeRun(c.id, interrupted=list(k)) for c, k in work[n + 1:]]
             return runs
@@ -85,7 +87,9 @@ def _run_probes(pipeline: Pipeline, only: tuple[str, ...], budget: str, jobs: in
             limit.apply()
             try:
                 got = attempt(kind, target, settings, jobs, seed)
-            except KeyboardInterrupt:
+            except BaseException as exc:   # noqa: BLE001 - Ctrl-C, however it arrives
+                if not from_interrupt(exc):
+                    raise
                 run.interrupted = list(todo[i:])
                 runs += [ProbeRun(c.id, interrupted=list(k)) for c, k in work[n + 1:]]
                 if observer:
