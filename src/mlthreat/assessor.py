@@ -12,7 +12,7 @@ from pathlib import Path
 from mlthreat.analysis.assess import place, score, shown_by_scans
 from mlthreat.analysis.attribution import number
 from mlthreat.catalog import Catalog, load_catalog
-from mlthreat.errors import Interrupted, from_interrupt
+from mlthreat.errors import Interrupted, interrupts_as
 from mlthreat.imports import load as load_evidence
 from mlthreat.perception.gaps import with_perceptions
 from mlthreat.pipeline import Pipeline, load_pipeline
@@ -41,14 +41,10 @@ class Assessor:
     def assess(self, spec: Pipeline | str | Path, perceptions: Sequence[str | Path] = ()
                ) -> Assessment:
         steps = Steps(self.observer)
-        try:
+        # Ctrl-C between the probes' own bookkeeping: say where
+        with interrupts_as(lambda: f"interrupted while {steps.current}; finished: "
+                           f"{', '.join(steps.done) or 'nothing'}. Nothing was written."):
             return self._assess(spec, perceptions, steps)
-        except BaseException as exc:       # noqa: BLE001 - Ctrl-C between the probes' own
-            if not from_interrupt(exc):    # bookkeeping: say where
-                raise
-            raise Interrupted(f"interrupted while {steps.current}; finished: "
-                              f"{', '.join(steps.done) or 'nothing'}. Nothing was written."
-                              ) from exc
 
     def _assess(self, spec: Pipeline | str | Path, perceptions: Sequence[str | Path],
                 steps: Steps) -> Assessment:

@@ -21,6 +21,8 @@ never exits: only the command line (``mlthreat.cli``) does.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 EXIT_OK, EXIT_FINDINGS, EXIT_INPUT, EXIT_TOOL, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
@@ -98,6 +100,17 @@ def from_interrupt(exc: BaseException) -> bool:
         seen.add(id(current))
         current = current.__context__
     return False
+
+
+@contextmanager
+def interrupts_as(message: Callable[[], str]) -> Iterator[None]:
+    """Ctrl-C (`from_interrupt`) inside the block raised as `Interrupted(message())`."""
+    try:
+        yield
+    except BaseException as exc:    # noqa: BLE001 - Ctrl-C, however it arrives
+        if not from_interrupt(exc):
+            raise
+        raise Interrupted(message()) from exc
 
 
 class ProbeError(MlthreatError):
