@@ -621,6 +621,48 @@ def test_membership_queries_shifted_views_only_of_a_model_trained_on_them(
     assert shifted.param("augment").shape == (1, 8, 8)
 
 
+@pytest.mark.parametrize("members, epochs, memorises", [(100, 200, True), (800, 2, False)])
+def test_membership_on_an_image_model_is_near_chance_unless_it_memorises(
+        members: int, epochs: int, memorises: bool) -> None:
+    """The example's CNN on 8x8 digits: trained 200 epochs on 100 digits it fits them all and
+    both attacks find them (AUC clearly above 0.5); trained 2 epochs on 800 it fits its members
+    no better than the others and neither attack does better than chance. Independent answer for
+    the second: the gap attack's closed form, AUC = 0.5 + (accuracy on members - accuracy on the
+    others) / 2, which the loss threshold cannot be far from when nothing is memorised."""
+    from sklearn.datasets import load_digits
+    from sklearn.model_selection import train_test_split
+
+    from mlthreat.probes.interface import Budget
+    from mlthreat.probes.membership import MembershipData, MembershipInference
+    net = _example_net()
+    digits = load_digits()
+    x, y = digits.images.reshape(-1, 64).astype(float), digits.target
+    images = ProbeImages(shape=(1, 8, 8), range=(0, 16), mean=[0], std=[16])
+    pool = np.random.default_rng(0).permutation(len(y))[:2 * members]
+    tr, te = train_test_split(pool, test_size=0.5, stratify=y[pool], random_state=0)
+    model = pixel_adapter(net.fit(x[tr].reshape(-1, 1, 8, 8), y[tr], 0, epochs=epochs), images)
+    acc_in, acc_out = (float(np.mean(model.predict(x[i]) == y[i])) for i in (tr, te))
+    data = MembershipData(np.vstack([x[tr], x[te]]), np.r_[y[tr], y[te]],
+                          np.r_[np.ones(len(tr), bool), np.zeros(len(te), bool)])
+
+    def fit(rows: np.ndarray, labels: np.ndarray, seed: int):  # type: ignore[no-untyped-def]
+        copy = net.fit(np.asarray(rows).reshape(-1, 1, 8, 8), labels, seed, epochs=epochs)
+        return pixel_adapter(copy, images).predict_proba
+    found = {attack: MembershipInference(attack=attack, fit=fit, references=8, bootstrap=50,
+                                         jobs=1).run(model, data, Budget(seed=1))
+             for attack in ("threshold", "reference")}
+    if memorises:
+        assert acc_in == 1.0 and acc_out < 0.97
+        assert found["threshold"].value > 0.62 and found["threshold"].confirmed
+        assert found["reference"].value > 0.6
+    else:
+        assert abs(acc_in - acc_out) < 0.04
+        gap = 0.5 + (acc_in - acc_out) / 2
+        for ev in found.values():
+            assert 0.44 < ev.value < 0.56 and not ev.confirmed, ev.summary
+        assert abs(found["threshold"].value - gap) < 0.05
+
+
 def test_clean_label_images_keep_their_labels_stay_within_the_budget_and_carry_the_patch(
         tmp_path: Path) -> None:
     """The label-consistent backdoor's crafted images (Turner et al. 2019): only training
