@@ -109,8 +109,8 @@ def target(request: pytest.FixtureRequest, linear: Target, forest: Target, image
     requires = RUNS[kind].probe.requires
     if "text" in requires:
         return _text_target()
-    if kind == "clean-label":          # crafted images: the poisoning probe's image-only attack
-        return image
+    if kind in ("clean-label", "extraction-synthetic"):    # image-only attacks of probes that
+        return image                                      # also run on tables
     if kind == "evasion-patch":        # a sticker needs its place: the image with a mask
         columns = image.constraints.columns
         return dataclasses.replace(

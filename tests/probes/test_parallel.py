@@ -34,10 +34,12 @@ def _run(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str,
 def test_tasks_keep_a_components_poisoning_kinds_together(catalog: Any) -> None:
     work = runner.plan(load_pipeline(CREDIT, catalog), ("poisoning", "extraction"))
     got = tasks(work)
-    # by hand: three components, each one extraction task and one task of the poisoning kinds
-    assert len(got) == 6
+    # by hand: three components, each two extraction tasks (natural and synthetic queries) and
+    # one task of the poisoning kinds
+    assert len(got) == 9
     assert ("scoring_api", ("poisoning", "targeted", "backdoor", "clean-label")) in got
     assert ("mobile_app", ("extraction",)) in got
+    assert ("mobile_app", ("extraction-synthetic",)) in got
 
 
 def test_a_live_endpoints_probes_stay_in_one_task(tmp_path: Path, catalog: Any) -> None:
@@ -50,9 +52,9 @@ def test_a_live_endpoints_probes_stay_in_one_task(tmp_path: Path, catalog: Any) 
         anchor, "      endpoint: {url: 'http://127.0.0.1:9/score', rate: 5}\n" + anchor, 1))
     got = tasks(runner.plan(load_pipeline(spec, catalog), ("extraction", "evasion")))
     api = [kinds for comp, kinds in got if comp == "scoring_api"]
-    assert api == [("extraction", "evasion-whitebox", "evasion-blackbox", "evasion-square",
-                    "evasion-patch",
-                    "evasion-text", "evasion-transfer", "evasion-exact")]
+    assert api == [("extraction", "extraction-synthetic", "evasion-whitebox", "evasion-blackbox",
+                    "evasion-square", "evasion-patch", "evasion-text", "evasion-transfer",
+                    "evasion-exact")]
     assert ("mobile_app", ("extraction",)) in got              # a model file: a task per probe
 
 

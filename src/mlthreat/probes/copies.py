@@ -81,6 +81,17 @@ class NetworkEnsemble(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
     def predict(self, x: np.ndarray) -> np.ndarray:
         return np.asarray(self.classes_[self.predict_proba(x).argmax(axis=1)])
 
+    def input_gradient(self, x: np.ndarray, codes: np.ndarray) -> np.ndarray:
+        """d log p(codes[i] | x[i]) / d x[i] per row, p the members' averaged probability and
+        codes positions in `classes_`; in the units of x (the scaling's chain rule included)."""
+        import torch
+        with _one_torch_thread():
+            xt = self._tensor(x).requires_grad_(True)
+            proba = torch.softmax(self._logits(xt), dim=-1).mean(dim=0)
+            picked = proba[torch.arange(len(xt)), torch.as_tensor(np.asarray(codes))]
+            (grad,) = torch.autograd.grad(torch.log(picked.clamp_min(1e-12)).sum(), xt)
+        return np.asarray(np.asarray(grad.numpy(), dtype=float) / self.spread_, dtype=float)
+
 
 @contextmanager
 def _one_torch_thread() -> Iterator[None]:

@@ -9,7 +9,12 @@
 - `surrogate`: a copy trained on the model's answers (labels only by default) under a query
   budget. Queries come from natural rows the attacker holds, or from Gaussian noise; after a first
   random batch, each further batch goes where the copy is least sure (uncertainty sampling), which
-  is what makes a thousand label-only queries go far. The attacker does not know what kind of
+  is what makes a thousand label-only queries go far. For images a third source, `synthetic`:
+  the attacker holds only a few images (the `first` share of the budget) and makes the other
+  queries from them by Jacobian-based augmentation (Papernot et al., "Practical black-box attacks
+  against machine learning", 2017), each answered image stepped along the sign of the copy's
+  gradient towards a random other class (Juuti et al.'s JbDA-TR, "PRADA", 2019), the set
+  doubling each round until the budget is spent. The attacker does not know what kind of
   model answers, so the copy is a soft vote of two learners that draw boundaries differently:
   small neural networks (five averaged) and gradient-boosted trees, their probabilities
   averaged (scikit-learn's `VotingClassifier`). Reported: fidelity (agreement with the model on
@@ -59,6 +64,7 @@ class ExtractionData:
     x_eval: np.ndarray
     pool: np.ndarray | None = None          # natural rows the attacker holds
     y_eval: np.ndarray | None = None        # true labels, for the copy's own accuracy
+    bounds: tuple[float, float] | None = None   # the images' pixel range (synthetic queries)
 
 
 def solve_linear(model: ModelAdapter, d: int) -> tuple[np.ndarray, np.ndarray]:
@@ -91,8 +97,13 @@ class ModelExtraction(Probe):
     parameters = {
         "attack": Param("surrogate", choices=("surrogate", "equations")),
         "queries": Param(1000, 10, 10_000_000, doc="rows the attacker has the model answer"),
-        "source": Param("natural", choices=("natural", "gaussian"),
-                        doc="where the queried rows come from"),
+        "source": Param("natural", choices=("natural", "gaussian", "synthetic"),
+                        doc="where the queried rows come from (synthetic: images)"),
+        "step": Param(0.1, 1e-4, 1.0, doc="a synthetic query's change per pixel, a share of "
+                                          "the pixel range"),
+        "direction": Param("jacobian", choices=("jacobian", "random"),
+                           doc="synthetic steps along the copy's gradient, or random signs "
+                               "(Juuti et al.'s T-RND, the yardstick)"),
         "output": Param("labels", choices=("labels", "probabilities"),
                         doc="what of the answer the copy learns from"),
         "first": Param(0.1, 0.01, 0.9, doc="share of the queries spent on random rows first"),
@@ -106,7 +117,13 @@ class ModelExtraction(Probe):
         """Labels for the spec's number of queries, from the attacker's own (training) rows;
         fidelity judged on the held-out rows."""
         t, queries = target, target.spec.queries
-        rows = ExtractionData(t.x[t.test], pool=t.x[t.train], y_eval=t.y[t.test])
+        images = t.spec.images if t.images else None
+        if fixed.get("source") == "synthetic" and images is None:
+            raise ProbeError("synthetic queries are made by stepping images along a copy's "
+                             "gradient; tables and text have the copy from natural queries "
+                             "(extraction)")
+        rows = ExtractionData(t.x[t.test], pool=t.x[t.train], y_eval=t.y[t.test],
+                              bounds=None if images is None else images.range)
         params: dict[str, Any] = {"queries": queries, "output": "labels",
                                   "batches": settings.get("copy_rounds", 5)}
         if t.images and t.x.shape[1] > WIDE:
@@ -126,6 +143,8 @@ class ModelExtraction(Probe):
         attack = self.param("attack")
         if attack == "equations":
             return self._equations(model, data, rng)
+        if attack == "surrogate" and self.param("source") == "synthetic":
+            return self._synthetic(model, data, rng)
         if attack == "surrogate":
             return self._surrogate(model, data, rng)
         raise ProbeError(f"unknown extraction attack {attack!r}")
@@ -176,23 +195,78 @@ class ModelExtraction(Probe):
             nxt = _least_sure(copy, pool, set(chosen), take, rng)
             answers = np.concatenate([answers, self._ask(model, pool[nxt], labels_only)])
             chosen += list(nxt)
-        accuracy = None if data.y_eval is None else float(np.mean(predicted == data.y_eval))
-        described = _describe(copy, data.x_eval, reference)
-        simple = _simple_copies(pool[chosen], answers, data.x_eval, reference)
-        judged = _judge(predicted, reference, answers, rng, simple)
-        lo, hi = judged["interval"]
-        summary = (f"{'label-only' if labels_only else 'score'} copy from {spent} {source} "
-                   f"queries agrees with the model on {fidelity:.1%} [{lo:.1%}, {hi:.1%}] of "
-                   f"{len(reference)} unseen rows, {_kappa_text(judged)} (copy: "
-                   f"{described['name']}); {_baselines_text(judged)}")
-        return Measurement("fidelity", fidelity, (lo, hi), judged["confirmed"], summary,
-                           {"queries": [float(q) for q in curve_q], "fidelity": curve_f},
-                           {"queries_used": spent, "source": source, "copy_accuracy": accuracy,
-                            "copy_learner": described, **_judged_extra(judged),
-                            "warnings": [] if spent >= budget else [
+        return self._result(copy, pool[chosen], answers, data, reference,
+                            (curve_q, curve_f), rng, f"{spent} {source} queries", [] if spent >= budget else [
                                 f"the attacker's rows ran out: {spent} of the {budget} queries "
                                 "were spent, one per row the attacker holds (the training "
-                                "rows); the copy might do better with the full budget"]})
+                                "rows); the copy might do better with the full budget"])
+
+    def _synthetic(self, model: ModelAdapter, data: ExtractionData,
+                   rng: np.random.Generator) -> Measurement:
+        """A few of the attacker's images, then rounds of Jacobian-based augmentation: each
+        round trains the copy on every answer so far and steps as many answered images as the
+        budget allows (all of them while it lasts) by `step` of the range along the sign of the
+        copy's gradient of a random other class's log probability, inside the range; the new
+        images are answered and join the set."""
+        if data.pool is None or len(data.pool) == 0:
+            raise ProbeError("synthetic queries start from a few images the attacker holds")
+        if data.bounds is None:
+            raise ProbeError("synthetic queries need the images' pixel range")
+        budget, (low, high) = int(self.param("queries")), data.bounds
+        labels_only = self.param("output") == "labels"
+        pool = np.asarray(data.pool, dtype=float)
+        seeds = min(len(pool), budget, max(2, int(budget * float(self.param("first")))))
+        asked = pool[rng.choice(len(pool), size=seeds, replace=False)]
+        answers = self._ask(model, asked, labels_only)
+        reference = model.predict(data.x_eval)
+        learner: Learner = self.param("learner") or _soft_vote(*input_scaling(asked))
+        step = float(self.param("step")) * (high - low)
+        curve_q: list[int] = []
+        curve_f: list[float] = []
+        while True:
+            copy = _fit(learner, asked, answers)
+            curve_q.append(len(asked))
+            curve_f.append(float(np.mean(copy.predict(data.x_eval) == reference)))
+            if len(asked) >= budget:
+                break
+            take = rng.choice(len(asked), size=min(len(asked), budget - len(asked)),
+                              replace=False)
+            if self.param("direction") == "random":
+                signs = rng.choice([-1.0, 1.0], size=asked[take].shape)
+            else:
+                signs = _towards_other_class(copy, asked[take], answers[take], rng)
+            new = np.clip(asked[take] + step * signs, low, high)
+            asked = np.vstack([asked, new])
+            answers = np.concatenate([answers, self._ask(model, new, labels_only)])
+        synthetic = len(asked) - seeds
+        return self._result(copy, asked, answers, data, reference, (curve_q, curve_f), rng,
+                            f"{seeds} of the attacker's images and {synthetic} synthetic "
+                            f"queries made from them (the {seeds} images alone: "
+                            f"{curve_f[0]:.1%})", [])
+
+    def _result(self, copy: Any, asked: np.ndarray, answers: np.ndarray, data: ExtractionData,
+                reference: np.ndarray, curve: tuple[list[int], list[float]],
+                rng: np.random.Generator, source: str, warned: list[str]) -> Measurement:
+        """The final copy judged on the evaluation rows against the baselines fitted on the same
+        answers; `source` says in words what was queried."""
+        predicted = copy.predict(data.x_eval)
+        fidelity = float(np.mean(predicted == reference))
+        accuracy = None if data.y_eval is None else float(np.mean(predicted == data.y_eval))
+        described = _describe(copy, data.x_eval, reference)
+        simple = _simple_copies(asked, answers, data.x_eval, reference)
+        judged = _judge(predicted, reference, answers, rng, simple)
+        lo, hi = judged["interval"]
+        labels_only = self.param("output") == "labels"
+        summary = (f"{'label-only' if labels_only else 'score'} copy from {source} "
+                   f"agrees with the model on {fidelity:.1%} [{lo:.1%}, {hi:.1%}] of "
+                   f"{len(reference)} unseen rows, {_kappa_text(judged)} (copy: "
+                   f"{described['name']}); {_baselines_text(judged)}")
+        curve_q, curve_f = curve
+        return Measurement("fidelity", fidelity, (lo, hi), judged["confirmed"], summary,
+                           {"queries": [float(q) for q in curve_q], "fidelity": curve_f},
+                           {"queries_used": len(asked), "source": self.param("source"),
+                            "copy_accuracy": accuracy, "copy_learner": described,
+                            **_judged_extra(judged), "warnings": warned})
 
     def _pool(self, data: ExtractionData, source: str, budget: int,
               rng: np.random.Generator) -> np.ndarray:
@@ -210,6 +284,31 @@ class ModelExtraction(Probe):
         if labels_only:
             return np.asarray(model.predict(x))
         return np.asarray(np.asarray(model.predict_proba(x)).argmax(axis=1))
+
+
+def _towards_other_class(copy: Any, x: np.ndarray, answers: np.ndarray,
+                         rng: np.random.Generator) -> np.ndarray:
+    """Per image, the sign of the copy's gradient of log p(c | x) for a class c drawn among
+    the other classes answered so far (random signs while one class has been answered)."""
+    classes = np.unique(answers)
+    if len(classes) < 2:
+        return rng.choice([-1.0, 1.0], size=x.shape)
+    net, codes = _gradient_network(copy, classes)
+    shift = rng.integers(1, len(classes), size=len(x))
+    other = (np.searchsorted(classes, answers) + shift) % len(classes)
+    return np.asarray(np.sign(net.input_gradient(x, codes[other])), dtype=float)
+
+
+def _gradient_network(copy: Any, classes: np.ndarray) -> tuple[NetworkEnsemble, np.ndarray]:
+    """The copy's networks (the copy itself, or its vote's network) and, per class in
+    `classes`, its position in their output."""
+    if isinstance(copy, NetworkEnsemble):
+        return copy, np.searchsorted(copy.classes_, classes)
+    net = getattr(copy, "named_estimators_", {}).get("network")
+    if isinstance(net, NetworkEnsemble):       # the vote's members learn the encoded labels
+        return net, np.searchsorted(net.classes_, copy.le_.transform(classes))
+    raise ProbeError("synthetic queries step along the copy's gradient, which needs PyTorch "
+                     "(pip install 'mlthreat[torch]')")
 
 
 def _judge(copy: np.ndarray, reference: np.ndarray, answers: np.ndarray,

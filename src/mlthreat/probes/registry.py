@@ -35,6 +35,7 @@ class Run:
 RUNS: dict[str, Run] = {r.name: r for r in (
     Run("membership", "membership", MembershipInference),
     Run("extraction", "extraction", ModelExtraction),
+    Run("extraction-synthetic", "extraction", ModelExtraction, {"source": "synthetic"}),
     Run("poisoning", "poisoning", Poisoning, {"attack": "label_flip"}),
     Run("targeted", "poisoning", Poisoning, {"attack": "targeted_flip"}),
     Run("backdoor", "poisoning", Poisoning, {"attack": "backdoor"}),
@@ -59,9 +60,8 @@ REGISTRY: dict[str, type[Probe]] = {r.probe.name: r.probe for r in RUNS.values()
 
 
 def kind_of(ev: Evidence) -> str:
-    """The kind of run that measured `ev` (its probe and the parameters the kind fixes)."""
-    for run in RUNS.values():
-        if f"probe:{run.probe.name}" == ev.source and all(
-                ev.parameters.get(k) == v for k, v in run.fixed.items()):
-            return run.name
-    return ev.kind
+    """The kind of run that measured `ev` (its probe and the parameters the kind fixes; of
+    several that match, the one that fixes the most: synthetic extraction is extraction too)."""
+    matches = [run for run in RUNS.values() if f"probe:{run.probe.name}" == ev.source and all(
+        ev.parameters.get(k) == v for k, v in run.fixed.items())]
+    return max(matches, key=lambda run: len(run.fixed)).name if matches else ev.kind
