@@ -307,8 +307,9 @@ def _gradient_network(copy: Any, classes: np.ndarray) -> tuple[NetworkEnsemble, 
     net = getattr(copy, "named_estimators_", {}).get("network")
     if isinstance(net, NetworkEnsemble):       # the vote's members learn the encoded labels
         return net, np.searchsorted(net.classes_, copy.le_.transform(classes))
-    raise ProbeError("synthetic queries step along the copy's gradient, which needs PyTorch "
-                     "(pip install 'mlthreat[torch]')")
+    from mlthreat.adapters.loading import REQUIREMENT
+    raise ProbeError("synthetic queries step along the copy's gradient, which needs PyTorch: "
+                     f"pip install {REQUIREMENT['torch']}")
 
 
 def _judge(copy: np.ndarray, reference: np.ndarray, answers: np.ndarray,
