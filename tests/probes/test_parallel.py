@@ -53,8 +53,8 @@ def test_a_live_endpoints_probes_stay_in_one_task(tmp_path: Path, catalog: Any) 
     got = tasks(runner.plan(load_pipeline(spec, catalog), ("extraction", "evasion")))
     api = [kinds for comp, kinds in got if comp == "scoring_api"]
     assert api == [("extraction", "extraction-synthetic", "evasion-whitebox", "evasion-blackbox",
-                    "evasion-square", "evasion-patch", "evasion-text", "evasion-transfer",
-                    "evasion-exact")]
+                    "evasion-square", "evasion-patch", "evasion-text", "evasion-synonyms",
+                    "evasion-transfer", "evasion-exact")]
     assert ("mobile_app", ("extraction",)) in got              # a model file: a task per probe
 
 

@@ -46,7 +46,7 @@ def test_probe_json(capsys: pytest.CaptureFixture[str]) -> None:
     assert all(ev["artifact"] == "models/credit_model.joblib" for ev in run["evidence"])
     assert [s["probe"] for s in run["skipped"]] == ["clean-label", "evasion-whitebox",
                                                    "evasion-square", "evasion-patch",
-                                                   "evasion-text"]
+                                                   "evasion-text", "evasion-synonyms"]
     assert "measured on images" in run["skipped"][0]["why"]
     assert "needs gradients" in run["skipped"][1]["why"]
     blackbox = run["evidence"][3]
@@ -159,8 +159,8 @@ def test_ctrl_c_stops_cleanly_and_says_what_finished(monkeypatch: pytest.MonkeyP
     assert "finished evasion-whitebox on scoring_api" not in flat     # it was skipped, not run
     assert "finished extraction on scoring_api" in flat
     assert ("not run: evasion-blackbox on scoring_api, evasion-square on scoring_api, "
-            "evasion-patch on scoring_api, evasion-text on scoring_api, evasion-transfer on "
-            "scoring_api") in flat
+            "evasion-patch on scoring_api, evasion-text on scoring_api, evasion-synonyms on "
+            "scoring_api, evasion-transfer on scoring_api") in flat
     # the planner skips white-box evasion (no gradients) without starting it; synthetic
     # extraction starts and says it needs images
     assert calls == ["extraction", "extraction-synthetic", "evasion-blackbox"]

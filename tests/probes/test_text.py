@@ -355,7 +355,9 @@ def test_assess_on_the_text_example_reports_the_measurement_in_every_format(
     assert done.returncode in (0, 1), done.stderr
     report = json.loads((folder / "out" / "threat-model.json").read_text())
     evidence = [e for e in report["evidence"] if e["source"] == "probe:evasion-text"]
-    assert len(evidence) == 1 and evidence[0]["component"] == "triage_model"
+    # misspellings and synonym swaps: one probe, two kinds of run
+    assert [e["parameters"].get("substitute") for e in evidence] == [None, "synonyms"]
+    assert {e["component"] for e in evidence} == {"triage_model"}
     assert evidence[0]["parameters"]["words"] == 0.2
     member = [e for e in report["evidence"] if e["source"] == "probe:membership"]
     assert member and 0.3 < member[0]["value"] < 0.9
@@ -391,3 +393,99 @@ def test_a_table_model_fitted_on_its_own_values_is_probed_in_the_specs_numbering
     from mlthreat.probes.execute import attempt
     ev = attempt("evasion-whitebox", t, {"points": 10, "per_point": 20}, 1, 0)
     assert not isinstance(ev, str) and ev.value > 0     # gradients towards "good" flip rows
+
+
+def test_wordnet_synonyms_are_the_first_senses_and_keep_the_case() -> None:
+    """Known WordNet 3.1 synsets (the first sense of each word, looked up by hand at
+    wordnet.princeton.edu): terrible.s.01 holds awful and dreadful, help.v.01 aid and assist;
+    a word listed alone in its first sense ("happy") or inflected ("delays") has none."""
+    from mlthreat.probes.text import synonyms
+    assert {"awful", "dreadful"} <= set(synonyms("terrible"))
+    assert {"aid", "assist"} <= set(synonyms("help"))
+    assert synonyms("happy") == [] and synonyms("delays") == [] and synonyms("zzqx") == []
+    assert "Awful" in synonyms("Terrible") and "AWFUL" in synonyms("TERRIBLE")
+    assert "badly" not in synonyms("bad")          # one part of speech per word
+
+
+def _synonym_bag(seed: int = 0) -> tuple[object, list[str]]:
+    """Texts of 4 to 6 distinct real words, each with two or three WordNet synonyms none of
+    which is another text word, and a logistic regression on binary counts over the words and
+    their synonyms, each with a random weight."""
+    from mlthreat.probes.text import _synonym_table, synonyms
+    rng = np.random.default_rng(seed)
+    table = _synonym_table()
+    heads = [w for w in sorted(table) if 4 <= len(w) <= 8 and 2 <= len(table[w]) <= 3]
+    picked: list[str] = []
+    used: set[str] = set()
+    for w in rng.permutation(heads):
+        group = {str(w), *synonyms(str(w))}
+        if not group & used:
+            picked.append(str(w))
+            used |= group
+        if len(picked) == 30:
+            break
+    vocab = sorted(used)
+    score = {w: rng.normal() for w in vocab}
+    texts = [" ".join(rng.choice(picked, int(rng.integers(4, 7)), replace=False))
+             for _ in range(60)]
+    train = [" ".join(rng.choice(vocab, 6, replace=False)) for _ in range(600)]
+    y = np.array([int(sum(score[w] for w in t.split()) > 0) for t in train])
+    model = make_pipeline(CountVectorizer(binary=True), LogisticRegression(C=10.0, max_iter=2000)
+                          ).fit(train, y)
+    return model, texts
+
+
+def _fewest_swaps(model: object, text: str) -> int | None:
+    """The fewest words swapped for one of their synonyms that change the model's decision, by
+    trying every set of words and every choice of synonyms (None: no swap does)."""
+    import itertools
+
+    from mlthreat.probes.text import synonyms
+    words = text.split()
+    start = int(model.predict([text])[0])  # type: ignore[attr-defined]
+    for k in range(1, len(words) + 1):
+        rows = []
+        for at in itertools.combinations(range(len(words)), k):
+            for choice in itertools.product(*(synonyms(words[i]) for i in at)):
+                swapped = list(words)
+                for i, s in zip(at, choice, strict=True):
+                    swapped[i] = s
+                rows.append(" ".join(swapped))
+        if np.any(model.predict(rows) != start):  # type: ignore[attr-defined]
+            return k
+    return None
+
+
+def test_synonym_swaps_flip_with_no_fewer_words_than_the_exhaustive_minimum() -> None:
+    """Scores visible, every word may change: each reported change flips the model, swaps
+    words only for their WordNet synonyms, keeps protected words, and never claims fewer words
+    than the exhaustive search; it finds most of the texts that can be flipped."""
+    from mlthreat.probes.text import synonyms
+    model, texts = _synonym_bag()
+    reader = _reader(model)
+    probe = TextEvasion(words=1.0, substitute="synonyms", queries=1000)
+    flippable = found = 0
+    for text in texts:
+        start = int(model.predict([text])[0])  # type: ignore[attr-defined]
+        need = _fewest_swaps(model, text)
+        protected = frozenset({text.split()[0]})
+        got, (_, after), used = probe.attack(reader, text, start, frozenset(),
+                                             np.random.default_rng(0))
+        flippable += need is not None
+        if got is not None:
+            found += 1
+            assert need is not None and got >= need
+            assert int(model.predict([after])[0]) != start and used <= 1000  # type: ignore[attr-defined]
+            for a, b in zip(text.split(), after.split(), strict=True):
+                assert a == b or b in synonyms(a)
+        kept = probe.attack(reader, text, start, protected, np.random.default_rng(0))
+        assert kept[1][1].split()[0] == text.split()[0]
+        # labels only: random swaps, then every swap the decision does not need undone
+        blind, (_, after), _ = probe.attack_labels(reader, text, start, frozenset(),
+                                                   np.random.default_rng(0))
+        if blind is not None:
+            assert need is not None and blind >= need
+            assert int(model.predict([after])[0]) != start  # type: ignore[attr-defined]
+            assert all(a == b or b in synonyms(a)
+                       for a, b in zip(text.split(), after.split(), strict=True))
+    assert flippable >= 15 and found >= 0.8 * flippable, (found, flippable)

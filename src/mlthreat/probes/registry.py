@@ -45,6 +45,7 @@ RUNS: dict[str, Run] = {r.name: r for r in (
     Run("evasion-square", "evasion", SquareEvasion),
     Run("evasion-patch", "evasion", PatchEvasion),
     Run("evasion-text", "evasion", TextEvasion),
+    Run("evasion-synonyms", "evasion", TextEvasion, {"substitute": "synonyms"}),
     Run("evasion-transfer", "evasion", TransferEvasion),
     Run("evasion-exact", "evasion", ExactEvasion),
 )}

@@ -12,11 +12,18 @@ What each probe sees of a text model:
   keeps every change a reader still reads as the same word; where the interface returns labels
   only, it tries random misspellings of as many words as allowed, restarting within the query
   budget, and then undoes every change the decision does not need (`attack_labels`).
+- `evasion-synonyms` is the same search with whole words swapped for WordNet synonyms instead
+  of misspellings (as PWWS does, Ren et al. 2019): each word's most frequent sense in its most
+  frequent part of speech (`synonyms`; the table is built by scripts/build_synonyms.py).
 """
 
 from __future__ import annotations
 
+import gzip
+import json
 from dataclasses import dataclass
+from functools import cache
+from importlib import resources
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -76,6 +83,25 @@ def misspellings(word: str, rng: np.random.Generator) -> list[str]:
     return found
 
 
+@cache
+def _synonym_table() -> dict[str, list[str]]:
+    raw = resources.files("mlthreat.probes").joinpath("data/synonyms.json.gz").read_bytes()
+    return dict(json.loads(gzip.decompress(raw)))
+
+
+def synonyms(word: str) -> list[str]:
+    """WordNet synonyms of `word` (its most frequent sense in its most frequent part of
+    speech), in the word's case (Capitalised, UPPER or lower); [] for a word WordNet does not
+    list or lists alone in that sense. Inflected forms are looked up as written: "delays" has
+    none, "delay" has "detain" (a synonym of the base form would change the inflection)."""
+    found = _synonym_table().get(word.lower(), [])
+    if word.isupper() and len(word) > 1:
+        return [w.upper() for w in found]
+    if word[:1].isupper():
+        return [w.capitalize() for w in found]
+    return list(found)
+
+
 @dataclass(frozen=True)
 class TextData:
     texts: tuple[str, ...]             # held-out texts the model gets right, to attack
@@ -86,7 +112,8 @@ class TextData:
 
 class TextEvasion(Probe):
     """Parameters: words (share of a text's words the attacker may change, 0.2), edits (letter
-    edits per changed word, 1), queries (model calls per text, 200)."""
+    edits per changed word, 1), queries (model calls per text, 200), substitute (misspellings
+    or synonyms; a synonym is one swap per word, `edits` does not apply)."""
 
     name = "evasion-text"
     threat_ids = ("aml-evasion-blackbox",)
@@ -94,8 +121,10 @@ class TextEvasion(Probe):
         "words": Param(0.2, 1e-6, 1.0, doc="share of a text's words the attacker may change"),
         "edits": Param(1, 1, 3, doc="letter edits per changed word"),
         "queries": Param(200, 2, 1_000_000, doc="model calls per text"),
+        "substitute": Param("misspellings", choices=("misspellings", "synonyms"),
+                            doc="what replaces a word: a misspelling of it, or a synonym"),
     }
-    requires = {"text": "misspelling words needs a model that reads text; tables and images "
+    requires = {"text": "changing words needs a model that reads text; tables and images "
                         "have the other evasion probes"}
 
     @classmethod
@@ -152,12 +181,15 @@ class TextEvasion(Probe):
         example = (f"; e.g. “{_short(shown[1][0])}” with {_changes(*shown[1])}"
                    if shown is not None else "")
         low, high = wilson(rate, n)
-        summary = (f"misspellings (≤{self.param('edits')} letter edit(s) in ≤"
+        what = (f"≤{self.param('edits')} letter edit(s)" if not self._swaps()
+                else "from WordNet,")
+        summary = (f"{self.param('substitute')} ({what} in ≤"
                    f"{self.param('words'):.0%} of the words, "
                    f"{'scores' if scores else 'labels only'}, ≤{self.param('queries')} "
                    f"queries per text): {rate:.0%} of {n} texts change the decision"
                    + (f", median {median:g} word(s) changed" if flipped.any() else "")
-                   + f" (misspelling as many words at random: {chance:.0%})" + example)
+                   + f" ({'misspelling' if not self._swaps() else 'swapping'} as many words "
+                     f"at random: {chance:.0%})" + example)
         return Measurement(
             "success_rate", rate, (low, high), rate >= SUCCESS_RATE, summary, curve,
             {"norm": "words", "points": n, "median_words": median, "at_random": chance,
@@ -170,9 +202,20 @@ class TextEvasion(Probe):
         """The text's pieces, which of them the attacker may misspell (words of two letters or
         more that are not protected), and how many words at most (`words` of them, at least 1)."""
         parts, words = pieces(text)
-        editable = [i for i in words if parts[i].lower() not in protected and len(parts[i]) >= 2]
+        editable = [i for i in words if parts[i].lower() not in protected and len(parts[i]) >= 2
+                    and (not self._swaps() or synonyms(parts[i]))]
         return parts, editable, max(1, int(np.floor(float(self.param("words")) * len(words)
                                                      + 1e-9)))
+
+    def _swaps(self) -> bool:
+        return bool(self.param("substitute") == "synonyms")
+
+    def _candidates(self, word: str, rng: np.random.Generator) -> list[str]:
+        """What may replace `word`: its misspellings, or its synonyms."""
+        return synonyms(word) if self._swaps() else misspellings(word, rng)
+
+    def _edits(self) -> int:
+        return 1 if self._swaps() else int(self.param("edits"))
 
     def attack(self, model: ModelAdapter, text: str, start: int, protected: frozenset[str],
                rng: np.random.Generator) -> tuple[int | None, tuple[str, str], int]:
@@ -180,7 +223,7 @@ class TextEvasion(Probe):
         Words are ranked by how much removing each lowers the model's margin for its answer,
         then misspelt in that order, the edit that lowers the margin most kept each time."""
         parts, editable, limit = self._editable(text, protected)
-        budget, edits = int(self.param("queries")), int(self.param("edits"))
+        budget, edits = int(self.param("queries")), self._edits()
         if not editable:
             return None, (text, text), 0
         used = len(editable)
@@ -196,7 +239,7 @@ class TextEvasion(Probe):
             if len(current) >= limit:
                 break
             for _ in range(edits):
-                cands = [c for c in misspellings(current.get(i, parts[i]), rng)
+                cands = [c for c in self._candidates(current.get(i, parts[i]), rng)
                          if c != parts[i]]      # a second edit may undo the first
                 if not cands or used + len(cands) > budget:
                     break
@@ -222,13 +265,14 @@ class TextEvasion(Probe):
         query each; the first pass is kept back from the budget), pass after pass until none goes
         back, so that every word reported is one the change needs (while the budget lasts)."""
         parts, editable, limit = self._editable(text, protected)
-        budget, edits = int(self.param("queries")), int(self.param("edits"))
+        budget, edits = int(self.param("queries")), self._edits()
         if not editable:
             return None, (text, text), 0
         used, size = 0, min(limit, len(editable))
         while used + size <= budget:      # a try, and the queries its undoing may take
             chosen = rng.choice(editable, size=size, replace=False)
-            changed = {int(i): w for i in chosen if (w := _typed(parts[int(i)], edits, rng))}
+            changed = {int(i): w for i in chosen
+                       if (w := _typed(parts[int(i)], edits, rng, self._candidates))}
             if not changed:
                 break                           # no word here can be misspelt
             used += 1
@@ -259,18 +303,19 @@ class TextEvasion(Probe):
         chosen = rng.choice(editable, size=min(limit, len(editable)), replace=False)
         changed = {}
         for i in chosen:
-            cands = misspellings(parts[int(i)], rng)
+            cands = self._candidates(parts[int(i)], rng)
             if cands:
                 changed[int(i)] = cands[int(rng.integers(len(cands)))]
         return bool(int(model.predict([_join(parts, changed)])[0]) != start)
 
 
-def _typed(word: str, edits: int, rng: np.random.Generator) -> str | None:
-    """`word` after `edits` random misspellings in a row (never back to itself), or None when
-    it has none."""
+def _typed(word: str, edits: int, rng: np.random.Generator,
+           candidates: Any = misspellings) -> str | None:
+    """`word` after `edits` random replacements from `candidates(word, rng)` (misspellings by
+    default) in a row (never back to itself), or None when it has none."""
     current = word
     for _ in range(edits):
-        cands = [c for c in misspellings(current, rng) if c != word]
+        cands = [c for c in candidates(current, rng) if c != word]
         if not cands:
             break
         current = cands[int(rng.integers(len(cands)))]
