@@ -106,11 +106,11 @@ def target(request: pytest.FixtureRequest, linear: Target, forest: Target, image
     trees, which get a small forest, those for images (and the clean-label backdoor), which get
     it as an image model, and those for text, which get a bag-of-words model."""
     kind = request.node.callspec.params["kind"]
-    requires = RUNS[kind].probe.requires
+    requires = RUNS[kind].needs()
     if "text" in requires:
         return _text_target()
-    if kind in ("clean-label", "extraction-synthetic"):    # image-only attacks of probes that
-        return image                                      # also run on tables
+    if kind == "clean-label":          # crafted images: the poisoning probe's image-only attack
+        return image
     if kind == "evasion-patch":        # a sticker needs its place: the image with a mask
         columns = image.constraints.columns
         return dataclasses.replace(
@@ -148,7 +148,7 @@ def test_threats_exist_and_parameters_are_declared_sanely(kind: str) -> None:
     probe = RUNS[kind].probe
     known = {t.id for t in load_catalog().threats}
     assert set(probe.threat_ids) <= known
-    assert set(probe.requires) <= set(CAPABILITIES)
+    assert set(RUNS[kind].needs()) <= set(CAPABILITIES)
     assert set(RUNS[kind].fixed) <= set(probe.parameters)
     for name, param in probe.parameters.items():
         assert isinstance(param, Param) and param.problem(param.default) is None, name
@@ -181,11 +181,10 @@ def test_out_of_range_parameters_are_refused_before_any_query(kind: str, target:
     assert target.adapter.queries == before
 
 
-@pytest.mark.parametrize("kind", sorted(k for k in RUNS if RUNS[k].probe.requires))
+@pytest.mark.parametrize("kind", sorted(k for k in RUNS if RUNS[k].needs()))
 def test_a_missing_capability_is_a_skip_with_the_probes_reason(kind: str, target: Target
                                                              ) -> None:
-    probe = RUNS[kind].probe
-    for capability, why in probe.requires.items():
+    for capability, why in RUNS[kind].needs().items():
         lacking = _without(target, capability)
         assert capability not in lacking.capabilities
         assert attempt(kind, lacking, SETTINGS, 1, seed=0) == why

@@ -161,9 +161,9 @@ def test_ctrl_c_stops_cleanly_and_says_what_finished(monkeypatch: pytest.MonkeyP
     assert ("not run: evasion-blackbox on scoring_api, evasion-square on scoring_api, "
             "evasion-patch on scoring_api, evasion-text on scoring_api, evasion-synonyms on "
             "scoring_api, evasion-transfer on scoring_api") in flat
-    # the planner skips white-box evasion (no gradients) without starting it; synthetic
-    # extraction starts and says it needs images
-    assert calls == ["extraction", "extraction-synthetic", "evasion-blackbox"]
+    # the planner skips white-box evasion (no gradients) and synthetic extraction (no images)
+    # without starting them
+    assert calls == ["extraction", "evasion-blackbox"]
     assert not Path("never").exists()
 
 

@@ -79,14 +79,17 @@ examples:
 """
 
 PROBE_EPILOG = """\
-probes (--only; evasion runs four kinds):
+probes (--only; each group runs the kinds that fit the model, and says why it skips others):
   membership  which rows was the model trained on? (reference models, LiRA-style; needs scores)
-  extraction  how faithful a copy do the interface's answers buy? (fidelity vs queries)
-  poisoning   random and targeted label flips, and a backdoor trigger (retrains the model)
+  extraction  how faithful a copy do the interface's answers buy? (fidelity vs queries; for
+              images also a copy from a few images plus synthetic queries)
+  poisoning   random and targeted label flips, and a backdoor trigger (retrains the model;
+              for images also a clean-label backdoor)
   evasion     white-box PGD (models with gradients), black-box (labels or scores, per-point
               query budget), transfer (PGD on a copy), and for tree ensembles held as a file
               the exact smallest change (certified, a MILP per point); every change respects
-              the spec's constraints and goal
+              the spec's constraints and goal. Images: the Square attack and a sticker; text:
+              misspellings and WordNet synonym swaps
 
 budgets: quick (50 points, 100 queries each, 8 reference models, 2 seeds; exact: 10 points,
          5 s each), standard (100, 200, 16, 3; exact: 25, 10 s), thorough (200, 400, 64, 5;

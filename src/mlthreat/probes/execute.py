@@ -74,7 +74,7 @@ def attempt(kind: str, target: Target, settings: dict[str, int], jobs: int, seed
             ) -> Evidence | str:
     """The evidence of one kind of run on a prepared component, or why it was skipped: a
     capability the probe requires and the target lacks, or a ProbeError of the run itself."""
-    for capability, why in RUNS[kind].probe.requires.items():
+    for capability, why in RUNS[kind].needs().items():
         if capability not in target.capabilities:
             return target.no_retraining(why) if capability == "retraining" else why
     try:

@@ -23,19 +23,27 @@ from mlthreat.results import Evidence
 
 @dataclass(frozen=True)
 class Run:
-    """One kind of probe run: its name, the `--only` group that selects it, its probe class and
-    the parameters it fixes."""
+    """One kind of probe run: its name, the `--only` group that selects it, its probe class,
+    the parameters it fixes, and capabilities it needs beyond the probe's own `requires`
+    (capability -> why), checked before the run starts."""
 
     name: str
     group: str
     probe: type[Probe]
     fixed: dict[str, Any] = field(default_factory=dict)
+    requires: dict[str, str] = field(default_factory=dict)
+
+    def needs(self) -> dict[str, str]:
+        """Every capability the run needs, with why."""
+        return {**self.probe.requires, **self.requires}
 
 
 RUNS: dict[str, Run] = {r.name: r for r in (
     Run("membership", "membership", MembershipInference),
     Run("extraction", "extraction", ModelExtraction),
-    Run("extraction-synthetic", "extraction", ModelExtraction, {"source": "synthetic"}),
+    Run("extraction-synthetic", "extraction", ModelExtraction, {"source": "synthetic"},
+        {"images": "synthetic queries are made by stepping images along a copy's gradient; "
+                   "tables and text have the copy from natural queries (extraction)"}),
     Run("poisoning", "poisoning", Poisoning, {"attack": "label_flip"}),
     Run("targeted", "poisoning", Poisoning, {"attack": "targeted_flip"}),
     Run("backdoor", "poisoning", Poisoning, {"attack": "backdoor"}),
