@@ -199,8 +199,9 @@ class TextEvasion(Probe):
              "warnings": few_points(n, data.asked)})
 
     def _editable(self, text: str, protected: frozenset[str]) -> tuple[list[str], list[int], int]:
-        """The text's pieces, which of them the attacker may misspell (words of two letters or
-        more that are not protected), and how many words at most (`words` of them, at least 1)."""
+        """The text's pieces, which of them the attacker may change (words of two letters or
+        more that are not protected and, for synonym swaps, have a synonym), and how many words
+        at most (`words` of them, at least 1)."""
         parts, words = pieces(text)
         editable = [i for i in words if parts[i].lower() not in protected and len(parts[i]) >= 2
                     and (not self._swaps() or synonyms(parts[i]))]
@@ -221,7 +222,8 @@ class TextEvasion(Probe):
                rng: np.random.Generator) -> tuple[int | None, tuple[str, str], int]:
         """(words changed when the decision changed, else None; (text, changed text); queries).
         Words are ranked by how much removing each lowers the model's margin for its answer,
-        then misspelt in that order, the edit that lowers the margin most kept each time."""
+        then changed in that order (misspelt, or swapped for a synonym), the candidate that
+        lowers the margin most kept each time."""
         parts, editable, limit = self._editable(text, protected)
         budget, edits = int(self.param("queries")), self._edits()
         if not editable:
