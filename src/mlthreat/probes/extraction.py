@@ -131,6 +131,10 @@ class ModelExtraction(Probe):
         probe = cls(**{**params, **fixed})
         return Prepared(probe, t.adapter, rows, Budget(queries=queries + len(t.test), seed=seed))
 
+    def title(self) -> str:
+        return "extraction (synthetic queries)" if self.param("source") == "synthetic" \
+            else self.name
+
     def curves(self, m: Measurement) -> tuple[Curve, ...]:
         q, fid = m.series.get("queries"), m.series.get("fidelity")
         if not q or not fid:

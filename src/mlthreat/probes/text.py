@@ -150,6 +150,9 @@ class TextEvasion(Probe):
         return Prepared(probe, t.reader, data,
                         Budget(queries=len(keep) * (probe.param("queries") + 2), seed=seed))
 
+    def title(self) -> str:
+        return "synonym swaps" if self._swaps() else self.name
+
     def curves(self, m: Measurement) -> tuple[Curve, ...]:
         eps, rate = m.series.get("epsilon"), m.series.get("success_rate")
         if not eps or not rate:
