@@ -117,11 +117,7 @@ class ModelExtraction(Probe):
         """Labels for the spec's number of queries, from the attacker's own (training) rows;
         fidelity judged on the held-out rows."""
         t, queries = target, target.spec.queries
-        images = t.spec.images if t.images else None
-        if fixed.get("source") == "synthetic" and images is None:
-            raise ProbeError("synthetic queries are made by stepping images along a copy's "
-                             "gradient; tables and text have the copy from natural queries "
-                             "(extraction)")
+        images = t.spec.images if t.images else None   # the synthetic run needs them (registry)
         rows = ExtractionData(t.x[t.test], pool=t.x[t.train], y_eval=t.y[t.test],
                               bounds=None if images is None else images.range)
         params: dict[str, Any] = {"queries": queries, "output": "labels",
@@ -132,8 +128,9 @@ class ModelExtraction(Probe):
         return Prepared(probe, t.adapter, rows, Budget(queries=queries + len(t.test), seed=seed))
 
     def title(self) -> str:
-        return "extraction (synthetic queries)" if self.param("source") == "synthetic" \
-            else self.name
+        if self.param("source") == "synthetic":
+            return "extraction (synthetic queries)"
+        return self.name
 
     def curves(self, m: Measurement) -> tuple[Curve, ...]:
         q, fid = m.series.get("queries"), m.series.get("fidelity")
@@ -199,11 +196,12 @@ class ModelExtraction(Probe):
             nxt = _least_sure(copy, pool, set(chosen), take, rng)
             answers = np.concatenate([answers, self._ask(model, pool[nxt], labels_only)])
             chosen += list(nxt)
-        return self._result(copy, pool[chosen], answers, data, reference,
-                            (curve_q, curve_f), rng, f"{spent} {source} queries", [] if spent >= budget else [
-                                f"the attacker's rows ran out: {spent} of the {budget} queries "
-                                "were spent, one per row the attacker holds (the training "
-                                "rows); the copy might do better with the full budget"])
+        ran_out = [] if spent >= budget else [
+            f"the attacker's rows ran out: {spent} of the {budget} queries were spent, one per "
+            "row the attacker holds (the training rows); the copy might do better with the full "
+            "budget"]
+        return self._result(copy, predicted, pool[chosen], answers, data, reference,
+                            (curve_q, curve_f), rng, f"{spent} {source} queries", ran_out)
 
     def _synthetic(self, model: ModelAdapter, data: ExtractionData,
                    rng: np.random.Generator) -> Measurement:
@@ -229,8 +227,9 @@ class ModelExtraction(Probe):
         curve_f: list[float] = []
         while True:
             copy = _fit(learner, asked, answers)
+            predicted = copy.predict(data.x_eval)
             curve_q.append(len(asked))
-            curve_f.append(float(np.mean(copy.predict(data.x_eval) == reference)))
+            curve_f.append(float(np.mean(predicted == reference)))
             if len(asked) >= budget:
                 break
             take = rng.choice(len(asked), size=min(len(asked), budget - len(asked)),
@@ -243,17 +242,19 @@ class ModelExtraction(Probe):
             asked = np.vstack([asked, new])
             answers = np.concatenate([answers, self._ask(model, new, labels_only)])
         synthetic = len(asked) - seeds
-        return self._result(copy, asked, answers, data, reference, (curve_q, curve_f), rng,
+        return self._result(copy, predicted, asked, answers, data, reference, (curve_q, curve_f),
+                            rng,
                             f"{seeds} of the attacker's images and {synthetic} synthetic "
                             f"queries made from them (the {seeds} images alone: "
                             f"{curve_f[0]:.1%})", [])
 
-    def _result(self, copy: Any, asked: np.ndarray, answers: np.ndarray, data: ExtractionData,
-                reference: np.ndarray, curve: tuple[list[int], list[float]],
-                rng: np.random.Generator, source: str, warned: list[str]) -> Measurement:
-        """The final copy judged on the evaluation rows against the baselines fitted on the same
-        answers; `source` says in words what was queried."""
-        predicted = copy.predict(data.x_eval)
+    def _result(self, copy: Any, predicted: np.ndarray, asked: np.ndarray, answers: np.ndarray,
+                data: ExtractionData, reference: np.ndarray,
+                curve: tuple[list[int], list[float]], rng: np.random.Generator, source: str,
+                warned: list[str]) -> Measurement:
+        """The final copy (`predicted`: its answers on the evaluation rows) judged against the
+        model and the baselines fitted on the same answers; `source` says in words what was
+        queried."""
         fidelity = float(np.mean(predicted == reference))
         accuracy = None if data.y_eval is None else float(np.mean(predicted == data.y_eval))
         described = _describe(copy, data.x_eval, reference)
