@@ -3,8 +3,10 @@
 The image-community example's digits CNN (`examples/image-community`: 8×8 images, pixel values
 0..16, 500 held-out images) is attacked under L-infinity budgets that are shares of the pixel
 range (8/255, 0.1, 0.2, 0.3). mlthreat: the white-box probe's PGD as it runs on images (margin
-loss, 40 steps, 3 random restarts, the first from the image, then one run towards each of the 3
-runner-up classes for images still not flipped) on the held-out images the model gets right, through
+loss, 40 steps on APGD's step-size schedule, 3 random restarts, the first from the image, then one
+run towards each of the 3 runner-up classes for images still not flipped), and beside it the same
+with a fixed step (2.5 budgets over the steps, the probe's schedule before APGD's), on the
+held-out images the model gets right, through
 the probe's own prepared target (state dict loaded into `net.py:build`, normalisation in the
 graph). Baseline: torchattacks 3.5.1's AutoAttack, version "standard" (APGD-CE, APGD-T, FAB-T,
 Square), on the same weights and images scaled to [0, 1], run in benchmarks/.baselines-venv
@@ -15,7 +17,8 @@ AutoAttack's robust accuracy at no more than a third of its time.
 
 Second part, score-based black-box: the Square probe's attack against ART 1.20.1's SquareAttack
 (L-infinity, p_init 0.05, one restart; ART's max_iter is one query per image per iteration, as
-ours) on the images the model gets right, at 8/255 and 0.1 of the range and 200 and 1,000 queries
+ours; ours draws a square again where it would change nothing, ART's sends it) on the images
+the model gets right, at 8/255 and 0.1 of the range and 200 and 1,000 queries
 per image. Goal: success at least ART's at the same query budget, in less time.
 
 Third part, labels only: the black-box probe's HopSkipJump for images (started from the
@@ -344,36 +347,38 @@ def whitebox_part(case: Case, t: Any, x: np.ndarray, y: np.ndarray, start: np.nd
                   correct: np.ndarray, python: Path | None, weights: Path, tmp: Path) -> None:
     """The probe's PGD and AutoAttack at each L-infinity budget."""
     from mlthreat.probes.evasion import EvasionData, WhiteBoxEvasion
-    ours = []
-    for share in SHARES:
-        eps = case.scale * share
-        probe = WhiteBoxEvasion(norm="linf", steps=40, restarts=3, targets=3)
-        began = time.perf_counter()
-        flipped, adv = probe.pgd(t.adapter, x[correct], start[correct],
-                                 np.full(int(correct.sum()), eps), "linf",
-                                 EvasionData(x[correct], t.constraints),
-                                 rng=np.random.default_rng(0))
-        seconds = time.perf_counter() - began
-        robust = float((~flipped).sum() / len(x))
-        ours.append({"eps": eps, "robust": robust, "seconds": seconds})
+    ours: dict[str, list[dict[str, float]]] = {"apgd": [], "fixed": []}
+    for schedule, runs in ours.items():
+        for share in SHARES:
+            eps = case.scale * share
+            probe = WhiteBoxEvasion(norm="linf", steps=40, restarts=3, targets=3,
+                                    schedule=schedule)
+            began = time.perf_counter()
+            flipped, adv = probe.pgd(t.adapter, x[correct], start[correct],
+                                     np.full(int(correct.sum()), eps), "linf",
+                                     EvasionData(x[correct], t.constraints),
+                                     rng=np.random.default_rng(0))
+            seconds = time.perf_counter() - began
+            runs.append({"eps": eps, "robust": float((~flipped).sum() / len(x)),
+                         "seconds": seconds})
     theirs: list[dict[str, float]] = []
     if python is not None:
         np.savez(tmp / "d.npz", x=x.reshape(-1, *case.shape), y=y)
         spec = case.spec(data=str(tmp / "d.npz"), weights=str(weights), eps=list(SHARES))
         theirs = baseline(python, AUTOATTACK, case, spec, "AutoAttack") or []
-    print(f"\n| L∞ budget (pixels of 0..{case.scale:g}) | share of range | mlthreat PGD robust acc | "
-          "AutoAttack robust acc | difference (pp) | mlthreat s | AutoAttack s | time ratio |")
-    print("|---|---|---|---|---|---|---|---|")
-    for i, (share, mine) in enumerate(zip(SHARES, ours, strict=True)):
-        if theirs:
-            other = theirs[i]
-            diff = 100 * (mine["robust"] - other["robust"])
-            print(f"| {mine['eps']:.3f} | {share:.3f} | {mine['robust']:.3f} | "
-                  f"{other['robust']:.3f} | {diff:+.1f} | {mine['seconds']:.2f} | "
-                  f"{other['seconds']:.1f} | {mine['seconds'] / other['seconds']:.3f} |")
-        else:
-            print(f"| {mine['eps']:.3f} | {share:.3f} | {mine['robust']:.3f} | – | – | "
-                  f"{mine['seconds']:.2f} | – | – |")
+    print(f"\n| L∞ budget (pixels of 0..{case.scale:g}) | share of range | mlthreat robust acc "
+          "(APGD steps) | fixed-step PGD robust acc | AutoAttack robust acc | difference (pp) | "
+          "mlthreat s | fixed-step s | AutoAttack s | time ratio |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    for i, (share, mine, fixed) in enumerate(zip(SHARES, ours["apgd"], ours["fixed"],
+                                                 strict=True)):
+        other = theirs[i] if theirs else None
+        print(f"| {mine['eps']:.3f} | {share:.3f} | {mine['robust']:.3f} | {fixed['robust']:.3f} | "
+              + (f"{other['robust']:.3f} | {100 * (mine['robust'] - other['robust']):+.1f} | "
+                 if other else "– | – | ")
+              + f"{mine['seconds']:.2f} | {fixed['seconds']:.2f} | "
+              + (f"{other['seconds']:.1f} | {mine['seconds'] / other['seconds']:.3f} |"
+                 if other else "– | – |"))
 
 
 def membership_part(case: Case, t: Any, python: Path | None, tmp: Path, references: int,

@@ -16,7 +16,7 @@ from mlthreat.catalog import load_catalog  # noqa: E402
 from mlthreat.errors import DataError, InputError, ModelError  # noqa: E402
 from mlthreat.pipeline import load_pipeline  # noqa: E402
 from mlthreat.pipeline.spec import ProbeImages  # noqa: E402
-from mlthreat.probes.evasion import EvasionData, WhiteBoxEvasion  # noqa: E402
+from mlthreat.probes.evasion import EvasionData, WhiteBoxEvasion, checkpoints  # noqa: E402
 from mlthreat.probes.images import load_images, pixel_adapter  # noqa: E402
 from mlthreat.probes.target import prepare  # noqa: E402
 from tests.conftest import EXAMPLES  # noqa: E402
@@ -109,7 +109,8 @@ def test_pixel_adapter_normalises_inside_and_its_gradient_is_the_pixels_own() ->
         assert np.allclose(grad[:, j], numeric, rtol=0.02, atol=1e-4)
 
 
-def test_pgd_on_a_linear_image_model_finds_the_closed_form_minimal_change() -> None:
+@pytest.mark.parametrize("schedule", ["fixed", "apgd"])
+def test_pgd_on_a_linear_image_model_finds_the_closed_form_minimal_change(schedule: str) -> None:
     """Two classes, scores w·x + b: the smallest L-infinity change that flips a point is
     |margin| / ||w1 - w0||_1, the smallest L2 change |margin| / ||w1 - w0||_2 (the range is wide
     enough never to bind). PGD's bisection must land just above, never below."""
@@ -122,11 +123,57 @@ def test_pgd_on_a_linear_image_model_finds_the_closed_form_minimal_change() -> N
     gap = np.abs(x @ diff)
     for norm, exact in (("linf", gap / np.abs(diff).sum()), ("l2", gap / np.linalg.norm(diff))):
         probe = WhiteBoxEvasion(norm=norm, steps=60, search=20, max_epsilon=float(exact.max()) * 4,
-                                epsilons=[0.1])
+                                epsilons=[0.1], schedule=schedule)
         start = adapter.predict(x)
         found = probe.minimal(adapter, x, start, norm, EvasionData(x))
         assert np.all(found >= exact * (1 - 1e-3))
         assert np.all(found <= exact * 1.02 + 1e-6)
+
+
+def test_apgd_checkpoints_follow_the_papers_schedule() -> None:
+    """Croce and Hein (2020): p_0 = 0, p_1 = 0.22, p_(j+1) = p_j + max(p_j - p_(j-1) - 0.03,
+    0.06), i.e. 0.22, 0.41, 0.57, 0.70, 0.80, 0.87, 0.93, 0.99 (by hand), rounded up in steps."""
+    assert checkpoints(100) == [22, 41, 57, 70, 80, 87, 93, 99]
+    assert checkpoints(40) == [9, 17, 23, 28, 32, 35, 38, 40]     # 8.8, 16.4, 22.8, ... 39.6
+    assert checkpoints(1) == [1]
+
+
+class _Pocket(torch.nn.Module):
+    """Two classes; class 1 wins only inside an L2 ball of radius r around c (its logit
+    b (r² - |x - c|²) against class 0's 0), so the margin's gradient points at c everywhere."""
+
+    def __init__(self, c: np.ndarray, r: float) -> None:
+        super().__init__()
+        self.c = torch.as_tensor(c, dtype=torch.float32)
+        self.r = r
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        d2 = ((x.flatten(1) - self.c) ** 2).sum(dim=1)
+        return torch.stack([torch.zeros_like(d2), 10 * (self.r ** 2 - d2)], dim=1)
+
+
+def test_apgd_halves_its_step_into_a_pocket_a_fixed_step_jumps_over() -> None:
+    """The pocket's centre is 0.53 of the budget away in each of 16 pixels and its radius 0.08:
+    sign steps of a fixed 2.5 / 40 of the budget only reach 0.5 or 0.5625 (0.12 from the centre
+    in L2 at best), so fixed-step PGD oscillates around it and never flips; APGD's halving steps
+    (down to 2 / 256 of the budget after 8 checkpoints) land inside. Every point stays in the
+    budget."""
+    c = np.full(16, 0.53)
+    adapter = pixel_adapter(torch.nn.Sequential(_Pocket(c, 0.08)),
+                            ProbeImages(shape=(1, 4, 4), range=(-1000, 1000)))
+    x = np.zeros((5, 16))
+    start = adapter.predict(x)
+    assert np.all(start == 0)
+    eps = np.ones(5)
+    found = {}
+    for schedule in ("fixed", "apgd"):
+        probe = WhiteBoxEvasion(norm="linf", steps=40, schedule=schedule)
+        flipped, adv = probe.pgd(adapter, x, start, eps, "linf", EvasionData(x))
+        assert np.abs(adv - x).max() <= 1 + 1e-9
+        assert np.array_equal(adapter.predict(adv) == 1, flipped)
+        found[schedule] = flipped
+    assert not found["fixed"].any()
+    assert found["apgd"].all()
 
 
 def test_hopskipjump_with_labels_only_nears_the_closed_form_and_never_beats_it() -> None:
@@ -272,7 +319,9 @@ def test_an_adversarially_trained_model_is_more_robust_than_its_plain_twin(
     assert robust["adversarial"] > robust["plain"] + 0.2, robust
 
 
-def test_every_adversarial_image_stays_in_its_budget_range_and_mask(tmp_path: Path) -> None:
+@pytest.mark.parametrize("schedule", ["fixed", "apgd"])
+def test_every_adversarial_image_stays_in_its_budget_range_and_mask(tmp_path: Path,
+                                                                   schedule: str) -> None:
     mask = np.zeros((8, 8))
     mask[2:6, 2:6] = 1                    # a 4×4 sticker in the middle
     t = _example_target(tmp_path, mask)
@@ -280,7 +329,7 @@ def test_every_adversarial_image_stays_in_its_budget_range_and_mask(tmp_path: Pa
     start = t.adapter.predict(x)
     inside = mask.reshape(-1) != 0
     for norm, eps in (("linf", 3.0), ("l2", 12.0)):
-        probe = WhiteBoxEvasion(norm=norm, steps=30, restarts=2)
+        probe = WhiteBoxEvasion(norm=norm, steps=30, restarts=2, schedule=schedule)
         flipped, adv = probe.pgd(t.adapter, x, start, np.full(len(x), eps), norm,
                                  EvasionData(x, t.constraints), rng=np.random.default_rng(3))
         delta = adv - x
@@ -291,18 +340,20 @@ def test_every_adversarial_image_stays_in_its_budget_range_and_mask(tmp_path: Pa
         assert flipped.any() and np.all(t.adapter.predict(adv[flipped]) != start[flipped])
 
 
-def test_random_restarts_and_runs_towards_runner_up_classes_flip_more_than_one_run(tmp_path: Path) -> None:
+@pytest.mark.parametrize("schedule", ["fixed", "apgd"])
+def test_random_restarts_and_runs_towards_runner_up_classes_flip_more_than_one_run(
+        tmp_path: Path, schedule: str) -> None:
     t = _example_target(tmp_path)
     x = t.x[t.test][:80]
     start = t.adapter.predict(x)
     eps = np.full(len(x), 1.25)
-    once, _ = WhiteBoxEvasion(norm="linf", steps=10).pgd(
+    once, _ = WhiteBoxEvasion(norm="linf", steps=10, schedule=schedule).pgd(
         t.adapter, x, start, eps, "linf", EvasionData(x, t.constraints))
-    more, _ = WhiteBoxEvasion(norm="linf", steps=10, restarts=4).pgd(
+    more, _ = WhiteBoxEvasion(norm="linf", steps=10, restarts=4, schedule=schedule).pgd(
         t.adapter, x, start, eps, "linf", EvasionData(x, t.constraints),
         rng=np.random.default_rng(0))
     assert np.all(more[once]) and more.sum() >= once.sum()
-    aimed, adv = WhiteBoxEvasion(norm="linf", steps=10, targets=3).pgd(
+    aimed, adv = WhiteBoxEvasion(norm="linf", steps=10, targets=3, schedule=schedule).pgd(
         t.adapter, x, start, eps, "linf", EvasionData(x, t.constraints))
     assert np.all(aimed[once]) and aimed.sum() > once.sum()
     assert np.all(t.adapter.predict(adv[aimed]) != start[aimed])
@@ -580,6 +631,28 @@ def test_square_attack_keeps_every_image_it_sends_within_budget_range_and_mask(
         nearest = np.where(same_outside, gap.max(axis=2), np.inf).min(axis=1)
         assert np.all(nearest <= 2.0 + 1e-9)
     assert probe.param("p_init") == 0.05
+
+
+def test_square_candidates_that_would_change_nothing_are_drawn_again() -> None:
+    """Black images (the range's floor) with a 5×5 mask in 8×8, 2×2 squares: a square outside
+    the mask, or of sign -ε (clipped back to 0), changes nothing; 36 of 49 places touch the mask
+    and half the signs are +ε, so a single draw changes nothing 63 % of the time and ten draws
+    0.63^10 = 1 % of the time (by hand). Each candidate stays inside the mask, range and ε."""
+    from mlthreat.probes.constraints import Constraints
+    from mlthreat.probes.square import SquareEvasion
+    mask = np.zeros((8, 8))
+    mask[1:6, 2:7] = 1
+    columns = tuple(f"p{i}" for i in range(64))
+    constraints = Constraints(columns, frozenset(c for c, m in zip(columns, mask.reshape(-1),
+                                                                   strict=True) if not m),
+                              dict.fromkeys(columns, (0.0, 1.0)))
+    x = np.zeros((2000, 64))
+    cand = SquareEvasion._candidates(x, x, 2, 0.5, (1, 8, 8), constraints.project,
+                                     np.random.default_rng(0))
+    unchanged = np.all(cand == x, axis=1).mean()
+    assert unchanged < 0.03, unchanged
+    assert np.all(cand[:, mask.reshape(-1) == 0] == 0)
+    assert set(np.unique(cand)) <= {0.0, 0.5}
 
 
 def test_square_attack_flips_a_linear_model_exactly_when_the_budget_allows(tmp_path: Path) -> None:

@@ -118,6 +118,16 @@ def _step(grad: np.ndarray, size: np.ndarray, norm: str) -> np.ndarray:
     return np.asarray(size[:, None] * grad / np.maximum(length, 1e-12), dtype=float)
 
 
+def checkpoints(steps: int) -> list[int]:
+    """The iterations at which APGD (Croce and Hein, 2020) may halve its step: the shares
+    p_1 = 0.22, p_(j+1) = p_j + max(p_j - p_(j-1) - 0.03, 0.06) (p_0 = 0) of the steps, rounded
+    up, while they are at most 1: the paper's 22, 41, 57, 70, 80, 87, 93, 99 of 100 steps."""
+    shares = [0.0, 0.22]
+    while shares[-1] + max(shares[-1] - shares[-2] - 0.03, 0.06) <= 1.0:
+        shares.append(shares[-1] + max(shares[-1] - shares[-2] - 0.03, 0.06))
+    return sorted({int(np.ceil(round(p * steps, 9))) for p in shares if p > 0})
+
+
 def points_to_attack(t: Target, settings: dict[str, int]) -> EvasionData:
     """Held-out rows the model does not already put in the attacker's class (at most the
     budget's number of points); the attacker's own rows are the training rows, with labels."""
@@ -167,6 +177,9 @@ class WhiteBoxEvasion(Probe):
                                          "the others from a random point of the budget's ball"),
         "targets": Param(0, 0, 100, doc="then runs towards each of this many runner-up classes "
                                         "for points still not flipped"),
+        "schedule": Param("fixed", choices=("fixed", "apgd"),
+                          doc="step size: fixed (2.5 budgets over the steps) or APGD's (twice the "
+                              "budget, momentum, halved where the margin stops improving)"),
     }
     requires = {"gradients": "white-box evasion needs gradients; this model has none (the "
                              "black-box and transfer probes cover it)",
@@ -182,7 +195,8 @@ class WhiteBoxEvasion(Probe):
             assert target.spec.images is not None
             low, high = target.spec.images.range
             params.update(norm="linf", epsilons=image_epsilons(target.spec.images, "linf"),
-                          max_epsilon=float(high - low), restarts=3, targets=3)
+                          max_epsilon=float(high - low), restarts=3, targets=3,
+                          schedule="apgd")
         probe = cls(**{**params, **fixed})
         return Prepared(probe, target.adapter, data, Budget(seed=seed))
 
@@ -208,7 +222,8 @@ class WhiteBoxEvasion(Probe):
         curve = robustness(epsilons, rates, len(x))
         median_lo, median_hi = median_interval(minimal)
         mid = epsilons[len(epsilons) // 2]
-        summary = (f"PGD ({norm}): {rates[len(epsilons) // 2]:.0%} of {len(x)} points flipped "
+        steps = ", APGD's step schedule" if self.param("schedule") == "apgd" else ""
+        summary = (f"PGD ({norm}{steps}): {rates[len(epsilons) // 2]:.0%} of {len(x)} points flipped "
                    f"within {mid:.4g}, {rates[-1]:.0%} within {epsilons[-1]:.4g}; median smallest "
                    f"flipping change {median:.3f} ({len(found)} of {len(x)} flipped at all)")
         return Measurement("success_rate", rates[-1],
@@ -257,36 +272,132 @@ class WhiteBoxEvasion(Probe):
     def _pgd_once(self, model: ModelAdapter, x: np.ndarray, start: np.ndarray, eps: np.ndarray,
                   norm: str, data: EvasionData, early: bool, noise: np.ndarray | None,
                   toward: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
-        steps = int(self.param("steps"))
-        size = 2.5 * eps / steps
         adv = x.copy()
         if noise is not None:
             adv = x + noise
             if data.constraints is not None:
                 adv = realisable_within(data.constraints, x, adv, eps, norm)
+        if self.param("schedule") == "apgd" and model.capabilities.scores:
+            return self._apgd(model, x, start, eps, norm, data, early, adv, toward)
+        steps = int(self.param("steps"))
+        size = 2.5 * eps / steps
         flipped = np.zeros(len(x), dtype=bool)
         for _ in range(steps):
             active = ~flipped
             if not active.any():
                 break
-            if toward is None:
-                grad = model.gradient(adv[active], start[active])   # margin of the start class
-                moved = adv[active] - _step(grad, size[active], norm)   # descend the margin
-            else:                                               # climb the chosen class's margin
-                grad = model.gradient(adv[active], toward[active])
-                moved = adv[active] + _step(grad, size[active], norm)
-            moved = x[active] + _project_ball(moved - x[active], eps[active], norm)
-            if data.constraints is not None:
-                moved = realisable_within(data.constraints, x[active], moved, eps[active], norm)
+            moved = self._project(x[active], adv[active] + self._ascent(
+                model, adv[active], start[active], size[active], norm, toward, active),
+                eps[active], norm, data)
             adv[active] = moved
             if early:
-                now = model.predict(adv[active])
-                hit = (now != start[active]) if data.target is None else (now == data.target)
-                flipped[np.flatnonzero(active)[hit]] = True
+                flipped[np.flatnonzero(active)[self._hit(model, adv[active], start[active],
+                                                         data)]] = True
         if not early:
-            now = model.predict(adv)
-            flipped = (now != start) if data.target is None else (now == data.target)
+            flipped = self._hit(model, adv, start, data)
         return flipped, adv
+
+    @staticmethod
+    def _ascent(model: ModelAdapter, adv: np.ndarray, start: np.ndarray, size: np.ndarray,
+                norm: str, toward: np.ndarray | None, rows: np.ndarray) -> np.ndarray:
+        """One step of `size` up the attacker's objective: down the start class's margin, or up
+        the chosen class's (`toward[rows]`)."""
+        if toward is None:
+            return -_step(model.gradient(adv, start), size, norm)
+        return _step(model.gradient(adv, toward[rows]), size, norm)
+
+    @staticmethod
+    def _project(x: np.ndarray, moved: np.ndarray, eps: np.ndarray, norm: str,
+                 data: EvasionData) -> np.ndarray:
+        moved = x + _project_ball(moved - x, eps, norm)
+        if data.constraints is not None:
+            moved = realisable_within(data.constraints, x, moved, eps, norm)
+        return moved
+
+    @staticmethod
+    def _hit(model: ModelAdapter, adv: np.ndarray, start: np.ndarray,
+             data: EvasionData) -> np.ndarray:
+        now = model.predict(adv)
+        return np.asarray((now != start) if data.target is None else (now == data.target))
+
+    @staticmethod
+    def _objective(model: ModelAdapter, adv: np.ndarray, start: np.ndarray,
+                   toward: np.ndarray | None) -> np.ndarray:
+        """What the attacker climbs, from the scores: minus the start class's margin (log
+        probability minus the best other's), or the chosen class's margin."""
+        logp = np.log(np.clip(model.predict_proba(adv), 1e-30, None))
+        own = start if toward is None else toward
+        idx = np.arange(len(adv))
+        mine = logp[idx, own].copy()
+        logp[idx, own] = -np.inf
+        margin = mine - logp.max(axis=1)
+        return np.asarray(-margin if toward is None else margin, dtype=float)
+
+    def _apgd(self, model: ModelAdapter, x: np.ndarray, start: np.ndarray, eps: np.ndarray,
+              norm: str, data: EvasionData, early: bool, adv: np.ndarray,
+              toward: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+        """APGD's schedule (Croce and Hein, 2020) on the margin: the step starts at twice the
+        budget, each move keeps a quarter of the previous one (momentum 0.75), and at each of
+        `checkpoints` a row's step halves and it goes back to its best point when fewer than
+        three quarters of the steps since the last checkpoint raised the objective, or when the
+        last checkpoint kept the step and the best did not rise since. The best point per row
+        (the highest objective, or the first that flips) is what is returned."""
+        steps = int(self.param("steps"))
+        marks = set(checkpoints(steps))
+        n = len(x)
+        eta = 2.0 * eps
+        rows = np.arange(n)
+        value = self._objective(model, adv, start, toward)
+        best, best_value = adv.copy(), value.copy()
+        flipped = self._hit(model, adv, start, data) if early else np.zeros(n, dtype=bool)
+        previous = adv.copy()
+        rises = np.zeros(n, dtype=int)
+        last_mark, mark_best = 0, best_value.copy()
+        mark_kept = np.ones(n, dtype=bool)          # no halving at the (virtual) first mark
+        for k in range(steps):
+            active = rows[~flipped]
+            if not len(active):
+                break
+            on = np.zeros(n, dtype=bool)
+            on[active] = True
+            z = self._project(x[active], adv[active] + self._ascent(
+                model, adv[active], start[active], eta[active], norm, toward, on),
+                eps[active], norm, data)
+            if k == 0:
+                moved = z
+            else:
+                moved = self._project(x[active], adv[active] + 0.75 * (z - adv[active])
+                                      + 0.25 * (adv[active] - previous[active]),
+                                      eps[active], norm, data)
+            previous[active] = adv[active]
+            adv[active] = moved
+            new = self._objective(model, moved, start[active],
+                                  None if toward is None else toward[active])
+            rises[active] += new > value[active]
+            value[active] = new
+            better = new > best_value[active]
+            best[active[better]] = moved[better]
+            best_value[active[better]] = new[better]
+            if early:
+                hit = self._hit(model, moved, start[active], data)
+                flipped[active[hit]] = True
+                best[active[hit]] = moved[hit]
+            if k + 1 in marks:
+                span = k + 1 - last_mark
+                stalled = rises < 0.75 * span
+                stuck = mark_kept & (best_value <= mark_best)
+                halve = (stalled | stuck) & ~flipped
+                eta[halve] /= 2.0
+                adv[halve] = best[halve]
+                previous[halve] = best[halve]
+                value[halve] = best_value[halve]
+                mark_kept = ~halve
+                mark_best = best_value.copy()
+                rises[:] = 0
+                last_mark = k + 1
+        if not early:
+            flipped = self._hit(model, best, start, data)
+        return flipped, best
 
     def minimal(self, model: ModelAdapter, x: np.ndarray, start: np.ndarray, norm: str,
                 data: EvasionData, rng: np.random.Generator | None = None) -> np.ndarray:
