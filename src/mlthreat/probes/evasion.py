@@ -118,6 +118,16 @@ def _step(grad: np.ndarray, size: np.ndarray, norm: str) -> np.ndarray:
     return np.asarray(size[:, None] * grad / np.maximum(length, 1e-12), dtype=float)
 
 
+def log_margin(proba: np.ndarray, classes: np.ndarray) -> np.ndarray:
+    """Per row, the log probability of class `classes[row]` minus the best other class's (below
+    zero once another class wins)."""
+    logp = np.log(np.clip(np.asarray(proba, dtype=float), 1e-30, None))
+    idx = np.arange(len(logp))
+    mine = logp[idx, classes].copy()
+    logp[idx, classes] = -np.inf
+    return np.asarray(mine - logp.max(axis=1), dtype=float)
+
+
 def checkpoints(steps: int) -> list[int]:
     """The iterations at which APGD (Croce and Hein, 2020) may halve its step: the shares
     p_1 = 0.22, p_(j+1) = p_j + max(p_j - p_(j-1) - 0.03, 0.06) (p_0 = 0) of the steps, rounded
@@ -286,8 +296,9 @@ class WhiteBoxEvasion(Probe):
             active = ~flipped
             if not active.any():
                 break
+            aim = None if toward is None else toward[active]
             moved = self._project(x[active], adv[active] + self._ascent(
-                model, adv[active], start[active], size[active], norm, toward, active),
+                model, adv[active], start[active], size[active], norm, aim),
                 eps[active], norm, data)
             adv[active] = moved
             if early:
@@ -299,12 +310,12 @@ class WhiteBoxEvasion(Probe):
 
     @staticmethod
     def _ascent(model: ModelAdapter, adv: np.ndarray, start: np.ndarray, size: np.ndarray,
-                norm: str, toward: np.ndarray | None, rows: np.ndarray) -> np.ndarray:
+                norm: str, toward: np.ndarray | None) -> np.ndarray:
         """One step of `size` up the attacker's objective: down the start class's margin, or up
-        the chosen class's (`toward[rows]`)."""
+        the chosen class's (`toward`, per row)."""
         if toward is None:
             return -_step(model.gradient(adv, start), size, norm)
-        return _step(model.gradient(adv, toward[rows]), size, norm)
+        return _step(model.gradient(adv, toward), size, norm)
 
     @staticmethod
     def _project(x: np.ndarray, moved: np.ndarray, eps: np.ndarray, norm: str,
@@ -323,15 +334,12 @@ class WhiteBoxEvasion(Probe):
     @staticmethod
     def _objective(model: ModelAdapter, adv: np.ndarray, start: np.ndarray,
                    toward: np.ndarray | None) -> np.ndarray:
-        """What the attacker climbs, from the scores: minus the start class's margin (log
-        probability minus the best other's), or the chosen class's margin."""
-        logp = np.log(np.clip(model.predict_proba(adv), 1e-30, None))
-        own = start if toward is None else toward
-        idx = np.arange(len(adv))
-        mine = logp[idx, own].copy()
-        logp[idx, own] = -np.inf
-        margin = mine - logp.max(axis=1)
-        return np.asarray(-margin if toward is None else margin, dtype=float)
+        """What the attacker climbs, from the scores: minus the start class's margin, or the
+        chosen class's margin (`log_margin`)."""
+        proba = model.predict_proba(adv)
+        if toward is None:
+            return -log_margin(proba, start)
+        return log_margin(proba, toward)
 
     def _apgd(self, model: ModelAdapter, x: np.ndarray, start: np.ndarray, eps: np.ndarray,
               norm: str, data: EvasionData, early: bool, adv: np.ndarray,
@@ -358,10 +366,9 @@ class WhiteBoxEvasion(Probe):
             active = rows[~flipped]
             if not len(active):
                 break
-            on = np.zeros(n, dtype=bool)
-            on[active] = True
+            aim = None if toward is None else toward[active]
             z = self._project(x[active], adv[active] + self._ascent(
-                model, adv[active], start[active], eta[active], norm, toward, on),
+                model, adv[active], start[active], eta[active], norm, aim),
                 eps[active], norm, data)
             if k == 0:
                 moved = z
@@ -371,8 +378,7 @@ class WhiteBoxEvasion(Probe):
                                       eps[active], norm, data)
             previous[active] = adv[active]
             adv[active] = moved
-            new = self._objective(model, moved, start[active],
-                                  None if toward is None else toward[active])
+            new = self._objective(model, moved, start[active], aim)
             rises[active] += new > value[active]
             value[active] = new
             better = new > best_value[active]

@@ -21,7 +21,13 @@ import numpy as np
 
 from mlthreat.adapters.interface import ModelAdapter
 from mlthreat.errors import ProbeError
-from mlthreat.probes.evasion import SUCCESS_RATE, EvasionData, points_to_attack, robustness_curves
+from mlthreat.probes.evasion import (
+    SUCCESS_RATE,
+    EvasionData,
+    log_margin,
+    points_to_attack,
+    robustness_curves,
+)
 from mlthreat.probes.interface import Budget, Measurement, Meter, Param, Prepared, Probe
 from mlthreat.probes.stats import robustness
 from mlthreat.results import Curve
@@ -164,12 +170,7 @@ class SquareEvasion(Probe):
                 data: EvasionData) -> np.ndarray:
         """Below zero once the attacker has what it wants: the start class's log probability
         minus the best other's (with a goal: the best other's minus the goal's)."""
-        logp = np.log(np.clip(model.predict_proba(rows), 1e-30, None))
-        idx = np.arange(len(rows))
+        proba = model.predict_proba(rows)
         if data.target is not None:
-            goal = logp[idx, data.target].copy()
-            logp[idx, data.target] = -np.inf
-            return np.asarray(logp.max(axis=1) - goal, dtype=float)
-        own = logp[idx, start].copy()
-        logp[idx, start] = -np.inf
-        return np.asarray(own - logp.max(axis=1), dtype=float)
+            return -log_margin(proba, np.full(len(rows), data.target))
+        return log_margin(proba, start)
